@@ -1,0 +1,84 @@
+// Elementwise ops over NCHW tensors (any rank: dimension 1 is the channel, `inner` the product of the rest).
+// One thread per output element; the 1-D thread id is folded into a 2-D grid (grid1d). Every tensor may be a
+// channel view (cOff, cTot) of a larger buffer.
+//
+// Entries:
+//   unary:     y = ACT(x)
+//   binary:    y = ACT(a OP b), b broadcast through explicit strides (0 on broadcast dimensions)
+//   batchnorm: y = ACT((x - mean[c]) * gamma[c] / sqrt(var[c] + eps) + beta[c])
+#include "common.wgsl"
+
+struct Params {
+  total: u32,    // N * C * inner output elements
+  channels: u32, // C
+  inner: u32,    // H * W
+  x_off: u32, x_tot: u32,   // first input's channel view
+  y_off: u32, y_tot: u32,   // output's channel view
+  b_sn: u32, b_sc: u32, b_ss: u32, b_base: u32, // binary: strides of b per n, c, spatial, and its base offset
+  eps: f32,
+};
+
+@group(0) @binding(0) var<uniform> P: Params;
+
+#if ENTRY_UNARY
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = linear_id(gid, nwg, WG);
+  if (i >= P.total) { return; }
+  let s = i % P.inner;
+  let c = (i / P.inner) % P.channels;
+  let n = i / (P.inner * P.channels);
+  y[tensor_index(n, c, s, P.y_off, P.y_tot, P.inner)] = apply_act(x[tensor_index(n, c, s, P.x_off, P.x_tot, P.inner)]);
+}
+#endif
+
+#if ENTRY_BINARY
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = linear_id(gid, nwg, WG);
+  if (i >= P.total) { return; }
+  let s = i % P.inner;
+  let c = (i / P.inner) % P.channels;
+  let n = i / (P.inner * P.channels);
+  let a = x[tensor_index(n, c, s, P.x_off, P.x_tot, P.inner)];
+  let bv = b[P.b_base + n * P.b_sn + c * P.b_sc + s * P.b_ss];
+#if OP == 0
+  let r = a + bv;
+#elif OP == 1
+  let r = a - bv;
+#elif OP == 2
+  let r = a * bv;
+#elif OP == 3
+  let r = a * (1.0 + bv);
+#endif
+  y[tensor_index(n, c, s, P.y_off, P.y_tot, P.inner)] = apply_act(r);
+}
+#endif
+
+#if ENTRY_BATCHNORM
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> gamma: array<f32>;
+@group(0) @binding(3) var<storage, read> beta: array<f32>;
+@group(0) @binding(4) var<storage, read> mean: array<f32>;
+@group(0) @binding(5) var<storage, read> variance: array<f32>;
+@group(0) @binding(6) var<storage, read_write> y: array<f32>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = linear_id(gid, nwg, WG);
+  if (i >= P.total) { return; }
+  let s = i % P.inner;
+  let c = (i / P.inner) % P.channels;
+  let n = i / (P.inner * P.channels);
+  let scale = gamma[c] / sqrt(variance[c] + P.eps);
+  let v = (x[tensor_index(n, c, s, P.x_off, P.x_tot, P.inner)] - mean[c]) * scale + beta[c];
+  y[tensor_index(n, c, s, P.y_off, P.y_tot, P.inner)] = apply_act(v);
+}
+#endif

@@ -1,0 +1,79 @@
+/**
+ * Readback that never fabricates: a failed map, a lost device or a GPU error during the work raises a
+ * GpuDeviceError; nothing returns zeros in place of a result.
+ */
+import { GpuDeviceError, type GpuContext } from './device.js';
+
+/** One region to read back. */
+export interface ReadRegion {
+  buffer: GPUBuffer;
+  byteOffset: number;
+  byteLength: number;
+}
+
+/** Appends copies of `regions` into new mappable staging buffers to `encoder`; map them after submitting. */
+export function encodeReadback(device: GPUDevice, encoder: GPUCommandEncoder, regions: ReadRegion[]): GPUBuffer[] {
+  return regions.map((r) => {
+    const size = Math.max(4, Math.ceil(r.byteLength / 4) * 4);
+    const b = device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'readback' });
+    encoder.copyBufferToBuffer(r.buffer, r.byteOffset, b, 0, size);
+    return b;
+  });
+}
+
+/** Reads regions back in a submit of its own (inside error scopes) and returns copies as Float32Arrays. */
+export async function readRegions(gpu: GpuContext, regions: ReadRegion[]): Promise<Float32Array[]> {
+  if (gpu.lostReason) throw new GpuDeviceError(`cannot read results: ${gpu.lostReason}`);
+  const { device } = gpu;
+  const staging = await withErrorScopes(device, 'readback', () => {
+    const enc = device.createCommandEncoder({ label: 'readback' });
+    const st = encodeReadback(device, enc, regions);
+    device.queue.submit([enc.finish()]);
+    return st;
+  });
+  return mapStaging(gpu, staging);
+}
+
+/** Maps staging buffers (already filled by submitted work), copies them out and destroys them. */
+export async function mapStaging(gpu: GpuContext, staging: GPUBuffer[]): Promise<Float32Array[]> {
+  try {
+    const lost = gpu.lost.then((r) => {
+      throw new GpuDeviceError(`readback failed: ${r}`);
+    });
+    await Promise.race([Promise.all(staging.map((b) => b.mapAsync(GPUMapMode.READ))), lost]);
+    return staging.map((b) => new Float32Array(b.getMappedRange().slice(0)));
+  } catch (e) {
+    if (e instanceof GpuDeviceError) throw e;
+    const why = gpu.lostReason ? gpu.lostReason : (e as Error).message;
+    throw new GpuDeviceError(`readback failed, no result: ${why}`);
+  } finally {
+    for (const b of staging) {
+      try {
+        b.destroy();
+      } catch {
+        /* already gone with the device */
+      }
+    }
+  }
+}
+
+/**
+ * Runs `fn` inside validation and out-of-memory error scopes and raises the first error as a GpuDeviceError,
+ * so a failed submit never passes silently.
+ */
+export async function withErrorScopes<T>(device: GPUDevice, what: string, fn: () => T): Promise<T> {
+  device.pushErrorScope('out-of-memory');
+  device.pushErrorScope('validation');
+  device.pushErrorScope('internal');
+  let result: T;
+  try {
+    result = fn();
+  } finally {
+    const internal = await device.popErrorScope();
+    const validation = await device.popErrorScope();
+    const oom = await device.popErrorScope();
+    const err = validation ?? oom ?? internal;
+    if (err) throw new GpuDeviceError(`${what}: ${err.constructor?.name ?? 'GPUError'}: ${err.message}`);
+  }
+  return result;
+}

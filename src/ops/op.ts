@@ -1,0 +1,165 @@
+/**
+ * The op contract. One op = one file in src/ops exporting an {@link OpDef}: its shape rule, the dispatches that
+ * run it on the GPU (kernel file in kernels/ + defines + grid + uniform words + bindings), a plain CPU reference
+ * on Float32Array, and its test cases. test/ops.test.ts walks the registry and checks every case.
+ *
+ * Layout: activations are NCHW f32 (see docs/engine.md). Dimension 1 is "the channel". Any tensor a kernel
+ * reads or writes may be a channel view into a larger buffer: element (n, c, rest) lives at
+ * `(n * cTot + cOff + c) * inner + rest`, with `inner` the product of the dimensions after the channel. This is
+ * how concatenation costs nothing: producers write straight into their slice of the concat buffer.
+ */
+import type { DefineValue } from '../wgsl/preprocess.js';
+
+/** A tensor shape; rank 4 is NCHW, rank 2 is [N, features]. */
+export type Shape = readonly number[];
+
+/** A channel window of a larger buffer: this tensor's channel c is the buffer's channel cOff + c of cTot. */
+export interface View {
+  cOff: number;
+  cTot: number;
+}
+
+/** Uniform word: a plain number is a u32, {@link f32} marks an f32, {@link i32} an i32. */
+export type ParamWord = number | { f32: number } | { i32: number };
+
+/** Marks a uniform word as f32. */
+export const f32 = (v: number): ParamWord => ({ f32: v });
+/** Marks a uniform word as i32. */
+export const i32 = (v: number): ParamWord => ({ i32: v });
+
+/** A storage buffer a dispatch binds, in `@binding(1)`, `@binding(2)`, ... order (binding 0 is the uniform). */
+export type Binding = { input: number } | { output: number } | { scratch: number };
+
+/** One compute dispatch. */
+export interface DispatchSpec {
+  /** kernels/<kernel>.wgsl */
+  kernel: string;
+  /** Entry point (default `main`). */
+  entry?: string;
+  /** Preprocessor defines; part of the pipeline cache key, so keep shapes out of them (they go in params). */
+  defines?: Record<string, DefineValue>;
+  /** Workgroup counts (x, y, z). */
+  grid: [number, number?, number?];
+  /** Uniform words, in the order of the kernel's `Params` struct. */
+  params: ParamWord[];
+  bindings: Binding[];
+  /** Multiply-add count x 2 of this dispatch, for the bench's roofline. */
+  flops?: number;
+  /** Minimum bytes moved (each input read once, each output written once), for the roofline. */
+  bytes?: number;
+}
+
+/** What the GPU side of an op may look at to pick kernels (limits, features). */
+export interface GpuCaps {
+  limits: GPUSupportedLimits;
+  features: ReadonlySet<string>;
+  subgroupMinSize: number;
+}
+
+/** Everything {@link OpDef.dispatch} gets. */
+export interface OpContext<A> {
+  attrs: A;
+  inputs: Shape[];
+  outputs: Shape[];
+  inViews: View[];
+  outViews: View[];
+  caps: GpuCaps;
+}
+
+/** CPU reference arguments: dense tensors, no views. */
+export interface RefContext<A> {
+  attrs: A;
+  inputs: Shape[];
+  outputs: Shape[];
+}
+
+/** One test case: input shapes, attributes, and optionally input ranges and channel views. */
+export interface TestCase<A> {
+  name: string;
+  inputs: Shape[];
+  attrs: A;
+  /** Per-input value range; default [-1, 1]. */
+  ranges?: Array<[number, number] | undefined>;
+  /** Channel views for outputs (the harness fills the other channels with sentinels and checks them). */
+  outViews?: Array<View | undefined>;
+  /** Channel views for inputs (the harness puts the input in that slice of a larger buffer). */
+  inViews?: Array<View | undefined>;
+}
+
+/** Error class of an op, decides the default tolerance: elementwise 1e-10, reduction/conv 1e-7 (NMSE). */
+export type OpKind = 'elementwise' | 'reduction' | 'conv';
+
+/** An op definition. */
+export interface OpDef<A = unknown> {
+  name: string;
+  kind: OpKind;
+  /** Normalised MSE bound (sum (gpu - ref)^2 / sum ref^2); defaults by kind. */
+  tolerance?: number;
+  /** Why the tolerance differs from the default, when it does. */
+  toleranceReason?: string;
+  /** Which inputs are weights (constant at run time); the graph uploads them once. */
+  weightInputs?: number[];
+  /** Shape rule; throw {@link ShapeError} on mismatch. */
+  infer(inputs: Shape[], attrs: A): Shape[];
+  /** Scratch buffers (element counts, f32) the dispatches need. */
+  scratch?(ctx: OpContext<A>): number[];
+  dispatch(ctx: OpContext<A>): DispatchSpec[];
+  reference(inputs: Float32Array[], ctx: RefContext<A>): Float32Array[];
+  cases: TestCase<A>[];
+}
+
+/** Default NMSE bound per op kind, as the engine issue states them. */
+export const DEFAULT_TOLERANCE: Record<OpKind, number> = { elementwise: 1e-10, reduction: 1e-7, conv: 1e-7 };
+
+/** A wrong shape, found when a graph is built; the message names the op and the shapes. */
+export class ShapeError extends Error {
+  override name = 'ShapeError';
+  constructor(op: string, message: string, inputs?: Shape[]) {
+    super(`${op}: ${message}${inputs ? ` (input shapes ${inputs.map((s) => `[${s.join(', ')}]`).join(', ')})` : ''}`);
+  }
+}
+
+/** Identity for typing op definitions. */
+export function defineOp<A>(def: OpDef<A>): OpDef<A> {
+  return def;
+}
+
+/** Product of dimensions. */
+export function numel(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** Elements after the channel dimension. */
+export function innerSize(shape: Shape): number {
+  let n = 1;
+  for (let i = 2; i < shape.length; i++) n *= shape[i]!;
+  return n;
+}
+
+/** The dense view of a tensor (no slicing). */
+export function denseView(shape: Shape): View {
+  return { cOff: 0, cTot: shape.length > 1 ? shape[1]! : 1 };
+}
+
+/** Throws a ShapeError unless `cond`. */
+export function check(cond: boolean, op: string, message: string, inputs?: Shape[]): asserts cond {
+  if (!cond) throw new ShapeError(op, message, inputs);
+}
+
+/** Checks that a shape has the given rank and positive integer dimensions. */
+export function checkRank(op: string, what: string, s: Shape | undefined, rank: number, inputs: Shape[]): Shape {
+  check(!!s, op, `missing ${what}`, inputs);
+  check(s.length === rank, op, `${what} must have rank ${rank}, got [${s.join(', ')}]`, inputs);
+  check(s.every((d) => Number.isInteger(d) && d > 0), op, `${what} has a non-positive dimension [${s.join(', ')}]`, inputs);
+  return s;
+}
+
+/** Workgroup count for `total` threads in groups of `wg`, folded into 2-D when it exceeds the per-dimension limit. */
+export function grid1d(total: number, wg: number, maxPerDim = 65535): [number, number] {
+  const groups = Math.max(1, Math.ceil(total / wg));
+  if (groups <= maxPerDim) return [groups, 1];
+  const y = Math.ceil(groups / maxPerDim);
+  return [Math.ceil(groups / y), y];
+}

@@ -1,0 +1,131 @@
+/**
+ * Runs one op on the GPU outside any graph, with guard words after every buffer and sentinels in the channels
+ * outside a view. The op test suite uses it to compare each op with its CPU reference.
+ */
+import type { GpuContext } from '../gpu/device.js';
+import { encodeDispatches, prepareDispatch, type BufferRange } from '../gpu/dispatch.js';
+import type { PipelineCache } from '../gpu/pipelines.js';
+import { encodeReadback, mapStaging, withErrorScopes } from '../gpu/readback.js';
+import { UniformArena } from '../gpu/uniforms.js';
+import { denseView, innerSize, numel, type OpContext, type OpDef, type Shape, type View } from './op.js';
+
+/** Words written after every buffer; they must survive the dispatches. */
+export const GUARD_WORDS = 64;
+/** Bit pattern of the sentinel (a quiet NaN with a payload no kernel produces). */
+export const SENTINEL_BITS = 0x7fc0dead;
+
+/** Result of {@link runOp}. */
+export interface RunOpResult {
+  outputs: Float32Array[];
+  /** Problems found with guard words or sentinel channels, empty when none. */
+  violations: string[];
+}
+
+function viewedSize(shape: Shape, v: View): number {
+  return shape[0]! * v.cTot * innerSize(shape);
+}
+
+/** Copies a dense tensor into its slice of a viewed buffer (or back out when `extract`). */
+export function copyView(dense: Float32Array, viewed: Float32Array, shape: Shape, v: View, extract: boolean): void {
+  const n = shape[0]!;
+  const c = shape.length > 1 ? shape[1]! : 1;
+  const inner = innerSize(shape);
+  for (let b = 0; b < n; b++)
+    for (let ch = 0; ch < c; ch++) {
+      const src = (b * c + ch) * inner;
+      const dst = (b * v.cTot + v.cOff + ch) * inner;
+      if (extract) dense.set(viewed.subarray(dst, dst + inner), src);
+      else viewed.set(dense.subarray(src, src + inner), dst);
+    }
+}
+
+/** Runs `op` once on dense inputs and returns dense outputs plus any guard or sentinel violations. */
+export async function runOp<A>(
+  gpu: GpuContext,
+  cache: PipelineCache,
+  op: OpDef<A>,
+  inputs: Float32Array[],
+  inShapes: Shape[],
+  attrs: A,
+  opts: { inViews?: Array<View | undefined>; outViews?: Array<View | undefined> } = {},
+): Promise<RunOpResult> {
+  const { device } = gpu;
+  const outShapes = op.infer(inShapes, attrs);
+  const inViews = inShapes.map((s, i) => opts.inViews?.[i] ?? denseView(s));
+  const outViews = outShapes.map((s, i) => opts.outViews?.[i] ?? denseView(s));
+  const ctx: OpContext<A> = { attrs, inputs: inShapes, outputs: outShapes, inViews, outViews, caps: gpu };
+  const scratchSizes = op.scratch ? op.scratch(ctx) : [];
+  const sentinel = new Float32Array(new Uint32Array([SENTINEL_BITS]).buffer)[0]!;
+  const created: GPUBuffer[] = [];
+  const makeBuffer = (elements: number, init: Float32Array | null, label: string) => {
+    const data = new Float32Array(elements + GUARD_WORDS).fill(sentinel);
+    if (init) data.set(init);
+    const buffer = device.createBuffer({ size: data.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label });
+    device.queue.writeBuffer(buffer, 0, data);
+    created.push(buffer);
+    return { buffer, elements };
+  };
+  try {
+    const ins = inputs.map((data, i) => {
+      const v = inViews[i]!;
+      const viewed = new Float32Array(viewedSize(inShapes[i]!, v)).fill(sentinel);
+      copyView(data, viewed, inShapes[i]!, v, false);
+      return makeBuffer(viewed.length, viewed, `in${i}`);
+    });
+    const outs = outShapes.map((s, i) => makeBuffer(viewedSize(s, outViews[i]!), null, `out${i}`));
+    const scratch = scratchSizes.map((n, i) => makeBuffer(n, new Float32Array(n), `scratch${i}`));
+    const range = (b: { buffer: GPUBuffer; elements: number }): BufferRange => ({ buffer: b.buffer, offset: 0, size: Math.max(4, b.elements * 4) });
+    const specs = op.dispatch(ctx);
+    const uniforms = new UniformArena(device, specs.length, `${op.name} uniforms`);
+    try {
+      const prepared = await Promise.all(
+        specs.map((spec, i) =>
+          prepareDispatch(device, cache, uniforms, spec, (b) => ('input' in b ? range(ins[b.input]!) : 'output' in b ? range(outs[b.output]!) : range(scratch[b.scratch]!)), `${op.name}#${i}`),
+        ),
+      );
+      uniforms.upload();
+      const staging = await withErrorScopes(device, `running ${op.name}`, () => {
+        const enc = device.createCommandEncoder();
+        const pass = enc.beginComputePass();
+        encodeDispatches(pass, prepared);
+        pass.end();
+        const st = encodeReadback(device, enc, outs.map((o) => ({ buffer: o.buffer, byteOffset: 0, byteLength: (o.elements + GUARD_WORDS) * 4 })));
+        device.queue.submit([enc.finish()]);
+        return st;
+      });
+      const raw = await mapStaging(gpu, staging);
+      const violations: string[] = [];
+      const outputs = outShapes.map((s, i) => {
+        const buf = raw[i]!;
+        const bits = new Uint32Array(buf.buffer, buf.byteOffset, buf.length);
+        const elements = outs[i]!.elements;
+        for (let g = 0; g < GUARD_WORDS; g++)
+          if (bits[elements + g] !== SENTINEL_BITS) {
+            violations.push(`output ${i}: guard word ${g} after the buffer was overwritten`);
+            break;
+          }
+        const v = outViews[i]!;
+        const dense = new Float32Array(numel(s));
+        copyView(dense, buf, s, v, true);
+        if (v.cTot !== s[1]) {
+          const inner = innerSize(s);
+          outer: for (let b = 0; b < s[0]!; b++)
+            for (let c = 0; c < v.cTot; c++) {
+              if (c >= v.cOff && c < v.cOff + s[1]!) continue;
+              for (let k = 0; k < inner; k++)
+                if (bits[(b * v.cTot + c) * inner + k] !== SENTINEL_BITS) {
+                  violations.push(`output ${i}: channel ${c} outside the view [${v.cOff}, ${v.cOff + s[1]!}) was written`);
+                  break outer;
+                }
+            }
+        }
+        return dense;
+      });
+      return { outputs, violations };
+    } finally {
+      uniforms.destroy();
+    }
+  } finally {
+    for (const b of created) b.destroy();
+  }
+}
