@@ -7,11 +7,19 @@ import type { OpDef } from './op.js';
 import { batchnorm } from './batchnorm.js';
 import { binary } from './binary.js';
 import { unary } from './unary.js';
+// (add op imports above this line)
 
 /** All ops, by name. */
 export const OPS: Record<string, OpDef<any>> = {};
 
-for (const op of [unary, binary, batchnorm] as OpDef<any>[]) {
+const ALL: OpDef<any>[] = [
+  unary,
+  binary,
+  batchnorm,
+  // (add ops above this line)
+];
+
+for (const op of ALL) {
   if (OPS[op.name]) throw new Error(`duplicate op ${op.name}`);
   OPS[op.name] = op;
 }

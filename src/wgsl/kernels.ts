@@ -5,11 +5,13 @@
  */
 import common from '../../kernels/common.wgsl';
 import elementwise from '../../kernels/elementwise.wgsl';
+// (add kernel imports above this line)
 
 /** kernels/<name>.wgsl text, by name without the extension. */
 export const KERNELS: Record<string, string> = {
   common,
   elementwise,
+  // (add kernels above this line)
 };
 
 /** Looks up a kernel file for `#include "name.wgsl"` and for dispatches. */
