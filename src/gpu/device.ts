@@ -136,7 +136,9 @@ async function requestAdapterNode(opts: GpuOptions): Promise<GPUAdapter> {
   let adapter: GPUAdapter | null = null;
   if (!opts.forceSoftware) adapter = await request();
   if (!adapter && opts.allowSoftware !== false) {
-    if (env.VK_ICD_FILENAMES !== SWIFTSHADER_ICD && (await fileExists(SWIFTSHADER_ICD))) {
+    if (env.VK_ICD_FILENAMES === SWIFTSHADER_ICD) {
+      adapter = await request();
+    } else if (await fileExists(SWIFTSHADER_ICD)) {
       const previous = env.VK_ICD_FILENAMES;
       env.VK_ICD_FILENAMES = SWIFTSHADER_ICD; // read by the Vulkan loader when Dawn makes its instance
       adapter = await request();

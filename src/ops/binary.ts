@@ -1,6 +1,6 @@
 /**
  * Binary elementwise y = act(a OP b) with OP in add, sub, mul, mulOnePlus (a * (1 + b), the attention weighting
- * of MODEL.md). b has a's shape or broadcasts over channels ([N, 1, H, W]) or over space ([N, C, 1, 1]).
+ * of MODEL.md). b has a's shape or broadcasts over channels ([N, 1, H, W]) or over space ([N, C, 1, 1] or [N, C]).
  */
 import { ACT_CODE, applyActivation, type Activation } from './activation.js';
 import { elementwiseGrid, elementwiseParams, ELEMENTWISE_WG, forEachNCS } from './elementwise-common.js';
@@ -45,10 +45,10 @@ export const binary = defineOp<BinaryAttrs>({
   infer(inputs) {
     check(inputs.length === 2, 'binary', 'needs two inputs', inputs);
     const [a, b] = inputs as [Shape, Shape];
-    check(a.length === b.length && a.length >= 2, 'binary', 'inputs must have the same rank (>= 2)', inputs);
+    check(a.length >= 2 && (a.length === b.length || b.length === 2), 'binary', 'inputs must have the same rank (>= 2), or the second be [N, C]', inputs);
     check(b[0] === a[0], 'binary', 'batch sizes differ', inputs);
     const sameC = b[1] === a[1] || b[1] === 1;
-    const sameS = innerSize(b) === innerSize(a) ? a.slice(2).every((d, i) => d === b[2 + i]) : innerSize(b) === 1;
+    const sameS = b.length === a.length && innerSize(b) === innerSize(a) ? a.slice(2).every((d, i) => d === b[2 + i]) : innerSize(b) === 1;
     check(sameC && sameS, 'binary', 'second input must match the first or broadcast over channels ([N,1,...]) or space ([N,C,1,...])', inputs);
     return [a];
   },
@@ -81,6 +81,7 @@ export const binary = defineOp<BinaryAttrs>({
     { name: 'add + relu into a view', inputs: [[3, 5, 7, 9], [3, 5, 7, 9]], attrs: { op: 'add', act: 'relu' }, outViews: [{ cOff: 3, cTot: 9 }] },
     { name: 'sub', inputs: [[2, 3, 4, 5], [2, 3, 4, 5]], attrs: { op: 'sub' } },
     { name: 'mul per channel (cSE scale)', inputs: [[3, 5, 7, 9], [3, 5, 1, 1]], attrs: { op: 'mul' } },
+    { name: 'mul by [N, C] (SE scale)', inputs: [[3, 5, 7, 9], [3, 5]], attrs: { op: 'mul' } },
     { name: 'mul per pixel (sSE scale)', inputs: [[3, 5, 7, 9], [3, 1, 7, 9]], attrs: { op: 'mul' } },
     { name: 'a * (1 + p) from a view', inputs: [[3, 6, 7, 9], [3, 1, 7, 9]], attrs: { op: 'mulOnePlus' }, inViews: [{ cOff: 1, cTot: 8 }] },
     { name: 'rank 2 per row', inputs: [[3, 13], [3, 1]], attrs: { op: 'mul', act: 'sigmoid' } },

@@ -7,6 +7,12 @@ import type { OpDef } from './op.js';
 import { batchnorm } from './batchnorm.js';
 import { binary } from './binary.js';
 import { unary } from './unary.js';
+import { concat } from './concat.js';
+import { gruReset, gruUpdate } from './gru-gates.js';
+import { resizeBilinear } from './resize.js';
+import { globalPool } from './pool.js';
+import { linear } from './linear.js';
+import { softmax } from './softmax.js';
 // (add op imports above this line)
 
 /** All ops, by name. */
@@ -16,6 +22,8 @@ const ALL: OpDef<any>[] = [
   unary,
   binary,
   batchnorm,
+  concat,
+  gruReset, gruUpdate, resizeBilinear, globalPool, linear, softmax,
   // (add ops above this line)
 ];
 

@@ -5,12 +5,18 @@
  */
 import common from '../../kernels/common.wgsl';
 import elementwise from '../../kernels/elementwise.wgsl';
+import convgru from '../../kernels/convgru.wgsl';
+import resize from '../../kernels/resize.wgsl';
+import pool from '../../kernels/pool.wgsl';
+import linear from '../../kernels/linear.wgsl';
+import softmax from '../../kernels/softmax.wgsl';
 // (add kernel imports above this line)
 
 /** kernels/<name>.wgsl text, by name without the extension. */
 export const KERNELS: Record<string, string> = {
   common,
   elementwise,
+  convgru, resize, pool, linear, softmax,
   // (add kernels above this line)
 };
 

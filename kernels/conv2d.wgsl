@@ -1,0 +1,190 @@
+// 2-D convolution (NCHW, groups = 1) as an implicit GEMM with a fused epilogue:
+//   Y[m, col] = act(sum_k A[m, k] * B[k, col] + bias[m]) + residual[m, col]
+// with M = Cout rows, NC = N * Ho * Wo columns (the batch is folded into the columns so small images still
+// give many tiles) and K = Cin * kh * kw. A is the weight tensor read as a row-major [Cout, K] matrix; B is the
+// im2col matrix of x, never materialised: B[k, col] with k = (ci, ky, kx) and col = (n, oy, ox) is gathered on
+// load as inScale[n, ci] * x[n, ci, oy*sh - ph + ky*dh, ox*sw - pw + kx*dw], zero outside the image.
+//
+// Thread mapping: a workgroup owns a TM x TN output tile (rows m0.., columns n0..) and has TY x TX threads,
+// TY = TM / RM, TX = TN / RN. Thread (ty, tx) (local index t = ty * TX + tx) accumulates an RM x RN register
+// block: rows m0 + ty + i * TY (i < RM) and columns n0 + tx + j * TX (j < RN). The strided layout makes
+// neighbouring threads read neighbouring words of the staged tiles (broadcast along A, consecutive along B)
+// and write neighbouring output columns (contiguous pixels). K is walked in chunks of TK: every thread first
+// stages part of the TK x TM slice of A (a fixed k = t % TK, consecutive threads reading consecutive weights)
+// and part of the TK x TN slice of B (a fixed column t % TN, whose (n, oy, ox) decomposition is computed once
+// before the K loop) in workgroup memory, then the workgroup synchronises and every thread does TK rank-1
+// updates of its block. Workgroup y is the row tile; the column tile is workgroup x + z * (number of
+// workgroups in x), so column tiles are folded into z when they exceed the per-dimension limit. Tiles that
+// fall past the last column tile exit before the first barrier (uniformly, per workgroup).
+//
+// Defines (the tile shape is a define, every size is a uniform, so one pipeline serves all shapes):
+//   TM, TN, TK, RM, RN  tile rows / columns / K chunk and register block (see src/ops/conv2d.ts CONV_TILES)
+//   POINTWISE           1x1, stride 1, no padding: B[k, col] = x[n, k, pixel], no divisions in the gather
+//   ACT                 epilogue activation (apply_act in common.wgsl)
+//   HAS_BIAS, HAS_RES, HAS_SCALE  optional inputs; BIND_BIAS, BIND_RES, BIND_SCALE, BIND_Y their bindings
+// Epilogue order: acc + bias -> act -> + residual (MBConv adds the skip after the activation-free projection).
+#include "common.wgsl"
+
+struct Params {
+  M: u32,        // Cout (GEMM rows)
+  NC: u32,       // N * Ho * Wo (GEMM columns)
+  K: u32,        // Cin * kh * kw (reduction length)
+  cin: u32,      // Cin (inScale row length)
+  H: u32,        // input height
+  W: u32,        // input width
+  HW: u32,       // H * W (x channel stride)
+  Wo: u32,       // output width
+  HoWo: u32,     // Ho * Wo (output / residual channel stride)
+  kw: u32,       // kernel width
+  khkw: u32,     // kh * kw (weights per input channel)
+  sh: u32, sw: u32, // stride
+  ph: u32, pw: u32, // zero padding (top/left; the bottom/right is implied by Ho, Wo)
+  dh: u32, dw: u32, // dilation
+  x_off: u32, x_tot: u32, // x's channel view
+  y_off: u32, y_tot: u32, // output's channel view
+  r_off: u32, r_tot: u32, // residual's channel view
+  col_tiles: u32, // ceil(NC / TN): column tiles in the (folded) x/z grid
+};
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+#if HAS_BIAS
+@group(0) @binding(BIND_BIAS) var<storage, read> bias: array<f32>;
+#endif
+#if HAS_RES
+@group(0) @binding(BIND_RES) var<storage, read> res: array<f32>;
+#endif
+#if HAS_SCALE
+@group(0) @binding(BIND_SCALE) var<storage, read> in_scale: array<f32>;
+#endif
+@group(0) @binding(BIND_Y) var<storage, read_write> y: array<f32>;
+
+const TY: u32 = TM / RM;          // thread rows
+const TX: u32 = TN / RN;          // thread columns
+const WG: u32 = TY * TX;          // threads per workgroup
+const RMN: u32 = RM * RN;         // accumulators per thread
+const A_LOADS: u32 = TM * TK / WG; // A words staged per thread per chunk
+const A_STEP: u32 = WG / TK;      // A rows between a thread's loads
+const B_LOADS: u32 = TK * TN / WG; // B words staged per thread per chunk
+const B_STEP: u32 = WG / TN;      // B rows (k) between a thread's loads
+
+var<workgroup> As: array<f32, TK * TM>; // As[k * TM + m]
+var<workgroup> Bs: array<f32, TK * TN>; // Bs[k * TN + col]
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let col_tile = wid.x + wid.z * nwg.x;
+  if (col_tile >= P.col_tiles) {
+    return;
+  }
+  let m0 = wid.y * TM;
+  let n0 = col_tile * TN;
+  let tx = t % TX;
+  let ty = t / TX;
+
+  // B staging role: one column, rows bk0, bk0 + B_STEP, ...
+  let bcol = t % TN;
+  let bk0 = t / TN;
+  let col = n0 + bcol;
+  let col_ok = col < P.NC;
+  let img = col / P.HoWo;
+  let pix = col - img * P.HoWo;
+#if POINTWISE
+  let xbase = (img * P.x_tot + P.x_off) * P.HW + pix;
+#else
+  let oy = pix / P.Wo;
+  let ox = pix - oy * P.Wo;
+  let iy0 = i32(oy * P.sh) - i32(P.ph);
+  let ix0 = i32(ox * P.sw) - i32(P.pw);
+  let xbase = (img * P.x_tot + P.x_off) * P.HW;
+#endif
+#if HAS_SCALE
+  let sbase = img * P.cin;
+#endif
+
+  // A staging role: one k within the chunk, rows am0, am0 + A_STEP, ...
+  let ak = t % TK;
+  let am0 = t / TK;
+
+  var acc: array<f32, RMN>;
+  for (var k0 = 0u; k0 < P.K; k0 += TK) {
+    let ka = k0 + ak;
+    for (var l = 0u; l < A_LOADS; l++) {
+      let mm = am0 + l * A_STEP;
+      let m = m0 + mm;
+      var v = 0.0;
+      if (m < P.M && ka < P.K) {
+        v = w[m * P.K + ka];
+      }
+      As[ak * TM + mm] = v;
+    }
+    for (var l = 0u; l < B_LOADS; l++) {
+      let kk = bk0 + l * B_STEP;
+      let k = k0 + kk;
+      var v = 0.0;
+      if (col_ok && k < P.K) {
+#if POINTWISE
+        let ci = k;
+        v = x[xbase + ci * P.HW];
+#else
+        let ci = k / P.khkw;
+        let r = k - ci * P.khkw;
+        let ky = r / P.kw;
+        let kx = r - ky * P.kw;
+        let iy = u32(iy0 + i32(ky * P.dh));
+        let ix = u32(ix0 + i32(kx * P.dw));
+        if (iy < P.H && ix < P.W) {
+          v = x[xbase + ci * P.HW + iy * P.W + ix];
+        }
+#endif
+#if HAS_SCALE
+        v *= in_scale[sbase + ci];
+#endif
+      }
+      Bs[kk * TN + bcol] = v;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < TK; kk++) {
+      var a: array<f32, RM>;
+      var b: array<f32, RN>;
+      for (var i = 0u; i < RM; i++) {
+        a[i] = As[kk * TM + ty + i * TY];
+      }
+      for (var j = 0u; j < RN; j++) {
+        b[j] = Bs[kk * TN + tx + j * TX];
+      }
+      for (var i = 0u; i < RM; i++) {
+        for (var j = 0u; j < RN; j++) {
+          acc[i * RN + j] = fma(a[i], b[j], acc[i * RN + j]);
+        }
+      }
+    }
+    workgroupBarrier();
+  }
+
+  // Epilogue: + bias -> act -> + residual, written through the output's channel view.
+  for (var j = 0u; j < RN; j++) {
+    let c = n0 + tx + j * TX;
+    if (c >= P.NC) {
+      break; // later j are further right
+    }
+    let n = c / P.HoWo;
+    let s = c - n * P.HoWo;
+    for (var i = 0u; i < RM; i++) {
+      let m = m0 + ty + i * TY;
+      if (m >= P.M) {
+        break; // later i are further down
+      }
+      var v = acc[i * RN + j];
+#if HAS_BIAS
+      v += bias[m];
+#endif
+      v = apply_act(v);
+#if HAS_RES
+      v += res[(n * P.r_tot + P.r_off + m) * P.HoWo + s];
+#endif
+      y[(n * P.y_tot + P.y_off + m) * P.HoWo + s] = v;
+    }
+  }
+}

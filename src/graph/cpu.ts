@@ -1,0 +1,34 @@
+/** Runs a graph with the ops' CPU references: the ground truth the executor is tested against. */
+import { numel } from '../ops/op.js';
+import { getOp } from '../ops/registry.js';
+import { GraphError, type Graph } from './ir.js';
+
+/** Evaluates every node on the CPU and returns the named outputs. */
+export function runGraphOnCpu(graph: Graph, inputs: Record<string, Float32Array>): Record<string, Float32Array> {
+  const values = new Map<number, Float32Array>();
+  for (const id of graph.inputs) {
+    const t = graph.tensors[id]!;
+    const v = inputs[t.name];
+    if (!v) throw new GraphError(`missing input '${t.name}'`);
+    if (v.length !== numel(t.shape)) throw new GraphError(`input '${t.name}' has ${v.length} values, expected ${numel(t.shape)} for [${t.shape.join(', ')}]`);
+    values.set(id, v);
+  }
+  for (const [id, data] of graph.weightData) values.set(id, data);
+  for (const node of graph.liveNodes()) {
+    const op = getOp(node.op);
+    const ins = node.inputs.map((t) => {
+      const v = values.get(t);
+      if (!v) throw new GraphError(`node '${node.name}': input tensor '${graph.tensors[t]!.name}' has no value`);
+      return v;
+    });
+    const outs = op.reference(ins, {
+      attrs: node.attrs,
+      inputs: node.inputs.map((t) => graph.tensors[t]!.shape),
+      outputs: node.outputs.map((t) => graph.tensors[t]!.shape),
+    });
+    node.outputs.forEach((t, i) => values.set(t, outs[i]!));
+  }
+  const result: Record<string, Float32Array> = {};
+  for (const [name, id] of graph.outputs) result[name] = values.get(id)!;
+  return result;
+}

@@ -1,0 +1,331 @@
+/**
+ * The executor: a compiled graph holds its weights on the device, an activation arena laid out by the memory
+ * plan, one uniform slot and one bind group per dispatch, all made once. A forward pass writes the inputs,
+ * encodes every dispatch of the batch into one command encoder (one compute pass, or one pass per dispatch
+ * when profiling with timestamp queries), copies the outputs to staging buffers in the same encoder, submits
+ * once, and maps. A failed map or a lost device raises a GpuDeviceError: results are never made up.
+ */
+import { GpuDeviceError, type GpuContext } from '../gpu/device.js';
+import { encodeDispatches, prepareDispatch, type BufferRange, type PreparedDispatch } from '../gpu/dispatch.js';
+import { PipelineCache } from '../gpu/pipelines.js';
+import { encodeReadback, mapStaging, withErrorScopes } from '../gpu/readback.js';
+import { UniformArena } from '../gpu/uniforms.js';
+import { numel, type OpContext } from '../ops/op.js';
+import { getOp } from '../ops/registry.js';
+import { fuseGraph, type FusionReport } from './fuse.js';
+import { GraphError, type Graph } from './ir.js';
+import { checkPlanLimits, opScratchBytes, planMemory, resolveView, type MemoryPlan } from './plan.js';
+
+/** Options for {@link compileGraph}. */
+export interface CompileOptions {
+  /** Run the fusion passes (default true). */
+  fuse?: boolean;
+  /** Share pipelines with other graphs on the same device. */
+  cache?: PipelineCache;
+}
+
+/** One dispatch's GPU time from timestamp queries. */
+export interface KernelTiming {
+  node: string;
+  op: string;
+  label: string;
+  ns: number;
+  flops: number;
+  bytes: number;
+}
+
+/** What a forward pass returns. */
+export interface RunResult {
+  outputs: Record<string, Float32Array>;
+  /** The adapter that computed them. */
+  adapter: string;
+  /** Per-dispatch GPU times, when profiling was asked for and the adapter has timestamp-query. */
+  timings?: KernelTiming[];
+}
+
+/** Size and work figures of a compiled graph. */
+export interface GraphStats {
+  nodes: number;
+  dispatches: number;
+  arenaBytes: number;
+  unpackedBytes: number;
+  weightBytes: number;
+  ioBytes: number;
+  pipelines: number;
+  flops: number;
+  fusion: FusionReport | null;
+}
+
+interface PreparedNode {
+  name: string;
+  op: string;
+  dispatches: PreparedDispatch[];
+}
+
+/** Storage usage of every graph buffer (read lazily: dawn.node installs GPUBufferUsage when a device is made). */
+const storageUsage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+
+/** A graph compiled for one device and one set of input shapes. */
+export class CompiledGraph {
+  private destroyed = false;
+  private constructor(
+    readonly gpu: GpuContext,
+    readonly graph: Graph,
+    readonly plan: MemoryPlan,
+    private readonly buffers: GPUBuffer[],
+    private readonly inputBuffers: Map<string, { buffer: GPUBuffer; elements: number; shape: readonly number[] }>,
+    private readonly outputBuffers: Map<string, { buffer: GPUBuffer; elements: number }>,
+    private readonly nodes: PreparedNode[],
+    private readonly uniforms: UniformArena,
+    readonly stats: GraphStats,
+  ) {}
+
+  /** Compiles a graph: fusion, memory plan, buffers, pipelines, bind groups. */
+  static async create(gpu: GpuContext, graph: Graph, opts: CompileOptions = {}): Promise<CompiledGraph> {
+    const { device } = gpu;
+    for (const t of graph.tensors)
+      if (t.kind === 'weight' && !graph.weightData.has(t.id) && graph.liveNodes().some((n) => n.inputs.includes(t.id)))
+        throw new GraphError(`weight '${t.name}' has no data`);
+    const fusion = opts.fuse === false ? null : fuseGraph(graph);
+    if (!fusion) graph.compact();
+    const caps = { limits: gpu.limits, features: gpu.features, subgroupMinSize: gpu.subgroupMinSize };
+    const plan = planMemory(graph, opScratchBytes(graph, caps));
+    checkPlanLimits(graph, plan, gpu.limits);
+    const cache = opts.cache ?? new PipelineCache(device);
+    const buffers: GPUBuffer[] = [];
+    const make = (bytes: number, label: string, usage = storageUsage()) => {
+      const b = device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 4) * 4), usage, label });
+      buffers.push(b);
+      return b;
+    };
+    device.pushErrorScope('out-of-memory');
+    device.pushErrorScope('validation');
+    let compiled: CompiledGraph | null = null;
+    let failure: unknown = null;
+    try {
+      compiled = await CompiledGraph.build(gpu, graph, plan, cache, buffers, make, fusion, caps);
+    } catch (e) {
+      failure = e;
+    }
+    const validation = await device.popErrorScope();
+    const oom = await device.popErrorScope();
+    if (!failure && (validation || oom)) failure = new GpuDeviceError(`compiling the graph failed: ${(validation ?? oom)!.message}`);
+    if (failure) {
+      if (compiled) compiled.destroy();
+      else for (const b of buffers) b.destroy();
+      throw failure;
+    }
+    return compiled!;
+  }
+
+  private static async build(
+    gpu: GpuContext,
+    graph: Graph,
+    plan: MemoryPlan,
+    cache: PipelineCache,
+    buffers: GPUBuffer[],
+    make: (bytes: number, label: string, usage?: number) => GPUBuffer,
+    fusion: FusionReport | null,
+    caps: OpContext<unknown>['caps'],
+  ): Promise<CompiledGraph> {
+    const { device } = gpu;
+    const arena = make(Math.max(plan.arenaBytes, 16), 'arena');
+    // Weights: packed into buffers of at most maxBufferSize, 256-byte aligned; uploaded once.
+    const ranges = new Map<number, BufferRange>();
+    let weightBytes = 0;
+    {
+      const weights = [...graph.weightData.entries()];
+      let start = 0;
+      while (start < weights.length) {
+        let end = start;
+        let size = 0;
+        const offsets: number[] = [];
+        while (end < weights.length) {
+          const bytes = Math.ceil((weights[end]![1].length * 4) / 256) * 256;
+          if (size + bytes > gpu.limits.maxBufferSize && end > start) break;
+          offsets.push(size);
+          size += bytes;
+          end++;
+        }
+        const buf = make(size, `weights${start}`);
+        for (let i = start; i < end; i++) {
+          const [id, data] = weights[i]!;
+          const offset = offsets[i - start]!;
+          device.queue.writeBuffer(buf, offset, data.buffer, data.byteOffset, data.byteLength);
+          ranges.set(id, { buffer: buf, offset, size: Math.max(4, data.byteLength) });
+        }
+        weightBytes += size;
+        start = end;
+      }
+    }
+    const inputBuffers = new Map<string, { buffer: GPUBuffer; elements: number; shape: readonly number[] }>();
+    for (const id of graph.inputs) {
+      const t = graph.tensors[id]!;
+      const elements = numel(t.shape);
+      const buffer = make(elements * 4, `input ${t.name}`);
+      inputBuffers.set(t.name, { buffer, elements, shape: t.shape });
+      ranges.set(id, { buffer, offset: 0, size: elements * 4 });
+    }
+    const outputBuffers = new Map<string, { buffer: GPUBuffer; elements: number }>();
+    const outputBase = new Map<number, GPUBuffer>();
+    for (const [name, id] of graph.outputs) {
+      if (graph.tensors[id]!.kind !== 'value') throw new GraphError(`output '${name}' is not computed by any node`);
+      const elements = numel(graph.tensors[id]!.shape);
+      let buffer = outputBase.get(id);
+      if (!buffer) {
+        buffer = make(elements * 4, `output ${name}`);
+        outputBase.set(id, buffer);
+        ranges.set(id, { buffer, offset: 0, size: elements * 4 });
+      }
+      outputBuffers.set(name, { buffer, elements });
+    }
+    for (const [id, p] of plan.placements) if (p.where === 'arena') ranges.set(id, { buffer: arena, offset: p.offset, size: p.bytes });
+
+    const nodes = graph.liveNodes();
+    const specsPerNode = nodes.map((n) => {
+      const op = getOp(n.op);
+      const inputs = n.inputs.map((t) => graph.tensors[t]!.shape);
+      const outputs = n.outputs.map((t) => graph.tensors[t]!.shape);
+      const inViews = n.inputs.map((t) => resolveView(plan, graph, t).view);
+      const outViews = n.outputs.map((t) => resolveView(plan, graph, t).view);
+      return { n, op, specs: op.dispatch({ attrs: n.attrs, inputs, outputs, inViews, outViews, caps }) };
+    });
+    const uniforms = new UniformArena(device, Math.max(1, specsPerNode.reduce((s, x) => s + x.specs.length, 0)), 'graph uniforms');
+    let flops = 0;
+    const prepared: PreparedNode[] = [];
+    for (const { n, specs } of specsPerNode) {
+      const scratch = plan.scratch.get(n.id) ?? [];
+      const resolve = (b: (typeof specs)[number]['bindings'][number]): BufferRange => {
+        if ('scratch' in b) {
+          const s = scratch[b.scratch];
+          if (!s) throw new GraphError(`node '${n.name}': scratch ${b.scratch} was not planned`);
+          return { buffer: arena, offset: s.offset, size: s.bytes };
+        }
+        const t = 'input' in b ? n.inputs[b.input]! : n.outputs[b.output]!;
+        const base = resolveView(plan, graph, t).base;
+        const r = ranges.get(base);
+        if (!r) throw new GraphError(`node '${n.name}': tensor '${graph.tensors[t]!.name}' has no buffer`);
+        return r;
+      };
+      const dispatches = await Promise.all(specs.map((spec, i) => prepareDispatch(device, cache, uniforms, spec, resolve, `${n.name}#${i}`)));
+      for (const s of specs) flops += s.flops ?? 0;
+      prepared.push({ name: n.name, op: n.op, dispatches });
+    }
+    uniforms.upload();
+    const stats: GraphStats = {
+      nodes: nodes.length,
+      dispatches: prepared.reduce((s, p) => s + p.dispatches.length, 0),
+      arenaBytes: plan.arenaBytes,
+      unpackedBytes: plan.unpackedBytes,
+      weightBytes,
+      ioBytes: [...inputBuffers.values(), ...outputBuffers.values()].reduce((s, b) => s + b.elements * 4, 0),
+      pipelines: cache.size,
+      flops,
+      fusion,
+    };
+    return new CompiledGraph(gpu, graph, plan, buffers, inputBuffers, outputBuffers, prepared, uniforms, stats);
+  }
+
+  /** Input names and shapes. */
+  inputs(): Array<{ name: string; shape: readonly number[] }> {
+    return [...this.inputBuffers.entries()].map(([name, b]) => ({ name, shape: b.shape }));
+  }
+
+  /**
+   * Runs one forward pass. Inputs are dense NCHW Float32Arrays by input name.
+   * @param opts.profile time every dispatch with timestamp queries (needs the timestamp-query feature).
+   */
+  async run(inputs: Record<string, Float32Array>, opts: { profile?: boolean; outputs?: string[] } = {}): Promise<RunResult> {
+    if (this.destroyed) throw new GraphError('this compiled graph was destroyed');
+    const { gpu } = this;
+    const { device } = gpu;
+    if (gpu.lostReason) throw new GpuDeviceError(`cannot run: ${gpu.lostReason}`);
+    for (const name of Object.keys(inputs)) if (!this.inputBuffers.has(name)) throw new GraphError(`unknown input '${name}'; the graph takes ${[...this.inputBuffers.keys()].join(', ')}`);
+    for (const [name, b] of this.inputBuffers) {
+      const data = inputs[name];
+      if (!data) throw new GraphError(`missing input '${name}'`);
+      if (data.length !== b.elements) throw new GraphError(`input '${name}' has ${data.length} values; shape [${b.shape.join(', ')}] needs ${b.elements}`);
+      device.queue.writeBuffer(b.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+    }
+    const wanted = opts.outputs ?? [...this.outputBuffers.keys()];
+    for (const name of wanted) if (!this.outputBuffers.has(name)) throw new GraphError(`unknown output '${name}'`);
+    const profile = !!opts.profile;
+    if (profile && !gpu.features.has('timestamp-query')) throw new GraphError(`profiling needs timestamp-query, which ${gpu.adapterName} does not offer`);
+    const all = this.nodes.flatMap((n) => n.dispatches.map((d) => ({ node: n, d })));
+    let query: { sets: GPUQuerySet[]; resolve: GPUBuffer; staging: GPUBuffer } | null = null;
+    const staging = await withErrorScopes(device, 'encoding the forward pass', () => {
+      const enc = device.createCommandEncoder({ label: 'forward' });
+      if (!profile) {
+        const pass = enc.beginComputePass({ label: 'forward' });
+        for (const n of this.nodes) encodeDispatches(pass, n.dispatches);
+        pass.end();
+      } else {
+        const perSet = 2048; // dispatches per query set (4096 queries)
+        const sets: GPUQuerySet[] = [];
+        for (let i = 0; i < all.length; i += perSet) sets.push(device.createQuerySet({ type: 'timestamp', count: Math.min(perSet, all.length - i) * 2 }));
+        all.forEach(({ d }, i) => {
+          const pass = enc.beginComputePass({
+            timestampWrites: { querySet: sets[Math.floor(i / perSet)]!, beginningOfPassWriteIndex: (i % perSet) * 2, endOfPassWriteIndex: (i % perSet) * 2 + 1 },
+          });
+          encodeDispatches(pass, [d]);
+          pass.end();
+        });
+        const bytes = all.length * 16;
+        const resolve = device.createBuffer({ size: Math.max(16, bytes), usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+        const qStaging = device.createBuffer({ size: Math.max(16, bytes), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+        sets.forEach((s, k) => enc.resolveQuerySet(s, 0, s.count, resolve, k * perSet * 16));
+        enc.copyBufferToBuffer(resolve, 0, qStaging, 0, Math.max(16, bytes));
+        query = { sets, resolve, staging: qStaging };
+      }
+      const st = encodeReadback(
+        device,
+        enc,
+        wanted.map((name) => {
+          const b = this.outputBuffers.get(name)!;
+          return { buffer: b.buffer, byteOffset: 0, byteLength: b.elements * 4 };
+        }),
+      );
+      device.queue.submit([enc.finish()]);
+      return st;
+    });
+    const read = await mapStaging(gpu, staging);
+    const outputs: Record<string, Float32Array> = {};
+    wanted.forEach((name, i) => (outputs[name] = read[i]!.subarray(0, this.outputBuffers.get(name)!.elements)));
+    const result: RunResult = { outputs, adapter: gpu.adapterName };
+    if (query) {
+      const q = query as { sets: GPUQuerySet[]; resolve: GPUBuffer; staging: GPUBuffer };
+      try {
+        await q.staging.mapAsync(GPUMapMode.READ);
+        const ts = new BigInt64Array(q.staging.getMappedRange().slice(0));
+        result.timings = all.map(({ node, d }, i) => ({
+          node: node.name,
+          op: node.op,
+          label: d.label,
+          ns: Number(ts[2 * i + 1]! - ts[2 * i]!),
+          flops: d.flops,
+          bytes: d.bytes,
+        }));
+      } catch (e) {
+        throw new GpuDeviceError(`reading timestamps failed: ${gpu.lostReason ?? (e as Error).message}`);
+      } finally {
+        q.staging.destroy();
+        q.resolve.destroy();
+        for (const s of q.sets) s.destroy();
+      }
+    }
+    return result;
+  }
+
+  /** Frees every buffer of this graph (pipelines stay in the cache). */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const b of this.buffers) b.destroy();
+    this.uniforms.destroy();
+  }
+}
+
+/** Compiles a graph for a device; see {@link CompiledGraph.create}. */
+export function compileGraph(gpu: GpuContext, graph: Graph, opts: CompileOptions = {}): Promise<CompiledGraph> {
+  return CompiledGraph.create(gpu, graph, opts);
+}
