@@ -6,7 +6,8 @@ import { runGraphOnCpu } from '../src/graph/cpu.js';
 import { compileGraph } from '../src/graph/executor.js';
 import { GraphBuilder, type Tensor } from '../src/graph/ir.js';
 import { findOverlaps, planMemory } from '../src/graph/plan.js';
-import { numel, ShapeError } from '../src/ops/op.js';
+import { demoNet } from '../src/models/demo.js';
+import { ShapeError } from '../src/ops/op.js';
 import { mulberry32, nmse, uniform } from '../src/ops/random.js';
 import { OPS } from '../src/ops/registry.js';
 import { testGpu } from './gpu.js';
@@ -82,38 +83,6 @@ describe('graph building', () => {
   });
 });
 
-/** Builds a small graph from every op family; weights random and seeded. */
-function smallNet(batch: number, rand: () => number) {
-  const g = new GraphBuilder();
-  const w = (name: string, shape: number[], lo = -0.5, hi = 0.5) => g.weight(name, shape, uniform(rand, numel(shape), lo, hi));
-  const bn = (x: Tensor, c: number, name: string, act?: string) =>
-    g.op1('batchnorm', [x, w(`${name}.g`, [c], 0.5, 1.5), w(`${name}.b`, [c]), w(`${name}.m`, [c]), w(`${name}.v`, [c], 0.5, 1.5)], { eps: 1e-5, act }, name);
-  const x = g.input('x', [batch, 3, 7, 9]);
-  // stem: conv 3x3 stride 2 + BN + SiLU
-  let h = g.op1('conv2d', [x, w('stem.w', [6, 3, 3, 3])], { kernel: [3, 3], stride: [2, 2], pad: [1, 1], act: 'none', hasBias: false }, 'stem');
-  h = g.op1('unary', [bn(h, 6, 'stem.bn')], { act: 'silu' }, 'stem.act');
-  // MBConv-like: expand 1x1, depthwise 3x3, SE, project 1x1 + BN, residual
-  let e = g.op1('conv2d', [h, w('exp.w', [10, 6, 1, 1])], { kernel: [1, 1], stride: [1, 1], pad: [0, 0], act: 'none', hasBias: false }, 'expand');
-  e = g.op1('unary', [bn(e, 10, 'exp.bn')], { act: 'silu' }, 'expand.act');
-  let d = g.op1('depthwise', [e, w('dw.w', [10, 1, 3, 3])], { kernel: 3, stride: 1, pad: 1, act: 'none', hasBias: false }, 'dw');
-  d = g.op1('unary', [bn(d, 10, 'dw.bn')], { act: 'silu' }, 'dw.act');
-  const p = g.op1('global_pool', [d], { mode: 'avg' }, 'se.pool');
-  const s1 = g.op1('linear', [p, w('se.fc1.w', [4, 10]), w('se.fc1.b', [4])], { hasBias: true, act: 'silu' }, 'se.fc1');
-  const s2 = g.op1('linear', [s1, w('se.fc2.w', [10, 4]), w('se.fc2.b', [10])], { hasBias: true, act: 'sigmoid' }, 'se.fc2');
-  const se = g.op1('binary', [d, s2], { op: 'mul' }, 'se.scale');
-  let pr = g.op1('conv2d', [se, w('proj.w', [6, 10, 1, 1])], { kernel: [1, 1], stride: [1, 1], pad: [0, 0], act: 'none', hasBias: false }, 'project');
-  pr = bn(pr, 6, 'proj.bn');
-  const r = g.op1('binary', [pr, h], { op: 'add' }, 'residual');
-  // decoder-like: resize to 7x9, concat with a skip conv of the input, 3x3 conv + ReLU
-  const up = g.op1('resize_bilinear', [r], { size: [7, 9], alignCorners: false }, 'up');
-  const skip = g.op1('conv2d', [x, w('skip.w', [5, 3, 1, 1]), w('skip.b', [5])], { kernel: [1, 1], stride: [1, 1], pad: [0, 0], act: 'relu', hasBias: true }, 'skip');
-  const cat = g.op1('concat', [up, skip], {}, 'cat');
-  const y = g.op1('conv2d', [cat, w('out.w', [4, 11, 3, 3]), w('out.b', [4])], { kernel: [3, 3], stride: [1, 1], pad: [1, 1], act: 'relu', hasBias: true }, 'out');
-  g.output('y', y);
-  g.output('pooled', g.op1('global_pool', [y], { mode: 'max' }, 'head.pool'));
-  return g.finish();
-}
-
 const NEEDED = ['conv2d', 'depthwise', 'global_pool', 'linear', 'resize_bilinear', 'se_scale', 'squeeze_excite'];
 
 describe('executor', () => {
@@ -123,12 +92,10 @@ describe('executor', () => {
 
   it.each([1, 3])('runs conv, depthwise, SE, residual, resize and concat end to end, batch %i, fused and unfused', async (batch) => {
     const { gpu, cache } = await testGpu();
-    const rand = mulberry32(99 + batch);
     const x = uniform(mulberry32(7 * batch), batch * 3 * 7 * 9);
-    const ref = runGraphOnCpu(smallNet(batch, mulberry32(99 + batch)), { x });
-    void rand;
+    const ref = runGraphOnCpu(demoNet(batch, 99 + batch), { x });
     for (const fuse of [false, true]) {
-      const graph = smallNet(batch, mulberry32(99 + batch));
+      const graph = demoNet(batch, 99 + batch);
       const compiled = await compileGraph(gpu, graph, { cache, fuse });
       try {
         const planOverlaps = findOverlaps(compiled.plan);

@@ -1,0 +1,103 @@
+#!/usr/bin/env node
+/**
+ * The covidct command line.
+ *   covidct info               the adapter, its features and limits
+ *   covidct demo [--batch N]   runs the demo network on the GPU and checks it against the CPU references
+ */
+import { createGpu, type GpuContext } from '../gpu/device.js';
+import { runGraphOnCpu } from '../graph/cpu.js';
+import { compileGraph } from '../graph/executor.js';
+import { demoNet } from '../models/demo.js';
+import { mulberry32, nmse, uniform } from '../ops/random.js';
+
+/** Parses `--name value` and `--flag` arguments. */
+export function parseArgs(argv: string[]): { positional: string[]; flags: Map<string, string> } {
+  const positional: string[] = [];
+  const flags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a.startsWith('--')) {
+      const [k, v] = a.slice(2).split('=', 2) as [string, string | undefined];
+      if (v !== undefined) flags.set(k, v);
+      else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) flags.set(k, argv[++i]!);
+      else flags.set(k, 'true');
+    } else positional.push(a);
+  }
+  return { positional, flags };
+}
+
+function gpuOptions(flags: Map<string, string>) {
+  return {
+    forceSoftware: flags.get('software') === 'true',
+    dawnFlags: flags.has('dawn-flags') ? flags.get('dawn-flags')!.split(',') : [],
+  };
+}
+
+async function info(gpu: GpuContext): Promise<void> {
+  console.log(`adapter: ${gpu.adapterName}${gpu.isSoftware ? ' (software: timings are CPU timings)' : ''}`);
+  console.log(`features: ${[...gpu.features].sort().join(', ')}`);
+  const l = gpu.limits;
+  console.log(`limits: maxStorageBufferBindingSize ${l.maxStorageBufferBindingSize}, maxBufferSize ${l.maxBufferSize}, maxComputeWorkgroupStorageSize ${l.maxComputeWorkgroupStorageSize}, maxComputeInvocationsPerWorkgroup ${l.maxComputeInvocationsPerWorkgroup}`);
+  console.log(`subgroup size: ${gpu.subgroupMinSize}..${gpu.subgroupMaxSize}`);
+}
+
+async function demo(gpu: GpuContext, flags: Map<string, string>): Promise<number> {
+  const batch = Number(flags.get('batch') ?? 2);
+  if (!Number.isInteger(batch) || batch < 1) throw new Error(`--batch must be a positive integer, got ${flags.get('batch')}`);
+  const x = uniform(mulberry32(1), batch * 3 * 7 * 9);
+  const t0 = performance.now();
+  const compiled = await compileGraph(gpu, demoNet(batch));
+  const t1 = performance.now();
+  const r = await compiled.run({ x });
+  const t2 = performance.now();
+  const ref = runGraphOnCpu(demoNet(batch), { x });
+  console.log(`adapter: ${r.adapter}`);
+  console.log(`demo network, batch ${batch}: ${compiled.stats.nodes} nodes, ${compiled.stats.dispatches} dispatches, arena ${compiled.stats.arenaBytes} B (unpacked ${compiled.stats.unpackedBytes} B)`);
+  console.log(`fusion: ${JSON.stringify(compiled.stats.fusion)}`);
+  console.log(`compile ${(t1 - t0).toFixed(1)} ms, first run ${(t2 - t1).toFixed(1)} ms`);
+  let worst = 0;
+  for (const [name, v] of Object.entries(r.outputs)) {
+    const e = nmse(v, ref[name]!);
+    worst = Math.max(worst, e);
+    console.log(`output ${name} [${v.length} values]: first ${Array.from(v.slice(0, 4), (a) => a.toFixed(5)).join(' ')}, NMSE vs CPU reference ${e.toExponential(2)}`);
+  }
+  compiled.destroy();
+  if (!(worst <= 1e-7)) {
+    console.error(`FAILED: GPU and CPU differ (NMSE ${worst})`);
+    return 1;
+  }
+  console.log('GPU result matches the CPU reference');
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { positional, flags } = parseArgs(argv);
+  const cmd = positional[0] ?? 'demo';
+  if (cmd === 'help' || flags.has('help')) {
+    console.log('usage: covidct info | demo [--batch N] [--software] [--dawn-flags a,b]');
+    return 0;
+  }
+  const gpu = await createGpu(gpuOptions(flags));
+  try {
+    switch (cmd) {
+      case 'info':
+        await info(gpu);
+        return 0;
+      case 'demo':
+        return await demo(gpu, flags);
+      default:
+        console.error(`unknown command '${cmd}' (try: covidct help)`);
+        return 2;
+    }
+  } finally {
+    gpu.destroy();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    console.error(`covidct: ${(e as Error).name}: ${(e as Error).message}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,18 @@
+/**
+ * covidct: a WebGPU compute-kernel engine for two-stage chest-CT analysis, in Node (dawn.node) and browsers.
+ * @module
+ */
+export { createGpu, GpuUnavailableError, GpuDeviceError, SWIFTSHADER_ICD, type GpuContext, type GpuOptions } from './gpu/device.js';
+export { PipelineCache, KernelCompileError, kernelText } from './gpu/pipelines.js';
+export { preprocessWgsl, WgslPreprocessError, type DefineValue } from './wgsl/preprocess.js';
+export { KERNELS } from './wgsl/kernels.js';
+export { OPS, getOp } from './ops/registry.js';
+export { ShapeError, numel, type OpDef, type Shape, type View, type DispatchSpec, type TestCase } from './ops/op.js';
+export { runOp } from './ops/run.js';
+export { mulberry32, uniform, nmse } from './ops/random.js';
+export { Graph, GraphBuilder, GraphError, type Tensor, type TensorInfo, type NodeInfo } from './graph/ir.js';
+export { runGraphOnCpu } from './graph/cpu.js';
+export { fuseGraph, type FusionReport } from './graph/fuse.js';
+export { planMemory, findOverlaps, type MemoryPlan } from './graph/plan.js';
+export { CompiledGraph, compileGraph, type CompileOptions, type RunResult, type KernelTiming, type GraphStats } from './graph/executor.js';
+export { parseSafetensors, serializeSafetensors, SafetensorsError, type SafetensorsFile } from './io/safetensors.js';
