@@ -57,7 +57,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let c = (i / P.inner) % P.channels;
   let n = i / (P.inner * P.channels);
   let z = sigmoid_f(zr[tensor_index(n, c, s, P.zr_off, P.zr_tot, P.inner)]);
-  let cand = sigmoid_f(npre[tensor_index(n, c, s, P.n_off, P.n_tot, P.inner)]);
+  let cand = tanh_f(npre[tensor_index(n, c, s, P.n_off, P.n_tot, P.inner)]);
 #if H0
   let hn = z * cand;
 #else

@@ -26,7 +26,7 @@ struct Params {
 
 // Source index pair and weight of the second one along an axis of `size` source pixels.
 fn source_coord(dst: u32, scale: f32, size: u32) -> vec3<f32> {
-  let src = max(scale * (f32(dst) + P.half_px), 0.0);
+  let src = max(scale * (f32(dst) + P.half_px) - P.half_px, 0.0);
   let i0 = min(floor(src), f32(size - 1u));
   let i1 = min(i0 + 1.0, f32(size - 1u));
   let lam = clamp(src - i0, 0.0, 1.0);
