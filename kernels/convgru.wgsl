@@ -23,8 +23,8 @@ struct Params {
 @group(0) @binding(0) var<uniform> P: Params;
 
 #if ENTRY_RESET
-@group(0) @binding(1) var<storage, read> zr: array<f32>;
-@group(0) @binding(2) var<storage, read> h: array<f32>;
+@group(0) @binding(1) var<storage, read_write> zr: array<f32>;
+@group(0) @binding(2) var<storage, read_write> h: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 
 @compute @workgroup_size(WG)
@@ -40,12 +40,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 #endif
 
 #if ENTRY_UPDATE
-@group(0) @binding(1) var<storage, read> zr: array<f32>;
-@group(0) @binding(2) var<storage, read> npre: array<f32>;
+@group(0) @binding(1) var<storage, read_write> zr: array<f32>;
+@group(0) @binding(2) var<storage, read_write> npre: array<f32>;
 #if H0
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 #else
-@group(0) @binding(3) var<storage, read> h: array<f32>;
+@group(0) @binding(3) var<storage, read_write> h: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 #endif
 

@@ -1,0 +1,193 @@
+// Squeeze-excite pieces: channel SE (pool -> fc1 -> act1 -> fc2 -> sigmoid -> scale) and spatial SE.
+//
+// Entries (one per define):
+//   ENTRY_POOL: partial plane sums of x [N, C, H, W]. A plane of `inner` elements is cut into `chunks` chunks
+//     of `chunk_len`; an item is one (n, c, chunk), written to partial[(n * C + c) * chunks + chunk]. A
+//     workgroup of WG threads gives `lanes` threads (a power of two) to each item, so it covers WG / lanes
+//     items; the lanes stride through their chunk and combine their sums in a fixed-order tree. The item
+//     index of a workgroup is folded into a 2-D grid (grid1d).
+//   ENTRY_FC: scale[n, c] = sigmoid(b2[c] + sum_s w2[c, s] * act1(b1[s] + sum_c' w1[s, c'] * pooled[n, c'])).
+//     One workgroup per (block of WG output channels, image n) = workgroup_id (x, y). Each workgroup first
+//     computes all S hidden values into workgroup memory: `lanes` threads per hidden unit stride over the C
+//     inputs and combine in a tree, WG / lanes hidden units at a time. Then thread i computes output channel
+//     x * WG + i. pooled[n, c] = inv * sum_j pooled_in[(n * p_tot + p_off + c) * chunks + j]: with chunks = 1
+//     and inv = 1 it reads a [N, C] tensor of means (a channel view allowed); with the ENTRY_POOL partials it
+//     finishes the mean itself (chunks partials, inv = 1 / inner).
+//   ENTRY_APPLY: y = x * scale[n, c], one thread per element (2-D folded grid); x and y may be channel views.
+//   ENTRY_SPATIAL: y[n, c, p] = x[n, c, p] * sigmoid(b + sum_c w[c] x[n, c, p]); one thread per pixel (n, p)
+//     loops over the channels twice (dot product, then the C scaled writes). x and y may be channel views.
+//
+// Defines: WG (threads per workgroup), ACT (act1 of ENTRY_FC: 1 ReLU, 2 SiLU, see common.wgsl), SMAX
+// (ENTRY_FC: largest hidden size).
+#include "common.wgsl"
+
+#if ENTRY_POOL
+struct Params {
+  items: u32,             // N * C * chunks
+  channels: u32,          // C
+  inner: u32,             // H * W
+  chunks: u32,            // chunks per plane
+  chunk_len: u32,         // elements per chunk (the last may be shorter)
+  lanes: u32,             // threads per item, a power of two <= WG
+  x_off: u32, x_tot: u32, // input's channel view
+};
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> partial: array<f32>;
+
+var<workgroup> red: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let item = (wid.x + wid.y * nwg.x) * (WG / P.lanes) + lid / P.lanes;
+  let lane = lid % P.lanes;
+  var acc = 0.0;
+  if (item < P.items) {
+    let plane = item / P.chunks;
+    let start = (item % P.chunks) * P.chunk_len;
+    let end = min(start + P.chunk_len, P.inner);
+    let base = tensor_index(plane / P.channels, plane % P.channels, 0u, P.x_off, P.x_tot, P.inner);
+    for (var s = start + lane; s < end; s += P.lanes) {
+      acc += x[base + s];
+    }
+  }
+  red[lid] = acc;
+  for (var stride = P.lanes / 2u; stride > 0u; stride = stride / 2u) {
+    workgroupBarrier();
+    if (lane < stride) {
+      red[lid] += red[lid + stride];
+    }
+  }
+  if (lane == 0u && item < P.items) {
+    partial[item] = red[lid];
+  }
+}
+#endif
+
+#if ENTRY_FC
+struct Params {
+  channels: u32,          // C
+  hidden: u32,            // S
+  lanes: u32,             // threads per hidden unit, a power of two <= WG
+  chunks: u32,            // partial sums per (n, c) in pooled_in
+  p_off: u32, p_tot: u32, // pooled_in's channel view
+  s_off: u32, s_tot: u32, // scale output's channel view
+  inv: f32,               // multiplies the summed partials (1 for means, 1 / inner for plane sums)
+};
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read_write> pooled_in: array<f32>;
+@group(0) @binding(2) var<storage, read_write> w1: array<f32>; // [S, C]
+@group(0) @binding(3) var<storage, read_write> b1: array<f32>; // [S]
+@group(0) @binding(4) var<storage, read_write> w2: array<f32>; // [C, S]
+@group(0) @binding(5) var<storage, read_write> b2: array<f32>; // [C]
+@group(0) @binding(6) var<storage, read_write> scale: array<f32>;
+
+var<workgroup> red: array<f32, WG>;
+var<workgroup> hid: array<f32, SMAX>;
+
+fn pooled_at(n: u32, c: u32) -> f32 {
+  let base = (n * P.p_tot + P.p_off + c) * P.chunks;
+  var acc = 0.0;
+  for (var j = 0u; j < P.chunks; j++) {
+    acc += pooled_in[base + j];
+  }
+  return acc * P.inv;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let n = wid.y;
+  let per = WG / P.lanes;
+  let lane = lid % P.lanes;
+  for (var s0 = 0u; s0 < P.hidden; s0 += per) {
+    let s = s0 + lid / P.lanes;
+    var acc = 0.0;
+    if (s < P.hidden) {
+      for (var c = lane; c < P.channels; c += P.lanes) {
+        acc += w1[s * P.channels + c] * pooled_at(n, c);
+      }
+    }
+    red[lid] = acc;
+    for (var stride = P.lanes / 2u; stride > 0u; stride = stride / 2u) {
+      workgroupBarrier();
+      if (lane < stride) {
+        red[lid] += red[lid + stride];
+      }
+    }
+    if (lane == 0u && s < P.hidden) {
+      hid[s] = apply_act(red[lid] + b1[s]);
+    }
+    workgroupBarrier();
+  }
+  let c = wid.x * WG + lid;
+  if (c < P.channels) {
+    var z = b2[c];
+    for (var s = 0u; s < P.hidden; s++) {
+      z += w2[c * P.hidden + s] * hid[s];
+    }
+    scale[n * P.s_tot + P.s_off + c] = sigmoid_f(z);
+  }
+}
+#endif
+
+#if ENTRY_APPLY
+struct Params {
+  total: u32,             // N * C * inner elements
+  channels: u32,          // C
+  inner: u32,             // H * W
+  x_off: u32, x_tot: u32, // input's channel view
+  y_off: u32, y_tot: u32, // output's channel view
+};
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> scale: array<f32>; // [N, C], dense
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = linear_id(gid, nwg, WG);
+  if (i >= P.total) { return; }
+  let s = i % P.inner;
+  let nc = i / P.inner;
+  let c = nc % P.channels;
+  let n = nc / P.channels;
+  y[tensor_index(n, c, s, P.y_off, P.y_tot, P.inner)] = x[tensor_index(n, c, s, P.x_off, P.x_tot, P.inner)] * scale[nc];
+}
+#endif
+
+#if ENTRY_SPATIAL
+struct Params {
+  pixels: u32,            // N * inner
+  channels: u32,          // C
+  inner: u32,             // H * W
+  x_off: u32, x_tot: u32, // input's channel view
+  y_off: u32, y_tot: u32, // output's channel view
+};
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> w: array<f32>; // [C] (the 1x1 conv's weight [1, C, 1, 1])
+@group(0) @binding(3) var<storage, read_write> b: array<f32>; // [1]
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = linear_id(gid, nwg, WG);
+  if (i >= P.pixels) { return; }
+  let s = i % P.inner;
+  let n = i / P.inner;
+  let xb = tensor_index(n, 0u, s, P.x_off, P.x_tot, P.inner);
+  var q = b[0];
+  for (var c = 0u; c < P.channels; c++) {
+    q += w[c] * x[xb + c * P.inner];
+  }
+  let g = sigmoid_f(q);
+  let yb = tensor_index(n, 0u, s, P.y_off, P.y_tot, P.inner);
+  for (var c = 0u; c < P.channels; c++) {
+    y[yb + c * P.inner] = x[xb + c * P.inner] * g;
+  }
+}
+#endif
