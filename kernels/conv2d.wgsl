@@ -47,16 +47,16 @@ struct Params {
 };
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> w: array<f32>;
 #if HAS_BIAS
-@group(0) @binding(BIND_BIAS) var<storage, read> bias: array<f32>;
+@group(0) @binding(BIND_BIAS) var<storage, read_write> bias: array<f32>;
 #endif
 #if HAS_RES
-@group(0) @binding(BIND_RES) var<storage, read> res: array<f32>;
+@group(0) @binding(BIND_RES) var<storage, read_write> res: array<f32>;
 #endif
 #if HAS_SCALE
-@group(0) @binding(BIND_SCALE) var<storage, read> in_scale: array<f32>;
+@group(0) @binding(BIND_SCALE) var<storage, read_write> in_scale: array<f32>;
 #endif
 @group(0) @binding(BIND_Y) var<storage, read_write> y: array<f32>;
 

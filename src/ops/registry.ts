@@ -13,6 +13,8 @@ import { resizeBilinear } from './resize.js';
 import { globalPool } from './pool.js';
 import { linear } from './linear.js';
 import { softmax } from './softmax.js';
+import { conv2d } from './conv2d.js';
+import { depthwise } from './depthwise.js'; import { seScale, squeezeExcite } from './se.js'; import { spatialSe } from './spatial-se.js';
 // (add op imports above this line)
 
 /** All ops, by name. */
@@ -24,6 +26,8 @@ const ALL: OpDef<any>[] = [
   batchnorm,
   concat,
   gruReset, gruUpdate, resizeBilinear, globalPool, linear, softmax,
+  conv2d,
+  depthwise, seScale, squeezeExcite, spatialSe,
   // (add ops above this line)
 ];
 

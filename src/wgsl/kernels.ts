@@ -10,6 +10,8 @@ import resize from '../../kernels/resize.wgsl';
 import pool from '../../kernels/pool.wgsl';
 import linear from '../../kernels/linear.wgsl';
 import softmax from '../../kernels/softmax.wgsl';
+import conv2dKernel from '../../kernels/conv2d.wgsl';
+import depthwise from '../../kernels/depthwise.wgsl'; import se from '../../kernels/se.wgsl';
 // (add kernel imports above this line)
 
 /** kernels/<name>.wgsl text, by name without the extension. */
@@ -17,6 +19,8 @@ export const KERNELS: Record<string, string> = {
   common,
   elementwise,
   convgru, resize, pool, linear, softmax,
+  conv2d: conv2dKernel,
+  depthwise, se,
   // (add kernels above this line)
 };
 

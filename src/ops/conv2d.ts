@@ -1,0 +1,354 @@
+/**
+ * 2-D convolution (NCHW, groups = 1; depthwise is its own op) as an implicit GEMM with a fused epilogue:
+ *
+ *   y = act(conv(x * inScale, W) + bias) + residual
+ *
+ * i.e. the epilogue order is acc + bias -> activation -> + residual. That is the torchvision MBConv order: the
+ * projection conv (+ folded BN) has no activation and the skip is added after it; with an activation the
+ * residual is still added last. inScale [N, Cin] multiplies x per image and input channel as it is read (the
+ * squeeze-excite scale fused into the projection 1x1 conv).
+ *
+ * Inputs, in order: x [N, Cin, H, W]; W [Cout, Cin, kh, kw] (PyTorch layout); then bias [Cout] when hasBias,
+ * residual [N, Cout, Ho, Wo] when hasResidual, inScale [N, Cin] (or [N, Cin, 1, 1]) when hasInScale. x,
+ * residual and the output may be channel views; W, bias and inScale must be dense.
+ * Ho = floor((H + 2 ph - dh (kh - 1) - 1) / sh) + 1, likewise Wo (PyTorch).
+ *
+ * Kernel: kernels/conv2d.wgsl (tiled, register-blocked; the tile shape is picked by {@link chooseConvTile}).
+ */
+import { ACT_CODE, applyActivation, type Activation } from './activation.js';
+import { check, checkRank, defineOp, denseView, numel, ShapeError, type Binding, type Shape, type TestCase } from './op.js';
+
+/** Attributes of {@link conv2d}. */
+export interface Conv2dAttrs {
+  /** Kernel size [kh, kw]; must match the weight's last two dimensions. */
+  kernel: [number, number];
+  /** Stride [sh, sw]. */
+  stride: [number, number];
+  /** Symmetric zero padding [ph, pw]. */
+  pad: [number, number];
+  /** Dilation [dh, dw] (default [1, 1]). */
+  dilation?: [number, number];
+  /** Epilogue activation, applied after the bias and before the residual. */
+  act: Activation;
+  /** A bias [Cout] follows the weight. */
+  hasBias: boolean;
+  /** A residual [N, Cout, Ho, Wo] follows (the bias), added after the activation. */
+  hasResidual: boolean;
+  /** An input-channel scale [N, Cin] comes last, multiplied into x as it is read. */
+  hasInScale: boolean;
+}
+
+/** A tile configuration of kernels/conv2d.wgsl: TM x TN outputs per workgroup, K chunk TK, RM x RN per thread. */
+export interface ConvTile {
+  name: string;
+  TM: number;
+  TN: number;
+  TK: number;
+  RM: number;
+  RN: number;
+}
+
+/**
+ * The tile configurations. Each uses (TM/RM) * (TN/RN) threads and (TM + TN) * TK * 4 bytes of workgroup
+ * memory (at most 9 KiB, well inside SwiftShader's 32 KiB).
+ * - big:  64 x 64 tile, 4 x 4 per thread, 256 threads: layers with many output channels and pixels.
+ * - wide: 16 x 128 tile, 2 x 4 per thread, 256 threads: few output channels (Cout <= 16: stems, heads).
+ * - tall: 64 x 16 tile, 4 x 2 per thread, 128 threads: few output columns (N*Ho*Wo <= 64, deep layers of a
+ *   classifier at batch 1), so that the rows, not the columns, give the workgroups.
+ */
+export const CONV_TILES = {
+  big: { name: 'big', TM: 64, TN: 64, TK: 16, RM: 4, RN: 4 },
+  wide: { name: 'wide', TM: 16, TN: 128, TK: 16, RM: 2, RN: 4 },
+  tall: { name: 'tall', TM: 64, TN: 16, TK: 16, RM: 4, RN: 2 },
+} as const satisfies Record<string, ConvTile>;
+
+/** Picks the tile configuration for a GEMM of M = Cout rows and `cols` = N*Ho*Wo columns. */
+export function chooseConvTile(M: number, cols: number): ConvTile {
+  if (M <= 16) return CONV_TILES.wide;
+  if (cols <= 64) return CONV_TILES.tall;
+  return CONV_TILES.big;
+}
+
+/** Input indices of the optional inputs for the given flags (-1 when absent). */
+export function conv2dInputIndex(attrs: Pick<Conv2dAttrs, 'hasBias' | 'hasResidual' | 'hasInScale'>): { bias: number; residual: number; inScale: number; count: number } {
+  let i = 2;
+  const bias = attrs.hasBias ? i++ : -1;
+  const residual = attrs.hasResidual ? i++ : -1;
+  const inScale = attrs.hasInScale ? i++ : -1;
+  return { bias, residual, inScale, count: i };
+}
+
+/** Output spatial size of one dimension (PyTorch): floor((in + 2 pad - dil (k - 1) - 1) / stride) + 1. */
+function outSize(inSize: number, k: number, stride: number, pad: number, dil: number): number {
+  return Math.floor((inSize + 2 * pad - dil * (k - 1) - 1) / stride) + 1;
+}
+
+function checkPair(name: string, v: unknown, min: number, inputs: Shape[]): [number, number] {
+  check(
+    Array.isArray(v) && v.length === 2 && v.every((d) => Number.isInteger(d) && d >= min),
+    'conv2d',
+    `${name} must be two integers >= ${min}, got ${JSON.stringify(v)}`,
+    inputs,
+  );
+  return v as [number, number];
+}
+
+/** Validated geometry of a conv2d. */
+interface Geometry {
+  N: number;
+  Cin: number;
+  H: number;
+  W: number;
+  Cout: number;
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
+  ph: number;
+  pw: number;
+  dh: number;
+  dw: number;
+  Ho: number;
+  Wo: number;
+}
+
+function geometry(inputs: Shape[], attrs: Conv2dAttrs): Geometry {
+  const idx = conv2dInputIndex(attrs);
+  const what = ['x', 'W', attrs.hasBias && 'bias', attrs.hasResidual && 'residual', attrs.hasInScale && 'inScale'].filter(Boolean).join(', ');
+  check(inputs.length === idx.count, 'conv2d', `needs ${idx.count} inputs (${what}), got ${inputs.length}`, inputs);
+  const [N, Cin, H, W] = checkRank('conv2d', 'x', inputs[0], 4, inputs) as [number, number, number, number];
+  const [Cout, wCin, wkh, wkw] = checkRank('conv2d', 'W', inputs[1], 4, inputs) as [number, number, number, number];
+  const [kh, kw] = checkPair('kernel', attrs.kernel, 1, inputs);
+  const [sh, sw] = checkPair('stride', attrs.stride, 1, inputs);
+  const [ph, pw] = checkPair('pad', attrs.pad, 0, inputs);
+  const [dh, dw] = checkPair('dilation', attrs.dilation ?? [1, 1], 1, inputs);
+  check(wCin === Cin, 'conv2d', `W has ${wCin} input channels but x has ${Cin} (only groups = 1; depthwise is its own op)`, inputs);
+  check(wkh === kh && wkw === kw, 'conv2d', `W is a ${wkh}x${wkw} kernel but attrs.kernel is [${kh}, ${kw}]`, inputs);
+  const Ho = outSize(H, kh, sh, ph, dh);
+  const Wo = outSize(W, kw, sw, pw, dw);
+  check(Ho > 0 && Wo > 0, 'conv2d', `empty output: ${H}x${W} input, ${kh}x${kw} kernel, pad [${ph}, ${pw}], dilation [${dh}, ${dw}] give ${Ho}x${Wo}`, inputs);
+  if (attrs.hasBias) {
+    const b = inputs[idx.bias]!;
+    check(b.length === 1 && b[0] === Cout, 'conv2d', `bias must be [${Cout}], got [${b.join(', ')}]`, inputs);
+  }
+  if (attrs.hasResidual) {
+    const r = inputs[idx.residual]!;
+    const want = [N, Cout, Ho, Wo];
+    check(r.length === 4 && r.every((d, i) => d === want[i]), 'conv2d', `residual must be [${want.join(', ')}] (the output shape), got [${r.join(', ')}]`, inputs);
+  }
+  if (attrs.hasInScale) {
+    const s = inputs[idx.inScale]!;
+    const ok = (s.length === 2 || (s.length === 4 && s[2] === 1 && s[3] === 1)) && s[0] === N && s[1] === Cin;
+    check(ok, 'conv2d', `inScale must be [${N}, ${Cin}] (or [${N}, ${Cin}, 1, 1]), got [${s.join(', ')}]`, inputs);
+  }
+  return { N, Cin, H, W, Cout, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo };
+}
+
+const ALL_OFF = { hasBias: false, hasResidual: false, hasInScale: false } as const;
+
+/** Shorthand for test cases. */
+function conv(k: number, s: number, p: number, act: Activation, flags: Partial<Pick<Conv2dAttrs, 'hasBias' | 'hasResidual' | 'hasInScale' | 'dilation'>> = {}): Conv2dAttrs {
+  return { kernel: [k, k], stride: [s, s], pad: [p, p], act, ...ALL_OFF, ...flags };
+}
+
+// Cases share define sets where they can (each new set is a pipeline compile, ~1-3 s on SwiftShader).
+const cases: TestCase<Conv2dAttrs>[] = [
+  // wide tile (Cout <= 16)
+  { name: '1x1 s1 bias (pointwise path, wide tile)', inputs: [[2, 8, 5, 6], [12, 8, 1, 1], [12]], attrs: conv(1, 1, 0, 'none', { hasBias: true }) },
+  { name: '1x1 s1 Cin 5 (K < TK) bias', inputs: [[3, 5, 7, 9], [7, 5, 1, 1], [7]], attrs: conv(1, 1, 0, 'none', { hasBias: true }) },
+  { name: '3x3 s1 p1 bias relu', inputs: [[1, 6, 8, 8], [10, 6, 3, 3], [10]], attrs: conv(3, 1, 1, 'relu', { hasBias: true }) },
+  { name: 'stem 3x3 s2 p1 Cin 3 bias silu', inputs: [[2, 3, 15, 17], [16, 3, 3, 3], [16]], attrs: conv(3, 2, 1, 'silu', { hasBias: true }) },
+  { name: '5x5 s1 p2 bias sigmoid', inputs: [[1, 4, 9, 7], [6, 4, 5, 5], [6]], attrs: conv(5, 1, 2, 'sigmoid', { hasBias: true }) },
+  { name: '5x5 s2 p2 bias tanh', inputs: [[2, 5, 11, 10], [7, 5, 5, 5], [7]], attrs: conv(5, 2, 2, 'tanh', { hasBias: true }) },
+  { name: '3x3 s1 p1 7x9 Cin 5 Cout 13 batch 3 bias silu', inputs: [[3, 5, 7, 9], [13, 5, 3, 3], [13]], attrs: conv(3, 1, 1, 'silu', { hasBias: true }) },
+  { name: '3x3 dilation 2 p2', inputs: [[1, 4, 9, 9], [5, 4, 3, 3]], attrs: conv(3, 1, 2, 'none', { dilation: [2, 2] }) },
+  { name: '1x1 s2 (general path) bias relu', inputs: [[2, 6, 7, 7], [9, 6, 1, 1], [9]], attrs: conv(1, 2, 0, 'relu', { hasBias: true }) },
+  { name: '3x1 kernel s(2,1) p(1,0)', inputs: [[2, 3, 8, 5], [4, 3, 3, 1]], attrs: { kernel: [3, 1], stride: [2, 1], pad: [1, 0], act: 'none', ...ALL_OFF } },
+  { name: 'Cout 1 3x3 p1 bias sigmoid', inputs: [[2, 9, 6, 7], [1, 9, 3, 3], [1]], attrs: conv(3, 1, 1, 'sigmoid', { hasBias: true }) },
+  {
+    name: 'MBConv projection: 1x1 + bias + residual + inScale',
+    inputs: [[2, 12, 5, 5], [7, 12, 1, 1], [7], [2, 7, 5, 5], [2, 12]],
+    attrs: conv(1, 1, 0, 'none', { hasBias: true, hasResidual: true, hasInScale: true }),
+  },
+  { name: 'residual added after relu', inputs: [[2, 6, 5, 4], [5, 6, 3, 3], [5], [2, 5, 5, 4]], attrs: conv(3, 1, 1, 'relu', { hasBias: true, hasResidual: true }) },
+  { name: '3x3 s2 p1 inScale [N,Cin,1,1] (padded gather)', inputs: [[3, 5, 9, 8], [6, 5, 3, 3], [3, 5, 1, 1]], attrs: conv(3, 2, 1, 'tanh', { hasInScale: true }) },
+  {
+    name: 'output into a channel view (cOff 3 of 20)',
+    inputs: [[2, 5, 6, 7], [7, 5, 3, 3], [7]],
+    attrs: conv(3, 1, 1, 'silu', { hasBias: true }),
+    outViews: [{ cOff: 3, cTot: 20 }],
+  },
+  {
+    name: 'x and residual from channel views, into a view',
+    inputs: [[2, 6, 5, 5], [9, 6, 3, 3], [9], [2, 9, 5, 5]],
+    attrs: conv(3, 1, 1, 'relu', { hasBias: true, hasResidual: true }),
+    inViews: [{ cOff: 2, cTot: 11 }, undefined, undefined, { cOff: 5, cTot: 14 }],
+    outViews: [{ cOff: 1, cTot: 12 }],
+  },
+  {
+    name: 'pointwise from a channel view + bias + residual + inScale',
+    inputs: [[2, 7, 4, 6], [10, 7, 1, 1], [10], [2, 10, 4, 6], [2, 7]],
+    attrs: conv(1, 1, 0, 'none', { hasBias: true, hasResidual: true, hasInScale: true }),
+    inViews: [{ cOff: 4, cTot: 13 }],
+  },
+  // tall tile (Cout > 16, N*Ho*Wo <= 64)
+  { name: 'tall tile: Cout 40, 27 columns, K 180, bias relu', inputs: [[3, 20, 3, 3], [40, 20, 3, 3], [40]], attrs: conv(3, 1, 1, 'relu', { hasBias: true }) },
+  {
+    name: 'tall tile: Cout 70, 5x5 s2, residual, into a view',
+    inputs: [[1, 9, 9, 10], [70, 9, 5, 5], [70], [1, 70, 5, 5]],
+    attrs: conv(5, 2, 2, 'tanh', { hasBias: true, hasResidual: true }),
+    outViews: [{ cOff: 2, cTot: 75 }],
+  },
+  // big tile (Cout > 16, N*Ho*Wo > 64)
+  { name: 'big tile: Cout 70, 3x10x10, Cin 40, 3x3 p1 bias relu', inputs: [[3, 40, 10, 10], [70, 40, 3, 3], [70]], attrs: conv(3, 1, 1, 'relu', { hasBias: true }) },
+  {
+    name: 'big tile pointwise: inScale + residual, views',
+    inputs: [[2, 24, 9, 9], [36, 24, 1, 1], [36], [2, 36, 9, 9], [2, 24]],
+    attrs: conv(1, 1, 0, 'none', { hasBias: true, hasResidual: true, hasInScale: true }),
+    inViews: [{ cOff: 3, cTot: 30 }, undefined, undefined, { cOff: 0, cTot: 40 }],
+    outViews: [{ cOff: 36, cTot: 80 }],
+  },
+  { name: 'big tile: 3x3 s2 p1 Cout 33 bias relu', inputs: [[2, 7, 21, 19], [33, 7, 3, 3], [33]], attrs: conv(3, 2, 1, 'relu', { hasBias: true }) },
+];
+
+/** The conv2d op. */
+export const conv2d = defineOp<Conv2dAttrs>({
+  name: 'conv2d',
+  kind: 'conv',
+  // W, and the bias when hasBias (index 2 is the residual or inScale when hasBias is false: the contract's
+  // weightInputs cannot depend on attrs, so a graph must check hasBias before treating input 2 as a weight).
+  weightInputs: [1, 2],
+  infer(inputs, attrs) {
+    const g = geometry(inputs, attrs);
+    return [[g.N, g.Cout, g.Ho, g.Wo]];
+  },
+  dispatch(ctx) {
+    const { attrs, caps } = ctx;
+    const g = geometry(ctx.inputs, attrs);
+    const idx = conv2dInputIndex(attrs);
+    for (const [i, what] of [
+      [1, 'W'],
+      [idx.bias, 'bias'],
+      [idx.inScale, 'inScale'],
+    ] as const) {
+      if (i < 0) continue;
+      const v = ctx.inViews[i]!;
+      const dense = denseView(ctx.inputs[i]!);
+      check(v.cOff === 0 && v.cTot === dense.cTot, 'conv2d', `${what} cannot be a channel view`);
+    }
+    const xv = ctx.inViews[0]!;
+    const yv = ctx.outViews[0]!;
+    const rv = attrs.hasResidual ? ctx.inViews[idx.residual]! : { cOff: 0, cTot: 0 };
+    const M = g.Cout;
+    const cols = g.N * g.Ho * g.Wo;
+    const K = g.Cin * g.kh * g.kw;
+    const tile = chooseConvTile(M, cols);
+    const maxDim = caps.limits.maxComputeWorkgroupsPerDimension;
+    const colTiles = Math.ceil(cols / tile.TN);
+    const rowTiles = Math.ceil(M / tile.TM);
+    if (rowTiles > maxDim) throw new ShapeError('conv2d', `${M} output channels need ${rowTiles} row tiles, more than the ${maxDim} workgroups a dimension allows`, ctx.inputs);
+    const gz = Math.ceil(colTiles / maxDim);
+    const gx = Math.ceil(colTiles / gz);
+    const pointwise = g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && g.ph === 0 && g.pw === 0;
+    // Storage bindings 1.. in this order: x, W, then the optional inputs present, then y.
+    const bindings: Binding[] = [{ input: 0 }, { input: 1 }];
+    const bindOf = (input: number): number => {
+      if (input < 0) return 0;
+      bindings.push({ input });
+      return bindings.length;
+    };
+    const BIND_BIAS = bindOf(idx.bias);
+    const BIND_RES = bindOf(idx.residual);
+    const BIND_SCALE = bindOf(idx.inScale);
+    bindings.push({ output: 0 });
+    const BIND_Y = bindings.length;
+    const bytes = (numel(ctx.inputs[0]!) + M * K + (attrs.hasBias ? M : 0) + (attrs.hasResidual ? M * cols : 0) + (attrs.hasInScale ? g.N * g.Cin : 0) + M * cols) * 4;
+    return [
+      {
+        kernel: 'conv2d',
+        defines: {
+          TM: tile.TM,
+          TN: tile.TN,
+          TK: tile.TK,
+          RM: tile.RM,
+          RN: tile.RN,
+          POINTWISE: pointwise ? 1 : 0,
+          ACT: ACT_CODE[attrs.act],
+          HAS_BIAS: attrs.hasBias ? 1 : 0,
+          HAS_RES: attrs.hasResidual ? 1 : 0,
+          HAS_SCALE: attrs.hasInScale ? 1 : 0,
+          BIND_BIAS,
+          BIND_RES,
+          BIND_SCALE,
+          BIND_Y,
+        },
+        grid: [gx, rowTiles, gz],
+        params: [
+          M,
+          cols,
+          K,
+          g.Cin,
+          g.H,
+          g.W,
+          g.H * g.W,
+          g.Wo,
+          g.Ho * g.Wo,
+          g.kw,
+          g.kh * g.kw,
+          g.sh,
+          g.sw,
+          g.ph,
+          g.pw,
+          g.dh,
+          g.dw,
+          xv.cOff,
+          xv.cTot,
+          yv.cOff,
+          yv.cTot,
+          rv.cOff,
+          rv.cTot,
+          colTiles,
+        ],
+        bindings,
+        flops: 2 * M * cols * K,
+        bytes,
+      },
+    ];
+  },
+  reference(inputs, { attrs, inputs: shapes }) {
+    const g = geometry(shapes, attrs);
+    const idx = conv2dInputIndex(attrs);
+    const x = inputs[0]!;
+    const w = inputs[1]!;
+    const bias = attrs.hasBias ? inputs[idx.bias]! : null;
+    const res = attrs.hasResidual ? inputs[idx.residual]! : null;
+    const scale = attrs.hasInScale ? inputs[idx.inScale]! : null;
+    const { N, Cin, H, W, Cout, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo } = g;
+    const y = new Float32Array(N * Cout * Ho * Wo);
+    let o = 0;
+    for (let n = 0; n < N; n++)
+      for (let co = 0; co < Cout; co++)
+        for (let oy = 0; oy < Ho; oy++)
+          for (let ox = 0; ox < Wo; ox++, o++) {
+            let acc = 0;
+            for (let ci = 0; ci < Cin; ci++) {
+              const s = scale ? scale[n * Cin + ci]! : 1;
+              for (let ky = 0; ky < kh; ky++) {
+                const iy = oy * sh - ph + ky * dh;
+                if (iy < 0 || iy >= H) continue;
+                for (let kx = 0; kx < kw; kx++) {
+                  const ix = ox * sw - pw + kx * dw;
+                  if (ix < 0 || ix >= W) continue;
+                  acc += w[((co * Cin + ci) * kh + ky) * kw + kx]! * (x[((n * Cin + ci) * H + iy) * W + ix]! * s);
+                }
+              }
+            }
+            if (bias) acc += bias[co]!;
+            acc = applyActivation(acc, attrs.act);
+            if (res) acc += res[o]!;
+            y[o] = acc;
+          }
+    return [y];
+  },
+  cases,
+});
