@@ -17,7 +17,6 @@ export interface BatchNormAttrs {
 export const batchnorm = defineOp<BatchNormAttrs>({
   name: 'batchnorm',
   kind: 'elementwise',
-  weightInputs: [1, 2, 3, 4],
   infer(inputs) {
     check(inputs.length === 5, 'batchnorm', 'needs x, gamma, beta, mean, var', inputs);
     const x = inputs[0]!;

@@ -215,9 +215,6 @@ const cases: TestCase<Conv2dAttrs>[] = [
 export const conv2d = defineOp<Conv2dAttrs>({
   name: 'conv2d',
   kind: 'conv',
-  // W, and the bias when hasBias (index 2 is the residual or inScale when hasBias is false: the contract's
-  // weightInputs cannot depend on attrs, so a graph must check hasBias before treating input 2 as a weight).
-  weightInputs: [1, 2],
   infer(inputs, attrs) {
     const g = geometry(inputs, attrs);
     return [[g.N, g.Cout, g.Ho, g.Wo]];

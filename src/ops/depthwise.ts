@@ -101,7 +101,6 @@ function plan(ctx: OpContext<DepthwiseAttrs>) {
 export const depthwise = defineOp<DepthwiseAttrs>({
   name: 'depthwise',
   kind: 'conv',
-  weightInputs: [1, 2],
   infer(inputs, attrs) {
     const hasBias = attrs.hasBias ?? true;
     check(inputs.length === (hasBias ? 3 : 2), 'depthwise', hasBias ? 'needs x, weight and bias' : 'needs x and weight (hasBias is false)', inputs);

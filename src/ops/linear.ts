@@ -22,7 +22,6 @@ const TILE_M = 8;
 export const linear = defineOp<LinearAttrs>({
   name: 'linear',
   kind: 'conv',
-  weightInputs: [1, 2],
   infer(inputs, attrs) {
     check(inputs.length === (attrs.hasBias ? 3 : 2), 'linear', attrs.hasBias ? 'needs x, W and b' : 'needs x and W (hasBias is false)', inputs);
     const x = checkRank('linear', 'x', inputs[0], 2, inputs);

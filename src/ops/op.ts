@@ -97,8 +97,6 @@ export interface OpDef<A = unknown> {
   tolerance?: number;
   /** Why the tolerance differs from the default, when it does. */
   toleranceReason?: string;
-  /** Which inputs are weights (constant at run time); the graph uploads them once. */
-  weightInputs?: number[];
   /** Shape rule; throw {@link ShapeError} on mismatch. */
   infer(inputs: Shape[], attrs: A): Shape[];
   /** Scratch buffers (element counts, f32) the dispatches need. */

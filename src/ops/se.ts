@@ -102,7 +102,6 @@ function fcShapes(C: number, S: number): Shape[] {
 export const seScale = defineOp<SeAttrs>({
   name: 'se_scale',
   kind: 'reduction',
-  weightInputs: [1, 2, 3, 4],
   infer(inputs, attrs) {
     check(inputs.length === 5, 'se_scale', 'needs pooled, w1, b1, w2, b2', inputs);
     const p = checkRank('se_scale', 'pooled', inputs[0], 2, inputs);
@@ -147,7 +146,6 @@ function poolPlan(inner: number) {
 export const squeezeExcite = defineOp<SeAttrs>({
   name: 'squeeze_excite',
   kind: 'reduction',
-  weightInputs: [1, 2, 3, 4],
   infer(inputs, attrs) {
     check(inputs.length === 5, 'squeeze_excite', 'needs x, w1, b1, w2, b2', inputs);
     const x = checkRank('squeeze_excite', 'x', inputs[0], 4, inputs);

@@ -12,7 +12,6 @@ const SPATIAL_WG = 256;
 export const spatialSe = defineOp<Record<string, never>>({
   name: 'spatial_se',
   kind: 'reduction',
-  weightInputs: [1, 2],
   infer(inputs) {
     check(inputs.length === 3, 'spatial_se', 'needs x, w, b', inputs);
     const x = checkRank('spatial_se', 'x', inputs[0], 4, inputs);
