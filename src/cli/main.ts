@@ -3,11 +3,16 @@
  * The covidct command line.
  *   covidct info               the adapter, its features and limits
  *   covidct demo [--batch N]   runs the demo network on the GPU and checks it against the CPU references
+ *   covidct run --model <name> --weights <file> --input <in.safetensors> --output <out.safetensors> [--dump]
+ *                              the conformance command: any built-in model on tensors from a file (docs/conformance.md)
  */
 import { createGpu, type GpuContext } from '../gpu/device.js';
 import { runGraphOnCpu } from '../graph/cpu.js';
 import { compileGraph } from '../graph/executor.js';
 import { demoNet } from '../models/demo.js';
+import { CONFORMANCE_MODELS, runConformance } from '../models/conformance.js';
+import { readWeightsFile } from '../models/load.js';
+import { readSafetensorsFile, writeSafetensorsFile } from '../io/safetensors.js';
 import { mulberry32, nmse, uniform } from '../ops/random.js';
 
 /** Parses `--name value` and `--flag` arguments. */
@@ -70,11 +75,43 @@ async function demo(gpu: GpuContext, flags: Map<string, string>): Promise<number
   return 0;
 }
 
+async function conformance(gpu: GpuContext, flags: Map<string, string>): Promise<number> {
+  const need = (k: string) => {
+    const v = flags.get(k);
+    if (!v || v === 'true') throw new Error(`covidct run needs --${k} (models: ${CONFORMANCE_MODELS.join(', ')})`);
+    return v;
+  };
+  const model = need('model');
+  const [weightsPath, inputPath, outputPath] = [need('weights'), need('input'), need('output')];
+  const weights = await readWeightsFile(weightsPath);
+  const inputs = await readSafetensorsFile(inputPath);
+  const t0 = performance.now();
+  const { tensors, adapter } = await runConformance(gpu, model, weights, inputs, { dump: flags.get('dump') === 'true' });
+  const ms = performance.now() - t0;
+  await writeSafetensorsFile(
+    outputPath,
+    tensors.map((t) => ({ name: t.name, dtype: 'F32' as const, shape: t.shape, data: t.data })),
+    { 'covidct.adapter': adapter, 'covidct.model': model, 'covidct.weights': weightsPath },
+  );
+  console.log(`adapter: ${adapter}`);
+  console.log(`${model}: wrote ${tensors.length} tensors to ${outputPath} (${ms.toFixed(0)} ms including compilation)`);
+  for (const t of tensors) console.log(`  ${t.name} [${t.shape.join(', ')}]`);
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const { positional, flags } = parseArgs(argv);
   const cmd = positional[0] ?? 'demo';
   if (cmd === 'help' || flags.has('help')) {
-    console.log('usage: covidct info | demo [--batch N] [--software] [--dawn-flags a,b]');
+    console.log(
+      [
+        'usage: covidct <command> [--software] [--dawn-flags a,b]',
+        '  info                      adapter, features, limits',
+        '  demo [--batch N]          demo network on the GPU vs the CPU references',
+        '  run --model M --weights W.safetensors --input IN.safetensors --output OUT.safetensors [--dump]',
+        `                            models: ${CONFORMANCE_MODELS.join(', ')}`,
+      ].join('\n'),
+    );
     return 0;
   }
   const gpu = await createGpu(gpuOptions(flags));
@@ -85,6 +122,8 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       case 'demo':
         return await demo(gpu, flags);
+      case 'run':
+        return await conformance(gpu, flags);
       default:
         console.error(`unknown command '${cmd}' (try: covidct help)`);
         return 2;

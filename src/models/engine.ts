@@ -1,0 +1,283 @@
+/**
+ * The two-stage pipeline on the GPU: stage 1 (GR-U-Net) -> lung mask and stage-2 input (CPU, cheap elementwise
+ * work) -> stage 2 (classifier) -> patient head. Graphs are compiled once for a batch size and slice size; a
+ * volume with more slices runs in chunks (the last chunk padded with empty slices whose results are dropped).
+ *
+ * Reported per slice and per patient as MODEL.md "Outputs the engine reports" lists them. With random weights
+ * the numbers demonstrate the engine, not a diagnosis: the result carries the weights' source.
+ */
+import type { GpuContext } from '../gpu/device.js';
+import { PipelineCache } from '../gpu/pipelines.js';
+import { CompiledGraph, compileGraph } from '../graph/executor.js';
+import type { SafetensorsFile } from '../io/safetensors.js';
+import type { ModelConfig, PreprocessConfig } from './config.js';
+import { loadPipeline } from './load.js';
+import { runPatientHead, type Pipeline } from './pipeline.js';
+import { lungArea, lungMask, maskedInput, normalise, preprocessHU, sliceUsed } from './preprocess.js';
+
+/** Options of {@link TwoStageEngine.load}. */
+export interface EngineOptions {
+  /** Slices per GPU batch (default 4). */
+  batch?: number;
+  /** Model input size (default the config's input_size, square). */
+  height?: number;
+  width?: number;
+  /** Share pipelines with other graphs on the device. */
+  cache?: PipelineCache;
+  /** Also return the reference's named intermediates (slower: some fusions are kept apart). */
+  intermediates?: boolean;
+}
+
+/** Per-slice and per-patient results of a run on windowed slices. */
+export interface TwoStageResult {
+  adapter: string;
+  batch: number;
+  height: number;
+  width: number;
+  /** [B, 1, H, W] sigmoid of the lung logits. */
+  lung_prob: Float32Array;
+  /** [B, 1, H, W] 1 where lung_prob > lung_threshold (or the given mask). */
+  lung_mask: Float32Array;
+  /** [B] fraction of the slice inside the lung mask. */
+  lung_area: Float32Array;
+  /** [B, 1, H, W] infection probability P at input resolution. */
+  infection_prob: Float32Array;
+  /** [B] fraction of the lung with P > infection_threshold (NaN where the slice has no lung). */
+  infected_fraction: Float32Array;
+  /** [B, K] slice logits and softmax probabilities. */
+  slice_logits: Float32Array;
+  slice_probs: Float32Array;
+  /** [B, E] slice embeddings. */
+  slice_embedding: Float32Array;
+  /** [B] slices used by the patient head. */
+  slice_used: boolean[];
+  /** Per patient, rows in `patient_ids` order. */
+  patient_ids: number[];
+  /** [P, K] logits, NaN rows where no lung was found. */
+  patient_logits: Float32Array;
+  patient_probs: Float32Array;
+  patient_no_lung: boolean[];
+  patient_slices_used: number[];
+  /** Named intermediates, when asked for. */
+  intermediates?: Record<string, Float32Array>;
+}
+
+function softmaxRows(x: Float32Array, k: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let r = 0; r < x.length / k; r++) {
+    let m = -Infinity;
+    for (let j = 0; j < k; j++) m = Math.max(m, x[r * k + j]!);
+    let s = 0;
+    for (let j = 0; j < k; j++) s += Math.exp(x[r * k + j]! - m);
+    for (let j = 0; j < k; j++) out[r * k + j] = Math.exp(x[r * k + j]! - m) / s;
+  }
+  return out;
+}
+
+/** The compiled two-stage model on one device. */
+export class TwoStageEngine {
+  private constructor(
+    readonly gpu: GpuContext,
+    readonly pipeline: Pipeline,
+    readonly stage1: CompiledGraph,
+    readonly stage2: CompiledGraph,
+    readonly batch: number,
+    readonly height: number,
+    readonly width: number,
+    /** `covidct.source` of the weights file ('' when absent). */
+    readonly source: string,
+  ) {}
+
+  /** The model config and preprocessing parameters from the weights file. */
+  get config(): ModelConfig {
+    return this.pipeline.config;
+  }
+  get preprocess(): PreprocessConfig {
+    return this.pipeline.preprocess;
+  }
+
+  /** Builds, binds and compiles both stages from a covidct weights file. */
+  static async load(gpu: GpuContext, file: SafetensorsFile, opts: EngineOptions = {}): Promise<TwoStageEngine> {
+    const batch = opts.batch ?? 4;
+    if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`batch must be a positive integer, got ${batch}`);
+    const cfgSize = JSON.parse(file.metadata['covidct.config'] ?? '{}').input_size;
+    const height = opts.height ?? cfgSize;
+    const width = opts.width ?? cfgSize;
+    if (!Number.isInteger(height) || !Number.isInteger(width) || height < 8 || width < 8)
+      throw new RangeError(`slice size must be integers >= 8, got ${height} x ${width}`);
+    const pipeline = loadPipeline(file, { batch, height, width, intermediates: !!opts.intermediates });
+    const cache = opts.cache ?? new PipelineCache(gpu.device);
+    const stage1 = await compileGraph(gpu, pipeline.stage1.graph, { cache });
+    let stage2: CompiledGraph;
+    try {
+      stage2 = await compileGraph(gpu, pipeline.stage2.graph, { cache });
+    } catch (e) {
+      stage1.destroy();
+      throw e;
+    }
+    return new TwoStageEngine(gpu, pipeline, stage1, stage2, batch, height, width, file.metadata['covidct.source'] ?? '');
+  }
+
+  /**
+   * Runs both stages on windowed slices [B, 1, H, W] (values in [0, 1], already at the model size).
+   * @param opts.lungMask teacher-forced lung mask [B, 1, H, W] instead of stage 1's.
+   * @param opts.patientIds per-slice patient id (default: all slices one patient).
+   */
+  async runWindowed(windowed: Float32Array, opts: { lungMask?: Float32Array; patientIds?: ArrayLike<number> } = {}): Promise<TwoStageResult> {
+    const { height: H, width: W, batch } = this;
+    const hw = H * W;
+    if (windowed.length === 0 || windowed.length % hw !== 0) throw new RangeError(`windowed slices must be [B, 1, ${H}, ${W}]: got ${windowed.length} values`);
+    const B = windowed.length / hw;
+    if (opts.lungMask && opts.lungMask.length !== windowed.length) throw new RangeError(`lungMask has ${opts.lungMask.length} values, expected ${windowed.length}`);
+    const pre = this.preprocess;
+    const k = this.config.cls.num_classes;
+    const inter: Record<string, Float32Array[]> = {};
+    const parts: Record<'lung_prob' | 'infection_prob' | 'slice_logits' | 'slice_embedding', Float32Array[]> = { lung_prob: [], infection_prob: [], slice_logits: [], slice_embedding: [] };
+    const masks: Float32Array[] = [];
+    for (let start = 0; start < B; start += batch) {
+      const n = Math.min(batch, B - start);
+      const chunk = new Float32Array(batch * hw);
+      chunk.set(windowed.subarray(start * hw, (start + n) * hw));
+      const r1 = await this.stage1.run({ 'seg.input': normalise(chunk, batch, pre) });
+      const prob = r1.outputs.lung_prob!;
+      let mask = lungMask(prob, pre);
+      if (opts.lungMask) {
+        mask = new Float32Array(batch * hw);
+        mask.set(opts.lungMask.subarray(start * hw, (start + n) * hw));
+      }
+      const r2 = await this.stage2.run({ 'cls.input': maskedInput(chunk, mask, batch, pre) });
+      const keep = (name: string, v: Float32Array) => {
+        const per = v.length / batch;
+        return v.slice(0, n * per);
+      };
+      parts.lung_prob.push(keep('lung_prob', prob));
+      masks.push(keep('mask', mask));
+      for (const name of ['infection_prob', 'slice_logits', 'slice_embedding'] as const) parts[name].push(keep(name, r2.outputs[name]!));
+      for (const r of [r1, r2])
+        for (const [name, v] of Object.entries(r.outputs))
+          if (!(name in parts) && name !== 'lung_logits') (inter[name] ??= []).push(keep(name, v));
+    }
+    const cat = (xs: Float32Array[]) => {
+      const out = new Float32Array(xs.reduce((s, x) => s + x.length, 0));
+      let o = 0;
+      for (const x of xs) {
+        out.set(x, o);
+        o += x.length;
+      }
+      return out;
+    };
+    const lung_mask = cat(masks);
+    const infection_prob = cat(parts.infection_prob);
+    const lung_area = lungArea(lung_mask, B);
+    const used = sliceUsed(lung_area, pre);
+    const infected_fraction = new Float32Array(B);
+    for (let b = 0; b < B; b++) {
+      let lung = 0;
+      let inf = 0;
+      for (let i = b * hw; i < (b + 1) * hw; i++)
+        if (lung_mask[i]! > 0) {
+          lung++;
+          if (infection_prob[i]! > pre.infection_threshold) inf++;
+        }
+      infected_fraction[b] = lung ? inf / lung : NaN;
+    }
+    const slice_logits = cat(parts.slice_logits);
+    const slice_embedding = cat(parts.slice_embedding);
+    const patient = runPatientHead(this.pipeline.patient, slice_embedding, used, opts.patientIds);
+    const result: TwoStageResult = {
+      adapter: this.gpu.adapterName,
+      batch: B,
+      height: H,
+      width: W,
+      lung_prob: cat(parts.lung_prob),
+      lung_mask,
+      lung_area,
+      infection_prob,
+      infected_fraction,
+      slice_logits,
+      slice_probs: softmaxRows(slice_logits, k),
+      slice_embedding,
+      slice_used: used,
+      patient_ids: patient.ids,
+      patient_logits: patient.logits,
+      patient_probs: softmaxRows(patient.logits, k),
+      patient_no_lung: patient.noLung,
+      patient_slices_used: patient.slicesUsed,
+    };
+    if (Object.keys(inter).length) result.intermediates = Object.fromEntries(Object.entries(inter).map(([n, v]) => [n, cat(v)]));
+    return result;
+  }
+
+  /**
+   * Runs HU slices [B, 1, H0, W0] of one patient: window, resize to the model size, then {@link runWindowed}.
+   * @param spacingMm optional per-slice voxel volume weights (e.g. slice thickness x pixel area) for the
+   *   lung-involvement figure; default equal weights.
+   */
+  async analyzeHU(hu: Float32Array, shape: readonly [number, number, number, number], spacingMm?: ArrayLike<number>): Promise<TwoStageReport> {
+    if (shape[1] !== 1) throw new RangeError(`HU slices must have one channel, got shape [${shape.join(', ')}]`);
+    const windowed = preprocessHU(hu, shape, this.preprocess, [this.height, this.width]);
+    const r = await this.runWindowed(windowed);
+    return summarise(r, this.config, this.preprocess, spacingMm, this.source);
+  }
+
+  /** Frees both compiled stages. */
+  destroy(): void {
+    this.stage1.destroy();
+    this.stage2.destroy();
+  }
+}
+
+/** A patient-level report: MODEL.md "Outputs the engine reports". */
+export interface TwoStageReport {
+  adapter: string;
+  weightsSource: string;
+  classNames: string[];
+  slices: Array<{ lungArea: number; infectedFraction: number; probs: number[]; label: string; used: boolean }>;
+  patient:
+    | { lungFound: true; probs: number[]; label: string; slicesUsed: number; lungInvolvementPct: number; uncertainty: number }
+    | { lungFound: false; message: string; slicesUsed: 0 };
+  result: TwoStageResult;
+}
+
+/** Builds the report from a run (one patient). */
+export function summarise(r: TwoStageResult, cfg: ModelConfig, pre: PreprocessConfig, weights?: ArrayLike<number>, source = ''): TwoStageReport {
+  const names = cfg.cls.class_names;
+  const k = cfg.cls.num_classes;
+  const hw = r.height * r.width;
+  const slices = Array.from({ length: r.batch }, (_, b) => {
+    const probs = Array.from(r.slice_probs.subarray(b * k, (b + 1) * k));
+    return { lungArea: r.lung_area[b]!, infectedFraction: r.infected_fraction[b]!, probs, label: names[probs.indexOf(Math.max(...probs))]!, used: r.slice_used[b]! };
+  });
+  let lungVol = 0;
+  let infVol = 0;
+  for (let b = 0; b < r.batch; b++) {
+    const w = weights ? weights[b]! : 1;
+    let lung = 0;
+    let inf = 0;
+    for (let i = b * hw; i < (b + 1) * hw; i++)
+      if (r.lung_mask[i]! > 0) {
+        lung++;
+        if (r.infection_prob[i]! > pre.infection_threshold) inf++;
+      }
+    lungVol += lung * w;
+    infVol += inf * w;
+  }
+  const base = { adapter: r.adapter, weightsSource: source, classNames: names, slices, result: r };
+  if (r.patient_no_lung[0] || r.patient_ids.length === 0) {
+    return { ...base, patient: { lungFound: false, message: `no slice has a lung mask covering ${(pre.lung_area_threshold * 100).toFixed(1)}% of the slice: no patient-level result`, slicesUsed: 0 } };
+  }
+  const probs = Array.from(r.patient_probs.subarray(0, k));
+  let entropy = 0;
+  for (const p of probs) if (p > 0) entropy -= p * Math.log(p);
+  return {
+    ...base,
+    patient: {
+      lungFound: true,
+      probs,
+      label: names[probs.indexOf(Math.max(...probs))]!,
+      slicesUsed: r.patient_slices_used[0]!,
+      lungInvolvementPct: lungVol ? (100 * infVol) / lungVol : 0,
+      uncertainty: entropy / Math.log(k),
+    },
+  };
+}
