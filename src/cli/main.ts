@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 /**
  * The covidct command line.
+ *   covidct analyze [--weights W] [--input IN] [--batch N] [--size S] [--json]
+ *                              the main job: two-stage analysis of a CT volume (default: an embedded synthetic
+ *                              phantom and seeded random weights of the tiny config, clearly labelled as such)
  *   covidct info               the adapter, its features and limits
  *   covidct demo [--batch N]   runs the demo network on the GPU and checks it against the CPU references
  *   covidct run --model <name> --weights <file> --input <in.safetensors> --output <out.safetensors> [--dump]
@@ -13,6 +16,10 @@ import { demoNet } from '../models/demo.js';
 import { CONFORMANCE_MODELS, runConformance } from '../models/conformance.js';
 import { readWeightsFile } from '../models/load.js';
 import { readSafetensorsFile, writeSafetensorsFile } from '../io/safetensors.js';
+import { defaultPreprocessConfig, tinyModelConfig } from '../models/config.js';
+import { TwoStageEngine } from '../models/engine.js';
+import { chestPhantom } from '../models/phantom.js';
+import { randomWeightsFile } from '../models/random-weights.js';
 import { mulberry32, nmse, uniform } from '../ops/random.js';
 
 /** Parses `--name value` and `--flag` arguments. */
@@ -99,13 +106,82 @@ async function conformance(gpu: GpuContext, flags: Map<string, string>): Promise
   return 0;
 }
 
+function positiveInt(flags: Map<string, string>, key: string, fallback: number): number {
+  const raw = flags.get(key);
+  if (raw === undefined) return fallback;
+  const v = Number(raw);
+  if (!Number.isInteger(v) || v < 1) throw new Error(`--${key} must be a positive integer, got '${raw}'`);
+  return v;
+}
+
+async function analyze(gpu: GpuContext, flags: Map<string, string>): Promise<number> {
+  const weights = flags.has('weights') ? await readWeightsFile(flags.get('weights')!) : randomWeightsFile(tinyModelConfig(), defaultPreprocessConfig(), 1);
+  let hu: Float32Array;
+  let shape: [number, number, number, number];
+  let what: string;
+  let spacing: Float32Array | undefined;
+  if (flags.has('input')) {
+    const f = await readSafetensorsFile(flags.get('input')!);
+    if (!f.has('hu')) throw new Error(`${f.name}: no tensor 'hu' [slices, 1, H, W] of Hounsfield units (has: ${f.names().join(', ')})`);
+    const s = f.info('hu').shape;
+    if (s.length !== 4 || s[1] !== 1) throw new Error(`${f.name}: 'hu' must be [slices, 1, H, W], got [${s.join(', ')}]`);
+    hu = f.getF32('hu');
+    shape = [s[0]!, 1, s[2]!, s[3]!];
+    if (f.has('voxel_volume')) spacing = f.getF32('voxel_volume');
+    what = f.name;
+  } else {
+    const p = chestPhantom({ slices: 4, height: 96, width: 96 });
+    hu = p.hu;
+    shape = p.shape;
+    what = `synthetic chest phantom (${shape[0]} slices of ${shape[2]} x ${shape[3]})`;
+  }
+  const size = flags.has('size') ? positiveInt(flags, 'size', 64) : undefined;
+  const t0 = performance.now();
+  const engine = await TwoStageEngine.load(gpu, weights, { batch: positiveInt(flags, 'batch', Math.min(4, shape[0])), ...(size ? { height: size, width: size } : {}) });
+  const t1 = performance.now();
+  try {
+    const report = await engine.analyzeHU(hu, shape, spacing);
+    const t2 = performance.now();
+    if (flags.get('json') === 'true') {
+      const { result, ...rest } = report;
+      console.log(JSON.stringify({ ...rest, input: what, compileMs: t1 - t0, runMs: t2 - t1 }, null, 2));
+      void result;
+      return 0;
+    }
+    console.log(`adapter: ${report.adapter}${gpu.isSoftware ? ' (software)' : ''}`);
+    console.log(`input: ${what}`);
+    console.log(`weights: ${weights.name}${report.weightsSource ? ` (${report.weightsSource})` : ''}`);
+    console.log(`model size ${engine.height} x ${engine.width}, batch ${engine.batch}; compile ${(t1 - t0).toFixed(0)} ms, analysis ${(t2 - t1).toFixed(0)} ms`);
+    console.log('slice  lung area  infected  ' + report.classNames.map((n) => n.padStart(13)).join('') + '  used');
+    report.slices.forEach((s, i) =>
+      console.log(
+        `${String(i).padStart(5)}  ${(s.lungArea * 100).toFixed(1).padStart(8)}%  ${Number.isNaN(s.infectedFraction) ? '      -' : `${(s.infectedFraction * 100).toFixed(1).padStart(6)}%`}  ` +
+          s.probs.map((p) => p.toFixed(3).padStart(13)).join('') +
+          `  ${s.used ? 'yes' : 'no'}`,
+      ),
+    );
+    const p = report.patient;
+    if (p.lungFound) {
+      console.log(`patient: ${p.label} (${p.probs.map((v, i) => `${report.classNames[i]} ${v.toFixed(3)}`).join(', ')}), ${p.slicesUsed} slices used, lung involvement ${p.lungInvolvementPct.toFixed(1)}%, uncertainty (normalised entropy) ${p.uncertainty.toFixed(3)}`);
+    } else {
+      console.log(`patient: no lung found (${p.message})`);
+    }
+    return 0;
+  } finally {
+    engine.destroy();
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const { positional, flags } = parseArgs(argv);
-  const cmd = positional[0] ?? 'demo';
+  const cmd = positional[0] ?? 'analyze';
   if (cmd === 'help' || flags.has('help')) {
     console.log(
       [
         'usage: covidct <command> [--software] [--dawn-flags a,b]',
+        '  analyze [--weights W.safetensors] [--input CT.safetensors] [--batch N] [--size S] [--json]',
+        "                            two-stage analysis; default: embedded phantom + seeded random weights (tiny config)",
+        "                            (CT.safetensors holds 'hu' [slices, 1, H, W] in HU, optional 'voxel_volume' [slices])",
         '  info                      adapter, features, limits',
         '  demo [--batch N]          demo network on the GPU vs the CPU references',
         '  run --model M --weights W.safetensors --input IN.safetensors --output OUT.safetensors [--dump]',
@@ -117,6 +193,8 @@ async function main(argv: string[]): Promise<number> {
   const gpu = await createGpu(gpuOptions(flags));
   try {
     switch (cmd) {
+      case 'analyze':
+        return await analyze(gpu, flags);
       case 'info':
         await info(gpu);
         return 0;
