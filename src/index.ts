@@ -12,6 +12,7 @@ export { runOp } from './ops/run.js';
 export { mulberry32, uniform, nmse } from './ops/random.js';
 export { Graph, GraphBuilder, GraphError, type Tensor, type TensorInfo, type NodeInfo } from './graph/ir.js';
 export { runGraphOnCpu } from './graph/cpu.js';
+export { demoNet } from './models/demo.js';
 export { fuseGraph, type FusionReport } from './graph/fuse.js';
 export { planMemory, findOverlaps, type MemoryPlan } from './graph/plan.js';
 export { CompiledGraph, compileGraph, type CompileOptions, type RunResult, type KernelTiming, type GraphStats } from './graph/executor.js';
