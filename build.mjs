@@ -7,7 +7,7 @@ const common = { bundle: true, format: 'esm', target: 'es2022', loader: { '.wgsl
 await build({
   ...common,
   platform: 'node',
-  entryPoints: { index: 'src/index.ts', cli: 'src/cli/main.ts' },
+  entryPoints: { index: 'src/index.ts', cli: 'src/cli/main.ts', bench: 'bench/bench.ts' },
   outdir: 'dist',
   external: ['webgpu'],
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },

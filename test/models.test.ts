@@ -2,148 +2,21 @@
 // ops: fixtures from weights/make_fixtures.py (test/fixtures/). Every output and intermediate must match with a
 // relative L2 error <= 1e-4. Also: the EfficientNet scaling table against torchvision, the weights loader and
 // its errors, the preprocessing functions.
-import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runGraphOnCpu } from '../src/graph/cpu.js';
 import { fuseGraph } from '../src/graph/fuse.js';
-import { f32ToBf16, f32ToF16, f16ToF32, bf16ToF32, readSafetensorsFile, serializeSafetensors, type SafetensorsFile, type TensorToWrite } from '../src/io/safetensors.js';
+import { f32ToBf16, f32ToF16, f16ToF32, bf16ToF32, serializeSafetensors, type SafetensorsFile, type TensorToWrite } from '../src/io/safetensors.js';
 import { ConfigError, parseModelConfig, parsePreprocessConfig, tinyModelConfig, defaultModelConfig, defaultPreprocessConfig } from '../src/models/config.js';
 import { EFFICIENTNET_VARIANTS, efficientnet, efficientNetSpec, makeDivisible, type EfficientNetVariant } from '../src/models/efficientnet.js';
 import { bindWeights, loadPipeline, openWeights, readConfig, WeightsError } from '../src/models/load.js';
 import { buildStage1, buildStage2, runPatientHead } from '../src/models/pipeline.js';
 import { lungArea, lungMask, maskedInput, normalise, preprocessHU, sliceUsed } from '../src/models/preprocess.js';
+import { codeHash, compareOutputs, expectAllBelow, FIX, Fixture, loadFixture, recipeTensors, relL2, RERUN, sha256, TOL, type WeightsRecipe } from './fixtures.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const FIX = join(ROOT, 'test', 'fixtures');
-const RERUN = 'fixtures are stale: rerun `/usr/bin/python3 weights/make_fixtures.py`';
-const TOL = 1e-4;
-
-// ---------------------------------------------------------------------------------------------
-// helpers
-
-/** sqrt(sum (a - ref)^2 / sum ref^2), in double precision. */
-function relL2(a: Float32Array, ref: Float32Array): number {
-  if (a.length !== ref.length) return Infinity;
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = a[i]! - ref[i]!;
-    num += d * d;
-    den += ref[i]! * ref[i]!;
-  }
-  return den === 0 ? (num === 0 ? 0 : Infinity) : Math.sqrt(num / den);
-}
-
-/** relL2 after subtracting the reference's mean (for probabilities near a constant, e.g. sigmoid ~ 0.5). */
-function relL2Centered(a: Float32Array, ref: Float32Array): number {
-  let m = 0;
-  for (const v of ref) m += v;
-  m /= ref.length;
-  return relL2(a.map((v) => v - m), ref.map((v) => v - m));
-}
-
-/** The hash make_fixtures.py records: sha256 over (path NUL bytes NUL) of the reference code. */
-function codeHash(): string {
-  const files = readdirSync(join(ROOT, 'weights', 'reference'))
-    .filter((f) => f.endsWith('.py'))
-    .sort()
-    .map((f) => `weights/reference/${f}`);
-  files.push('weights/make_fixtures.py', 'weights/export.py', 'weights/safetensors_io.py');
-  const h = createHash('sha256');
-  for (const f of files) {
-    h.update(Buffer.from(`${f}\0`));
-    h.update(readFileSync(join(ROOT, f)));
-    h.update(Buffer.from('\0'));
-  }
-  return h.digest('hex');
-}
-
-interface WeightsRecipe {
-  seed: number;
-  dtype: 'F16' | 'F32';
-  sha256: string;
-  size: number;
-  metadata: Record<string, string> | null;
-  manifest: Array<[string, number[], number, number, number]>;
-}
-
-function mix32(x: number): number {
-  x >>>= 0;
-  x ^= x >>> 16;
-  x = Math.imul(x, 0x7feb352d) >>> 0;
-  x ^= x >>> 15;
-  x = Math.imul(x, 0x846ca68b) >>> 0;
-  x ^= x >>> 16;
-  return x >>> 0;
-}
-
-/** make_fixtures.py `weight_values`. */
-function weightValues(seed: number, index: number, n: number, center: number, bits: number, q: number): Float32Array {
-  const base = mix32((Math.imul(seed, 0x9e3779b1) + Math.imul(index, 0x85ebca77)) >>> 0);
-  const half = 2 ** (bits - 1);
-  const scale = 2 ** -q;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = center + ((mix32((base + i) >>> 0) >>> (32 - bits)) - half) * scale;
-  return out;
-}
-
-const recipeCache = new Map<WeightsRecipe, TensorToWrite[]>();
-
-/** The tensors of a recipe, in export order (cached; treat as read-only). */
-function recipeTensors(r: WeightsRecipe): TensorToWrite[] {
-  let ts = recipeCache.get(r);
-  if (!ts) recipeCache.set(r, (ts = makeRecipeTensors(r)));
-  return ts;
-}
-
-function makeRecipeTensors(r: WeightsRecipe): TensorToWrite[] {
-  return r.manifest.map(([name, shape, c, bits, q], i) => {
-    const v = weightValues(r.seed, i, shape.reduce((a, d) => a * d, 1), c, bits, q);
-    return { name, shape, dtype: r.dtype, data: r.dtype === 'F16' ? Uint16Array.from(v, f32ToF16) : v };
-  });
-}
-
-function sha256(b: Uint8Array): string {
-  return createHash('sha256').update(b).digest('hex');
-}
-
-/** A fixture file: tensors by name plus parsed metadata. */
-class Fixture {
-  constructor(readonly file: SafetensorsFile) {}
-  get(name: string): Float32Array {
-    return this.file.getF32(name);
-  }
-  shape(name: string): readonly number[] {
-    return this.file.info(name).shape;
-  }
-  meta<T>(key: string): T {
-    return JSON.parse(this.file.metadata[key]!) as T;
-  }
-  /** Names under a case prefix, without the prefix. */
-  names(prefix: string): string[] {
-    return this.file.names().filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length));
-  }
-}
-
-/** Compares every graph output that the fixture has under `prefix`; returns the errors by name. */
-function compareOutputs(out: Record<string, Float32Array>, fx: Fixture, prefix: string, rename: Record<string, string> = {}): Record<string, number> {
-  const errs: Record<string, number> = {};
-  for (const [name, v] of Object.entries(out)) {
-    const key = `${prefix}${rename[name] ?? name}`;
-    if (!fx.file.has(key)) continue;
-    const ref = fx.get(key);
-    errs[name] = /prob/.test(name) ? Math.max(relL2(v, ref), relL2Centered(v, ref)) : relL2(v, ref);
-  }
-  return errs;
-}
-
-function expectAllBelow(errs: Record<string, number>, tol = TOL): void {
-  const bad = Object.entries(errs).filter(([, e]) => !(e <= tol));
-  expect(bad.map(([n, e]) => `${n}: ${e.toExponential(2)}`), 'relative L2 errors above tolerance').toEqual([]);
-}
+// Helpers (fixture loading, the deterministic weight generator, relL2) live in test/fixtures.ts, shared with
+// test/parity.test.ts (the same fixtures on the GPU).
 
 const measured: Record<string, number> = {};
 function record(prefix: string, errs: Record<string, number>): void {
@@ -159,8 +32,8 @@ let tinyRecipe: WeightsRecipe;
 let specs: { code_sha256: string; variants: Record<string, { bn_eps: number; feature_channels: number[]; blocks: Array<Array<[number, number, number, number, number, number, boolean]>>; state: Array<[string, number[]]> }> };
 
 beforeAll(async () => {
-  tiny = new Fixture(await readSafetensorsFile(join(FIX, 'tiny.fixture.safetensors')));
-  b0 = new Fixture(await readSafetensorsFile(join(FIX, 'efficientnet_b0.fixture.safetensors')));
+  tiny = await loadFixture('tiny.fixture.safetensors');
+  b0 = await loadFixture('efficientnet_b0.fixture.safetensors');
   specs = JSON.parse(readFileSync(join(FIX, 'efficientnet_specs.json'), 'utf8'));
   tinyRecipe = tiny.meta<WeightsRecipe>('fixture.weights');
   tinyBytes = serializeSafetensors(recipeTensors(tinyRecipe), tinyRecipe.metadata!);

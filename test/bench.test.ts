@@ -1,0 +1,122 @@
+// The bench's core on SwiftShader at a tiny size: the JSON report has every field, finite, and names the adapter.
+// Plus the pieces that need no device: argument parsing, the weight generator against make_fixtures.py, the
+// work summary from DispatchSpecs, order statistics, roofline arithmetic, and f16 reported as not implemented.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parseBenchArgs } from '../bench/args.js';
+import { runBench, spread, type StageResult } from '../bench/core.js';
+import { rooflineShare } from '../bench/roofline.js';
+import { recipes, weightValues } from '../bench/weights.js';
+import { planWork } from '../bench/work.js';
+import { tinyModelConfig } from '../src/models/config.js';
+import { buildStage1 } from '../src/models/pipeline.js';
+import { bindWeights } from '../src/models/load.js';
+import { randomWeightsFile } from '../bench/weights.js';
+import { readSafetensorsFile } from '../src/io/safetensors.js';
+import { testGpu } from './gpu.js';
+
+const FIX = join(fileURLToPath(new URL('..', import.meta.url)), 'test', 'fixtures');
+
+function finite(v: unknown, path: string): void {
+  expect(typeof v, path).toBe('number');
+  expect(Number.isFinite(v as number), `${path} = ${String(v)}`).toBe(true);
+}
+
+describe('bench helpers', () => {
+  it('reimplements make_fixtures.py weight_values exactly', () => {
+    // Printed by: from make_fixtures import weight_values; list(weight_values(0, 3, 5, 0.0, 11, 12)), (7, 120, 3, 1.0, 9, 9)
+    expect(Array.from(weightValues(0, 3, 5, 0, 11, 12))).toEqual([0.0693359375, 0.129638671875, -0.140869140625, -0.1865234375, 0.0703125]);
+    expect(Array.from(weightValues(7, 120, 3, 1, 9, 9))).toEqual([1.27734375, 1.45703125, 0.646484375]);
+  });
+
+  it('assigns the recipes make_fixtures.py recorded in the fixtures (center, bits, q per tensor)', async () => {
+    // running_var is left out: make_fixtures may calibrate its centre with a forward pass; the bench does not.
+    let checked = 0;
+    for (const f of ['tiny', 'default', 'efficientnet_b0', 'efficientnet_b7']) {
+      const path = join(FIX, `${f}.fixture.safetensors`);
+      if (!existsSync(path)) continue;
+      const meta = (await readSafetensorsFile(path)).metadata['fixture.weights'];
+      if (!meta) continue;
+      const manifest = (JSON.parse(meta) as { manifest: Array<[string, number[], number, number, number]> }).manifest;
+      const r = recipes(manifest.map(([name, shape]) => ({ name, shape })));
+      for (const [name, , c, bits, q] of manifest) {
+        if (name.endsWith('.running_var')) continue;
+        expect(r.get(name), name).toEqual([c, bits, q]);
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(100);
+  });
+
+  it('parses the command line', () => {
+    const p = parseBenchArgs(['--size', '64x48,32', '--batch', '1,2', '--stages', 'stage1', '--model', 'efficientnet_b7', '--profile', '--json', '--peers', 'torch,ort', '--peak-gflops', '5']);
+    expect(p.opts.sizes).toEqual([[64, 48], [32, 32]]);
+    expect(p.opts.batches).toEqual([1, 2]);
+    expect(p.opts.stages).toEqual(['stage1']);
+    expect(p.opts.models).toEqual(['efficientnet_b7']);
+    expect(p.opts.peers).toEqual(['torch', 'ort']);
+    expect(p.opts.peakGflops).toBe(5);
+    expect(p.json).toBe(true);
+    expect(parseBenchArgs(['--dawn-flags', 'enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia,disable-dawn-features=x']).opts.dawnFlags).toEqual([
+      'enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia',
+      'disable-dawn-features=x',
+    ]);
+    expect(() => parseBenchArgs(['--size', 'big'])).toThrow(/--size/);
+    expect(() => parseBenchArgs(['--peers', 'tf'])).toThrow(/unknown tf/);
+    expect(() => parseBenchArgs(['--frobnicate'])).toThrow(/unknown option/);
+  });
+
+  it('summarises runs and roofline arithmetic', () => {
+    const s = spread([4, 1, 3, 2]);
+    expect([s.medianMs, s.minMs, s.maxMs, s.p25Ms, s.p75Ms]).toEqual([2.5, 1, 4, 1.75, 3.25]);
+    // 2 GFLOP and 1 GB at 10 GFLOP/s and 10 GB/s: compute-bound, 0.2 s ideal; measured 0.4 s -> 50%.
+    expect(rooflineShare(2e9, 1e9, 0.4, { gflops: 10, gbs: 10 })).toEqual({ idealS: 0.2, share: 0.5 });
+  });
+
+  it('sums FLOPs and bytes from the DispatchSpecs of a planned graph', () => {
+    const cfg = tinyModelConfig();
+    const m = buildStage1(cfg, { batch: 1, height: 32, width: 32 });
+    bindWeights(randomWeightsFile([m]), m, { allowUnexpected: true });
+    const w = planWork(m.graph);
+    expect(w.dispatches).toBeGreaterThan(50);
+    expect(w.flops).toBeGreaterThan(1e6);
+    expect(w.bytes).toBeGreaterThan(1e5);
+    expect(w.byOp.conv2d!.flops).toBeGreaterThan(w.flops / 2);
+  });
+});
+
+describe('bench on the GPU', () => {
+  it('reports f16 as not implemented instead of measuring it', async () => {
+    const { gpu } = await testGpu();
+    const rep = await runBench({ gpu, config: 'tiny', sizes: [[32, 32]], batches: [1], stages: ['stage1'], precision: 'f16' });
+    expect(rep.results).toEqual([]);
+    expect(rep.notMeasured[0]!.reason).toMatch(/^f16: /);
+  });
+
+  it('runs stage 1 of the tiny config at 32x32, batch 1, 2 repeats', async () => {
+    const { gpu, cache } = await testGpu();
+    const rep = await runBench({ gpu, cache, config: 'tiny', sizes: [[32, 32]], batches: [1], stages: ['stage1'], repeats: 2, warmup: 0 });
+    const json = JSON.parse(JSON.stringify(rep)) as typeof rep;
+    expect(json.adapter.name.length).toBeGreaterThan(3);
+    expect(json.adapter.name).toBe(gpu.adapterName);
+    expect(json.notMeasured).toEqual([]);
+    expect(json.results).toHaveLength(1);
+    const r = json.results[0]! as StageResult;
+    expect(r.adapter).toBe(gpu.adapterName);
+    expect(r.software).toBe(gpu.isSoftware);
+    expect([r.target, r.config, r.batch, r.height, r.width, r.precision]).toEqual(['stage1', 'tiny', 1, 32, 32, 'f32']);
+    for (const k of ['weightsMs', 'buildMs', 'compileMs', 'pipelineCompileMs', 'pipelinesCompiled', 'firstRunMs', 'slicesPerS', 'msPerSlice', 'dispatches', 'flops', 'bytes', 'achievedGflops'] as const) finite(r[k], k);
+    for (const k of ['runs', 'medianMs', 'minMs', 'maxMs', 'p25Ms', 'p75Ms'] as const) finite(r.steady[k], `steady.${k}`);
+    for (const k of ['arenaBytes', 'weightBytes', 'ioBytes', 'uniformBytes', 'totalBytes'] as const) finite(r.memory[k], `memory.${k}`);
+    expect(r.steady.runs).toBe(2);
+    expect(r.steady.samplesMs).toHaveLength(2);
+    expect(r.steady.minMs).toBeLessThanOrEqual(r.steady.medianMs);
+    expect(r.dispatches).toBeGreaterThan(50);
+    expect(r.memory.weightBytes).toBeGreaterThan(0);
+    expect(r.flops).toBeGreaterThan(1e6);
+    expect(r.slicesPerS).toBeCloseTo(1000 / r.steady.medianMs, 6);
+    expect(json.commit).toMatch(/^[0-9a-f]+|unknown/);
+  }, 120_000);
+});

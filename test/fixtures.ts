@@ -1,0 +1,190 @@
+// Shared helpers of the parity tests (test/models.test.ts on the CPU references, test/parity.test.ts on the GPU):
+// the fixtures written by weights/make_fixtures.py (test/fixtures/), the staleness hash, the deterministic weight
+// generator that make_fixtures.py uses (reimplemented here, so weights are never committed) and the error measures.
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
+import { f32ToF16, readSafetensorsFile, serializeSafetensors, type SafetensorsFile, type TensorToWrite } from '../src/io/safetensors.js';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+export const FIX = join(ROOT, 'test', 'fixtures');
+export const RERUN = 'fixtures are stale: rerun `/usr/bin/python3 weights/make_fixtures.py`';
+/** Relative L2 tolerance of every parity comparison. */
+export const TOL = 1e-4;
+
+// ---------------------------------------------------------------------------------------------
+// error measures
+
+/** sqrt(sum (a - ref)^2 / sum ref^2), in double precision. */
+export function relL2(a: Float32Array, ref: Float32Array): number {
+  if (a.length !== ref.length) return Infinity;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i]! - ref[i]!;
+    num += d * d;
+    den += ref[i]! * ref[i]!;
+  }
+  return den === 0 ? (num === 0 ? 0 : Infinity) : Math.sqrt(num / den);
+}
+
+/** relL2 after subtracting the reference's mean (for probabilities near a constant, e.g. sigmoid ~ 0.5). */
+export function relL2Centered(a: Float32Array, ref: Float32Array): number {
+  let m = 0;
+  for (const v of ref) m += v;
+  m /= ref.length;
+  return relL2(a.map((v) => v - m), ref.map((v) => v - m));
+}
+
+/**
+ * The error of an output against its reference: relL2, and for probabilities (name contains "prob") the larger
+ * of relL2 and the mean-centred relL2. A sigmoid of small logits sits near 0.5 everywhere, so its plain relL2
+ * is dominated by that constant and would hide an error in the varying part; centring removes it.
+ */
+export function outputError(name: string, v: Float32Array, ref: Float32Array): number {
+  return /prob/.test(name) ? Math.max(relL2(v, ref), relL2Centered(v, ref)) : relL2(v, ref);
+}
+
+/** Compares every graph output that the fixture has under `prefix`; returns the errors by name. */
+export function compareOutputs(out: Record<string, Float32Array>, fx: Fixture, prefix: string, rename: Record<string, string> = {}): Record<string, number> {
+  const errs: Record<string, number> = {};
+  for (const [name, v] of Object.entries(out)) {
+    const key = `${prefix}${rename[name] ?? name}`;
+    if (!fx.file.has(key)) continue;
+    errs[name] = outputError(name, v, fx.get(key));
+  }
+  return errs;
+}
+
+export function expectAllBelow(errs: Record<string, number>, tol = TOL): void {
+  const bad = Object.entries(errs).filter(([, e]) => !(e <= tol));
+  expect(bad.map(([n, e]) => `${n}: ${e.toExponential(2)}`), 'relative L2 errors above tolerance').toEqual([]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// fixtures
+
+/** The hash make_fixtures.py records: sha256 over (path NUL bytes NUL) of the reference code. */
+export function codeHash(): string {
+  const files = readdirSync(join(ROOT, 'weights', 'reference'))
+    .filter((f) => f.endsWith('.py'))
+    .sort()
+    .map((f) => `weights/reference/${f}`);
+  files.push('weights/make_fixtures.py', 'weights/export.py', 'weights/safetensors_io.py');
+  const h = createHash('sha256');
+  for (const f of files) {
+    h.update(Buffer.from(`${f}\0`));
+    h.update(readFileSync(join(ROOT, f)));
+    h.update(Buffer.from('\0'));
+  }
+  return h.digest('hex');
+}
+
+/** A fixture file: tensors by name plus parsed metadata. */
+export class Fixture {
+  constructor(readonly file: SafetensorsFile) {}
+  get(name: string): Float32Array {
+    return this.file.getF32(name);
+  }
+  shape(name: string): readonly number[] {
+    return this.file.info(name).shape;
+  }
+  meta<T>(key: string): T {
+    return JSON.parse(this.file.metadata[key]!) as T;
+  }
+  /** Names under a case prefix, without the prefix. */
+  names(prefix: string): string[] {
+    return this.file.names().filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length));
+  }
+}
+
+/** Reads test/fixtures/<name>. */
+export async function loadFixture(name: string): Promise<Fixture> {
+  return new Fixture(await readSafetensorsFile(join(FIX, name)));
+}
+
+/** The case table `fixture.cases` of a two-stage fixture. */
+export interface TwoStageCase {
+  batch: number;
+  hu_size: number[];
+  size: number[];
+  patient_ids: number[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// deterministic weights (make_fixtures.py `weight_values`, `fill_weights`)
+
+/** `fixture.weights`: how to regenerate the weights file a fixture's reference outputs were computed with. */
+export interface WeightsRecipe {
+  seed: number;
+  dtype: 'F16' | 'F32';
+  sha256: string;
+  size: number;
+  metadata: Record<string, string> | null;
+  /** [name, shape, center, bits, q] per tensor, in file (state-dict) order. */
+  manifest: Array<[string, number[], number, number, number]>;
+}
+
+function mix32(x: number): number {
+  x >>>= 0;
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x7feb352d) >>> 0;
+  x ^= x >>> 15;
+  x = Math.imul(x, 0x846ca68b) >>> 0;
+  x ^= x >>> 16;
+  return x >>> 0;
+}
+
+/** make_fixtures.py `weight_values`: element i = center + (k - 2^(bits-1)) * 2^-q, k = top `bits` bits of a hash. */
+export function weightValues(seed: number, index: number, n: number, center: number, bits: number, q: number): Float32Array {
+  const base = mix32((Math.imul(seed, 0x9e3779b1) + Math.imul(index, 0x85ebca77)) >>> 0);
+  const half = 2 ** (bits - 1);
+  const scale = 2 ** -q;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = center + ((mix32((base + i) >>> 0) >>> (32 - bits)) - half) * scale;
+  return out;
+}
+
+const recipeCache = new Map<WeightsRecipe, TensorToWrite[]>();
+
+/** The tensors of a recipe, in export order (cached; treat as read-only). */
+export function recipeTensors(r: WeightsRecipe): TensorToWrite[] {
+  let ts = recipeCache.get(r);
+  if (!ts) recipeCache.set(r, (ts = makeRecipeTensors(r)));
+  return ts;
+}
+
+/** The tensors of a recipe, not cached (for the large networks: the caller drops them after use). */
+export function makeRecipeTensors(r: WeightsRecipe): TensorToWrite[] {
+  return r.manifest.map(([name, shape, c, bits, q], i) => {
+    const v = weightValues(r.seed, i, shape.reduce((a, d) => a * d, 1), c, bits, q);
+    return { name, shape, dtype: r.dtype, data: r.dtype === 'F16' ? toF16(v) : v };
+  });
+}
+
+/**
+ * f32 -> f16 bits, as f32ToF16 but fast for the values the recipes make (exact in f16): a value in the f16
+ * normal range whose low 13 mantissa bits are zero converts by rebiasing the exponent; anything else (zero,
+ * subnormals, values that need rounding) goes through f32ToF16. The default model has 74 M weights.
+ */
+function toF16(v: Float32Array): Uint16Array {
+  const u = new Uint32Array(v.buffer, v.byteOffset, v.length);
+  const out = new Uint16Array(v.length);
+  for (let i = 0; i < u.length; i++) {
+    const x = u[i]!;
+    const exp = (x >>> 23) & 0xff;
+    out[i] = exp >= 113 && exp <= 142 && (x & 0x1fff) === 0 ? ((x >>> 16) & 0x8000) | ((exp - 112) << 10) | ((x >>> 13) & 0x3ff) : f32ToF16(v[i]!);
+  }
+  return out;
+}
+
+/** The weights file bytes of a recipe, exactly as make_fixtures.py wrote them (not cached). */
+export function recipeFileBytes(r: WeightsRecipe): Uint8Array {
+  return serializeSafetensors(makeRecipeTensors(r), r.metadata ?? undefined);
+}
+
+export function sha256(b: Uint8Array): string {
+  return createHash('sha256').update(b).digest('hex');
+}
