@@ -32,7 +32,7 @@ import { normalise } from '../src/models/preprocess.js';
 import { runPeers, type PeerName, type PeerResult } from './peers.js';
 import { H100_CEILINGS, measureCeilings, rooflineShare, type Ceilings } from './roofline.js';
 import { syntheticWindowed } from './inputs.js';
-import { randomWeightsFile } from './weights.js';
+import { randomWeightsFile } from '../src/models/random-weights.js';
 import { graphWork, H100_CAPS, planWork, type GraphWork } from './work.js';
 
 export type StageName = 'stage1' | 'stage2' | 'pipeline';

@@ -8,12 +8,12 @@ import { describe, expect, it } from 'vitest';
 import { parseBenchArgs } from '../bench/args.js';
 import { runBench, spread, type StageResult } from '../bench/core.js';
 import { rooflineShare } from '../bench/roofline.js';
-import { recipes, weightValues } from '../bench/weights.js';
+import { recipes, weightValues } from '../src/models/random-weights.js';
 import { planWork } from '../bench/work.js';
 import { tinyModelConfig } from '../src/models/config.js';
 import { buildStage1 } from '../src/models/pipeline.js';
 import { bindWeights } from '../src/models/load.js';
-import { randomWeightsFile } from '../bench/weights.js';
+import { randomWeightsFile } from '../src/models/random-weights.js';
 import { readSafetensorsFile } from '../src/io/safetensors.js';
 import { testGpu } from './gpu.js';
 

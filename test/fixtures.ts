@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import { f32ToF16, readSafetensorsFile, serializeSafetensors, type SafetensorsFile, type TensorToWrite } from '../src/io/safetensors.js';
+import { weightValues } from '../src/models/random-weights.js';
+import { nmse } from '../src/ops/random.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const FIX = join(ROOT, 'test', 'fixtures');
@@ -17,17 +19,9 @@ export const TOL = 1e-4;
 // ---------------------------------------------------------------------------------------------
 // error measures
 
-/** sqrt(sum (a - ref)^2 / sum ref^2), in double precision. */
+/** sqrt(sum (a - ref)^2 / sum ref^2), in double precision: the square root of the op tests' NMSE. */
 export function relL2(a: Float32Array, ref: Float32Array): number {
-  if (a.length !== ref.length) return Infinity;
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = a[i]! - ref[i]!;
-    num += d * d;
-    den += ref[i]! * ref[i]!;
-  }
-  return den === 0 ? (num === 0 ? 0 : Infinity) : Math.sqrt(num / den);
+  return Math.sqrt(nmse(a, ref));
 }
 
 /** relL2 after subtracting the reference's mean (for probabilities near a constant, e.g. sigmoid ~ 0.5). */
@@ -125,26 +119,6 @@ export interface WeightsRecipe {
   metadata: Record<string, string> | null;
   /** [name, shape, center, bits, q] per tensor, in file (state-dict) order. */
   manifest: Array<[string, number[], number, number, number]>;
-}
-
-function mix32(x: number): number {
-  x >>>= 0;
-  x ^= x >>> 16;
-  x = Math.imul(x, 0x7feb352d) >>> 0;
-  x ^= x >>> 15;
-  x = Math.imul(x, 0x846ca68b) >>> 0;
-  x ^= x >>> 16;
-  return x >>> 0;
-}
-
-/** make_fixtures.py `weight_values`: element i = center + (k - 2^(bits-1)) * 2^-q, k = top `bits` bits of a hash. */
-export function weightValues(seed: number, index: number, n: number, center: number, bits: number, q: number): Float32Array {
-  const base = mix32((Math.imul(seed, 0x9e3779b1) + Math.imul(index, 0x85ebca77)) >>> 0);
-  const half = 2 ** (bits - 1);
-  const scale = 2 ** -q;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = center + ((mix32((base + i) >>> 0) >>> (32 - bits)) - half) * scale;
-  return out;
 }
 
 const recipeCache = new Map<WeightsRecipe, TensorToWrite[]>();

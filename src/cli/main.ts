@@ -19,7 +19,7 @@ import { readSafetensorsFile, writeSafetensorsFile } from '../io/safetensors.js'
 import { defaultPreprocessConfig, tinyModelConfig } from '../models/config.js';
 import { TwoStageEngine } from '../models/engine.js';
 import { chestPhantom } from '../models/phantom.js';
-import { randomWeightsFile } from '../models/random-weights.js';
+import { randomPipelineWeights } from '../models/random-weights.js';
 import { mulberry32, nmse, uniform } from '../ops/random.js';
 
 /** Parses `--name value` and `--flag` arguments. */
@@ -115,7 +115,7 @@ function positiveInt(flags: Map<string, string>, key: string, fallback: number):
 }
 
 async function analyze(gpu: GpuContext, flags: Map<string, string>): Promise<number> {
-  const weights = flags.has('weights') ? await readWeightsFile(flags.get('weights')!) : randomWeightsFile(tinyModelConfig(), defaultPreprocessConfig(), 1);
+  const weights = flags.has('weights') ? await readWeightsFile(flags.get('weights')!) : randomPipelineWeights(tinyModelConfig(), defaultPreprocessConfig(), 1);
   let hu: Float32Array;
   let shape: [number, number, number, number];
   let what: string;
