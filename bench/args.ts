@@ -2,6 +2,7 @@
 import { EFFICIENTNET_VARIANTS, type EfficientNetVariant } from '../src/models/efficientnet.js';
 import { DEFAULT_OPTIONS, STAGES, type BenchOptions, type StageName } from './core.js';
 import { PEERS, type PeerName } from './peers.js';
+import { parseDawnFlags } from '../src/gpu/device.js';
 
 export const HELP = `covidct bench: time the engine's stages on the WebGPU adapter (and optionally peers)
 
@@ -15,11 +16,13 @@ export const HELP = `covidct bench: time the engine's stages on the WebGPU adapt
   --repeats R               timed runs after the first run and warmup (default ${DEFAULT_OPTIONS.repeats})
   --warmup W                untimed runs after the first run (default ${DEFAULT_OPTIONS.warmup})
   --precision f32|f16       f16 is reported as not implemented (the engine has no f16 kernels yet)
+  --conv-tiles auto|no-huge convolution tiles the engine may pick (default auto; no-huge: never the 128x128 tile)
   --profile                 per-kernel GPU times (timestamp queries), by op and by node, with roofline shares
   --peak-gflops X           roofline compute ceiling (default: H100 figure on an H100, else measured)
   --peak-gbs X              roofline bandwidth ceiling (same)
   --top N                   rows of the by-node table to print (default 15)
-  --peers LIST              torch (PyTorch CPU, /usr/bin/python3), ort (ONNX Runtime Web, WebGPU provider)
+  --peers LIST              torch (PyTorch CPU, /usr/bin/python3), torch-cuda (PyTorch on CUDA, f32),
+                            ort (ONNX Runtime Web, WebGPU provider)
   --peer-timeout S          seconds per peer process (default 1800)
   --python PATH             Python with torch + torchvision for the peers (default /usr/bin/python3)
   --software                force SwiftShader
@@ -41,7 +44,7 @@ export function parseBenchArgs(argv: string[]): { opts: Partial<BenchOptions>; j
     else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) flags.set(k, argv[++i]!);
     else flags.set(k, 'true');
   }
-  const known = ['size', 'batch', 'stages', 'model', 'config', 'repeats', 'warmup', 'precision', 'profile', 'peak-gflops', 'peak-gbs', 'top', 'peers', 'peer-timeout', 'software', 'dawn-flags', 'json', 'out', 'help', 'plan', 'python'];
+  const known = ['size', 'batch', 'stages', 'model', 'config', 'repeats', 'warmup', 'precision', 'profile', 'peak-gflops', 'peak-gbs', 'top', 'peers', 'peer-timeout', 'software', 'dawn-flags', 'json', 'out', 'help', 'plan', 'python', 'conv-tiles'];
   for (const k of flags.keys()) if (!known.includes(k)) throw new Error(`unknown option --${k} (see --help)`);
   const list = (k: string) => (flags.get(k) ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   const int = (k: string, min: number) => {
@@ -95,6 +98,11 @@ export function parseBenchArgs(argv: string[]): { opts: Partial<BenchOptions>; j
     opts.precision = p;
   }
   if (flags.has('profile')) opts.profile = true;
+  if (flags.has('conv-tiles')) {
+    const t = flags.get('conv-tiles');
+    if (t !== 'auto' && t !== 'no-huge') throw new Error(`--conv-tiles must be auto or no-huge, got '${t}'`);
+    opts.convTiles = t;
+  }
   if (flags.has('peak-gflops')) opts.peakGflops = pos('peak-gflops');
   if (flags.has('peak-gbs')) opts.peakGbs = pos('peak-gbs');
   if (flags.has('peers')) {
@@ -107,13 +115,7 @@ export function parseBenchArgs(argv: string[]): { opts: Partial<BenchOptions>; j
   if (flags.has('software')) opts.software = true;
   if (flags.has('python')) opts.python = flags.get('python')!;
   if (flags.has('dawn-flags')) {
-    // enable-dawn-features=a,b,disable-dawn-features=c: a comma-separated item without '=' continues the flag before it.
-    const out: string[] = [];
-    for (const item of list('dawn-flags')) {
-      if (!item.includes('=') && out.length) out[out.length - 1] += `,${item}`;
-      else out.push(item);
-    }
-    opts.dawnFlags = out;
+    opts.dawnFlags = parseDawnFlags(flags.get('dawn-flags')!);
   }
   const top = flags.has('top') ? int('top', 1) : 15;
   opts.profileTop = Math.max(40, top);

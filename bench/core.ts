@@ -21,13 +21,14 @@ import { cpus, loadavg } from 'node:os';
 import { createGpu, type GpuContext } from '../src/gpu/device.js';
 import { PipelineCache } from '../src/gpu/pipelines.js';
 import { UNIFORM_SLOT_BYTES } from '../src/gpu/uniforms.js';
-import { compileGraph, type CompiledGraph, type KernelTiming } from '../src/graph/executor.js';
+import { setConvTilePolicy } from '../src/ops/conv2d.js';
+import { compileGraph, type CompiledGraph, type KernelTiming, type RunResult } from '../src/graph/executor.js';
 import type { ModelGraph } from '../src/models/builder.js';
 import { defaultModelConfig, defaultPreprocessConfig, tinyModelConfig, type ModelConfig } from '../src/models/config.js';
 import { EFFICIENTNET_VARIANTS, efficientnet, type EfficientNetVariant } from '../src/models/efficientnet.js';
 import { TwoStageEngine } from '../src/models/engine.js';
 import { bindWeights } from '../src/models/load.js';
-import { buildPatientHead, buildStage1, buildStage2 } from '../src/models/pipeline.js';
+import { buildPatientHead, buildStage1, buildStage2, buildTwoStage } from '../src/models/pipeline.js';
 import { normalise } from '../src/models/preprocess.js';
 import { runPeers, type PeerName, type PeerResult } from './peers.js';
 import { H100_CEILINGS, measureCeilings, rooflineShare, type Ceilings } from './roofline.js';
@@ -56,9 +57,11 @@ export interface BenchOptions {
   repeats: number;
   warmup: number;
   precision: 'f32' | 'f16';
+  /** Convolution tiles the engine may pick (src/ops/conv2d.ts setConvTilePolicy; default 'auto'). */
+  convTiles?: 'auto' | 'no-huge';
   /** Per-kernel table from timestamp queries. */
   profile: boolean;
-  /** Peers to run: 'torch' (PyTorch CPU), 'ort' (ONNX Runtime Web, WebGPU provider, on dawn.node). */
+  /** Peers to run: 'torch' (PyTorch CPU), 'torch-cuda' (PyTorch on CUDA, f32), 'ort' (ONNX Runtime Web, WebGPU provider, on dawn.node). */
   peers: PeerName[];
   /** Force SwiftShader. */
   software: boolean;
@@ -172,6 +175,12 @@ export interface StageResult {
   bytes: number;
   /** flops / median time. */
   achievedGflops: number;
+  /**
+   * Medians over the steady runs of where the wall time goes on the host, ms (executor RunResult.host):
+   * input upload, encode + submit, readback (GPU work + copies + map); `otherMs` the rest of the run (for the
+   * pipeline: the report's CPU work and the patient head).
+   */
+  split?: { uploadMs: number; submitMs: number; readbackMs: number; otherMs: number };
   /** The last timed run's outputs: all finite, and their largest magnitude (random weights: a sanity check). */
   outputs: { finite: boolean; maxAbs: number };
   profile?: Profile;
@@ -302,18 +311,25 @@ function outputCheck(arrays: Iterable<Float32Array>): { finite: boolean; maxAbs:
 }
 
 /** Runs `fn` once (first run), `warmup` more times untimed, then `repeats` timed times. */
-async function timeRuns(fn: () => Promise<unknown>, warmup: number, repeats: number): Promise<{ firstRunMs: number; steady: Spread }> {
+type HostSplit = RunResult['host'];
+
+/** Times fn; fn returns the executor's host split of the run (summed over its graph runs). */
+async function timeRuns(fn: () => Promise<HostSplit>, warmup: number, repeats: number): Promise<{ firstRunMs: number; steady: Spread; split: NonNullable<StageResult['split']> }> {
   let t0 = performance.now();
   await fn();
   const firstRunMs = performance.now() - t0;
   for (let i = 0; i < warmup; i++) await fn();
   const samples: number[] = [];
+  const parts: Array<HostSplit & { otherMs: number }> = [];
   for (let i = 0; i < repeats; i++) {
     t0 = performance.now();
-    await fn();
-    samples.push(performance.now() - t0);
+    const h = await fn();
+    const ms = performance.now() - t0;
+    samples.push(ms);
+    parts.push({ ...h, otherMs: ms - h.uploadMs - h.submitMs - h.readbackMs });
   }
-  return { firstRunMs, steady: spread(samples) };
+  const med = (k: keyof (typeof parts)[number]) => spread(parts.map((p) => p[k])).medianMs;
+  return { firstRunMs, steady: spread(samples), split: { uploadMs: med('uploadMs'), submitMs: med('submitMs'), readbackMs: med('readbackMs'), otherMs: med('otherMs') } };
 }
 
 function memoryOf(graphs: CompiledGraph[]): StageResult['memory'] {
@@ -370,8 +386,12 @@ async function benchGraph(c: Ctx, target: Exclude<BenchTarget, 'pipeline'>, h: n
   const compileMs = buildMs + performance.now() - t0;
   try {
     let last: Record<string, Float32Array> = {};
-    const run = async () => (last = (await compiled.run({ [inputName]: input })).outputs);
-    const { firstRunMs, steady } = await timeRuns(run, opts.warmup, opts.repeats);
+    const run = async () => {
+      const r = await compiled.run({ [inputName]: input });
+      last = r.outputs;
+      return r.host;
+    };
+    const { firstRunMs, steady, split } = await timeRuns(run, opts.warmup, opts.repeats);
     const work = graphWork(compiled.graph, compiled.plan, gpu);
     const r: StageResult = {
       target,
@@ -396,6 +416,7 @@ async function benchGraph(c: Ctx, target: Exclude<BenchTarget, 'pipeline'>, h: n
       flops: work.flops,
       bytes: work.bytes,
       achievedGflops: work.flops / (steady.medianMs * 1e6),
+      split,
       outputs: outputCheck(Object.values(last)),
     };
     if (opts.profile) {
@@ -413,7 +434,7 @@ async function benchGraph(c: Ctx, target: Exclude<BenchTarget, 'pipeline'>, h: n
   }
 }
 
-/** Benches the whole two-stage pipeline (TwoStageEngine: stage 1, CPU mask, stage 2, patient head). */
+/** Benches the whole two-stage pipeline (TwoStageEngine: both stages as one graph, then the report's CPU work and the patient head). */
 async function benchPipeline(c: Ctx, h: number, w: number, batch: number): Promise<StageResult> {
   const { gpu, opts } = c;
   const cfg = configByName(opts.config);
@@ -431,12 +452,15 @@ async function benchPipeline(c: Ctx, h: number, w: number, batch: number): Promi
   try {
     const windowed = syntheticWindowed(batch, h, w);
     let last: Awaited<ReturnType<TwoStageEngine['runWindowed']>> | null = null;
-    const { firstRunMs, steady } = await timeRuns(async () => (last = await engine.runWindowed(windowed)), opts.warmup, opts.repeats);
+    const run = async () => {
+      last = await engine.runWindowed(windowed);
+      return last.host;
+    };
+    const { firstRunMs, steady, split } = await timeRuns(run, opts.warmup, opts.repeats);
     const res = last!;
-    const w1 = graphWork(engine.stage1.graph, engine.stage1.plan, gpu);
-    const w2 = graphWork(engine.stage2.graph, engine.stage2.plan, gpu);
-    const flops = w1.flops + w2.flops;
-    return {
+    const work = graphWork(engine.twoStage.graph, engine.twoStage.plan, gpu);
+    const flops = work.flops;
+    const r: StageResult = {
       target: 'pipeline',
       config: opts.config,
       batch,
@@ -453,13 +477,25 @@ async function benchPipeline(c: Ctx, h: number, w: number, batch: number): Promi
       steady,
       slicesPerS: (batch * 1000) / steady.medianMs,
       msPerSlice: steady.medianMs / batch,
-      dispatches: engine.stage1.stats.dispatches + engine.stage2.stats.dispatches,
-      memory: memoryOf([engine.stage1, engine.stage2]),
+      dispatches: engine.twoStage.stats.dispatches,
+      memory: memoryOf([engine.twoStage]),
       flops,
-      bytes: w1.bytes + w2.bytes,
+      bytes: work.bytes,
       achievedGflops: flops / (steady.medianMs * 1e6),
+      split,
       outputs: outputCheck([res.lung_prob, res.infection_prob, res.slice_logits, res.slice_embedding]),
     };
+    if (opts.profile) {
+      // The GPU part of a pipeline run: the two-stage graph, one pass per dispatch.
+      if (!gpu.features.has('timestamp-query')) {
+        c.log(`  profile: skipped, ${gpu.adapterName} has no timestamp-query`);
+      } else {
+        t0 = performance.now();
+        const p = await engine.twoStage.run({ windowed }, { profile: true });
+        r.profile = makeProfile(p.timings ?? [], performance.now() - t0, c.ceilings, opts.profileTop ?? 40);
+      }
+    }
+    return r;
   } finally {
     engine.destroy();
   }
@@ -469,6 +505,7 @@ async function benchPipeline(c: Ctx, h: number, w: number, batch: number): Promi
 export async function runBench(options: Partial<BenchOptions> = {}): Promise<BenchReport> {
   const opts: BenchOptions = { ...DEFAULT_OPTIONS, ...options };
   const log = opts.log ?? (() => {});
+  setConvTilePolicy(opts.convTiles ?? 'auto');
   for (const m of opts.models) if (!(EFFICIENTNET_VARIANTS as readonly string[]).includes(m)) throw new Error(`unknown model '${m}' (${EFFICIENTNET_VARIANTS.join(', ')})`);
   if (!(opts.repeats >= 1) || !(opts.warmup >= 0)) throw new Error('repeats must be >= 1 and warmup >= 0');
   const gpu = opts.gpu ?? (await createGpu({ forceSoftware: opts.software, ...(opts.dawnFlags ? { dawnFlags: opts.dawnFlags } : {}) }));
@@ -582,7 +619,7 @@ export function planBench(options: Partial<BenchOptions> = {}): PlanRow[] {
       for (const batch of opts.batches) {
         const s = { batch, height: h, width: w };
         const models: ModelGraph[] =
-          target === 'stage1' ? [buildStage1(cfg, s)] : target === 'stage2' ? [buildStage2(cfg, s)] : target === 'pipeline' ? [buildStage1(cfg, s), buildStage2(cfg, s)] : [efficientnet(target, { ...s, intermediates: false })];
+          target === 'stage1' ? [buildStage1(cfg, s)] : target === 'stage2' ? [buildStage2(cfg, s)] : target === 'pipeline' ? [buildTwoStage(cfg, defaultPreprocessConfig(), s)] : [efficientnet(target, { ...s, intermediates: false })];
         const row: PlanRow = { target, config: target.startsWith('efficientnet_') ? 'torchvision' : opts.config, batch, height: h, width: w, dispatches: 0, flops: 0, bytes: 0, arenaBytes: 0, weightBytes: 0, rooflineS: 0, ceilings: { ...ceilings, source }, byOp: {}, byModule: {} };
         for (const m of models) {
           bindWeights(randomWeightsFile([m]), m, { allowUnexpected: true });

@@ -59,7 +59,7 @@ export function formatReport(rep: BenchReport, top = 15): string {
   const soft = rep.adapter.software;
   out.push(`# covidct bench, ${rep.date}, commit ${rep.commit}, node ${rep.node}`);
   out.push(`adapter: ${rep.adapter.name}${soft ? ' -- SOFTWARE (SwiftShader on the CPU): these are CPU timings, not GPU timings' : ''}`);
-  out.push(`features: ${rep.adapter.features.join(', ') || '-'}; config ${rep.options.config}; precision ${rep.options.precision}; repeats ${rep.options.repeats}, warmup ${rep.options.warmup}`);
+  out.push(`features: ${rep.adapter.features.join(', ') || '-'}; config ${rep.options.config}; precision ${rep.options.precision}; conv tiles ${rep.options.convTiles ?? 'auto'}; repeats ${rep.options.repeats}, warmup ${rep.options.warmup}`);
   if (rep.loadAverage) out.push(`load average (1 min) at start / end: ${rep.loadAverage.start.toFixed(2)} / ${rep.loadAverage.end.toFixed(2)} on ${rep.loadAverage.cpus} CPUs`);
   if (rep.ceilings) {
     const c = rep.ceilings;
@@ -96,6 +96,18 @@ export function formatReport(rep: BenchReport, top = 15): string {
     out.push('');
     out.push('GPU memory = arena + weights + inputs/outputs + uniform slots (from the compiled graphs\' stats). Steady runs include input upload and output readback.');
     out.push('');
+    const withSplit = rep.results.filter((r) => r.split);
+    if (withSplit.length) {
+      out.push('Where the steady time goes (medians, ms): upload = queue.writeBuffer of the inputs; submit = encode and submit; readback = from then until the outputs are copied out (GPU work, copies, map, error-scope checks); other = the rest (pipeline: the report\'s CPU work, patient head).');
+      out.push('');
+      out.push(
+        table(
+          ['target', 'size', 'batch', 'steady median', 'upload', 'submit', 'readback', 'other'],
+          withSplit.map((r) => [r.target, `${r.height}x${r.width}`, String(r.batch), ms(r.steady.medianMs), ms(r.split!.uploadMs), ms(r.split!.submitMs), ms(r.split!.readbackMs), ms(r.split!.otherMs)]),
+        ),
+      );
+      out.push('');
+    }
   }
   if (rep.notMeasured.length) {
     out.push('## not measured');

@@ -1,13 +1,17 @@
 /**
  * The bench's peers, run in the same bench invocation as the engine, each in its own process:
  *
- * - torch: PyTorch CPU (Debian's python3-torch at /usr/bin/python3), bench/torch_bench.py, 2 threads.
+ * - torch: PyTorch CPU (Debian's python3-torch at /usr/bin/python3), weights/peers/torch_bench.py, 2 threads.
+ * - torch-cuda: the same script and modules on CUDA (a PyTorch with CUDA, e.g. `--python python3` on a GPU
+ *   machine), strict f32 (TF32 off), cuDNN autotuning; each timed run includes the input copy to the GPU and the
+ *   outputs' copy back, as the engine's runs do.
  * - ort: ONNX Runtime Web's WebGPU provider in Node on dawn.node (GPU.md's recipe): the reference stages are
- *   exported to ONNX by bench/export_onnx.py (opset 17, dynamic batch, cached), then `node dist/bench.js
+ *   exported to ONNX by weights/peers/export_onnx.py (opset 17, dynamic batch, cached), then `node dist/bench.js
  *   --ort-child JOB` runs them (see {@link ortChild}): `globalThis.navigator = { gpu: create(flags) }`,
  *   `import('onnxruntime-web/webgpu')`, the model given as bytes, and `GPUQueue.writeBuffer` wrapped to copy
  *   views of a SharedArrayBuffer (dawn.node rejects them). The same adapter kind as the engine's (SwiftShader
- *   when the engine runs on it). The pipeline is stage 1 -> CPU mask -> stage 2, as the engine does it.
+ *   when the engine runs on it). Its pipeline is stage 1 -> CPU mask -> stage 2 (the engine runs both stages as
+ *   one graph, the mask on the GPU).
  *
  * A peer that cannot run says why (status 'unavailable' or 'failed' with the reason); no number is made up.
  */
@@ -20,8 +24,8 @@ import { defaultPreprocessConfig } from '../src/models/config.js';
 import { lungMask, maskedInput, normalise } from '../src/models/preprocess.js';
 import { syntheticWindowed } from './inputs.js';
 
-export type PeerName = 'torch' | 'ort';
-export const PEERS: readonly PeerName[] = ['torch', 'ort'];
+export type PeerName = 'torch' | 'torch-cuda' | 'ort';
+export const PEERS: readonly PeerName[] = ['torch', 'torch-cuda', 'ort'];
 
 /** The interpreter with Debian's torch 1.13. */
 export const TORCH_PYTHON = '/usr/bin/python3';
@@ -68,7 +72,8 @@ export interface PeerJob {
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** The repository root: bench/ (sources, tests) or dist/ (bundle) sits directly under it. */
 export const ROOT = resolve(HERE, '..');
-const BENCH_DIR = join(ROOT, 'bench');
+/** The peers' Python (Python lives in weights/ only). */
+const PY_DIR = join(ROOT, 'weights', 'peers');
 
 function statsOf(samples: number[]): NonNullable<PeerResult['steady']> {
   const s = [...samples].sort((a, b) => a - b);
@@ -143,21 +148,22 @@ function cells(job: PeerJob, targets: string[]): Array<{ target: string; batch: 
   return out;
 }
 
-/** PyTorch CPU peer. */
-async function runTorch(job: PeerJob): Promise<PeerResult[]> {
+/** PyTorch peers: CPU ('torch', 2 threads) or CUDA ('torch-cuda', strict f32). */
+async function runTorch(job: PeerJob, peer: 'torch' | 'torch-cuda'): Promise<PeerResult[]> {
   const py = job.python ?? TORCH_PYTHON;
-  const all = cells(job, job.targets).map((c) => ({ ...c, peer: 'torch' as const }));
+  const cuda = peer === 'torch-cuda';
+  const all = cells(job, job.targets).map((c) => ({ ...c, peer }));
   const unavailable = (reason: string) => all.map((c) => ({ ...c, status: 'unavailable' as const, reason }));
   if (py.includes('/') && !existsSync(py)) return unavailable(`${py} not found (Debian's python3-torch is needed; --python names another interpreter)`);
   const probe = await runProcess(py, ['-c', 'import torch, torchvision; print(torch.__version__)'], { timeoutS: 120 });
   if (probe.code !== 0) return unavailable(`${py} cannot import torch/torchvision: ${tail(probe.stderr)}`);
-  job.log(`peer torch: PyTorch ${probe.stdout.trim()} on the CPU, 2 threads`);
+  job.log(`peer ${peer}: PyTorch ${probe.stdout.trim()} ${cuda ? 'on CUDA, f32 (TF32 off)' : 'on the CPU, 2 threads'}`);
   const got = new Map<string, PeerResult>();
   const key = (c: { target: string; batch: number; height: number; width: number }) => `${c.target}|${c.batch}|${c.height}x${c.width}`;
   const p = await runProcess(
     py,
     [
-      join(BENCH_DIR, 'torch_bench.py'),
+      join(PY_DIR, 'torch_bench.py'),
       '--config', job.config,
       '--targets', job.targets.join(','),
       '--sizes', job.sizes.map(([h, w]) => `${h}x${w}`).join(','),
@@ -165,6 +171,7 @@ async function runTorch(job: PeerJob): Promise<PeerResult[]> {
       '--repeats', String(job.repeats),
       '--warmup', String(job.warmup),
       '--threads', '2',
+      '--device', cuda ? 'cuda' : 'cpu',
     ],
     {
       timeoutS: job.timeoutS,
@@ -175,13 +182,17 @@ async function runTorch(job: PeerJob): Promise<PeerResult[]> {
         } catch {
           return;
         }
+        if (r.target === undefined && r.error) {
+          job.log(`  ${peer}: ${String(r.error)}`);
+          return;
+        }
         const c = { target: String(r.target), batch: Number(r.batch), height: Number(r.height), width: Number(r.width) };
-        const base = { peer: 'torch' as const, ...c, device: String(r.device), software: false, version: `torch ${String(r.torch)}` };
+        const base = { peer, ...c, device: String(r.device), software: false, version: `torch ${String(r.torch)}` };
         let res: PeerResult;
         if (r.error) res = { ...base, status: 'failed', reason: String(r.error) };
         else {
           res = { ...base, status: 'ok', setupMs: Number(r.setupMs), firstRunMs: Number(r.firstRunMs), steady: statsOf(r.samplesMs as number[]) };
-          job.log(`  torch ${c.target} ${c.height}x${c.width} batch ${c.batch}: first ${res.firstRunMs!.toFixed(0)} ms, median ${res.steady!.medianMs.toFixed(1)} ms`);
+          job.log(`  ${peer} ${c.target} ${c.height}x${c.width} batch ${c.batch}: first ${res.firstRunMs!.toFixed(0)} ms, median ${res.steady!.medianMs.toFixed(1)} ms`);
         }
         got.set(key(c), res);
       },
@@ -224,7 +235,7 @@ async function runOrt(job: PeerJob): Promise<PeerResult[]> {
         if (!existsSync(path)) {
           job.log(`peer ort: exporting ${stage} (${cfg}) ${h}x${w} to ONNX ...`);
           const t0 = performance.now();
-          const p = await runProcess(py, [join(BENCH_DIR, 'export_onnx.py'), '--config', job.config, '--stage', stage, '--size', `${h}x${w}`, '--out', path], { timeoutS: job.timeoutS });
+          const p = await runProcess(py, [join(PY_DIR, 'export_onnx.py'), '--config', job.config, '--stage', stage, '--size', `${h}x${w}`, '--out', path], { timeoutS: job.timeoutS });
           exportMs += performance.now() - t0;
           if (p.code !== 0 || !existsSync(path)) {
             failed = `ONNX export of ${stage} failed: ${procFailure(p, job.timeoutS)}`;
@@ -280,7 +291,7 @@ async function runOrt(job: PeerJob): Promise<PeerResult[]> {
 export async function runPeers(peers: PeerName[], job: PeerJob): Promise<PeerResult[]> {
   const out: PeerResult[] = [];
   for (const p of peers) {
-    if (p === 'torch') out.push(...(await runTorch(job)));
+    if (p === 'torch' || p === 'torch-cuda') out.push(...(await runTorch(job, p)));
     else if (p === 'ort') out.push(...(await runOrt(job)));
     else throw new Error(`unknown peer '${String(p)}' (torch, ort)`);
   }

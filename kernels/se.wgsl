@@ -6,19 +6,21 @@
 //     workgroup of WG threads gives `lanes` threads (a power of two) to each item, so it covers WG / lanes
 //     items; the lanes stride through their chunk and combine their sums in a fixed-order tree. The item
 //     index of a workgroup is folded into a 2-D grid (grid1d).
-//   ENTRY_FC: scale[n, c] = sigmoid(b2[c] + sum_s w2[c, s] * act1(b1[s] + sum_c' w1[s, c'] * pooled[n, c'])).
-//     One workgroup per (block of WG output channels, image n) = workgroup_id (x, y). Each workgroup first
-//     computes all S hidden values into workgroup memory: `lanes` threads per hidden unit stride over the C
-//     inputs and combine in a tree, WG / lanes hidden units at a time. Then thread i computes output channel
-//     x * WG + i. pooled[n, c] = inv * sum_j pooled_in[(n * p_tot + p_off + c) * chunks + j]: with chunks = 1
-//     and inv = 1 it reads a [N, C] tensor of means (a channel view allowed); with the ENTRY_POOL partials it
-//     finishes the mean itself (chunks partials, inv = 1 / inner).
+//   ENTRY_FC1 then ENTRY_FC2: scale[n, c] = sigmoid(b2[c] + sum_s w2[c, s] * hid[n, s]) with
+//     hid[n, s] = act1(b1[s] + sum_c' w1[s, c'] * pooled[n, c']), in two dispatches so that no workgroup
+//     repeats another's work. FC1: one workgroup per (block of WG / lanes hidden units, image n) = workgroup_id
+//     (x, y); `lanes` threads per hidden unit read its w1 row together (coalesced), striding over the C inputs,
+//     and combine in a fixed-order tree; hid goes to a [N, S] scratch. pooled[n, c] = inv * sum_j
+//     pooled_in[(n * p_tot + p_off + c) * chunks + j]: with chunks = 1 and inv = 1 it reads a [N, C] tensor of
+//     means (a channel view allowed); with the ENTRY_POOL partials it finishes the mean itself (chunks
+//     partials, inv = 1 / inner). FC2: one workgroup per (block of WG output channels, image n); hid[n] is
+//     staged in workgroup memory and thread i computes output channel x * WG + i.
 //   ENTRY_APPLY: y = x * scale[n, c], one thread per element (2-D folded grid); x and y may be channel views.
 //   ENTRY_SPATIAL: y[n, c, p] = x[n, c, p] * sigmoid(b + sum_c w[c] x[n, c, p]); one thread per pixel (n, p)
 //     loops over the channels twice (dot product, then the C scaled writes). x and y may be channel views.
 //
-// Defines: WG (threads per workgroup), ACT (act1 of ENTRY_FC: 1 ReLU, 2 SiLU, see common.wgsl), SMAX
-// (ENTRY_FC: largest hidden size).
+// Defines: WG (threads per workgroup), ACT (act1 of ENTRY_FC1: 1 ReLU, 2 SiLU, see common.wgsl), SMAX
+// (ENTRY_FC2: largest hidden size).
 #include "common.wgsl"
 
 #if ENTRY_POOL
@@ -65,14 +67,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 #endif
 
-#if ENTRY_FC
+#if ENTRY_FC1
 struct Params {
   channels: u32,          // C
   hidden: u32,            // S
   lanes: u32,             // threads per hidden unit, a power of two <= WG
   chunks: u32,            // partial sums per (n, c) in pooled_in
   p_off: u32, p_tot: u32, // pooled_in's channel view
-  s_off: u32, s_tot: u32, // scale output's channel view
   inv: f32,               // multiplies the summed partials (1 for means, 1 / inner for plane sums)
 };
 
@@ -80,12 +81,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> pooled_in: array<f32>;
 @group(0) @binding(2) var<storage, read_write> w1: array<f32>; // [S, C]
 @group(0) @binding(3) var<storage, read_write> b1: array<f32>; // [S]
-@group(0) @binding(4) var<storage, read_write> w2: array<f32>; // [C, S]
-@group(0) @binding(5) var<storage, read_write> b2: array<f32>; // [C]
-@group(0) @binding(6) var<storage, read_write> scale: array<f32>;
+@group(0) @binding(4) var<storage, read_write> hid: array<f32>; // [N, S]
 
 var<workgroup> red: array<f32, WG>;
-var<workgroup> hid: array<f32, SMAX>;
 
 fn pooled_at(n: u32, c: u32) -> f32 {
   let base = (n * P.p_tot + P.p_off + c) * P.chunks;
@@ -99,33 +97,54 @@ fn pooled_at(n: u32, c: u32) -> f32 {
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let n = wid.y;
-  let per = WG / P.lanes;
   let lane = lid % P.lanes;
-  for (var s0 = 0u; s0 < P.hidden; s0 += per) {
-    let s = s0 + lid / P.lanes;
-    var acc = 0.0;
-    if (s < P.hidden) {
-      for (var c = lane; c < P.channels; c += P.lanes) {
-        acc += w1[s * P.channels + c] * pooled_at(n, c);
-      }
+  let s = wid.x * (WG / P.lanes) + lid / P.lanes;
+  var acc = 0.0;
+  if (s < P.hidden) {
+    for (var c = lane; c < P.channels; c += P.lanes) {
+      acc += w1[s * P.channels + c] * pooled_at(n, c);
     }
-    red[lid] = acc;
-    for (var stride = P.lanes / 2u; stride > 0u; stride = stride / 2u) {
-      workgroupBarrier();
-      if (lane < stride) {
-        red[lid] += red[lid + stride];
-      }
-    }
-    if (lane == 0u && s < P.hidden) {
-      hid[s] = apply_act(red[lid] + b1[s]);
-    }
-    workgroupBarrier();
   }
+  red[lid] = acc;
+  for (var stride = P.lanes / 2u; stride > 0u; stride = stride / 2u) {
+    workgroupBarrier();
+    if (lane < stride) {
+      red[lid] += red[lid + stride];
+    }
+  }
+  if (lane == 0u && s < P.hidden) {
+    hid[n * P.hidden + s] = apply_act(red[lid] + b1[s]);
+  }
+}
+#endif
+
+#if ENTRY_FC2
+struct Params {
+  channels: u32,          // C
+  hidden: u32,            // S
+  s_off: u32, s_tot: u32, // scale output's channel view
+};
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read_write> hid: array<f32>; // [N, S]
+@group(0) @binding(2) var<storage, read_write> w2: array<f32>; // [C, S]
+@group(0) @binding(3) var<storage, read_write> b2: array<f32>; // [C]
+@group(0) @binding(4) var<storage, read_write> scale: array<f32>;
+
+var<workgroup> h: array<f32, SMAX>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let n = wid.y;
+  for (var s = lid; s < P.hidden; s += WG) {
+    h[s] = hid[n * P.hidden + s];
+  }
+  workgroupBarrier();
   let c = wid.x * WG + lid;
   if (c < P.channels) {
     var z = b2[c];
     for (var s = 0u; s < P.hidden; s++) {
-      z += w2[c * P.hidden + s] * hid[s];
+      z += w2[c * P.hidden + s] * h[s];
     }
     scale[n * P.s_tot + P.s_off + c] = sigmoid_f(z);
   }

@@ -173,6 +173,25 @@ describe('tiny two-stage model', () => {
     expectAllBelow(errs);
   });
 
+  it.each(cases)('case %s: the two-stage graph (GPU-side normalise and mask) equals stage 1, the CPU mask and stage 2', (c) => {
+    const info = tiny.meta<Record<string, { batch: number; size: number[] }>>('fixture.cases')[c]!;
+    const [height, width] = info.size as [number, number];
+    const p = loadPipeline(file, { batch: info.batch, height, width, intermediates: true });
+    const windowed = tiny.get(`${c}/windowed`);
+    const out = runGraphOnCpu(p.twoStage.graph, { windowed });
+    const pre = p.preprocess;
+    // Stage 1 on the graph's own normalisation matches the reference.
+    const errs = compareOutputs({ lung_logits: out.lung_logits!, lung_prob: out.lung_prob! }, tiny, `${c}/`);
+    expect(Object.keys(errs).length).toBe(2);
+    expectAllBelow(errs);
+    // The stage-2 input made in the graph is the CPU's maskedInput of the graph's own mask, bit for bit, and
+    // stage 2 on it gives the same outputs as the stage-2 graph alone.
+    const cls = maskedInput(windowed, lungMask(out.lung_prob!, pre), info.batch, pre);
+    expect(Array.from(out['cls.input']!)).toEqual(Array.from(cls));
+    const alone = runGraphOnCpu(p.stage2.graph, { 'cls.input': cls });
+    for (const n of ['infection_prob', 'infection_prob_s8', 'pooled', 'slice_embedding', 'slice_logits']) expect(Array.from(out[n]!), n).toEqual(Array.from(alone[n]!));
+  });
+
   it('fused stage graphs give the same outputs', () => {
     const s = { batch: 1, height: 64, width: 48 };
     const cfg = tinyModelConfig();

@@ -22,8 +22,10 @@ import type { PipelineCache } from '../src/gpu/pipelines.js';
 import { ModelBuilder, type ModelGraph } from '../src/models/builder.js';
 import { addEfficientNetFeatures, EFFICIENTNET_VARIANTS, efficientnet, type EfficientNetVariant } from '../src/models/efficientnet.js';
 import { bindWeights, loadPipeline, openWeights } from '../src/models/load.js';
+import { runGraphOnCpu } from '../src/graph/cpu.js';
+import { TwoStageEngine } from '../src/models/engine.js';
 import { runPatientHead } from '../src/models/pipeline.js';
-import { lungArea, sliceUsed } from '../src/models/preprocess.js';
+import { lungArea, maskedInput, sliceUsed } from '../src/models/preprocess.js';
 import type { SafetensorsFile } from '../src/io/safetensors.js';
 import { codeHash, compareOutputs, expectAllBelow, loadFixture, outputError, recipeFileBytes, relL2, RERUN, sha256, type Fixture, type TwoStageCase, type WeightsRecipe } from './fixtures.js';
 import { testGpu } from './gpu.js';
@@ -203,6 +205,63 @@ describe('tiny two-stage model on the GPU', () => {
     console.log(`tiny.B.inference: ${fmtErrs(errs)}`);
     expectAllBelow(errs);
     timed('tiny.B.inference', t0);
+  }, SLOW);
+});
+
+describe('TwoStageEngine on the GPU (tiny model, case A: 2 slices of one patient)', () => {
+  // The engine runs both stages as one graph (normalisation and masking on the GPU). Checked against the
+  // reference where the reference defines the result (stage 1; stage 2 under the reference's own mask), and
+  // against the CPU graphs on the GPU's own mask (the mask is a threshold, so a probability within rounding of it
+  // may fall either way: stage 2 is compared on the mask the engine actually used). Three slices (A's two, then
+  // A's first again as patient 1) at batch 2: two chunks, the second padded.
+  it('three slices at batch 2 (two chunks, one padded), predicted and teacher-forced masks', async () => {
+    const t0 = performance.now();
+    Object.assign(phase, { compile: 0, run: 0 });
+    const tiny = await loadFixture('tiny.fixture.safetensors');
+    const file = weightsOf(tiny, 'tiny.safetensors');
+    const info = tiny.meta<Record<string, TwoStageCase>>('fixture.cases')['A']!;
+    const [height, width] = info.size as [number, number];
+    const hw = height * width;
+    const three = (x: Float32Array) => {
+      const per = x.length / 2;
+      const out = new Float32Array(3 * per);
+      out.set(x);
+      out.set(x.subarray(0, per), 2 * per);
+      return out;
+    };
+    const slices = (x: Float32Array, from: number, to: number) => x.subarray((from * x.length) / 3, (to * x.length) / 3);
+    const windowed = three(tiny.get('A/windowed'));
+    const ids = [0, 0, 1];
+    const pre = loadPipeline(file, { batch: 3, height, width }).preprocess;
+    const stage2Cpu = loadPipeline(file, { batch: 3, height, width }).stage2;
+    const errs: Record<string, number> = {};
+    const engine = await TwoStageEngine.load(gpu, file, { batch: 2, height, width, cache });
+    try {
+      const r = await engine.runWindowed(windowed, { patientIds: ids });
+      expect(r.batch).toBe(3);
+      errs['lung_prob'] = outputError('lung_prob', slices(r.lung_prob, 0, 2), tiny.get('A/lung_prob'));
+      expect(Array.from(r.lung_mask)).toEqual(Array.from(r.lung_prob, (v) => (v > pre.lung_threshold ? 1 : 0)));
+      expect(Array.from(r.lung_area)).toEqual(Array.from(lungArea(r.lung_mask, 3)));
+      const cpu = runGraphOnCpu(stage2Cpu.graph, { 'cls.input': maskedInput(windowed, r.lung_mask, 3, pre) });
+      for (const n of ['infection_prob', 'slice_logits', 'slice_embedding'] as const) {
+        errs[`${n} (own mask)`] = outputError(n, r[n], cpu[n]!);
+        errs[`${n} slice 3 vs slice 1`] = relL2(slices(r[n], 2, 3), slices(r[n], 0, 1));
+      }
+      expect(r.lung_prob.length).toBe(3 * hw);
+      // Teacher-forced: the reference's mask, so stage 2 and patient 0's head match the reference itself.
+      const f = await engine.runWindowed(windowed, { lungMask: three(tiny.get('A/lung_mask_given')), patientIds: ids });
+      expect(Array.from(f.lung_mask)).toEqual(Array.from(three(tiny.get('A/lung_mask_given'))));
+      for (const n of ['infection_prob', 'slice_logits', 'slice_embedding'] as const) errs[`${n} (given mask)`] = outputError(n, slices(f[n], 0, 2), tiny.get(`A/${n}`));
+      expect(f.patient_ids).toEqual([0, 1]);
+      expect(f.patient_no_lung).toEqual([false, false]);
+      errs['patient_logits (given mask)'] = relL2(f.patient_logits.subarray(0, f.patient_logits.length / 2), tiny.get('A/patient_logits'));
+    } finally {
+      engine.destroy();
+    }
+    record('engine.A.', errs);
+    console.log(`engine.A: ${fmtErrs(errs)}`);
+    expectAllBelow(errs);
+    timed('engine.A', t0);
   }, SLOW);
 });
 

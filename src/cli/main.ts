@@ -9,7 +9,7 @@
  *   covidct run --model <name> --weights <file> --input <in.safetensors> --output <out.safetensors> [--dump]
  *                              the conformance command: any built-in model on tensors from a file (docs/conformance.md)
  */
-import { createGpu, type GpuContext } from '../gpu/device.js';
+import { createGpu, parseDawnFlags, type GpuContext } from '../gpu/device.js';
 import { runGraphOnCpu } from '../graph/cpu.js';
 import { compileGraph } from '../graph/executor.js';
 import { demoNet } from '../models/demo.js';
@@ -41,7 +41,7 @@ export function parseArgs(argv: string[]): { positional: string[]; flags: Map<st
 function gpuOptions(flags: Map<string, string>) {
   return {
     forceSoftware: flags.get('software') === 'true',
-    dawnFlags: flags.has('dawn-flags') ? flags.get('dawn-flags')!.split(',') : [],
+    dawnFlags: flags.has('dawn-flags') ? parseDawnFlags(flags.get('dawn-flags')!) : [],
   };
 }
 

@@ -161,6 +161,19 @@ async function requestAdapterNode(opts: GpuOptions): Promise<GPUAdapter> {
 }
 
 /**
+ * Splits a command-line list of Dawn toggles. `enable-dawn-features=a,b,disable-dawn-features=c` gives
+ * `['enable-dawn-features=a,b', 'disable-dawn-features=c']`: an item without '=' continues the toggle before it.
+ */
+export function parseDawnFlags(list: string): string[] {
+  const out: string[] = [];
+  for (const item of list.split(',').map((s) => s.trim()).filter(Boolean)) {
+    if (!item.includes('=') && out.length) out[out.length - 1] += `,${item}`;
+    else out.push(item);
+  }
+  return out;
+}
+
+/**
  * Acquires an adapter and device. The device gets the adapter's own maximum for the limits the engine uses
  * and every optional feature it can use (shader-f16, subgroups, timestamp-query, subgroup-matrix).
  */

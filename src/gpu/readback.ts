@@ -58,22 +58,37 @@ export async function mapStaging(gpu: GpuContext, staging: GPUBuffer[]): Promise
 }
 
 /**
- * Runs `fn` inside validation and out-of-memory error scopes and raises the first error as a GpuDeviceError,
- * so a failed submit never passes silently.
+ * Runs `fn` inside validation, out-of-memory and internal error scopes and raises the first error as a
+ * GpuDeviceError, so a failed submit never passes silently.
  */
 export async function withErrorScopes<T>(device: GPUDevice, what: string, fn: () => T): Promise<T> {
+  const { result, checked } = withErrorScopesDeferred(device, what, fn);
+  await checked;
+  return result;
+}
+
+/**
+ * Like {@link withErrorScopes}, but returns at once: `checked` settles when the scopes are popped (rejecting
+ * with a GpuDeviceError on an error), so the caller can start waiting for the work (a map) in the meantime. The
+ * caller must await `checked` before trusting anything the work produced. If `fn` throws, the scopes are popped
+ * and the error is rethrown.
+ */
+export function withErrorScopesDeferred<T>(device: GPUDevice, what: string, fn: () => T): { result: T; checked: Promise<void> } {
   device.pushErrorScope('out-of-memory');
   device.pushErrorScope('validation');
   device.pushErrorScope('internal');
   let result: T;
+  // Popped in LIFO order, all at once: the three answers arrive together.
+  const pop = () => Promise.all([device.popErrorScope(), device.popErrorScope(), device.popErrorScope()]);
   try {
     result = fn();
-  } finally {
-    const internal = await device.popErrorScope();
-    const validation = await device.popErrorScope();
-    const oom = await device.popErrorScope();
+  } catch (e) {
+    void pop().catch(() => {});
+    throw e;
+  }
+  const checked = pop().then(([internal, validation, oom]) => {
     const err = validation ?? oom ?? internal;
     if (err) throw new GpuDeviceError(`${what}: ${err.constructor?.name ?? 'GPUError'}: ${err.message}`);
-  }
-  return result;
+  });
+  return { result, checked };
 }

@@ -8,7 +8,7 @@
 import { GpuDeviceError, type GpuContext } from '../gpu/device.js';
 import { encodeDispatches, prepareDispatch, type BufferRange, type PreparedDispatch } from '../gpu/dispatch.js';
 import { PipelineCache } from '../gpu/pipelines.js';
-import { encodeReadback, mapStaging, withErrorScopes } from '../gpu/readback.js';
+import { encodeReadback, mapStaging, withErrorScopesDeferred } from '../gpu/readback.js';
 import { UniformArena } from '../gpu/uniforms.js';
 import { numel, type OpContext } from '../ops/op.js';
 import { getOp } from '../ops/registry.js';
@@ -41,6 +41,12 @@ export interface RunResult {
   adapter: string;
   /** Per-dispatch GPU times, when profiling was asked for and the adapter has timestamp-query. */
   timings?: KernelTiming[];
+  /**
+   * Wall-clock split of the run on the host, ms: `uploadMs` writing the inputs (queue.writeBuffer), `submitMs`
+   * encoding and submitting the pass, `readbackMs` from then until the outputs are copied out (the GPU finishing
+   * its work, the copies to mappable buffers, the map, the error-scope checks, which overlap the map).
+   */
+  host: { uploadMs: number; submitMs: number; readbackMs: number };
 }
 
 /** Size and work figures of a compiled graph. */
@@ -240,6 +246,7 @@ export class CompiledGraph {
     const { gpu } = this;
     const { device } = gpu;
     if (gpu.lostReason) throw new GpuDeviceError(`cannot run: ${gpu.lostReason}`);
+    const t0 = performance.now();
     for (const name of Object.keys(inputs)) if (!this.inputBuffers.has(name)) throw new GraphError(`unknown input '${name}'; the graph takes ${[...this.inputBuffers.keys()].join(', ')}`);
     for (const [name, b] of this.inputBuffers) {
       const data = inputs[name];
@@ -247,13 +254,14 @@ export class CompiledGraph {
       if (data.length !== b.elements) throw new GraphError(`input '${name}' has ${data.length} values; shape [${b.shape.join(', ')}] needs ${b.elements}`);
       device.queue.writeBuffer(b.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
     }
+    const t1 = performance.now();
     const wanted = opts.outputs ?? [...this.outputBuffers.keys()];
     for (const name of wanted) if (!this.outputBuffers.has(name)) throw new GraphError(`unknown output '${name}'`);
     const profile = !!opts.profile;
     if (profile && !gpu.features.has('timestamp-query')) throw new GraphError(`profiling needs timestamp-query, which ${gpu.adapterName} does not offer`);
     const all = this.nodes.flatMap((n) => n.dispatches.map((d) => ({ node: n, d })));
     let query: { sets: GPUQuerySet[]; resolve: GPUBuffer; staging: GPUBuffer } | null = null;
-    const staging = await withErrorScopes(device, 'encoding the forward pass', () => {
+    const { result: staging, checked } = withErrorScopesDeferred(device, 'encoding the forward pass', () => {
       const enc = device.createCommandEncoder({ label: 'forward' });
       if (!profile) {
         const pass = enc.beginComputePass({ label: 'forward' });
@@ -288,10 +296,15 @@ export class CompiledGraph {
       device.queue.submit([enc.finish()]);
       return st;
     });
-    const read = await mapStaging(gpu, staging);
+    const t2 = performance.now();
+    // Map while the error scopes are checked; a scope error wins over whatever the map returns.
+    const mapping = mapStaging(gpu, staging);
+    mapping.catch(() => {});
+    await checked;
+    const read = await mapping;
     const outputs: Record<string, Float32Array> = {};
     wanted.forEach((name, i) => (outputs[name] = read[i]!.subarray(0, this.outputBuffers.get(name)!.elements)));
-    const result: RunResult = { outputs, adapter: gpu.adapterName };
+    const result: RunResult = { outputs, adapter: gpu.adapterName, host: { uploadMs: t1 - t0, submitMs: t2 - t1, readbackMs: performance.now() - t2 } };
     if (query) {
       const q = query as { sets: GPUQuerySet[]; resolve: GPUBuffer; staging: GPUBuffer };
       try {

@@ -153,6 +153,15 @@ export class ModelBuilder {
     return this.b.op1('resize_bilinear', [x], { size: [size[0], size[1]], alignCorners: false }, node);
   }
 
+  /**
+   * The three-channel model input from windowed slices [N, 1, H, W]: normalised, and where `prob` is given,
+   * masked to `outside` wherever prob <= threshold first (src/ops/slice-input.ts).
+   */
+  sliceInput(windowed: Tensor, prob: Tensor | null, pre: { mean: readonly number[]; std: readonly number[]; lung_threshold: number; outside_mask_value: number }, node: string): Tensor {
+    const attrs = { mean: [pre.mean[0]!, pre.mean[1]!, pre.mean[2]!], std: [pre.std[0]!, pre.std[1]!, pre.std[2]!], threshold: pre.lung_threshold, outside: pre.outside_mask_value };
+    return this.b.op1('slice_input', prob ? [windowed, prob] : [windowed], attrs, node);
+  }
+
   /** Global average or max pool: [N, C, H, W] -> [N, C]. */
   pool(x: Tensor, mode: 'avg' | 'max', node: string): Tensor {
     return this.b.op1('global_pool', [x], { mode }, node);

@@ -121,8 +121,8 @@ export async function runConformance(
       ];
       if (r.intermediates) {
         const shapes = new Map<string, number[]>();
-        for (const g of [engine.pipeline.stage1.graph, engine.pipeline.stage2.graph])
-          for (const [name, id] of g.outputs) shapes.set(name, [n, ...g.tensors[id]!.shape.slice(1)]);
+        const g = engine.pipeline.twoStage.graph;
+        for (const [name, id] of g.outputs) shapes.set(name, [n, ...g.tensors[id]!.shape.slice(1)]);
         for (const [name, data] of Object.entries(r.intermediates)) if (!tensors.some((x) => x.name === name)) tensors.push(t(name, shapes.get(name) ?? [data.length], data));
       }
       return { tensors, adapter: r.adapter };

@@ -1,7 +1,10 @@
 /**
- * The two-stage pipeline on the GPU: stage 1 (GR-U-Net) -> lung mask and stage-2 input (CPU, cheap elementwise
- * work) -> stage 2 (classifier) -> patient head. Graphs are compiled once for a batch size and slice size; a
- * volume with more slices runs in chunks (the last chunk padded with empty slices whose results are dropped).
+ * The two-stage pipeline on the GPU: stage 1 (GR-U-Net) -> lung mask and stage-2 input -> stage 2 (classifier),
+ * compiled as ONE graph (pipeline.ts buildTwoStage: the normalisation and masking run on the GPU), so a batch is
+ * one upload of the windowed slices, one submission and one readback; then the patient head on the CPU. The graph
+ * is compiled once for a batch size and slice size; a volume with more slices runs in chunks (the last chunk
+ * padded with empty slices whose results are dropped). A teacher-forced lung mask (conformance runs) needs stage 2
+ * alone: that graph is compiled the first time one is given.
  *
  * Reported per slice and per patient as MODEL.md "Outputs the engine reports" lists them. With random weights
  * the numbers demonstrate the engine, not a diagnosis: the result carries the weights' source.
@@ -13,7 +16,7 @@ import type { SafetensorsFile } from '../io/safetensors.js';
 import type { ModelConfig, PreprocessConfig } from './config.js';
 import { loadPipeline } from './load.js';
 import { runPatientHead, type Pipeline } from './pipeline.js';
-import { lungArea, lungMask, maskedInput, normalise, preprocessHU, sliceUsed } from './preprocess.js';
+import { lungArea, lungMask, maskedInput, preprocessHU, sliceUsed } from './preprocess.js';
 
 /** Options of {@link TwoStageEngine.load}. */
 export interface EngineOptions {
@@ -60,6 +63,8 @@ export interface TwoStageResult {
   patient_slices_used: number[];
   /** Named intermediates, when asked for. */
   intermediates?: Record<string, Float32Array>;
+  /** The graph runs' host-side split (executor RunResult.host), summed over the chunks, ms. */
+  host: { uploadMs: number; submitMs: number; readbackMs: number };
 }
 
 function softmaxRows(x: Float32Array, k: number): Float32Array {
@@ -79,13 +84,15 @@ export class TwoStageEngine {
   private constructor(
     readonly gpu: GpuContext,
     readonly pipeline: Pipeline,
-    readonly stage1: CompiledGraph,
-    readonly stage2: CompiledGraph,
+    /** Both stages in one graph (input `windowed`). */
+    readonly twoStage: CompiledGraph,
+    private readonly cache: PipelineCache,
     readonly batch: number,
     readonly height: number,
     readonly width: number,
     /** `covidct.source` of the weights file ('' when absent). */
     readonly source: string,
+    private readonly intermediates: boolean,
   ) {}
 
   /** The model config and preprocessing parameters from the weights file. */
@@ -96,7 +103,7 @@ export class TwoStageEngine {
     return this.pipeline.preprocess;
   }
 
-  /** Builds, binds and compiles both stages from a covidct weights file. */
+  /** Builds, binds and compiles the two-stage graph from a covidct weights file. */
   static async load(gpu: GpuContext, file: SafetensorsFile, opts: EngineOptions = {}): Promise<TwoStageEngine> {
     const batch = opts.batch ?? 4;
     if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`batch must be a positive integer, got ${batch}`);
@@ -107,15 +114,16 @@ export class TwoStageEngine {
       throw new RangeError(`slice size must be integers >= 8, got ${height} x ${width}`);
     const pipeline = loadPipeline(file, { batch, height, width, intermediates: !!opts.intermediates });
     const cache = opts.cache ?? new PipelineCache(gpu.device);
-    const stage1 = await compileGraph(gpu, pipeline.stage1.graph, { cache });
-    let stage2: CompiledGraph;
-    try {
-      stage2 = await compileGraph(gpu, pipeline.stage2.graph, { cache });
-    } catch (e) {
-      stage1.destroy();
-      throw e;
-    }
-    return new TwoStageEngine(gpu, pipeline, stage1, stage2, batch, height, width, file.metadata['covidct.source'] ?? '');
+    const twoStage = await compileGraph(gpu, pipeline.twoStage.graph, { cache });
+    return new TwoStageEngine(gpu, pipeline, twoStage, cache, batch, height, width, file.metadata['covidct.source'] ?? '', !!opts.intermediates);
+  }
+
+  private stage2Alone: CompiledGraph | null = null;
+
+  /** Stage 2 by itself, for teacher-forced masks (compiled on first use). */
+  private async forcedStage2(): Promise<CompiledGraph> {
+    this.stage2Alone ??= await compileGraph(this.gpu, this.pipeline.stage2.graph, { cache: this.cache });
+    return this.stage2Alone;
   }
 
   /**
@@ -134,28 +142,37 @@ export class TwoStageEngine {
     const inter: Record<string, Float32Array[]> = {};
     const parts: Record<'lung_prob' | 'infection_prob' | 'slice_logits' | 'slice_embedding', Float32Array[]> = { lung_prob: [], infection_prob: [], slice_logits: [], slice_embedding: [] };
     const masks: Float32Array[] = [];
+    const host = { uploadMs: 0, submitMs: 0, readbackMs: 0 };
+    const addHost = (h: TwoStageResult['host']) => {
+      host.uploadMs += h.uploadMs;
+      host.submitMs += h.submitMs;
+      host.readbackMs += h.readbackMs;
+    };
+    // Without intermediates, read back only what the report needs.
+    const outputs = this.intermediates ? undefined : Object.keys(parts);
     for (let start = 0; start < B; start += batch) {
       const n = Math.min(batch, B - start);
       const chunk = new Float32Array(batch * hw);
       chunk.set(windowed.subarray(start * hw, (start + n) * hw));
-      const r1 = await this.stage1.run({ 'seg.input': normalise(chunk, batch, pre) });
-      const prob = r1.outputs.lung_prob!;
+      const r = await this.twoStage.run({ windowed: chunk }, outputs ? { outputs } : {});
+      addHost(r.host);
+      const got = { ...r.outputs };
+      const prob = got.lung_prob!;
       let mask = lungMask(prob, pre);
       if (opts.lungMask) {
         mask = new Float32Array(batch * hw);
         mask.set(opts.lungMask.subarray(start * hw, (start + n) * hw));
+        const clsInput = maskedInput(chunk, mask, batch, pre);
+        const s2 = await (await this.forcedStage2()).run({ 'cls.input': clsInput });
+        addHost(s2.host);
+        Object.assign(got, s2.outputs);
+        if ('cls.input' in got) got['cls.input'] = clsInput;
       }
-      const r2 = await this.stage2.run({ 'cls.input': maskedInput(chunk, mask, batch, pre) });
-      const keep = (name: string, v: Float32Array) => {
-        const per = v.length / batch;
-        return v.slice(0, n * per);
-      };
-      parts.lung_prob.push(keep('lung_prob', prob));
-      masks.push(keep('mask', mask));
-      for (const name of ['infection_prob', 'slice_logits', 'slice_embedding'] as const) parts[name].push(keep(name, r2.outputs[name]!));
-      for (const r of [r1, r2])
-        for (const [name, v] of Object.entries(r.outputs))
-          if (!(name in parts) && name !== 'lung_logits') (inter[name] ??= []).push(keep(name, v));
+      const keep = (v: Float32Array) => v.slice(0, n * (v.length / batch));
+      parts.lung_prob.push(keep(prob));
+      masks.push(keep(mask));
+      for (const name of ['infection_prob', 'slice_logits', 'slice_embedding'] as const) parts[name].push(keep(got[name]!));
+      for (const [name, v] of Object.entries(got)) if (!(name in parts) && name !== 'lung_logits') (inter[name] ??= []).push(keep(v));
     }
     const cat = (xs: Float32Array[]) => {
       const out = new Float32Array(xs.reduce((s, x) => s + x.length, 0));
@@ -203,6 +220,7 @@ export class TwoStageEngine {
       patient_probs: softmaxRows(patient.logits, k),
       patient_no_lung: patient.noLung,
       patient_slices_used: patient.slicesUsed,
+      host,
     };
     if (Object.keys(inter).length) result.intermediates = Object.fromEntries(Object.entries(inter).map(([n, v]) => [n, cat(v)]));
     return result;
@@ -220,10 +238,11 @@ export class TwoStageEngine {
     return summarise(r, this.config, this.preprocess, spacingMm, this.source);
   }
 
-  /** Frees both compiled stages. */
+  /** Frees the compiled graphs. */
   destroy(): void {
-    this.stage1.destroy();
-    this.stage2.destroy();
+    this.twoStage.destroy();
+    this.stage2Alone?.destroy();
+    this.stage2Alone = null;
   }
 }
 

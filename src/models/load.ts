@@ -228,7 +228,7 @@ export function readConfig(file: SafetensorsFile): FileConfig {
 export function loadPipeline(file: SafetensorsFile, shape: StageShape): Pipeline {
   const { config, preprocess } = readConfig(file);
   const p = buildPipeline(config, preprocess, shape);
-  bindWeights(file, [p.stage1, p.stage2, p.patient]);
+  bindWeights(file, [p.stage1, p.stage2, p.twoStage, p.patient]);
   return p;
 }
 

@@ -3,8 +3,8 @@
  *
  * - stage 1 ({@link buildStage1}): input `seg.input` [B, 3, H, W] (windowed slice, replicated, ImageNet-normalised;
  *   see src/models/preprocess.ts) -> outputs `lung_logits`, `lung_prob` [B, 1, H, W].
- * - between the stages, on the CPU for now (src/models/preprocess.ts): mask = lung_prob > lung_threshold, lung
- *   area, stage-2 input = normalise(window where mask else outside_mask_value).
+ * - between the stages (src/models/preprocess.ts): mask = lung_prob > lung_threshold, lung area, stage-2 input =
+ *   normalise(window where mask else outside_mask_value).
  * - stage 2 ({@link buildStage2}): input `cls.input` [B, 3, H, W] -> outputs `infection_logits_s8` [B, 2, h8, w8],
  *   `infection_prob_s8` [B, 1, h8, w8], `infection_prob` [B, 1, H, W] (bilinear to the input size),
  *   `pooled` [B, Cf + C8] (v = concat(a, g)), `slice_embedding` [B, E], `slice_logits` [B, K].
@@ -13,11 +13,16 @@
  *   (input `patient.pooled` [1, 2E], output `patient_logits` [1, K]) evaluated with the CPU references: it is a
  *   512 x 128 and a 128 x 3 matrix-vector product per patient, not worth a GPU round trip.
  *
+ * - both stages as ONE graph ({@link buildTwoStage}), what the engine runs: input `windowed` [B, 1, H, W]; the
+ *   normalisation and the masking run on the GPU (op slice_input), so a batch is one submission with one upload
+ *   and one readback. Outputs: every output of both stages above, plus `cls.input` with intermediates.
+ *
  * With `intermediates: true` every tap of the PyTorch reference (weights/README.md "Forward outputs and
  * intermediates") is also a graph output under the reference's name. Intermediates keep the fusion passes from
  * fusing through them only where a tap sits between two fusable ops; leave them off for inference.
  */
 import { runGraphOnCpu } from '../graph/cpu.js';
+import type { Tensor } from '../graph/ir.js';
 import { ModelBuilder, type ModelGraph } from './builder.js';
 import { addClassifier } from './classifier.js';
 import { embeddingDim, type ModelConfig, type PreprocessConfig } from './config.js';
@@ -33,17 +38,42 @@ export interface StageShape extends BuildOptions {
 /** Stage 1 (GR-U-Net): `seg.input` -> `lung_logits`, `lung_prob`. */
 export function buildStage1(cfg: ModelConfig, s: StageShape): ModelGraph {
   const m = new ModelBuilder();
-  const x = m.b.input('seg.input', [s.batch, 3, s.height, s.width]);
-  const logits = addGRUNet(m, x, cfg, s);
-  m.output('lung_logits', logits);
-  m.output('lung_prob', m.act(logits, 'sigmoid', 'lung_prob'));
+  addStage1(m, m.b.input('seg.input', [s.batch, 3, s.height, s.width]), cfg, s);
   return m.finish();
 }
 
 /** Stage 2 (classifier): `cls.input` -> infection maps, pooled vector, slice embedding and logits. */
 export function buildStage2(cfg: ModelConfig, s: StageShape): ModelGraph {
   const m = new ModelBuilder();
-  const x = m.b.input('cls.input', [s.batch, 3, s.height, s.width]);
+  addStage2(m, m.b.input('cls.input', [s.batch, 3, s.height, s.width]), cfg, s);
+  return m.finish();
+}
+
+/**
+ * Both stages as one graph: `windowed` [B, 1, H, W] (window in [0, 1], at the model size) -> every output of
+ * {@link buildStage1} and {@link buildStage2}; the stage inputs are made on the GPU exactly as
+ * src/models/preprocess.ts makes them on the CPU (normalise; mask = lung_prob > lung_threshold, then
+ * maskedInput).
+ */
+export function buildTwoStage(cfg: ModelConfig, pre: PreprocessConfig, s: StageShape): ModelGraph {
+  const m = new ModelBuilder();
+  const w = m.b.input('windowed', [s.batch, 1, s.height, s.width]);
+  const prob = addStage1(m, m.sliceInput(w, null, pre, 'seg.input'), cfg, s);
+  const clsInput = m.sliceInput(w, prob, pre, 'cls.input');
+  if (s.intermediates) m.output('cls.input', clsInput);
+  addStage2(m, clsInput, cfg, s);
+  return m.finish();
+}
+
+function addStage1(m: ModelBuilder, x: Tensor, cfg: ModelConfig, s: StageShape): Tensor {
+  const logits = addGRUNet(m, x, cfg, s);
+  m.output('lung_logits', logits);
+  const prob = m.act(logits, 'sigmoid', 'lung_prob');
+  m.output('lung_prob', prob);
+  return prob;
+}
+
+function addStage2(m: ModelBuilder, x: Tensor, cfg: ModelConfig, s: StageShape): void {
   const c = addClassifier(m, x, cfg, s);
   m.output('infection_logits_s8', c.infectionLogits);
   m.output('infection_prob_s8', c.infectionProb);
@@ -51,7 +81,6 @@ export function buildStage2(cfg: ModelConfig, s: StageShape): ModelGraph {
   m.output('pooled', c.pooled);
   m.output('slice_embedding', c.embedding);
   m.output('slice_logits', c.sliceLogits);
-  return m.finish();
 }
 
 /** Patient head: `patient.pooled` [1, 2E] -> Linear(2E -> hidden)-ReLU-Linear(hidden -> K) -> `patient_logits`. */
@@ -120,16 +149,25 @@ export function runPatientHead(head: ModelGraph, embeddings: Float32Array, used:
   return { ids, logits, noLung, slicesUsed, pooled };
 }
 
-/** The three graphs of the pipeline plus the config they were built from. */
+/** The graphs of the pipeline plus the config they were built from. */
 export interface Pipeline {
   config: ModelConfig;
   preprocess: PreprocessConfig;
   stage1: ModelGraph;
   stage2: ModelGraph;
+  /** Both stages in one graph ({@link buildTwoStage}): what the engine compiles. */
+  twoStage: ModelGraph;
   patient: ModelGraph;
 }
 
-/** Builds all three graphs for a batch of slices of one size (weights unbound; see load.ts). */
+/** Builds the graphs for a batch of slices of one size (weights unbound; see load.ts). */
 export function buildPipeline(cfg: ModelConfig, preprocess: PreprocessConfig, s: StageShape): Pipeline {
-  return { config: cfg, preprocess, stage1: buildStage1(cfg, s), stage2: buildStage2(cfg, s), patient: buildPatientHead(cfg) };
+  return {
+    config: cfg,
+    preprocess,
+    stage1: buildStage1(cfg, s),
+    stage2: buildStage2(cfg, s),
+    twoStage: buildTwoStage(cfg, preprocess, s),
+    patient: buildPatientHead(cfg),
+  };
 }

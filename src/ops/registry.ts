@@ -15,6 +15,7 @@ import { linear } from './linear.js';
 import { softmax } from './softmax.js';
 import { conv2d } from './conv2d.js';
 import { depthwise } from './depthwise.js'; import { seScale, squeezeExcite } from './se.js'; import { spatialSe } from './spatial-se.js';
+import { sliceInput } from './slice-input.js';
 // (add op imports above this line)
 
 /** All ops, by name. */
@@ -28,6 +29,7 @@ const ALL: OpDef<any>[] = [
   gruReset, gruUpdate, resizeBilinear, globalPool, linear, softmax,
   conv2d,
   depthwise, seScale, squeezeExcite, spatialSe,
+  sliceInput,
   // (add ops above this line)
 ];
 

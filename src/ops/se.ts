@@ -1,10 +1,11 @@
 /**
  * Channel squeeze-excitation (torchvision SqueezeExcitation; the decoder's cSE): fc1 and fc2 are 1x1 convs with
  * bias, weights w1 [S, C, 1, 1], b1 [S], w2 [C, S, 1, 1], b2 [C].
- *  - se_scale: pooled means [N, C] -> scale [N, C] = sigmoid(w2 * act1(w1 * pooled + b1) + b2), one dispatch.
+ *  - se_scale: pooled means [N, C] -> scale [N, C] = sigmoid(w2 * act1(w1 * pooled + b1) + b2), two dispatches
+ *    (fc1 over the hidden units, fc2 + sigmoid over the channels).
  *    In an MBConv the means come from depthwise (pool: true) and the scale goes to the next 1x1 conv's inScale.
- *  - squeeze_excite: the whole block on x [N, C, H, W] -> y = x * scale, in three dispatches (partial plane sums,
- *    FCs + sigmoid, channel scaling).
+ *  - squeeze_excite: the whole block on x [N, C, H, W] -> y = x * scale, in four dispatches (partial plane sums,
+ *    fc1, fc2 + sigmoid, channel scaling).
  * Kernel: kernels/se.wgsl.
  */
 import { ACT_CODE, applyActivation, type Activation } from './activation.js';
@@ -46,29 +47,49 @@ function checkFc(op: string, inputs: Shape[], C: number, attrs: SeAttrs): number
   return S;
 }
 
-/** The FC dispatch: pooled_in (chunks partials per (n, c), times inv) -> scale. */
-function fcDispatch(
+/** Threads per hidden unit in the FC1 dispatch (they read one w1 row together). */
+function fc1Lanes(C: number): number {
+  return Math.min(32, pow2Ceil(C));
+}
+
+/**
+ * The FC dispatches: pooled_in (chunks partials per (n, c), times inv) -> hid [N, S] (scratch) -> scale.
+ * FC1 spreads the hidden units over workgroups, FC2 the output channels: neither repeats the other's work.
+ */
+function fcDispatches(
   ctx: OpContext<SeAttrs>,
   N: number,
   C: number,
   S: number,
   pooled: { binding: { input: number } | { scratch: number }; cOff: number; cTot: number; chunks: number; inv: number },
+  hid: { scratch: number },
   scale: { binding: { output: number } | { scratch: number }; cOff: number; cTot: number },
-): DispatchSpec {
-  const lanes = SE_WG / pow2Ceil(Math.min(S, SE_WG));
+): DispatchSpec[] {
+  const lanes = fc1Lanes(C);
   const maxDim = ctx.caps.limits.maxComputeWorkgroupsPerDimension;
-  const blocks = Math.ceil(C / SE_WG);
-  check(blocks <= maxDim && N <= maxDim, 'se', `grid [${blocks}, ${N}] exceeds ${maxDim} workgroups per dimension`);
-  return {
-    kernel: 'se',
-    defines: { ENTRY_FC: 1, WG: SE_WG, SMAX, ACT: ACT_CODE[ctx.attrs.act1] },
-    grid: [blocks, N],
-    params: [C, S, lanes, pooled.chunks, pooled.cOff, pooled.cTot, scale.cOff, scale.cTot, { f32: pooled.inv }],
-    bindings: [pooled.binding, { input: 1 }, { input: 2 }, { input: 3 }, { input: 4 }, scale.binding],
-    // fc1 is recomputed by each block of output channels.
-    flops: N * (2 * S * C * blocks + 2 * C * S + C * pooled.chunks),
-    bytes: (N * C * pooled.chunks + 2 * S * C + S + C + N * C) * 4,
-  };
+  const hBlocks = Math.ceil(S / (SE_WG / lanes));
+  const cBlocks = Math.ceil(C / SE_WG);
+  check(Math.max(hBlocks, cBlocks) <= maxDim && N <= maxDim, 'se', `grid [${Math.max(hBlocks, cBlocks)}, ${N}] exceeds ${maxDim} workgroups per dimension`);
+  return [
+    {
+      kernel: 'se',
+      defines: { ENTRY_FC1: 1, WG: SE_WG, ACT: ACT_CODE[ctx.attrs.act1] },
+      grid: [hBlocks, N],
+      params: [C, S, lanes, pooled.chunks, pooled.cOff, pooled.cTot, { f32: pooled.inv }],
+      bindings: [pooled.binding, { input: 1 }, { input: 2 }, hid],
+      flops: N * (2 * S * C + S * C * pooled.chunks),
+      bytes: (N * C * pooled.chunks + S * C + S + N * S) * 4,
+    },
+    {
+      kernel: 'se',
+      defines: { ENTRY_FC2: 1, WG: SE_WG, SMAX },
+      grid: [cBlocks, N],
+      params: [C, S, scale.cOff, scale.cTot],
+      bindings: [hid, { input: 3 }, { input: 4 }, scale.binding],
+      flops: N * 2 * C * S,
+      bytes: (N * S + C * S + C + N * C) * 4,
+    },
+  ];
 }
 
 /** CPU reference of the two FCs for one image. */
@@ -108,12 +129,15 @@ export const seScale = defineOp<SeAttrs>({
     checkFc('se_scale', inputs, p[1]!, attrs);
     return [[p[0]!, p[1]!]];
   },
+  scratch(ctx) {
+    return [ctx.inputs[0]![0]! * ctx.inputs[1]![0]!];
+  },
   dispatch(ctx) {
     const [N, C] = ctx.inputs[0]! as [number, number];
     const S = ctx.inputs[1]![0]!;
     const pv = ctx.inViews[0]!;
     const sv = ctx.outViews[0]!;
-    return [fcDispatch(ctx, N, C, S, { binding: { input: 0 }, cOff: pv.cOff, cTot: pv.cTot, chunks: 1, inv: 1 }, { binding: { output: 0 }, cOff: sv.cOff, cTot: sv.cTot })];
+    return fcDispatches(ctx, N, C, S, { binding: { input: 0 }, cOff: pv.cOff, cTot: pv.cTot, chunks: 1, inv: 1 }, { scratch: 0 }, { binding: { output: 0 }, cOff: sv.cOff, cTot: sv.cTot });
   },
   reference([p, w1, b1, w2, b2], { attrs, inputs }) {
     const [N, C] = inputs[0]! as [number, number];
@@ -154,7 +178,7 @@ export const squeezeExcite = defineOp<SeAttrs>({
   },
   scratch(ctx) {
     const [N, C, H, W] = ctx.inputs[0]! as [number, number, number, number];
-    return [N * C * poolPlan(H * W).chunks, N * C];
+    return [N * C * poolPlan(H * W).chunks, N * C, N * ctx.inputs[1]![0]!];
   },
   dispatch(ctx) {
     const [N, C, H, W] = ctx.inputs[0]! as [number, number, number, number];
@@ -176,7 +200,7 @@ export const squeezeExcite = defineOp<SeAttrs>({
         flops: total,
         bytes: (total + items) * 4,
       },
-      fcDispatch(ctx, N, C, S, { binding: { scratch: 0 }, cOff: 0, cTot: C, chunks, inv: 1 / inner }, { binding: { scratch: 1 }, cOff: 0, cTot: C }),
+      ...fcDispatches(ctx, N, C, S, { binding: { scratch: 0 }, cOff: 0, cTot: C, chunks, inv: 1 / inner }, { scratch: 2 }, { binding: { scratch: 1 }, cOff: 0, cTot: C }),
       {
         kernel: 'se',
         defines: { ENTRY_APPLY: 1, WG: SE_WG },

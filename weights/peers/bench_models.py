@@ -1,10 +1,10 @@
 """The PyTorch modules the bench's peers run: the reference stages (weights/reference) and bare torchvision
 EfficientNets, with the deterministic weights of weights/make_fixtures.py (``fill_weights``: uniform weights
 scaled by fan-in, non-trivial BatchNorm statistics; the same generator the TS bench reimplements in
-bench/weights.ts), so that every peer computes on the same kind of numbers as the engine.
+src/models/random-weights.ts), so that every peer computes on the same kind of numbers as the engine.
 
-Used by bench/torch_bench.py (PyTorch CPU peer) and bench/export_onnx.py (ONNX for the ONNX Runtime Web peer).
-Run with Debian's interpreter: /usr/bin/python3 (torch 1.13, torchvision 0.14).
+Used by weights/peers/torch_bench.py (PyTorch peers) and weights/peers/export_onnx.py (ONNX for the ONNX Runtime
+Web peer). Runs with Debian's interpreter, /usr/bin/python3 (torch 1.13, torchvision 0.14), and with newer torch.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 from typing import Dict, List, Tuple
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_WEIGHTS = os.path.join(os.path.dirname(_HERE), "weights")
+_WEIGHTS = os.path.dirname(_HERE)
 if _WEIGHTS not in sys.path:
     sys.path.insert(0, _WEIGHTS)
 
