@@ -16,7 +16,9 @@ export const HELP = `covidct bench: time the engine's stages on the WebGPU adapt
   --repeats R               timed runs after the first run and warmup (default ${DEFAULT_OPTIONS.repeats})
   --warmup W                untimed runs after the first run (default ${DEFAULT_OPTIONS.warmup})
   --precision f32|f16       f16 is reported as not implemented (the engine has no f16 kernels yet)
-  --conv-tiles auto|no-huge convolution tiles the engine may pick (default auto; no-huge: never the 128x128 tile)
+  --tiles auto|legacy       kernel tiles the engine may pick (default auto; legacy: not conv2d's 32x128
+                            nor depthwise's 32x32)
+  --upload staging|writeBuffer  how inputs reach the GPU (default staging: mapped staging buffers)
   --profile                 per-kernel GPU times (timestamp queries), by op and by node, with roofline shares
   --peak-gflops X           roofline compute ceiling (default: H100 figure on an H100, else measured)
   --peak-gbs X              roofline bandwidth ceiling (same)
@@ -44,7 +46,7 @@ export function parseBenchArgs(argv: string[]): { opts: Partial<BenchOptions>; j
     else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) flags.set(k, argv[++i]!);
     else flags.set(k, 'true');
   }
-  const known = ['size', 'batch', 'stages', 'model', 'config', 'repeats', 'warmup', 'precision', 'profile', 'peak-gflops', 'peak-gbs', 'top', 'peers', 'peer-timeout', 'software', 'dawn-flags', 'json', 'out', 'help', 'plan', 'python', 'conv-tiles'];
+  const known = ['size', 'batch', 'stages', 'model', 'config', 'repeats', 'warmup', 'precision', 'profile', 'peak-gflops', 'peak-gbs', 'top', 'peers', 'peer-timeout', 'software', 'dawn-flags', 'json', 'out', 'help', 'plan', 'python', 'tiles', 'upload'];
   for (const k of flags.keys()) if (!known.includes(k)) throw new Error(`unknown option --${k} (see --help)`);
   const list = (k: string) => (flags.get(k) ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   const int = (k: string, min: number) => {
@@ -98,10 +100,15 @@ export function parseBenchArgs(argv: string[]): { opts: Partial<BenchOptions>; j
     opts.precision = p;
   }
   if (flags.has('profile')) opts.profile = true;
-  if (flags.has('conv-tiles')) {
-    const t = flags.get('conv-tiles');
-    if (t !== 'auto' && t !== 'no-huge') throw new Error(`--conv-tiles must be auto or no-huge, got '${t}'`);
-    opts.convTiles = t;
+  if (flags.has('upload')) {
+    const u = flags.get('upload');
+    if (u !== 'staging' && u !== 'writeBuffer') throw new Error(`--upload must be staging or writeBuffer, got '${u}'`);
+    opts.upload = u;
+  }
+  if (flags.has('tiles')) {
+    const t = flags.get('tiles');
+    if (t !== 'auto' && t !== 'legacy') throw new Error(`--tiles must be auto or legacy, got '${t}'`);
+    opts.tiles = t;
   }
   if (flags.has('peak-gflops')) opts.peakGflops = pos('peak-gflops');
   if (flags.has('peak-gbs')) opts.peakGbs = pos('peak-gbs');

@@ -21,7 +21,7 @@ import { cpus, loadavg } from 'node:os';
 import { createGpu, type GpuContext } from '../src/gpu/device.js';
 import { PipelineCache } from '../src/gpu/pipelines.js';
 import { UNIFORM_SLOT_BYTES } from '../src/gpu/uniforms.js';
-import { setConvTilePolicy } from '../src/ops/conv2d.js';
+import { setTilePolicy } from '../src/ops/op.js';
 import { compileGraph, type CompiledGraph, type KernelTiming, type RunResult } from '../src/graph/executor.js';
 import type { ModelGraph } from '../src/models/builder.js';
 import { defaultModelConfig, defaultPreprocessConfig, tinyModelConfig, type ModelConfig } from '../src/models/config.js';
@@ -57,8 +57,10 @@ export interface BenchOptions {
   repeats: number;
   warmup: number;
   precision: 'f32' | 'f16';
-  /** Convolution tiles the engine may pick (src/ops/conv2d.ts setConvTilePolicy; default 'auto'). */
-  convTiles?: 'auto' | 'no-huge';
+  /** Tiles the conv2d and depthwise kernels may pick (src/ops/op.ts setTilePolicy; default 'auto'). */
+  tiles?: 'auto' | 'legacy';
+  /** How inputs reach the GPU (executor CompileOptions.upload; default 'staging'). */
+  upload?: 'staging' | 'writeBuffer';
   /** Per-kernel table from timestamp queries. */
   profile: boolean;
   /** Peers to run: 'torch' (PyTorch CPU), 'torch-cuda' (PyTorch on CUDA, f32), 'ort' (ONNX Runtime Web, WebGPU provider, on dawn.node). */
@@ -382,7 +384,7 @@ async function benchGraph(c: Ctx, target: Exclude<BenchTarget, 'pipeline'>, h: n
   bindWeights(file, model, { allowUnexpected: true });
   const cache = opts.cache ?? new PipelineCache(gpu.device);
   const [ms0, n0] = [cache.compileMs, cache.compiled];
-  const compiled = await compileGraph(gpu, model.graph, { cache });
+  const compiled = await compileGraph(gpu, model.graph, { cache, upload: opts.upload ?? 'staging' });
   const compileMs = buildMs + performance.now() - t0;
   try {
     let last: Record<string, Float32Array> = {};
@@ -447,7 +449,7 @@ async function benchPipeline(c: Ctx, h: number, w: number, batch: number): Promi
   t0 = performance.now();
   const cache = opts.cache ?? new PipelineCache(gpu.device);
   const [ms0, n0] = [cache.compileMs, cache.compiled];
-  const engine = await TwoStageEngine.load(gpu, file, { batch, height: h, width: w, cache });
+  const engine = await TwoStageEngine.load(gpu, file, { batch, height: h, width: w, cache, upload: opts.upload ?? 'staging' });
   const compileMs = performance.now() - t0;
   try {
     const windowed = syntheticWindowed(batch, h, w);
@@ -505,7 +507,7 @@ async function benchPipeline(c: Ctx, h: number, w: number, batch: number): Promi
 export async function runBench(options: Partial<BenchOptions> = {}): Promise<BenchReport> {
   const opts: BenchOptions = { ...DEFAULT_OPTIONS, ...options };
   const log = opts.log ?? (() => {});
-  setConvTilePolicy(opts.convTiles ?? 'auto');
+  setTilePolicy(opts.tiles ?? 'auto');
   for (const m of opts.models) if (!(EFFICIENTNET_VARIANTS as readonly string[]).includes(m)) throw new Error(`unknown model '${m}' (${EFFICIENTNET_VARIANTS.join(', ')})`);
   if (!(opts.repeats >= 1) || !(opts.warmup >= 0)) throw new Error('repeats must be >= 1 and warmup >= 0');
   const gpu = opts.gpu ?? (await createGpu({ forceSoftware: opts.software, ...(opts.dawnFlags ? { dawnFlags: opts.dawnFlags } : {}) }));

@@ -19,7 +19,7 @@
 //
 // Defines (the tile shape is a define, every size is a uniform, so one pipeline serves all shapes):
 //   TM, TN, TK, RM, RN  tile rows / columns / K chunk and register block (see src/ops/conv2d.ts CONV_TILES)
-//                       (huge: 128 x 128, 8 x 8 per thread; big 64 x 64; wide 16 x 128; tall 64 x 16)
+//                       (big 64 x 64, 4 x 4 per thread; wide 16 x 128; tall 64 x 16)
 //   POINTWISE           1x1, stride 1, no padding: B[k, col] = x[n, k, pixel], no divisions in the gather
 //   ACT                 epilogue activation (apply_act in common.wgsl)
 //   HAS_BIAS, HAS_RES, HAS_SCALE  optional inputs; BIND_BIAS, BIND_RES, BIND_SCALE, BIND_Y their bindings
@@ -70,7 +70,7 @@ const A_STEP: u32 = WG / TK;      // A rows between a thread's loads
 const B_LOADS: u32 = TK * TN / WG; // B words staged per thread per chunk
 const B_STEP: u32 = WG / TN;      // B rows (k) between a thread's loads
 
-const AS: u32 = TM + 1u;          // As row stride, padded: the A staging writes (16 or 8 threads on one m, at
+const AS: u32 = TM + 1u;          // As row stride, padded: the A staging writes (TK threads on one m, at
                                   // consecutive k) then fall in different banks
 var<workgroup> As: array<f32, TK * AS>; // As[k * AS + m]
 var<workgroup> Bs: array<f32, TK * TN>; // Bs[k * TN + col]

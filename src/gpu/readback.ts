@@ -34,26 +34,38 @@ export async function readRegions(gpu: GpuContext, regions: ReadRegion[]): Promi
   return mapStaging(gpu, staging);
 }
 
-/** Maps staging buffers (already filled by submitted work), copies them out and destroys them. */
-export async function mapStaging(gpu: GpuContext, staging: GPUBuffer[]): Promise<Float32Array[]> {
+/**
+ * Maps staging buffers (already filled by submitted work) and copies them out. Then they are unmapped and handed
+ * to `release` for reuse when given, else destroyed; after a failure they are always destroyed.
+ */
+export async function mapStaging(gpu: GpuContext, staging: GPUBuffer[], release?: (buffers: GPUBuffer[]) => void): Promise<Float32Array[]> {
+  let ok = false;
   try {
     const lost = gpu.lost.then((r) => {
       throw new GpuDeviceError(`readback failed: ${r}`);
     });
+    lost.catch(() => {});
     await Promise.race([Promise.all(staging.map((b) => b.mapAsync(GPUMapMode.READ))), lost]);
-    return staging.map((b) => new Float32Array(b.getMappedRange().slice(0)));
+    const out = staging.map((b) => new Float32Array(b.getMappedRange().slice(0)));
+    if (release) {
+      for (const b of staging) b.unmap();
+      ok = true;
+      release(staging);
+    }
+    return out;
   } catch (e) {
     if (e instanceof GpuDeviceError) throw e;
     const why = gpu.lostReason ? gpu.lostReason : (e as Error).message;
     throw new GpuDeviceError(`readback failed, no result: ${why}`);
   } finally {
-    for (const b of staging) {
-      try {
-        b.destroy();
-      } catch {
-        /* already gone with the device */
+    if (!ok)
+      for (const b of staging) {
+        try {
+          b.destroy();
+        } catch {
+          /* already gone with the device */
+        }
       }
-    }
   }
 }
 

@@ -22,6 +22,11 @@ export interface CompileOptions {
   fuse?: boolean;
   /** Share pipelines with other graphs on the same device. */
   cache?: PipelineCache;
+  /**
+   * How inputs reach the GPU: 'staging' (default) writes them into a mapped staging buffer per input (kept
+   * mapped between runs) and copies it in the run's command buffer; 'writeBuffer' uses queue.writeBuffer.
+   */
+  upload?: 'staging' | 'writeBuffer';
 }
 
 /** One dispatch's GPU time from timestamp queries. */
@@ -68,18 +73,40 @@ interface PreparedNode {
   dispatches: PreparedDispatch[];
 }
 
+/** A graph input's buffer and, in 'staging' upload mode, its staging buffer (mapped when `ready` is null). */
+interface InputBuffer {
+  buffer: GPUBuffer;
+  elements: number;
+  shape: readonly number[];
+  staging: GPUBuffer | null;
+  /** The pending re-map of `staging` after a run; null while it is mapped. */
+  ready: Promise<void> | null;
+}
+
 /** Storage usage of every graph buffer (read lazily: dawn.node installs GPUBufferUsage when a device is made). */
 const storageUsage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
 /** A graph compiled for one device and one set of input shapes. */
 export class CompiledGraph {
   private destroyed = false;
+  /** Mappable readback buffers per output, reused across runs (a run takes one, returns it unmapped). */
+  private readonly readPool = new Map<string, GPUBuffer[]>();
+  private submitLock: Promise<void> = Promise.resolve();
+
+  /** Waits for the runs before this one to finish their upload and submission; returns the release. */
+  private async lockSubmit(): Promise<() => void> {
+    const prev = this.submitLock;
+    let release!: () => void;
+    this.submitLock = new Promise((r) => (release = r));
+    await prev;
+    return release;
+  }
   private constructor(
     readonly gpu: GpuContext,
     readonly graph: Graph,
     readonly plan: MemoryPlan,
     private readonly buffers: GPUBuffer[],
-    private readonly inputBuffers: Map<string, { buffer: GPUBuffer; elements: number; shape: readonly number[] }>,
+    private readonly inputBuffers: Map<string, InputBuffer>,
     private readonly outputBuffers: Map<string, { buffer: GPUBuffer; elements: number }>,
     private readonly nodes: PreparedNode[],
     private readonly uniforms: UniformArena,
@@ -109,7 +136,7 @@ export class CompiledGraph {
     let compiled: CompiledGraph | null = null;
     let failure: unknown = null;
     try {
-      compiled = await CompiledGraph.build(gpu, graph, plan, cache, buffers, make, fusion, caps);
+      compiled = await CompiledGraph.build(gpu, graph, plan, cache, buffers, make, fusion, caps, opts.upload ?? 'staging');
     } catch (e) {
       failure = e;
     }
@@ -133,6 +160,7 @@ export class CompiledGraph {
     make: (bytes: number, label: string, usage?: number) => GPUBuffer,
     fusion: FusionReport | null,
     caps: OpContext<unknown>['caps'],
+    upload: 'staging' | 'writeBuffer',
   ): Promise<CompiledGraph> {
     const { device } = gpu;
     const arena = make(Math.max(plan.arenaBytes, 16), 'arena');
@@ -164,12 +192,17 @@ export class CompiledGraph {
         start = end;
       }
     }
-    const inputBuffers = new Map<string, { buffer: GPUBuffer; elements: number; shape: readonly number[] }>();
+    const inputBuffers = new Map<string, InputBuffer>();
     for (const id of graph.inputs) {
       const t = graph.tensors[id]!;
       const elements = numel(t.shape);
       const buffer = make(elements * 4, `input ${t.name}`);
-      inputBuffers.set(t.name, { buffer, elements, shape: t.shape });
+      let staging: GPUBuffer | null = null;
+      if (upload === 'staging') {
+        staging = device.createBuffer({ size: Math.max(16, elements * 4), usage: GPUBufferUsage.MAP_WRITE | GPUBufferUsage.COPY_SRC, mappedAtCreation: true, label: `upload ${t.name}` });
+        buffers.push(staging);
+      }
+      inputBuffers.set(t.name, { buffer, elements, shape: t.shape, staging, ready: null });
       ranges.set(id, { buffer, offset: 0, size: elements * 4 });
     }
     const outputBuffers = new Map<string, { buffer: GPUBuffer; elements: number }>();
@@ -224,7 +257,8 @@ export class CompiledGraph {
       arenaBytes: plan.arenaBytes,
       unpackedBytes: plan.unpackedBytes,
       weightBytes,
-      ioBytes: [...inputBuffers.values(), ...outputBuffers.values()].reduce((s, b) => s + b.elements * 4, 0),
+      // Inputs (twice with staging), outputs, and one readback buffer per output.
+      ioBytes: [...inputBuffers.values()].reduce((s, b) => s + b.elements * 4 * (b.staging ? 2 : 1), 0) + [...outputBuffers.values()].reduce((s, b) => s + b.elements * 8, 0),
       pipelines: cache.size,
       flops,
       fusion,
@@ -252,53 +286,97 @@ export class CompiledGraph {
       const data = inputs[name];
       if (!data) throw new GraphError(`missing input '${name}'`);
       if (data.length !== b.elements) throw new GraphError(`input '${name}' has ${data.length} values; shape [${b.shape.join(', ')}] needs ${b.elements}`);
-      device.queue.writeBuffer(b.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
     }
-    const t1 = performance.now();
     const wanted = opts.outputs ?? [...this.outputBuffers.keys()];
     for (const name of wanted) if (!this.outputBuffers.has(name)) throw new GraphError(`unknown output '${name}'`);
     const profile = !!opts.profile;
     if (profile && !gpu.features.has('timestamp-query')) throw new GraphError(`profiling needs timestamp-query, which ${gpu.adapterName} does not offer`);
     const all = this.nodes.flatMap((n) => n.dispatches.map((d) => ({ node: n, d })));
+    // Uploads, encoding and submission run one graph run at a time (the staging buffers are shared).
+    const unlock = await this.lockSubmit();
+    const copies: Array<{ from: GPUBuffer; to: GPUBuffer; bytes: number; input: InputBuffer }> = [];
+    let t1 = t0;
+    let submitted: { result: GPUBuffer[]; checked: Promise<void> };
     let query: { sets: GPUQuerySet[]; resolve: GPUBuffer; staging: GPUBuffer } | null = null;
-    const { result: staging, checked } = withErrorScopesDeferred(device, 'encoding the forward pass', () => {
-      const enc = device.createCommandEncoder({ label: 'forward' });
-      if (!profile) {
-        const pass = enc.beginComputePass({ label: 'forward' });
-        for (const n of this.nodes) encodeDispatches(pass, n.dispatches);
-        pass.end();
-      } else {
-        const perSet = 2048; // dispatches per query set (4096 queries)
-        const sets: GPUQuerySet[] = [];
-        for (let i = 0; i < all.length; i += perSet) sets.push(device.createQuerySet({ type: 'timestamp', count: Math.min(perSet, all.length - i) * 2 }));
-        all.forEach(({ d }, i) => {
-          const pass = enc.beginComputePass({
-            timestampWrites: { querySet: sets[Math.floor(i / perSet)]!, beginningOfPassWriteIndex: (i % perSet) * 2, endOfPassWriteIndex: (i % perSet) * 2 + 1 },
-          });
-          encodeDispatches(pass, [d]);
-          pass.end();
-        });
-        const bytes = all.length * 16;
-        const resolve = device.createBuffer({ size: Math.max(16, bytes), usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-        const qStaging = device.createBuffer({ size: Math.max(16, bytes), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-        sets.forEach((s, k) => enc.resolveQuerySet(s, 0, s.count, resolve, k * perSet * 16));
-        enc.copyBufferToBuffer(resolve, 0, qStaging, 0, Math.max(16, bytes));
-        query = { sets, resolve, staging: qStaging };
+    try {
+      for (const [name, b] of this.inputBuffers) {
+        const data = inputs[name]!;
+        if (!b.staging) {
+          device.queue.writeBuffer(b.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+          continue;
+        }
+        // The staging buffer is mapped again after each run's copy: wait for that.
+        if (b.ready) {
+          try {
+            await b.ready;
+          } catch (e) {
+            throw new GpuDeviceError(`cannot upload input '${name}': ${gpu.lostReason ?? (e as Error).message}`);
+          }
+          b.ready = null;
+        }
+        if (this.destroyed) throw new GraphError('this compiled graph was destroyed');
+        new Float32Array(b.staging.getMappedRange(0, data.byteLength)).set(data);
+        b.staging.unmap();
+        copies.push({ from: b.staging, to: b.buffer, bytes: data.byteLength, input: b });
       }
-      const st = encodeReadback(
-        device,
-        enc,
-        wanted.map((name) => {
+      t1 = performance.now();
+      submitted = withErrorScopesDeferred(device, 'encoding the forward pass', () => {
+        const enc = device.createCommandEncoder({ label: 'forward' });
+        for (const c of copies) enc.copyBufferToBuffer(c.from, 0, c.to, 0, c.bytes);
+        if (!profile) {
+          const pass = enc.beginComputePass({ label: 'forward' });
+          for (const n of this.nodes) encodeDispatches(pass, n.dispatches);
+          pass.end();
+        } else {
+          const perSet = 2048; // dispatches per query set (4096 queries)
+          const sets: GPUQuerySet[] = [];
+          for (let i = 0; i < all.length; i += perSet) sets.push(device.createQuerySet({ type: 'timestamp', count: Math.min(perSet, all.length - i) * 2 }));
+          all.forEach(({ d }, i) => {
+            const pass = enc.beginComputePass({
+              timestampWrites: { querySet: sets[Math.floor(i / perSet)]!, beginningOfPassWriteIndex: (i % perSet) * 2, endOfPassWriteIndex: (i % perSet) * 2 + 1 },
+            });
+            encodeDispatches(pass, [d]);
+            pass.end();
+          });
+          const bytes = all.length * 16;
+          const resolve = device.createBuffer({ size: Math.max(16, bytes), usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+          const qStaging = device.createBuffer({ size: Math.max(16, bytes), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+          sets.forEach((s, k) => enc.resolveQuerySet(s, 0, s.count, resolve, k * perSet * 16));
+          enc.copyBufferToBuffer(resolve, 0, qStaging, 0, Math.max(16, bytes));
+          query = { sets, resolve, staging: qStaging };
+        }
+        const st = wanted.map((name) => {
           const b = this.outputBuffers.get(name)!;
-          return { buffer: b.buffer, byteOffset: 0, byteLength: b.elements * 4 };
-        }),
-      );
-      device.queue.submit([enc.finish()]);
-      return st;
-    });
+          const size = Math.max(4, b.elements * 4);
+          const buf = this.readPool.get(name)?.pop() ?? device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: `readback ${name}` });
+          enc.copyBufferToBuffer(b.buffer, 0, buf, 0, size);
+          return buf;
+        });
+        device.queue.submit([enc.finish()]);
+        return st;
+      });
+    } finally {
+      // Re-map the upload staging buffers for the next run (it waits for them), whatever happened here.
+      for (const c of copies) {
+        const ready = c.from.mapAsync(GPUMapMode.WRITE);
+        ready.catch(() => {});
+        c.input.ready = ready;
+      }
+      unlock();
+    }
+    const { result: staging, checked } = submitted;
     const t2 = performance.now();
     // Map while the error scopes are checked; a scope error wins over whatever the map returns.
-    const mapping = mapStaging(gpu, staging);
+    const mapping = mapStaging(gpu, staging, (bufs) =>
+      bufs.forEach((b, i) => {
+        if (this.destroyed) b.destroy();
+        else {
+          const pool = this.readPool.get(wanted[i]!) ?? [];
+          pool.push(b);
+          this.readPool.set(wanted[i]!, pool);
+        }
+      }),
+    );
     mapping.catch(() => {});
     await checked;
     const read = await mapping;
@@ -334,6 +412,8 @@ export class CompiledGraph {
     if (this.destroyed) return;
     this.destroyed = true;
     for (const b of this.buffers) b.destroy();
+    for (const pool of this.readPool.values()) for (const b of pool) b.destroy();
+    this.readPool.clear();
     this.uniforms.destroy();
   }
 }

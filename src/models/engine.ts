@@ -16,7 +16,7 @@ import type { SafetensorsFile } from '../io/safetensors.js';
 import type { ModelConfig, PreprocessConfig } from './config.js';
 import { loadPipeline } from './load.js';
 import { runPatientHead, type Pipeline } from './pipeline.js';
-import { lungArea, lungMask, maskedInput, preprocessHU, sliceUsed } from './preprocess.js';
+import { maskedInput, preprocessHU, sliceUsed } from './preprocess.js';
 
 /** Options of {@link TwoStageEngine.load}. */
 export interface EngineOptions {
@@ -29,6 +29,8 @@ export interface EngineOptions {
   cache?: PipelineCache;
   /** Also return the reference's named intermediates (slower: some fusions are kept apart). */
   intermediates?: boolean;
+  /** How inputs reach the GPU (executor CompileOptions.upload; default 'staging'). */
+  upload?: 'staging' | 'writeBuffer';
 }
 
 /** Per-slice and per-patient results of a run on windowed slices. */
@@ -93,6 +95,7 @@ export class TwoStageEngine {
     /** `covidct.source` of the weights file ('' when absent). */
     readonly source: string,
     private readonly intermediates: boolean,
+    private readonly upload: 'staging' | 'writeBuffer',
   ) {}
 
   /** The model config and preprocessing parameters from the weights file. */
@@ -114,15 +117,16 @@ export class TwoStageEngine {
       throw new RangeError(`slice size must be integers >= 8, got ${height} x ${width}`);
     const pipeline = loadPipeline(file, { batch, height, width, intermediates: !!opts.intermediates });
     const cache = opts.cache ?? new PipelineCache(gpu.device);
-    const twoStage = await compileGraph(gpu, pipeline.twoStage.graph, { cache });
-    return new TwoStageEngine(gpu, pipeline, twoStage, cache, batch, height, width, file.metadata['covidct.source'] ?? '', !!opts.intermediates);
+    const upload = opts.upload ?? 'staging';
+    const twoStage = await compileGraph(gpu, pipeline.twoStage.graph, { cache, upload });
+    return new TwoStageEngine(gpu, pipeline, twoStage, cache, batch, height, width, file.metadata['covidct.source'] ?? '', !!opts.intermediates, upload);
   }
 
   private stage2Alone: CompiledGraph | null = null;
 
   /** Stage 2 by itself, for teacher-forced masks (compiled on first use). */
   private async forcedStage2(): Promise<CompiledGraph> {
-    this.stage2Alone ??= await compileGraph(this.gpu, this.pipeline.stage2.graph, { cache: this.cache });
+    this.stage2Alone ??= await compileGraph(this.gpu, this.pipeline.stage2.graph, { cache: this.cache, upload: this.upload });
     return this.stage2Alone;
   }
 
@@ -140,8 +144,14 @@ export class TwoStageEngine {
     const pre = this.preprocess;
     const k = this.config.cls.num_classes;
     const inter: Record<string, Float32Array[]> = {};
-    const parts: Record<'lung_prob' | 'infection_prob' | 'slice_logits' | 'slice_embedding', Float32Array[]> = { lung_prob: [], infection_prob: [], slice_logits: [], slice_embedding: [] };
-    const masks: Float32Array[] = [];
+    // The whole volume's maps, filled chunk by chunk (one copy each out of the readback).
+    const lung_prob = new Float32Array(B * hw);
+    const lung_mask = new Float32Array(B * hw);
+    const infection_prob = new Float32Array(B * hw);
+    const lung_area = new Float32Array(B);
+    const infected_fraction = new Float32Array(B);
+    let slice_logits = new Float32Array(0);
+    let slice_embedding = new Float32Array(0);
     const host = { uploadMs: 0, submitMs: 0, readbackMs: 0 };
     const addHost = (h: TwoStageResult['host']) => {
       host.uploadMs += h.uploadMs;
@@ -149,30 +159,62 @@ export class TwoStageEngine {
       host.readbackMs += h.readbackMs;
     };
     // Without intermediates, read back only what the report needs.
-    const outputs = this.intermediates ? undefined : Object.keys(parts);
+    const outputs = this.intermediates ? undefined : ['lung_prob', 'infection_prob', 'slice_logits', 'slice_embedding'];
+    const t = pre.lung_threshold;
+    const ti = pre.infection_threshold;
     for (let start = 0; start < B; start += batch) {
       const n = Math.min(batch, B - start);
-      const chunk = new Float32Array(batch * hw);
-      chunk.set(windowed.subarray(start * hw, (start + n) * hw));
+      let chunk = windowed.subarray(start * hw, (start + batch) * hw);
+      if (n < batch) {
+        chunk = new Float32Array(batch * hw);
+        chunk.set(windowed.subarray(start * hw, (start + n) * hw));
+      }
       const r = await this.twoStage.run({ windowed: chunk }, outputs ? { outputs } : {});
       addHost(r.host);
       const got = { ...r.outputs };
       const prob = got.lung_prob!;
-      let mask = lungMask(prob, pre);
-      if (opts.lungMask) {
-        mask = new Float32Array(batch * hw);
-        mask.set(opts.lungMask.subarray(start * hw, (start + n) * hw));
+      lung_prob.set(prob.subarray(0, n * hw), start * hw);
+      const forced = opts.lungMask?.subarray(start * hw, (start + n) * hw);
+      if (forced) {
+        const mask = new Float32Array(batch * hw);
+        mask.set(forced);
         const clsInput = maskedInput(chunk, mask, batch, pre);
         const s2 = await (await this.forcedStage2()).run({ 'cls.input': clsInput });
         addHost(s2.host);
         Object.assign(got, s2.outputs);
         if ('cls.input' in got) got['cls.input'] = clsInput;
       }
-      const keep = (v: Float32Array) => v.slice(0, n * (v.length / batch));
-      parts.lung_prob.push(keep(prob));
-      masks.push(keep(mask));
-      for (const name of ['infection_prob', 'slice_logits', 'slice_embedding'] as const) parts[name].push(keep(got[name]!));
-      for (const [name, v] of Object.entries(got)) if (!(name in parts) && name !== 'lung_logits') (inter[name] ??= []).push(keep(v));
+      const inf = got.infection_prob!;
+      infection_prob.set(inf.subarray(0, n * hw), start * hw);
+      // Mask (prob > lung_threshold, or the given one), lung area (mean of the mask) and the infected fraction
+      // of the lung (P > infection_threshold where mask > 0), in one pass per slice.
+      for (let b = 0; b < n; b++) {
+        const o = (start + b) * hw;
+        let area = 0;
+        let lung = 0;
+        let infected = 0;
+        for (let i = b * hw, e = (b + 1) * hw; i < e; i++) {
+          const m = forced ? forced[i]! : prob[i]! > t ? 1 : 0;
+          lung_mask[o + i - b * hw] = m;
+          area += m;
+          if (m > 0) {
+            lung++;
+            if (inf[i]! > ti) infected++;
+          }
+        }
+        lung_area[start + b] = area / hw;
+        infected_fraction[start + b] = lung ? infected / lung : NaN;
+      }
+      const logits = got.slice_logits!;
+      const emb = got.slice_embedding!;
+      if (!slice_logits.length) {
+        slice_logits = new Float32Array(B * (logits.length / batch));
+        slice_embedding = new Float32Array(B * (emb.length / batch));
+      }
+      slice_logits.set(logits.subarray(0, n * (logits.length / batch)), start * (logits.length / batch));
+      slice_embedding.set(emb.subarray(0, n * (emb.length / batch)), start * (emb.length / batch));
+      for (const [name, v] of Object.entries(got))
+        if (!['lung_prob', 'infection_prob', 'slice_logits', 'slice_embedding', 'lung_logits'].includes(name)) (inter[name] ??= []).push(v.slice(0, n * (v.length / batch)));
     }
     const cat = (xs: Float32Array[]) => {
       const out = new Float32Array(xs.reduce((s, x) => s + x.length, 0));
@@ -183,30 +225,14 @@ export class TwoStageEngine {
       }
       return out;
     };
-    const lung_mask = cat(masks);
-    const infection_prob = cat(parts.infection_prob);
-    const lung_area = lungArea(lung_mask, B);
     const used = sliceUsed(lung_area, pre);
-    const infected_fraction = new Float32Array(B);
-    for (let b = 0; b < B; b++) {
-      let lung = 0;
-      let inf = 0;
-      for (let i = b * hw; i < (b + 1) * hw; i++)
-        if (lung_mask[i]! > 0) {
-          lung++;
-          if (infection_prob[i]! > pre.infection_threshold) inf++;
-        }
-      infected_fraction[b] = lung ? inf / lung : NaN;
-    }
-    const slice_logits = cat(parts.slice_logits);
-    const slice_embedding = cat(parts.slice_embedding);
     const patient = runPatientHead(this.pipeline.patient, slice_embedding, used, opts.patientIds);
     const result: TwoStageResult = {
       adapter: this.gpu.adapterName,
       batch: B,
       height: H,
       width: W,
-      lung_prob: cat(parts.lung_prob),
+      lung_prob,
       lung_mask,
       lung_area,
       infection_prob,

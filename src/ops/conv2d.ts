@@ -16,7 +16,7 @@
  * Kernel: kernels/conv2d.wgsl (tiled, register-blocked; the tile shape is picked by {@link chooseConvTile}).
  */
 import { ACT_CODE, applyActivation, type Activation } from './activation.js';
-import { check, checkRank, defineOp, denseView, numel, ShapeError, type Binding, type Shape, type TestCase } from './op.js';
+import { check, checkRank, defineOp, denseView, numel, ShapeError, tilePolicy, type Binding, type Shape, type TestCase } from './op.js';
 
 /** Attributes of {@link conv2d}. */
 export interface Conv2dAttrs {
@@ -50,41 +50,28 @@ export interface ConvTile {
 
 /**
  * The tile configurations. Each uses (TM/RM) * (TN/RN) threads and ((TM + 1) + TN) * TK * 4 bytes of workgroup
- * memory (at most 9 KiB: inside WebGPU's default 16 KiB and SwiftShader's 32 KiB).
- * - huge: 128 x 128 tile, 8 x 8 per thread, 256 threads: large GEMMs (enough 128 x 128 tiles to fill a big GPU
- *   several times over), where the bigger register block halves the workgroup-memory traffic per FMA.
+ * memory (at most 10.3 KiB: inside WebGPU's default 16 KiB and SwiftShader's 32 KiB). A 128 x 128 tile with 8 x 8
+ * per thread was tried and measured on the H100 (2026-11-26): 1.7 TFLOP/s against 15 for `big` on the same
+ * B7 layers (its 64 accumulators do not stay in registers), so it is not offered.
  * - big:  64 x 64 tile, 4 x 4 per thread, 256 threads: layers with many output channels and pixels.
  * - wide: 16 x 128 tile, 2 x 4 per thread, 256 threads: few output channels (Cout <= 16: stems, heads).
+ * - mid:  32 x 128 tile, 4 x 4 per thread, 256 threads: 16 < Cout <= 32 (GR-U-Net decoder convs at high
+ *   resolution, B7's first blocks), where `big` would leave half its rows empty (not under tilePolicy 'legacy').
  * - tall: 64 x 16 tile, 4 x 2 per thread, 128 threads: few output columns (N*Ho*Wo <= 64, deep layers of a
  *   classifier at batch 1), so that the rows, not the columns, give the workgroups.
  */
 export const CONV_TILES = {
-  huge: { name: 'huge', TM: 128, TN: 128, TK: 8, RM: 8, RN: 8 },
   big: { name: 'big', TM: 64, TN: 64, TK: 16, RM: 4, RN: 4 },
+  mid: { name: 'mid', TM: 32, TN: 128, TK: 16, RM: 4, RN: 4 },
   wide: { name: 'wide', TM: 16, TN: 128, TK: 16, RM: 2, RN: 4 },
   tall: { name: 'tall', TM: 64, TN: 16, TK: 16, RM: 4, RN: 2 },
 } as const satisfies Record<string, ConvTile>;
-
-/** Fewest 128 x 128 tiles for which a GEMM gets the huge tile (fewer would leave a large GPU part idle). */
-export const HUGE_TILE_MIN_TILES = 256;
-
-/**
- * Which tiles {@link chooseConvTile} may pick: 'auto' (all) or 'no-huge' (never the huge tile). A tuning switch for
- * the bench (`--conv-tiles`), read when a graph is compiled.
- */
-export let convTilePolicy: 'auto' | 'no-huge' = 'auto';
-
-/** Sets {@link convTilePolicy} for graphs compiled from now on. */
-export function setConvTilePolicy(policy: 'auto' | 'no-huge'): void {
-  if (policy !== 'auto' && policy !== 'no-huge') throw new Error(`conv tile policy must be 'auto' or 'no-huge', got '${String(policy)}'`);
-  convTilePolicy = policy;
-}
 
 /** Picks the tile configuration for a GEMM of M = Cout rows and `cols` = N*Ho*Wo columns. */
 export function chooseConvTile(M: number, cols: number): ConvTile {
   if (M <= 16) return CONV_TILES.wide;
   if (cols <= 64) return CONV_TILES.tall;
-  if (convTilePolicy === 'auto' && M >= 128 && cols >= 128 && Math.ceil(M / 128) * Math.ceil(cols / 128) >= HUGE_TILE_MIN_TILES) return CONV_TILES.huge;
+  if (M <= 32 && tilePolicy === 'auto') return CONV_TILES.mid;
   return CONV_TILES.big;
 }
 
@@ -218,13 +205,9 @@ const cases: TestCase<Conv2dAttrs>[] = [
     attrs: conv(5, 2, 2, 'tanh', { hasBias: true, hasResidual: true }),
     outViews: [{ cOff: 2, cTot: 75 }],
   },
-  // huge tile (at least HUGE_TILE_MIN_TILES 128 x 128 tiles): ragged edges in both directions, K not a multiple of TK
-  {
-    name: 'huge tile pointwise: Cout 130, 1x91x181 (16471 columns, 2 x 129 tiles), Cin 13, bias silu + residual',
-    inputs: [[1, 13, 91, 181], [130, 13, 1, 1], [130], [1, 130, 91, 181]],
-    attrs: conv(1, 1, 0, 'silu', { hasBias: true, hasResidual: true }),
-  },
-  { name: 'huge tile: Cout 131, 3x3 s2 p1 from 4x3x127x127 (16384 columns, 2 x 128 tiles), bias relu', inputs: [[4, 3, 127, 127], [131, 3, 3, 3], [131]], attrs: conv(3, 2, 1, 'relu', { hasBias: true }) },
+  // mid tile (16 < Cout <= 32, N*Ho*Wo > 64)
+  { name: 'mid tile pointwise: Cout 30, 2x12x9x11, bias silu + residual', inputs: [[2, 12, 9, 11], [30, 12, 1, 1], [30], [2, 30, 9, 11]], attrs: conv(1, 1, 0, 'silu', { hasBias: true, hasResidual: true }) },
+  { name: 'mid tile: Cout 17, 3x3 s1 p1 from 3x10x13x15 into a view, bias relu', inputs: [[3, 10, 13, 15], [17, 10, 3, 3], [17]], attrs: conv(3, 1, 1, 'relu', { hasBias: true }), outViews: [{ cOff: 4, cTot: 25 }] },
   // big tile (Cout > 16, N*Ho*Wo > 64)
   { name: 'big tile: Cout 70, 3x10x10, Cin 40, 3x3 p1 bias relu', inputs: [[3, 40, 10, 10], [70, 40, 3, 3], [70]], attrs: conv(3, 1, 1, 'relu', { hasBias: true }) },
   {

@@ -7,7 +7,7 @@
  * Kernel: kernels/depthwise.wgsl (one workgroup per output tile, input patch with halo in workgroup memory).
  */
 import { ACT_CODE, applyActivation, type Activation } from './activation.js';
-import { check, checkRank, defineOp, grid1d, ShapeError, type Binding, type DispatchSpec, type OpContext, type Shape, type TestCase } from './op.js';
+import { check, checkRank, defineOp, grid1d, ShapeError, tilePolicy, type Binding, type DispatchSpec, type OpContext, type Shape, type TestCase } from './op.js';
 
 /** Attributes of {@link depthwise}. A square size may also be given as [k, k]. */
 export interface DepthwiseAttrs {
@@ -32,11 +32,15 @@ interface Tile {
   rpt: number;
 }
 
-/** Tile variants, smallest first: 8x8 outputs (64 threads), 16x16 (128), 32x16 (256). */
+/**
+ * Tile variants, smallest first: 8x8 outputs (64 threads), 16x16 (128), 32x16 (256), 32x32 (256 threads, 4 rows
+ * each: less halo per output and more work per workgroup on large planes; not under tilePolicy 'legacy').
+ */
 const TILES: Tile[] = [
   { tw: 8, wgy: 8, rpt: 1 },
   { tw: 16, wgy: 8, rpt: 2 },
   { tw: 32, wgy: 8, rpt: 2 },
+  { tw: 32, wgy: 8, rpt: 4 },
 ];
 
 /** Threads per workgroup of the pool-finishing pass. */
@@ -77,9 +81,9 @@ function tileBytes(t: Tile, g: Geometry): number {
   return (inW * inH + t.tw * t.wgy) * 4;
 }
 
-/** Picks the tile for an output plane: the smallest that covers narrow planes, else 32x16; smaller if memory is short. */
+/** Picks the tile for an output plane: the smallest that covers narrow planes, else 32x16 or 32x32; smaller if memory is short. */
 function pickTile(ho: number, wo: number, g: Geometry, maxBytes: number): Tile {
-  let i = wo <= 8 && ho <= 8 ? 0 : wo <= 16 ? 1 : 2;
+  let i = wo <= 8 && ho <= 8 ? 0 : wo <= 16 ? 1 : ho <= 16 || tilePolicy === 'legacy' ? 2 : 3;
   while (i > 0 && tileBytes(TILES[i]!, g) > maxBytes) i--;
   const t = TILES[i]!;
   if (tileBytes(t, g) > maxBytes) throw new ShapeError('depthwise', `kernel ${g.k} stride ${g.stride} needs more workgroup memory than this device has`);
@@ -211,8 +215,9 @@ function depthwiseCases(): TestCase<DepthwiseAttrs>[] {
     dw('k5 s1 none 7x9 C=13 + pool', [2, 13, 7, 9], 5, 1, 'none', true),
     dw('k5 s2 silu 9x7 C=13', [3, 13, 9, 7], 5, 2, 'silu', false),
     dw('k3 s1 silu 5x5 C=13 (8x8 tile) + pool', [3, 13, 5, 5], 3, 1, 'silu', true),
-    dw('k3 s1 silu 40x37 C=3 + pool over 6 tiles', [1, 3, 40, 37], 3, 1, 'silu', true),
-    dw('k5 s2 relu 40x37 C=5 + pool over 4 tiles', [2, 5, 40, 37], 5, 2, 'relu', true),
+    dw('k3 s1 silu 40x37 C=3 + pool over 4 tiles (32x32)', [1, 3, 40, 37], 3, 1, 'silu', true),
+    dw('k3 s1 relu 13x40 C=3 + pool over 2 tiles (32x16)', [2, 3, 13, 40], 3, 1, 'relu', true),
+    dw('k5 s2 relu 40x37 C=5 + pool (20x19 out: one 32x32 tile)', [2, 5, 40, 37], 5, 2, 'relu', true),
     dw('k3 s1 silu + pool, both outputs into views', [3, 5, 7, 9], 3, 1, 'silu', true, { outViews: [{ cOff: 2, cTot: 9 }, { cOff: 1, cTot: 8 }] }),
     dw('k3 s2 none from a channel view', [2, 7, 9, 7], 3, 2, 'none', false, { inViews: [{ cOff: 3, cTot: 12 }] }),
     dw('k5 s1 silu 40x37 from a view into views + pool over tiles', [1, 5, 40, 37], 5, 1, 'silu', true, { inViews: [{ cOff: 1, cTot: 7 }], outViews: [{ cOff: 3, cTot: 8 }, { cOff: 2, cTot: 9 }] }),

@@ -106,6 +106,19 @@ export interface OpDef<A = unknown> {
   cases: TestCase<A>[];
 }
 
+/**
+ * Which tile shapes the kernels may pick: 'auto' (all) or 'legacy' (neither conv2d's 32 x 128 `mid` tile nor
+ * depthwise's 32 x 32 tile). A tuning switch for the bench (`--tiles`), read when a graph is compiled; results are the same either
+ * way (every tile is tested against the CPU references).
+ */
+export let tilePolicy: 'auto' | 'legacy' = 'auto';
+
+/** Sets {@link tilePolicy} for graphs compiled from now on. */
+export function setTilePolicy(policy: 'auto' | 'legacy'): void {
+  if (policy !== 'auto' && policy !== 'legacy') throw new Error(`tile policy must be 'auto' or 'legacy', got '${String(policy)}'`);
+  tilePolicy = policy;
+}
+
 /** Default NMSE bound per op kind, as the engine issue states them. */
 export const DEFAULT_TOLERANCE: Record<OpKind, number> = { elementwise: 1e-10, reduction: 1e-7, conv: 1e-7 };
 
