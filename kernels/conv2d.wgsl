@@ -24,6 +24,11 @@
 //   ACT                 epilogue activation (apply_act in common.wgsl)
 //   HAS_BIAS, HAS_RES, HAS_SCALE  optional inputs; BIND_BIAS, BIND_RES, BIND_SCALE, BIND_Y their bindings
 // Epilogue order: acc + bias -> act -> + residual (MBConv adds the skip after the activation-free projection).
+//
+// Split K (SPLITK = 1, for GEMMs with few tiles and a long K): workgroup y = split * row_tiles + row tile; the
+// workgroup sums only k in [split * k_chunk, min(K, (split + 1) * k_chunk)) and writes its raw sums to
+// y = partial[split, m, col]; then ENTRY_REDUCE (one thread per output) adds the slices in order (deterministic)
+// and applies the epilogue.
 #include "common.wgsl"
 
 struct Params {
@@ -45,11 +50,18 @@ struct Params {
   y_off: u32, y_tot: u32, // output's channel view
   r_off: u32, r_tot: u32, // residual's channel view
   col_tiles: u32, // ceil(NC / TN): column tiles in the (folded) x/z grid
+  row_tiles: u32, // ceil(M / TM): row tiles (workgroup y = split * row_tiles + row tile)
+  k_chunk: u32,   // SPLITK: K elements per slice (a multiple of TK)
+  splits: u32,    // SPLITK: slices of K
 };
 
 @group(0) @binding(0) var<uniform> P: Params;
+#if ENTRY_REDUCE
+@group(0) @binding(1) var<storage, read_write> partial: array<f32>; // [splits, M, NC]
+#else
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> w: array<f32>;
+#endif
 #if HAS_BIAS
 @group(0) @binding(BIND_BIAS) var<storage, read_write> bias: array<f32>;
 #endif
@@ -59,7 +71,42 @@ struct Params {
 #if HAS_SCALE
 @group(0) @binding(BIND_SCALE) var<storage, read_write> in_scale: array<f32>;
 #endif
-@group(0) @binding(BIND_Y) var<storage, read_write> y: array<f32>;
+@group(0) @binding(BIND_Y) var<storage, read_write> y: array<f32>; // SPLITK: the [splits, M, NC] partial sums
+
+#if !SPLITK
+// bias -> act -> + residual, written through the output's channel view, for output row m and column c.
+fn epilogue(m: u32, c: u32, acc: f32) {
+  let n = c / P.HoWo;
+  let s = c - n * P.HoWo;
+  var v = acc;
+#if HAS_BIAS
+  v += bias[m];
+#endif
+  v = apply_act(v);
+#if HAS_RES
+  v += res[(n * P.r_tot + P.r_off + m) * P.HoWo + s];
+#endif
+  y[(n * P.y_tot + P.y_off + m) * P.HoWo + s] = v;
+}
+#endif
+
+#if ENTRY_REDUCE
+// Split-K second pass: one thread per output (m, c) adds the slices in order, then the epilogue.
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = linear_id(gid, nwg, WG);
+  if (i >= P.M * P.NC) {
+    return;
+  }
+  let m = i / P.NC;
+  let c = i - m * P.NC;
+  var acc = 0.0;
+  for (var sp = 0u; sp < P.splits; sp++) {
+    acc += partial[(sp * P.M + m) * P.NC + c];
+  }
+  epilogue(m, c, acc);
+}
+#else
 
 const TY: u32 = TM / RM;          // thread rows
 const TX: u32 = TN / RN;          // thread columns
@@ -81,7 +128,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (col_tile >= P.col_tiles) {
     return;
   }
+#if SPLITK
+  let split = wid.y / P.row_tiles;
+  let m0 = (wid.y - split * P.row_tiles) * TM;
+  let k_begin = split * P.k_chunk;
+  let k_end = min(P.K, k_begin + P.k_chunk);
+#else
   let m0 = wid.y * TM;
+  let k_begin = 0u;
+  let k_end = P.K;
+#endif
   let n0 = col_tile * TN;
   let tx = t % TX;
   let ty = t / TX;
@@ -111,13 +167,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let am0 = t / TK;
 
   var acc: array<f32, RMN>;
-  for (var k0 = 0u; k0 < P.K; k0 += TK) {
+  for (var k0 = k_begin; k0 < k_end; k0 += TK) {
     let ka = k0 + ak;
     for (var l = 0u; l < A_LOADS; l++) {
       let mm = am0 + l * A_STEP;
       let m = m0 + mm;
       var v = 0.0;
-      if (m < P.M && ka < P.K) {
+      if (m < P.M && ka < k_end) {
         v = w[m * P.K + ka];
       }
       As[ak * AS + mm] = v;
@@ -126,7 +182,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       let kk = bk0 + l * B_STEP;
       let k = k0 + kk;
       var v = 0.0;
-      if (col_ok && k < P.K) {
+      if (col_ok && k < k_end) {
 #if POINTWISE
         let ci = k;
         v = x[xbase + ci * P.HW];
@@ -166,28 +222,23 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     workgroupBarrier();
   }
 
-  // Epilogue: + bias -> act -> + residual, written through the output's channel view.
+  // Epilogue (or, split K, this slice's partial sums).
   for (var j = 0u; j < RN; j++) {
     let c = n0 + tx + j * TX;
     if (c >= P.NC) {
       break; // later j are further right
     }
-    let n = c / P.HoWo;
-    let s = c - n * P.HoWo;
     for (var i = 0u; i < RM; i++) {
       let m = m0 + ty + i * TY;
       if (m >= P.M) {
         break; // later i are further down
       }
-      var v = acc[i * RN + j];
-#if HAS_BIAS
-      v += bias[m];
+#if SPLITK
+      y[(split * P.M + m) * P.NC + c] = acc[i * RN + j];
+#else
+      epilogue(m, c, acc[i * RN + j]);
 #endif
-      v = apply_act(v);
-#if HAS_RES
-      v += res[(n * P.r_tot + P.r_off + m) * P.HoWo + s];
-#endif
-      y[(n * P.y_tot + P.y_off + m) * P.HoWo + s] = v;
     }
   }
 }
+#endif

@@ -6,6 +6,7 @@ import { OPS } from '../src/ops/registry.js';
 import { mulberry32, nmse, uniform } from '../src/ops/random.js';
 import { runOp } from '../src/ops/run.js';
 import { numel } from '../src/ops/op.js';
+import { chooseSplitK, conv2d } from '../src/ops/conv2d.js';
 import { testGpu } from './gpu.js';
 
 describe.each(Object.values(OPS) as OpDef<unknown>[])('op $name', (op) => {
@@ -33,5 +34,37 @@ describe.each(Object.values(OPS) as OpDef<unknown>[])('op $name', (op) => {
       const err = nmse(o, ref[i]!);
       expect(err, `output ${i} nmse ${err.toExponential(2)} > ${tol}`).toBeLessThanOrEqual(tol);
     });
+  });
+});
+
+describe('conv2d tile and K-split choices', () => {
+  const caps = { limits: { maxComputeWorkgroupsPerDimension: 65535, maxComputeWorkgroupStorageSize: 16384 } as GPUSupportedLimits, features: new Set<string>(), subgroupMinSize: 32 };
+  const specs = (name: string) => {
+    const tc = conv2d.cases.find((c) => c.name.startsWith(name))!;
+    expect(tc, name).toBeDefined();
+    const dense = (s: readonly number[]) => ({ cOff: 0, cTot: s[1] ?? 1 });
+    const outputs = conv2d.infer(tc.inputs, tc.attrs);
+    return conv2d.dispatch({ attrs: tc.attrs, inputs: tc.inputs, outputs, inViews: tc.inputs.map((s, i) => tc.inViews?.[i] ?? dense(s)), outViews: outputs.map((s, i) => tc.outViews?.[i] ?? dense(s)), caps });
+  };
+  it('the split-K cases above really split K (a GEMM pass and a reduction pass), the others do not', () => {
+    for (const name of ['split K: Cout 40', 'split K: pointwise']) {
+      const d = specs(name);
+      expect(d.length, name).toBe(2);
+      expect(d[0]!.defines!.SPLITK).toBe(1);
+      expect(d[1]!.defines!.ENTRY_REDUCE).toBe(1);
+    }
+    expect(specs('mid tile pointwise').length).toBe(1);
+  });
+  it('chooseSplitK: only few tiles with a long K, slices of at least the minimum chunk, K fully covered', () => {
+    expect(chooseSplitK(200, 4096, 16)).toEqual({ splits: 1, kChunk: 4096 });
+    expect(chooseSplitK(4, 300, 16).splits).toBe(1);
+    for (const [tiles, K] of [[40, 3840], [2, 1170], [1, 100000], [127, 512]] as const) {
+      const { splits, kChunk } = chooseSplitK(tiles, K, 16);
+      expect(splits).toBeGreaterThan(1);
+      expect(splits).toBeLessThanOrEqual(16);
+      expect(kChunk % 16).toBe(0);
+      expect((splits - 1) * kChunk).toBeLessThan(K);
+      expect(splits * kChunk).toBeGreaterThanOrEqual(K);
+    }
   });
 });

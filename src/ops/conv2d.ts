@@ -16,7 +16,7 @@
  * Kernel: kernels/conv2d.wgsl (tiled, register-blocked; the tile shape is picked by {@link chooseConvTile}).
  */
 import { ACT_CODE, applyActivation, type Activation } from './activation.js';
-import { check, checkRank, defineOp, denseView, numel, ShapeError, tilePolicy, type Binding, type Shape, type TestCase } from './op.js';
+import { check, checkRank, defineOp, denseView, grid1d, numel, ShapeError, tilePolicy, type Binding, type OpContext, type Shape, type TestCase } from './op.js';
 
 /** Attributes of {@link conv2d}. */
 export interface Conv2dAttrs {
@@ -157,6 +157,50 @@ function conv(k: number, s: number, p: number, act: Activation, flags: Partial<P
   return { kernel: [k, k], stride: [s, s], pad: [p, p], act, ...ALL_OFF, ...flags };
 }
 
+/** Threads per workgroup of the split-K reduction pass. */
+const REDUCE_WG = 256;
+/** Split K when a GEMM has fewer output tiles than this (a large GPU would sit mostly idle)... */
+export const SPLITK_MAX_TILES = 128;
+/** ...into enough slices to give about this many workgroups... */
+export const SPLITK_TARGET_WORKGROUPS = 256;
+/** ...each summing at least this much of K, and at most this many slices. */
+export const SPLITK_MIN_CHUNK = 256;
+export const SPLITK_MAX_SPLITS = 16;
+
+/**
+ * How many slices to cut K into: 1 unless the GEMM has few tiles and a long K (deep layers at small batch, where
+ * a few dozen workgroups would each walk thousands of K steps while most of the GPU idles).
+ */
+export function chooseSplitK(tiles: number, K: number, TK: number): { splits: number; kChunk: number } {
+  let splits = 1;
+  if (tiles < SPLITK_MAX_TILES && K >= 2 * SPLITK_MIN_CHUNK)
+    splits = Math.min(Math.ceil(SPLITK_TARGET_WORKGROUPS / tiles), Math.floor(K / SPLITK_MIN_CHUNK), SPLITK_MAX_SPLITS);
+  const kChunk = Math.ceil(K / splits / TK) * TK;
+  return { splits: Math.ceil(K / kChunk), kChunk };
+}
+
+function tileDefines(t: ConvTile) {
+  return { TM: t.TM, TN: t.TN, TK: t.TK, RM: t.RM, RN: t.RN };
+}
+
+/** Geometry, tile, grid and K split of a conv2d dispatch context (shared by scratch() and dispatch()). */
+function convPlan(ctx: OpContext<Conv2dAttrs>) {
+  const g = geometry(ctx.inputs, ctx.attrs);
+  const idx = conv2dInputIndex(ctx.attrs);
+  const M = g.Cout;
+  const cols = g.N * g.Ho * g.Wo;
+  const K = g.Cin * g.kh * g.kw;
+  const tile = chooseConvTile(M, cols);
+  const maxDim = ctx.caps.limits.maxComputeWorkgroupsPerDimension;
+  const colTiles = Math.ceil(cols / tile.TN);
+  const rowTiles = Math.ceil(M / tile.TM);
+  const { splits, kChunk } = tilePolicy === 'legacy' ? { splits: 1, kChunk: Math.ceil(K / tile.TK) * tile.TK } : chooseSplitK(colTiles * rowTiles, K, tile.TK);
+  if (rowTiles * splits > maxDim) throw new ShapeError('conv2d', `${M} output channels need ${rowTiles * splits} row tiles, more than the ${maxDim} workgroups a dimension allows`, ctx.inputs);
+  const gz = Math.ceil(colTiles / maxDim);
+  const gx = Math.ceil(colTiles / gz);
+  return { g, idx, M, cols, K, tile, colTiles, rowTiles, gx, gz, splits, kChunk };
+}
+
 // Cases share define sets where they can (each new set is a pipeline compile, ~1-3 s on SwiftShader).
 const cases: TestCase<Conv2dAttrs>[] = [
   // wide tile (Cout <= 16)
@@ -205,6 +249,15 @@ const cases: TestCase<Conv2dAttrs>[] = [
     attrs: conv(5, 2, 2, 'tanh', { hasBias: true, hasResidual: true }),
     outViews: [{ cOff: 2, cTot: 75 }],
   },
+  // split K (few tiles, long K): tall tile, 4 slices of 1170; big tile, pointwise with every epilogue input
+  { name: 'split K: Cout 40, Cin 130, 3x3 p1 on 1x5x5 (K 1170 in 4 slices), bias silu', inputs: [[1, 130, 5, 5], [40, 130, 3, 3], [40]], attrs: conv(3, 1, 1, 'silu', { hasBias: true }) },
+  {
+    name: 'split K: pointwise Cout 70, Cin 1100 on 1x9x11 (K in 4 slices), bias, residual, inScale, views',
+    inputs: [[1, 1100, 9, 11], [70, 1100, 1, 1], [70], [1, 70, 9, 11], [1, 1100]],
+    attrs: conv(1, 1, 0, 'none', { hasBias: true, hasResidual: true, hasInScale: true }),
+    inViews: [{ cOff: 5, cTot: 1110 }, undefined, undefined, { cOff: 2, cTot: 80 }],
+    outViews: [{ cOff: 1, cTot: 75 }],
+  },
   // mid tile (16 < Cout <= 32, N*Ho*Wo > 64)
   { name: 'mid tile pointwise: Cout 30, 2x12x9x11, bias silu + residual', inputs: [[2, 12, 9, 11], [30, 12, 1, 1], [30], [2, 30, 9, 11]], attrs: conv(1, 1, 0, 'silu', { hasBias: true, hasResidual: true }) },
   { name: 'mid tile: Cout 17, 3x3 s1 p1 from 3x10x13x15 into a view, bias relu', inputs: [[3, 10, 13, 15], [17, 10, 3, 3], [17]], attrs: conv(3, 1, 1, 'relu', { hasBias: true }), outViews: [{ cOff: 4, cTot: 25 }] },
@@ -228,10 +281,13 @@ export const conv2d = defineOp<Conv2dAttrs>({
     const g = geometry(inputs, attrs);
     return [[g.N, g.Cout, g.Ho, g.Wo]];
   },
+  scratch(ctx) {
+    const p = convPlan(ctx);
+    return p.splits > 1 ? [p.splits * p.M * p.cols] : [];
+  },
   dispatch(ctx) {
-    const { attrs, caps } = ctx;
-    const g = geometry(ctx.inputs, attrs);
-    const idx = conv2dInputIndex(attrs);
+    const { attrs } = ctx;
+    const { g, idx, M, cols, K, tile, colTiles, rowTiles, gx, gz, splits, kChunk } = convPlan(ctx);
     for (const [i, what] of [
       [1, 'W'],
       [idx.bias, 'bias'],
@@ -245,79 +301,66 @@ export const conv2d = defineOp<Conv2dAttrs>({
     const xv = ctx.inViews[0]!;
     const yv = ctx.outViews[0]!;
     const rv = attrs.hasResidual ? ctx.inViews[idx.residual]! : { cOff: 0, cTot: 0 };
-    const M = g.Cout;
-    const cols = g.N * g.Ho * g.Wo;
-    const K = g.Cin * g.kh * g.kw;
-    const tile = chooseConvTile(M, cols);
-    const maxDim = caps.limits.maxComputeWorkgroupsPerDimension;
-    const colTiles = Math.ceil(cols / tile.TN);
-    const rowTiles = Math.ceil(M / tile.TM);
-    if (rowTiles > maxDim) throw new ShapeError('conv2d', `${M} output channels need ${rowTiles} row tiles, more than the ${maxDim} workgroups a dimension allows`, ctx.inputs);
-    const gz = Math.ceil(colTiles / maxDim);
-    const gx = Math.ceil(colTiles / gz);
     const pointwise = g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && g.ph === 0 && g.pw === 0;
-    // Storage bindings 1.. in this order: x, W, then the optional inputs present, then y.
-    const bindings: Binding[] = [{ input: 0 }, { input: 1 }];
-    const bindOf = (input: number): number => {
-      if (input < 0) return 0;
-      bindings.push({ input });
-      return bindings.length;
-    };
-    const BIND_BIAS = bindOf(idx.bias);
-    const BIND_RES = bindOf(idx.residual);
-    const BIND_SCALE = bindOf(idx.inScale);
-    bindings.push({ output: 0 });
-    const BIND_Y = bindings.length;
-    const bytes = (numel(ctx.inputs[0]!) + M * K + (attrs.hasBias ? M : 0) + (attrs.hasResidual ? M * cols : 0) + (attrs.hasInScale ? g.N * g.Cin : 0) + M * cols) * 4;
+    const params = [
+      M, cols, K, g.Cin, g.H, g.W, g.H * g.W, g.Wo, g.Ho * g.Wo, g.kw, g.kh * g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
+      xv.cOff, xv.cTot, yv.cOff, yv.cTot, rv.cOff, rv.cTot, colTiles, rowTiles, kChunk, splits,
+    ];
+    const epilogueDefines = { ACT: ACT_CODE[attrs.act], HAS_BIAS: attrs.hasBias ? 1 : 0, HAS_RES: attrs.hasResidual ? 1 : 0 };
+    const epilogueBytes = ((attrs.hasBias ? M : 0) + (attrs.hasResidual ? M * cols : 0) + M * cols) * 4;
+    const inBytes = (numel(ctx.inputs[0]!) + M * K + (attrs.hasInScale ? g.N * g.Cin : 0)) * 4;
+    if (splits === 1) {
+      // Storage bindings 1.. in this order: x, W, then the optional inputs present, then y.
+      const bindings: Binding[] = [{ input: 0 }, { input: 1 }];
+      const bindOf = (input: number): number => {
+        if (input < 0) return 0;
+        bindings.push({ input });
+        return bindings.length;
+      };
+      const BIND_BIAS = bindOf(idx.bias);
+      const BIND_RES = bindOf(idx.residual);
+      const BIND_SCALE = bindOf(idx.inScale);
+      bindings.push({ output: 0 });
+      return [
+        {
+          kernel: 'conv2d',
+          defines: { ...tileDefines(tile), ENTRY_REDUCE: 0, SPLITK: 0, POINTWISE: pointwise ? 1 : 0, ...epilogueDefines, HAS_SCALE: attrs.hasInScale ? 1 : 0, BIND_BIAS, BIND_RES, BIND_SCALE, BIND_Y: bindings.length },
+          grid: [gx, rowTiles, gz],
+          params,
+          bindings,
+          flops: 2 * M * cols * K,
+          bytes: inBytes + epilogueBytes,
+        },
+      ];
+    }
+    // Split K: each of `splits` workgroup rows sums its kChunk slice of K into scratch [splits, M, cols]; a second
+    // pass adds the slices in order and applies the epilogue.
+    const gemmBindings: Binding[] = [{ input: 0 }, { input: 1 }];
+    const BIND_SCALE = attrs.hasInScale ? (gemmBindings.push({ input: idx.inScale }), gemmBindings.length) : 0;
+    gemmBindings.push({ scratch: 0 });
+    const reduceBindings: Binding[] = [{ scratch: 0 }];
+    const rBind = (input: number): number => (input < 0 ? 0 : (reduceBindings.push({ input }), reduceBindings.length));
+    const R_BIAS = rBind(idx.bias);
+    const R_RES = rBind(idx.residual);
+    reduceBindings.push({ output: 0 });
     return [
       {
         kernel: 'conv2d',
-        defines: {
-          TM: tile.TM,
-          TN: tile.TN,
-          TK: tile.TK,
-          RM: tile.RM,
-          RN: tile.RN,
-          POINTWISE: pointwise ? 1 : 0,
-          ACT: ACT_CODE[attrs.act],
-          HAS_BIAS: attrs.hasBias ? 1 : 0,
-          HAS_RES: attrs.hasResidual ? 1 : 0,
-          HAS_SCALE: attrs.hasInScale ? 1 : 0,
-          BIND_BIAS,
-          BIND_RES,
-          BIND_SCALE,
-          BIND_Y,
-        },
-        grid: [gx, rowTiles, gz],
-        params: [
-          M,
-          cols,
-          K,
-          g.Cin,
-          g.H,
-          g.W,
-          g.H * g.W,
-          g.Wo,
-          g.Ho * g.Wo,
-          g.kw,
-          g.kh * g.kw,
-          g.sh,
-          g.sw,
-          g.ph,
-          g.pw,
-          g.dh,
-          g.dw,
-          xv.cOff,
-          xv.cTot,
-          yv.cOff,
-          yv.cTot,
-          rv.cOff,
-          rv.cTot,
-          colTiles,
-        ],
-        bindings,
+        defines: { ...tileDefines(tile), ENTRY_REDUCE: 0, SPLITK: 1, POINTWISE: pointwise ? 1 : 0, ACT: 0, HAS_BIAS: 0, HAS_RES: 0, HAS_SCALE: attrs.hasInScale ? 1 : 0, BIND_BIAS: 0, BIND_RES: 0, BIND_SCALE, BIND_Y: gemmBindings.length },
+        grid: [gx, rowTiles * splits, gz],
+        params,
+        bindings: gemmBindings,
         flops: 2 * M * cols * K,
-        bytes,
+        bytes: inBytes + splits * M * cols * 4,
+      },
+      {
+        kernel: 'conv2d',
+        defines: { ENTRY_REDUCE: 1, SPLITK: 0, WG: REDUCE_WG, ...epilogueDefines, HAS_SCALE: 0, BIND_BIAS: R_BIAS, BIND_RES: R_RES, BIND_SCALE: 0, BIND_Y: reduceBindings.length },
+        grid: grid1d(M * cols, REDUCE_WG, ctx.caps.limits.maxComputeWorkgroupsPerDimension),
+        params,
+        bindings: reduceBindings,
+        flops: splits * M * cols,
+        bytes: splits * M * cols * 4 + epilogueBytes,
       },
     ];
   },
