@@ -1,6 +1,18 @@
 // Bundles the engine with esbuild: a Node ESM build (library, CLI, bench) and a browser bundle.
 // kernels/*.wgsl are embedded verbatim as text, so the same code runs from npm and from a web page.
+import { execFileSync } from 'node:child_process';
 import { build } from 'esbuild';
+
+// The commit the bundle was built from ('+dirty' with uncommitted changes): the bench reports it, so a bundle
+// copied to another machine (a GPU host without the repository's history) still says what code it is.
+function buildCommit() {
+  try {
+    const git = (...a) => execFileSync('git', a, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return git('rev-parse', '--short', 'HEAD') + (git('status', '--porcelain', '--untracked-files=no') ? '+dirty' : '');
+  } catch {
+    return 'unknown';
+  }
+}
 
 const common = { bundle: true, format: 'esm', target: 'es2022', loader: { '.wgsl': 'text' }, sourcemap: true, logLevel: 'warning' };
 
@@ -8,6 +20,7 @@ await build({
   ...common,
   platform: 'node',
   entryPoints: { index: 'src/index.ts', cli: 'src/cli/main.ts', bench: 'bench/bench.ts' },
+  define: { __COVIDCT_BUILD_COMMIT__: JSON.stringify(buildCommit()) },
   outdir: 'dist',
   external: ['webgpu'],
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },

@@ -98,7 +98,7 @@ export const DEFAULT_OPTIONS: BenchOptions = {
   models: [],
   config: 'default',
   repeats: 5,
-  warmup: 1,
+  warmup: 3,
   precision: 'f32',
   profile: false,
   peers: [],
@@ -244,8 +244,14 @@ export function spread(samples: number[]): Spread {
   return { runs: s.length, medianMs: q(0.5), minMs: s[0] ?? NaN, maxMs: s[s.length - 1] ?? NaN, p25Ms: q(0.25), p75Ms: q(0.75), samplesMs: samples };
 }
 
-/** The current commit (short hash, '+dirty' when the tree has changes), or 'unknown'. */
+declare const __COVIDCT_BUILD_COMMIT__: string | undefined;
+
+/**
+ * The commit of the code that runs: the one the bundle was built from (build.mjs), else the working tree's
+ * (short hash, '+dirty' when the tree has changes), else 'unknown'.
+ */
 export function gitCommit(): string {
+  if (typeof __COVIDCT_BUILD_COMMIT__ === 'string') return `${__COVIDCT_BUILD_COMMIT__} (bundle)`;
   try {
     const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
     const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
@@ -354,6 +360,49 @@ interface Ctx {
 }
 
 /** Benches one graph-level target (stage1, stage2 or a bare EfficientNet) at one size and batch. */
+/** A StageResult from what a bench function measured (work, memory and rates from the compiled graph). */
+function stageResult(
+  c: Ctx,
+  m: Pick<StageResult, 'target' | 'config' | 'batch' | 'height' | 'width' | 'weightsMs' | 'compileMs' | 'pipelineCompileMs' | 'pipelinesCompiled'> & {
+    buildMs?: number;
+    timing: Awaited<ReturnType<typeof timeRuns>>;
+    compiled: CompiledGraph;
+    outputs: Float32Array[];
+  },
+): StageResult {
+  const { timing, compiled, outputs, ...rest } = m;
+  const work = graphWork(compiled.graph, compiled.plan, c.gpu);
+  return {
+    ...rest,
+    precision: 'f32',
+    adapter: c.gpu.adapterName,
+    software: c.gpu.isSoftware,
+    firstRunMs: timing.firstRunMs,
+    steady: timing.steady,
+    slicesPerS: (m.batch * 1000) / timing.steady.medianMs,
+    msPerSlice: timing.steady.medianMs / m.batch,
+    dispatches: compiled.stats.dispatches,
+    memory: memoryOf([compiled]),
+    flops: work.flops,
+    bytes: work.bytes,
+    achievedGflops: work.flops / (timing.steady.medianMs * 1e6),
+    split: timing.split,
+    outputs: outputCheck(outputs),
+  };
+}
+
+/** With --profile: one more run with a timestamp per dispatch (each in its own pass), into r.profile. */
+async function addProfile(c: Ctx, r: StageResult, run: () => Promise<RunResult>): Promise<void> {
+  if (!c.opts.profile) return;
+  if (!c.gpu.features.has('timestamp-query')) {
+    c.log(`  profile: skipped, ${c.gpu.adapterName} has no timestamp-query`);
+    return;
+  }
+  const t0 = performance.now();
+  const p = await run();
+  r.profile = makeProfile(p.timings ?? [], performance.now() - t0, c.ceilings, c.opts.profileTop ?? 40);
+}
+
 async function benchGraph(c: Ctx, target: Exclude<BenchTarget, 'pipeline'>, h: number, w: number, batch: number): Promise<StageResult> {
   const { gpu, opts } = c;
   const cfg = configByName(opts.config);
@@ -393,43 +442,23 @@ async function benchGraph(c: Ctx, target: Exclude<BenchTarget, 'pipeline'>, h: n
       last = r.outputs;
       return r.host;
     };
-    const { firstRunMs, steady, split } = await timeRuns(run, opts.warmup, opts.repeats);
-    const work = graphWork(compiled.graph, compiled.plan, gpu);
-    const r: StageResult = {
+    const timing = await timeRuns(run, opts.warmup, opts.repeats);
+    const r = stageResult(c, {
       target,
       config: target.startsWith('efficientnet_') ? 'torchvision' : opts.config,
       batch,
       height: h,
       width: w,
-      precision: 'f32',
-      adapter: gpu.adapterName,
-      software: gpu.isSoftware,
       weightsMs,
       buildMs,
       compileMs,
       pipelineCompileMs: cache.compileMs - ms0,
       pipelinesCompiled: cache.compiled - n0,
-      firstRunMs,
-      steady,
-      slicesPerS: (batch * 1000) / steady.medianMs,
-      msPerSlice: steady.medianMs / batch,
-      dispatches: compiled.stats.dispatches,
-      memory: memoryOf([compiled]),
-      flops: work.flops,
-      bytes: work.bytes,
-      achievedGflops: work.flops / (steady.medianMs * 1e6),
-      split,
-      outputs: outputCheck(Object.values(last)),
-    };
-    if (opts.profile) {
-      if (!gpu.features.has('timestamp-query')) {
-        c.log(`  profile: skipped, ${gpu.adapterName} has no timestamp-query`);
-      } else {
-        t0 = performance.now();
-        const p = await compiled.run({ [inputName]: input }, { profile: true });
-        r.profile = makeProfile(p.timings ?? [], performance.now() - t0, c.ceilings, opts.profileTop ?? 40);
-      }
-    }
+      timing,
+      compiled,
+      outputs: Object.values(last),
+    });
+    await addProfile(c, r, () => compiled.run({ [inputName]: input }, { profile: true }));
     return r;
   } finally {
     compiled.destroy();
@@ -458,45 +487,24 @@ async function benchPipeline(c: Ctx, h: number, w: number, batch: number): Promi
       last = await engine.runWindowed(windowed);
       return last.host;
     };
-    const { firstRunMs, steady, split } = await timeRuns(run, opts.warmup, opts.repeats);
+    const timing = await timeRuns(run, opts.warmup, opts.repeats);
     const res = last!;
-    const work = graphWork(engine.twoStage.graph, engine.twoStage.plan, gpu);
-    const flops = work.flops;
-    const r: StageResult = {
+    const r = stageResult(c, {
       target: 'pipeline',
       config: opts.config,
       batch,
       height: h,
       width: w,
-      precision: 'f32',
-      adapter: gpu.adapterName,
-      software: gpu.isSoftware,
       weightsMs,
       compileMs,
       pipelineCompileMs: cache.compileMs - ms0,
       pipelinesCompiled: cache.compiled - n0,
-      firstRunMs,
-      steady,
-      slicesPerS: (batch * 1000) / steady.medianMs,
-      msPerSlice: steady.medianMs / batch,
-      dispatches: engine.twoStage.stats.dispatches,
-      memory: memoryOf([engine.twoStage]),
-      flops,
-      bytes: work.bytes,
-      achievedGflops: flops / (steady.medianMs * 1e6),
-      split,
-      outputs: outputCheck([res.lung_prob, res.infection_prob, res.slice_logits, res.slice_embedding]),
-    };
-    if (opts.profile) {
-      // The GPU part of a pipeline run: the two-stage graph, one pass per dispatch.
-      if (!gpu.features.has('timestamp-query')) {
-        c.log(`  profile: skipped, ${gpu.adapterName} has no timestamp-query`);
-      } else {
-        t0 = performance.now();
-        const p = await engine.twoStage.run({ windowed }, { profile: true });
-        r.profile = makeProfile(p.timings ?? [], performance.now() - t0, c.ceilings, opts.profileTop ?? 40);
-      }
-    }
+      timing,
+      compiled: engine.twoStage,
+      outputs: [res.lung_prob, res.infection_prob, res.slice_logits, res.slice_embedding],
+    });
+    // The GPU part of a pipeline run: the two-stage graph.
+    await addProfile(c, r, () => engine.twoStage.run({ windowed }, { profile: true }));
     return r;
   } finally {
     engine.destroy();
