@@ -1,7 +1,3 @@
-#if SGMAT
-enable f16;
-enable chromium_experimental_subgroup_matrix;
-#endif
 // 2-D convolution (NCHW, groups = 1) as an implicit GEMM with a fused epilogue:
 //   Y[m, col] = act(sum_k A[m, k] * B[k, col] + bias[m]) + residual[m, col]
 // with M = Cout rows, NC = N * Ho * Wo columns (the batch is folded into the columns so small images still
@@ -28,14 +24,6 @@ enable chromium_experimental_subgroup_matrix;
 //   ACT                 epilogue activation (apply_act in common.wgsl)
 //   HAS_BIAS, HAS_RES, HAS_SCALE  optional inputs; BIND_BIAS, BIND_RES, BIND_SCALE, BIND_Y their bindings
 // Epilogue order: acc + bias -> act -> + residual (MBConv adds the skip after the activation-free projection).
-//
-// f16 operands on the matrix units (SGMAT = 1; compileGraph precision 'f16', adapters with shader-f16 and
-// chromium-experimental-subgroup-matrix at subgroup size 32): one subgroup (32 threads) per workgroup owns a
-// 64 x 32 output tile as 4 x 2 result matrices of 16 x 16 (f32 accumulation). Per 16-deep K step the threads
-// stage A (64 x 16, rounded to f16; thread t reads k = t % 16 of rows t / 16, t / 16 + 2, ...) and B (16 x 32,
-// thread t gathers column n0 + t as above, rounded to f16) in workgroup memory, then the subgroup loads 4 left
-// and 2 right 16 x 16 matrices and does 8 multiply-accumulates. At the end the results go through workgroup
-// memory to the same epilogue as the f32 kernel (thread t: column n0 + t, every row).
 //
 // Split K (SPLITK = 1, for GEMMs with few tiles and a long K): workgroup y = split * row_tiles + row tile; the
 // workgroup sums only k in [split * k_chunk, min(K, (split + 1) * k_chunk)) and writes its raw sums to
@@ -117,119 +105,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     acc += partial[(sp * P.M + m) * P.NC + c];
   }
   epilogue(m, c, acc);
-}
-#elif SGMAT
-
-const SR: u32 = 64u; // output rows per workgroup
-const SC: u32 = 32u; // output columns per workgroup (= threads)
-const SK: u32 = 16u; // K per step
-var<workgroup> Ah: array<f16, SR * SK>; // Ah[m * SK + k]
-var<workgroup> Bh: array<f16, SK * SC>; // Bh[k * SC + col]
-var<workgroup> Cs: array<f32, SR * SC>; // Cs[m * SC + col]
-
-@compute @workgroup_size(32)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
-  let col_tile = wid.x + wid.z * nwg.x;
-  if (col_tile >= P.col_tiles) {
-    return;
-  }
-  let m0 = wid.y * SR;
-  let n0 = col_tile * SC;
-  let col = n0 + t;
-  let col_ok = col < P.NC;
-  let img = col / P.HoWo;
-  let pix = col - img * P.HoWo;
-#if POINTWISE
-  let xbase = (img * P.x_tot + P.x_off) * P.HW + pix;
-#else
-  let oy = pix / P.Wo;
-  let ox = pix - oy * P.Wo;
-  let iy0 = i32(oy * P.sh) - i32(P.ph);
-  let ix0 = i32(ox * P.sw) - i32(P.pw);
-  let xbase = (img * P.x_tot + P.x_off) * P.HW;
-#endif
-#if HAS_SCALE
-  let sbase = img * P.cin;
-#endif
-  let ak = t % SK;
-  let ar = t / SK;
-  var c00 = subgroup_matrix_result<f32, 16, 16>();
-  var c01 = subgroup_matrix_result<f32, 16, 16>();
-  var c10 = subgroup_matrix_result<f32, 16, 16>();
-  var c11 = subgroup_matrix_result<f32, 16, 16>();
-  var c20 = subgroup_matrix_result<f32, 16, 16>();
-  var c21 = subgroup_matrix_result<f32, 16, 16>();
-  var c30 = subgroup_matrix_result<f32, 16, 16>();
-  var c31 = subgroup_matrix_result<f32, 16, 16>();
-  for (var k0 = 0u; k0 < P.K; k0 += SK) {
-    let ka = k0 + ak;
-    for (var r = ar; r < SR; r += 32u / SK) {
-      let m = m0 + r;
-      var v = 0.0;
-      if (m < P.M && ka < P.K) {
-        v = w[m * P.K + ka];
-      }
-      Ah[r * SK + ak] = f16(v);
-    }
-    for (var kk = 0u; kk < SK; kk++) {
-      let k = k0 + kk;
-      var v = 0.0;
-      if (col_ok && k < P.K) {
-#if POINTWISE
-        let ci = k;
-        v = x[xbase + ci * P.HW];
-#else
-        let ci = k / P.khkw;
-        let r = k - ci * P.khkw;
-        let ky = r / P.kw;
-        let kx = r - ky * P.kw;
-        let iy = u32(iy0 + i32(ky * P.dh));
-        let ix = u32(ix0 + i32(kx * P.dw));
-        if (iy < P.H && ix < P.W) {
-          v = x[xbase + ci * P.HW + iy * P.W + ix];
-        }
-#endif
-#if HAS_SCALE
-        v *= in_scale[sbase + ci];
-#endif
-      }
-      Bh[kk * SC + t] = f16(v);
-    }
-    workgroupBarrier();
-    let b0 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Bh, 0u, false, SC);
-    let b1 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Bh, 16u, false, SC);
-    let a0 = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&Ah, 0u, false, SK);
-    let a1 = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&Ah, 16u * SK, false, SK);
-    let a2 = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&Ah, 32u * SK, false, SK);
-    let a3 = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&Ah, 48u * SK, false, SK);
-    c00 = subgroupMatrixMultiplyAccumulate(a0, b0, c00);
-    c01 = subgroupMatrixMultiplyAccumulate(a0, b1, c01);
-    c10 = subgroupMatrixMultiplyAccumulate(a1, b0, c10);
-    c11 = subgroupMatrixMultiplyAccumulate(a1, b1, c11);
-    c20 = subgroupMatrixMultiplyAccumulate(a2, b0, c20);
-    c21 = subgroupMatrixMultiplyAccumulate(a2, b1, c21);
-    c30 = subgroupMatrixMultiplyAccumulate(a3, b0, c30);
-    c31 = subgroupMatrixMultiplyAccumulate(a3, b1, c31);
-    workgroupBarrier();
-  }
-  subgroupMatrixStore(&Cs, 0u, c00, false, SC);
-  subgroupMatrixStore(&Cs, 16u, c01, false, SC);
-  subgroupMatrixStore(&Cs, 16u * SC, c10, false, SC);
-  subgroupMatrixStore(&Cs, 16u * SC + 16u, c11, false, SC);
-  subgroupMatrixStore(&Cs, 32u * SC, c20, false, SC);
-  subgroupMatrixStore(&Cs, 32u * SC + 16u, c21, false, SC);
-  subgroupMatrixStore(&Cs, 48u * SC, c30, false, SC);
-  subgroupMatrixStore(&Cs, 48u * SC + 16u, c31, false, SC);
-  workgroupBarrier();
-  if (col_ok) {
-    for (var r = 0u; r < SR; r++) {
-      let m = m0 + r;
-      if (m >= P.M) {
-        break;
-      }
-      epilogue(m, col, Cs[r * SC + t]);
-    }
-  }
 }
 #else
 

@@ -31,8 +31,6 @@ export interface EngineOptions {
   intermediates?: boolean;
   /** How inputs reach the GPU (executor CompileOptions.upload; default 'staging'). */
   upload?: 'staging' | 'writeBuffer';
-  /** 'f16': convolutions with f16 operands on the matrix units where the adapter has them (executor CompileOptions.precision). */
-  precision?: 'f32' | 'f16';
 }
 
 /** Per-slice and per-patient results of a run on windowed slices. */
@@ -90,13 +88,14 @@ export class TwoStageEngine {
     readonly pipeline: Pipeline,
     /** Both stages in one graph (input `windowed`). */
     readonly twoStage: CompiledGraph,
+    private readonly cache: PipelineCache,
     readonly batch: number,
     readonly height: number,
     readonly width: number,
     /** `covidct.source` of the weights file ('' when absent). */
     readonly source: string,
     private readonly intermediates: boolean,
-    private readonly compileOpts: { cache: PipelineCache; upload: 'staging' | 'writeBuffer'; precision: 'f32' | 'f16' },
+    private readonly upload: 'staging' | 'writeBuffer',
   ) {}
 
   /** The model config and preprocessing parameters from the weights file. */
@@ -118,16 +117,16 @@ export class TwoStageEngine {
       throw new RangeError(`slice size must be integers >= 8, got ${height} x ${width}`);
     const pipeline = loadPipeline(file, { batch, height, width, intermediates: !!opts.intermediates });
     const cache = opts.cache ?? new PipelineCache(gpu.device);
-    const compileOpts = { cache, upload: opts.upload ?? 'staging', precision: opts.precision ?? 'f32' } as const;
-    const twoStage = await compileGraph(gpu, pipeline.twoStage.graph, compileOpts);
-    return new TwoStageEngine(gpu, pipeline, twoStage, batch, height, width, file.metadata['covidct.source'] ?? '', !!opts.intermediates, compileOpts);
+    const upload = opts.upload ?? 'staging';
+    const twoStage = await compileGraph(gpu, pipeline.twoStage.graph, { cache, upload });
+    return new TwoStageEngine(gpu, pipeline, twoStage, cache, batch, height, width, file.metadata['covidct.source'] ?? '', !!opts.intermediates, upload);
   }
 
   private stage2Alone: CompiledGraph | null = null;
 
   /** Stage 2 by itself, for teacher-forced masks (compiled on first use). */
   private async forcedStage2(): Promise<CompiledGraph> {
-    this.stage2Alone ??= await compileGraph(this.gpu, this.pipeline.stage2.graph, this.compileOpts);
+    this.stage2Alone ??= await compileGraph(this.gpu, this.pipeline.stage2.graph, { cache: this.cache, upload: this.upload });
     return this.stage2Alone;
   }
 

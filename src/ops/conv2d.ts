@@ -16,7 +16,7 @@
  * Kernel: kernels/conv2d.wgsl (tiled, register-blocked; the tile shape is picked by {@link chooseConvTile}).
  */
 import { ACT_CODE, applyActivation, type Activation } from './activation.js';
-import { check, checkRank, defineOp, denseView, f16MatmulSupport, grid1d, numel, ShapeError, tilePolicy, type Binding, type OpContext, type Shape, type TestCase } from './op.js';
+import { check, checkRank, defineOp, denseView, grid1d, numel, ShapeError, tilePolicy, type Binding, type OpContext, type Shape, type TestCase } from './op.js';
 
 /** Attributes of {@link conv2d}. */
 export interface Conv2dAttrs {
@@ -195,22 +195,11 @@ function convPlan(ctx: OpContext<Conv2dAttrs>) {
   const colTiles = Math.ceil(cols / tile.TN);
   const rowTiles = Math.ceil(M / tile.TM);
   const { splits, kChunk } = tilePolicy === 'legacy' ? { splits: 1, kChunk: Math.ceil(K / tile.TK) * tile.TK } : chooseSplitK(colTiles * rowTiles, K, tile.TK);
-  // f16 operands on the matrix units: GEMMs with more than 16 rows and 64 columns that are not split.
-  if (ctx.caps.precision === 'f16' && splits === 1 && M > 16 && cols > 64 && f16MatmulSupport(ctx.caps) === null) {
-    const sc = Math.ceil(cols / SGMAT_TILE.TN);
-    const sr = Math.ceil(M / SGMAT_TILE.TM);
-    if (sr > maxDim) throw new ShapeError('conv2d', `${M} output channels need ${sr} row tiles, more than the ${maxDim} workgroups a dimension allows`, ctx.inputs);
-    const sgz = Math.ceil(sc / maxDim);
-    return { g, idx, M, cols, K, tile: SGMAT_TILE, colTiles: sc, rowTiles: sr, gx: Math.ceil(sc / sgz), gz: sgz, splits: 1, kChunk: K, sgmat: true };
-  }
   if (rowTiles * splits > maxDim) throw new ShapeError('conv2d', `${M} output channels need ${rowTiles * splits} row tiles, more than the ${maxDim} workgroups a dimension allows`, ctx.inputs);
   const gz = Math.ceil(colTiles / maxDim);
   const gx = Math.ceil(colTiles / gz);
-  return { g, idx, M, cols, K, tile, colTiles, rowTiles, gx, gz, splits, kChunk, sgmat: false };
+  return { g, idx, M, cols, K, tile, colTiles, rowTiles, gx, gz, splits, kChunk };
 }
-
-/** The f16 matrix-unit kernel's tile (kernels/conv2d.wgsl SGMAT: one 32-thread subgroup, 64 x 32 outputs). */
-const SGMAT_TILE: ConvTile = { name: 'sgmat', TM: 64, TN: 32, TK: 16, RM: 16, RN: 16 };
 
 // Cases share define sets where they can (each new set is a pipeline compile, ~1-3 s on SwiftShader).
 const cases: TestCase<Conv2dAttrs>[] = [
@@ -298,7 +287,7 @@ export const conv2d = defineOp<Conv2dAttrs>({
   },
   dispatch(ctx) {
     const { attrs } = ctx;
-    const { g, idx, M, cols, K, tile, colTiles, rowTiles, gx, gz, splits, kChunk, sgmat } = convPlan(ctx);
+    const { g, idx, M, cols, K, tile, colTiles, rowTiles, gx, gz, splits, kChunk } = convPlan(ctx);
     for (const [i, what] of [
       [1, 'W'],
       [idx.bias, 'bias'],
@@ -335,7 +324,7 @@ export const conv2d = defineOp<Conv2dAttrs>({
       return [
         {
           kernel: 'conv2d',
-          defines: { ...(sgmat ? { SGMAT: 1 } : tileDefines(tile)), ENTRY_REDUCE: 0, SPLITK: 0, POINTWISE: pointwise ? 1 : 0, ...epilogueDefines, HAS_SCALE: attrs.hasInScale ? 1 : 0, BIND_BIAS, BIND_RES, BIND_SCALE, BIND_Y: bindings.length },
+          defines: { ...tileDefines(tile), ENTRY_REDUCE: 0, SPLITK: 0, POINTWISE: pointwise ? 1 : 0, ...epilogueDefines, HAS_SCALE: attrs.hasInScale ? 1 : 0, BIND_BIAS, BIND_RES, BIND_SCALE, BIND_Y: bindings.length },
           grid: [gx, rowTiles, gz],
           params,
           bindings,
