@@ -179,7 +179,7 @@ export class TwoStageEngine {
         const mask = new Float32Array(batch * hw);
         mask.set(forced);
         const clsInput = maskedInput(chunk, mask, batch, pre);
-        const s2 = await (await this.forcedStage2()).run({ 'cls.input': clsInput });
+        const s2 = await (await this.forcedStage2()).run({ 'cls.input': clsInput }, outputs ? { outputs: outputs.filter((o) => o !== 'lung_prob') } : {});
         addHost(s2.host);
         Object.assign(got, s2.outputs);
         if ('cls.input' in got) got['cls.input'] = clsInput;
