@@ -94,8 +94,21 @@ interface ProcResult {
   timedOut: boolean;
 }
 
-/** Runs a process, streaming stdout lines to `onLine`; kills it (by its pid) after `timeoutS`. */
-function runProcess(cmd: string, args: string[], opts: { timeoutS: number; env?: NodeJS.ProcessEnv; onLine?: (line: string) => void }): Promise<ProcResult> {
+/**
+ * Runs a process, passing each stdout line that is a JSON object to `onJson` (other lines are skipped); kills it
+ * (by its pid) after `timeoutS`.
+ */
+function runProcess(cmd: string, args: string[], opts: { timeoutS: number; env?: NodeJS.ProcessEnv; onJson?: (r: Record<string, unknown>) => void }): Promise<ProcResult> {
+  const onLine = (line: string) => {
+    if (!opts.onJson || !line.trim()) return;
+    let r: unknown;
+    try {
+      r = JSON.parse(line);
+    } catch {
+      return;
+    }
+    if (r && typeof r === 'object') opts.onJson(r as Record<string, unknown>);
+  };
   return new Promise((res) => {
     const child = spawn(cmd, args, { cwd: ROOT, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -114,7 +127,7 @@ function runProcess(cmd: string, args: string[], opts: { timeoutS: number; env?:
       while ((i = pending.indexOf('\n')) >= 0) {
         const line = pending.slice(0, i);
         pending = pending.slice(i + 1);
-        if (line.trim()) opts.onLine?.(line);
+        onLine(line);
       }
     });
     child.stderr.on('data', (d: Buffer) => {
@@ -126,7 +139,7 @@ function runProcess(cmd: string, args: string[], opts: { timeoutS: number; env?:
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      if (pending.trim()) opts.onLine?.(pending);
+      onLine(pending);
       res({ code, signal, stdout, stderr, timedOut });
     });
   });
@@ -175,13 +188,7 @@ async function runTorch(job: PeerJob, peer: 'torch' | 'torch-cuda'): Promise<Pee
     ],
     {
       timeoutS: job.timeoutS,
-      onLine: (line) => {
-        let r: Record<string, unknown>;
-        try {
-          r = JSON.parse(line) as Record<string, unknown>;
-        } catch {
-          return;
-        }
+      onJson: (r) => {
         if (r.target === undefined && r.error) {
           job.log(`  ${peer}: ${String(r.error)}`);
           return;
@@ -259,13 +266,7 @@ async function runOrt(job: PeerJob): Promise<PeerResult[]> {
       const p = await runProcess(process.execPath, [self, '--ort-child', jobFile], {
         timeoutS: job.timeoutS,
         env,
-        onLine: (line) => {
-          let r: Record<string, unknown>;
-          try {
-            r = JSON.parse(line) as Record<string, unknown>;
-          } catch {
-            return;
-          }
+        onJson: (r) => {
           if (r.type === 'session') {
             sessionMs = Number(r.sessionMs);
             job.log(`  ort session(s) created in ${(sessionMs / 1000).toFixed(1)} s on ${String(r.adapter)}`);
