@@ -8,7 +8,7 @@
 import { GpuDeviceError, type GpuContext } from '../gpu/device.js';
 import { encodeDispatches, prepareDispatch, type BufferRange, type PreparedDispatch } from '../gpu/dispatch.js';
 import { PipelineCache } from '../gpu/pipelines.js';
-import { encodeReadback, mapStaging, withErrorScopesDeferred } from '../gpu/readback.js';
+import { mapStaging, withErrorScopesDeferred } from '../gpu/readback.js';
 import { UniformArena } from '../gpu/uniforms.js';
 import { numel, type OpContext } from '../ops/op.js';
 import { getOp } from '../ops/registry.js';

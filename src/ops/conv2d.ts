@@ -179,6 +179,17 @@ export function chooseSplitK(tiles: number, K: number, TK: number): { splits: nu
   return { splits: Math.ceil(K / kChunk), kChunk };
 }
 
+/**
+ * Storage bindings 1.. in order: `first`, then each optional input that is present (`at`: its binding number, 0
+ * for an absent one, index -1), then `last` (binding number `last`).
+ */
+function bindingList(first: Binding[], optional: number[], last: Binding): { bindings: Binding[]; at: number[]; last: number } {
+  const bindings = [...first];
+  const at = optional.map((input) => (input < 0 ? 0 : (bindings.push({ input }), bindings.length)));
+  bindings.push(last);
+  return { bindings, at, last: bindings.length };
+}
+
 function tileDefines(t: ConvTile) {
   return { TM: t.TM, TN: t.TN, TK: t.TK, RM: t.RM, RN: t.RN };
 }
@@ -310,24 +321,15 @@ export const conv2d = defineOp<Conv2dAttrs>({
     const epilogueBytes = ((attrs.hasBias ? M : 0) + (attrs.hasResidual ? M * cols : 0) + M * cols) * 4;
     const inBytes = (numel(ctx.inputs[0]!) + M * K + (attrs.hasInScale ? g.N * g.Cin : 0)) * 4;
     if (splits === 1) {
-      // Storage bindings 1.. in this order: x, W, then the optional inputs present, then y.
-      const bindings: Binding[] = [{ input: 0 }, { input: 1 }];
-      const bindOf = (input: number): number => {
-        if (input < 0) return 0;
-        bindings.push({ input });
-        return bindings.length;
-      };
-      const BIND_BIAS = bindOf(idx.bias);
-      const BIND_RES = bindOf(idx.residual);
-      const BIND_SCALE = bindOf(idx.inScale);
-      bindings.push({ output: 0 });
+      const b = bindingList([{ input: 0 }, { input: 1 }], [idx.bias, idx.residual, idx.inScale], { output: 0 });
+      const [BIND_BIAS, BIND_RES, BIND_SCALE] = b.at;
       return [
         {
           kernel: 'conv2d',
-          defines: { ...tileDefines(tile), ENTRY_REDUCE: 0, SPLITK: 0, POINTWISE: pointwise ? 1 : 0, ...epilogueDefines, HAS_SCALE: attrs.hasInScale ? 1 : 0, BIND_BIAS, BIND_RES, BIND_SCALE, BIND_Y: bindings.length },
+          defines: { ...tileDefines(tile), ENTRY_REDUCE: 0, SPLITK: 0, POINTWISE: pointwise ? 1 : 0, ...epilogueDefines, HAS_SCALE: attrs.hasInScale ? 1 : 0, BIND_BIAS, BIND_RES, BIND_SCALE, BIND_Y: b.last },
           grid: [gx, rowTiles, gz],
           params,
-          bindings,
+          bindings: b.bindings,
           flops: 2 * M * cols * K,
           bytes: inBytes + epilogueBytes,
         },
@@ -335,30 +337,24 @@ export const conv2d = defineOp<Conv2dAttrs>({
     }
     // Split K: each of `splits` workgroup rows sums its kChunk slice of K into scratch [splits, M, cols]; a second
     // pass adds the slices in order and applies the epilogue.
-    const gemmBindings: Binding[] = [{ input: 0 }, { input: 1 }];
-    const BIND_SCALE = attrs.hasInScale ? (gemmBindings.push({ input: idx.inScale }), gemmBindings.length) : 0;
-    gemmBindings.push({ scratch: 0 });
-    const reduceBindings: Binding[] = [{ scratch: 0 }];
-    const rBind = (input: number): number => (input < 0 ? 0 : (reduceBindings.push({ input }), reduceBindings.length));
-    const R_BIAS = rBind(idx.bias);
-    const R_RES = rBind(idx.residual);
-    reduceBindings.push({ output: 0 });
+    const gemm = bindingList([{ input: 0 }, { input: 1 }], [idx.inScale], { scratch: 0 });
+    const reduce = bindingList([{ scratch: 0 }], [idx.bias, idx.residual], { output: 0 });
     return [
       {
         kernel: 'conv2d',
-        defines: { ...tileDefines(tile), ENTRY_REDUCE: 0, SPLITK: 1, POINTWISE: pointwise ? 1 : 0, ACT: 0, HAS_BIAS: 0, HAS_RES: 0, HAS_SCALE: attrs.hasInScale ? 1 : 0, BIND_BIAS: 0, BIND_RES: 0, BIND_SCALE, BIND_Y: gemmBindings.length },
+        defines: { ...tileDefines(tile), ENTRY_REDUCE: 0, SPLITK: 1, POINTWISE: pointwise ? 1 : 0, ACT: 0, HAS_BIAS: 0, HAS_RES: 0, HAS_SCALE: attrs.hasInScale ? 1 : 0, BIND_BIAS: 0, BIND_RES: 0, BIND_SCALE: gemm.at[0]!, BIND_Y: gemm.last },
         grid: [gx, rowTiles * splits, gz],
         params,
-        bindings: gemmBindings,
+        bindings: gemm.bindings,
         flops: 2 * M * cols * K,
         bytes: inBytes + splits * M * cols * 4,
       },
       {
         kernel: 'conv2d',
-        defines: { ENTRY_REDUCE: 1, SPLITK: 0, WG: REDUCE_WG, ...epilogueDefines, HAS_SCALE: 0, BIND_BIAS: R_BIAS, BIND_RES: R_RES, BIND_SCALE: 0, BIND_Y: reduceBindings.length },
+        defines: { ENTRY_REDUCE: 1, SPLITK: 0, WG: REDUCE_WG, ...epilogueDefines, HAS_SCALE: 0, BIND_BIAS: reduce.at[0]!, BIND_RES: reduce.at[1]!, BIND_SCALE: 0, BIND_Y: reduce.last },
         grid: grid1d(M * cols, REDUCE_WG, ctx.caps.limits.maxComputeWorkgroupsPerDimension),
         params,
-        bindings: reduceBindings,
+        bindings: reduce.bindings,
         flops: splits * M * cols,
         bytes: splits * M * cols * 4 + epilogueBytes,
       },
