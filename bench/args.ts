@@ -15,7 +15,8 @@ export const HELP = `covidct bench: time the engine's stages on the WebGPU adapt
   --config default|tiny     model config (default: B0 GR-U-Net + B7 classifier)
   --repeats R               timed runs after the first run and warmup (default ${DEFAULT_OPTIONS.repeats})
   --warmup W                untimed runs after the first run (default ${DEFAULT_OPTIONS.warmup})
-  --precision f32|f16       f16 is reported as not implemented (the engine has no f16 kernels yet)
+  --precision f32|f16       f16: pointwise convolutions with f16 operands on the matrix units (needs shader-f16,
+                            subgroups and chromium-experimental-subgroup-matrix; reported as not available elsewhere)
   --tiles auto|legacy       kernel tiles the engine may pick (default auto; legacy: not conv2d's 32x128
                             nor depthwise's 32x32)
   --upload staging|writeBuffer  how inputs reach the GPU (default staging: mapped staging buffers)

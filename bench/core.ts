@@ -21,7 +21,7 @@ import { cpus, loadavg } from 'node:os';
 import { createGpu, type GpuContext } from '../src/gpu/device.js';
 import { PipelineCache } from '../src/gpu/pipelines.js';
 import { UNIFORM_SLOT_BYTES } from '../src/gpu/uniforms.js';
-import { setTilePolicy } from '../src/ops/op.js';
+import { f16MatmulSupport, setTilePolicy } from '../src/ops/op.js';
 import { compileGraph, type CompiledGraph, type KernelTiming, type RunResult } from '../src/graph/executor.js';
 import type { ModelGraph } from '../src/models/builder.js';
 import { defaultModelConfig, defaultPreprocessConfig, tinyModelConfig, type ModelConfig } from '../src/models/config.js';
@@ -154,7 +154,7 @@ export interface StageResult {
   batch: number;
   height: number;
   width: number;
-  precision: 'f32';
+  precision: 'f32' | 'f16';
   adapter: string;
   software: boolean;
   /** Random-weight generation (bench overhead, not part of the engine's cost). */
@@ -374,7 +374,7 @@ function stageResult(
   const work = graphWork(compiled.graph, compiled.plan, c.gpu);
   return {
     ...rest,
-    precision: 'f32',
+    precision: c.opts.precision,
     adapter: c.gpu.adapterName,
     software: c.gpu.isSoftware,
     firstRunMs: timing.firstRunMs,
@@ -433,7 +433,7 @@ async function benchGraph(c: Ctx, target: Exclude<BenchTarget, 'pipeline'>, h: n
   bindWeights(file, model, { allowUnexpected: true });
   const cache = opts.cache ?? new PipelineCache(gpu.device);
   const [ms0, n0] = [cache.compileMs, cache.compiled];
-  const compiled = await compileGraph(gpu, model.graph, { cache, upload: opts.upload ?? 'staging' });
+  const compiled = await compileGraph(gpu, model.graph, { cache, upload: opts.upload ?? 'staging', precision: opts.precision });
   const compileMs = buildMs + performance.now() - t0;
   try {
     let last: Record<string, Float32Array> = {};
@@ -478,7 +478,7 @@ async function benchPipeline(c: Ctx, h: number, w: number, batch: number): Promi
   t0 = performance.now();
   const cache = opts.cache ?? new PipelineCache(gpu.device);
   const [ms0, n0] = [cache.compileMs, cache.compiled];
-  const engine = await TwoStageEngine.load(gpu, file, { batch, height: h, width: w, cache, upload: opts.upload ?? 'staging' });
+  const engine = await TwoStageEngine.load(gpu, file, { batch, height: h, width: w, cache, upload: opts.upload ?? 'staging', precision: opts.precision });
   const compileMs = performance.now() - t0;
   try {
     const windowed = syntheticWindowed(batch, h, w);
@@ -535,8 +535,9 @@ export async function runBench(options: Partial<BenchOptions> = {}): Promise<Ben
     loadAverage: { start: loadavg()[0]!, end: NaN, cpus: cpus().length },
   };
   const targets: BenchTarget[] = [...opts.stages, ...opts.models];
-  if (opts.precision === 'f16') {
-    const reason = `f16: not implemented (the engine has no f16 kernels yet)${gpu.features.has('shader-f16') ? '' : `; ${gpu.adapterName} has no shader-f16 either`}`;
+  const f16Missing = opts.precision === 'f16' ? f16MatmulSupport(gpu) : null;
+  if (f16Missing) {
+    const reason = `f16: not available on ${gpu.adapterName}: ${f16Missing}`;
     for (const t of targets) report.notMeasured.push({ target: t, what: 'precision', reason });
     log(reason);
     report.loadAverage!.end = loadavg()[0]!;

@@ -15,6 +15,7 @@ import { buildStage1 } from '../src/models/pipeline.js';
 import { bindWeights } from '../src/models/load.js';
 import { randomWeightsFile } from '../src/models/random-weights.js';
 import { readSafetensorsFile } from '../src/io/safetensors.js';
+import { f16MatmulSupport } from '../src/ops/op.js';
 import { testGpu } from './gpu.js';
 
 const FIX = join(fileURLToPath(new URL('..', import.meta.url)), 'test', 'fixtures');
@@ -88,11 +89,16 @@ describe('bench helpers', () => {
 });
 
 describe('bench on the GPU', () => {
-  it('reports f16 as not implemented instead of measuring it', async () => {
-    const { gpu } = await testGpu();
-    const rep = await runBench({ gpu, config: 'tiny', sizes: [[32, 32]], batches: [1], stages: ['stage1'], precision: 'f16' });
-    expect(rep.results).toEqual([]);
-    expect(rep.notMeasured[0]!.reason).toMatch(/^f16: /);
+  it('measures f16 where the adapter has it, else says why not instead of measuring f32 under its name', async () => {
+    const { gpu, cache } = await testGpu();
+    const rep = await runBench({ gpu, cache, config: 'tiny', sizes: [[32, 32]], batches: [1], stages: ['stage1'], precision: 'f16', repeats: 1, warmup: 0 });
+    if (f16MatmulSupport(gpu)) {
+      expect(rep.results).toEqual([]);
+      expect(rep.notMeasured[0]!.reason).toMatch(/^f16: not available on .*: missing feature/);
+    } else {
+      expect(rep.results.map((r) => r.precision)).toEqual(['f16']);
+      expect(rep.results[0]!.outputs.finite).toBe(true);
+    }
   });
 
   it('runs stage 1 of the tiny config at 32x32, batch 1, 2 repeats', async () => {

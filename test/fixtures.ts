@@ -9,6 +9,9 @@ import { expect } from 'vitest';
 import { f32ToF16, readSafetensorsFile, serializeSafetensors, type SafetensorsFile, type TensorToWrite } from '../src/io/safetensors.js';
 import { weightValues } from '../src/models/random-weights.js';
 import { nmse } from '../src/ops/random.js';
+import { bindWeights, loadPipeline, openWeights } from '../src/models/load.js';
+import { efficientnet } from '../src/models/efficientnet.js';
+import type { ModelGraph } from '../src/models/builder.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const FIX = join(ROOT, 'test', 'fixtures');
@@ -161,4 +164,73 @@ export function recipeFileBytes(r: WeightsRecipe): Uint8Array {
 
 export function sha256(b: Uint8Array): string {
   return createHash('sha256').update(b).digest('hex');
+}
+
+// ---------------------------------------------------------------------------------------------
+// precision 'f16'
+
+/**
+ * Stated tolerances of precision 'f16' (relative L2 against the f32 PyTorch reference, outputError for
+ * probabilities), per output: about twice to three times what rounding the matrix-unit convolutions' operands to
+ * f16 does to these random-weight fixtures, emulated on the CPU (test/models.test.ts measures it on every run;
+ * 2026-11-26: B7 logits 1.4e-4 / 3.0e-4, default model lung outputs 2.8e-3, infection and slice outputs 1.0e-2 to
+ * 1.3e-2). The predicted classes must not change.
+ */
+export const F16_TOL: Record<string, number> = {
+  'b7.logits': 1e-3,
+  lung_logits: 1e-2,
+  lung_prob: 1e-2,
+  infection_logits_s8: 3e-2,
+  infection_prob_s8: 3e-2,
+  infection_prob: 3e-2,
+  slice_embedding: 3e-2,
+  slice_logits: 3e-2,
+};
+
+/** One model run of the f16 checks: an unfused graph with its weights bound, its inputs, its fixture outputs. */
+export interface F16Case {
+  name: string;
+  graph: ModelGraph;
+  inputs: Record<string, Float32Array>;
+  /** Fixture (f32 PyTorch) outputs by graph output name. */
+  refs: Record<string, Float32Array>;
+  /** Output holding class logits, with the number of classes (one row per slice). */
+  classes: { output: string; n: number };
+  /** F16_TOL key of each output. */
+  tolKey: (output: string) => string;
+}
+
+/** The f16 cases: EfficientNet-B7 fixture cases A and B, the default model's case A (stage 1 and stage 2). */
+export async function f16Cases(): Promise<F16Case[]> {
+  const cases: F16Case[] = [];
+  const b7 = await loadFixture('efficientnet_b7.fixture.safetensors');
+  const b7File = openWeights(recipeFileBytes(b7.meta<WeightsRecipe>('fixture.weights')), 'efficientnet_b7.safetensors');
+  for (const c of ['A', 'B']) {
+    const [, , h, w] = b7.shape(`${c}/input`) as number[];
+    const g = efficientnet('efficientnet_b7', { batch: 1, height: h!, width: w!, intermediates: false });
+    bindWeights(b7File, g);
+    cases.push({ name: `b7.${c}`, graph: g, inputs: { input: b7.get(`${c}/input`) }, refs: { logits: b7.get(`${c}/logits`) }, classes: { output: 'logits', n: 1000 }, tolKey: () => 'b7.logits' });
+  }
+  const d = await loadFixture('default.fixture.safetensors');
+  const info = d.meta<Record<string, TwoStageCase>>('fixture.cases')['A']!;
+  const [height, width] = info.size as [number, number];
+  const p = loadPipeline(openWeights(recipeFileBytes(d.meta<WeightsRecipe>('fixture.weights')), 'default.safetensors'), { batch: info.batch, height, width });
+  const refsOf = (names: string[]) => Object.fromEntries(names.map((n) => [n, d.get(`A/${n}`)]));
+  cases.push({ name: 'default.A.stage1', graph: p.stage1, inputs: { 'seg.input': d.get('A/seg.input') }, refs: refsOf(['lung_logits', 'lung_prob']), classes: { output: '', n: 0 }, tolKey: (o) => o });
+  cases.push({
+    name: 'default.A.stage2',
+    graph: p.stage2,
+    inputs: { 'cls.input': d.get('A/cls_input') },
+    refs: refsOf(['infection_logits_s8', 'infection_prob_s8', 'infection_prob', 'slice_embedding', 'slice_logits']),
+    classes: { output: 'slice_logits', n: p.config.cls.num_classes },
+    tolKey: (o) => o,
+  });
+  return cases;
+}
+
+/** Index of the largest of v[from .. from + n) minus `from`. */
+export function argmax(v: Float32Array, from: number, n: number): number {
+  let best = from;
+  for (let i = from; i < from + n; i++) if (v[i]! > v[best]!) best = i;
+  return best - from;
 }

@@ -13,7 +13,7 @@ import { EFFICIENTNET_VARIANTS, efficientnet, efficientNetSpec, makeDivisible, t
 import { bindWeights, loadPipeline, openWeights, readConfig, WeightsError } from '../src/models/load.js';
 import { buildStage1, buildStage2, runPatientHead } from '../src/models/pipeline.js';
 import { lungArea, lungMask, maskedInput, normalise, preprocessHU, sliceUsed } from '../src/models/preprocess.js';
-import { codeHash, compareOutputs, expectAllBelow, FIX, Fixture, loadFixture, recipeTensors, relL2, RERUN, sha256, TOL, type WeightsRecipe } from './fixtures.js';
+import { argmax, codeHash, compareOutputs, expectAllBelow, F16_TOL, f16Cases, FIX, Fixture, loadFixture, outputError, recipeTensors, relL2, RERUN, sha256, TOL, type WeightsRecipe } from './fixtures.js';
 
 // Helpers (fixture loading, the deterministic weight generator, relL2) live in test/fixtures.ts, shared with
 // test/parity.test.ts (the same fixtures on the GPU).
@@ -227,6 +227,31 @@ describe('tiny two-stage model', () => {
     const show = (l: Array<[string, number]>) => l.slice(0, 5).map(([n, e]) => `${n} ${e.toExponential(2)}`).join(', ');
     console.log(`relative L2 errors: ${worst.length} tensors; worst ${show(worst)}; worst non-probability ${show(worst.filter(([n]) => !/prob/.test(n)))}`);
     expect(worst.length).toBeGreaterThan(0);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// precision 'f16' emulated on the CPU
+
+describe("precision 'f16' emulated on the CPU (operands of the matrix-unit convolutions rounded to f16)", () => {
+  // runGraphOnCpu precision 'f16' on the fused graphs the GPU compiles: the convolutions that take the matrix-unit
+  // path round the same operands as the GPU. This measures what f16 rounding does to the outputs, independently of
+  // any GPU, and holds it to the stated tolerances (F16_TOL); test/parity.test.ts checks the GPU against it.
+  it('EfficientNet-B7 (64x64, 48x80) and the default model (64x64, batch 2): within F16_TOL of PyTorch f32, same classes', async () => {
+    for (const c of await f16Cases()) {
+      fuseGraph(c.graph.graph);
+      const out = runGraphOnCpu(c.graph.graph, c.inputs, { precision: 'f16' });
+      for (const [name, ref] of Object.entries(c.refs)) {
+        const e = outputError(name, out[name]!, ref);
+        console.log(`f16 emulated ${c.name}.${name}: ${e.toExponential(2)}`);
+        expect(e, `${c.name}.${name}`).toBeLessThanOrEqual(F16_TOL[c.tolKey(name)]!);
+        // The f32 CPU references are within 1e-5 of these fixtures (the tests above): f16 must show its rounding.
+        expect(e, `${c.name}.${name}: f16 rounding leaves a trace`).toBeGreaterThan(1e-5);
+      }
+      const { output, n } = c.classes;
+      if (!output) continue;
+      for (let r = 0; r < out[output]!.length / n; r++) expect(argmax(out[output]!, r * n, n), `${c.name} class ${r}`).toBe(argmax(c.refs[output]!, r * n, n));
+    }
   });
 });
 

@@ -1,10 +1,11 @@
 // Every op in the registry against its CPU reference on seeded random inputs, with guard words after every
 // output buffer and sentinels around channel views. Error is the normalised MSE against the op's tolerance.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_TOLERANCE, type OpDef } from '../src/ops/op.js';
+import { DEFAULT_TOLERANCE, F16_CONV_TOLERANCE, f16MatmulSupport, type GpuCaps, type OpDef } from '../src/ops/op.js';
 import { OPS } from '../src/ops/registry.js';
 import { mulberry32, nmse, uniform } from '../src/ops/random.js';
 import { runOp } from '../src/ops/run.js';
+import { roundToF16 } from '../src/ops/half.js';
 import { numel } from '../src/ops/op.js';
 import { chooseSplitK, conv2d } from '../src/ops/conv2d.js';
 import { testGpu } from './gpu.js';
@@ -38,14 +39,32 @@ describe.each(Object.values(OPS) as OpDef<unknown>[])('op $name', (op) => {
 });
 
 describe('conv2d tile and K-split choices', () => {
-  const caps = { limits: { maxComputeWorkgroupsPerDimension: 65535, maxComputeWorkgroupStorageSize: 16384 } as GPUSupportedLimits, features: new Set<string>(), subgroupMinSize: 32 };
-  const specs = (name: string) => {
+  const limits = { maxComputeWorkgroupsPerDimension: 65535, maxComputeWorkgroupStorageSize: 16384 } as GPUSupportedLimits;
+  const caps: GpuCaps = { limits, features: new Set<string>(), subgroupMinSize: 32 };
+  const f16Caps: GpuCaps = { limits: { ...limits, maxComputeWorkgroupStorageSize: 49152 } as GPUSupportedLimits, features: new Set(['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix']), subgroupMinSize: 32, subgroupMaxSize: 32, precision: 'f16' };
+  const specs = (name: string, c: GpuCaps = caps) => {
     const tc = conv2d.cases.find((c) => c.name.startsWith(name))!;
     expect(tc, name).toBeDefined();
     const dense = (s: readonly number[]) => ({ cOff: 0, cTot: s[1] ?? 1 });
     const outputs = conv2d.infer(tc.inputs, tc.attrs);
-    return conv2d.dispatch({ attrs: tc.attrs, inputs: tc.inputs, outputs, inViews: tc.inputs.map((s, i) => tc.inViews?.[i] ?? dense(s)), outViews: outputs.map((s, i) => tc.outViews?.[i] ?? dense(s)), caps });
+    return conv2d.dispatch({ attrs: tc.attrs, inputs: tc.inputs, outputs, inViews: tc.inputs.map((s, i) => tc.inViews?.[i] ?? dense(s)), outViews: outputs.map((s, i) => tc.outViews?.[i] ?? dense(s)), caps: c });
   };
+  it('precision f16 takes the matrix-unit path (two f16 conversions, then the GEMM) for pointwise GEMMs of whole 16-pixel images over 16 x 64 that are not split, and only where the adapter has it', () => {
+    const kernels = (name: string, c: GpuCaps) => specs(name, c).map((d) => `${d.kernel}${d.defines!.ENTRY_CONVERT ? ':convert' : ''}`);
+    const tiles = { 'mma m128': 4, 'mma m64': 2, 'mma m32': 1 } as const;
+    for (const name of F16_CASES) {
+      expect(kernels(name, f16Caps), name).toEqual(['conv2d_mma:convert', 'conv2d_mma:convert', 'conv2d_mma']);
+      expect(specs(name, f16Caps)[2]!.defines!.SG_WR, name).toBe(tiles[name as keyof typeof tiles]);
+      expect(kernels(name, caps), `${name} (f32)`).toEqual(['conv2d']);
+    }
+    expect(kernels('1x1 s1 bias (pointwise path, wide tile)', f16Caps)).toEqual(['conv2d']); // Cout 12
+    expect(kernels('big tile pointwise: inScale', f16Caps)).toEqual(['conv2d']); // 9x9 pixels: not whole 16-pixel blocks
+    expect(kernels('big tile: Cout 70', f16Caps)).toEqual(['conv2d']); // 3x3
+    expect(kernels('split K: pointwise', f16Caps)).toEqual(['conv2d', 'conv2d']); // split GEMMs stay f32
+    expect(kernels(F16_CASES[0]!, { ...f16Caps, features: new Set(['shader-f16', 'subgroups']) })).toEqual(['conv2d']);
+    expect(f16MatmulSupport({ ...f16Caps, features: new Set(['shader-f16', 'subgroups']) })).toMatch(/missing feature chromium-experimental-subgroup-matrix/);
+    expect(f16MatmulSupport({ ...f16Caps, subgroupMinSize: 4, subgroupMaxSize: 4 })).toMatch(/subgroup size 4\.\.4/);
+  });
   it('the split-K cases above really split K (a GEMM pass and a reduction pass), the others do not', () => {
     for (const name of ['split K: Cout 40', 'split K: pointwise']) {
       const d = specs(name);
@@ -65,6 +84,69 @@ describe('conv2d tile and K-split choices', () => {
       expect(kChunk % 16).toBe(0);
       expect((splits - 1) * kChunk).toBeLessThan(K);
       expect(splits * kChunk).toBeGreaterThanOrEqual(K);
+    }
+  });
+});
+
+/** conv2d cases that take the f16 matrix-unit kernel (pointwise, whole 16-pixel blocks, more than 16 output channels and 64 columns, K not split). */
+const F16_CASES = ['mma m128', 'mma m64', 'mma m32'];
+
+describe('conv2d with f16 operands on the matrix units', () => {
+  const refs = (name: string) => {
+    const tc = conv2d.cases.find((c) => c.name.startsWith(name))!;
+    const rand = mulberry32(99);
+    const inputs = tc.inputs.map((shape) => uniform(rand, numel(shape), -1, 1));
+    const ctx = { attrs: tc.attrs, inputs: tc.inputs, outputs: conv2d.infer(tc.inputs, tc.attrs) };
+    return { tc, inputs, f32: conv2d.reference(inputs, ctx)[0]!, f16: conv2d.reference(inputs, { ...ctx, precision: 'f16' })[0]! };
+  };
+  it('the CPU reference emulates the f16 rounding exactly where the GPU takes the matrix-unit path', () => {
+    for (const name of F16_CASES) {
+      const r = refs(name);
+      const e = nmse(r.f16, r.f32);
+      expect(e, name).toBeGreaterThan(1e-11);
+      expect(e, name).toBeLessThanOrEqual(F16_CONV_TOLERANCE);
+    }
+    for (const name of ['1x1 s1 bias (pointwise path, wide tile)', 'big tile pointwise: inScale', 'big tile: Cout 70', 'split K: pointwise']) {
+      const r = refs(name);
+      expect(r.f16, name).toEqual(r.f32);
+    }
+  });
+  // On an adapter with shader-f16 and subgroup matrices (the H100 with COVIDCT_TEST_HARDWARE=1): the result is the
+  // f16-emulating reference's within conv2d's tolerance, and within F16_CONV_TOLERANCE of the f32 reference.
+  // Elsewhere (SwiftShader): asking for f16 is refused with an error naming what is missing.
+  it.each(F16_CASES)('%s', async (name) => {
+    const { gpu, cache } = await testGpu();
+    const { tc, inputs, f32, f16 } = refs(name);
+    const run = () => runOp(gpu, cache, conv2d, inputs, tc.inputs, tc.attrs, { ...(tc.inViews ? { inViews: tc.inViews } : {}), ...(tc.outViews ? { outViews: tc.outViews } : {}), precision: 'f16' });
+    const missing = f16MatmulSupport(gpu);
+    if (missing) {
+      await expect(run()).rejects.toThrowError(/precision 'f16' is not available on .*: (missing feature|subgroup size)/);
+      return;
+    }
+    const got = await run();
+    expect(got.violations).toEqual([]);
+    const e16 = nmse(got.outputs[0]!, f16);
+    const e32 = nmse(got.outputs[0]!, f32);
+    expect(e16, `nmse ${e16.toExponential(2)} from the f16-emulating reference`).toBeLessThanOrEqual(DEFAULT_TOLERANCE.conv);
+    expect(e32, `nmse ${e32.toExponential(2)} from the f32 reference`).toBeLessThanOrEqual(F16_CONV_TOLERANCE);
+  });
+});
+
+describe('roundToF16 (the CPU side of the f16 emulation)', () => {
+  it('rounds to IEEE binary16: ties to even, subnormals, overflow to infinity; idempotent; within half a spacing', () => {
+    const known: Array<[number, number]> = [
+      [1, 1], [1 + 2 ** -11, 1], [1 + 3 * 2 ** -11, 1 + 2 ** -9], [1 + 2 ** -10, 1 + 2 ** -10], [-0.1, -0.0999755859375], [1 / 3, 0.333251953125],
+      [65504, 65504], [65519, 65504], [65520, Infinity], [-70000, -Infinity], [2 ** -24, 2 ** -24], [2 ** -25, 0], [3 * 2 ** -26, 2 ** -24], [1.5 * 2 ** -14, 1.5 * 2 ** -14], [0, 0],
+    ];
+    for (const [x, want] of known) expect(roundToF16(x), `${x}`).toBe(want);
+    expect(roundToF16(NaN)).toBeNaN();
+    const rand = mulberry32(5);
+    for (let i = 0; i < 10000; i++) {
+      const x = (rand() - 0.5) * 2 ** Math.floor(rand() * 40 - 28);
+      const r = roundToF16(x);
+      expect(roundToF16(r)).toBe(r);
+      const spacing = 2 ** (Math.max(Math.floor(Math.log2(Math.abs(x) || 1)), -14) - 10);
+      expect(Math.abs(r - x)).toBeLessThanOrEqual(spacing / 2 + 1e-30);
     }
   });
 });

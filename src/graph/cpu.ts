@@ -3,8 +3,11 @@ import { numel } from '../ops/op.js';
 import { getOp } from '../ops/registry.js';
 import { GraphError, type Graph } from './ir.js';
 
-/** Evaluates every node on the CPU and returns the named outputs. */
-export function runGraphOnCpu(graph: Graph, inputs: Record<string, Float32Array>): Record<string, Float32Array> {
+/**
+ * Evaluates every node on the CPU and returns the named outputs.
+ * @param opts.precision 'f16': emulate a graph compiled with precision 'f16' (the ops round what their f16 kernels round).
+ */
+export function runGraphOnCpu(graph: Graph, inputs: Record<string, Float32Array>, opts: { precision?: 'f32' | 'f16' } = {}): Record<string, Float32Array> {
   const values = new Map<number, Float32Array>();
   for (const id of graph.inputs) {
     const t = graph.tensors[id]!;
@@ -25,6 +28,7 @@ export function runGraphOnCpu(graph: Graph, inputs: Record<string, Float32Array>
       attrs: node.attrs,
       inputs: node.inputs.map((t) => graph.tensors[t]!.shape),
       outputs: node.outputs.map((t) => graph.tensors[t]!.shape),
+      precision: opts.precision ?? 'f32',
     });
     node.outputs.forEach((t, i) => values.set(t, outs[i]!));
   }

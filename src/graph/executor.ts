@@ -10,7 +10,7 @@ import { encodeDispatches, prepareDispatch, type BufferRange, type PreparedDispa
 import { PipelineCache } from '../gpu/pipelines.js';
 import { mapStaging, withErrorScopesDeferred } from '../gpu/readback.js';
 import { UniformArena } from '../gpu/uniforms.js';
-import { numel, type OpContext } from '../ops/op.js';
+import { f16MatmulSupport, numel, type OpContext } from '../ops/op.js';
 import { getOp } from '../ops/registry.js';
 import { fuseGraph, type FusionReport } from './fuse.js';
 import { GraphError, type Graph } from './ir.js';
@@ -27,6 +27,13 @@ export interface CompileOptions {
    * mapped between runs) and copies it in the run's command buffer; 'writeBuffer' uses queue.writeBuffer.
    */
   upload?: 'staging' | 'writeBuffer';
+  /**
+   * 'f16': pointwise convolutions (those conv2d's `takesMmaPath` picks) round their GEMM operands to f16 and run
+   * on the matrix units (f32 accumulation; tensors stay f32 in memory); everything else stays f32. Needs what
+   * `f16MatmulSupport` (src/ops/op.ts) checks; refused with a GraphError naming what is missing otherwise.
+   * Default 'f32'. Tolerances: docs/model.md.
+   */
+  precision?: 'f32' | 'f16';
 }
 
 /** One dispatch's GPU time from timestamp queries. */
@@ -116,12 +123,17 @@ export class CompiledGraph {
   /** Compiles a graph: fusion, memory plan, buffers, pipelines, bind groups. */
   static async create(gpu: GpuContext, graph: Graph, opts: CompileOptions = {}): Promise<CompiledGraph> {
     const { device } = gpu;
+    const precision = opts.precision ?? 'f32';
+    if (precision === 'f16') {
+      const missing = f16MatmulSupport(gpu);
+      if (missing) throw new GraphError(`precision 'f16' is not available on ${gpu.adapterName}: ${missing} (on NVIDIA through Dawn, pass the toggles enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia)`);
+    }
     for (const t of graph.tensors)
       if (t.kind === 'weight' && !graph.weightData.has(t.id) && graph.liveNodes().some((n) => n.inputs.includes(t.id)))
         throw new GraphError(`weight '${t.name}' has no data`);
     const fusion = opts.fuse === false ? null : fuseGraph(graph);
     if (!fusion) graph.compact();
-    const caps = { limits: gpu.limits, features: gpu.features, subgroupMinSize: gpu.subgroupMinSize };
+    const caps = { limits: gpu.limits, features: gpu.features, subgroupMinSize: gpu.subgroupMinSize, subgroupMaxSize: gpu.subgroupMaxSize, precision };
     const plan = planMemory(graph, opScratchBytes(graph, caps));
     checkPlanLimits(graph, plan, gpu.limits);
     const cache = opts.cache ?? new PipelineCache(device);

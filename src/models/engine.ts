@@ -31,6 +31,8 @@ export interface EngineOptions {
   intermediates?: boolean;
   /** How inputs reach the GPU (executor CompileOptions.upload; default 'staging'). */
   upload?: 'staging' | 'writeBuffer';
+  /** 'f16': pointwise convolutions with f16 operands on the matrix units, where the adapter has them (executor CompileOptions.precision); refused with a GraphError elsewhere. */
+  precision?: 'f32' | 'f16';
 }
 
 /** Per-slice and per-patient results of a run on windowed slices. */
@@ -88,14 +90,13 @@ export class TwoStageEngine {
     readonly pipeline: Pipeline,
     /** Both stages in one graph (input `windowed`). */
     readonly twoStage: CompiledGraph,
-    private readonly cache: PipelineCache,
     readonly batch: number,
     readonly height: number,
     readonly width: number,
     /** `covidct.source` of the weights file ('' when absent). */
     readonly source: string,
     private readonly intermediates: boolean,
-    private readonly upload: 'staging' | 'writeBuffer',
+    private readonly compileOpts: { cache: PipelineCache; upload: 'staging' | 'writeBuffer'; precision: 'f32' | 'f16' },
   ) {}
 
   /** The model config and preprocessing parameters from the weights file. */
@@ -117,16 +118,16 @@ export class TwoStageEngine {
       throw new RangeError(`slice size must be integers >= 8, got ${height} x ${width}`);
     const pipeline = loadPipeline(file, { batch, height, width, intermediates: !!opts.intermediates });
     const cache = opts.cache ?? new PipelineCache(gpu.device);
-    const upload = opts.upload ?? 'staging';
-    const twoStage = await compileGraph(gpu, pipeline.twoStage.graph, { cache, upload });
-    return new TwoStageEngine(gpu, pipeline, twoStage, cache, batch, height, width, file.metadata['covidct.source'] ?? '', !!opts.intermediates, upload);
+    const compileOpts = { cache, upload: opts.upload ?? 'staging', precision: opts.precision ?? 'f32' } as const;
+    const twoStage = await compileGraph(gpu, pipeline.twoStage.graph, compileOpts);
+    return new TwoStageEngine(gpu, pipeline, twoStage, batch, height, width, file.metadata['covidct.source'] ?? '', !!opts.intermediates, compileOpts);
   }
 
   private stage2Alone: CompiledGraph | null = null;
 
   /** Stage 2 by itself, for teacher-forced masks (compiled on first use). */
   private async forcedStage2(): Promise<CompiledGraph> {
-    this.stage2Alone ??= await compileGraph(this.gpu, this.pipeline.stage2.graph, { cache: this.cache, upload: this.upload });
+    this.stage2Alone ??= await compileGraph(this.gpu, this.pipeline.stage2.graph, this.compileOpts);
     return this.stage2Alone;
   }
 

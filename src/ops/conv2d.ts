@@ -16,7 +16,8 @@
  * Kernel: kernels/conv2d.wgsl (tiled, register-blocked; the tile shape is picked by {@link chooseConvTile}).
  */
 import { ACT_CODE, applyActivation, type Activation } from './activation.js';
-import { check, checkRank, defineOp, denseView, grid1d, numel, ShapeError, tilePolicy, type Binding, type OpContext, type Shape, type TestCase } from './op.js';
+import { roundToF16 } from './half.js';
+import { check, checkRank, defineOp, denseView, f16MatmulSupport, grid1d, numel, ShapeError, tilePolicy, type Binding, type DispatchSpec, type OpContext, type Shape, type TestCase } from './op.js';
 
 /** Attributes of {@link conv2d}. */
 export interface Conv2dAttrs {
@@ -194,6 +195,25 @@ function tileDefines(t: ConvTile) {
   return { TM: t.TM, TN: t.TN, TK: t.TK, RM: t.RM, RN: t.RN };
 }
 
+/**
+ * Whether a convolution runs on the matrix units with f16 operands when a graph is compiled with precision 'f16'
+ * (on an adapter that passes {@link f16MatmulSupport}): pointwise (1x1, stride 1, no padding), the pixels of an
+ * image whole 16-pixel blocks, more than 16 output channels and 64 columns, K not split. The rest stays f32.
+ */
+export function takesMmaPath(g: Pick<ReturnType<typeof geometry>, 'N' | 'Cout' | 'Ho' | 'Wo' | 'kh' | 'kw' | 'sh' | 'sw' | 'ph' | 'pw'>, splits: number): boolean {
+  const pointwise = g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && g.ph === 0 && g.pw === 0;
+  return pointwise && (g.Ho * g.Wo) % 16 === 0 && splits === 1 && g.Cout > 16 && g.N * g.Ho * g.Wo > 64;
+}
+
+/** The f32 kernel's tile, tile counts and K split for a GEMM of M rows, `cols` columns and depth K. */
+function f32Plan(M: number, cols: number, K: number) {
+  const tile = chooseConvTile(M, cols);
+  const colTiles = Math.ceil(cols / tile.TN);
+  const rowTiles = Math.ceil(M / tile.TM);
+  const { splits, kChunk } = tilePolicy === 'legacy' ? { splits: 1, kChunk: Math.ceil(K / tile.TK) * tile.TK } : chooseSplitK(colTiles * rowTiles, K, tile.TK);
+  return { tile, colTiles, rowTiles, splits, kChunk };
+}
+
 /** Geometry, tile, grid and K split of a conv2d dispatch context (shared by scratch() and dispatch()). */
 function convPlan(ctx: OpContext<Conv2dAttrs>) {
   const g = geometry(ctx.inputs, ctx.attrs);
@@ -201,15 +221,62 @@ function convPlan(ctx: OpContext<Conv2dAttrs>) {
   const M = g.Cout;
   const cols = g.N * g.Ho * g.Wo;
   const K = g.Cin * g.kh * g.kw;
-  const tile = chooseConvTile(M, cols);
   const maxDim = ctx.caps.limits.maxComputeWorkgroupsPerDimension;
-  const colTiles = Math.ceil(cols / tile.TN);
-  const rowTiles = Math.ceil(M / tile.TM);
-  const { splits, kChunk } = tilePolicy === 'legacy' ? { splits: 1, kChunk: Math.ceil(K / tile.TK) * tile.TK } : chooseSplitK(colTiles * rowTiles, K, tile.TK);
+  const { tile, colTiles, rowTiles, splits, kChunk } = f32Plan(M, cols, K);
+  const mt = ctx.caps.precision === 'f16' && f16MatmulSupport(ctx.caps) === null && takesMmaPath(g, splits) ? chooseMmaTile(M) : null;
+  if (mt) {
+    const sc = Math.ceil(cols / mmaCols(mt));
+    const sr = Math.ceil(M / mmaRows(mt));
+    if (sr > maxDim) throw new ShapeError('conv2d', `${M} output channels need ${sr} row tiles, more than the ${maxDim} workgroups a dimension allows`, ctx.inputs);
+    const sgz = Math.ceil(sc / maxDim);
+    return { g, idx, M, cols, K, tile, mma: mt, colTiles: sc, rowTiles: sr, gx: Math.ceil(sc / sgz), gz: sgz, splits: 1, kChunk: K };
+  }
   if (rowTiles * splits > maxDim) throw new ShapeError('conv2d', `${M} output channels need ${rowTiles * splits} row tiles, more than the ${maxDim} workgroups a dimension allows`, ctx.inputs);
   const gz = Math.ceil(colTiles / maxDim);
   const gx = Math.ceil(colTiles / gz);
-  return { g, idx, M, cols, K, tile, colTiles, rowTiles, gx, gz, splits, kChunk };
+  return { g, idx, M, cols, K, tile, mma: null, colTiles, rowTiles, gx, gz, splits, kChunk };
+}
+
+/**
+ * A tile of the f16 matrix-unit kernel (kernels/conv2d_mma.wgsl): WR x WC subgroups of 32 threads, each owning
+ * FM x FN result matrices of 16 x 16, so the workgroup owns (WR * FM * 16) x (WC * FN * 16) outputs.
+ */
+export interface MmaTile {
+  name: string;
+  WR: number;
+  WC: number;
+  FM: number;
+  FN: number;
+}
+const mmaRows = (t: MmaTile) => t.WR * t.FM * 16;
+const mmaCols = (t: MmaTile) => t.WC * t.FN * 16;
+
+/**
+ * The matrix-unit tiles (each subgroup: 32 x 64 outputs, the best shape of a plain subgroup-matrix GEMM measured on
+ * the H100, docs/performance.md):
+ * - m32:  32 x 128, 1 x 2 subgroups: Cout <= 32.
+ * - m64:  64 x 128, 2 x 2 subgroups: Cout <= 64.
+ * - m128: 128 x 128, 4 x 2 subgroups: the rest.
+ */
+export const MMA_TILES = {
+  m32: { name: 'm32', WR: 1, WC: 2, FM: 2, FN: 4 },
+  m64: { name: 'm64', WR: 2, WC: 2, FM: 2, FN: 4 },
+  m128: { name: 'm128', WR: 4, WC: 2, FM: 2, FN: 4 },
+} as const satisfies Record<string, MmaTile>;
+
+/** Threads per workgroup of the f16 conversion passes. */
+const CONVERT_WG = 256;
+
+/** Element counts of the f16 copies of the matrix-unit path: input [N, Kp, HW] and weights [Mp, Kp] (K, M rounded up to 16). */
+function mmaCopies(p: { g: { N: number; H: number; W: number }; M: number; K: number }) {
+  const Kp = Math.ceil(p.K / 16) * 16;
+  const Mp = Math.ceil(p.M / 16) * 16;
+  return { Kp, Mp, xh: p.g.N * Kp * p.g.H * p.g.W, wh: Mp * Kp };
+}
+
+/** Picks the matrix-unit tile for a GEMM of M = Cout rows (workgroup memory: 2 KiB per subgroup, at most 16 KiB). */
+export function chooseMmaTile(M: number): MmaTile {
+  return M <= 32 ? MMA_TILES.m32 : M <= 64 ? MMA_TILES.m64 : MMA_TILES.m128;
 }
 
 // Cases share define sets where they can (each new set is a pipeline compile, ~1-3 s on SwiftShader).
@@ -282,6 +349,17 @@ const cases: TestCase<Conv2dAttrs>[] = [
     outViews: [{ cOff: 36, cTot: 80 }],
   },
   { name: 'big tile: 3x3 s2 p1 Cout 33 bias relu', inputs: [[2, 7, 21, 19], [33, 7, 3, 3], [33]], attrs: conv(3, 2, 1, 'relu', { hasBias: true }) },
+  // Pointwise shapes the f16 matrix-unit path takes under precision 'f16' (pixels per image a multiple of 16; odd
+  // K and Cout exercise the zero padding to 16); under f32 they are more big/mid tile cases.
+  { name: 'mma m128: pointwise Cout 150, Cin 37 on 2x8x12, bias silu', inputs: [[2, 37, 8, 12], [150, 37, 1, 1], [150]], attrs: conv(1, 1, 0, 'silu', { hasBias: true }) },
+  {
+    name: 'mma m64: pointwise Cout 40, Cin 70 on 3x4x20, inScale + residual, views',
+    inputs: [[3, 70, 4, 20], [40, 70, 1, 1], [40], [3, 40, 4, 20], [3, 70]],
+    attrs: conv(1, 1, 0, 'tanh', { hasBias: true, hasResidual: true, hasInScale: true }),
+    inViews: [{ cOff: 5, cTot: 80 }, undefined, undefined, { cOff: 2, cTot: 45 }],
+    outViews: [{ cOff: 1, cTot: 41 }],
+  },
+  { name: 'mma m32: pointwise Cout 24, Cin 16 on 2x16x16, no bias, relu', inputs: [[2, 16, 16, 16], [24, 16, 1, 1]], attrs: conv(1, 1, 0, 'relu') },
 ];
 
 /** The conv2d op. */
@@ -294,11 +372,12 @@ export const conv2d = defineOp<Conv2dAttrs>({
   },
   scratch(ctx) {
     const p = convPlan(ctx);
+    if (p.mma) return [Math.ceil(mmaCopies(p).xh / 2), Math.ceil(mmaCopies(p).wh / 2)]; // f16 copies, in f32 words
     return p.splits > 1 ? [p.splits * p.M * p.cols] : [];
   },
   dispatch(ctx) {
     const { attrs } = ctx;
-    const { g, idx, M, cols, K, tile, colTiles, rowTiles, gx, gz, splits, kChunk } = convPlan(ctx);
+    const { g, idx, M, cols, K, tile, mma, colTiles, rowTiles, gx, gz, splits, kChunk } = convPlan(ctx);
     for (const [i, what] of [
       [1, 'W'],
       [idx.bias, 'bias'],
@@ -320,6 +399,43 @@ export const conv2d = defineOp<Conv2dAttrs>({
     const epilogueDefines = { ACT: ACT_CODE[attrs.act], HAS_BIAS: attrs.hasBias ? 1 : 0, HAS_RES: attrs.hasResidual ? 1 : 0 };
     const epilogueBytes = ((attrs.hasBias ? M : 0) + (attrs.hasResidual ? M * cols : 0) + M * cols) * 4;
     const inBytes = (numel(ctx.inputs[0]!) + M * K + (attrs.hasInScale ? g.N * g.Cin : 0)) * 4;
+    if (mma) {
+      // f16 matrix units: round the weights and the (scaled) input to zero-padded f16 copies, then the GEMM.
+      const { Kp, Mp, xh, wh } = mmaCopies({ g, M, K });
+      const HW = g.H * g.W;
+      const mp = (total: number, rows: number, x_off: number, x_tot: number, hw: number) => [M, cols, Kp, hw, yv.cOff, yv.cTot, rv.cOff, rv.cTot, colTiles, K, rows, x_off, x_tot, g.Cin, total];
+      const xc = bindingList([{ input: 0 }], [idx.inScale], { scratch: 0 });
+      const gm = bindingList([{ scratch: 1 }, { scratch: 0 }], [idx.bias, idx.residual], { output: 0 });
+      const maxDim = ctx.caps.limits.maxComputeWorkgroupsPerDimension;
+      const specs: DispatchSpec[] = [
+        {
+          kernel: 'conv2d_mma',
+          defines: { ENTRY_CONVERT: 1, WG: CONVERT_WG, HAS_SCALE: 0, BIND_DST: 2 },
+          grid: grid1d(wh, CONVERT_WG, maxDim),
+          params: mp(wh, M, 0, K, 1),
+          bindings: [{ input: 1 }, { scratch: 1 }],
+          bytes: M * K * 4 + wh * 2,
+        },
+        {
+          kernel: 'conv2d_mma',
+          defines: { ENTRY_CONVERT: 1, WG: CONVERT_WG, HAS_SCALE: attrs.hasInScale ? 1 : 0, BIND_DST: xc.last },
+          grid: grid1d(xh, CONVERT_WG, maxDim),
+          params: mp(xh, g.N, xv.cOff, xv.cTot, HW),
+          bindings: xc.bindings,
+          bytes: numel(ctx.inputs[0]!) * 4 + xh * 2,
+        },
+        {
+          kernel: 'conv2d_mma',
+          defines: { ENTRY_CONVERT: 0, SG_WR: mma.WR, SG_WC: mma.WC, SG_FM: mma.FM, SG_FN: mma.FN, ...epilogueDefines, BIND_BIAS: gm.at[0]!, BIND_RES: gm.at[1]!, BIND_Y: gm.last },
+          grid: [gx, rowTiles, gz],
+          params: mp(0, M, 0, 0, HW),
+          bindings: gm.bindings,
+          flops: 2 * M * cols * K,
+          bytes: (Mp * Kp + xh) * 2 + epilogueBytes,
+        },
+      ];
+      return specs;
+    }
     if (splits === 1) {
       const b = bindingList([{ input: 0 }, { input: 1 }], [idx.bias, idx.residual, idx.inScale], { output: 0 });
       const [BIND_BIAS, BIND_RES, BIND_SCALE] = b.at;
@@ -360,7 +476,8 @@ export const conv2d = defineOp<Conv2dAttrs>({
       },
     ];
   },
-  reference(inputs, { attrs, inputs: shapes }) {
+  reference(inputs, ctx) {
+    const { attrs, inputs: shapes } = ctx;
     const g = geometry(shapes, attrs);
     const idx = conv2dInputIndex(attrs);
     const x = inputs[0]!;
@@ -369,6 +486,13 @@ export const conv2d = defineOp<Conv2dAttrs>({
     const res = attrs.hasResidual ? inputs[idx.residual]! : null;
     const scale = attrs.hasInScale ? inputs[idx.inScale]! : null;
     const { N, Cin, H, W, Cout, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo } = g;
+    // precision 'f16': the operands of a matrix-unit convolution rounded as the GPU rounds them (weights, and the
+    // input after the squeeze-excite scale, to f16; sums in full precision).
+    const half = ctx.precision === 'f16' && takesMmaPath(g, f32Plan(Cout, N * Ho * Wo, Cin * kh * kw).splits);
+    const wq = half ? w.map(roundToF16) : w;
+    const HW = H * W;
+    const xq = half ? x.map((v, i) => roundToF16(Math.fround(v * (scale ? scale[Math.floor(i / HW)]! : 1)))) : x;
+    const sq = half ? null : scale;
     const y = new Float32Array(N * Cout * Ho * Wo);
     let o = 0;
     for (let n = 0; n < N; n++)
@@ -377,14 +501,14 @@ export const conv2d = defineOp<Conv2dAttrs>({
           for (let ox = 0; ox < Wo; ox++, o++) {
             let acc = 0;
             for (let ci = 0; ci < Cin; ci++) {
-              const s = scale ? scale[n * Cin + ci]! : 1;
+              const s = sq ? sq[n * Cin + ci]! : 1;
               for (let ky = 0; ky < kh; ky++) {
                 const iy = oy * sh - ph + ky * dh;
                 if (iy < 0 || iy >= H) continue;
                 for (let kx = 0; kx < kw; kx++) {
                   const ix = ox * sw - pw + kx * dw;
                   if (ix < 0 || ix >= W) continue;
-                  acc += w[((co * Cin + ci) * kh + ky) * kw + kx]! * (x[((n * Cin + ci) * H + iy) * W + ix]! * s);
+                  acc += wq[((co * Cin + ci) * kh + ky) * kw + kx]! * (xq[((n * Cin + ci) * H + iy) * W + ix]! * s);
                 }
               }
             }

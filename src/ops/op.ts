@@ -54,6 +54,34 @@ export interface GpuCaps {
   limits: GPUSupportedLimits;
   features: ReadonlySet<string>;
   subgroupMinSize: number;
+  subgroupMaxSize?: number;
+  /**
+   * 'f16': pointwise convolutions may round their GEMM operands to f16 and run them on the matrix units (f32
+   * accumulation, f32 tensors in memory; conv2d's takesMmaPath says which); only where {@link f16MatmulSupport}
+   * says the adapter can. Default 'f32'.
+   */
+  precision?: 'f32' | 'f16';
+}
+
+/**
+ * NMSE bound of a conv2d run with f16 operands against the f32 reference (each operand rounded to 11 significant
+ * bits; f32 sums). Against the reference that emulates the rounding (RefContext precision 'f16') the op's own
+ * tolerance applies.
+ */
+export const F16_CONV_TOLERANCE = 1e-6;
+
+/**
+ * Whether the adapter can run the f16 matrix-unit conv kernel (kernels/conv2d_mma.wgsl): shader-f16, subgroups,
+ * chromium-experimental-subgroup-matrix (Dawn: allow_unsafe_apis; on NVIDIA also vulkan_enable_f16_on_nvidia) and
+ * a fixed subgroup size of 32. Returns null when it can, else what is missing. The kernel also needs the
+ * 16 x 16 x 16 f16 -> f32 matrix configuration (NVIDIA's); an adapter without it fails at pipeline creation with
+ * a KernelCompileError.
+ */
+export function f16MatmulSupport(caps: Pick<GpuCaps, 'features' | 'subgroupMinSize' | 'subgroupMaxSize'>): string | null {
+  const missing = ['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix'].filter((f) => !caps.features.has(f));
+  if (missing.length) return `missing feature${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`;
+  if (caps.subgroupMinSize !== 32 || caps.subgroupMaxSize !== 32) return `subgroup size ${caps.subgroupMinSize}..${caps.subgroupMaxSize ?? '?'}, the kernel needs exactly 32`;
+  return null;
 }
 
 /** Everything {@link OpDef.dispatch} gets. */
@@ -71,6 +99,8 @@ export interface RefContext<A> {
   attrs: A;
   inputs: Shape[];
   outputs: Shape[];
+  /** 'f16': emulate what the op computes in a graph compiled with precision 'f16' (default 'f32'). */
+  precision?: 'f32' | 'f16';
 }
 
 /** One test case: input shapes, attributes, and optionally input ranges and channel views. */

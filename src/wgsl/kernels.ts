@@ -11,6 +11,7 @@ import pool from '../../kernels/pool.wgsl';
 import linear from '../../kernels/linear.wgsl';
 import softmax from '../../kernels/softmax.wgsl';
 import conv2dKernel from '../../kernels/conv2d.wgsl';
+import conv2dMma from '../../kernels/conv2d_mma.wgsl';
 import depthwise from '../../kernels/depthwise.wgsl'; import se from '../../kernels/se.wgsl';
 import sliceInput from '../../kernels/slice_input.wgsl';
 // (add kernel imports above this line)
@@ -21,6 +22,7 @@ export const KERNELS: Record<string, string> = {
   elementwise,
   convgru, resize, pool, linear, softmax,
   conv2d: conv2dKernel,
+  conv2d_mma: conv2dMma,
   depthwise, se,
   slice_input: sliceInput,
   // (add kernels above this line)
