@@ -23,7 +23,13 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (parsed.plan) {
-    const rows = planBench(parsed.opts);
+    let rows: ReturnType<typeof planBench>;
+    try {
+      rows = planBench(parsed.opts);
+    } catch (e) {
+      console.error((e as Error).message);
+      return 2;
+    }
     if (parsed.out) writeFileSync(parsed.out, `${JSON.stringify(rows, null, 1)}\n`);
     if (parsed.json) process.stdout.write(`${JSON.stringify(rows, null, 1)}\n`);
     else console.log(formatPlan(rows));

@@ -544,7 +544,7 @@ export async function runBench(options: Partial<BenchOptions> = {}): Promise<Ben
     return report;
   }
   if (opts.profile) {
-    report.ceilings = await measureCeilings(gpu, { ...(opts.peakGflops !== undefined ? { gflops: opts.peakGflops } : {}), ...(opts.peakGbs !== undefined ? { gbs: opts.peakGbs } : {}) });
+    report.ceilings = await measureCeilings(gpu, { ...(opts.peakGflops !== undefined ? { gflops: opts.peakGflops } : {}), ...(opts.peakGbs !== undefined ? { gbs: opts.peakGbs } : {}) }, opts.precision);
     log(`roofline ceilings: ${report.ceilings.gflops.toFixed(2)} GFLOP/s (${report.ceilings.gflopsSource}), ${report.ceilings.gbs.toFixed(2)} GB/s (${report.ceilings.gbsSource})`);
   }
   const c: Ctx = { gpu, opts, ceilings: report.ceilings, log };
@@ -621,6 +621,7 @@ export interface PlanRow {
  */
 export function planBench(options: Partial<BenchOptions> = {}): PlanRow[] {
   const opts: BenchOptions = { ...DEFAULT_OPTIONS, ...options };
+  if (opts.precision !== 'f32') throw new Error('--plan plans the f32 graphs only (which convolutions take the f16 path depends on the adapter)');
   const ceilings = { gflops: opts.peakGflops ?? H100_CEILINGS.gflops, gbs: opts.peakGbs ?? H100_CEILINGS.gbs };
   const source = opts.peakGflops !== undefined || opts.peakGbs !== undefined ? 'flags' : 'H100 through dawn.node (GPU.md)';
   const cfg = configByName(opts.config);

@@ -7,14 +7,16 @@
  * 2.95 TB/s); elsewhere (SwiftShader included) two microkernels run through the engine's own ops and timed with
  * timestamp queries: a big 1x1 conv2d (the engine's implicit-GEMM path, compute-bound) and a unary copy
  * (act 'none', memory-bound). These are what the engine's own kernels reach, not the hardware's peak.
+ * For precision 'f16' the GEMM ceiling is the f16 one: on an H100 GPU.md's best subgroup-matrix GEMM (51 TFLOP/s),
+ * elsewhere the same 1x1 conv2d compiled with precision 'f16' (the matrix-unit path).
  */
 import type { GpuContext } from '../src/gpu/device.js';
 import { PipelineCache } from '../src/gpu/pipelines.js';
 import { compileGraph } from '../src/graph/executor.js';
 import { GraphBuilder } from '../src/graph/ir.js';
 
-/** H100 ceilings measured through dawn.node (GPU.md, 2026-11-25). */
-export const H100_CEILINGS = { gflops: 32_800, gbs: 2_950 } as const;
+/** H100 ceilings measured through dawn.node (GPU.md, 2026-11-25); f16: the subgroup-matrix GEMM's best tile. */
+export const H100_CEILINGS = { gflops: 32_800, gbs: 2_950, gflopsF16: 51_000 } as const;
 
 /** One microkernel measurement. */
 export interface MicroResult {
@@ -54,10 +56,10 @@ function fill(n: number, seed: number): Float32Array {
 }
 
 /** Times one single-node graph with timestamp queries: best of `runs` profiled runs after one warm run. */
-async function timeSingle(gpu: GpuContext, build: (g: GraphBuilder) => void, inputs: Record<string, Float32Array>, runs: number): Promise<{ ns: number; flops: number; bytes: number }> {
+async function timeSingle(gpu: GpuContext, build: (g: GraphBuilder) => void, inputs: Record<string, Float32Array>, runs: number, precision: 'f32' | 'f16' = 'f32'): Promise<{ ns: number; flops: number; bytes: number }> {
   const g = new GraphBuilder();
   build(g);
-  const compiled = await compileGraph(gpu, g.finish(), { cache: new PipelineCache(gpu.device), fuse: false });
+  const compiled = await compileGraph(gpu, g.finish(), { cache: new PipelineCache(gpu.device), fuse: false, precision });
   try {
     await compiled.run(inputs);
     let best: { ns: number; flops: number; bytes: number } | null = null;
@@ -74,7 +76,7 @@ async function timeSingle(gpu: GpuContext, build: (g: GraphBuilder) => void, inp
 }
 
 /** Measures the two microkernels (sizes scaled to the adapter: small on software, large on hardware). */
-export async function measureMicrokernels(gpu: GpuContext): Promise<MicroResult[]> {
+export async function measureMicrokernels(gpu: GpuContext, precision: 'f32' | 'f16' = 'f32'): Promise<MicroResult[]> {
   if (!gpu.features.has('timestamp-query')) throw new Error(`${gpu.adapterName} has no timestamp-query: give --peak-gflops and --peak-gbs`);
   const soft = gpu.isSoftware;
   const out: MicroResult[] = [];
@@ -89,8 +91,9 @@ export async function measureMicrokernels(gpu: GpuContext): Promise<MicroResult[
       },
       { x: fill(N * K * S * S, 1) },
       3,
+      precision,
     );
-    out.push({ what: 'conv2d 1x1 (implicit GEMM)', shape: `x [${N}, ${K}, ${S}, ${S}], w [${M}, ${K}, 1, 1]`, flops: r.flops, bytes: r.bytes, bestMs: r.ns / 1e6, gflops: r.flops / r.ns, gbs: r.bytes / r.ns });
+    out.push({ what: precision === 'f16' ? 'conv2d 1x1, precision f16 (matrix units)' : 'conv2d 1x1 (implicit GEMM)', shape: `x [${N}, ${K}, ${S}, ${S}], w [${M}, ${K}, 1, 1]`, flops: r.flops, bytes: r.bytes, bestMs: r.ns / 1e6, gflops: r.flops / r.ns, gbs: r.bytes / r.ns });
   }
   {
     const maxElems = Math.floor(gpu.limits.maxStorageBufferBindingSize / 4);
@@ -112,17 +115,18 @@ export async function measureMicrokernels(gpu: GpuContext): Promise<MicroResult[
 }
 
 /** The ceilings: flags first, then GPU.md's H100 figures on an H100, else measured microkernels. */
-export async function measureCeilings(gpu: GpuContext, given: { gflops?: number; gbs?: number } = {}): Promise<Ceilings> {
+export async function measureCeilings(gpu: GpuContext, given: { gflops?: number; gbs?: number } = {}, precision: 'f32' | 'f16' = 'f32'): Promise<Ceilings> {
   const h100 = /h100/i.test(gpu.adapterName);
   let micro: MicroResult[] = [];
   const needMeasure = (given.gflops === undefined || given.gbs === undefined) && !h100;
-  if (needMeasure) micro = await measureMicrokernels(gpu);
+  if (needMeasure) micro = await measureMicrokernels(gpu, precision);
   const pick = (flag: number | undefined, h: number, measured: number | undefined, what: string): [number, string] => {
     if (flag !== undefined) return [flag, 'flag'];
     if (h100) return [h, `H100 ${what} through dawn.node (GPU.md)`];
-    return [measured!, `measured here: ${what === 'GEMM' ? micro[0]!.what : micro[1]!.what}`];
+    return [measured!, `measured here: ${what.endsWith('GEMM') ? micro[0]!.what : micro[1]!.what}`];
   };
-  const [gflops, gflopsSource] = pick(given.gflops, H100_CEILINGS.gflops, micro[0]?.gflops, 'GEMM');
+  const [gflops, gflopsSource] =
+    precision === 'f16' ? pick(given.gflops, H100_CEILINGS.gflopsF16, micro[0]?.gflops, 'subgroup-matrix f16 GEMM') : pick(given.gflops, H100_CEILINGS.gflops, micro[0]?.gflops, 'GEMM');
   const [gbs, gbsSource] = pick(given.gbs, H100_CEILINGS.gbs, micro[1]?.gbs, 'stream');
   return { gflops, gbs, gflopsSource, gbsSource, micro };
 }
