@@ -74,20 +74,7 @@ struct Params {
 @group(0) @binding(BIND_Y) var<storage, read_write> y: array<f32>; // SPLITK: the [splits, M, NC] partial sums
 
 #if !SPLITK
-// bias -> act -> + residual, written through the output's channel view, for output row m and column c.
-fn epilogue(m: u32, c: u32, acc: f32) {
-  let n = c / P.HoWo;
-  let s = c - n * P.HoWo;
-  var v = acc;
-#if HAS_BIAS
-  v += bias[m];
-#endif
-  v = apply_act(v);
-#if HAS_RES
-  v += res[(n * P.r_tot + P.r_off + m) * P.HoWo + s];
-#endif
-  y[(n * P.y_tot + P.y_off + m) * P.HoWo + s] = v;
-}
+#include "conv_epilogue.wgsl"
 #endif
 
 #if ENTRY_REDUCE

@@ -3,13 +3,13 @@
 //   Y[n, m, p] = act(sum_k W[m, k] * (scale[n, k] * X[n, k, p]) + bias[m]) + residual[n, m, p]
 // Two entry points:
 //   ENTRY_CONVERT  rounds an f32 matrix to a zero-padded f16 copy in scratch: dst[r, k, p] (r < rows_p, k < Kp,
-//                  p < HW) = f16(src[(r * x_tot + x_off + k) * HW + p] * scale[r, k]) for r < rows, k < K, else 0.
-//                  Used for the weights (r = output channel, HW = 1) and for the input (r = image, with its
+//                  p < HoWo) = f16(src[(r * x_tot + x_off + k) * HoWo + p] * scale[r, k]) for r < rows, k < K, else 0.
+//                  Used for the weights (r = output channel, HoWo = 1) and for the input (r = image, with its
 //                  channel view and the squeeze-excite scale folded in).
 //   GEMM           the matrix units read both copies straight from storage (no workgroup staging, no barriers in
 //                  the K loop): a workgroup of SG_WR x SG_WC subgroups owns (SG_WR * SG_FM * 16) output channels x
 //                  (SG_WC * SG_FN * 16) pixels; each subgroup multiplies SG_FM x SG_FN 16 x 16 blocks over Kp (K
-//                  rounded up to 16). A 16-pixel block never straddles two images (HW % 16 == 0, checked on the
+//                  rounded up to 16). A 16-pixel block never straddles two images (HoWo % 16 == 0, checked on the
 //                  host). Results go through a 16 x 16 slot of workgroup memory to the epilogue (bias -> act ->
 //                  + residual, through the output's and residual's channel views).
 // Why not through workgroup memory like kernels/conv2d.wgsl: measured on an H200 (bench/RESULTS.md, f16 experiments),
@@ -21,9 +21,9 @@ enable chromium_experimental_subgroup_matrix;
 
 struct Params {
   M: u32,         // output channels
-  NC: u32,        // N * HW (GEMM columns)
+  NC: u32,        // N * HoWo (GEMM columns)
   Kp: u32,        // input channels rounded up to 16 (row length of both f16 copies)
-  HW: u32,        // pixels per image
+  HoWo: u32,      // pixels per image (ENTRY_CONVERT: of the source; 1 for the weights)
   y_off: u32, y_tot: u32, // output's channel view
   r_off: u32, r_tot: u32, // residual's channel view
   col_tiles: u32, // ceil(NC / columns per workgroup)
@@ -49,14 +49,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (i >= P.total) {
     return;
   }
-  let plane = P.Kp * P.HW;
+  let plane = P.Kp * P.HoWo;
   let r = i / plane;
   let rest = i - r * plane;
-  let k = rest / P.HW;
-  let p = rest - k * P.HW;
+  let k = rest / P.HoWo;
+  let p = rest - k * P.HoWo;
   var v = 0.0;
   if (r < P.rows && k < P.K) {
-    v = src[(r * P.x_tot + P.x_off + k) * P.HW + p];
+    v = src[(r * P.x_tot + P.x_off + k) * P.HoWo + p];
 #if HAS_SCALE
     v *= scale[r * P.cin + k];
 #endif
@@ -65,7 +65,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }
 #else
 @group(0) @binding(1) var<storage, read_write> wh: array<f16>; // [ceil(M / 16) * 16, Kp]
-@group(0) @binding(2) var<storage, read_write> xh: array<f16>; // [N, Kp, HW]
+@group(0) @binding(2) var<storage, read_write> xh: array<f16>; // [N, Kp, HoWo]
 #if HAS_BIAS
 @group(0) @binding(BIND_BIAS) var<storage, read_write> bias: array<f32>;
 #endif
@@ -86,26 +86,14 @@ fn row_offset(m0: u32, wr: u32, i: u32) -> u32 {
   return select(0u, m * P.Kp, m < P.M);
 }
 
-// Start of 16-column block j of subgroup column wc in the input copy (image n, pixel p -> n * Kp * HW + p).
+// Start of 16-column block j of subgroup column wc in the input copy (image n, pixel p -> n * Kp * HoWo + p).
 fn col_offset(n0: u32, wc: u32, j: u32) -> u32 {
   let c = n0 + (wc * SG_FN + j) * 16u;
-  let n = c / P.HW;
-  return select(0u, n * P.Kp * P.HW + (c - n * P.HW), c < P.NC);
+  let n = c / P.HoWo;
+  return select(0u, n * P.Kp * P.HoWo + (c - n * P.HoWo), c < P.NC);
 }
 
-fn epilogue(m: u32, c: u32, acc: f32) {
-  let n = c / P.HW;
-  let s = c - n * P.HW;
-  var v = acc;
-#if HAS_BIAS
-  v += bias[m];
-#endif
-  v = apply_act(v);
-#if HAS_RES
-  v += res[(n * P.r_tot + P.r_off + m) * P.HW + s];
-#endif
-  y[(n * P.y_tot + P.y_off + m) * P.HW + s] = v;
-}
+#include "conv_epilogue.wgsl"
 
 // Result block (i, j) of subgroup sg: into one of its two Cs slots, then lane l applies the epilogue to column
 // l % 16, rows l / 16, l / 16 + 2, ... (alternating slots: one barrier per block). Uniform control flow.
@@ -135,6 +123,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let n0 = col_tile * SC;
   let wr = sg / SG_WC; // subgroup-uniform (WGSL language feature subgroup_uniformity)
   let wc = sg - wr * SG_WC;
+  // Unrolled by hand up to 4 x 4 blocks (the #if blocks below): arrays of subgroup matrices indexed in loops
+  // compiled to slower code on NVIDIA's Vulkan driver (measured: docs/performance.md, f16 section).
   let a_off0 = row_offset(m0, wr, 0u);
 #if SG_FM > 1
   let a_off1 = row_offset(m0, wr, 1u);
@@ -212,15 +202,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 #if SG_FM > 3
     let a3 = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&wh, a_off3 + k, false, P.Kp);
 #endif
-    let b0 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&xh, b_off0 + k * P.HW, false, P.HW);
+    let b0 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&xh, b_off0 + k * P.HoWo, false, P.HoWo);
 #if SG_FN > 1
-    let b1 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&xh, b_off1 + k * P.HW, false, P.HW);
+    let b1 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&xh, b_off1 + k * P.HoWo, false, P.HoWo);
 #endif
 #if SG_FN > 2
-    let b2 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&xh, b_off2 + k * P.HW, false, P.HW);
+    let b2 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&xh, b_off2 + k * P.HoWo, false, P.HoWo);
 #endif
 #if SG_FN > 3
-    let b3 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&xh, b_off3 + k * P.HW, false, P.HW);
+    let b3 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&xh, b_off3 + k * P.HoWo, false, P.HoWo);
 #endif
     c00 = subgroupMatrixMultiplyAccumulate(a0, b0, c00);
 #if SG_FN > 1

@@ -12,6 +12,7 @@ import linear from '../../kernels/linear.wgsl';
 import softmax from '../../kernels/softmax.wgsl';
 import conv2dKernel from '../../kernels/conv2d.wgsl';
 import conv2dMma from '../../kernels/conv2d_mma.wgsl';
+import convEpilogue from '../../kernels/conv_epilogue.wgsl';
 import depthwise from '../../kernels/depthwise.wgsl'; import se from '../../kernels/se.wgsl';
 import sliceInput from '../../kernels/slice_input.wgsl';
 // (add kernel imports above this line)
@@ -23,6 +24,7 @@ export const KERNELS: Record<string, string> = {
   convgru, resize, pool, linear, softmax,
   conv2d: conv2dKernel,
   conv2d_mma: conv2dMma,
+  conv_epilogue: convEpilogue,
   depthwise, se,
   slice_input: sliceInput,
   // (add kernels above this line)
