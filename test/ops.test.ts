@@ -142,7 +142,7 @@ describe('roundToF16 (the CPU side of the f16 emulation)', () => {
     expect(roundToF16(NaN)).toBeNaN();
     const rand = mulberry32(5);
     for (let i = 0; i < 10000; i++) {
-      const x = (rand() - 0.5) * 2 ** Math.floor(rand() * 40 - 28);
+      const x = Math.fround((rand() - 0.5) * 2 ** Math.floor(rand() * 40 - 28));
       const r = roundToF16(x);
       expect(roundToF16(r)).toBe(r);
       const spacing = 2 ** (Math.max(Math.floor(Math.log2(Math.abs(x) || 1)), -14) - 10);
