@@ -171,7 +171,7 @@ export function sha256(b: Uint8Array): string {
 
 /**
  * Stated tolerances of precision 'f16' (relative L2 against the f32 PyTorch reference, outputError for
- * probabilities), per output: about twice to three times what rounding the matrix-unit convolutions' operands to
+ * probabilities), per output: 2.3 to 3.6 times what rounding the matrix-unit convolutions' operands to
  * f16 does to these random-weight fixtures, emulated on the CPU (test/models.test.ts measures it on every run;
  * 2026-11-26: B7 logits 1.4e-4 / 3.0e-4, default model lung outputs 2.8e-3, infection and slice outputs 1.0e-2 to
  * 1.3e-2). The predicted classes must not change.
