@@ -10,7 +10,7 @@ import { encodeDispatches, prepareDispatch, type BufferRange, type PreparedDispa
 import { PipelineCache } from '../gpu/pipelines.js';
 import { mapStaging, withErrorScopesDeferred } from '../gpu/readback.js';
 import { UniformArena } from '../gpu/uniforms.js';
-import { f16MatmulSupport, numel, type OpContext } from '../ops/op.js';
+import { capsFor, numel, type OpContext } from '../ops/op.js';
 import { getOp } from '../ops/registry.js';
 import { fuseGraph, type FusionReport } from './fuse.js';
 import { GraphError, type Graph } from './ir.js';
@@ -123,17 +123,12 @@ export class CompiledGraph {
   /** Compiles a graph: fusion, memory plan, buffers, pipelines, bind groups. */
   static async create(gpu: GpuContext, graph: Graph, opts: CompileOptions = {}): Promise<CompiledGraph> {
     const { device } = gpu;
-    const precision = opts.precision ?? 'f32';
-    if (precision === 'f16') {
-      const missing = f16MatmulSupport(gpu);
-      if (missing) throw new GraphError(`precision 'f16' is not available on ${gpu.adapterName}: ${missing} (on NVIDIA through Dawn, pass the toggles enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia)`);
-    }
+    const caps = capsFor(gpu, opts.precision ?? 'f32', (m) => new GraphError(m));
     for (const t of graph.tensors)
       if (t.kind === 'weight' && !graph.weightData.has(t.id) && graph.liveNodes().some((n) => n.inputs.includes(t.id)))
         throw new GraphError(`weight '${t.name}' has no data`);
     const fusion = opts.fuse === false ? null : fuseGraph(graph);
     if (!fusion) graph.compact();
-    const caps = { limits: gpu.limits, features: gpu.features, subgroupMinSize: gpu.subgroupMinSize, subgroupMaxSize: gpu.subgroupMaxSize, precision };
     const plan = planMemory(graph, opScratchBytes(graph, caps));
     checkPlanLimits(graph, plan, gpu.limits);
     const cache = opts.cache ?? new PipelineCache(device);

@@ -84,6 +84,22 @@ export function f16MatmulSupport(caps: Pick<GpuCaps, 'features' | 'subgroupMinSi
   return null;
 }
 
+/**
+ * The GpuCaps that ops see for a device and a precision. Asking for 'f16' where {@link f16MatmulSupport} says the
+ * adapter cannot throws `makeError(message)`, the message naming the adapter and what is missing.
+ */
+export function capsFor(
+  gpu: Pick<GpuCaps, 'limits' | 'features' | 'subgroupMinSize' | 'subgroupMaxSize'> & { adapterName: string },
+  precision: 'f32' | 'f16',
+  makeError: (message: string) => Error = (m) => new Error(m),
+): GpuCaps {
+  if (precision === 'f16') {
+    const missing = f16MatmulSupport(gpu);
+    if (missing) throw makeError(`precision 'f16' is not available on ${gpu.adapterName}: ${missing} (on NVIDIA through Dawn, pass the toggles enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia)`);
+  }
+  return { limits: gpu.limits, features: gpu.features, subgroupMinSize: gpu.subgroupMinSize, subgroupMaxSize: gpu.subgroupMaxSize, precision };
+}
+
 /** Everything {@link OpDef.dispatch} gets. */
 export interface OpContext<A> {
   attrs: A;

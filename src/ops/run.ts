@@ -7,7 +7,7 @@ import { encodeDispatches, prepareDispatch, type BufferRange } from '../gpu/disp
 import type { PipelineCache } from '../gpu/pipelines.js';
 import { encodeReadback, mapStaging, withErrorScopes } from '../gpu/readback.js';
 import { UniformArena } from '../gpu/uniforms.js';
-import { denseView, f16MatmulSupport, innerSize, numel, type OpContext, type OpDef, type Shape, type View } from './op.js';
+import { capsFor, denseView, innerSize, numel, type OpContext, type OpDef, type Shape, type View } from './op.js';
 
 /** Words written after every buffer; they must survive the dispatches. */
 export const GUARD_WORDS = 64;
@@ -50,14 +50,10 @@ export async function runOp<A>(
   opts: { inViews?: Array<View | undefined>; outViews?: Array<View | undefined>; precision?: 'f32' | 'f16' } = {},
 ): Promise<RunOpResult> {
   const { device } = gpu;
-  if (opts.precision === 'f16') {
-    const missing = f16MatmulSupport(gpu);
-    if (missing) throw new Error(`precision 'f16' is not available on ${gpu.adapterName}: ${missing}`);
-  }
+  const caps = capsFor(gpu, opts.precision ?? 'f32');
   const outShapes = op.infer(inShapes, attrs);
   const inViews = inShapes.map((s, i) => opts.inViews?.[i] ?? denseView(s));
   const outViews = outShapes.map((s, i) => opts.outViews?.[i] ?? denseView(s));
-  const caps = { limits: gpu.limits, features: gpu.features, subgroupMinSize: gpu.subgroupMinSize, subgroupMaxSize: gpu.subgroupMaxSize, precision: opts.precision ?? 'f32' };
   const ctx: OpContext<A> = { attrs, inputs: inShapes, outputs: outShapes, inViews, outViews, caps };
   const scratchSizes = op.scratch ? op.scratch(ctx) : [];
   const sentinel = new Float32Array(new Uint32Array([SENTINEL_BITS]).buffer)[0]!;
