@@ -58,12 +58,12 @@ function weightsOf(fx: Fixture, name: string): SafetensorsFile {
   return openWeights(bytes, name);
 }
 
-/** Compiles (fused unless told otherwise), runs `body`, and destroys the compiled graphs whatever happens. */
-async function withCompiled<T>(graphs: ModelGraph[], fuse: boolean, body: (c: CompiledGraph[]) => Promise<T>): Promise<T> {
+/** Compiles (fused unless told otherwise, f32 unless told otherwise), runs `body`, and destroys the compiled graphs whatever happens. */
+async function withCompiled<T>(graphs: ModelGraph[], opts: { fuse?: boolean; precision?: 'f32' | 'f16' }, body: (c: CompiledGraph[]) => Promise<T>): Promise<T> {
   const compiled: CompiledGraph[] = [];
   try {
     const t0 = performance.now();
-    for (const g of graphs) compiled.push(await compileGraph(gpu, g.graph, { cache, fuse }));
+    for (const g of graphs) compiled.push(await compileGraph(gpu, g.graph, { cache, ...opts }));
     const t1 = performance.now();
     const r = await body(compiled);
     phase.compile += t1 - t0;
@@ -119,7 +119,7 @@ describe('EfficientNet B0..B7 on the GPU (random weights, f32)', () => {
         const [, , h, w] = fx.shape(`${c}/input`) as number[];
         const g = efficientnet('efficientnet_b0', { batch: 1, height: h!, width: w! });
         bindWeights(file, g);
-        const errs = await withCompiled([g], fuse, async ([cg]) => {
+        const errs = await withCompiled([g], { fuse }, async ([cg]) => {
           const { outputs } = await cg!.run({ input: fx.get(`${c}/input`) });
           return compareOutputs(outputs, fx, `${c}/`);
         });
@@ -142,7 +142,7 @@ describe('EfficientNet B0..B7 on the GPU (random weights, f32)', () => {
       const [, , h, w] = fx.shape(`${c}/input`) as number[];
       const g = efficientnetHeadOnly(v, h!, w!);
       bindWeights(file, g);
-      const errs = await withCompiled([g], true, async ([cg]) => {
+      const errs = await withCompiled([g], {}, async ([cg]) => {
         const { outputs } = await cg!.run({ input: fx.get(`${c}/input`) });
         return compareOutputs(outputs, fx, `${c}/`);
       });
@@ -170,7 +170,7 @@ describe('tiny two-stage model on the GPU', () => {
     const info = tiny.meta<Record<string, TwoStageCase>>('fixture.cases')[c]!;
     const [height, width] = info.size as [number, number];
     const p = loadPipeline(file, { batch: info.batch, height, width, intermediates: true });
-    const [out1, out2] = await withCompiled([p.stage1, p.stage2], true, async ([c1, c2]) => [
+    const [out1, out2] = await withCompiled([p.stage1, p.stage2], {}, async ([c1, c2]) => [
       (await c1!.run({ 'seg.input': tiny.get(`${c}/seg.input`) })).outputs,
       (await c2!.run({ 'cls.input': tiny.get(`${c}/cls_input`) })).outputs,
     ]);
@@ -196,7 +196,7 @@ describe('tiny two-stage model on the GPU', () => {
     const info = tiny.meta<Record<string, TwoStageCase>>('fixture.cases')['B']!;
     const [height, width] = info.size as [number, number];
     const p = loadPipeline(file, { batch: info.batch, height, width });
-    const [out1, out2] = await withCompiled([p.stage1, p.stage2], true, async ([c1, c2]) => {
+    const [out1, out2] = await withCompiled([p.stage1, p.stage2], {}, async ([c1, c2]) => {
       expect(c1!.stats.fusion!.fusedSpatialSE).toBe(3);
       return [(await c1!.run({ 'seg.input': tiny.get('B/seg.input') })).outputs, (await c2!.run({ 'cls.input': tiny.get('B/cls_input') })).outputs];
     });
@@ -276,7 +276,7 @@ describe('default two-stage model (B0 encoder, B7 classifier, default widths) on
     const p = loadPipeline(weightsOf(fx, 'default.safetensors'), { batch: info.batch, height, width });
     expect(p.config.cls.backbone).toBe('efficientnet_b7');
     expect(p.config.seg.bottleneck_channels).toBe(256);
-    const [out1, out2] = await withCompiled([p.stage1, p.stage2], true, async ([c1, c2]) => [
+    const [out1, out2] = await withCompiled([p.stage1, p.stage2], {}, async ([c1, c2]) => [
       (await c1!.run({ 'seg.input': fx.get('A/seg.input') })).outputs,
       (await c2!.run({ 'cls.input': fx.get('A/cls_input') })).outputs,
     ]);
@@ -330,15 +330,8 @@ describe('f16 operands on the matrix units (where the adapter has them)', () => 
     }
     const errs: Record<string, number> = {};
     for (const c of await f16Cases()) {
-      const t1 = performance.now();
-      const cg = await compileGraph(gpu, c.graph.graph, { cache, precision: 'f16' }); // fuses c.graph in place
-      phase.compile += performance.now() - t1;
-      let out: Record<string, Float32Array>;
-      try {
-        out = (await cg.run(c.inputs)).outputs;
-      } finally {
-        cg.destroy();
-      }
+      // Compiling fuses c.graph in place, so the emulation below runs the graph the GPU ran.
+      const out = await withCompiled([c.graph], { precision: 'f16' }, async ([cg]) => (await cg!.run(c.inputs)).outputs);
       const emulated = runGraphOnCpu(c.graph.graph, c.inputs, { precision: 'f16' });
       for (const [name, ref] of Object.entries(c.refs)) {
         const e = outputError(name, out[name]!, ref);

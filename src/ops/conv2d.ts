@@ -372,7 +372,10 @@ export const conv2d = defineOp<Conv2dAttrs>({
   },
   scratch(ctx) {
     const p = convPlan(ctx);
-    if (p.mma) return [Math.ceil(mmaCopies(p).xh / 2), Math.ceil(mmaCopies(p).wh / 2)]; // f16 copies, in f32 words
+    if (p.mma) {
+      const { xh, wh } = mmaCopies(p);
+      return [Math.ceil(xh / 2), Math.ceil(wh / 2)]; // the f16 copies, in f32 words
+    }
     return p.splits > 1 ? [p.splits * p.M * p.cols] : [];
   },
   dispatch(ctx) {
