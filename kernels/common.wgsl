@@ -7,6 +7,13 @@ fn tensor_index(n: u32, c: u32, s: u32, c_off: u32, c_tot: u32, inner: u32) -> u
   return (n * c_tot + c_off + c) * inner + s;
 }
 
+// Half storage (src/graph/storage.ts): element i of a packed-f16 tensor is half (i & 1) of word i >> 1 (low
+// half first); `w` is that word.
+fn half_at(w: u32, i: u32) -> f32 {
+  let v = unpack2x16float(w);
+  return select(v.x, v.y, (i & 1u) == 1u);
+}
+
 // Linear thread id for 1-D work folded into a 2-D grid (grid1d in src/ops/op.ts).
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>, wg: u32) -> u32 {
   return gid.x + gid.y * nwg.x * wg;

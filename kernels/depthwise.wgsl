@@ -13,8 +13,12 @@
 // ENTRY_FINISH (one thread per (n, c) plane) sums a plane's partials in tile order and writes the mean.
 // x and y may be channel views of larger buffers; the pooled output [N, C] may be a channel view of [N, F].
 //
+// Half storage (src/graph/storage.ts): X_F16 reads x as packed f16 pairs; Y_F16 writes y so (Wo even, so a pair
+// never straddles two rows): the workgroup puts its outputs in workgroup memory (reusing the input patch) and
+// the threads of even columns write (column, column + 1) pairs. The pool sums the f32 values before rounding.
+//
 // Defines: K (odd kernel size), STRIDE, TW, WGY, RPT (tile shape; TW * WGY a power of two), ACT (epilogue,
-// see common.wgsl), HAS_BIAS, POOL (0 none, 1 partial sums to scratch, 2 mean written directly);
+// see common.wgsl), HAS_BIAS, POOL (0 none, 1 partial sums to scratch, 2 mean written directly), X_F16, Y_F16;
 // ENTRY_FINISH selects the second-pass entry instead (with WG threads per workgroup).
 #include "common.wgsl"
 
@@ -66,19 +70,24 @@ const IN_W: u32 = (TW - 1u) * STRIDE + K;
 const IN_H: u32 = (TH - 1u) * STRIDE + K;
 
 @group(0) @binding(0) var<uniform> P: Params;
+#if X_F16
+@group(0) @binding(1) var<storage, read_write> x: array<u32>;
+fn load_x(i: u32) -> f32 { return half_at(x[i >> 1u], i); }
+#else
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
+fn load_x(i: u32) -> f32 { return x[i]; }
+#endif
 @group(0) @binding(2) var<storage, read_write> wt: array<f32>;
 #if HAS_BIAS
 @group(0) @binding(3) var<storage, read_write> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
-#if POOL
-@group(0) @binding(5) var<storage, read_write> pooled: array<f32>; // the mean (POOL 2) or partial sums (POOL 1)
 #endif
+#if Y_F16
+@group(0) @binding(BIND_Y) var<storage, read_write> y: array<u32>;
 #else
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
-#if POOL
-@group(0) @binding(4) var<storage, read_write> pooled: array<f32>;
+@group(0) @binding(BIND_Y) var<storage, read_write> y: array<f32>;
 #endif
+#if POOL
+@group(0) @binding(BIND_POOL) var<storage, read_write> pooled: array<f32>; // the mean (POOL 2) or partial sums (POOL 1)
 #endif
 
 var<workgroup> tile_in: array<f32, IN_W * IN_H>;
@@ -102,7 +111,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let ix = ix0 + i32(i % IN_W);
     var v = 0.0;
     if (iy >= 0 && iy < i32(P.h) && ix >= 0 && ix < i32(P.w)) {
-      v = x[x_base + u32(iy) * P.w + u32(ix)];
+      v = load_x(x_base + u32(iy) * P.w + u32(ix));
     }
     tile_in[i] = v;
   }
@@ -121,6 +130,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let ox = ox0 + lid.x;
   let y_base = tensor_index(n, c, 0u, P.y_off, P.y_tot, P.ho * P.wo);
   var sum = 0.0;
+#if Y_F16
+  var vals: array<f32, RPT>;
+#endif
   for (var r = 0u; r < RPT; r++) {
     let ly = lid.y * RPT + r;
     let oy = oy0 + ly;
@@ -132,11 +144,33 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       }
     }
     let v = apply_act(acc);
+#if Y_F16
+    vals[r] = v;
+#endif
     if (ox < P.wo && oy < P.ho) {
+#if !Y_F16
       y[y_base + oy * P.wo + ox] = v;
+#endif
       sum += v;
     }
   }
+#if Y_F16
+  workgroupBarrier(); // every thread is done with the input patch: it now holds the TH x TW outputs
+  for (var r = 0u; r < RPT; r++) {
+    tile_in[(lid.y * RPT + r) * TW + lid.x] = vals[r];
+  }
+  workgroupBarrier();
+  if (lid.x % 2u == 0u && ox < P.wo) {
+    for (var r = 0u; r < RPT; r++) {
+      let ly = lid.y * RPT + r;
+      let oy = oy0 + ly;
+      if (oy < P.ho) {
+        let o = ly * TW + lid.x;
+        y[(y_base + oy * P.wo + ox) >> 1u] = pack2x16float(vec2<f32>(tile_in[o], tile_in[o + 1u]));
+      }
+    }
+  }
+#endif
 
 #if POOL
   red[li] = sum;

@@ -38,6 +38,46 @@ describe.each(Object.values(OPS) as OpDef<unknown>[])('op $name', (op) => {
   });
 });
 
+// Half storage (src/graph/storage.ts): every case where the op's halfIO allows a packed-f16 input or output, run
+// with all of those in f16. The reference sees the f16 inputs rounded and its f16 outputs are rounded (what the
+// GPU stores); the op's own tolerance applies. The list is built from halfIO, so an op that gains f16 support
+// gains these tests.
+const halfCases = (Object.values(OPS) as OpDef<unknown>[]).flatMap((op) =>
+  !op.halfIO
+    ? []
+    : op.cases.flatMap((tc, index) => {
+        const half = op.halfIO!({ attrs: tc.attrs, inputs: tc.inputs, outputs: op.infer(tc.inputs, tc.attrs) });
+        return half.inputs.some(Boolean) || half.outputs.some(Boolean) ? [{ op, tc, index, half, label: `${op.name}: ${tc.name}` }] : [];
+      }),
+);
+
+describe('half storage: ops reading and writing packed f16', () => {
+  it('some cases of depthwise, conv2d and global_pool read f16, and some of depthwise and conv2d write it', () => {
+    const by = (name: string, what: 'inputs' | 'outputs') => halfCases.filter((c) => c.op.name === name && c.half[what].some(Boolean)).length;
+    for (const name of ['depthwise', 'conv2d', 'global_pool']) expect(by(name, 'inputs'), name).toBeGreaterThan(2);
+    for (const name of ['depthwise', 'conv2d']) expect(by(name, 'outputs'), name).toBeGreaterThan(2);
+  });
+  it.each(halfCases)('$label', async ({ op, tc, index, half }) => {
+    const { gpu, cache } = await testGpu();
+    const tol = op.tolerance ?? DEFAULT_TOLERANCE[op.kind];
+    const rand = mulberry32(4321 + index * 7919);
+    const inputs = tc.inputs.map((s, i) => {
+      const [lo, hi] = tc.ranges?.[i] ?? [-1, 1];
+      const v = uniform(rand, numel(s), lo, hi);
+      return half.inputs[i] ? v.map(roundToF16) : v;
+    });
+    const outShapes = op.infer(tc.inputs, tc.attrs);
+    const ref = op.reference(inputs, { attrs: tc.attrs, inputs: tc.inputs, outputs: outShapes }).map((r, i) => (half.outputs[i] ? r.map(roundToF16) : r));
+    const got = await runOp(gpu, cache, op, inputs, tc.inputs, tc.attrs, { ...(tc.inViews ? { inViews: tc.inViews } : {}), ...(tc.outViews ? { outViews: tc.outViews } : {}), half });
+    expect(got.violations).toEqual([]);
+    got.outputs.forEach((o, i) => {
+      expect(ref[i]!.some((v) => v !== 0)).toBe(true);
+      const err = nmse(o, ref[i]!);
+      expect(err, `output ${i}${half.outputs[i] ? ' (f16)' : ''} nmse ${err.toExponential(2)} > ${tol}`).toBeLessThanOrEqual(tol);
+    });
+  });
+});
+
 describe('conv2d tile and K-split choices', () => {
   const limits = { maxComputeWorkgroupsPerDimension: 65535, maxComputeWorkgroupStorageSize: 16384 } as GPUSupportedLimits;
   const caps: GpuCaps = { limits, features: new Set<string>(), subgroupMinSize: 32 };

@@ -7,7 +7,7 @@
  * Kernel: kernels/depthwise.wgsl (one workgroup per output tile, input patch with halo in workgroup memory).
  */
 import { ACT_CODE, applyActivation, type Activation } from './activation.js';
-import { check, checkRank, defineOp, grid1d, ShapeError, tilePolicy, type Binding, type DispatchSpec, type OpContext, type Shape, type TestCase } from './op.js';
+import { check, checkRank, defineOp, grid1d, halfIn, halfOut, ShapeError, tilePolicy, type Binding, type DispatchSpec, type OpContext, type Shape, type TestCase } from './op.js';
 
 /** Attributes of {@link depthwise}. A square size may also be given as [k, k]. */
 export interface DepthwiseAttrs {
@@ -123,6 +123,10 @@ export const depthwise = defineOp<DepthwiseAttrs>({
     const y: Shape = [N, C, Ho, Wo];
     return attrs.pool ? [y, [N, C]] : [y];
   },
+  halfIO({ inputs, outputs }) {
+    // Reads are per element (any layout); writes go in (column, column + 1) pairs within a row.
+    return { inputs: inputs.map((_, i) => i === 0), outputs: outputs.map((s, i) => i === 0 && s[3]! % 2 === 0) };
+  },
   scratch(ctx) {
     if (!ctx.attrs.pool) return [];
     const p = plan(ctx);
@@ -141,17 +145,24 @@ export const depthwise = defineOp<DepthwiseAttrs>({
     const invArea = 1 / (Ho * Wo);
     const outs = N * C * Ho * Wo;
     const bindings: Binding[] = [{ input: 0 }, { input: 1 }, ...(hasBias ? [{ input: 2 }] : []), { output: 0 }];
+    const BIND_Y = bindings.length;
     if (mode === 1) bindings.push({ scratch: 0 });
     if (mode === 2) bindings.push({ output: 1 });
+    const xh = halfIn(ctx, 0);
+    const yh = halfOut(ctx, 0);
+    if (yh) check(Wo % 2 === 0, 'depthwise', `an f16 output needs an even output width, got ${Wo}`);
     const specs: DispatchSpec[] = [
       {
         kernel: 'depthwise',
-        defines: { ENTRY_CONV: 1, K: g.k, STRIDE: g.stride, TW: t.tw, WGY: t.wgy, RPT: t.rpt, ACT: ACT_CODE[ctx.attrs.act ?? 'none'], HAS_BIAS: hasBias ? 1 : 0, POOL: mode },
+        defines: {
+          ENTRY_CONV: 1, K: g.k, STRIDE: g.stride, TW: t.tw, WGY: t.wgy, RPT: t.rpt, ACT: ACT_CODE[ctx.attrs.act ?? 'none'], HAS_BIAS: hasBias ? 1 : 0, POOL: mode,
+          X_F16: xh ? 1 : 0, Y_F16: yh ? 1 : 0, BIND_Y, BIND_POOL: BIND_Y + 1,
+        },
         grid: [tiles, C, N],
         params: [C, H, W, Ho, Wo, g.pad, tilesX, tiles, xv.cOff, xv.cTot, yv.cOff, yv.cTot, pv.cOff, pv.cTot, { f32: invArea }],
         bindings,
         flops: 2 * outs * g.k * g.k + (pool ? outs : 0),
-        bytes: (N * C * H * W + C * g.k * g.k + (hasBias ? C : 0) + outs + (pool ? N * C : 0)) * 4,
+        bytes: N * C * H * W * (xh ? 2 : 4) + (C * g.k * g.k + (hasBias ? C : 0) + (pool ? N * C : 0)) * 4 + outs * (yh ? 2 : 4),
       },
     ];
     if (mode === 1) {
@@ -222,5 +233,9 @@ function depthwiseCases(): TestCase<DepthwiseAttrs>[] {
     dw('k3 s2 none from a channel view', [2, 7, 9, 7], 3, 2, 'none', false, { inViews: [{ cOff: 3, cTot: 12 }] }),
     dw('k5 s1 silu 40x37 from a view into views + pool over tiles', [1, 5, 40, 37], 5, 1, 'silu', true, { inViews: [{ cOff: 1, cTot: 7 }], outViews: [{ cOff: 3, cTot: 8 }, { cOff: 2, cTot: 9 }] }),
     dw('k3 s1 silu no bias + pool', [3, 5, 7, 9], 3, 1, 'silu', true, {}, false),
+    // Even output widths: under half storage these also write f16 (pairs of columns).
+    dw('k3 s1 silu 6x10 C=5 into a view + pool (even width)', [2, 5, 6, 10], 3, 1, 'silu', true, { outViews: [{ cOff: 1, cTot: 7 }] }),
+    dw('k5 s2 relu 33x16 C=4 (8 x 17 out, even width)', [2, 4, 33, 16], 5, 2, 'relu', false),
+    dw('k3 s1 silu 40x38 C=3 + pool over 4 tiles (32x32, even width)', [1, 3, 40, 38], 3, 1, 'silu', true),
   ];
 }

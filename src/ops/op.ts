@@ -108,7 +108,23 @@ export interface OpContext<A> {
   inViews: View[];
   outViews: View[];
   caps: GpuCaps;
+  /**
+   * Which inputs and outputs are stored as packed f16 (two halves per u32 word, element 2w in the low half of
+   * word w; see src/graph/storage.ts). Absent: all f32. Only ever true where the op's {@link OpDef.halfIO} allows.
+   */
+  half?: HalfIO;
 }
+
+/** Per input and output of a node: stored as packed f16 (true) or f32. */
+export interface HalfIO {
+  inputs: boolean[];
+  outputs: boolean[];
+}
+
+/** Whether input `i` of a dispatch context is stored as packed f16. */
+export const halfIn = (ctx: Pick<OpContext<unknown>, 'half'>, i: number): boolean => ctx.half?.inputs[i] ?? false;
+/** Whether output `i` of a dispatch context is stored as packed f16. */
+export const halfOut = (ctx: Pick<OpContext<unknown>, 'half'>, i: number): boolean => ctx.half?.outputs[i] ?? false;
 
 /** CPU reference arguments: dense tensors, no views. */
 export interface RefContext<A> {
@@ -145,6 +161,11 @@ export interface OpDef<A = unknown> {
   toleranceReason?: string;
   /** Shape rule; throw {@link ShapeError} on mismatch. */
   infer(inputs: Shape[], attrs: A): Shape[];
+  /**
+   * Which activation inputs this op's kernels can read, and which outputs they can write, as packed f16 for these
+   * shapes and attributes (half storage, src/graph/storage.ts). Absent: none. Must not depend on the adapter.
+   */
+  halfIO?(ctx: Pick<OpContext<A>, 'attrs' | 'inputs' | 'outputs'>): HalfIO;
   /** Scratch buffers (element counts, f32) the dispatches need. */
   scratch?(ctx: OpContext<A>): number[];
   dispatch(ctx: OpContext<A>): DispatchSpec[];

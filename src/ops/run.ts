@@ -7,7 +7,8 @@ import { encodeDispatches, prepareDispatch, type BufferRange } from '../gpu/disp
 import type { PipelineCache } from '../gpu/pipelines.js';
 import { encodeReadback, mapStaging, withErrorScopes } from '../gpu/readback.js';
 import { UniformArena } from '../gpu/uniforms.js';
-import { capsFor, denseView, innerSize, numel, type OpContext, type OpDef, type Shape, type View } from './op.js';
+import { halfWords, packHalf, unpackHalf } from './half.js';
+import { capsFor, denseView, halfIn, halfOut, innerSize, numel, type HalfIO, type OpContext, type OpDef, type Shape, type View } from './op.js';
 
 /** Words written after every buffer; they must survive the dispatches. */
 export const GUARD_WORDS = 64;
@@ -47,7 +48,7 @@ export async function runOp<A>(
   inputs: Float32Array[],
   inShapes: Shape[],
   attrs: A,
-  opts: { inViews?: Array<View | undefined>; outViews?: Array<View | undefined>; precision?: 'f32' | 'f16' } = {},
+  opts: { inViews?: Array<View | undefined>; outViews?: Array<View | undefined>; precision?: 'f32' | 'f16'; half?: HalfIO } = {},
 ): Promise<RunOpResult> {
   const { device } = gpu;
   const caps = capsFor(gpu, opts.precision ?? 'f32');
@@ -55,27 +56,34 @@ export async function runOp<A>(
   const inViews = inShapes.map((s, i) => opts.inViews?.[i] ?? denseView(s));
   const outViews = outShapes.map((s, i) => opts.outViews?.[i] ?? denseView(s));
   const ctx: OpContext<A> = { attrs, inputs: inShapes, outputs: outShapes, inViews, outViews, caps };
+  if (opts.half) ctx.half = opts.half;
   const scratchSizes = op.scratch ? op.scratch(ctx) : [];
   const sentinel = new Float32Array(new Uint32Array([SENTINEL_BITS]).buffer)[0]!;
   const created: GPUBuffer[] = [];
-  const makeBuffer = (elements: number, init: Float32Array | null, label: string) => {
-    const data = new Float32Array(elements + GUARD_WORDS).fill(sentinel);
+  // A buffer of `words` u32 words (f32 values, or f16 pairs for half-storage tensors) and the guard words.
+  const makeBuffer = (words: number, init: Uint32Array | null, label: string) => {
+    const data = new Uint32Array(words + GUARD_WORDS).fill(SENTINEL_BITS);
     if (init) data.set(init);
     const buffer = device.createBuffer({ size: data.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label });
     device.queue.writeBuffer(buffer, 0, data);
     created.push(buffer);
-    return { buffer, elements };
+    return { buffer, words };
   };
+  const bits = (f: Float32Array) => new Uint32Array(f.buffer, f.byteOffset, f.length);
   try {
     const ins = inputs.map((data, i) => {
       const v = inViews[i]!;
       const viewed = new Float32Array(viewedSize(inShapes[i]!, v)).fill(sentinel);
       copyView(data, viewed, inShapes[i]!, v, false);
-      return makeBuffer(viewed.length, viewed, `in${i}`);
+      const words = halfIn(ctx, i) ? packHalf(viewed) : bits(viewed);
+      return makeBuffer(words.length, words, `in${i}`);
     });
-    const outs = outShapes.map((s, i) => makeBuffer(viewedSize(s, outViews[i]!), null, `out${i}`));
-    const scratch = scratchSizes.map((n, i) => makeBuffer(n, new Float32Array(n), `scratch${i}`));
-    const range = (b: { buffer: GPUBuffer; elements: number }): BufferRange => ({ buffer: b.buffer, offset: 0, size: Math.max(4, b.elements * 4) });
+    const outs = outShapes.map((s, i) => {
+      const n = viewedSize(s, outViews[i]!);
+      return makeBuffer(halfOut(ctx, i) ? halfWords(n) : n, null, `out${i}`);
+    });
+    const scratch = scratchSizes.map((n, i) => makeBuffer(n, new Uint32Array(n), `scratch${i}`));
+    const range = (b: { buffer: GPUBuffer; words: number }): BufferRange => ({ buffer: b.buffer, offset: 0, size: Math.max(4, b.words * 4) });
     const specs = op.dispatch(ctx);
     const uniforms = new UniformArena(device, specs.length, `${op.name} uniforms`);
     try {
@@ -90,7 +98,7 @@ export async function runOp<A>(
         const pass = enc.beginComputePass();
         encodeDispatches(pass, prepared);
         pass.end();
-        const st = encodeReadback(device, enc, outs.map((o) => ({ buffer: o.buffer, byteOffset: 0, byteLength: (o.elements + GUARD_WORDS) * 4 })));
+        const st = encodeReadback(device, enc, outs.map((o) => ({ buffer: o.buffer, byteOffset: 0, byteLength: (o.words + GUARD_WORDS) * 4 })));
         device.queue.submit([enc.finish()]);
         return st;
       });
@@ -98,27 +106,32 @@ export async function runOp<A>(
       const violations: string[] = [];
       const outputs = outShapes.map((s, i) => {
         const buf = raw[i]!;
-        const bits = new Uint32Array(buf.buffer, buf.byteOffset, buf.length);
-        const elements = outs[i]!.elements;
+        const words = new Uint32Array(buf.buffer, buf.byteOffset, buf.length);
+        const n = outs[i]!.words;
         for (let g = 0; g < GUARD_WORDS; g++)
-          if (bits[elements + g] !== SENTINEL_BITS) {
+          if (words[n + g] !== SENTINEL_BITS) {
             violations.push(`output ${i}: guard word ${g} after the buffer was overwritten`);
             break;
           }
+        const half = halfOut(ctx, i);
         const v = outViews[i]!;
+        const viewed = half ? unpackHalf(words, viewedSize(s, v)) : buf.subarray(0, n);
         const dense = new Float32Array(numel(s));
-        copyView(dense, buf, s, v, true);
+        copyView(dense, viewed, s, v, true);
         if (v.cTot !== s[1]) {
+          // Every word outside the view (for f16: both of its halves outside) must still hold the sentinel.
           const inner = innerSize(s);
-          outer: for (let b = 0; b < s[0]!; b++)
-            for (let c = 0; c < v.cTot; c++) {
-              if (c >= v.cOff && c < v.cOff + s[1]!) continue;
-              for (let k = 0; k < inner; k++)
-                if (bits[(b * v.cTot + c) * inner + k] !== SENTINEL_BITS) {
-                  violations.push(`output ${i}: channel ${c} outside the view [${v.cOff}, ${v.cOff + s[1]!}) was written`);
-                  break outer;
-                }
+          const outside = (e: number) => {
+            const c = Math.floor(e / inner) % v.cTot;
+            return c < v.cOff || c >= v.cOff + s[1]!;
+          };
+          for (let w = 0; w < n; w++) {
+            const out = half ? outside(2 * w) && (2 * w + 1 >= viewedSize(s, v) || outside(2 * w + 1)) : outside(w);
+            if (out && words[w] !== SENTINEL_BITS) {
+              violations.push(`output ${i}: word ${w}, outside the view [${v.cOff}, ${v.cOff + s[1]!}) of ${v.cTot} channels, was written`);
+              break;
             }
+          }
         }
         return dense;
       });
