@@ -23,6 +23,9 @@
 //   POINTWISE           1x1, stride 1, no padding: B[k, col] = x[n, k, pixel], no divisions in the gather
 //   ACT                 epilogue activation (apply_act in common.wgsl)
 //   HAS_BIAS, HAS_RES, HAS_SCALE  optional inputs; BIND_BIAS, BIND_RES, BIND_SCALE, BIND_Y their bindings
+//   X_F16, RES_F16, Y_F16  half storage (src/graph/storage.ts): x / residual read as packed f16 pairs, y written
+//                       so; with Y_F16 (never with SPLITK) a thread's columns come in pairs (2 tx, 2 tx + 1),
+//                       strided by 2 TX, so that it owns both halves of every word it writes
 // Epilogue order: acc + bias -> act -> + residual (MBConv adds the skip after the activation-free projection).
 //
 // Split K (SPLITK = 1, for GEMMs with few tiles and a long K): workgroup y = split * row_tiles + row tile; the
@@ -59,19 +62,31 @@ struct Params {
 #if ENTRY_REDUCE
 @group(0) @binding(1) var<storage, read_write> partial: array<f32>; // [splits, M, NC]
 #else
+#if X_F16
+@group(0) @binding(1) var<storage, read_write> x: array<u32>;
+fn load_x(i: u32) -> f32 { return half_at(x[i >> 1u], i); }
+#else
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
+fn load_x(i: u32) -> f32 { return x[i]; }
+#endif
 @group(0) @binding(2) var<storage, read_write> w: array<f32>;
 #endif
 #if HAS_BIAS
 @group(0) @binding(BIND_BIAS) var<storage, read_write> bias: array<f32>;
 #endif
-#if HAS_RES
+#if HAS_RES && RES_F16
+@group(0) @binding(BIND_RES) var<storage, read_write> res: array<u32>;
+#elif HAS_RES
 @group(0) @binding(BIND_RES) var<storage, read_write> res: array<f32>;
 #endif
 #if HAS_SCALE
 @group(0) @binding(BIND_SCALE) var<storage, read_write> in_scale: array<f32>;
 #endif
+#if Y_F16
+@group(0) @binding(BIND_Y) var<storage, read_write> y: array<u32>;
+#else
 @group(0) @binding(BIND_Y) var<storage, read_write> y: array<f32>; // SPLITK: the [splits, M, NC] partial sums
+#endif
 
 #if !SPLITK
 #include "conv_epilogue.wgsl"
@@ -108,6 +123,15 @@ const AS: u32 = TM + 1u;          // As row stride, padded: the A staging writes
                                   // consecutive k) then fall in different banks
 var<workgroup> As: array<f32, TK * AS>; // As[k * AS + m]
 var<workgroup> Bs: array<f32, TK * TN>; // Bs[k * TN + col]
+
+// Tile column of a thread's j-th accumulator column (see Y_F16 above).
+fn tile_col(tx: u32, j: u32) -> u32 {
+#if Y_F16
+  return (j / 2u) * (2u * TX) + 2u * tx + (j % 2u);
+#else
+  return tx + j * TX;
+#endif
+}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
@@ -172,7 +196,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       if (col_ok && k < k_end) {
 #if POINTWISE
         let ci = k;
-        v = x[xbase + ci * P.HW];
+        v = load_x(xbase + ci * P.HW);
 #else
         let ci = k / P.khkw;
         let r = k - ci * P.khkw;
@@ -181,7 +205,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         let iy = u32(iy0 + i32(ky * P.dh));
         let ix = u32(ix0 + i32(kx * P.dw));
         if (iy < P.H && ix < P.W) {
-          v = x[xbase + ci * P.HW + iy * P.W + ix];
+          v = load_x(xbase + ci * P.HW + iy * P.W + ix);
         }
 #endif
 #if HAS_SCALE
@@ -198,7 +222,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         a[i] = As[kk * AS + ty + i * TY];
       }
       for (var j = 0u; j < RN; j++) {
-        b[j] = Bs[kk * TN + tx + j * TX];
+        b[j] = Bs[kk * TN + tile_col(tx, j)];
       }
       for (var i = 0u; i < RM; i++) {
         for (var j = 0u; j < RN; j++) {
@@ -210,8 +234,23 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
 
   // Epilogue (or, split K, this slice's partial sums).
+#if Y_F16
+  for (var j = 0u; j < RN; j += 2u) {
+    let c = n0 + tile_col(tx, j); // even; c + 1 is in the same image (HoWo even)
+    if (c >= P.NC) {
+      break;
+    }
+    for (var i = 0u; i < RM; i++) {
+      let m = m0 + ty + i * TY;
+      if (m >= P.M) {
+        break;
+      }
+      epilogue2(m, c, acc[i * RN + j], acc[i * RN + j + 1u]);
+    }
+  }
+#else
   for (var j = 0u; j < RN; j++) {
-    let c = n0 + tx + j * TX;
+    let c = n0 + tile_col(tx, j);
     if (c >= P.NC) {
       break; // later j are further right
     }
@@ -227,5 +266,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 #endif
     }
   }
+#endif
 }
 #endif

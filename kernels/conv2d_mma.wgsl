@@ -12,6 +12,10 @@
 //                  rounded up to 16). A 16-pixel block never straddles two images (HoWo % 16 == 0, checked on the
 //                  host). Results go through a 16 x 16 slot of workgroup memory to the epilogue (bias -> act ->
 //                  + residual, through the output's and residual's channel views).
+// Half storage (src/graph/storage.ts): X_F16 (ENTRY_CONVERT) reads the source as packed f16 pairs; RES_F16 and
+// Y_F16 (GEMM) read the residual and write the output so (lane pairs of columns, HoWo even). A dense f16 input
+// with K a multiple of 16 and no scale already is the [N, Kp, HoWo] copy: the host then binds it as xh directly
+// and skips its conversion pass.
 // Why not through workgroup memory like kernels/conv2d.wgsl: measured on an H200 (bench/RESULTS.md, f16 experiments),
 // staging f32 operands into f16 tiles by the threads cost more than the whole f32 kernel.
 enable f16;
@@ -37,7 +41,13 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> P: Params;
 #if ENTRY_CONVERT
+#if X_F16
+@group(0) @binding(1) var<storage, read_write> src: array<u32>;
+fn load_src(i: u32) -> f32 { return half_at(src[i >> 1u], i); }
+#else
 @group(0) @binding(1) var<storage, read_write> src: array<f32>;
+fn load_src(i: u32) -> f32 { return src[i]; }
+#endif
 #if HAS_SCALE
 @group(0) @binding(2) var<storage, read_write> scale: array<f32>;
 #endif
@@ -56,7 +66,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let p = rest - k * P.HoWo;
   var v = 0.0;
   if (r < P.rows && k < P.K) {
-    v = src[(r * P.x_tot + P.x_off + k) * P.HoWo + p];
+    v = load_src((r * P.x_tot + P.x_off + k) * P.HoWo + p);
 #if HAS_SCALE
     v *= scale[r * P.cin + k];
 #endif
@@ -69,10 +79,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 #if HAS_BIAS
 @group(0) @binding(BIND_BIAS) var<storage, read_write> bias: array<f32>;
 #endif
-#if HAS_RES
+#if HAS_RES && RES_F16
+@group(0) @binding(BIND_RES) var<storage, read_write> res: array<u32>;
+#elif HAS_RES
 @group(0) @binding(BIND_RES) var<storage, read_write> res: array<f32>;
 #endif
+#if Y_F16
+@group(0) @binding(BIND_Y) var<storage, read_write> y: array<u32>;
+#else
 @group(0) @binding(BIND_Y) var<storage, read_write> y: array<f32>;
+#endif
 
 const NSG: u32 = SG_WR * SG_WC;
 const SR: u32 = SG_WR * SG_FM * 16u; // output channels per workgroup
@@ -96,11 +112,24 @@ fn col_offset(n0: u32, wc: u32, j: u32) -> u32 {
 #include "conv_epilogue.wgsl"
 
 // Result block (i, j) of subgroup sg: into one of its two Cs slots, then lane l applies the epilogue to column
-// l % 16, rows l / 16, l / 16 + 2, ... (alternating slots: one barrier per block). Uniform control flow.
+// l % 16, rows l / 16, l / 16 + 2, ... (Y_F16: to columns 2 (l % 8) and 2 (l % 8) + 1, rows l / 8, l / 8 + 4, ...)
+// (alternating slots: one barrier per block). Uniform control flow.
 fn emit(c: subgroup_matrix_result<f32, 16, 16>, i: u32, j: u32, sg: u32, wr: u32, wc: u32, lane: u32, m0: u32, n0: u32) {
   let slot = sg * 512u + ((i * SG_FN + j) % 2u) * 256u;
   subgroupMatrixStore(&Cs, slot, c, false, 16u);
   workgroupBarrier();
+#if Y_F16
+  let lc = 2u * (lane % 8u);
+  let col = n0 + (wc * SG_FN + j) * 16u + lc;
+  if (col < P.NC) {
+    for (var r = lane / 8u; r < 16u; r += 4u) {
+      let m = m0 + (wr * SG_FM + i) * 16u + r;
+      if (m < P.M) {
+        epilogue2(m, col, Cs[slot + r * 16u + lc], Cs[slot + r * 16u + lc + 1u]);
+      }
+    }
+  }
+#else
   let col = n0 + (wc * SG_FN + j) * 16u + lane % 16u;
   if (col < P.NC) {
     for (var r = lane / 16u; r < 16u; r += 2u) {
@@ -110,6 +139,7 @@ fn emit(c: subgroup_matrix_result<f32, 16, 16>, i: u32, j: u32, sg: u32, wr: u32
       }
     }
   }
+#endif
 }
 
 @compute @workgroup_size(NSG * 32u)

@@ -6,7 +6,8 @@
 // index of a workgroup is folded into a 2-D grid (grid1d). x may be a channel view; y may be a channel view of
 // a [N, F] buffer (element (n, c) at n * y_tot + y_off + c).
 //
-// Defines: WG (threads per workgroup, a power of two), MODE (0 average, 1 max).
+// Defines: WG (threads per workgroup, a power of two), MODE (0 average, 1 max), X_F16 (x stored as packed f16
+// pairs: half storage, src/graph/storage.ts).
 #include "common.wgsl"
 
 struct Params {
@@ -19,7 +20,13 @@ struct Params {
 };
 
 @group(0) @binding(0) var<uniform> P: Params;
+#if X_F16
+@group(0) @binding(1) var<storage, read_write> x: array<u32>;
+fn load_x(i: u32) -> f32 { return half_at(x[i >> 1u], i); }
+#else
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
+fn load_x(i: u32) -> f32 { return x[i]; }
+#endif
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
 var<workgroup> partial: array<f32, WG>;
@@ -47,7 +54,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let n = plane / P.channels;
     let base = tensor_index(n, c, 0u, P.x_off, P.x_tot, P.inner);
     for (var s = lane; s < P.inner; s += P.lanes) {
-      acc = combine(acc, x[base + s]);
+      acc = combine(acc, load_x(base + s));
     }
   }
   partial[lid] = acc;

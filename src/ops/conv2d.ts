@@ -17,7 +17,7 @@
  */
 import { ACT_CODE, applyActivation, type Activation } from './activation.js';
 import { roundToF16 } from './half.js';
-import { check, checkRank, defineOp, denseView, f16MatmulSupport, grid1d, numel, ShapeError, tilePolicy, type Binding, type DispatchSpec, type OpContext, type Shape, type TestCase } from './op.js';
+import { check, checkRank, defineOp, denseView, f16MatmulSupport, grid1d, halfIn, halfOut, numel, ShapeError, tilePolicy, type Binding, type DispatchSpec, type OpContext, type Shape, type TestCase } from './op.js';
 
 /** Attributes of {@link conv2d}. */
 export interface Conv2dAttrs {
@@ -274,6 +274,15 @@ function mmaCopies(p: { g: { N: number; H: number; W: number }; M: number; K: nu
   return { Kp, Mp, xh: p.g.N * Kp * p.g.H * p.g.W, wh: Mp * Kp };
 }
 
+/**
+ * Whether the matrix-unit GEMM reads x itself as its f16 input copy: x stored as f16 (half storage), dense (no
+ * channel view), no squeeze-excite scale, and K a multiple of 16 (then x [N, Cin, HW] is the [N, Kp, HW] copy).
+ */
+function mmaReadsInputInPlace(ctx: OpContext<Conv2dAttrs>, K: number): boolean {
+  const xv = ctx.inViews[0]!;
+  return halfIn(ctx, 0) && !ctx.attrs.hasInScale && K % 16 === 0 && xv.cOff === 0 && xv.cTot === ctx.inputs[0]![1];
+}
+
 /** Picks the matrix-unit tile for a GEMM of M = Cout rows (workgroup memory: 2 KiB per subgroup, at most 16 KiB). */
 export function chooseMmaTile(M: number): MmaTile {
   return M <= 32 ? MMA_TILES.m32 : M <= 64 ? MMA_TILES.m64 : MMA_TILES.m128;
@@ -370,11 +379,20 @@ export const conv2d = defineOp<Conv2dAttrs>({
     const g = geometry(inputs, attrs);
     return [[g.N, g.Cout, g.Ho, g.Wo]];
   },
+  halfIO({ attrs, inputs, outputs }) {
+    // x and the residual are read per element (any layout); the output is written in pairs of columns of one
+    // image (HoWo even), not by the split-K passes.
+    const g = geometry(inputs, attrs);
+    const idx = conv2dInputIndex(attrs);
+    const outOk = (g.Ho * g.Wo) % 2 === 0 && f32Plan(g.Cout, g.N * g.Ho * g.Wo, g.Cin * g.kh * g.kw).splits === 1;
+    return { inputs: inputs.map((_, i) => i === 0 || i === idx.residual), outputs: [outOk] };
+  },
   scratch(ctx) {
     const p = convPlan(ctx);
     if (p.mma) {
       const { xh, wh } = mmaCopies(p);
-      return [Math.ceil(xh / 2), Math.ceil(wh / 2)]; // the f16 copies, in f32 words
+      // the f16 copies, in f32 words: weights, then the input unless the GEMM reads it in place
+      return mmaReadsInputInPlace(ctx, p.K) ? [Math.ceil(wh / 2)] : [Math.ceil(wh / 2), Math.ceil(xh / 2)];
     }
     return p.splits > 1 ? [p.splits * p.M * p.cols] : [];
   },
@@ -399,44 +417,51 @@ export const conv2d = defineOp<Conv2dAttrs>({
       M, cols, K, g.Cin, g.H, g.W, g.H * g.W, g.Wo, g.Ho * g.Wo, g.kw, g.kh * g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
       xv.cOff, xv.cTot, yv.cOff, yv.cTot, rv.cOff, rv.cTot, colTiles, rowTiles, kChunk, splits,
     ];
-    const epilogueDefines = { ACT: ACT_CODE[attrs.act], HAS_BIAS: attrs.hasBias ? 1 : 0, HAS_RES: attrs.hasResidual ? 1 : 0 };
-    const epilogueBytes = ((attrs.hasBias ? M : 0) + (attrs.hasResidual ? M * cols : 0) + M * cols) * 4;
-    const inBytes = (numel(ctx.inputs[0]!) + M * K + (attrs.hasInScale ? g.N * g.Cin : 0)) * 4;
+    const xh16 = halfIn(ctx, 0);
+    const res16 = attrs.hasResidual && halfIn(ctx, idx.residual);
+    const y16 = halfOut(ctx, 0);
+    if (y16) check((g.Ho * g.Wo) % 2 === 0 && splits === 1, 'conv2d', `an f16 output needs an even Ho * Wo and K not split (${g.Ho}x${g.Wo}, ${splits} slices)`);
+    const epilogueDefines = { ACT: ACT_CODE[attrs.act], HAS_BIAS: attrs.hasBias ? 1 : 0, HAS_RES: attrs.hasResidual ? 1 : 0, RES_F16: res16 ? 1 : 0, Y_F16: y16 ? 1 : 0 };
+    const epilogueBytes = (attrs.hasBias ? M : 0) * 4 + (attrs.hasResidual ? M * cols * (res16 ? 2 : 4) : 0) + M * cols * (y16 ? 2 : 4);
+    const xBytes = numel(ctx.inputs[0]!) * (xh16 ? 2 : 4);
+    const inBytes = xBytes + (M * K + (attrs.hasInScale ? g.N * g.Cin : 0)) * 4;
     if (mma) {
       // f16 matrix units: round the weights and the (scaled) input to zero-padded f16 copies, then the GEMM.
       const { Kp, Mp, xh, wh } = mmaCopies({ g, M, K });
       const HW = g.H * g.W;
       const mp = (total: number, rows: number, x_off: number, x_tot: number, hw: number) => [M, cols, Kp, hw, yv.cOff, yv.cTot, rv.cOff, rv.cTot, colTiles, K, rows, x_off, x_tot, g.Cin, total];
-      const xc = bindingList([{ input: 0 }], [idx.inScale], { scratch: 0 });
-      const gm = bindingList([{ scratch: 1 }, { scratch: 0 }], [idx.bias, idx.residual], { output: 0 });
+      const inPlace = mmaReadsInputInPlace(ctx, K);
+      const xc = bindingList([{ input: 0 }], [idx.inScale], { scratch: 1 });
+      const gm = bindingList([{ scratch: 0 }, inPlace ? { input: 0 } : { scratch: 1 }], [idx.bias, idx.residual], { output: 0 });
       const maxDim = ctx.caps.limits.maxComputeWorkgroupsPerDimension;
       const specs: DispatchSpec[] = [
         {
           kernel: 'conv2d_mma',
-          defines: { ENTRY_CONVERT: 1, WG: CONVERT_WG, HAS_SCALE: 0, BIND_DST: 2 },
+          defines: { ENTRY_CONVERT: 1, WG: CONVERT_WG, HAS_SCALE: 0, X_F16: 0, BIND_DST: 2 },
           grid: grid1d(wh, CONVERT_WG, maxDim),
           params: mp(wh, M, 0, K, 1),
-          bindings: [{ input: 1 }, { scratch: 1 }],
+          bindings: [{ input: 1 }, { scratch: 0 }],
           bytes: M * K * 4 + wh * 2,
         },
-        {
+      ];
+      if (!inPlace)
+        specs.push({
           kernel: 'conv2d_mma',
-          defines: { ENTRY_CONVERT: 1, WG: CONVERT_WG, HAS_SCALE: attrs.hasInScale ? 1 : 0, BIND_DST: xc.last },
+          defines: { ENTRY_CONVERT: 1, WG: CONVERT_WG, HAS_SCALE: attrs.hasInScale ? 1 : 0, X_F16: xh16 ? 1 : 0, BIND_DST: xc.last },
           grid: grid1d(xh, CONVERT_WG, maxDim),
           params: mp(xh, g.N, xv.cOff, xv.cTot, HW),
           bindings: xc.bindings,
-          bytes: numel(ctx.inputs[0]!) * 4 + xh * 2,
-        },
-        {
-          kernel: 'conv2d_mma',
-          defines: { ENTRY_CONVERT: 0, SG_WR: mma.WR, SG_WC: mma.WC, SG_FM: mma.FM, SG_FN: mma.FN, ...epilogueDefines, BIND_BIAS: gm.at[0]!, BIND_RES: gm.at[1]!, BIND_Y: gm.last },
-          grid: [gx, rowTiles, gz],
-          params: mp(0, M, 0, 0, HW),
-          bindings: gm.bindings,
-          flops: 2 * M * cols * K,
-          bytes: (Mp * Kp + xh) * 2 + epilogueBytes,
-        },
-      ];
+          bytes: xBytes + xh * 2,
+        });
+      specs.push({
+        kernel: 'conv2d_mma',
+        defines: { ENTRY_CONVERT: 0, SG_WR: mma.WR, SG_WC: mma.WC, SG_FM: mma.FM, SG_FN: mma.FN, ...epilogueDefines, BIND_BIAS: gm.at[0]!, BIND_RES: gm.at[1]!, BIND_Y: gm.last },
+        grid: [gx, rowTiles, gz],
+        params: mp(0, M, 0, 0, HW),
+        bindings: gm.bindings,
+        flops: 2 * M * cols * K,
+        bytes: (Mp * Kp + xh) * 2 + epilogueBytes,
+      });
       return specs;
     }
     if (splits === 1) {
@@ -445,7 +470,7 @@ export const conv2d = defineOp<Conv2dAttrs>({
       return [
         {
           kernel: 'conv2d',
-          defines: { ...tileDefines(tile), ENTRY_REDUCE: 0, SPLITK: 0, POINTWISE: pointwise ? 1 : 0, ...epilogueDefines, HAS_SCALE: attrs.hasInScale ? 1 : 0, BIND_BIAS, BIND_RES, BIND_SCALE, BIND_Y: b.last },
+          defines: { ...tileDefines(tile), ENTRY_REDUCE: 0, SPLITK: 0, POINTWISE: pointwise ? 1 : 0, X_F16: xh16 ? 1 : 0, ...epilogueDefines, HAS_SCALE: attrs.hasInScale ? 1 : 0, BIND_BIAS, BIND_RES, BIND_SCALE, BIND_Y: b.last },
           grid: [gx, rowTiles, gz],
           params,
           bindings: b.bindings,
@@ -461,7 +486,7 @@ export const conv2d = defineOp<Conv2dAttrs>({
     return [
       {
         kernel: 'conv2d',
-        defines: { ...tileDefines(tile), ENTRY_REDUCE: 0, SPLITK: 1, POINTWISE: pointwise ? 1 : 0, ACT: 0, HAS_BIAS: 0, HAS_RES: 0, HAS_SCALE: attrs.hasInScale ? 1 : 0, BIND_BIAS: 0, BIND_RES: 0, BIND_SCALE: gemm.at[0]!, BIND_Y: gemm.last },
+        defines: { ...tileDefines(tile), ENTRY_REDUCE: 0, SPLITK: 1, POINTWISE: pointwise ? 1 : 0, X_F16: xh16 ? 1 : 0, ACT: 0, HAS_BIAS: 0, HAS_RES: 0, RES_F16: 0, Y_F16: 0, HAS_SCALE: attrs.hasInScale ? 1 : 0, BIND_BIAS: 0, BIND_RES: 0, BIND_SCALE: gemm.at[0]!, BIND_Y: gemm.last },
         grid: [gx, rowTiles * splits, gz],
         params,
         bindings: gemm.bindings,

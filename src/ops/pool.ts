@@ -3,7 +3,7 @@
  * be a channel view of a [N, F] buffer (the classifier builds v = concat(avg, max) by writing two pools into
  * the halves of one buffer); the input may be a channel view. Kernel: kernels/pool.wgsl.
  */
-import { check, checkRank, defineOp, grid1d, type TestCase } from './op.js';
+import { check, checkRank, defineOp, grid1d, halfIn, type TestCase } from './op.js';
 
 /** Attributes of {@link globalPool}. */
 export interface GlobalPoolAttrs {
@@ -30,6 +30,7 @@ export const globalPool = defineOp<GlobalPoolAttrs>({
     const x = checkRank('global_pool', 'x', inputs[0], 4, inputs);
     return [[x[0]!, x[1]!]];
   },
+  halfIO: ({ inputs }) => ({ inputs: inputs.map(() => true), outputs: [false] }),
   dispatch(ctx) {
     const [N, C, H, W] = ctx.inputs[0]! as [number, number, number, number];
     const inner = H * W;
@@ -40,12 +41,12 @@ export const globalPool = defineOp<GlobalPoolAttrs>({
     return [
       {
         kernel: 'pool',
-        defines: { WG: POOL_WG, MODE: ctx.attrs.mode === 'max' ? 1 : 0 },
+        defines: { WG: POOL_WG, MODE: ctx.attrs.mode === 'max' ? 1 : 0, X_F16: halfIn(ctx, 0) ? 1 : 0 },
         grid: grid1d(planes, POOL_WG / lanes, ctx.caps.limits.maxComputeWorkgroupsPerDimension),
         params: [planes, C, inner, lanes, xv.cOff, xv.cTot, yv.cOff, yv.cTot],
         bindings: [{ input: 0 }, { output: 0 }],
         flops: planes * inner,
-        bytes: (planes * inner + planes) * 4,
+        bytes: planes * inner * (halfIn(ctx, 0) ? 2 : 4) + planes * 4,
       },
     ];
   },
