@@ -201,11 +201,11 @@ export interface F16Case {
 }
 
 /** The f16 cases: EfficientNet-B7 fixture cases A and B, the default model's case A (stage 1 and stage 2). */
-export async function f16Cases(): Promise<F16Case[]> {
+export async function f16Cases(b7Cases: string[] = ['A', 'B']): Promise<F16Case[]> {
   const cases: F16Case[] = [];
   const b7 = await loadFixture('efficientnet_b7.fixture.safetensors');
   const b7File = openWeights(recipeFileBytes(b7.meta<WeightsRecipe>('fixture.weights')), 'efficientnet_b7.safetensors');
-  for (const c of ['A', 'B']) {
+  for (const c of b7Cases) {
     const [, , h, w] = b7.shape(`${c}/input`) as number[];
     const g = efficientnet('efficientnet_b7', { batch: 1, height: h!, width: w!, intermediates: false });
     bindWeights(b7File, g);

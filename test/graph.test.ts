@@ -5,7 +5,12 @@ import { createGpu, GpuDeviceError } from '../src/gpu/device.js';
 import { runGraphOnCpu } from '../src/graph/cpu.js';
 import { compileGraph } from '../src/graph/executor.js';
 import { GraphBuilder, type Tensor } from '../src/graph/ir.js';
-import { findOverlaps, planMemory } from '../src/graph/plan.js';
+import { findOverlaps, opScratchBytes, planMemory } from '../src/graph/plan.js';
+import { halfTensors } from '../src/graph/storage.js';
+import { fuseGraph } from '../src/graph/fuse.js';
+import { efficientnet } from '../src/models/efficientnet.js';
+import { bindWeights } from '../src/models/load.js';
+import { randomWeightsFile } from '../src/models/random-weights.js';
 import { demoNet } from '../src/models/demo.js';
 import { ShapeError } from '../src/ops/op.js';
 import { mulberry32, nmse, uniform } from '../src/ops/random.js';
@@ -19,6 +24,58 @@ function chain(layers: number, shape: number[]) {
   g.output('y', x);
   return g.finish();
 }
+
+describe('half storage: which tensors are f16', () => {
+  /** conv (8x8 out) -> depthwise (out width `w2`) -> conv -> concat with x -> global_pool. */
+  function net(w2Odd: boolean) {
+    const g = new GraphBuilder();
+    const x = g.input('x', [2, 4, 8, 8]);
+    const pw = (name: string, t: Tensor, cout: number) => g.op1('conv2d', [t, g.weight(`${name}.w`, [cout, t.shape[1]!, 1, 1])], { kernel: [1, 1], stride: [1, 1], pad: [0, 0], act: 'silu', hasBias: false, hasResidual: false, hasInScale: false }, name);
+    const a = pw('expand', x, 8);
+    const d = g.op1('depthwise', [a, g.weight('dw.w', [8, 1, 3, 3])], { kernel: 3, stride: w2Odd ? 2 : 1, pad: w2Odd ? 0 : 1, hasBias: false }, 'dw');
+    const p = pw('project', d, 4);
+    const q = pw('side', p, 4);
+    const c = g.op1('concat', [q, pw('other', p, 4)], {}, 'cat');
+    g.output('pooled', g.op1('global_pool', [c], { mode: 'avg' }, 'pool'));
+    return { graph: g.finish(), x, a, d, p, q, c };
+  }
+  it('producer writes it, every consumer reads it; never inputs, outputs, concat operands or odd pairs', () => {
+    const even = net(false);
+    // a: conv -> depthwise; d: depthwise (8 wide) -> conv; p: conv -> two convs. q feeds the concat, c is its output.
+    expect([...halfTensors(even.graph)].sort()).toEqual([even.a.id, even.d.id, even.p.id].sort());
+    const odd = net(true); // depthwise output 3x3: odd width, written as f32; the projection then has 9 pixels per image
+    expect([...halfTensors(odd.graph)].sort()).toEqual([odd.a.id].sort());
+  });
+  it('the plan gives an f16 tensor half the bytes, and the CPU emulation rounds exactly those tensors', () => {
+    const { graph, a, d } = net(false);
+    const half = halfTensors(graph);
+    const plan = planMemory(graph, () => [], half);
+    const f32 = planMemory(net(false).graph);
+    expect(plan.placements.get(a.id)!.bytes).toBe(2 * 8 * 64 * 2);
+    expect(f32.placements.get(a.id)!.bytes).toBe(2 * 8 * 64 * 4);
+    expect(plan.placements.get(d.id)!.bytes).toBe(2 * 8 * 64 * 2);
+    expect(findOverlaps(plan)).toEqual([]);
+    const rand = mulberry32(3);
+    for (const t of graph.tensors) if (t.kind === 'weight') graph.weightData.set(t.id, uniform(rand, t.shape.reduce((p, q) => p * q, 1), -1, 1));
+    const inputs = { x: uniform(rand, 2 * 4 * 64, -1, 1) };
+    const e = nmse(runGraphOnCpu(graph, inputs, { storage: 'f16' }).pooled!, runGraphOnCpu(graph, inputs).pooled!);
+    expect(e).toBeGreaterThan(1e-12);
+    expect(e).toBeLessThan(1e-5);
+  });
+  it('EfficientNet-B7 fused: every MBConv depthwise output with an even width is f16, no graph input or output is', () => {
+    const m = efficientnet('efficientnet_b7', { batch: 1, height: 64, width: 64, intermediates: false });
+    bindWeights(randomWeightsFile([m]), m);
+    fuseGraph(m.graph);
+    const half = halfTensors(m.graph);
+    const dws = m.graph.liveNodes().filter((n) => n.op === 'depthwise');
+    for (const n of dws) expect(half.has(n.outputs[0]!), n.name).toBe(m.graph.tensors[n.outputs[0]!]!.shape[3]! % 2 === 0);
+    for (const id of [...m.graph.inputs, ...m.graph.outputs.values()]) expect(half.has(id)).toBe(false);
+    const caps = { limits: { maxComputeWorkgroupsPerDimension: 65535, maxComputeWorkgroupStorageSize: 16384 } as GPUSupportedLimits, features: new Set<string>(), subgroupMinSize: 4 };
+    const plan = planMemory(m.graph, opScratchBytes(m.graph, caps, half), half);
+    expect(findOverlaps(plan)).toEqual([]);
+    expect(half.size).toBeGreaterThan(dws.length);
+  });
+});
 
 describe('memory plan', () => {
   it('packs a 20-layer chain far below the sum of its tensors, with no live overlaps', () => {

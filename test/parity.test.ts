@@ -59,7 +59,7 @@ function weightsOf(fx: Fixture, name: string): SafetensorsFile {
 }
 
 /** Compiles (fused unless told otherwise, f32 unless told otherwise), runs `body`, and destroys the compiled graphs whatever happens. */
-async function withCompiled<T>(graphs: ModelGraph[], opts: { fuse?: boolean; precision?: 'f32' | 'f16' }, body: (c: CompiledGraph[]) => Promise<T>): Promise<T> {
+async function withCompiled<T>(graphs: ModelGraph[], opts: { fuse?: boolean; precision?: 'f32' | 'f16'; storage?: 'f32' | 'f16' }, body: (c: CompiledGraph[]) => Promise<T>): Promise<T> {
   const compiled: CompiledGraph[] = [];
   try {
     const t0 = performance.now();
@@ -308,17 +308,43 @@ describe('default two-stage model (B0 encoder, B7 classifier, default widths) on
   }, SLOW);
 });
 
+/**
+ * Runs the f16 cases (B7 A/B, the default model) compiled with `opts` and checks each output against the f32
+ * PyTorch reference (within F16_TOL, the same classes) and against the CPU emulation of the same rounding
+ * (runGraphOnCpu with the same opts on the fused graph): within twice the rounding's own effect (+ TOL). Not
+ * closer: the GPU's f32 sums differ from the CPU's in the last bits, which flips a few roundings to the
+ * neighbouring f16 value; the flipped values perturb the next layers by about an f16 step, after which the two
+ * runs round independently (measured on an H200, B7 logits with precision 'f16' before half storage: 0.65 to 0.7
+ * times the rounding's effect apart; two independent roundings would be sqrt(2) times). A wrong kernel (padding,
+ * offsets, a missed scale, a misplaced f16 half) lands orders of magnitude further; the op tests check each
+ * kernel against the emulating reference at the op's tolerance.
+ */
+async function checkF16Cases(opts: { precision?: 'f32' | 'f16'; storage?: 'f32' | 'f16' }, label: string, b7Cases?: string[]): Promise<void> {
+  const errs: Record<string, number> = {};
+  for (const c of await f16Cases(b7Cases)) {
+    // Compiling fuses c.graph in place, so the emulation below runs the graph the GPU ran.
+    const { out, half } = await withCompiled([c.graph], opts, async ([cg]) => ({ out: (await cg!.run(c.inputs)).outputs, half: cg!.stats.halfTensors }));
+    if ((opts.storage ?? opts.precision) === 'f16') expect(half.half, `${c.name}: tensors stored as f16`).toBeGreaterThan(0);
+    const emulated = runGraphOnCpu(c.graph.graph, c.inputs, opts);
+    for (const [name, ref] of Object.entries(c.refs)) {
+      const e = outputError(name, out[name]!, ref);
+      const rounding = outputError(name, emulated[name]!, ref);
+      const fromEmulation = outputError(name, out[name]!, emulated[name]!);
+      errs[`${c.name}.${name}`] = e;
+      console.log(`${label} ${c.name}.${name}: ${e.toExponential(2)} from f32 PyTorch (emulated rounding ${rounding.toExponential(2)}), ${fromEmulation.toExponential(2)} from the emulation`);
+      expect(e, `${c.name}.${name}`).toBeLessThanOrEqual(F16_TOL[c.tolKey(name)]!);
+      expect(fromEmulation, `${c.name}.${name} against the CPU emulation`).toBeLessThanOrEqual(2 * rounding + TOL);
+    }
+    const { output, n } = c.classes;
+    if (output) for (let r = 0; r < out[output]!.length / n; r++) expect(argmax(out[output]!, r * n, n), `${c.name} class ${r}`).toBe(argmax(c.refs[output]!, r * n, n));
+  }
+  console.log(`${label} (${gpu.adapterName}): ${fmtErrs(errs)}`);
+}
+
 describe('f16 operands on the matrix units (where the adapter has them)', () => {
-  // precision 'f16' runs pointwise convolutions on the matrix units with f16 operands (f32 sums, f32 tensors).
-  // On an adapter that has them: every output within its stated tolerance F16_TOL of the f32 PyTorch reference,
-  // the same predicted classes, and within twice the rounding's own effect (+ TOL) of the CPU emulation of the
-  // f16 rounding (runGraphOnCpu precision 'f16', test/models.test.ts). Not closer: the GPU's f32 sums differ from
-  // the CPU's in the last bits, which flips a few roundings to the neighbouring f16 value; the flipped values
-  // perturb the next layers by about an f16 step, after which the two runs round independently (measured on an
-  // H200, B7 logits: 0.65 to 0.7 times the rounding's effect apart; two independent roundings would be sqrt(2)
-  // times). A wrong kernel (padding, offsets, a missed scale) lands orders of magnitude further; the op tests
-  // check each matrix-unit convolution against the emulating reference at conv2d's tolerance.
-  // Elsewhere (SwiftShader) compiling with f16 is refused, naming what is missing.
+  // precision 'f16': pointwise convolutions on the matrix units with f16 operands (f32 sums), activations in
+  // half storage where the ops allow. On an adapter that has the matrix units: checkF16Cases. Elsewhere
+  // (SwiftShader) compiling with f16 is refused, naming what is missing.
   it('EfficientNet-B7 (64x64, 48x80) and the default two-stage model', async () => {
     const t0 = performance.now();
     Object.assign(phase, { compile: 0, run: 0 });
@@ -328,25 +354,20 @@ describe('f16 operands on the matrix units (where the adapter has them)', () => 
       await expect(compileGraph(gpu, g.graph, { cache, precision: 'f16' })).rejects.toThrowError(/precision 'f16' is not available on .*: (missing feature|subgroup size)/);
       return;
     }
-    const errs: Record<string, number> = {};
-    for (const c of await f16Cases()) {
-      // Compiling fuses c.graph in place, so the emulation below runs the graph the GPU ran.
-      const out = await withCompiled([c.graph], { precision: 'f16' }, async ([cg]) => (await cg!.run(c.inputs)).outputs);
-      const emulated = runGraphOnCpu(c.graph.graph, c.inputs, { precision: 'f16' });
-      for (const [name, ref] of Object.entries(c.refs)) {
-        const e = outputError(name, out[name]!, ref);
-        const rounding = outputError(name, emulated[name]!, ref);
-        const fromEmulation = outputError(name, out[name]!, emulated[name]!);
-        errs[`${c.name}.${name}`] = e;
-        console.log(`f16 ${c.name}.${name}: ${e.toExponential(2)} from f32 PyTorch (emulated rounding ${rounding.toExponential(2)}), ${fromEmulation.toExponential(2)} from the emulation`);
-        expect(e, `${c.name}.${name}`).toBeLessThanOrEqual(F16_TOL[c.tolKey(name)]!);
-        expect(fromEmulation, `${c.name}.${name} against the CPU emulation`).toBeLessThanOrEqual(2 * rounding + TOL);
-      }
-      const { output, n } = c.classes;
-      if (output) for (let r = 0; r < out[output]!.length / n; r++) expect(argmax(out[output]!, r * n, n), `${c.name} class ${r}`).toBe(argmax(c.refs[output]!, r * n, n));
-    }
-    console.log(`f16 (${gpu.adapterName}): ${fmtErrs(errs)}`);
+    await checkF16Cases({ precision: 'f16' }, 'f16');
     timed('f16', t0);
+  }, SLOW);
+});
+
+describe('half storage (activations as packed f16 on any adapter)', () => {
+  // storage 'f16' with f32 arithmetic: the depthwise, conv2d and global_pool kernels read and write packed f16
+  // (pack2x16float / unpack2x16float, core WGSL), so this runs on SwiftShader too. B7 at 48x80 only (its deep
+  // layers have odd pixel counts, so f16 and f32 tensors meet; 64x64 doubles the time on SwiftShader).
+  it('EfficientNet-B7 (48x80) and the default two-stage model', async () => {
+    const t0 = performance.now();
+    Object.assign(phase, { compile: 0, run: 0 });
+    await checkF16Cases({ storage: 'f16' }, 'f16 storage', ['B']);
+    timed('f16 storage', t0);
   }, SLOW);
 });
 

@@ -1,13 +1,19 @@
 /** Runs a graph with the ops' CPU references: the ground truth the executor is tested against. */
 import { numel } from '../ops/op.js';
 import { getOp } from '../ops/registry.js';
+import { roundToF16 } from '../ops/half.js';
 import { GraphError, type Graph } from './ir.js';
+import { halfTensors, type Storage } from './storage.js';
 
 /**
  * Evaluates every node on the CPU and returns the named outputs.
  * @param opts.precision 'f16': emulate a graph compiled with precision 'f16' (the ops round what their f16 kernels round).
+ * @param opts.storage 'f16': emulate half storage (src/graph/storage.ts): the tensors the GPU keeps as f16 are
+ *   rounded to f16 when produced. Default: the precision, as in compileGraph. Run the fusion passes first, as
+ *   compileGraph does, so that the same tensors are chosen.
  */
-export function runGraphOnCpu(graph: Graph, inputs: Record<string, Float32Array>, opts: { precision?: 'f32' | 'f16' } = {}): Record<string, Float32Array> {
+export function runGraphOnCpu(graph: Graph, inputs: Record<string, Float32Array>, opts: { precision?: 'f32' | 'f16'; storage?: Storage } = {}): Record<string, Float32Array> {
+  const half = (opts.storage ?? opts.precision ?? 'f32') === 'f16' ? halfTensors(graph) : new Set<number>();
   const values = new Map<number, Float32Array>();
   for (const id of graph.inputs) {
     const t = graph.tensors[id]!;
@@ -30,7 +36,7 @@ export function runGraphOnCpu(graph: Graph, inputs: Record<string, Float32Array>
       outputs: node.outputs.map((t) => graph.tensors[t]!.shape),
       precision: opts.precision ?? 'f32',
     });
-    node.outputs.forEach((t, i) => values.set(t, outs[i]!));
+    node.outputs.forEach((t, i) => values.set(t, half.has(t) ? outs[i]!.map(roundToF16) : outs[i]!));
   }
   const result: Record<string, Float32Array> = {};
   for (const [name, id] of graph.outputs) result[name] = values.get(id)!;

@@ -15,6 +15,7 @@ import { getOp } from '../ops/registry.js';
 import { fuseGraph, type FusionReport } from './fuse.js';
 import { GraphError, type Graph } from './ir.js';
 import { checkPlanLimits, opScratchBytes, planMemory, resolveView, type MemoryPlan } from './plan.js';
+import { halfTensors, nodeHalf, type Storage } from './storage.js';
 
 /** Options for {@link compileGraph}. */
 export interface CompileOptions {
@@ -34,6 +35,13 @@ export interface CompileOptions {
    * Default 'f32'. Tolerances: docs/model.md.
    */
   precision?: 'f32' | 'f16';
+  /**
+   * Activation storage (src/graph/storage.ts): 'f16' keeps the activations between layers as packed f16 where
+   * the ops producing and consuming them can (depthwise, conv2d, global_pool so far), computing in f32; half
+   * the memory and bytes moved. Works on every adapter (no shader-f16 needed). Graph inputs, outputs and weights
+   * stay f32. Default: the precision ('f16' with precision 'f16', else 'f32').
+   */
+  storage?: Storage;
 }
 
 /** One dispatch's GPU time from timestamp queries. */
@@ -72,6 +80,8 @@ export interface GraphStats {
   pipelines: number;
   flops: number;
   fusion: FusionReport | null;
+  /** Activation tensors stored as packed f16 (storage 'f16'), of `values` activation tensors in all. */
+  halfTensors: { half: number; values: number };
 }
 
 interface PreparedNode {
@@ -129,7 +139,10 @@ export class CompiledGraph {
         throw new GraphError(`weight '${t.name}' has no data`);
     const fusion = opts.fuse === false ? null : fuseGraph(graph);
     if (!fusion) graph.compact();
-    const plan = planMemory(graph, opScratchBytes(graph, caps));
+    const storage = opts.storage ?? opts.precision ?? 'f32';
+    if (storage !== 'f32' && storage !== 'f16') throw new GraphError(`storage must be 'f32' or 'f16', got '${String(storage)}'`);
+    const half = storage === 'f16' ? halfTensors(graph) : new Set<number>();
+    const plan = planMemory(graph, opScratchBytes(graph, caps, half), half);
     checkPlanLimits(graph, plan, gpu.limits);
     const cache = opts.cache ?? new PipelineCache(device);
     const buffers: GPUBuffer[] = [];
@@ -234,7 +247,7 @@ export class CompiledGraph {
       const outputs = n.outputs.map((t) => graph.tensors[t]!.shape);
       const inViews = n.inputs.map((t) => resolveView(plan, graph, t).view);
       const outViews = n.outputs.map((t) => resolveView(plan, graph, t).view);
-      return { n, op, specs: op.dispatch({ attrs: n.attrs, inputs, outputs, inViews, outViews, caps }) };
+      return { n, op, specs: op.dispatch({ attrs: n.attrs, inputs, outputs, inViews, outViews, caps, half: nodeHalf(n, plan.half) }) };
     });
     const uniforms = new UniformArena(device, Math.max(1, specsPerNode.reduce((s, x) => s + x.specs.length, 0)), 'graph uniforms');
     let flops = 0;
@@ -269,6 +282,7 @@ export class CompiledGraph {
       pipelines: cache.size,
       flops,
       fusion,
+      halfTensors: { half: plan.half.size, values: graph.tensors.filter((t) => t.kind === 'value' && t.producer >= 0).length },
     };
     return new CompiledGraph(gpu, graph, plan, buffers, inputBuffers, outputBuffers, prepared, uniforms, stats);
   }

@@ -11,9 +11,11 @@
  *    write there (a "view"), so the concat costs nothing; the others are copied by the concat node.
  * Offsets are 256-byte aligned (minStorageBufferOffsetAlignment).
  */
+import { halfWords } from '../ops/half.js';
 import { numel, type View } from '../ops/op.js';
 import { getOp } from '../ops/registry.js';
 import { GraphError, type Graph } from './ir.js';
+import { nodeHalf } from './storage.js';
 
 /** Offset alignment of arena placements. */
 export const PLAN_ALIGN = 256;
@@ -50,6 +52,8 @@ export interface MemoryPlan {
   unpackedBytes: number;
   /** Bytes of graph inputs, outputs and weights (outside the arena). */
   dedicatedBytes: number;
+  /** Tensors stored as packed f16 (half storage, src/graph/storage.ts): half the bytes. */
+  half: ReadonlySet<number>;
 }
 
 /** Resolves a tensor to its base and channel view. */
@@ -67,10 +71,11 @@ export function resolveView(plan: MemoryPlan, graph: Graph, t: number): { base: 
 const align = (n: number) => Math.ceil(n / PLAN_ALIGN) * PLAN_ALIGN;
 
 /**
- * Plans memory for a (fused, compacted) graph. `scratchBytes(nodeId)` gives each node's scratch sizes in bytes.
+ * Plans memory for a (fused, compacted) graph. `scratchBytes(nodeId)` gives each node's scratch sizes in bytes;
+ * `half` the tensors stored as packed f16 (src/graph/storage.ts; activations only, never a concat's).
  * Concat nodes get `attrs.inPlace` set for the inputs placed as views.
  */
-export function planMemory(graph: Graph, scratchBytes: (nodeId: number) => number[] = () => []): MemoryPlan {
+export function planMemory(graph: Graph, scratchBytes: (nodeId: number) => number[] = () => [], half: ReadonlySet<number> = new Set()): MemoryPlan {
   const nodes = graph.liveNodes();
   const outputs = new Set(graph.outputs.values());
   const views = new Map<number, { base: number; cOff: number }>();
@@ -92,7 +97,8 @@ export function planMemory(graph: Graph, scratchBytes: (nodeId: number) => numbe
     n.attrs = { ...n.attrs, inPlace };
   }
 
-  const plan: MemoryPlan = { views, placements: new Map(), arena: [], scratch: new Map(), arenaBytes: 0, unpackedBytes: 0, dedicatedBytes: 0 };
+  for (const t of half) if (views.has(t) || [...views.values()].some((v) => v.base === t)) throw new GraphError(`tensor '${graph.tensors[t]!.name}' cannot be both f16 and part of a concat`);
+  const plan: MemoryPlan = { views, placements: new Map(), arena: [], scratch: new Map(), arenaBytes: 0, unpackedBytes: 0, dedicatedBytes: 0, half };
   const baseOf = (t: number) => resolveView(plan, graph, t).base;
 
   // 2. Lifetimes of base tensors.
@@ -111,7 +117,7 @@ export function planMemory(graph: Graph, scratchBytes: (nodeId: number) => numbe
   const regions: PlannedBuffer[] = [];
   for (const t of graph.tensors) {
     if (views.has(t.id)) continue;
-    const bytes = numel(t.shape) * 4;
+    const bytes = (half.has(t.id) ? halfWords(numel(t.shape)) : numel(t.shape)) * 4;
     if (t.kind === 'input' || t.kind === 'weight') {
       plan.placements.set(t.id, { where: t.kind, bytes });
       plan.dedicatedBytes += bytes;
@@ -181,7 +187,7 @@ export function findOverlaps(plan: MemoryPlan): string[] {
 }
 
 /** Scratch sizes in bytes of a node, from its op. */
-export function opScratchBytes(graph: Graph, caps: Parameters<NonNullable<ReturnType<typeof getOp>['scratch']>>[0]['caps']): (nodeId: number) => number[] {
+export function opScratchBytes(graph: Graph, caps: Parameters<NonNullable<ReturnType<typeof getOp>['scratch']>>[0]['caps'], half: ReadonlySet<number> = new Set()): (nodeId: number) => number[] {
   return (id) => {
     const n = graph.nodes[id];
     if (!n) return [];
@@ -190,7 +196,7 @@ export function opScratchBytes(graph: Graph, caps: Parameters<NonNullable<Return
     const inputs = n.inputs.map((t) => graph.tensors[t]!.shape);
     const outputs = n.outputs.map((t) => graph.tensors[t]!.shape);
     const dense = (s: readonly number[]) => ({ cOff: 0, cTot: s.length > 1 ? s[1]! : 1 });
-    return op.scratch({ attrs: n.attrs, inputs, outputs, inViews: inputs.map(dense), outViews: outputs.map(dense), caps }).map((e) => e * 4);
+    return op.scratch({ attrs: n.attrs, inputs, outputs, inViews: inputs.map(dense), outViews: outputs.map(dense), caps, half: nodeHalf(n, half) }).map((e) => e * 4);
   };
 }
 
