@@ -17,6 +17,8 @@ export const HELP = `covidct bench: time the engine's stages on the WebGPU adapt
   --warmup W                untimed runs after the first run (default ${DEFAULT_OPTIONS.warmup})
   --precision f32|f16       f16: pointwise convolutions with f16 operands on the matrix units (needs shader-f16,
                             subgroups and chromium-experimental-subgroup-matrix; reported as not available elsewhere)
+  --storage f32|f16         activation storage (default: the precision); f16 keeps the activations between layers
+                            as packed f16 where the kernels can, with f32 arithmetic, on any adapter
   --tiles auto|legacy       kernel tiles the engine may pick (default auto; legacy: not conv2d's 32x128
                             nor depthwise's 32x32)
   --upload staging|writeBuffer  how inputs reach the GPU (default staging: mapped staging buffers)
@@ -47,7 +49,7 @@ export function parseBenchArgs(argv: string[]): { opts: Partial<BenchOptions>; j
     else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) flags.set(k, argv[++i]!);
     else flags.set(k, 'true');
   }
-  const known = ['size', 'batch', 'stages', 'model', 'config', 'repeats', 'warmup', 'precision', 'profile', 'peak-gflops', 'peak-gbs', 'top', 'peers', 'peer-timeout', 'software', 'dawn-flags', 'json', 'out', 'help', 'plan', 'python', 'tiles', 'upload'];
+  const known = ['size', 'batch', 'stages', 'model', 'config', 'repeats', 'warmup', 'precision', 'storage', 'profile', 'peak-gflops', 'peak-gbs', 'top', 'peers', 'peer-timeout', 'software', 'dawn-flags', 'json', 'out', 'help', 'plan', 'python', 'tiles', 'upload'];
   for (const k of flags.keys()) if (!known.includes(k)) throw new Error(`unknown option --${k} (see --help)`);
   const list = (k: string) => (flags.get(k) ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   const int = (k: string, min: number) => {
@@ -99,6 +101,11 @@ export function parseBenchArgs(argv: string[]): { opts: Partial<BenchOptions>; j
     const p = flags.get('precision');
     if (p !== 'f32' && p !== 'f16') throw new Error(`--precision must be f32 or f16, got '${p}'`);
     opts.precision = p;
+  }
+  if (flags.has('storage')) {
+    const p = flags.get('storage');
+    if (p !== 'f32' && p !== 'f16') throw new Error(`--storage must be f32 or f16, got '${p}'`);
+    opts.storage = p;
   }
   if (flags.has('profile')) opts.profile = true;
   if (flags.has('upload')) {

@@ -57,6 +57,8 @@ export interface BenchOptions {
   repeats: number;
   warmup: number;
   precision: 'f32' | 'f16';
+  /** Activation storage (executor CompileOptions.storage; default: the precision). */
+  storage?: 'f32' | 'f16';
   /** Tiles the conv2d and depthwise kernels may pick (src/ops/op.ts setTilePolicy; default 'auto'). */
   tiles?: 'auto' | 'legacy';
   /** How inputs reach the GPU (executor CompileOptions.upload; default 'staging'). */
@@ -155,6 +157,8 @@ export interface StageResult {
   height: number;
   width: number;
   precision: 'f32' | 'f16';
+  /** Activation storage the graphs were compiled with. */
+  storage: 'f32' | 'f16';
   adapter: string;
   software: boolean;
   /** Random-weight generation (bench overhead, not part of the engine's cost). */
@@ -375,6 +379,7 @@ function stageResult(
   return {
     ...rest,
     precision: c.opts.precision,
+    storage: c.opts.storage ?? c.opts.precision,
     adapter: c.gpu.adapterName,
     software: c.gpu.isSoftware,
     firstRunMs: timing.firstRunMs,
@@ -433,7 +438,7 @@ async function benchGraph(c: Ctx, target: Exclude<BenchTarget, 'pipeline'>, h: n
   bindWeights(file, model, { allowUnexpected: true });
   const cache = opts.cache ?? new PipelineCache(gpu.device);
   const [ms0, n0] = [cache.compileMs, cache.compiled];
-  const compiled = await compileGraph(gpu, model.graph, { cache, upload: opts.upload ?? 'staging', precision: opts.precision });
+  const compiled = await compileGraph(gpu, model.graph, { cache, upload: opts.upload ?? 'staging', precision: opts.precision, storage: opts.storage ?? opts.precision });
   const compileMs = buildMs + performance.now() - t0;
   try {
     let last: Record<string, Float32Array> = {};
@@ -478,7 +483,7 @@ async function benchPipeline(c: Ctx, h: number, w: number, batch: number): Promi
   t0 = performance.now();
   const cache = opts.cache ?? new PipelineCache(gpu.device);
   const [ms0, n0] = [cache.compileMs, cache.compiled];
-  const engine = await TwoStageEngine.load(gpu, file, { batch, height: h, width: w, cache, upload: opts.upload ?? 'staging', precision: opts.precision });
+  const engine = await TwoStageEngine.load(gpu, file, { batch, height: h, width: w, cache, upload: opts.upload ?? 'staging', precision: opts.precision, storage: opts.storage ?? opts.precision });
   const compileMs = performance.now() - t0;
   try {
     const windowed = syntheticWindowed(batch, h, w);
@@ -611,6 +616,8 @@ export interface PlanRow {
   /** Least time per forward under the ceilings (per-dispatch roofline sum), seconds. */
   rooflineS: number;
   ceilings: { gflops: number; gbs: number; source: string };
+  /** Activation storage planned. */
+  storage: 'f32' | 'f16';
   byOp: GraphWork['byOp'];
   byModule: GraphWork['byModule'];
 }
@@ -621,7 +628,7 @@ export interface PlanRow {
  */
 export function planBench(options: Partial<BenchOptions> = {}): PlanRow[] {
   const opts: BenchOptions = { ...DEFAULT_OPTIONS, ...options };
-  if (opts.precision !== 'f32') throw new Error('--plan plans the f32 graphs only (which convolutions take the f16 path depends on the adapter)');
+  if (opts.precision !== 'f32') throw new Error('--plan plans f32 arithmetic only (which convolutions take the f16 path depends on the adapter); --storage f16 can be planned');
   const ceilings = { gflops: opts.peakGflops ?? H100_CEILINGS.gflops, gbs: opts.peakGbs ?? H100_CEILINGS.gbs };
   const source = opts.peakGflops !== undefined || opts.peakGbs !== undefined ? 'flags' : 'H100 through dawn.node (GPU.md)';
   const cfg = configByName(opts.config);
@@ -632,10 +639,10 @@ export function planBench(options: Partial<BenchOptions> = {}): PlanRow[] {
         const s = { batch, height: h, width: w };
         const models: ModelGraph[] =
           target === 'stage1' ? [buildStage1(cfg, s)] : target === 'stage2' ? [buildStage2(cfg, s)] : target === 'pipeline' ? [buildTwoStage(cfg, defaultPreprocessConfig(), s)] : [efficientnet(target, { ...s, intermediates: false })];
-        const row: PlanRow = { target, config: target.startsWith('efficientnet_') ? 'torchvision' : opts.config, batch, height: h, width: w, dispatches: 0, flops: 0, bytes: 0, arenaBytes: 0, weightBytes: 0, rooflineS: 0, ceilings: { ...ceilings, source }, byOp: {}, byModule: {} };
+        const row: PlanRow = { target, config: target.startsWith('efficientnet_') ? 'torchvision' : opts.config, batch, height: h, width: w, dispatches: 0, flops: 0, bytes: 0, arenaBytes: 0, weightBytes: 0, rooflineS: 0, ceilings: { ...ceilings, source }, storage: opts.storage ?? 'f32', byOp: {}, byModule: {} };
         for (const m of models) {
           bindWeights(randomWeightsFile([m]), m, { allowUnexpected: true });
-          const wk = planWork(m.graph, H100_CAPS, true, ceilings);
+          const wk = planWork(m.graph, H100_CAPS, true, ceilings, opts.storage ?? 'f32');
           row.dispatches += wk.dispatches;
           row.flops += wk.flops;
           row.bytes += wk.bytes;

@@ -59,7 +59,7 @@ export function formatReport(rep: BenchReport, top = 15): string {
   const soft = rep.adapter.software;
   out.push(`# covidct bench, ${rep.date}, commit ${rep.commit}, node ${rep.node}`);
   out.push(`adapter: ${rep.adapter.name}${soft ? ' -- SOFTWARE (SwiftShader on the CPU): these are CPU timings, not GPU timings' : ''}`);
-  out.push(`features: ${rep.adapter.features.join(', ') || '-'}; config ${rep.options.config}; precision ${rep.options.precision}; tiles ${rep.options.tiles ?? 'auto'}; upload ${rep.options.upload ?? 'staging'}; repeats ${rep.options.repeats}, warmup ${rep.options.warmup}`);
+  out.push(`features: ${rep.adapter.features.join(', ') || '-'}; config ${rep.options.config}; precision ${rep.options.precision}; storage ${rep.options.storage ?? rep.options.precision}; tiles ${rep.options.tiles ?? 'auto'}; upload ${rep.options.upload ?? 'staging'}; repeats ${rep.options.repeats}, warmup ${rep.options.warmup}`);
   if (rep.loadAverage) out.push(`load average (1 min) at start / end: ${rep.loadAverage.start.toFixed(2)} / ${rep.loadAverage.end.toFixed(2)} on ${rep.loadAverage.cpus} CPUs`);
   if (rep.ceilings) {
     const c = rep.ceilings;
@@ -151,7 +151,7 @@ export function formatReport(rep: BenchReport, top = 15): string {
 export function formatPlan(rows: PlanRow[]): string {
   const out: string[] = [];
   const c = rows[0]?.ceilings;
-  out.push(`# planned work (DispatchSpecs after fusion; no device)${c ? `; roofline ceilings ${num(c.gflops)} GFLOP/s, ${num(c.gbs)} GB/s (${c.source})` : ''}`);
+  out.push(`# planned work (DispatchSpecs after fusion; no device; storage ${rows[0]?.storage ?? 'f32'})${c ? `; roofline ceilings ${num(c.gflops)} GFLOP/s, ${num(c.gbs)} GB/s (${c.source})` : ''}`);
   out.push('');
   out.push(
     table(

@@ -7,6 +7,7 @@
 import { fuseGraph } from '../src/graph/fuse.js';
 import type { Graph } from '../src/graph/ir.js';
 import { opScratchBytes, planMemory, resolveView, type MemoryPlan } from '../src/graph/plan.js';
+import { halfTensors, nodeHalf, type Storage } from '../src/graph/storage.js';
 import type { GpuCaps } from '../src/ops/op.js';
 import { getOp } from '../src/ops/registry.js';
 
@@ -63,7 +64,7 @@ export function graphWork(graph: Graph, plan: MemoryPlan, caps: GpuCaps, ceiling
     const outputs = n.outputs.map((t) => graph.tensors[t]!.shape);
     const inViews = n.inputs.map((t) => resolveView(plan, graph, t).view);
     const outViews = n.outputs.map((t) => resolveView(plan, graph, t).view);
-    const specs = op.dispatch({ attrs: n.attrs, inputs, outputs, inViews, outViews, caps });
+    const specs = op.dispatch({ attrs: n.attrs, inputs, outputs, inViews, outViews, caps, half: nodeHalf(n, plan.half) });
     const e = (w.byOp[n.op] ??= { dispatches: 0, flops: 0, bytes: 0 });
     const mod = (w.byModule[moduleOf(n.name)] ??= { dispatches: 0, flops: 0, bytes: 0 });
     for (const s of specs) {
@@ -85,10 +86,11 @@ export function graphWork(graph: Graph, plan: MemoryPlan, caps: GpuCaps, ceiling
  * Fuses (unless `fuse` is false) and plans a graph as `compileGraph` would, then sums its work. The graph is
  * modified in place by the fusion passes, which need its weights' data (BatchNorm folding).
  */
-export function planWork(graph: Graph, caps: GpuCaps = SWIFTSHADER_CAPS, fuse = true, ceilings?: { gflops: number; gbs: number }): GraphWork & { arenaBytes: number; weightBytes: number } {
+export function planWork(graph: Graph, caps: GpuCaps = SWIFTSHADER_CAPS, fuse = true, ceilings?: { gflops: number; gbs: number }, storage: Storage = 'f32'): GraphWork & { arenaBytes: number; weightBytes: number } {
   if (fuse) fuseGraph(graph);
   else graph.compact();
-  const plan = planMemory(graph, opScratchBytes(graph, caps));
+  const half = storage === 'f16' ? halfTensors(graph) : new Set<number>();
+  const plan = planMemory(graph, opScratchBytes(graph, caps, half), half);
   let weightBytes = 0;
   for (const d of graph.weightData.values()) weightBytes += d.length * 4;
   return { ...graphWork(graph, plan, caps, ceilings), arenaBytes: plan.arenaBytes, weightBytes };

@@ -1,7 +1,7 @@
 // Every op in the registry against its CPU reference on seeded random inputs, with guard words after every
 // output buffer and sentinels around channel views. Error is the normalised MSE against the op's tolerance.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_TOLERANCE, F16_CONV_TOLERANCE, f16MatmulSupport, type GpuCaps, type OpDef } from '../src/ops/op.js';
+import { DEFAULT_TOLERANCE, F16_CONV_TOLERANCE, f16MatmulSupport, type GpuCaps, type HalfIO, type OpDef } from '../src/ops/op.js';
 import { OPS } from '../src/ops/registry.js';
 import { mulberry32, nmse, uniform } from '../src/ops/random.js';
 import { runOp } from '../src/ops/run.js';
@@ -82,13 +82,27 @@ describe('conv2d tile and K-split choices', () => {
   const limits = { maxComputeWorkgroupsPerDimension: 65535, maxComputeWorkgroupStorageSize: 16384 } as GPUSupportedLimits;
   const caps: GpuCaps = { limits, features: new Set<string>(), subgroupMinSize: 32 };
   const f16Caps: GpuCaps = { limits: { ...limits, maxComputeWorkgroupStorageSize: 49152 } as GPUSupportedLimits, features: new Set(['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix']), subgroupMinSize: 32, subgroupMaxSize: 32, precision: 'f16' };
-  const specs = (name: string, c: GpuCaps = caps) => {
+  const specs = (name: string, c: GpuCaps = caps, half?: HalfIO) => {
     const tc = conv2d.cases.find((c) => c.name.startsWith(name))!;
     expect(tc, name).toBeDefined();
     const dense = (s: readonly number[]) => ({ cOff: 0, cTot: s[1] ?? 1 });
     const outputs = conv2d.infer(tc.inputs, tc.attrs);
-    return conv2d.dispatch({ attrs: tc.attrs, inputs: tc.inputs, outputs, inViews: tc.inputs.map((s, i) => tc.inViews?.[i] ?? dense(s)), outViews: outputs.map((s, i) => tc.outViews?.[i] ?? dense(s)), caps: c });
+    return conv2d.dispatch({ attrs: tc.attrs, inputs: tc.inputs, outputs, inViews: tc.inputs.map((s, i) => tc.inViews?.[i] ?? dense(s)), outViews: outputs.map((s, i) => tc.outViews?.[i] ?? dense(s)), caps: c, ...(half ? { half } : {}) });
   };
+  it('with half storage, the matrix-unit GEMM reads a dense f16 input with K % 16 == 0 and no scale in place (no conversion pass for it)', () => {
+    const inPlace = specs('mma m32', f16Caps, { inputs: [true, false], outputs: [true] });
+    expect(inPlace.map((d) => d.defines!.ENTRY_CONVERT)).toEqual([1, 0]);
+    expect(inPlace[1]!.bindings[1]).toEqual({ input: 0 });
+    expect(inPlace[1]!.defines!.Y_F16).toBe(1);
+    expect(conv2d.scratch!({ attrs: conv2d.cases.find((c) => c.name.startsWith('mma m32'))!.attrs, inputs: [[2, 16, 16, 16], [24, 16, 1, 1]], outputs: [[2, 24, 16, 16]], inViews: [{ cOff: 0, cTot: 16 }, { cOff: 0, cTot: 24 }], outViews: [{ cOff: 0, cTot: 24 }], caps: f16Caps, half: { inputs: [true, false], outputs: [true] } })).toHaveLength(1);
+    // K = 37 (padded to 48), or an input scale, or a view: the input still goes through its conversion pass (reading f16).
+    const padded = specs('mma m128', f16Caps, { inputs: [true, false, false], outputs: [false] });
+    expect(padded.map((d) => d.defines!.ENTRY_CONVERT)).toEqual([1, 1, 0]);
+    expect(padded[1]!.defines!.X_F16).toBe(1);
+    const scaled = specs('mma m64', f16Caps, { inputs: [true, false, false, true, false], outputs: [false] });
+    expect(scaled.map((d) => d.defines!.ENTRY_CONVERT)).toEqual([1, 1, 0]);
+    expect(scaled[2]!.defines!.RES_F16).toBe(1);
+  });
   it('precision f16 takes the matrix-unit path (two f16 conversions, then the GEMM) for pointwise GEMMs of whole 16-pixel images over 16 x 64 that are not split, and only where the adapter has it', () => {
     const kernels = (name: string, c: GpuCaps) => specs(name, c).map((d) => `${d.kernel}${d.defines!.ENTRY_CONVERT ? ':convert' : ''}`);
     const tiles = { 'mma m128': 4, 'mma m64': 2, 'mma m32': 1 } as const;

@@ -139,7 +139,9 @@ async function analyze(gpu: GpuContext, flags: Map<string, string>): Promise<num
   const t0 = performance.now();
   const precision = flags.get('precision') ?? 'f32';
   if (precision !== 'f32' && precision !== 'f16') throw new Error(`--precision must be f32 or f16, got ${precision}`);
-  const engine = await TwoStageEngine.load(gpu, weights, { batch: positiveInt(flags, 'batch', Math.min(4, shape[0])), precision, ...(size ? { height: size, width: size } : {}) });
+  const storage = flags.get('storage') ?? precision;
+  if (storage !== 'f32' && storage !== 'f16') throw new Error(`--storage must be f32 or f16, got ${storage}`);
+  const engine = await TwoStageEngine.load(gpu, weights, { batch: positiveInt(flags, 'batch', Math.min(4, shape[0])), precision, storage, ...(size ? { height: size, width: size } : {}) });
   const t1 = performance.now();
   try {
     const report = await engine.analyzeHU(hu, shape, spacing);
@@ -181,7 +183,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(
       [
         'usage: covidct <command> [--software] [--dawn-flags a,b]',
-        '  analyze [--weights W.safetensors] [--input CT.safetensors] [--batch N] [--size S] [--precision f32|f16] [--json]',
+        '  analyze [--weights W.safetensors] [--input CT.safetensors] [--batch N] [--size S] [--precision f32|f16] [--storage f32|f16] [--json]',
         "                            two-stage analysis; default: embedded phantom + seeded random weights (tiny config)",
         "                            (CT.safetensors holds 'hu' [slices, 1, H, W] in HU, optional 'voxel_volume' [slices])",
         '                            f16: pointwise convolutions on the matrix units (needs shader-f16 and subgroup matrices)',

@@ -33,6 +33,8 @@ export interface EngineOptions {
   upload?: 'staging' | 'writeBuffer';
   /** 'f16': pointwise convolutions with f16 operands on the matrix units, where the adapter has them (executor CompileOptions.precision); refused with a GraphError elsewhere. */
   precision?: 'f32' | 'f16';
+  /** Activation storage (executor CompileOptions.storage): 'f16' keeps activations as packed f16 where the ops can, on any adapter. Default: the precision. */
+  storage?: 'f32' | 'f16';
 }
 
 /** Per-slice and per-patient results of a run on windowed slices. */
@@ -96,7 +98,7 @@ export class TwoStageEngine {
     /** `covidct.source` of the weights file ('' when absent). */
     readonly source: string,
     private readonly intermediates: boolean,
-    private readonly compileOpts: { cache: PipelineCache; upload: 'staging' | 'writeBuffer'; precision: 'f32' | 'f16' },
+    private readonly compileOpts: { cache: PipelineCache; upload: 'staging' | 'writeBuffer'; precision: 'f32' | 'f16'; storage: 'f32' | 'f16' },
   ) {}
 
   /** The model config and preprocessing parameters from the weights file. */
@@ -118,7 +120,8 @@ export class TwoStageEngine {
       throw new RangeError(`slice size must be integers >= 8, got ${height} x ${width}`);
     const pipeline = loadPipeline(file, { batch, height, width, intermediates: !!opts.intermediates });
     const cache = opts.cache ?? new PipelineCache(gpu.device);
-    const compileOpts = { cache, upload: opts.upload ?? 'staging', precision: opts.precision ?? 'f32' } as const;
+    const precision = opts.precision ?? 'f32';
+    const compileOpts = { cache, upload: opts.upload ?? 'staging', precision, storage: opts.storage ?? precision } as const;
     const twoStage = await compileGraph(gpu, pipeline.twoStage.graph, compileOpts);
     return new TwoStageEngine(gpu, pipeline, twoStage, batch, height, width, file.metadata['covidct.source'] ?? '', !!opts.intermediates, compileOpts);
   }
