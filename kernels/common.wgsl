@@ -14,6 +14,24 @@ fn half_at(w: u32, i: u32) -> f32 {
   return select(v.x, v.y, (i & 1u) == 1u);
 }
 
+// x rounded to the nearest f16 value, ties to even (src/ops/half.ts roundToF16 is the CPU side), as an f32. WGSL
+// lets an f32 -> f16 conversion (pack2x16float, f16()) pick either neighbour (this Dawn folds a constant
+// pack2x16float by truncating: 1 + 0.75 ulp gave 1; at run time SwiftShader rounds to nearest); converting this
+// value instead is exact on every adapter, so the CPU emulation holds. Subnormal f16 (below 2^-14) are multiples
+// of 2^-24; above that, rounding the f32 pattern to 10 mantissa bits carries into the exponent.
+fn round_f16(x: f32) -> f32 {
+  if (abs(x) < 6.103515625e-5) {
+    return round(x * 16777216.0) * 5.9604644775390625e-8;
+  }
+  let b = bitcast<u32>(x);
+  return bitcast<f32>((b + 0x0fffu + ((b >> 13u) & 1u)) & 0xffffe000u);
+}
+
+// Two values as one packed-f16 word (half storage), each rounded to nearest even.
+fn pack_half2(a: f32, b: f32) -> u32 {
+  return pack2x16float(vec2<f32>(round_f16(a), round_f16(b)));
+}
+
 // Linear thread id for 1-D work folded into a 2-D grid (grid1d in src/ops/op.ts).
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>, wg: u32) -> u32 {
   return gid.x + gid.y * nwg.x * wg;

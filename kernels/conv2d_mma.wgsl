@@ -71,7 +71,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     v *= scale[r * P.cin + k];
 #endif
   }
-  dst[i] = f16(v);
+  dst[i] = f16(round_f16(v)); // exact: see round_f16
 }
 #else
 @group(0) @binding(1) var<storage, read_write> wh: array<f16>; // [ceil(M / 16) * 16, Kp]

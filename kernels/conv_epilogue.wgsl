@@ -35,7 +35,7 @@ fn epilogue_value(m: u32, c: u32, acc: f32) -> f32 {
 #if Y_F16
 // Outputs (m, c) and (m, c + 1), c even, as one packed f16 word.
 fn epilogue2(m: u32, c: u32, acc0: f32, acc1: f32) {
-  y[y_index(m, c) >> 1u] = pack2x16float(vec2<f32>(epilogue_value(m, c, acc0), epilogue_value(m, c + 1u, acc1)));
+  y[y_index(m, c) >> 1u] = pack_half2(epilogue_value(m, c, acc0), epilogue_value(m, c + 1u, acc1));
 }
 #else
 fn epilogue(m: u32, c: u32, acc: f32) {

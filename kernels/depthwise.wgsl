@@ -166,7 +166,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       let oy = oy0 + ly;
       if (oy < P.ho) {
         let o = ly * TW + lid.x;
-        y[(y_base + oy * P.wo + ox) >> 1u] = pack2x16float(vec2<f32>(tile_in[o], tile_in[o + 1u]));
+        y[(y_base + oy * P.wo + ox) >> 1u] = pack_half2(tile_in[o], tile_in[o + 1u]);
       }
     }
   }

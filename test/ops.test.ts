@@ -5,7 +5,9 @@ import { DEFAULT_TOLERANCE, F16_CONV_TOLERANCE, f16MatmulSupport, type GpuCaps, 
 import { OPS } from '../src/ops/registry.js';
 import { mulberry32, nmse, uniform } from '../src/ops/random.js';
 import { runOp } from '../src/ops/run.js';
-import { roundToF16 } from '../src/ops/half.js';
+import { packHalf, roundToF16 } from '../src/ops/half.js';
+import { kernelSource } from '../src/wgsl/kernels.js';
+import { preprocessWgsl } from '../src/wgsl/preprocess.js';
 import { numel } from '../src/ops/op.js';
 import { chooseSplitK, conv2d } from '../src/ops/conv2d.js';
 import { testGpu } from './gpu.js';
@@ -183,6 +185,51 @@ describe('conv2d with f16 operands on the matrix units', () => {
     const e32 = nmse(got.outputs[0]!, f32);
     expect(e16, `nmse ${e16.toExponential(2)} from the f16-emulating reference`).toBeLessThanOrEqual(DEFAULT_TOLERANCE.conv);
     expect(e32, `nmse ${e32.toExponential(2)} from the f32 reference`).toBeLessThanOrEqual(F16_CONV_TOLERANCE);
+  });
+});
+
+describe('pack_half2 (kernels/common.wgsl) on this adapter', () => {
+  // Every kernel that writes half storage packs through pack_half2; it must round like roundToF16 (nearest, ties
+  // to even), bit for bit, although WGSL lets pack2x16float pick either neighbour (round_f16 makes sure).
+  it('packs exactly what packHalf (the CPU) packs: ties, subnormals, both signs, across the f16 range', async () => {
+    const { gpu } = await testGpu();
+    const d = gpu.device;
+    const rand = mulberry32(11);
+    const n = 4096;
+    const x = new Float32Array(n);
+    for (let i = 0; i < n; i++) x[i] = (rand() - 0.5) * 2 ** Math.floor(rand() * 40 - 26);
+    // exact ties and near-ties around 1 and in the subnormal range
+    x.set([1 + 2 ** -11, 1 + 3 * 2 ** -11, 1 + 0.75 * 2 ** -10, -(1 + 2 ** -11), 2 ** -25, 3 * 2 ** -25, 1.5 * 2 ** -24, 65504, 2 ** -14 - 2 ** -26, 0, -0]);
+    const code = preprocessWgsl(
+      '#include "common.wgsl"\n@group(0) @binding(0) var<storage, read_write> x: array<f32>;\n@group(0) @binding(1) var<storage, read_write> y: array<u32>;\n' +
+        '@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3<u32>) { let i = g.x; if (i < arrayLength(&y)) { y[i] = pack_half2(x[2u * i], x[2u * i + 1u]); } }',
+      {},
+      kernelSource,
+    );
+    const xb = d.createBuffer({ size: n * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+    d.queue.writeBuffer(xb, 0, x);
+    const yb = d.createBuffer({ size: n * 2, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    const rb = d.createBuffer({ size: n * 2, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    try {
+      const p = d.createComputePipeline({ layout: 'auto', compute: { module: d.createShaderModule({ code }), entryPoint: 'main' } });
+      const bg = d.createBindGroup({ layout: p.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: xb } }, { binding: 1, resource: { buffer: yb } }] });
+      const e = d.createCommandEncoder();
+      const pass = e.beginComputePass();
+      pass.setPipeline(p);
+      pass.setBindGroup(0, bg);
+      pass.dispatchWorkgroups(n / 2 / 64);
+      pass.end();
+      e.copyBufferToBuffer(yb, 0, rb, 0, n * 2);
+      d.queue.submit([e.finish()]);
+      await rb.mapAsync(GPUMapMode.READ);
+      const got = new Uint32Array(rb.getMappedRange().slice(0));
+      rb.unmap();
+      const want = packHalf(x);
+      const bad = [...got.keys()].filter((i) => got[i] !== want[i]);
+      expect(bad.slice(0, 5).map((i) => `${x[2 * i]}, ${x[2 * i + 1]}: ${got[i]!.toString(16)} != ${want[i]!.toString(16)}`)).toEqual([]);
+    } finally {
+      for (const b of [xb, yb, rb]) b.destroy();
+    }
   });
 });
 
