@@ -233,9 +233,9 @@ describe('tiny two-stage model', () => {
 // ---------------------------------------------------------------------------------------------
 // precision 'f16' emulated on the CPU
 
-describe("precision 'f16' emulated on the CPU (operands of the matrix-unit convolutions rounded to f16)", () => {
+describe("precision 'f16' emulated on the CPU (matrix-unit convolution operands and half-storage activations rounded to f16)", () => {
   // runGraphOnCpu precision 'f16' on the fused graphs the GPU compiles: the convolutions that take the matrix-unit
-  // path round the same operands as the GPU. This measures what f16 rounding does to the outputs, independently of
+  // path round the same operands as the GPU, and the tensors in half storage are rounded when produced. This measures what f16 rounding does to the outputs, independently of
   // any GPU, and holds it to the stated tolerances (F16_TOL); test/parity.test.ts checks the GPU against it.
   it('EfficientNet-B7 (64x64, 48x80) and the default model (64x64, batch 2): within F16_TOL of PyTorch f32, same classes', async () => {
     for (const c of await f16Cases()) {

@@ -30,7 +30,8 @@ export interface CompileOptions {
   upload?: 'staging' | 'writeBuffer';
   /**
    * 'f16': pointwise convolutions (those conv2d's `takesMmaPath` picks) round their GEMM operands to f16 and run
-   * on the matrix units (f32 accumulation; tensors stay f32 in memory); everything else stays f32. Needs what
+   * on the matrix units (f32 accumulation); everything else computes in f32; activations default to half storage
+   * (`storage` below). Needs what
    * `f16MatmulSupport` (src/ops/op.ts) checks; refused with a GraphError naming what is missing otherwise.
    * Default 'f32'. Tolerances: docs/model.md.
    */

@@ -57,7 +57,7 @@ export interface GpuCaps {
   subgroupMaxSize?: number;
   /**
    * 'f16': pointwise convolutions may round their GEMM operands to f16 and run them on the matrix units (f32
-   * accumulation, f32 tensors in memory; conv2d's takesMmaPath says which); only where {@link f16MatmulSupport}
+   * accumulation; conv2d's takesMmaPath says which); only where {@link f16MatmulSupport}
    * says the adapter can. Default 'f32'.
    */
   precision?: 'f32' | 'f16';
