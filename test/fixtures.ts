@@ -202,7 +202,7 @@ export interface F16Case {
 }
 
 /** The f16 cases: EfficientNet-B7 fixture cases A and B, the default model's case A (stage 1 and stage 2). */
-export async function f16Cases(b7Cases: string[] = ['A', 'B']): Promise<F16Case[]> {
+export async function f16Cases(b7Cases: string[] = ['A', 'B'], withDefault = true): Promise<F16Case[]> {
   const cases: F16Case[] = [];
   const b7 = await loadFixture('efficientnet_b7.fixture.safetensors');
   const b7File = openWeights(recipeFileBytes(b7.meta<WeightsRecipe>('fixture.weights')), 'efficientnet_b7.safetensors');
@@ -212,6 +212,7 @@ export async function f16Cases(b7Cases: string[] = ['A', 'B']): Promise<F16Case[
     bindWeights(b7File, g);
     cases.push({ name: `b7.${c}`, graph: g, inputs: { input: b7.get(`${c}/input`) }, refs: { logits: b7.get(`${c}/logits`) }, classes: { output: 'logits', n: 1000 }, tolKey: () => 'b7.logits' });
   }
+  if (!withDefault) return cases;
   const d = await loadFixture('default.fixture.safetensors');
   const info = d.meta<Record<string, TwoStageCase>>('fixture.cases')['A']!;
   const [height, width] = info.size as [number, number];

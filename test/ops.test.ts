@@ -210,6 +210,7 @@ describe('pack_half2 (kernels/common.wgsl) on this adapter', () => {
     d.queue.writeBuffer(xb, 0, x);
     const yb = d.createBuffer({ size: n * 2, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
     const rb = d.createBuffer({ size: n * 2, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    d.pushErrorScope('validation');
     try {
       const p = d.createComputePipeline({ layout: 'auto', compute: { module: d.createShaderModule({ code }), entryPoint: 'main' } });
       const bg = d.createBindGroup({ layout: p.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: xb } }, { binding: 1, resource: { buffer: yb } }] });
@@ -221,6 +222,8 @@ describe('pack_half2 (kernels/common.wgsl) on this adapter', () => {
       pass.end();
       e.copyBufferToBuffer(yb, 0, rb, 0, n * 2);
       d.queue.submit([e.finish()]);
+      const err = await d.popErrorScope();
+      expect(err?.message ?? null, 'pack_half2 kernel').toBeNull();
       await rb.mapAsync(GPUMapMode.READ);
       const got = new Uint32Array(rb.getMappedRange().slice(0));
       rb.unmap();
