@@ -3,7 +3,9 @@
 //   Y[n, m, p] = act(sum_k W[m, k] * (scale[n, k] * X[n, k, p]) + bias[m]) + residual[n, m, p]
 // Two entry points:
 //   ENTRY_CONVERT  rounds an f32 matrix to a zero-padded f16 copy in scratch: dst[r, k, p] (r < rows_p, k < Kp,
-//                  p < HoWo) = f16(src[(r * x_tot + x_off + k) * HoWo + p] * scale[r, k]) for r < rows, k < K, else 0.
+//                  p < HoWo) = f16(src[(r * x_tot + x_off + k) * HoWo + p] * scale[r, k]) for r < rows, k < K, else 0,
+//                  written as packed pairs with pack_half2 (core WGSL: this entry needs no f16 or subgroup
+//                  feature, so it runs, and is tested, on any adapter).
 //                  Used for the weights (r = output channel, HoWo = 1) and for the input (r = image, with its
 //                  channel view and the squeeze-excite scale folded in).
 //   GEMM           the matrix units read both copies straight from storage (no workgroup staging, no barriers in
@@ -18,9 +20,11 @@
 // and skips its conversion pass.
 // Why not through workgroup memory like kernels/conv2d.wgsl: measured on an H200 (bench/RESULTS.md, f16 experiments),
 // staging f32 operands into f16 tiles by the threads cost more than the whole f32 kernel.
+#if !ENTRY_CONVERT
 enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;
+#endif
 #include "common.wgsl"
 
 struct Params {
@@ -51,14 +55,10 @@ fn load_src(i: u32) -> f32 { return src[i]; }
 #if HAS_SCALE
 @group(0) @binding(2) var<storage, read_write> scale: array<f32>;
 #endif
-@group(0) @binding(BIND_DST) var<storage, read_write> dst: array<f16>;
+@group(0) @binding(BIND_DST) var<storage, read_write> dst: array<u32>; // f16 pairs (the GEMM reads array<f16>)
 
-@compute @workgroup_size(WG)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linear_id(gid, nwg, WG);
-  if (i >= P.total) {
-    return;
-  }
+// Element i of the copy, as an f32 (already scaled; zero in the padding).
+fn copy_value(i: u32) -> f32 {
   let plane = P.Kp * P.HoWo;
   let r = i / plane;
   let rest = i - r * plane;
@@ -71,7 +71,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     v *= scale[r * P.cin + k];
 #endif
   }
-  dst[i] = f16(round_f16(v)); // exact: see round_f16
+  return v;
+}
+
+// One thread per word: elements 2 w and 2 w + 1 (total is even: Kp is a multiple of 16).
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let w = linear_id(gid, nwg, WG);
+  if (2u * w >= P.total) {
+    return;
+  }
+  dst[w] = pack_half2(copy_value(2u * w), copy_value(2u * w + 1u));
 }
 #else
 @group(0) @binding(1) var<storage, read_write> wh: array<f16>; // [ceil(M / 16) * 16, Kp]

@@ -1,7 +1,7 @@
 // Every op in the registry against its CPU reference on seeded random inputs, with guard words after every
 // output buffer and sentinels around channel views. Error is the normalised MSE against the op's tolerance.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_TOLERANCE, F16_CONV_TOLERANCE, f16MatmulSupport, type GpuCaps, type HalfIO, type OpDef } from '../src/ops/op.js';
+import { capsFor, DEFAULT_TOLERANCE, F16_CONV_TOLERANCE, f16MatmulSupport, type GpuCaps, type HalfIO, type OpDef } from '../src/ops/op.js';
 import { OPS } from '../src/ops/registry.js';
 import { mulberry32, nmse, uniform } from '../src/ops/random.js';
 import { runOp } from '../src/ops/run.js';
@@ -9,7 +9,7 @@ import { packHalf, roundToF16 } from '../src/ops/half.js';
 import { kernelSource } from '../src/wgsl/kernels.js';
 import { preprocessWgsl } from '../src/wgsl/preprocess.js';
 import { numel } from '../src/ops/op.js';
-import { chooseSplitK, conv2d } from '../src/ops/conv2d.js';
+import { chooseSplitK, conv2d, conv2dInputIndex } from '../src/ops/conv2d.js';
 import { testGpu } from './gpu.js';
 
 describe.each(Object.values(OPS) as OpDef<unknown>[])('op $name', (op) => {
@@ -185,6 +185,49 @@ describe('conv2d with f16 operands on the matrix units', () => {
     const e32 = nmse(got.outputs[0]!, f32);
     expect(e16, `nmse ${e16.toExponential(2)} from the f16-emulating reference`).toBeLessThanOrEqual(DEFAULT_TOLERANCE.conv);
     expect(e32, `nmse ${e32.toExponential(2)} from the f32 reference`).toBeLessThanOrEqual(F16_CONV_TOLERANCE);
+  });
+});
+
+describe("conv2d's f16 conversion passes (the matrix-unit path's first half, on any adapter)", () => {
+  // ENTRY_CONVERT of kernels/conv2d_mma.wgsl needs no f16 or subgroup feature, so it runs here even where the GEMM
+  // cannot: the dispatches are planned for f16 caps and only the conversions run. Their scratch must hold exactly
+  // the zero-padded, rounded copies: weights [Mp, Kp], input [N, Kp, HW] (view, scale, f16 input when half).
+  const f16Plan = (gpu: GpuCaps): GpuCaps => ({ ...gpu, features: new Set(['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix']), subgroupMinSize: 32, subgroupMaxSize: 32, precision: 'f16' });
+  it.each(F16_CASES.flatMap((name) => [false, true].map((half) => ({ name, half }))))('$name, input in half storage: $half', async ({ name, half }) => {
+    const { gpu, cache } = await testGpu();
+    const tc = conv2d.cases.find((c) => c.name.startsWith(name))!;
+    const rand = mulberry32(77);
+    const inputs = tc.inputs.map((shape, i) => {
+      const v = uniform(rand, numel(shape), -1, 1);
+      return half && i === 0 ? v.map(roundToF16) : v;
+    });
+    const idx = conv2dInputIndex(tc.attrs);
+    const halfIO: HalfIO = { inputs: tc.inputs.map((_, i) => half && i === 0), outputs: [false] };
+    const got = await runOp(gpu, cache, conv2d, inputs, tc.inputs, tc.attrs, {
+      ...(tc.inViews ? { inViews: tc.inViews } : {}),
+      ...(tc.outViews ? { outViews: tc.outViews } : {}),
+      half: halfIO,
+      caps: f16Plan(capsFor(gpu, 'f32')),
+      only: (d) => d.defines?.ENTRY_CONVERT === 1,
+    });
+    expect(got.violations).toEqual([]);
+    const [N, K, H, W] = tc.inputs[0]! as [number, number, number, number];
+    const M = tc.inputs[1]![0]!;
+    const Kp = Math.ceil(K / 16) * 16;
+    const Mp = Math.ceil(M / 16) * 16;
+    const wantW = new Float32Array(Mp * Kp);
+    for (let m = 0; m < M; m++) for (let k = 0; k < K; k++) wantW[m * Kp + k] = inputs[1]![m * K + k]!;
+    const HW = H * W;
+    const scale = tc.attrs.hasInScale ? inputs[idx.inScale]! : null;
+    const wantX = new Float32Array(N * Kp * HW);
+    for (let n = 0; n < N; n++)
+      for (let k = 0; k < K; k++)
+        for (let p = 0; p < HW; p++) wantX[(n * Kp + k) * HW + p] = Math.fround(inputs[0]![(n * K + k) * HW + p]! * (scale ? scale[n * K + k]! : 1));
+    expect(got.scratch[0]).toEqual(packHalf(wantW));
+    // A dense f16 input with K % 16 == 0 and no scale is read in place (no copy, no scratch for it).
+    const inPlace = half && !scale && K % 16 === 0 && !tc.inViews?.[0];
+    expect(got.scratch.length).toBe(inPlace ? 1 : 2);
+    if (!inPlace) expect(got.scratch[1]).toEqual(packHalf(wantX));
   });
 });
 

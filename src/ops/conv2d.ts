@@ -438,7 +438,7 @@ export const conv2d = defineOp<Conv2dAttrs>({
         {
           kernel: 'conv2d_mma',
           defines: { ENTRY_CONVERT: 1, WG: CONVERT_WG, HAS_SCALE: 0, X_F16: 0, BIND_DST: 2 },
-          grid: grid1d(wh, CONVERT_WG, maxDim),
+          grid: grid1d(wh / 2, CONVERT_WG, maxDim),
           params: mp(wh, M, 0, K, 1),
           bindings: [{ input: 1 }, { scratch: 0 }],
           bytes: M * K * 4 + wh * 2,
@@ -448,7 +448,7 @@ export const conv2d = defineOp<Conv2dAttrs>({
         specs.push({
           kernel: 'conv2d_mma',
           defines: { ENTRY_CONVERT: 1, WG: CONVERT_WG, HAS_SCALE: attrs.hasInScale ? 1 : 0, X_F16: xh16 ? 1 : 0, BIND_DST: xc.last },
-          grid: grid1d(xh, CONVERT_WG, maxDim),
+          grid: grid1d(xh / 2, CONVERT_WG, maxDim),
           params: mp(xh, g.N, xv.cOff, xv.cTot, HW),
           bindings: xc.bindings,
           bytes: xBytes + xh * 2,

@@ -8,7 +8,7 @@ import type { PipelineCache } from '../gpu/pipelines.js';
 import { encodeReadback, mapStaging, withErrorScopes } from '../gpu/readback.js';
 import { UniformArena } from '../gpu/uniforms.js';
 import { halfWords, packHalf, unpackHalf } from './half.js';
-import { capsFor, denseView, halfIn, halfOut, innerSize, numel, type HalfIO, type OpContext, type OpDef, type Shape, type View } from './op.js';
+import { capsFor, denseView, halfIn, halfOut, innerSize, numel, type DispatchSpec, type GpuCaps, type HalfIO, type OpContext, type OpDef, type Shape, type View } from './op.js';
 
 /** Words written after every buffer; they must survive the dispatches. */
 export const GUARD_WORDS = 64;
@@ -20,6 +20,8 @@ export interface RunOpResult {
   outputs: Float32Array[];
   /** Problems found with guard words or sentinel channels, empty when none. */
   violations: string[];
+  /** The scratch buffers' words after the run. */
+  scratch: Uint32Array[];
 }
 
 function viewedSize(shape: Shape, v: View): number {
@@ -48,10 +50,19 @@ export async function runOp<A>(
   inputs: Float32Array[],
   inShapes: Shape[],
   attrs: A,
-  opts: { inViews?: Array<View | undefined>; outViews?: Array<View | undefined>; precision?: 'f32' | 'f16'; half?: HalfIO } = {},
+  opts: {
+    inViews?: Array<View | undefined>;
+    outViews?: Array<View | undefined>;
+    precision?: 'f32' | 'f16';
+    half?: HalfIO;
+    /** Plan the dispatches for these caps instead of the adapter's (with `only`: run parts that need less). */
+    caps?: GpuCaps;
+    /** Run only the dispatches this accepts (the others' outputs stay sentinels). */
+    only?: (spec: DispatchSpec) => boolean;
+  } = {},
 ): Promise<RunOpResult> {
   const { device } = gpu;
-  const caps = capsFor(gpu, opts.precision ?? 'f32');
+  const caps = opts.caps ?? capsFor(gpu, opts.precision ?? 'f32');
   const outShapes = op.infer(inShapes, attrs);
   const inViews = inShapes.map((s, i) => opts.inViews?.[i] ?? denseView(s));
   const outViews = outShapes.map((s, i) => opts.outViews?.[i] ?? denseView(s));
@@ -84,7 +95,7 @@ export async function runOp<A>(
     });
     const scratch = scratchSizes.map((n, i) => makeBuffer(n, new Uint32Array(n), `scratch${i}`));
     const range = (b: { buffer: GPUBuffer; words: number }): BufferRange => ({ buffer: b.buffer, offset: 0, size: Math.max(4, b.words * 4) });
-    const specs = op.dispatch(ctx);
+    const specs = op.dispatch(ctx).filter((d) => !opts.only || opts.only(d));
     const uniforms = new UniformArena(device, specs.length, `${op.name} uniforms`);
     try {
       const prepared = await Promise.all(
@@ -98,7 +109,7 @@ export async function runOp<A>(
         const pass = enc.beginComputePass();
         encodeDispatches(pass, prepared);
         pass.end();
-        const st = encodeReadback(device, enc, outs.map((o) => ({ buffer: o.buffer, byteOffset: 0, byteLength: (o.words + GUARD_WORDS) * 4 })));
+        const st = encodeReadback(device, enc, [...outs, ...scratch].map((o) => ({ buffer: o.buffer, byteOffset: 0, byteLength: (o.words + GUARD_WORDS) * 4 })));
         device.queue.submit([enc.finish()]);
         return st;
       });
@@ -135,7 +146,13 @@ export async function runOp<A>(
         }
         return dense;
       });
-      return { outputs, violations };
+      const scratchWords = scratch.map((b, i) => {
+        const buf = raw[outs.length + i]!;
+        const words = new Uint32Array(buf.buffer, buf.byteOffset, b.words + GUARD_WORDS);
+        if (words.subarray(b.words).some((w) => w !== SENTINEL_BITS)) violations.push(`scratch ${i}: a guard word after the buffer was overwritten`);
+        return words.slice(0, b.words);
+      });
+      return { outputs, violations, scratch: scratchWords };
     } finally {
       uniforms.destroy();
     }
