@@ -11,7 +11,7 @@ import { rooflineShare } from '../bench/roofline.js';
 import { recipes, weightValues } from '../src/models/random-weights.js';
 import { planWork } from '../bench/work.js';
 import { tinyModelConfig } from '../src/models/config.js';
-import { buildStage1 } from '../src/models/pipeline.js';
+import { buildStage1, buildStage2 } from '../src/models/pipeline.js';
 import { bindWeights } from '../src/models/load.js';
 import { randomWeightsFile } from '../src/models/random-weights.js';
 import { readSafetensorsFile } from '../src/io/safetensors.js';
@@ -67,6 +67,8 @@ describe('bench helpers', () => {
     expect(() => parseBenchArgs(['--size', 'big'])).toThrow(/--size/);
     expect(() => parseBenchArgs(['--peers', 'tf'])).toThrow(/unknown tf/);
     expect(() => parseBenchArgs(['--frobnicate'])).toThrow(/unknown option/);
+    expect(parseBenchArgs(['--storage', 'f16']).opts.storage).toBe('f16');
+    expect(() => parseBenchArgs(['--storage', 'f8'])).toThrow(/--storage must be f32 or f16/);
   });
 
   it('summarises runs and roofline arithmetic', () => {
@@ -85,6 +87,22 @@ describe('bench helpers', () => {
     expect(w.flops).toBeGreaterThan(1e6);
     expect(w.bytes).toBeGreaterThan(1e5);
     expect(w.byOp.conv2d!.flops).toBeGreaterThan(w.flops / 2);
+  });
+
+  it('plans half storage: the same FLOPs, fewer bytes (depthwise near half), a smaller arena', () => {
+    const cfg = tinyModelConfig();
+    const plan = (storage: 'f32' | 'f16') => {
+      const m = buildStage2(cfg, { batch: 2, height: 32, width: 32 });
+      bindWeights(randomWeightsFile([m]), m, { allowUnexpected: true });
+      return planWork(m.graph, undefined, true, undefined, storage);
+    };
+    const f32 = plan('f32');
+    const f16 = plan('f16');
+    expect(f16.flops).toBe(f32.flops);
+    expect(f16.dispatches).toBe(f32.dispatches);
+    expect(f16.bytes).toBeLessThan(f32.bytes); // the tiny stage 2 has much besides EfficientNet blocks
+    expect(f16.byOp.depthwise!.bytes).toBeLessThan(0.7 * f32.byOp.depthwise!.bytes); // 62%: weights and 1-pixel-wide planes stay f32
+    expect(f16.arenaBytes).toBeLessThan(f32.arenaBytes);
   });
 });
 
