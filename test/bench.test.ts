@@ -92,7 +92,7 @@ describe('bench helpers', () => {
   it('plans half storage: the same FLOPs, fewer bytes (depthwise near half), a smaller arena', () => {
     const cfg = tinyModelConfig();
     const plan = (storage: 'f32' | 'f16') => {
-      const m = buildStage2(cfg, { batch: 2, height: 32, width: 32 });
+      const m = buildStage2(cfg, { batch: 2, height: 64, width: 64 }); // at 64x64 every depthwise plane is even-sized
       bindWeights(randomWeightsFile([m]), m, { allowUnexpected: true });
       return planWork(m.graph, undefined, true, undefined, storage);
     };
@@ -101,7 +101,7 @@ describe('bench helpers', () => {
     expect(f16.flops).toBe(f32.flops);
     expect(f16.dispatches).toBe(f32.dispatches);
     expect(f16.bytes).toBeLessThan(f32.bytes); // the tiny stage 2 has much besides EfficientNet blocks
-    expect(f16.byOp.depthwise!.bytes).toBeLessThan(0.7 * f32.byOp.depthwise!.bytes); // 62%: weights and 1-pixel-wide planes stay f32
+    expect(f16.byOp.depthwise!.bytes).toBeLessThan(0.6 * f32.byOp.depthwise!.bytes); // activations halved, weights f32
     expect(f16.arenaBytes).toBeLessThan(f32.arenaBytes);
   });
 });
