@@ -187,6 +187,7 @@ async function main(argv: string[]): Promise<number> {
         "                            two-stage analysis; default: embedded phantom + seeded random weights (tiny config)",
         "                            (CT.safetensors holds 'hu' [slices, 1, H, W] in HU, optional 'voxel_volume' [slices])",
         '                            f16: pointwise convolutions on the matrix units (needs shader-f16 and subgroup matrices)',
+        '                            --storage f16: activations kept as f16 between layers, any adapter (default: the precision)',
         '  info                      adapter, features, limits',
         '  demo [--batch N]          demo network on the GPU vs the CPU references',
         '  run --model M --weights W.safetensors --input IN.safetensors --output OUT.safetensors [--dump]',
