@@ -71,14 +71,6 @@ fn load_x(i: u32) -> f32 { return x[i]; }
 #endif
 @group(0) @binding(2) var<storage, read_write> w: array<f32>;
 #endif
-#if HAS_BIAS
-@group(0) @binding(BIND_BIAS) var<storage, read_write> bias: array<f32>;
-#endif
-#if HAS_RES && RES_F16
-@group(0) @binding(BIND_RES) var<storage, read_write> res: array<u32>;
-#elif HAS_RES
-@group(0) @binding(BIND_RES) var<storage, read_write> res: array<f32>;
-#endif
 #if HAS_SCALE
 @group(0) @binding(BIND_SCALE) var<storage, read_write> in_scale: array<f32>;
 #endif

@@ -86,14 +86,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 #else
 @group(0) @binding(1) var<storage, read_write> wh: array<f16>; // [ceil(M / 16) * 16, Kp]
 @group(0) @binding(2) var<storage, read_write> xh: array<f16>; // [N, Kp, HoWo]
-#if HAS_BIAS
-@group(0) @binding(BIND_BIAS) var<storage, read_write> bias: array<f32>;
-#endif
-#if HAS_RES && RES_F16
-@group(0) @binding(BIND_RES) var<storage, read_write> res: array<u32>;
-#elif HAS_RES
-@group(0) @binding(BIND_RES) var<storage, read_write> res: array<f32>;
-#endif
 #if Y_F16
 @group(0) @binding(BIND_Y) var<storage, read_write> y: array<u32>;
 #else

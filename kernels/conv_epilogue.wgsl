@@ -1,8 +1,17 @@
 // Shared by kernels/conv2d.wgsl and kernels/conv2d_mma.wgsl (#include after their bindings): the convolution
 // epilogue, bias -> act -> + residual, written through the output's channel view, for output row m and column
-// c = n * HoWo + pixel. Needs Params fields HoWo, y_off, y_tot, r_off, r_tot, the bindings bias (HAS_BIAS),
-// res (HAS_RES; packed f16 pairs, array<u32>, when RES_F16) and y (packed f16 when Y_F16), and apply_act and
-// half_at (common.wgsl). With Y_F16 the caller passes columns in pairs (c even, HoWo even: one f16 word).
+// c = n * HoWo + pixel. Declares the bindings bias (HAS_BIAS, at BIND_BIAS) and res (HAS_RES, at BIND_RES;
+// packed f16 pairs when RES_F16); needs Params fields HoWo, y_off, y_tot, r_off, r_tot, the binding y (packed
+// f16 when Y_F16), and apply_act and half_at (common.wgsl). With Y_F16 the caller passes columns in pairs (c
+// even, HoWo even: one f16 word).
+#if HAS_BIAS
+@group(0) @binding(BIND_BIAS) var<storage, read_write> bias: array<f32>;
+#endif
+#if HAS_RES && RES_F16
+@group(0) @binding(BIND_RES) var<storage, read_write> res: array<u32>;
+#elif HAS_RES
+@group(0) @binding(BIND_RES) var<storage, read_write> res: array<f32>;
+#endif
 #if HAS_RES
 fn load_res(i: u32) -> f32 {
 #if RES_F16

@@ -10,6 +10,7 @@ import { kernelSource } from '../src/wgsl/kernels.js';
 import { preprocessWgsl } from '../src/wgsl/preprocess.js';
 import { numel } from '../src/ops/op.js';
 import { chooseSplitK, conv2d, conv2dInputIndex } from '../src/ops/conv2d.js';
+import { depthwise } from '../src/ops/depthwise.js';
 import { testGpu } from './gpu.js';
 
 describe.each(Object.values(OPS) as OpDef<unknown>[])('op $name', (op) => {
@@ -58,6 +59,12 @@ describe('half storage: ops reading and writing packed f16', () => {
     const by = (name: string, what: 'inputs' | 'outputs') => halfCases.filter((c) => c.op.name === name && c.half[what].some(Boolean)).length;
     for (const name of ['depthwise', 'conv2d', 'global_pool']) expect(by(name, 'inputs'), name).toBeGreaterThan(2);
     for (const name of ['depthwise', 'conv2d']) expect(by(name, 'outputs'), name).toBeGreaterThan(2);
+  });
+  it('refuses an f16 tensor the op cannot take, naming it (depthwise output of odd width)', async () => {
+    const { gpu, cache } = await testGpu();
+    const tc = depthwise.cases.find((c) => c.name.startsWith('k3 s1 silu 7x9'))!;
+    const inputs = tc.inputs.map((s) => new Float32Array(numel(s)));
+    await expect(runOp(gpu, cache, depthwise, inputs, tc.inputs, tc.attrs, { half: { inputs: [true, false, false], outputs: [true] } })).rejects.toThrowError(/depthwise: output 0 cannot be f16/);
   });
   it.each(halfCases)('$label', async ({ op, tc, index, half }) => {
     const { gpu, cache } = await testGpu();

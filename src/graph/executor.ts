@@ -10,7 +10,7 @@ import { encodeDispatches, prepareDispatch, type BufferRange, type PreparedDispa
 import { PipelineCache } from '../gpu/pipelines.js';
 import { mapStaging, withErrorScopesDeferred } from '../gpu/readback.js';
 import { UniformArena } from '../gpu/uniforms.js';
-import { capsFor, numel, type OpContext } from '../ops/op.js';
+import { capsFor, checkHalfIO, numel, type OpContext } from '../ops/op.js';
 import { getOp } from '../ops/registry.js';
 import { fuseGraph, type FusionReport } from './fuse.js';
 import { GraphError, type Graph } from './ir.js';
@@ -248,7 +248,9 @@ export class CompiledGraph {
       const outputs = n.outputs.map((t) => graph.tensors[t]!.shape);
       const inViews = n.inputs.map((t) => resolveView(plan, graph, t).view);
       const outViews = n.outputs.map((t) => resolveView(plan, graph, t).view);
-      return { n, op, specs: op.dispatch({ attrs: n.attrs, inputs, outputs, inViews, outViews, caps, half: nodeHalf(n, plan.half) }) };
+      const ctx = { attrs: n.attrs, inputs, outputs, inViews, outViews, caps, half: nodeHalf(n, plan.half) };
+      checkHalfIO(op, ctx);
+      return { n, op, specs: op.dispatch(ctx) };
     });
     const uniforms = new UniformArena(device, Math.max(1, specsPerNode.reduce((s, x) => s + x.specs.length, 0)), 'graph uniforms');
     let flops = 0;

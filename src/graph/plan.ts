@@ -97,7 +97,8 @@ export function planMemory(graph: Graph, scratchBytes: (nodeId: number) => numbe
     n.attrs = { ...n.attrs, inPlace };
   }
 
-  for (const t of half) if (views.has(t) || [...views.values()].some((v) => v.base === t)) throw new GraphError(`tensor '${graph.tensors[t]!.name}' cannot be both f16 and part of a concat`);
+  const viewBases = new Set([...views.values()].map((v) => v.base));
+  for (const t of half) if (views.has(t) || viewBases.has(t)) throw new GraphError(`tensor '${graph.tensors[t]!.name}' cannot be both f16 and part of a concat`);
   const plan: MemoryPlan = { views, placements: new Map(), arena: [], scratch: new Map(), arenaBytes: 0, unpackedBytes: 0, dedicatedBytes: 0, half };
   const baseOf = (t: number) => resolveView(plan, graph, t).base;
 

@@ -16,7 +16,7 @@
  * Kernel: kernels/conv2d.wgsl (tiled, register-blocked; the tile shape is picked by {@link chooseConvTile}).
  */
 import { ACT_CODE, applyActivation, type Activation } from './activation.js';
-import { roundToF16 } from './half.js';
+import { halfWords, roundToF16 } from './half.js';
 import { check, checkRank, defineOp, denseView, f16MatmulSupport, grid1d, halfIn, halfOut, numel, ShapeError, tilePolicy, type Binding, type DispatchSpec, type OpContext, type Shape, type TestCase } from './op.js';
 
 /** Attributes of {@link conv2d}. */
@@ -392,7 +392,7 @@ export const conv2d = defineOp<Conv2dAttrs>({
     if (p.mma) {
       const { xh, wh } = mmaCopies(p);
       // the f16 copies, in f32 words: weights, then the input unless the GEMM reads it in place
-      return mmaReadsInputInPlace(ctx, p.K) ? [Math.ceil(wh / 2)] : [Math.ceil(wh / 2), Math.ceil(xh / 2)];
+      return mmaReadsInputInPlace(ctx, p.K) ? [halfWords(wh)] : [halfWords(wh), halfWords(xh)];
     }
     return p.splits > 1 ? [p.splits * p.M * p.cols] : [];
   },
@@ -420,7 +420,6 @@ export const conv2d = defineOp<Conv2dAttrs>({
     const xh16 = halfIn(ctx, 0);
     const res16 = attrs.hasResidual && halfIn(ctx, idx.residual);
     const y16 = halfOut(ctx, 0);
-    if (y16) check((g.Ho * g.Wo) % 2 === 0 && splits === 1, 'conv2d', `an f16 output needs an even Ho * Wo and K not split (${g.Ho}x${g.Wo}, ${splits} slices)`);
     const epilogueDefines = { ACT: ACT_CODE[attrs.act], HAS_BIAS: attrs.hasBias ? 1 : 0, HAS_RES: attrs.hasResidual ? 1 : 0, RES_F16: res16 ? 1 : 0, Y_F16: y16 ? 1 : 0 };
     const epilogueBytes = (attrs.hasBias ? M : 0) * 4 + (attrs.hasResidual ? M * cols * (res16 ? 2 : 4) : 0) + M * cols * (y16 ? 2 : 4);
     const xBytes = numel(ctx.inputs[0]!) * (xh16 ? 2 : 4);

@@ -126,6 +126,17 @@ export const halfIn = (ctx: Pick<OpContext<unknown>, 'half'>, i: number): boolea
 /** Whether output `i` of a dispatch context is stored as packed f16. */
 export const halfOut = (ctx: Pick<OpContext<unknown>, 'half'>, i: number): boolean => ctx.half?.outputs[i] ?? false;
 
+/** Throws a ShapeError when `ctx.half` asks an op for an f16 input or output its {@link OpDef.halfIO} does not allow. */
+export function checkHalfIO<A>(op: OpDef<A>, ctx: OpContext<A>): void {
+  if (!ctx.half) return;
+  const allowed = op.halfIO?.(ctx) ?? { inputs: [], outputs: [] };
+  const bad = [
+    ...ctx.half.inputs.flatMap((h, i) => (h && !allowed.inputs[i] ? [`input ${i}`] : [])),
+    ...ctx.half.outputs.flatMap((h, i) => (h && !allowed.outputs[i] ? [`output ${i}`] : [])),
+  ];
+  check(bad.length === 0, op.name, `${bad.join(', ')} cannot be f16 (half storage) for these shapes`, ctx.inputs);
+}
+
 /** CPU reference arguments: dense tensors, no views. */
 export interface RefContext<A> {
   attrs: A;

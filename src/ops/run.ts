@@ -8,7 +8,7 @@ import type { PipelineCache } from '../gpu/pipelines.js';
 import { encodeReadback, mapStaging, withErrorScopes } from '../gpu/readback.js';
 import { UniformArena } from '../gpu/uniforms.js';
 import { halfWords, packHalf, unpackHalf } from './half.js';
-import { capsFor, denseView, halfIn, halfOut, innerSize, numel, type DispatchSpec, type GpuCaps, type HalfIO, type OpContext, type OpDef, type Shape, type View } from './op.js';
+import { capsFor, checkHalfIO, denseView, halfIn, halfOut, innerSize, numel, type DispatchSpec, type GpuCaps, type HalfIO, type OpContext, type OpDef, type Shape, type View } from './op.js';
 
 /** Words written after every buffer; they must survive the dispatches. */
 export const GUARD_WORDS = 64;
@@ -68,6 +68,7 @@ export async function runOp<A>(
   const outViews = outShapes.map((s, i) => opts.outViews?.[i] ?? denseView(s));
   const ctx: OpContext<A> = { attrs, inputs: inShapes, outputs: outShapes, inViews, outViews, caps };
   if (opts.half) ctx.half = opts.half;
+  checkHalfIO(op, ctx);
   const scratchSizes = op.scratch ? op.scratch(ctx) : [];
   const sentinel = new Float32Array(new Uint32Array([SENTINEL_BITS]).buffer)[0]!;
   const created: GPUBuffer[] = [];
