@@ -12,6 +12,7 @@ import { numel } from '../src/ops/op.js';
 import { chooseSplitK, conv2d, conv2dInputIndex } from '../src/ops/conv2d.js';
 import { depthwise } from '../src/ops/depthwise.js';
 import { testGpu } from './gpu.js';
+import { MmaEmulatingCache } from './mma-emulation.js';
 
 describe.each(Object.values(OPS) as OpDef<unknown>[])('op $name', (op) => {
   const tol = op.tolerance ?? DEFAULT_TOLERANCE[op.kind];
@@ -235,6 +236,48 @@ describe("conv2d's f16 conversion passes (the matrix-unit path's first half, on 
     const inPlace = half && !scale && K % 16 === 0 && !tc.inViews?.[0];
     expect(got.scratch.length).toBe(inPlace ? 1 : 2);
     if (!inPlace) expect(got.scratch[1]).toEqual(packHalf(wantX));
+  });
+});
+
+describe("conv2d's matrix-unit GEMM with emulated subgroup matrices (on any adapter)", () => {
+  // test/mma-emulation.ts rewrites the GEMM's matrix builtins into plain WGSL, so the whole matrix-unit path
+  // (conversion passes, GEMM, epilogue, views, half storage, the in-place f16 input) runs here against the
+  // reference that emulates the f16 rounding, at conv2d's tolerance. The hardware tests run the real builtins.
+  const f16Plan = (gpu: GpuCaps): GpuCaps => ({ ...gpu, features: new Set(['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix']), subgroupMinSize: 32, subgroupMaxSize: 32, precision: 'f16' });
+  let emulating: MmaEmulatingCache | null = null;
+  const variants = F16_CASES.flatMap((name) => {
+    const tc = conv2d.cases.find((c) => c.name.startsWith(name))!;
+    const all = conv2d.halfIO!({ attrs: tc.attrs, inputs: tc.inputs, outputs: conv2d.infer(tc.inputs, tc.attrs) });
+    const none: HalfIO = { inputs: all.inputs.map(() => false), outputs: [false] };
+    return [
+      { name, half: none, label: 'f32 storage' },
+      { name, half: all, label: `f16 storage (inputs ${all.inputs.map(Number).join('')}, output ${Number(all.outputs[0])})` },
+    ];
+  });
+  it('every case has an f16 variant that writes f16, and one reads its input in place', () => {
+    expect(variants.filter((v) => v.half.outputs[0]).length).toBe(F16_CASES.length);
+    expect(variants.some((v) => v.half.inputs[0] && v.name === 'mma m32')).toBe(true);
+  });
+  it.each(variants)('$name, $label', async ({ name, half }) => {
+    const { gpu } = await testGpu();
+    emulating ??= new MmaEmulatingCache(gpu.device);
+    const tc = conv2d.cases.find((c) => c.name.startsWith(name))!;
+    const rand = mulberry32(555);
+    const inputs = tc.inputs.map((shape, i) => {
+      const v = uniform(rand, numel(shape), -1, 1);
+      return half.inputs[i] ? v.map(roundToF16) : v;
+    });
+    const ctx = { attrs: tc.attrs, inputs: tc.inputs, outputs: conv2d.infer(tc.inputs, tc.attrs), precision: 'f16' as const };
+    const ref = conv2d.reference(inputs, ctx)[0]!.map((v) => (half.outputs[0] ? roundToF16(v) : v));
+    const got = await runOp(gpu, emulating, conv2d, inputs, tc.inputs, tc.attrs, {
+      ...(tc.inViews ? { inViews: tc.inViews } : {}),
+      ...(tc.outViews ? { outViews: tc.outViews } : {}),
+      half,
+      caps: f16Plan(capsFor(gpu, 'f32')),
+    });
+    expect(got.violations).toEqual([]);
+    const err = nmse(got.outputs[0]!, ref);
+    expect(err, `nmse ${err.toExponential(2)} from the f16-emulating reference`).toBeLessThanOrEqual(DEFAULT_TOLERANCE.conv);
   });
 });
 

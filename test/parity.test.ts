@@ -16,6 +16,7 @@
 // after each test. SwiftShader is slow (per-workgroup overhead dominates: a B7 forward takes about a minute
 // whatever the resolution), hence the long per-test timeouts.
 import { beforeAll, describe, expect, it } from 'vitest';
+import { MmaEmulatingCache } from './mma-emulation.js';
 import { compileGraph, type CompiledGraph } from '../src/graph/executor.js';
 import type { GpuContext } from '../src/gpu/device.js';
 import type { PipelineCache } from '../src/gpu/pipelines.js';
@@ -59,11 +60,16 @@ function weightsOf(fx: Fixture, name: string): SafetensorsFile {
 }
 
 /** Compiles (fused unless told otherwise, f32 unless told otherwise), runs `body`, and destroys the compiled graphs whatever happens. */
-async function withCompiled<T>(graphs: ModelGraph[], opts: { fuse?: boolean; precision?: 'f32' | 'f16'; storage?: 'f32' | 'f16' }, body: (c: CompiledGraph[]) => Promise<T>): Promise<T> {
+async function withCompiled<T>(
+  graphs: ModelGraph[],
+  opts: { fuse?: boolean; precision?: 'f32' | 'f16'; storage?: 'f32' | 'f16' },
+  body: (c: CompiledGraph[]) => Promise<T>,
+  on: { gpu: GpuContext; cache: PipelineCache } = { gpu, cache },
+): Promise<T> {
   const compiled: CompiledGraph[] = [];
   try {
     const t0 = performance.now();
-    for (const g of graphs) compiled.push(await compileGraph(gpu, g.graph, { cache, ...opts }));
+    for (const g of graphs) compiled.push(await compileGraph(on.gpu, g.graph, { cache: on.cache, ...opts }));
     const t1 = performance.now();
     const r = await body(compiled);
     phase.compile += t1 - t0;
@@ -321,11 +327,17 @@ describe('default two-stage model (B0 encoder, B7 classifier, default widths) on
  * offsets, a missed scale, a misplaced f16 half) lands orders of magnitude further; the op tests check each
  * kernel against the emulating reference at the op's tolerance.
  */
-async function checkF16Cases(opts: { precision?: 'f32' | 'f16'; storage?: 'f32' | 'f16' }, label: string, b7Cases?: string[], withDefault = true): Promise<void> {
+async function checkF16Cases(
+  opts: { precision?: 'f32' | 'f16'; storage?: 'f32' | 'f16' },
+  label: string,
+  b7Cases?: string[],
+  withDefault = true,
+  on: { gpu: GpuContext; cache: PipelineCache } = { gpu, cache },
+): Promise<void> {
   const errs: Record<string, number> = {};
   for (const c of await f16Cases(b7Cases, withDefault)) {
     // Compiling fuses c.graph in place, so the emulation below runs the graph the GPU ran.
-    const { out, half } = await withCompiled([c.graph], opts, async ([cg]) => ({ out: (await cg!.run(c.inputs)).outputs, half: cg!.stats.halfTensors }));
+    const { out, half } = await withCompiled([c.graph], opts, async ([cg]) => ({ out: (await cg!.run(c.inputs)).outputs, half: cg!.stats.halfTensors }), on);
     if ((opts.storage ?? opts.precision) === 'f16') expect(half.half, `${c.name}: tensors stored as f16`).toBeGreaterThan(0);
     const emulated = runGraphOnCpu(c.graph.graph, c.inputs, opts);
     for (const [name, ref] of Object.entries(c.refs)) {
@@ -372,6 +384,23 @@ describe('half storage (activations as packed f16 on any adapter)', () => {
     Object.assign(phase, { compile: 0, run: 0 });
     await checkF16Cases({ storage: 'f16' }, 'f16 storage', ['B'], false);
     timed('f16 storage', t0);
+  }, SLOW);
+});
+
+describe('precision f16 with emulated matrix units (on any adapter)', () => {
+  // The whole precision-'f16' path of the executor (matrix-unit convolutions with their conversion passes and
+  // scratch, in-place f16 inputs, half storage between them, f32 kernels reading f16 where a GEMM does not qualify)
+  // on this adapter: the device is presented as having shader-f16 and 32-wide subgroup matrices, and the GEMM's
+  // matrix builtins are rewritten into plain WGSL (test/mma-emulation.ts). B7 at 48x80: its early layers take the
+  // matrix units, its deep ones (odd pixel counts) the f32 kernel.
+  it('EfficientNet-B7 (48x80)', async () => {
+    const t0 = performance.now();
+    Object.assign(phase, { compile: 0, run: 0 });
+    const features = new Set([...gpu.features, 'shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix']);
+    const emulated: GpuContext = Object.create(gpu, { features: { value: features }, subgroupMinSize: { value: 32 }, subgroupMaxSize: { value: 32 } });
+    expect(f16MatmulSupport(emulated)).toBeNull();
+    await checkF16Cases({ precision: 'f16' }, 'f16 emulated', ['B'], false, { gpu: emulated, cache: new MmaEmulatingCache(gpu.device) });
+    timed('f16 emulated', t0);
   }, SLOW);
 });
 

@@ -53,9 +53,14 @@ export class PipelineCache {
     return this.pipelines.size;
   }
 
+  /** The WGSL compiled for a kernel + defines (a subclass may rewrite it: the tests emulate matrix builtins so). */
+  protected source(kernel: string, defines: Record<string, DefineValue>): string {
+    return kernelText(kernel, defines);
+  }
+
   private async compile(kernel: string, entry: string, defines: Record<string, DefineValue>, key: string): Promise<GPUComputePipeline> {
     const t0 = performance.now();
-    const code = kernelText(kernel, defines);
+    const code = this.source(kernel, defines);
     const module = this.device.createShaderModule({ code, label: key });
     const info = await module.getCompilationInfo();
     const errors = info.messages.filter((m) => m.type === 'error');
