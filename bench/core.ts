@@ -21,7 +21,7 @@ import { cpus, loadavg } from 'node:os';
 import { createGpu, type GpuContext } from '../src/gpu/device.js';
 import { PipelineCache } from '../src/gpu/pipelines.js';
 import { UNIFORM_SLOT_BYTES } from '../src/gpu/uniforms.js';
-import { f16MatmulSupport, setTilePolicy } from '../src/ops/op.js';
+import { capsFor, f16MatmulSupport, setTilePolicy, type GpuCaps } from '../src/ops/op.js';
 import { compileGraph, type CompiledGraph, type KernelTiming, type RunResult } from '../src/graph/executor.js';
 import type { ModelGraph } from '../src/models/builder.js';
 import { defaultModelConfig, defaultPreprocessConfig, tinyModelConfig, type ModelConfig } from '../src/models/config.js';
@@ -375,7 +375,7 @@ function stageResult(
   },
 ): StageResult {
   const { timing, compiled, outputs, ...rest } = m;
-  const work = graphWork(compiled.graph, compiled.plan, c.gpu);
+  const work = graphWork(compiled.graph, compiled.plan, capsFor(c.gpu, c.opts.precision));
   return {
     ...rest,
     precision: c.opts.precision,
@@ -616,7 +616,8 @@ export interface PlanRow {
   /** Least time per forward under the ceilings (per-dispatch roofline sum), seconds. */
   rooflineS: number;
   ceilings: { gflops: number; gbs: number; source: string };
-  /** Activation storage planned. */
+  /** Precision and activation storage planned. */
+  precision: 'f32' | 'f16';
   storage: 'f32' | 'f16';
   byOp: GraphWork['byOp'];
   byModule: GraphWork['byModule'];
@@ -628,7 +629,9 @@ export interface PlanRow {
  */
 export function planBench(options: Partial<BenchOptions> = {}): PlanRow[] {
   const opts: BenchOptions = { ...DEFAULT_OPTIONS, ...options };
-  if (opts.precision !== 'f32') throw new Error('--plan plans f32 arithmetic only (which convolutions take the f16 path depends on the adapter); --storage f16 can be planned');
+  // precision f16 is planned for an H100 through Dawn with its f16 toggles (subgroup matrices, subgroup size 32)
+  const caps: GpuCaps = opts.precision === 'f16' ? { ...H100_CAPS, features: new Set([...H100_CAPS.features, 'chromium-experimental-subgroup-matrix']), subgroupMaxSize: 32, precision: 'f16' } : H100_CAPS;
+  const storage = opts.storage ?? opts.precision;
   const ceilings = { gflops: opts.peakGflops ?? H100_CEILINGS.gflops, gbs: opts.peakGbs ?? H100_CEILINGS.gbs };
   const source = opts.peakGflops !== undefined || opts.peakGbs !== undefined ? 'flags' : 'H100 through dawn.node (GPU.md)';
   const cfg = configByName(opts.config);
@@ -639,10 +642,10 @@ export function planBench(options: Partial<BenchOptions> = {}): PlanRow[] {
         const s = { batch, height: h, width: w };
         const models: ModelGraph[] =
           target === 'stage1' ? [buildStage1(cfg, s)] : target === 'stage2' ? [buildStage2(cfg, s)] : target === 'pipeline' ? [buildTwoStage(cfg, defaultPreprocessConfig(), s)] : [efficientnet(target, { ...s, intermediates: false })];
-        const row: PlanRow = { target, config: target.startsWith('efficientnet_') ? 'torchvision' : opts.config, batch, height: h, width: w, dispatches: 0, flops: 0, bytes: 0, arenaBytes: 0, weightBytes: 0, rooflineS: 0, ceilings: { ...ceilings, source }, storage: opts.storage ?? 'f32', byOp: {}, byModule: {} };
+        const row: PlanRow = { target, config: target.startsWith('efficientnet_') ? 'torchvision' : opts.config, batch, height: h, width: w, dispatches: 0, flops: 0, bytes: 0, arenaBytes: 0, weightBytes: 0, rooflineS: 0, ceilings: { ...ceilings, source }, precision: opts.precision, storage, byOp: {}, byModule: {} };
         for (const m of models) {
           bindWeights(randomWeightsFile([m]), m, { allowUnexpected: true });
-          const wk = planWork(m.graph, H100_CAPS, true, ceilings, opts.storage ?? 'f32');
+          const wk = planWork(m.graph, caps, true, ceilings, storage);
           row.dispatches += wk.dispatches;
           row.flops += wk.flops;
           row.bytes += wk.bytes;

@@ -151,7 +151,7 @@ export function formatReport(rep: BenchReport, top = 15): string {
 export function formatPlan(rows: PlanRow[]): string {
   const out: string[] = [];
   const c = rows[0]?.ceilings;
-  out.push(`# planned work (DispatchSpecs after fusion; no device; storage ${rows[0]?.storage ?? 'f32'})${c ? `; roofline ceilings ${num(c.gflops)} GFLOP/s, ${num(c.gbs)} GB/s (${c.source})` : ''}`);
+  out.push(`# planned work (DispatchSpecs after fusion; no device; precision ${rows[0]?.precision ?? 'f32'}, storage ${rows[0]?.storage ?? 'f32'})${c ? `; roofline ceilings ${num(c.gflops)} GFLOP/s, ${num(c.gbs)} GB/s (${c.source})` : ''}`);
   out.push('');
   out.push(
     table(

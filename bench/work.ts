@@ -6,7 +6,7 @@
  */
 import { fuseGraph } from '../src/graph/fuse.js';
 import type { Graph } from '../src/graph/ir.js';
-import { opScratchBytes, planMemory, resolveView, type MemoryPlan } from '../src/graph/plan.js';
+import { nodeConstants, opScratchBytes, planMemory, resolveView, type MemoryPlan } from '../src/graph/plan.js';
 import { halfTensors, nodeHalf, type Storage } from '../src/graph/storage.js';
 import type { GpuCaps } from '../src/ops/op.js';
 import { getOp } from '../src/ops/registry.js';
@@ -16,6 +16,8 @@ export interface GraphWork {
   dispatches: number;
   flops: number;
   bytes: number;
+  /** Constants on the device: the weights a dispatch binds and the prepared operands (OpDef.prepare), unaligned. */
+  weightBytes: number;
   /** By op name: dispatches, flops, bytes. */
   byOp: Record<string, { dispatches: number; flops: number; bytes: number }>;
   /** By model part ({@link moduleOf} of the node name): dispatches, flops, bytes. */
@@ -57,14 +59,18 @@ export function moduleOf(node: string): string {
 
 /** The work of a graph that is already fused and planned (e.g. `compiled.graph`, `compiled.plan`). */
 export function graphWork(graph: Graph, plan: MemoryPlan, caps: GpuCaps, ceilings?: { gflops: number; gbs: number }): GraphWork {
-  const w: GraphWork = { dispatches: 0, flops: 0, bytes: 0, byOp: {}, byModule: {}, ...(ceilings ? { rooflineS: 0 } : {}) };
+  const w: GraphWork = { dispatches: 0, flops: 0, bytes: 0, weightBytes: 0, byOp: {}, byModule: {}, ...(ceilings ? { rooflineS: 0 } : {}) };
+  const bound = new Set<number>();
   for (const n of graph.liveNodes()) {
     const op = getOp(n.op);
     const inputs = n.inputs.map((t) => graph.tensors[t]!.shape);
     const outputs = n.outputs.map((t) => graph.tensors[t]!.shape);
     const inViews = n.inputs.map((t) => resolveView(plan, graph, t).view);
     const outViews = n.outputs.map((t) => resolveView(plan, graph, t).view);
-    const specs = op.dispatch({ attrs: n.attrs, inputs, outputs, inViews, outViews, caps, half: nodeHalf(n, plan.half) });
+    const ctx = { attrs: n.attrs, inputs, outputs, inViews, outViews, caps, half: nodeHalf(n, plan.half), constant: nodeConstants(graph, n) };
+    const specs = op.dispatch(ctx);
+    for (const s of specs) for (const b of s.bindings) if ('input' in b && ctx.constant[b.input]) bound.add(n.inputs[b.input]!);
+    for (const p of op.prepare?.(ctx) ?? []) w.weightBytes += p.words * 4;
     const e = (w.byOp[n.op] ??= { dispatches: 0, flops: 0, bytes: 0 });
     const mod = (w.byModule[moduleOf(n.name)] ??= { dispatches: 0, flops: 0, bytes: 0 });
     for (const s of specs) {
@@ -79,6 +85,7 @@ export function graphWork(graph: Graph, plan: MemoryPlan, caps: GpuCaps, ceiling
       if (ceilings) w.rooflineS! += Math.max((s.flops ?? 0) / (ceilings.gflops * 1e9), (s.bytes ?? 0) / (ceilings.gbs * 1e9));
     }
   }
+  for (const id of bound) w.weightBytes += graph.weightData.get(id)!.length * 4;
   return w;
 }
 
@@ -86,14 +93,12 @@ export function graphWork(graph: Graph, plan: MemoryPlan, caps: GpuCaps, ceiling
  * Fuses (unless `fuse` is false) and plans a graph as `compileGraph` would, then sums its work. The graph is
  * modified in place by the fusion passes, which need its weights' data (BatchNorm folding).
  */
-export function planWork(graph: Graph, caps: GpuCaps = SWIFTSHADER_CAPS, fuse = true, ceilings?: { gflops: number; gbs: number }, storage: Storage = 'f32'): GraphWork & { arenaBytes: number; weightBytes: number } {
+export function planWork(graph: Graph, caps: GpuCaps = SWIFTSHADER_CAPS, fuse = true, ceilings?: { gflops: number; gbs: number }, storage: Storage = 'f32'): GraphWork & { arenaBytes: number } {
   if (fuse) fuseGraph(graph);
   else graph.compact();
   const half = storage === 'f16' ? halfTensors(graph) : new Set<number>();
   const plan = planMemory(graph, opScratchBytes(graph, caps, half), half);
-  let weightBytes = 0;
-  for (const d of graph.weightData.values()) weightBytes += d.length * 4;
-  return { ...graphWork(graph, plan, caps, ceilings), arenaBytes: plan.arenaBytes, weightBytes };
+  return { ...graphWork(graph, plan, caps, ceilings), arenaBytes: plan.arenaBytes };
 }
 
 /** H100-like limits for planning (GPU.md: 2 GiB storage bindings, 48 KiB workgroup storage). */

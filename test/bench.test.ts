@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parseBenchArgs } from '../bench/args.js';
-import { runBench, spread, type StageResult } from '../bench/core.js';
+import { planBench, runBench, spread, type StageResult } from '../bench/core.js';
 import { rooflineShare } from '../bench/roofline.js';
 import { recipes, weightValues } from '../src/models/random-weights.js';
 import { planWork } from '../bench/work.js';
@@ -103,6 +103,20 @@ describe('bench helpers', () => {
     expect(f16.bytes).toBeLessThan(f32.bytes); // the tiny stage 2 has much besides EfficientNet blocks
     expect(f16.byOp.depthwise!.bytes).toBeLessThan(0.6 * f32.byOp.depthwise!.bytes); // activations halved, weights f32
     expect(f16.arenaBytes).toBeLessThan(f32.arenaBytes);
+  });
+
+  it('plans precision f16 (H100 caps with subgroup matrices): matrix-unit GEMMs on weights prepared once, as compileGraph would', () => {
+    const rows = planBench({ models: ['efficientnet_b0'], stages: [], sizes: [[512, 512]], batches: [16], precision: 'f16' });
+    const f32 = planBench({ models: ['efficientnet_b0'], stages: [], sizes: [[512, 512]], batches: [16], precision: 'f32' });
+    expect([rows[0]!.precision, rows[0]!.storage]).toEqual(['f16', 'f16']);
+    expect(rows[0]!.flops).toBe(f32[0]!.flops);
+    // the pointwise convs' weights are on the device as f16 copies only (the rest stay f32)
+    expect(rows[0]!.weightBytes).toBeLessThan(0.75 * f32[0]!.weightBytes);
+    expect(rows[0]!.weightBytes).toBeGreaterThan(0.5 * f32[0]!.weightBytes);
+    // a matrix-unit conv is its input's conversion (unless read in place) and the GEMM: never more than two
+    // dispatches, so at most twice the f32 plan's conv2d count
+    expect(rows[0]!.byOp.conv2d!.dispatches).toBeGreaterThan(f32[0]!.byOp.conv2d!.dispatches);
+    expect(rows[0]!.byOp.conv2d!.dispatches).toBeLessThanOrEqual(2 * f32[0]!.byOp.conv2d!.dispatches);
   });
 });
 

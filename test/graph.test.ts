@@ -16,6 +16,7 @@ import { ShapeError } from '../src/ops/op.js';
 import { mulberry32, nmse, uniform } from '../src/ops/random.js';
 import { OPS } from '../src/ops/registry.js';
 import { testGpu } from './gpu.js';
+import { emulatedF16 } from './mma-emulation.js';
 
 function chain(layers: number, shape: number[]) {
   const g = new GraphBuilder();
@@ -74,6 +75,39 @@ describe('half storage: which tensors are f16', () => {
     const plan = planMemory(m.graph, opScratchBytes(m.graph, caps, half), half);
     expect(findOverlaps(plan)).toEqual([]);
     expect(half.size).toBeGreaterThan(dws.length);
+  });
+});
+
+describe('precision f16 in a compiled graph (matrix units emulated on this adapter)', () => {
+  it('prepares constant weights once at compile (no f32 upload, no per-run conversion), converts runtime ones every run, and matches the CPU emulation', async () => {
+    const { gpu: real } = await testGpu();
+    const { gpu, cache } = emulatedF16(real);
+    const g = new GraphBuilder();
+    const x = g.input('x', [1, 32, 16, 16]);
+    const wB = g.input('wB', [40, 48, 1, 1]); // weights given at run time: not constant
+    const conv = (flags: { hasBias: boolean }) => ({ kernel: [1, 1], stride: [1, 1], pad: [0, 0], act: 'silu', hasResidual: false, hasInScale: false, ...flags }) as const;
+    const a = g.op1('conv2d', [x, g.weight('wA', [48, 32, 1, 1]), g.weight('bA', [48])], conv({ hasBias: true }), 'convA');
+    g.output('y', g.op1('conv2d', [a, wB], conv({ hasBias: false }), 'convB'));
+    const graph = g.finish();
+    const rand = mulberry32(8);
+    for (const t of graph.tensors) if (t.kind === 'weight') graph.weightData.set(t.id, uniform(rand, t.shape.reduce((p, q) => p * q, 1), -1, 1));
+    const inputs = { x: uniform(rand, 32 * 256, -1, 1), wB: uniform(rand, 40 * 48, -1, 1) };
+    const cg = await compileGraph(gpu, graph, { cache, precision: 'f16' });
+    try {
+      // convA: input conversion + GEMM on the prepared weights; convB: its weights' conversion + GEMM reading a
+      // (f16, K = 48) in place
+      expect(cg.stats.dispatches).toBe(4);
+      expect(cg.stats.halfTensors.half).toBe(1);
+      // wA as f16 (48 x 32 halves = 3072 bytes), bA as f32 (192 bytes -> 256); wA's f32 copy is not on the device
+      expect(cg.stats.weightBytes).toBe(3072 + 256);
+      const got = (await cg.run(inputs)).outputs.y!;
+      const want = runGraphOnCpu(graph, inputs, { precision: 'f16' }).y!;
+      const e = nmse(got, want);
+      expect(e, `nmse ${e.toExponential(2)} from the CPU emulation`).toBeLessThanOrEqual(1e-7);
+      expect(nmse(got, runGraphOnCpu(graph, inputs).y!)).toBeGreaterThan(1e-9); // f16 did happen
+    } finally {
+      cg.destroy();
+    }
   });
 });
 

@@ -10,6 +10,7 @@
 // Dawn's chromium_experimental_subgroup_matrix (row-major: element (r, c) of a block at offset + r * stride + c;
 // result = left (M x K) * right (K x N) + acc). What the emulation cannot check is the hardware itself: the
 // driver's code, its rounding order within a block, and speed; the hardware tests do (COVIDCT_TEST_HARDWARE=1).
+import type { GpuContext } from '../src/gpu/device.js';
 import type { DefineValue } from '../src/wgsl/preprocess.js';
 import { PipelineCache } from '../src/gpu/pipelines.js';
 
@@ -90,4 +91,14 @@ export class MmaEmulatingCache extends PipelineCache {
     const code = super.source(kernel, defines);
     return kernel === 'conv2d_mma' && !defines.ENTRY_CONVERT ? emulateSubgroupMatrices(code) : code;
   }
+}
+
+/**
+ * `gpu` presented as having shader-f16 and 32-wide subgroup matrices, so that precision 'f16' compiles on it, with
+ * a pipeline cache that emulates the matrix builtins: the executor's whole f16 path runs on any adapter.
+ */
+export function emulatedF16(gpu: GpuContext): { gpu: GpuContext; cache: PipelineCache } {
+  const features = new Set([...gpu.features, 'shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix']);
+  const emulated: GpuContext = Object.create(gpu, { features: { value: features }, subgroupMinSize: { value: 32 }, subgroupMaxSize: { value: 32 } });
+  return { gpu: emulated, cache: new MmaEmulatingCache(gpu.device) };
 }

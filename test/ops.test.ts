@@ -5,7 +5,8 @@ import { capsFor, DEFAULT_TOLERANCE, F16_CONV_TOLERANCE, f16MatmulSupport, type 
 import { OPS } from '../src/ops/registry.js';
 import { mulberry32, nmse, uniform } from '../src/ops/random.js';
 import { runOp } from '../src/ops/run.js';
-import { packHalf, roundToF16 } from '../src/ops/half.js';
+import { packHalf, roundToF16, unpackHalf } from '../src/ops/half.js';
+import { f32ToF16 } from '../src/io/safetensors.js';
 import { kernelSource } from '../src/wgsl/kernels.js';
 import { preprocessWgsl } from '../src/wgsl/preprocess.js';
 import { numel } from '../src/ops/op.js';
@@ -92,13 +93,32 @@ describe('conv2d tile and K-split choices', () => {
   const limits = { maxComputeWorkgroupsPerDimension: 65535, maxComputeWorkgroupStorageSize: 16384 } as GPUSupportedLimits;
   const caps: GpuCaps = { limits, features: new Set<string>(), subgroupMinSize: 32 };
   const f16Caps: GpuCaps = { limits: { ...limits, maxComputeWorkgroupStorageSize: 49152 } as GPUSupportedLimits, features: new Set(['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix']), subgroupMinSize: 32, subgroupMaxSize: 32, precision: 'f16' };
-  const specs = (name: string, c: GpuCaps = caps, half?: HalfIO) => {
+  const context = (name: string, c: GpuCaps = caps, half?: HalfIO, constant?: boolean[]) => {
     const tc = conv2d.cases.find((c) => c.name.startsWith(name))!;
     expect(tc, name).toBeDefined();
     const dense = (s: readonly number[]) => ({ cOff: 0, cTot: s[1] ?? 1 });
     const outputs = conv2d.infer(tc.inputs, tc.attrs);
-    return conv2d.dispatch({ attrs: tc.attrs, inputs: tc.inputs, outputs, inViews: tc.inputs.map((s, i) => tc.inViews?.[i] ?? dense(s)), outViews: outputs.map((s, i) => tc.outViews?.[i] ?? dense(s)), caps: c, ...(half ? { half } : {}) });
+    return { attrs: tc.attrs, inputs: tc.inputs, outputs, inViews: tc.inputs.map((s, i) => tc.inViews?.[i] ?? dense(s)), outViews: outputs.map((s, i) => tc.outViews?.[i] ?? dense(s)), caps: c, ...(half ? { half } : {}), ...(constant ? { constant } : {}) };
   };
+  const specs = (name: string, c: GpuCaps = caps, half?: HalfIO, constant?: boolean[]) => conv2d.dispatch(context(name, c, half, constant));
+  it('with constant weights (a compiled graph), the matrix-unit path binds them prepared once and drops their conversion pass', () => {
+    const weightsConst = [false, true, true];
+    const m128 = specs('mma m128', f16Caps, undefined, weightsConst);
+    expect(m128.map((d) => d.defines!.ENTRY_CONVERT)).toEqual([1, 0]);
+    expect(m128[0]!.bindings[0]).toEqual({ input: 0 });
+    expect(m128[1]!.bindings.slice(0, 2)).toEqual([{ prepared: 0 }, { scratch: 0 }]);
+    expect(conv2d.scratch!(context('mma m128', f16Caps, undefined, weightsConst))).toEqual([2 * 48 * 8 * 12 / 2]);
+    expect(conv2d.prepare!(context('mma m128', f16Caps, undefined, weightsConst)).map((p) => ({ from: p.from, words: p.words }))).toEqual([{ from: [1], words: (160 * 48) / 2 }]);
+    // dense f16 input, K % 16 == 0, prepared weights: the GEMM alone, no scratch
+    const half: HalfIO = { inputs: [true, false], outputs: [true] };
+    const m32 = specs('mma m32', f16Caps, half, [false, true]);
+    expect(m32.map((d) => d.kernel)).toEqual(['conv2d_mma']);
+    expect(m32[0]!.bindings.slice(0, 2)).toEqual([{ prepared: 0 }, { input: 0 }]);
+    expect(conv2d.scratch!(context('mma m32', f16Caps, half, [false, true]))).toEqual([]);
+    // not the matrix-unit path, or weights not constant: nothing prepared
+    expect(conv2d.prepare!(context('mma m128', caps, undefined, weightsConst))).toEqual([]);
+    expect(conv2d.prepare!(context('mma m128', f16Caps))).toEqual([]);
+  });
   it('with half storage, the matrix-unit GEMM reads a dense f16 input with K % 16 == 0 and no scale in place (no conversion pass for it)', () => {
     const inPlace = specs('mma m32', f16Caps, { inputs: [true, false], outputs: [true] });
     expect(inPlace.map((d) => d.defines!.ENTRY_CONVERT)).toEqual([1, 0]);
@@ -232,6 +252,11 @@ describe("conv2d's f16 conversion passes (the matrix-unit path's first half, on 
       for (let k = 0; k < K; k++)
         for (let p = 0; p < HW; p++) wantX[(n * Kp + k) * HW + p] = Math.fround(inputs[0]![(n * K + k) * HW + p]! * (scale ? scale[n * K + k]! : 1));
     expect(got.scratch[0]).toEqual(packHalf(wantW));
+    // ... and the copy prepared on the CPU for constant weights (OpDef.prepare) is the same, word for word
+    const ctx = { attrs: tc.attrs, inputs: tc.inputs, outputs: conv2d.infer(tc.inputs, tc.attrs), inViews: tc.inputs.map((s, i) => tc.inViews?.[i] ?? { cOff: 0, cTot: s[1] ?? 1 }), outViews: [tc.outViews?.[0] ?? { cOff: 0, cTot: M }], caps: f16Plan(capsFor(gpu, 'f32')), constant: tc.inputs.map((_, i) => i === 1) };
+    const prep = conv2d.prepare!(ctx);
+    expect(prep.length).toBe(1);
+    expect(prep[0]!.make([inputs[1]!])).toEqual(got.scratch[0]);
     // A dense f16 input with K % 16 == 0 and no scale is read in place (no copy, no scratch for it).
     const inPlace = half && !scale && K % 16 === 0 && !tc.inViews?.[0];
     expect(got.scratch.length).toBe(inPlace ? 1 : 2);
@@ -249,16 +274,19 @@ describe("conv2d's matrix-unit GEMM with emulated subgroup matrices (on any adap
     const tc = conv2d.cases.find((c) => c.name.startsWith(name))!;
     const all = conv2d.halfIO!({ attrs: tc.attrs, inputs: tc.inputs, outputs: conv2d.infer(tc.inputs, tc.attrs) });
     const none: HalfIO = { inputs: all.inputs.map(() => false), outputs: [false] };
+    // f16 storage: every input and output conv2d's halfIO allows (x, residual, y)
     return [
-      { name, half: none, label: 'f32 storage' },
-      { name, half: all, label: `f16 storage (inputs ${all.inputs.map(Number).join('')}, output ${Number(all.outputs[0])})` },
+      { name, half: none, label: 'f32 storage', prepared: false },
+      { name, half: none, label: 'f32, W prepared', prepared: true },
+      { name, half: all, label: 'f16 storage', prepared: false },
+      { name, half: all, label: 'f16, W prepared', prepared: true },
     ];
   });
   it('every case has an f16 variant that writes f16, and one reads its input in place', () => {
-    expect(variants.filter((v) => v.half.outputs[0]).length).toBe(F16_CASES.length);
+    expect(variants.filter((v) => v.half.outputs[0]).length).toBe(2 * F16_CASES.length);
     expect(variants.some((v) => v.half.inputs[0] && v.name === 'mma m32')).toBe(true);
   });
-  it.each(variants)('$name, $label', async ({ name, half }) => {
+  it.each(variants)('$name, $label', async ({ name, half, prepared }) => {
     const { gpu } = await testGpu();
     emulating ??= new MmaEmulatingCache(gpu.device);
     const tc = conv2d.cases.find((c) => c.name.startsWith(name))!;
@@ -274,8 +302,10 @@ describe("conv2d's matrix-unit GEMM with emulated subgroup matrices (on any adap
       ...(tc.outViews ? { outViews: tc.outViews } : {}),
       half,
       caps: f16Plan(capsFor(gpu, 'f32')),
+      ...(prepared ? { constant: tc.inputs.map((_, i) => i === 1) } : {}),
     });
     expect(got.violations).toEqual([]);
+    expect(got.scratch.length, 'scratch buffers').toBe((prepared ? 0 : 1) + (half.inputs[0] && name === 'mma m32' ? 0 : 1));
     const err = nmse(got.outputs[0]!, ref);
     expect(err, `nmse ${err.toExponential(2)} from the f16-emulating reference`).toBeLessThanOrEqual(DEFAULT_TOLERANCE.conv);
   });
@@ -345,5 +375,25 @@ describe('roundToF16 (the CPU side of the f16 emulation)', () => {
       const spacing = 2 ** (Math.max(Math.floor(Math.log2(Math.abs(x) || 1)), -14) - 10);
       expect(Math.abs(r - x)).toBeLessThanOrEqual(spacing / 2 + 1e-30);
     }
+  });
+  it("packHalf (bulk, with its inline path for normal halves) packs every f32 bit pattern as roundToF16's conversion does", () => {
+    // 2^20 seeded random bit patterns (every exponent, Inf and NaN among them) plus each exponent's rounding edges, odd count
+    const rand = mulberry32(17);
+    const bits: number[] = [];
+    for (let i = 0; i < 1 << 20; i++) bits.push((rand() * 2 ** 32) >>> 0);
+    for (let e = 0; e < 256; e++) for (const m of [0, 0xfff, 0x1000, 0x1001, 0x3000, 0x7fefff, 0x7ff000, 0x7fffff]) bits.push(((e << 23) | m) >>> 0, ((1 << 31) | (e << 23) | m) >>> 0);
+    bits.push(0x3f800000);
+    const x = new Float32Array(new Uint32Array(bits).buffer);
+    const words = packHalf(x);
+    expect(words.length).toBe((x.length + 1) / 2);
+    const bad: string[] = [];
+    for (let i = 0; i < x.length && bad.length < 5; i++) {
+      const got = (words[i >> 1]! >>> ((i & 1) * 16)) & 0xffff;
+      const want = f32ToF16(x[i]!);
+      if (got !== want) bad.push(`${bits[i]!.toString(16)}: ${got.toString(16)} != ${want.toString(16)}`);
+    }
+    expect(bad).toEqual([]);
+    expect(words[words.length - 1]! >>> 16, 'the odd count leaves the last high half zero').toBe(0);
+    expect(unpackHalf(words, x.length).filter((v, i) => !Number.isNaN(v) && v !== roundToF16(x[i]!)).length).toBe(0);
   });
 });

@@ -16,7 +16,7 @@
 // after each test. SwiftShader is slow (per-workgroup overhead dominates: a B7 forward takes about a minute
 // whatever the resolution), hence the long per-test timeouts.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { MmaEmulatingCache } from './mma-emulation.js';
+import { emulatedF16 } from './mma-emulation.js';
 import { compileGraph, type CompiledGraph } from '../src/graph/executor.js';
 import type { GpuContext } from '../src/gpu/device.js';
 import type { PipelineCache } from '../src/gpu/pipelines.js';
@@ -396,10 +396,9 @@ describe('precision f16 with emulated matrix units (on any adapter)', () => {
   it('EfficientNet-B7 (48x80)', async () => {
     const t0 = performance.now();
     Object.assign(phase, { compile: 0, run: 0 });
-    const features = new Set([...gpu.features, 'shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix']);
-    const emulated: GpuContext = Object.create(gpu, { features: { value: features }, subgroupMinSize: { value: 32 }, subgroupMaxSize: { value: 32 } });
-    expect(f16MatmulSupport(emulated)).toBeNull();
-    await checkF16Cases({ precision: 'f16' }, 'f16 emulated', ['B'], false, { gpu: emulated, cache: new MmaEmulatingCache(gpu.device) });
+    const emulated = emulatedF16(gpu);
+    expect(f16MatmulSupport(emulated.gpu)).toBeNull();
+    await checkF16Cases({ precision: 'f16' }, 'f16 emulated', ['B'], false, emulated);
     timed('f16 emulated', t0);
   }, SLOW);
 });

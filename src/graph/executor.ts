@@ -14,7 +14,7 @@ import { capsFor, checkHalfIO, numel, type OpContext } from '../ops/op.js';
 import { getOp } from '../ops/registry.js';
 import { fuseGraph, type FusionReport } from './fuse.js';
 import { GraphError, type Graph } from './ir.js';
-import { checkPlanLimits, opScratchBytes, planMemory, resolveView, type MemoryPlan } from './plan.js';
+import { checkPlanLimits, nodeConstants, opScratchBytes, planMemory, resolveView, type MemoryPlan } from './plan.js';
 import { halfTensors, nodeHalf, type Storage } from './storage.js';
 
 /** Options for {@link compileGraph}. */
@@ -185,34 +185,7 @@ export class CompiledGraph {
   ): Promise<CompiledGraph> {
     const { device } = gpu;
     const arena = make(Math.max(plan.arenaBytes, 16), 'arena');
-    // Weights: packed into buffers of at most maxBufferSize, 256-byte aligned; uploaded once.
     const ranges = new Map<number, BufferRange>();
-    let weightBytes = 0;
-    {
-      const weights = [...graph.weightData.entries()];
-      let start = 0;
-      while (start < weights.length) {
-        let end = start;
-        let size = 0;
-        const offsets: number[] = [];
-        while (end < weights.length) {
-          const bytes = Math.ceil((weights[end]![1].length * 4) / 256) * 256;
-          if (size + bytes > gpu.limits.maxBufferSize && end > start) break;
-          offsets.push(size);
-          size += bytes;
-          end++;
-        }
-        const buf = make(size, `weights${start}`);
-        for (let i = start; i < end; i++) {
-          const [id, data] = weights[i]!;
-          const offset = offsets[i - start]!;
-          device.queue.writeBuffer(buf, offset, data.buffer, data.byteOffset, data.byteLength);
-          ranges.set(id, { buffer: buf, offset, size: Math.max(4, data.byteLength) });
-        }
-        weightBytes += size;
-        start = end;
-      }
-    }
     const inputBuffers = new Map<string, InputBuffer>();
     for (const id of graph.inputs) {
       const t = graph.tensors[id]!;
@@ -248,10 +221,51 @@ export class CompiledGraph {
       const outputs = n.outputs.map((t) => graph.tensors[t]!.shape);
       const inViews = n.inputs.map((t) => resolveView(plan, graph, t).view);
       const outViews = n.outputs.map((t) => resolveView(plan, graph, t).view);
-      const ctx = { attrs: n.attrs, inputs, outputs, inViews, outViews, caps, half: nodeHalf(n, plan.half) };
+      const constant = nodeConstants(graph, n);
+      const ctx = { attrs: n.attrs, inputs, outputs, inViews, outViews, caps, half: nodeHalf(n, plan.half), constant };
       checkHalfIO(op, ctx);
-      return { n, op, specs: op.dispatch(ctx) };
+      // Constant operands the op wants in another layout, made here once (OpDef.prepare).
+      const prepared = (op.prepare?.(ctx) ?? []).map((p, j) => {
+        if (!p.from.every((i) => constant[i])) throw new GraphError(`node '${n.name}': prepared operand ${j} is made from an input that is not a weight`);
+        const data = p.make(p.from.map((i) => graph.weightData.get(n.inputs[i]!)!));
+        if (data.length !== p.words) throw new GraphError(`node '${n.name}': prepared operand ${j} has ${data.length} words, ${p.words} were declared`);
+        return data;
+      });
+      return { n, op, specs: op.dispatch(ctx), prepared };
     });
+    // Constants, uploaded once into buffers of at most maxBufferSize, 256-byte aligned: the weights a dispatch
+    // binds (a weight used only in a prepared form is not uploaded as it is), then the prepared operands.
+    const preparedRanges = new Map<string, BufferRange>();
+    let weightBytes = 0;
+    {
+      const bound = new Set<number>();
+      for (const { n, specs } of specsPerNode) for (const d of specs) for (const b of d.bindings) if ('input' in b) bound.add(n.inputs[b.input]!);
+      const constants: Array<{ data: Float32Array | Uint32Array; place: (r: BufferRange) => void }> = [];
+      for (const [id, data] of graph.weightData) if (bound.has(id)) constants.push({ data, place: (r) => ranges.set(id, r) });
+      for (const { n, prepared } of specsPerNode) prepared.forEach((data, j) => constants.push({ data, place: (r) => preparedRanges.set(`${n.id}:${j}`, r) }));
+      let start = 0;
+      while (start < constants.length) {
+        let end = start;
+        let size = 0;
+        const offsets: number[] = [];
+        while (end < constants.length) {
+          const bytes = Math.ceil((constants[end]!.data.length * 4) / 256) * 256;
+          if (size + bytes > gpu.limits.maxBufferSize && end > start) break;
+          offsets.push(size);
+          size += bytes;
+          end++;
+        }
+        const buf = make(size, `weights${start}`);
+        for (let i = start; i < end; i++) {
+          const { data, place } = constants[i]!;
+          const offset = offsets[i - start]!;
+          device.queue.writeBuffer(buf, offset, data.buffer, data.byteOffset, data.byteLength);
+          place({ buffer: buf, offset, size: Math.max(4, data.byteLength) });
+        }
+        weightBytes += size;
+        start = end;
+      }
+    }
     const uniforms = new UniformArena(device, Math.max(1, specsPerNode.reduce((s, x) => s + x.specs.length, 0)), 'graph uniforms');
     let flops = 0;
     const prepared: PreparedNode[] = [];
@@ -262,6 +276,11 @@ export class CompiledGraph {
           const s = scratch[b.scratch];
           if (!s) throw new GraphError(`node '${n.name}': scratch ${b.scratch} was not planned`);
           return { buffer: arena, offset: s.offset, size: s.bytes };
+        }
+        if ('prepared' in b) {
+          const r = preparedRanges.get(`${n.id}:${b.prepared}`);
+          if (!r) throw new GraphError(`node '${n.name}': prepared operand ${b.prepared} was not made`);
+          return r;
         }
         const t = 'input' in b ? n.inputs[b.input]! : n.outputs[b.output]!;
         const base = resolveView(plan, graph, t).base;

@@ -197,8 +197,13 @@ export function opScratchBytes(graph: Graph, caps: Parameters<NonNullable<Return
     const inputs = n.inputs.map((t) => graph.tensors[t]!.shape);
     const outputs = n.outputs.map((t) => graph.tensors[t]!.shape);
     const dense = (s: readonly number[]) => ({ cOff: 0, cTot: s.length > 1 ? s[1]! : 1 });
-    return op.scratch({ attrs: n.attrs, inputs, outputs, inViews: inputs.map(dense), outViews: outputs.map(dense), caps, half: nodeHalf(n, half) }).map((e) => e * 4);
+    return op.scratch({ attrs: n.attrs, inputs, outputs, inViews: inputs.map(dense), outViews: outputs.map(dense), caps, half: nodeHalf(n, half), constant: nodeConstants(graph, n) }).map((e) => e * 4);
   };
+}
+
+/** Which inputs of a node are constants when the graph is compiled (its weights): OpContext.constant. */
+export function nodeConstants(graph: Graph, n: { inputs: readonly number[] }): boolean[] {
+  return n.inputs.map((t) => graph.tensors[t]!.kind === 'weight');
 }
 
 export { GraphError };

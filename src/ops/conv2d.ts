@@ -16,7 +16,7 @@
  * Kernel: kernels/conv2d.wgsl (tiled, register-blocked; the tile shape is picked by {@link chooseConvTile}).
  */
 import { ACT_CODE, applyActivation, type Activation } from './activation.js';
-import { halfWords, roundToF16 } from './half.js';
+import { halfWords, packHalf, roundToF16 } from './half.js';
 import { check, checkRank, defineOp, denseView, f16MatmulSupport, grid1d, halfIn, halfOut, numel, ShapeError, tilePolicy, type Binding, type DispatchSpec, type OpContext, type Shape, type TestCase } from './op.js';
 
 /** Attributes of {@link conv2d}. */
@@ -283,6 +283,12 @@ function mmaReadsInputInPlace(ctx: OpContext<Conv2dAttrs>, K: number): boolean {
   return halfIn(ctx, 0) && !ctx.attrs.hasInScale && K % 16 === 0 && xv.cOff === 0 && xv.cTot === ctx.inputs[0]![1];
 }
 
+/**
+ * Whether the matrix-unit path's f16 weight copy is made once when the graph is compiled ({@link OpDef.prepare}:
+ * the weights are constants there) instead of by a conversion pass in every run.
+ */
+const mmaWeightsPrepared = (ctx: Pick<OpContext<Conv2dAttrs>, 'constant'>): boolean => ctx.constant?.[1] ?? false;
+
 /** Picks the matrix-unit tile for a GEMM of M = Cout rows (workgroup memory: 2 KiB per subgroup, at most 16 KiB). */
 export function chooseMmaTile(M: number): MmaTile {
   return M <= 32 ? MMA_TILES.m32 : M <= 64 ? MMA_TILES.m64 : MMA_TILES.m128;
@@ -391,10 +397,28 @@ export const conv2d = defineOp<Conv2dAttrs>({
     const p = convPlan(ctx);
     if (p.mma) {
       const { xh, wh } = mmaCopies(p);
-      // the f16 copies, in f32 words: weights, then the input unless the GEMM reads it in place
-      return mmaReadsInputInPlace(ctx, p.K) ? [halfWords(wh)] : [halfWords(wh), halfWords(xh)];
+      // the f16 copies, in f32 words: the weights unless prepared, then the input unless the GEMM reads it in place
+      return [...(mmaWeightsPrepared(ctx) ? [] : [halfWords(wh)]), ...(mmaReadsInputInPlace(ctx, p.K) ? [] : [halfWords(xh)])];
     }
     return p.splits > 1 ? [p.splits * p.M * p.cols] : [];
+  },
+  prepare(ctx) {
+    const p = convPlan(ctx);
+    if (!p.mma || !mmaWeightsPrepared(ctx)) return [];
+    const { Kp, Mp, wh } = mmaCopies(p);
+    const { M, K } = p;
+    return [
+      {
+        from: [1],
+        words: halfWords(wh),
+        make: ([w]) => {
+          // [M, K] (W is [Cout, Cin, 1, 1]) into the zero-padded [Mp, Kp] copy, rounded to nearest even
+          const padded = new Float32Array(Mp * Kp);
+          for (let m = 0; m < M; m++) padded.set(w!.subarray(m * K, (m + 1) * K), m * Kp);
+          return packHalf(padded);
+        },
+      },
+    ];
   },
   dispatch(ctx) {
     const { attrs } = ctx;
@@ -430,19 +454,21 @@ export const conv2d = defineOp<Conv2dAttrs>({
       const HW = g.H * g.W;
       const mp = (total: number, rows: number, x_off: number, x_tot: number, hw: number) => [M, cols, Kp, hw, yv.cOff, yv.cTot, rv.cOff, rv.cTot, colTiles, K, rows, x_off, x_tot, g.Cin, total];
       const inPlace = mmaReadsInputInPlace(ctx, K);
-      const xc = bindingList([{ input: 0 }], [idx.inScale], { scratch: 1 });
-      const gm = bindingList([{ scratch: 0 }, inPlace ? { input: 0 } : { scratch: 1 }], [idx.bias, idx.residual], { output: 0 });
+      const prepared = mmaWeightsPrepared(ctx);
+      const xScratch = { scratch: prepared ? 0 : 1 };
+      const xc = bindingList([{ input: 0 }], [idx.inScale], xScratch);
+      const gm = bindingList([prepared ? { prepared: 0 } : { scratch: 0 }, inPlace ? { input: 0 } : xScratch], [idx.bias, idx.residual], { output: 0 });
       const maxDim = ctx.caps.limits.maxComputeWorkgroupsPerDimension;
-      const specs: DispatchSpec[] = [
-        {
+      const specs: DispatchSpec[] = [];
+      if (!prepared)
+        specs.push({
           kernel: 'conv2d_mma',
           defines: { ENTRY_CONVERT: 1, WG: CONVERT_WG, HAS_SCALE: 0, X_F16: 0, BIND_DST: 2 },
           grid: grid1d(wh / 2, CONVERT_WG, maxDim),
           params: mp(wh, M, 0, K, 1),
           bindings: [{ input: 1 }, { scratch: 0 }],
           bytes: M * K * 4 + wh * 2,
-        },
-      ];
+        });
       if (!inPlace)
         specs.push({
           kernel: 'conv2d_mma',

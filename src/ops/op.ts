@@ -27,8 +27,24 @@ export const f32 = (v: number): ParamWord => ({ f32: v });
 /** Marks a uniform word as i32. */
 export const i32 = (v: number): ParamWord => ({ i32: v });
 
-/** A storage buffer a dispatch binds, in `@binding(1)`, `@binding(2)`, ... order (binding 0 is the uniform). */
-export type Binding = { input: number } | { output: number } | { scratch: number };
+/**
+ * A storage buffer a dispatch binds, in `@binding(1)`, `@binding(2)`, ... order (binding 0 is the uniform):
+ * an input, an output, a scratch buffer ({@link OpDef.scratch}) or a prepared constant ({@link OpDef.prepare}).
+ */
+export type Binding = { input: number } | { output: number } | { scratch: number } | { prepared: number };
+
+/**
+ * A constant operand in the layout a kernel wants (conv2d's matrix-unit path: the weights as a zero-padded f16
+ * copy), made on the CPU once when the graph is compiled, from inputs that are constants there, instead of by a
+ * dispatch in every forward pass. Dispatches bind it as `{ prepared: j }`, j its index in the op's list.
+ */
+export interface PreparedOperand {
+  /** The constant inputs it is made from, in the order {@link make} takes their data (dense, f32). */
+  from: number[];
+  /** u32 words of the result. */
+  words: number;
+  make(data: Float32Array[]): Uint32Array;
+}
 
 /** One compute dispatch. */
 export interface DispatchSpec {
@@ -113,6 +129,11 @@ export interface OpContext<A> {
    * word w; see src/graph/storage.ts). Absent: all f32. Only ever true where the op's {@link OpDef.halfIO} allows.
    */
   half?: HalfIO;
+  /**
+   * Which inputs are constants whose data is known when the graph is compiled (its weights); the op may ask for
+   * those prepared ({@link OpDef.prepare}). Absent: none.
+   */
+  constant?: boolean[];
 }
 
 /** Per input and output of a node: stored as packed f16 (true) or f32. */
@@ -179,6 +200,11 @@ export interface OpDef<A = unknown> {
   halfIO?(ctx: Pick<OpContext<A>, 'attrs' | 'inputs' | 'outputs'>): HalfIO;
   /** Scratch buffers (element counts, f32) the dispatches need. */
   scratch?(ctx: OpContext<A>): number[];
+  /**
+   * Constant operands to make once on the CPU when the graph is compiled, each from inputs `ctx.constant` marks
+   * (never others). Absent or empty: none.
+   */
+  prepare?(ctx: OpContext<A>): PreparedOperand[];
   dispatch(ctx: OpContext<A>): DispatchSpec[];
   reference(inputs: Float32Array[], ctx: RefContext<A>): Float32Array[];
   cases: TestCase<A>[];

@@ -59,6 +59,8 @@ export async function runOp<A>(
     caps?: GpuCaps;
     /** Run only the dispatches this accepts (the others' outputs stay sentinels). */
     only?: (spec: DispatchSpec) => boolean;
+    /** Inputs to treat as compile-time constants (OpContext.constant: the op may prepare them, OpDef.prepare). */
+    constant?: boolean[];
   } = {},
 ): Promise<RunOpResult> {
   const { device } = gpu;
@@ -68,6 +70,7 @@ export async function runOp<A>(
   const outViews = outShapes.map((s, i) => opts.outViews?.[i] ?? denseView(s));
   const ctx: OpContext<A> = { attrs, inputs: inShapes, outputs: outShapes, inViews, outViews, caps };
   if (opts.half) ctx.half = opts.half;
+  if (opts.constant) ctx.constant = opts.constant;
   checkHalfIO(op, ctx);
   const scratchSizes = op.scratch ? op.scratch(ctx) : [];
   const sentinel = new Float32Array(new Uint32Array([SENTINEL_BITS]).buffer)[0]!;
@@ -95,13 +98,19 @@ export async function runOp<A>(
       return makeBuffer(halfOut(ctx, i) ? halfWords(n) : n, null, `out${i}`);
     });
     const scratch = scratchSizes.map((n, i) => makeBuffer(n, new Uint32Array(n), `scratch${i}`));
+    const constants = (op.prepare?.(ctx) ?? []).map((p, j) => {
+      if (!p.from.every((i) => opts.constant?.[i])) throw new Error(`${op.name}: prepared operand ${j} is made from an input not marked constant`);
+      const data = p.make(p.from.map((i) => inputs[i]!));
+      if (data.length !== p.words) throw new Error(`${op.name}: prepared operand ${j} has ${data.length} words, ${p.words} were declared`);
+      return makeBuffer(p.words, data, `prepared${j}`);
+    });
     const range = (b: { buffer: GPUBuffer; words: number }): BufferRange => ({ buffer: b.buffer, offset: 0, size: Math.max(4, b.words * 4) });
     const specs = op.dispatch(ctx).filter((d) => !opts.only || opts.only(d));
     const uniforms = new UniformArena(device, specs.length, `${op.name} uniforms`);
     try {
       const prepared = await Promise.all(
         specs.map((spec, i) =>
-          prepareDispatch(device, cache, uniforms, spec, (b) => ('input' in b ? range(ins[b.input]!) : 'output' in b ? range(outs[b.output]!) : range(scratch[b.scratch]!)), `${op.name}#${i}`),
+          prepareDispatch(device, cache, uniforms, spec, (b) => range('input' in b ? ins[b.input]! : 'output' in b ? outs[b.output]! : 'scratch' in b ? scratch[b.scratch]! : constants[b.prepared]!), `${op.name}#${i}`),
         ),
       );
       uniforms.upload();
