@@ -33,6 +33,7 @@ export const HELP = `covidct bench: time the engine's stages on the WebGPU adapt
   --software                force SwiftShader
   --dawn-flags LIST         Dawn toggles, e.g. enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia
   --plan                    no device: FLOPs, minimum bytes and roofline bound per slice from the DispatchSpecs
+                            (H100 limits; --precision f16 plans the matrix-unit path as on an H100 through Dawn)
   --json                    write the JSON report to stdout (progress goes to stderr)
   --out FILE                write the JSON report to FILE
   --help
