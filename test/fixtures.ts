@@ -10,8 +10,8 @@ import { f32ToF16, readSafetensorsFile, serializeSafetensors, type SafetensorsFi
 import { weightValues } from '../src/models/random-weights.js';
 import { nmse } from '../src/ops/random.js';
 import { bindWeights, loadPipeline, openWeights } from '../src/models/load.js';
-import { efficientnet } from '../src/models/efficientnet.js';
-import type { ModelGraph } from '../src/models/builder.js';
+import { addEfficientNetFeatures, efficientnet, type EfficientNetVariant } from '../src/models/efficientnet.js';
+import { ModelBuilder, type ModelGraph } from '../src/models/builder.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const FIX = join(ROOT, 'test', 'fixtures');
@@ -235,4 +235,23 @@ export function argmax(v: Float32Array, from: number, n: number): number {
   let best = from;
   for (let i = from; i < from + n; i++) if (v[i]! > v[best]!) best = i;
   return best - from;
+}
+
+/** The weights file of a fixture's recipe, rebuilt and checked byte for byte (size, sha256) against the file make_fixtures.py wrote. */
+export function weightsOf(fx: Fixture, name: string): SafetensorsFile {
+  const r = fx.meta<WeightsRecipe>('fixture.weights');
+  const bytes = recipeFileBytes(r);
+  expect(bytes.length, `${name}: rebuilt weights size`).toBe(r.size);
+  expect(sha256(bytes), `${name}: rebuilt weights differ from the file make_fixtures.py wrote`).toBe(r.sha256);
+  return openWeights(bytes, name);
+}
+
+/** torchvision EfficientNet with just the outputs the B1..B7 fixtures hold: `features.8` and `logits`. */
+export function efficientnetHeadOnly(variant: EfficientNetVariant, height: number, width: number): ModelGraph {
+  const m = new ModelBuilder();
+  const x = m.b.input('input', [1, 3, height, width]);
+  const feats = addEfficientNetFeatures(m, x, { variant, prefix: '', last: 8 });
+  m.output('features.8', feats[8]!);
+  m.output('logits', m.linear(m.pool(feats[8]!, 'avg', 'avgpool'), 'classifier.1', 1000, { bias: true }));
+  return m.finish();
 }

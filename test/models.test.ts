@@ -13,7 +13,7 @@ import { EFFICIENTNET_VARIANTS, efficientnet, efficientNetSpec, makeDivisible, t
 import { bindWeights, loadPipeline, openWeights, readConfig, WeightsError } from '../src/models/load.js';
 import { buildStage1, buildStage2, runPatientHead } from '../src/models/pipeline.js';
 import { lungArea, lungMask, maskedInput, normalise, preprocessHU, sliceUsed } from '../src/models/preprocess.js';
-import { argmax, codeHash, compareOutputs, expectAllBelow, F16_TOL, f16Cases, FIX, Fixture, loadFixture, outputError, recipeTensors, relL2, RERUN, sha256, TOL, type WeightsRecipe } from './fixtures.js';
+import { argmax, codeHash, compareOutputs, efficientnetHeadOnly, expectAllBelow, F16_TOL, f16Cases, FIX, Fixture, loadFixture, outputError, recipeTensors, relL2, RERUN, sha256, TOL, weightsOf, type WeightsRecipe } from './fixtures.js';
 
 // Helpers (fixture loading, the deterministic weight generator, relL2) live in test/fixtures.ts, shared with
 // test/parity.test.ts (the same fixtures on the GPU).
@@ -109,6 +109,21 @@ describe('efficientnet_b0 (torchvision checkpoint, F32, no metadata)', () => {
     const e = relL2(out.logits!, b0.get('A/logits'));
     measured['b0.A.fused.logits'] = e;
     expect(e).toBeLessThanOrEqual(TOL);
+  });
+});
+
+describe('EfficientNet B1..B7 on the CPU references (fixture case A, 64x64)', () => {
+  // test/parity.test.ts runs case B (48x80) of each on the GPU, and case A of B7.
+  it.each(EFFICIENTNET_VARIANTS.filter((v) => v !== 'efficientnet_b0'))('%s: logits and features.8, fused', async (v) => {
+    const fx = await loadFixture(`${v}.fixture.safetensors`);
+    const [, , h, w] = fx.shape('A/input') as number[];
+    const g = efficientnetHeadOnly(v, h!, w!);
+    bindWeights(weightsOf(fx, `${v}.safetensors`), g);
+    fuseGraph(g.graph);
+    const errs = compareOutputs(runGraphOnCpu(g.graph, { input: fx.get('A/input') }), fx, 'A/');
+    expect(Object.keys(errs).sort()).toEqual(['features.8', 'logits']);
+    record(`${v}.A.`, errs);
+    expectAllBelow(errs);
   });
 });
 
