@@ -6,8 +6,9 @@
 //                  p < HoWo) = f16(src[(r * x_tot + x_off + k) * HoWo + p] * scale[r, k]) for r < rows, k < K, else 0,
 //                  written as packed pairs with pack_half2 (core WGSL: this entry needs no f16 or subgroup
 //                  feature, so it runs, and is tested, on any adapter).
-//                  Used for the weights (r = output channel, HoWo = 1) and for the input (r = image, with its
-//                  channel view and the squeeze-excite scale folded in).
+//                  Used for the input (r = image, with its channel view and the squeeze-excite scale folded in)
+//                  and, where they are not constants, the weights (r = output channel, HoWo = 1); constant
+//                  weights get the same copy made once on the CPU when the graph is compiled (conv2d's prepare).
 //   GEMM           the matrix units read both copies straight from storage (no workgroup staging, no barriers in
 //                  the K loop): a workgroup of SG_WR x SG_WC subgroups owns (SG_WR * SG_FM * 16) output channels x
 //                  (SG_WC * SG_FN * 16) pixels; each subgroup multiplies SG_FM x SG_FN 16 x 16 blocks over Kp (K
