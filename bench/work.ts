@@ -6,8 +6,8 @@
  */
 import { fuseGraph } from '../src/graph/fuse.js';
 import type { Graph } from '../src/graph/ir.js';
-import { nodeConstants, opScratchBytes, planMemory, resolveView, type MemoryPlan } from '../src/graph/plan.js';
-import { halfTensors, nodeHalf, type Storage } from '../src/graph/storage.js';
+import { nodeContext, opScratchBytes, planMemory, type MemoryPlan } from '../src/graph/plan.js';
+import { halfTensors, type Storage } from '../src/graph/storage.js';
 import type { GpuCaps } from '../src/ops/op.js';
 import { getOp } from '../src/ops/registry.js';
 
@@ -63,13 +63,9 @@ export function graphWork(graph: Graph, plan: MemoryPlan, caps: GpuCaps, ceiling
   const bound = new Set<number>();
   for (const n of graph.liveNodes()) {
     const op = getOp(n.op);
-    const inputs = n.inputs.map((t) => graph.tensors[t]!.shape);
-    const outputs = n.outputs.map((t) => graph.tensors[t]!.shape);
-    const inViews = n.inputs.map((t) => resolveView(plan, graph, t).view);
-    const outViews = n.outputs.map((t) => resolveView(plan, graph, t).view);
-    const ctx = { attrs: n.attrs, inputs, outputs, inViews, outViews, caps, half: nodeHalf(n, plan.half), constant: nodeConstants(graph, n) };
+    const ctx = nodeContext(graph, n, caps, plan.half, plan);
     const specs = op.dispatch(ctx);
-    for (const s of specs) for (const b of s.bindings) if ('input' in b && ctx.constant[b.input]) bound.add(n.inputs[b.input]!);
+    for (const s of specs) for (const b of s.bindings) if ('input' in b && ctx.constant![b.input]) bound.add(n.inputs[b.input]!);
     for (const p of op.prepare?.(ctx) ?? []) w.weightBytes += p.words * 4;
     const e = (w.byOp[n.op] ??= { dispatches: 0, flops: 0, bytes: 0 });
     const mod = (w.byModule[moduleOf(n.name)] ??= { dispatches: 0, flops: 0, bytes: 0 });

@@ -1,7 +1,7 @@
 // Every op in the registry against its CPU reference on seeded random inputs, with guard words after every
 // output buffer and sentinels around channel views. Error is the normalised MSE against the op's tolerance.
 import { describe, expect, it } from 'vitest';
-import { capsFor, DEFAULT_TOLERANCE, F16_CONV_TOLERANCE, f16MatmulSupport, type GpuCaps, type HalfIO, type OpDef } from '../src/ops/op.js';
+import { capsFor, DEFAULT_TOLERANCE, denseView, F16_CONV_TOLERANCE, f16MatmulSupport, type GpuCaps, type HalfIO, type OpDef } from '../src/ops/op.js';
 import { OPS } from '../src/ops/registry.js';
 import { mulberry32, nmse, uniform } from '../src/ops/random.js';
 import { runOp } from '../src/ops/run.js';
@@ -89,17 +89,19 @@ describe('half storage: ops reading and writing packed f16', () => {
   });
 });
 
+/** The dispatch context of conv2d's first case whose name starts with `name`, its views as the case gives them. */
+function conv2dContext(name: string, caps: GpuCaps, half?: HalfIO, constant?: boolean[]) {
+  const tc = conv2d.cases.find((c) => c.name.startsWith(name))!;
+  expect(tc, name).toBeDefined();
+  const outputs = conv2d.infer(tc.inputs, tc.attrs);
+  return { attrs: tc.attrs, inputs: tc.inputs, outputs, inViews: tc.inputs.map((s, i) => tc.inViews?.[i] ?? denseView(s)), outViews: outputs.map((s, i) => tc.outViews?.[i] ?? denseView(s)), caps, ...(half ? { half } : {}), ...(constant ? { constant } : {}) };
+}
+
 describe('conv2d tile and K-split choices', () => {
   const limits = { maxComputeWorkgroupsPerDimension: 65535, maxComputeWorkgroupStorageSize: 16384 } as GPUSupportedLimits;
   const caps: GpuCaps = { limits, features: new Set<string>(), subgroupMinSize: 32 };
   const f16Caps: GpuCaps = { limits: { ...limits, maxComputeWorkgroupStorageSize: 49152 } as GPUSupportedLimits, features: new Set(['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix']), subgroupMinSize: 32, subgroupMaxSize: 32, precision: 'f16' };
-  const context = (name: string, c: GpuCaps = caps, half?: HalfIO, constant?: boolean[]) => {
-    const tc = conv2d.cases.find((c) => c.name.startsWith(name))!;
-    expect(tc, name).toBeDefined();
-    const dense = (s: readonly number[]) => ({ cOff: 0, cTot: s[1] ?? 1 });
-    const outputs = conv2d.infer(tc.inputs, tc.attrs);
-    return { attrs: tc.attrs, inputs: tc.inputs, outputs, inViews: tc.inputs.map((s, i) => tc.inViews?.[i] ?? dense(s)), outViews: outputs.map((s, i) => tc.outViews?.[i] ?? dense(s)), caps: c, ...(half ? { half } : {}), ...(constant ? { constant } : {}) };
-  };
+  const context = (name: string, c: GpuCaps = caps, half?: HalfIO, constant?: boolean[]) => conv2dContext(name, c, half, constant);
   const specs = (name: string, c: GpuCaps = caps, half?: HalfIO, constant?: boolean[]) => conv2d.dispatch(context(name, c, half, constant));
   it('with constant weights (a compiled graph), the matrix-unit path binds them prepared once and drops their conversion pass', () => {
     const weightsConst = [false, true, true];
@@ -253,8 +255,7 @@ describe("conv2d's f16 conversion passes (the matrix-unit path's first half, on 
         for (let p = 0; p < HW; p++) wantX[(n * Kp + k) * HW + p] = Math.fround(inputs[0]![(n * K + k) * HW + p]! * (scale ? scale[n * K + k]! : 1));
     expect(got.scratch[0]).toEqual(packHalf(wantW));
     // ... and the copy prepared on the CPU for constant weights (OpDef.prepare) is the same, word for word
-    const ctx = { attrs: tc.attrs, inputs: tc.inputs, outputs: conv2d.infer(tc.inputs, tc.attrs), inViews: tc.inputs.map((s, i) => tc.inViews?.[i] ?? { cOff: 0, cTot: s[1] ?? 1 }), outViews: [tc.outViews?.[0] ?? { cOff: 0, cTot: M }], caps: f16Plan(capsFor(gpu, 'f32')), constant: tc.inputs.map((_, i) => i === 1) };
-    const prep = conv2d.prepare!(ctx);
+    const prep = conv2d.prepare!(conv2dContext(name, f16Plan(capsFor(gpu, 'f32')), undefined, tc.inputs.map((_, i) => i === 1)));
     expect(prep.length).toBe(1);
     expect(prep[0]!.make([inputs[1]!])).toEqual(got.scratch[0]);
     // A dense f16 input with K % 16 == 0 and no scale is read in place (no copy, no scratch for it).

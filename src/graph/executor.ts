@@ -10,12 +10,12 @@ import { encodeDispatches, prepareDispatch, type BufferRange, type PreparedDispa
 import { PipelineCache } from '../gpu/pipelines.js';
 import { mapStaging, withErrorScopesDeferred } from '../gpu/readback.js';
 import { UniformArena } from '../gpu/uniforms.js';
-import { capsFor, checkHalfIO, numel, type OpContext } from '../ops/op.js';
+import { capsFor, checkHalfIO, makePrepared, numel, type OpContext } from '../ops/op.js';
 import { getOp } from '../ops/registry.js';
 import { fuseGraph, type FusionReport } from './fuse.js';
 import { GraphError, type Graph } from './ir.js';
-import { checkPlanLimits, nodeConstants, opScratchBytes, planMemory, resolveView, type MemoryPlan } from './plan.js';
-import { halfTensors, nodeHalf, type Storage } from './storage.js';
+import { checkPlanLimits, nodeContext, opScratchBytes, planMemory, resolveView, type MemoryPlan } from './plan.js';
+import { halfTensors, type Storage } from './storage.js';
 
 /** Options for {@link compileGraph}. */
 export interface CompileOptions {
@@ -217,20 +217,10 @@ export class CompiledGraph {
     const nodes = graph.liveNodes();
     const specsPerNode = nodes.map((n) => {
       const op = getOp(n.op);
-      const inputs = n.inputs.map((t) => graph.tensors[t]!.shape);
-      const outputs = n.outputs.map((t) => graph.tensors[t]!.shape);
-      const inViews = n.inputs.map((t) => resolveView(plan, graph, t).view);
-      const outViews = n.outputs.map((t) => resolveView(plan, graph, t).view);
-      const constant = nodeConstants(graph, n);
-      const ctx = { attrs: n.attrs, inputs, outputs, inViews, outViews, caps, half: nodeHalf(n, plan.half), constant };
+      const ctx = nodeContext(graph, n, caps, plan.half, plan);
       checkHalfIO(op, ctx);
       // Constant operands the op wants in another layout, made here once (OpDef.prepare).
-      const prepared = (op.prepare?.(ctx) ?? []).map((p, j) => {
-        if (!p.from.every((i) => constant[i])) throw new GraphError(`node '${n.name}': prepared operand ${j} is made from an input that is not a weight`);
-        const data = p.make(p.from.map((i) => graph.weightData.get(n.inputs[i]!)!));
-        if (data.length !== p.words) throw new GraphError(`node '${n.name}': prepared operand ${j} has ${data.length} words, ${p.words} were declared`);
-        return data;
-      });
+      const prepared = makePrepared(op, ctx, (i) => graph.weightData.get(n.inputs[i]!)!, (m) => new GraphError(`node '${n.name}': ${m}`));
       return { n, op, specs: op.dispatch(ctx), prepared };
     });
     // Constants, uploaded once into buffers of at most maxBufferSize, 256-byte aligned: the weights a dispatch

@@ -12,9 +12,9 @@
  * Offsets are 256-byte aligned (minStorageBufferOffsetAlignment).
  */
 import { halfWords } from '../ops/half.js';
-import { numel, type View } from '../ops/op.js';
+import { denseView, numel, type GpuCaps, type OpContext, type View } from '../ops/op.js';
 import { getOp } from '../ops/registry.js';
-import { GraphError, type Graph } from './ir.js';
+import { GraphError, type Graph, type NodeInfo } from './ir.js';
 import { nodeHalf } from './storage.js';
 
 /** Offset alignment of arena placements. */
@@ -187,23 +187,33 @@ export function findOverlaps(plan: MemoryPlan): string[] {
   return bad;
 }
 
-/** Scratch sizes in bytes of a node, from its op. */
-export function opScratchBytes(graph: Graph, caps: Parameters<NonNullable<ReturnType<typeof getOp>['scratch']>>[0]['caps'], half: ReadonlySet<number> = new Set()): (nodeId: number) => number[] {
+/** Scratch sizes in bytes of a node, from its op (views are not planned yet: dense ones are assumed). */
+export function opScratchBytes(graph: Graph, caps: GpuCaps, half: ReadonlySet<number> = new Set()): (nodeId: number) => number[] {
   return (id) => {
     const n = graph.nodes[id];
     if (!n) return [];
     const op = getOp(n.op);
-    if (!op.scratch) return [];
-    const inputs = n.inputs.map((t) => graph.tensors[t]!.shape);
-    const outputs = n.outputs.map((t) => graph.tensors[t]!.shape);
-    const dense = (s: readonly number[]) => ({ cOff: 0, cTot: s.length > 1 ? s[1]! : 1 });
-    return op.scratch({ attrs: n.attrs, inputs, outputs, inViews: inputs.map(dense), outViews: outputs.map(dense), caps, half: nodeHalf(n, half), constant: nodeConstants(graph, n) }).map((e) => e * 4);
+    return op.scratch ? op.scratch(nodeContext(graph, n, caps, half)).map((e) => e * 4) : [];
   };
 }
 
-/** Which inputs of a node are constants when the graph is compiled (its weights): OpContext.constant. */
-export function nodeConstants(graph: Graph, n: { inputs: readonly number[] }): boolean[] {
-  return n.inputs.map((t) => graph.tensors[t]!.kind === 'weight');
+/**
+ * What a node's op sees ({@link OpContext}): shapes, channel views (from `plan`, else dense), caps, which tensors
+ * are f16 and which inputs are constants (its weights). The executor, the scratch plan and the bench's work sums
+ * all ask the ops through this, so they ask the same question.
+ */
+export function nodeContext(graph: Graph, n: NodeInfo, caps: GpuCaps, half: ReadonlySet<number>, plan?: MemoryPlan): OpContext<unknown> {
+  const view = (t: number) => (plan ? resolveView(plan, graph, t).view : denseView(graph.tensors[t]!.shape));
+  return {
+    attrs: n.attrs,
+    inputs: n.inputs.map((t) => graph.tensors[t]!.shape),
+    outputs: n.outputs.map((t) => graph.tensors[t]!.shape),
+    inViews: n.inputs.map(view),
+    outViews: n.outputs.map(view),
+    caps,
+    half: nodeHalf(n, half),
+    constant: n.inputs.map((t) => graph.tensors[t]!.kind === 'weight'),
+  };
 }
 
 export { GraphError };

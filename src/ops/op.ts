@@ -147,6 +147,19 @@ export const halfIn = (ctx: Pick<OpContext<unknown>, 'half'>, i: number): boolea
 /** Whether output `i` of a dispatch context is stored as packed f16. */
 export const halfOut = (ctx: Pick<OpContext<unknown>, 'half'>, i: number): boolean => ctx.half?.outputs[i] ?? false;
 
+/**
+ * Makes the prepared operands of an op ({@link OpDef.prepare}) from its inputs' data (`dataOf(i)`, dense), checking
+ * that each comes from inputs `ctx.constant` marks and has the words it declared; `makeError` builds the error.
+ */
+export function makePrepared<A>(op: OpDef<A>, ctx: OpContext<A>, dataOf: (input: number) => Float32Array, makeError: (message: string) => Error = (m) => new Error(m)): Uint32Array[] {
+  return (op.prepare?.(ctx) ?? []).map((p, j) => {
+    if (!p.from.every((i) => ctx.constant?.[i])) throw makeError(`${op.name}: prepared operand ${j} is made from an input that is not a constant`);
+    const data = p.make(p.from.map(dataOf));
+    if (data.length !== p.words) throw makeError(`${op.name}: prepared operand ${j} has ${data.length} words, ${p.words} were declared`);
+    return data;
+  });
+}
+
 /** Throws a ShapeError when `ctx.half` asks an op for an f16 input or output its {@link OpDef.halfIO} does not allow. */
 export function checkHalfIO<A>(op: OpDef<A>, ctx: OpContext<A>): void {
   if (!ctx.half) return;

@@ -8,7 +8,7 @@ import type { PipelineCache } from '../gpu/pipelines.js';
 import { encodeReadback, mapStaging, withErrorScopes } from '../gpu/readback.js';
 import { UniformArena } from '../gpu/uniforms.js';
 import { halfWords, packHalf, unpackHalf } from './half.js';
-import { capsFor, checkHalfIO, denseView, halfIn, halfOut, innerSize, numel, type DispatchSpec, type GpuCaps, type HalfIO, type OpContext, type OpDef, type Shape, type View } from './op.js';
+import { capsFor, checkHalfIO, denseView, makePrepared, halfIn, halfOut, innerSize, numel, type DispatchSpec, type GpuCaps, type HalfIO, type OpContext, type OpDef, type Shape, type View } from './op.js';
 
 /** Words written after every buffer; they must survive the dispatches. */
 export const GUARD_WORDS = 64;
@@ -98,12 +98,7 @@ export async function runOp<A>(
       return makeBuffer(halfOut(ctx, i) ? halfWords(n) : n, null, `out${i}`);
     });
     const scratch = scratchSizes.map((n, i) => makeBuffer(n, new Uint32Array(n), `scratch${i}`));
-    const constants = (op.prepare?.(ctx) ?? []).map((p, j) => {
-      if (!p.from.every((i) => opts.constant?.[i])) throw new Error(`${op.name}: prepared operand ${j} is made from an input not marked constant`);
-      const data = p.make(p.from.map((i) => inputs[i]!));
-      if (data.length !== p.words) throw new Error(`${op.name}: prepared operand ${j} has ${data.length} words, ${p.words} were declared`);
-      return makeBuffer(p.words, data, `prepared${j}`);
-    });
+    const constants = makePrepared(op, ctx, (i) => inputs[i]!).map((data, j) => makeBuffer(data.length, data, `prepared${j}`));
     const range = (b: { buffer: GPUBuffer; words: number }): BufferRange => ({ buffer: b.buffer, offset: 0, size: Math.max(4, b.words * 4) });
     const specs = op.dispatch(ctx).filter((d) => !opts.only || opts.only(d));
     const uniforms = new UniformArena(device, specs.length, `${op.name} uniforms`);
