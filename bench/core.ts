@@ -26,10 +26,10 @@ import { compileGraph, type CompiledGraph, type KernelTiming, type RunResult } f
 import type { ModelGraph } from '../src/models/builder.js';
 import { defaultModelConfig, defaultPreprocessConfig, tinyModelConfig, type ModelConfig } from '../src/models/config.js';
 import { EFFICIENTNET_VARIANTS, efficientnet, type EfficientNetVariant } from '../src/models/efficientnet.js';
-import { TwoStageEngine } from '../src/models/engine.js';
+import { TwoStageEngine } from '../src/analysis/engine.js';
 import { bindWeights } from '../src/models/load.js';
 import { buildPatientHead, buildStage1, buildStage2, buildTwoStage } from '../src/models/pipeline.js';
-import { normalise } from '../src/models/preprocess.js';
+import { normalise } from '../src/analysis/preprocess.js';
 import { runPeers, type PeerName, type PeerResult } from './peers.js';
 import { H100_CEILINGS, measureCeilings, rooflineShare, type Ceilings } from './roofline.js';
 import { syntheticWindowed } from './inputs.js';

@@ -21,7 +21,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SWIFTSHADER_ICD } from '../src/gpu/device.js';
 import { defaultPreprocessConfig } from '../src/models/config.js';
-import { lungMask, maskedInput, normalise } from '../src/models/preprocess.js';
+import { lungMask, maskedInput, normalise } from '../src/analysis/preprocess.js';
 import { syntheticWindowed } from './inputs.js';
 
 export type PeerName = 'torch' | 'torch-cuda' | 'ort';

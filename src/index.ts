@@ -18,10 +18,10 @@ export { planMemory, findOverlaps, type MemoryPlan } from './graph/plan.js';
 export { CompiledGraph, compileGraph, type CompileOptions, type RunResult, type KernelTiming, type GraphStats } from './graph/executor.js';
 export { parseSafetensors, serializeSafetensors, SafetensorsError, type SafetensorsFile } from './io/safetensors.js';
 // The two-stage model: building, loading weights exported from PyTorch, running, reporting.
-export { TwoStageEngine, summarise, type EngineOptions, type TwoStageResult, type TwoStageReport } from './models/engine.js';
+export { TwoStageEngine, summarise, type EngineOptions, type TwoStageResult, type TwoStageReport } from './analysis/engine.js';
 export { openWeights, readWeightsFile, loadPipeline, bindWeights, readConfig, WeightsError, type WeightIssue } from './models/load.js';
 export { buildPipeline, buildStage1, buildStage2, buildTwoStage, buildPatientHead, runPatientHead, type Pipeline, type StageShape, type PatientResult } from './models/pipeline.js';
 export { defaultModelConfig, defaultPreprocessConfig, tinyModelConfig, parseModelConfig, parsePreprocessConfig, ConfigError, type ModelConfig, type PreprocessConfig } from './models/config.js';
-export { preprocessHU, windowHU, huFromStored, normalise, lungMask, lungArea, maskedInput } from './models/preprocess.js';
+export { preprocessHU, windowHU, huFromStored, normalise, lungMask, lungArea, maskedInput } from './analysis/preprocess.js';
 export { efficientnet, EFFICIENTNET_VARIANTS, type EfficientNetVariant } from './models/efficientnet.js';
 export { ModelBuilder, type ModelGraph } from './models/builder.js';

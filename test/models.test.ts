@@ -12,7 +12,7 @@ import { ConfigError, parseModelConfig, parsePreprocessConfig, tinyModelConfig, 
 import { EFFICIENTNET_VARIANTS, efficientnet, efficientNetSpec, makeDivisible, type EfficientNetVariant } from '../src/models/efficientnet.js';
 import { bindWeights, loadPipeline, openWeights, readConfig, WeightsError } from '../src/models/load.js';
 import { buildStage1, buildStage2, runPatientHead } from '../src/models/pipeline.js';
-import { lungArea, lungMask, maskedInput, normalise, preprocessHU, sliceUsed } from '../src/models/preprocess.js';
+import { lungArea, lungMask, maskedInput, normalise, preprocessHU, sliceUsed } from '../src/analysis/preprocess.js';
 import { argmax, codeHash, compareOutputs, efficientnetHeadOnly, expectAllBelow, F16_TOL, f16Cases, FIX, Fixture, loadFixture, outputError, recipeTensors, relL2, RERUN, sha256, TOL, weightsOf, type WeightsRecipe } from './fixtures.js';
 
 // Helpers (fixture loading, the deterministic weight generator, relL2) live in test/fixtures.ts, shared with

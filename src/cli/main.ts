@@ -13,12 +13,12 @@ import { createGpu, parseDawnFlags, type GpuContext } from '../gpu/device.js';
 import { runGraphOnCpu } from '../graph/cpu.js';
 import { compileGraph } from '../graph/executor.js';
 import { demoNet } from '../models/demo.js';
-import { CONFORMANCE_MODELS, runConformance } from '../models/conformance.js';
+import { CONFORMANCE_MODELS, runConformance } from '../analysis/conformance.js';
 import { readWeightsFile } from '../models/load.js';
 import { readSafetensorsFile, writeSafetensorsFile } from '../io/safetensors.js';
 import { defaultPreprocessConfig, tinyModelConfig } from '../models/config.js';
-import { TwoStageEngine } from '../models/engine.js';
-import { chestPhantom } from '../models/phantom.js';
+import { TwoStageEngine } from '../analysis/engine.js';
+import { chestPhantom } from '../analysis/phantom.js';
 import { randomPipelineWeights } from '../models/random-weights.js';
 import { mulberry32, nmse, uniform } from '../ops/random.js';
 

@@ -2,8 +2,8 @@
  * The two-stage pipeline as graphs:
  *
  * - stage 1 ({@link buildStage1}): input `seg.input` [B, 3, H, W] (windowed slice, replicated, ImageNet-normalised;
- *   see src/models/preprocess.ts) -> outputs `lung_logits`, `lung_prob` [B, 1, H, W].
- * - between the stages (src/models/preprocess.ts): mask = lung_prob > lung_threshold, lung area, stage-2 input =
+ *   see src/analysis/preprocess.ts) -> outputs `lung_logits`, `lung_prob` [B, 1, H, W].
+ * - between the stages (src/analysis/preprocess.ts): mask = lung_prob > lung_threshold, lung area, stage-2 input =
  *   normalise(window where mask else outside_mask_value).
  * - stage 2 ({@link buildStage2}): input `cls.input` [B, 3, H, W] -> outputs `infection_logits_s8` [B, 2, h8, w8],
  *   `infection_prob_s8` [B, 1, h8, w8], `infection_prob` [B, 1, H, W] (bilinear to the input size),
@@ -52,7 +52,7 @@ export function buildStage2(cfg: ModelConfig, s: StageShape): ModelGraph {
 /**
  * Both stages as one graph: `windowed` [B, 1, H, W] (window in [0, 1], at the model size) -> every output of
  * {@link buildStage1} and {@link buildStage2}; the stage inputs are made on the GPU exactly as
- * src/models/preprocess.ts makes them on the CPU (normalise; mask = lung_prob > lung_threshold, then
+ * src/analysis/preprocess.ts makes them on the CPU (normalise; mask = lung_prob > lung_threshold, then
  * maskedInput).
  */
 export function buildTwoStage(cfg: ModelConfig, pre: PreprocessConfig, s: StageShape): ModelGraph {

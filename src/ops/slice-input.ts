@@ -1,6 +1,6 @@
 /**
  * slice_input: the model's three-channel input made on the GPU from windowed slices, so that the two stages run
- * as one graph with nothing crossing to the CPU in between. Exactly src/models/preprocess.ts:
+ * as one graph with nothing crossing to the CPU in between. Exactly src/analysis/preprocess.ts:
  * - one input (windowed w [N, 1, H, W]): `normalise` -> stage 1's `seg.input`;
  * - two inputs (w and stage 1's lung probability [N, 1, H, W]): `maskedInput` with mask = prob > threshold ->
  *   stage 2's `cls.input`.

@@ -13,9 +13,9 @@ import type { GpuContext } from '../gpu/device.js';
 import { PipelineCache } from '../gpu/pipelines.js';
 import { CompiledGraph, compileGraph } from '../graph/executor.js';
 import type { SafetensorsFile } from '../io/safetensors.js';
-import type { ModelConfig, PreprocessConfig } from './config.js';
-import { loadPipeline } from './load.js';
-import { runPatientHead, type Pipeline } from './pipeline.js';
+import type { ModelConfig, PreprocessConfig } from '../models/config.js';
+import { loadPipeline } from '../models/load.js';
+import { runPatientHead, type Pipeline } from '../models/pipeline.js';
 import { maskedInput, preprocessHU, sliceUsed } from './preprocess.js';
 
 /** Options of {@link TwoStageEngine.load}. */

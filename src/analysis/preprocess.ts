@@ -5,7 +5,7 @@
  * match the reference to rounding. Layouts are NCHW row-major; a "windowed" batch is [B, 1, H, W] in [0, 1].
  */
 import { getOp } from '../ops/registry.js';
-import type { PreprocessConfig } from './config.js';
+import type { PreprocessConfig } from '../models/config.js';
 
 const f = Math.fround;
 

@@ -18,11 +18,11 @@ import type { GpuContext } from '../gpu/device.js';
 import { PipelineCache } from '../gpu/pipelines.js';
 import { compileGraph } from '../graph/executor.js';
 import type { SafetensorsFile } from '../io/safetensors.js';
-import type { ModelGraph } from './builder.js';
-import { EFFICIENTNET_VARIANTS, efficientnet, type EfficientNetVariant } from './efficientnet.js';
+import type { ModelGraph } from '../models/builder.js';
+import { EFFICIENTNET_VARIANTS, efficientnet, type EfficientNetVariant } from '../models/efficientnet.js';
 import { TwoStageEngine } from './engine.js';
-import { bindWeights, readConfig } from './load.js';
-import { buildStage1, buildStage2 } from './pipeline.js';
+import { bindWeights, readConfig } from '../models/load.js';
+import { buildStage1, buildStage2 } from '../models/pipeline.js';
 
 /** Models `covidct run` knows. */
 export const CONFORMANCE_MODELS = [...EFFICIENTNET_VARIANTS, 'segmentation', 'classifier', 'two_stage'] as const;
