@@ -1,5 +1,5 @@
 /** IEEE binary16 rounding on the CPU, for references that emulate what f16 kernels compute. */
-import { f16ToF32, f32ToF16 } from '../io/safetensors.js';
+import { f16ToF32, f32ToF16 } from '../io/float16.js';
 
 /**
  * Rounds an f32 value to the nearest IEEE half-precision value (ties to even), as an f32-to-f16 conversion on
