@@ -2,7 +2,7 @@
 import { EFFICIENTNET_VARIANTS, type EfficientNetVariant } from '../src/models/efficientnet.js';
 import { DEFAULT_OPTIONS, STAGES, type BenchOptions, type StageName } from './core.js';
 import { PEERS, type PeerName } from './peers.js';
-import { parseDawnFlags } from '../src/gpu/device.js';
+import { parseDawnFlags, parseSoftwareOption } from '../src/gpu/device.js';
 
 export const HELP = `covidct bench: time the engine's stages on the WebGPU adapter (and optionally peers)
 
@@ -30,7 +30,7 @@ export const HELP = `covidct bench: time the engine's stages on the WebGPU adapt
                             ort (ONNX Runtime Web, WebGPU provider)
   --peer-timeout S          seconds per peer process (default 1800)
   --python PATH             Python with torch + torchvision for the peers (default /usr/bin/python3)
-  --software                force SwiftShader
+  --software[=DRIVER]       force a software driver: lavapipe, else SwiftShader; or DRIVER (lavapipe, swiftshader)
   --dawn-flags LIST         Dawn toggles, e.g. enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia
   --plan                    no device: FLOPs, minimum bytes and roofline bound per slice from the DispatchSpecs
                             (H100 limits; --precision f16 plans the matrix-unit path as on an H100 through Dawn)
@@ -128,7 +128,7 @@ export function parseBenchArgs(argv: string[]): { opts: Partial<BenchOptions>; j
     opts.peers = p as PeerName[];
   }
   if (flags.has('peer-timeout')) opts.peerTimeoutS = pos('peer-timeout');
-  if (flags.has('software')) opts.software = true;
+  if (flags.has('software')) opts.software = parseSoftwareOption(flags.get('software'));
   if (flags.has('python')) opts.python = flags.get('python')!;
   if (flags.has('dawn-flags')) {
     opts.dawnFlags = parseDawnFlags(flags.get('dawn-flags')!);

@@ -14,11 +14,11 @@
  *   uniform slots), FLOPs and minimum bytes per forward from the DispatchSpecs.
  * - with `profile`: one more run with timestamp queries (one pass per dispatch), grouped by op and by node,
  *   with achieved GFLOP/s and GB/s and the share of the roofline set by the ceilings (bench/roofline.ts).
- * Every result carries the adapter name; software adapters (SwiftShader) are marked: their times are CPU times.
+ * Every result carries the adapter name; software adapters (lavapipe, SwiftShader) are marked: their times are CPU times.
  */
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
-import { createGpu, type GpuContext } from '../src/gpu/device.js';
+import { createGpu, type GpuContext, type SoftwareDriver } from '../src/gpu/device.js';
 import { PipelineCache } from '../src/gpu/pipelines.js';
 import { UNIFORM_SLOT_BYTES } from '../src/gpu/uniforms.js';
 import { capsFor, f16MatmulSupport, setTilePolicy, type GpuCaps } from '../src/ops/op.js';
@@ -67,8 +67,8 @@ export interface BenchOptions {
   profile: boolean;
   /** Peers to run: 'torch' (PyTorch CPU), 'torch-cuda' (PyTorch on CUDA, f32), 'ort' (ONNX Runtime Web, WebGPU provider, on dawn.node). */
   peers: PeerName[];
-  /** Force SwiftShader. */
-  software: boolean;
+  /** Force a software driver: true lavapipe, else SwiftShader; or that driver by name. */
+  software: boolean | SoftwareDriver;
   /** Roofline ceilings; default: GPU.md's H100 figures on an H100, measured with the engine's ops elsewhere. */
   peakGflops?: number;
   peakGbs?: number;
@@ -524,7 +524,7 @@ export async function runBench(options: Partial<BenchOptions> = {}): Promise<Ben
   for (const m of opts.models) if (!(EFFICIENTNET_VARIANTS as readonly string[]).includes(m)) throw new Error(`unknown model '${m}' (${EFFICIENTNET_VARIANTS.join(', ')})`);
   if (!(opts.repeats >= 1) || !(opts.warmup >= 0)) throw new Error('repeats must be >= 1 and warmup >= 0');
   const gpu = opts.gpu ?? (await createGpu({ forceSoftware: opts.software, ...(opts.dawnFlags ? { dawnFlags: opts.dawnFlags } : {}) }));
-  log(`adapter: ${gpu.adapterName}${gpu.isSoftware ? ' [software: SwiftShader runs on the CPU, these are CPU timings]' : ''}`);
+  log(`adapter: ${gpu.adapterName}${gpu.isSoftware ? ' [software: it runs on the CPU, these are CPU timings]' : ''}`);
   const report: BenchReport = {
     tool: 'covidct bench',
     date: new Date().toISOString(),

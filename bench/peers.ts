@@ -352,7 +352,7 @@ export async function ortChild(jobFile: string): Promise<number> {
   keep.push(adapter);
   const info = adapter.info;
   const adapterName = [info.vendor, info.architecture, info.device, info.description ? `(${info.description})` : ''].filter(Boolean).join(' ');
-  const software = /swiftshader/i.test(adapterName);
+  const software = /swiftshader|llvmpipe|lavapipe/i.test(adapterName);
   // dawn.node rejects writeBuffer from a view of a SharedArrayBuffer (ONNX Runtime's wasm memory): copy those.
   const proto = (globalThis as unknown as { GPUQueue: { prototype: GPUQueue } }).GPUQueue.prototype;
   const orig = proto.writeBuffer;

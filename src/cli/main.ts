@@ -9,7 +9,7 @@
  *   covidct run --model <name> --weights <file> --input <in.safetensors> --output <out.safetensors> [--dump]
  *                              the conformance command: any built-in model on tensors from a file (docs/conformance.md)
  */
-import { createGpu, parseDawnFlags, type GpuContext } from '../gpu/device.js';
+import { createGpu, parseDawnFlags, parseSoftwareOption, type GpuContext } from '../gpu/device.js';
 import { runGraphOnCpu } from '../graph/cpu.js';
 import { compileGraph } from '../graph/executor.js';
 import { demoNet } from '../models/demo.js';
@@ -40,7 +40,7 @@ export function parseArgs(argv: string[]): { positional: string[]; flags: Map<st
 
 function gpuOptions(flags: Map<string, string>) {
   return {
-    forceSoftware: flags.get('software') === 'true',
+    forceSoftware: parseSoftwareOption(flags.get('software')),
     dawnFlags: flags.has('dawn-flags') ? parseDawnFlags(flags.get('dawn-flags')!) : [],
   };
 }
@@ -182,7 +182,8 @@ async function main(argv: string[]): Promise<number> {
   if (cmd === 'help' || flags.has('help')) {
     console.log(
       [
-        'usage: covidct <command> [--software] [--dawn-flags a,b]',
+        'usage: covidct <command> [--software[=lavapipe|swiftshader]] [--dawn-flags a,b]',
+        '  (adapter: a hardware GPU, else lavapipe, else SwiftShader; --software: a software driver even with a GPU)',
         '  analyze [--weights W.safetensors] [--input CT.safetensors] [--batch N] [--size S] [--precision f32|f16] [--storage f32|f16] [--json]',
         "                            two-stage analysis; default: embedded phantom + seeded random weights (tiny config)",
         "                            (CT.safetensors holds 'hu' [slices, 1, H, W] in HU, optional 'voxel_volume' [slices])",

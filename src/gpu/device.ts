@@ -1,13 +1,47 @@
 /**
  * Device acquisition: one entry point for Node (dawn.node, npm `webgpu`) and browsers (`navigator.gpu`).
  *
- * In Node with no hardware adapter, the engine falls back to SwiftShader when Debian's chromium package has
- * installed its Vulkan ICD, and says so: `GpuContext.adapterName` names the adapter and travels with every
- * result. With no adapter at all it throws a `GpuUnavailableError` that says what to install.
+ * In Node the engine takes a hardware adapter first; without one, Mesa's lavapipe (package
+ * `mesa-vulkan-drivers`, Mesa 24 or later: LLVM-compiled shaders with shader-f16), else SwiftShader when Debian's
+ * chromium package has installed its Vulkan ICD. `GpuContext.adapterName` names the adapter and travels with
+ * every result; `isSoftware` marks both software drivers. `forceSoftware` picks a software driver, by name if
+ * wanted. With no adapter at all it throws a `GpuUnavailableError` that says what to install.
  */
 
 /** Where Debian's chromium package installs SwiftShader's Vulkan ICD manifest. */
 export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+
+/**
+ * Where Mesa installs lavapipe's Vulkan ICD manifest (Debian and Ubuntu: the first; other distributions name
+ * it by architecture). The first that exists is used.
+ */
+export const LAVAPIPE_ICDS = [
+  '/usr/share/vulkan/icd.d/lvp_icd.json',
+  '/usr/share/vulkan/icd.d/lvp_icd.x86_64.json',
+  '/usr/share/vulkan/icd.d/lvp_icd.aarch64.json',
+  '/usr/local/share/vulkan/icd.d/lvp_icd.json',
+  '/etc/vulkan/icd.d/lvp_icd.json',
+] as const;
+
+/** The software Vulkan drivers the engine can use in Node, in the order it prefers them. */
+export const SOFTWARE_DRIVERS = ['lavapipe', 'swiftshader'] as const;
+/** A software Vulkan driver: Mesa's lavapipe (llvmpipe) or Google's SwiftShader (from Debian's chromium). */
+export type SoftwareDriver = (typeof SOFTWARE_DRIVERS)[number];
+
+/** What each software driver's adapter calls itself. */
+const DRIVER_NAME: Record<SoftwareDriver, RegExp> = { lavapipe: /llvmpipe|lavapipe/i, swiftshader: /swiftshader/i };
+
+/**
+ * Reads a command-line `--software` value: absent gives false (hardware first), a bare flag (`'true'` or `''`)
+ * any software driver (lavapipe, else SwiftShader), `lavapipe` or `swiftshader` that driver only.
+ * @throws Error naming the value when it is none of these.
+ */
+export function parseSoftwareOption(value: string | undefined): boolean | SoftwareDriver {
+  if (value === undefined) return false;
+  if (value === 'true' || value === '') return true;
+  if ((SOFTWARE_DRIVERS as readonly string[]).includes(value)) return value as SoftwareDriver;
+  throw new Error(`--software takes no value or one of ${SOFTWARE_DRIVERS.join(', ')}, got '${value}'`);
+}
 
 /** Limits the engine asks for at the adapter's own maximum (the WebGPU defaults are far lower). */
 const WANTED_LIMITS = [
@@ -45,10 +79,13 @@ export interface GpuOptions {
   dawnFlags?: string[];
   /** Adapter power preference. */
   powerPreference?: GPUPowerPreference;
-  /** In Node, fall back to SwiftShader when no hardware adapter exists (default true). */
+  /** In Node, fall back to a software driver (lavapipe, else SwiftShader) when no hardware adapter exists (default true). */
   allowSoftware?: boolean;
-  /** Force SwiftShader even when a hardware adapter exists (tests use this for reproducibility). */
-  forceSoftware?: boolean;
+  /**
+   * Use a software driver even when a hardware adapter exists: `true` lavapipe, else SwiftShader; a name that
+   * driver only (an error if it is not installed). Tests use this for reproducibility. Node only.
+   */
+  forceSoftware?: boolean | SoftwareDriver;
   /** Optional features to leave off even where the adapter has them (e.g. to test fallbacks). */
   disableFeatures?: string[];
 }
@@ -57,9 +94,9 @@ export interface GpuOptions {
 export interface GpuContext {
   readonly device: GPUDevice;
   readonly adapter: GPUAdapter;
-  /** Human-readable adapter name, e.g. `google swiftshader (SwiftShader driver 5.0.0)`; put it on every result. */
+  /** Human-readable adapter name, e.g. `mesa software llvmpipe (Mesa 25.0.7 ...)`; put it on every result. */
   readonly adapterName: string;
-  /** True for a CPU implementation (SwiftShader): its timings are not GPU timings. */
+  /** True for a CPU implementation (lavapipe, SwiftShader): its timings are not GPU timings. */
   readonly isSoftware: boolean;
   /** Features enabled on the device. */
   readonly features: ReadonlySet<string>;
@@ -102,9 +139,14 @@ async function loadDawn(): Promise<DawnModule> {
   }
 }
 
-async function fileExists(path: string): Promise<boolean> {
+async function firstExisting(paths: readonly string[]): Promise<string | null> {
   const fs = await import('node:fs');
-  return fs.existsSync(path);
+  return paths.find((p) => fs.existsSync(p)) ?? null;
+}
+
+/** The ICD manifest of a software driver, or null when it is not installed. */
+async function softwareIcd(driver: SoftwareDriver): Promise<string | null> {
+  return firstExisting(driver === 'lavapipe' ? LAVAPIPE_ICDS : [SWIFTSHADER_ICD]);
 }
 
 function describeAdapter(adapter: GPUAdapter): { name: string; software: boolean } {
@@ -122,6 +164,9 @@ function describeAdapter(adapter: GPUAdapter): { name: string; software: boolean
   return { name, software };
 }
 
+// The Vulkan loader's driver list: VK_DRIVER_FILES wins over the older VK_ICD_FILENAMES where both are set.
+const DRIVER_ENV = ['VK_DRIVER_FILES', 'VK_ICD_FILENAMES'] as const;
+
 async function requestAdapterNode(opts: GpuOptions): Promise<GPUAdapter> {
   const dawn = await loadDawn();
   Object.assign(globalThis, dawn.globals);
@@ -134,30 +179,50 @@ async function requestAdapterNode(opts: GpuOptions): Promise<GPUAdapter> {
     if (adapter) keepAlive.push(adapter);
     return adapter;
   };
-  let adapter: GPUAdapter | null = null;
-  if (!opts.forceSoftware) adapter = await request();
-  if (!adapter && opts.allowSoftware !== false) {
-    if (env.VK_ICD_FILENAMES === SWIFTSHADER_ICD) {
-      adapter = await request();
-    } else if (await fileExists(SWIFTSHADER_ICD)) {
-      const previous = env.VK_ICD_FILENAMES;
-      env.VK_ICD_FILENAMES = SWIFTSHADER_ICD; // read by the Vulkan loader when Dawn makes its instance
-      adapter = await request();
-      if (!adapter) {
-        if (previous === undefined) delete env.VK_ICD_FILENAMES;
-        else env.VK_ICD_FILENAMES = previous;
+  // One driver only: the Vulkan loader reads these variables when Dawn makes its instance and enumerates the
+  // adapters, so they are set for the request and restored after it (the device keeps working; seen here).
+  const requestWithIcd = async (icd: string): Promise<GPUAdapter | null> => {
+    const previous = DRIVER_ENV.map((k) => env[k]);
+    for (const k of DRIVER_ENV) env[k] = icd;
+    try {
+      return await request();
+    } finally {
+      DRIVER_ENV.forEach((k, i) => {
+        if (previous[i] === undefined) delete env[k];
+        else env[k] = previous[i];
+      });
+    }
+  };
+  const force = opts.forceSoftware ?? false;
+  const tried: string[] = [];
+  if (force === false) {
+    // Whatever the loader finds: Dawn orders hardware adapters before CPU ones, so this is the GPU where there
+    // is one, else lavapipe where a recent enough Mesa is installed.
+    const adapter = await request();
+    if (adapter && (opts.allowSoftware !== false || !describeAdapter(adapter).software)) return adapter;
+    tried.push(adapter ? `the default adapter (${describeAdapter(adapter).name}) is software` : 'no adapter from the installed Vulkan drivers');
+  }
+  if (opts.allowSoftware !== false) {
+    const drivers: readonly SoftwareDriver[] = typeof force === 'string' ? [force] : SOFTWARE_DRIVERS;
+    for (const driver of drivers) {
+      const icd = await softwareIcd(driver);
+      if (!icd) {
+        tried.push(`${driver}: not installed (no ${driver === 'lavapipe' ? LAVAPIPE_ICDS[0] : SWIFTSHADER_ICD})`);
+        continue;
       }
+      const adapter = await requestWithIcd(icd);
+      if (adapter && DRIVER_NAME[driver].test(describeAdapter(adapter).name)) return adapter;
+      tried.push(adapter ? `${driver}: ${icd} gave another adapter (${describeAdapter(adapter).name})` : `${driver}: Dawn found no usable adapter with ${icd}${driver === 'lavapipe' ? ' (Mesa older than 24?)' : ''}`);
     }
   }
-  if (!adapter) {
-    throw new GpuUnavailableError(
-      'No WebGPU adapter found. dawn.node needs a Vulkan loader and driver: on Debian/Ubuntu install ' +
-        "'libvulkan1' and a driver (your GPU vendor's Vulkan driver), or 'chromium' for its software SwiftShader " +
-        `driver at ${SWIFTSHADER_ICD}, which the engine uses automatically when no GPU is present` +
-        (opts.allowSoftware === false ? ' (software fallback is disabled by allowSoftware: false).' : '.'),
-    );
-  }
-  return adapter;
+  throw new GpuUnavailableError(
+    'No WebGPU adapter found. dawn.node needs a Vulkan loader and driver: on Debian/Ubuntu install ' +
+      "'libvulkan1' and a driver (your GPU vendor's Vulkan driver), or 'mesa-vulkan-drivers' (Mesa 24 or later; on " +
+      "Debian 12 from bookworm-backports) for the software driver lavapipe, or 'chromium' for its software SwiftShader " +
+      `driver at ${SWIFTSHADER_ICD} (bash scripts/install-deps.sh installs these)` +
+      (opts.allowSoftware === false ? '; software drivers are disabled by allowSoftware: false' : '') +
+      (tried.length ? `. Tried: ${tried.join('; ')}.` : '.'),
+  );
 }
 
 /**
