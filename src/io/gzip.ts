@@ -1,0 +1,145 @@
+/**
+ * gzip (RFC 1952) and raw deflate (RFC 1951) on the web-standard CompressionStream / DecompressionStream, which
+ * Node (>= 20) and browsers both provide, so the NIfTI and DICOM readers run unchanged in either.
+ *
+ * Decompression is bounded: output is taken chunk by chunk (the compressed input is fed in 64 KiB pieces as the
+ * decompressor asks for them), and once it would exceed `maxOutput` the stream is cancelled and a
+ * `ScanError('malformed')` names the file and the bound, so a small "zip bomb" never becomes a huge allocation.
+ * Callers that know how much they need (a NIfTI reader knows it from the header) pass that as the bound, or ask
+ * for a prefix only (`stopAt`), in which case decompression stops as soon as the prefix is there. Without a
+ * bound from the caller the limit is {@link DEFAULT_MAX_INFLATE_BYTES} (4 GiB).
+ *
+ * Memory: the output is collected in chunks and joined once at the end, so the peak is about twice the output.
+ * @module
+ */
+import { ScanError } from './errors.js';
+
+/** The limit on decompressed bytes when the caller gives none: 4 GiB. */
+export const DEFAULT_MAX_INFLATE_BYTES = 4 * 1024 ** 3;
+
+/** Size of the pieces the compressed input is fed in. */
+const INPUT_PIECE = 64 * 1024;
+
+/** Whether the bytes start with the gzip magic number 1f 8b. */
+export function isGzip(bytes: Uint8Array): boolean {
+  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+}
+
+/** Options of {@link inflateBounded}. */
+export interface InflateOptions {
+  /** 'gzip' (RFC 1952, members may be concatenated where the platform allows) or 'deflate-raw' (RFC 1951). */
+  format: 'gzip' | 'deflate-raw';
+  /** Error when the whole output would be longer than this (default {@link DEFAULT_MAX_INFLATE_BYTES}). */
+  maxOutput?: number;
+  /**
+   * Return the first `stopAt` bytes only and stop decompressing once they are there (the result is shorter when
+   * the stream ends first). The rest of the stream is neither decompressed nor checked.
+   */
+  stopAt?: number;
+}
+
+/**
+ * Decompresses `bytes` with a bound on the output. Errors (corrupt or truncated data, output beyond the bound)
+ * are `ScanError`s naming `path`.
+ */
+export async function inflateBounded(bytes: Uint8Array, path: string, opts: InflateOptions): Promise<Uint8Array> {
+  const maxOutput = opts.maxOutput ?? DEFAULT_MAX_INFLATE_BYTES;
+  const stopAt = opts.stopAt ?? Infinity;
+  const what = opts.format === 'gzip' ? 'gzip' : 'deflate';
+  let fed = 0;
+  const input = new ReadableStream<Uint8Array>(
+    {
+      pull(controller) {
+        if (fed >= bytes.length) {
+          controller.close();
+          return;
+        }
+        const end = Math.min(bytes.length, fed + INPUT_PIECE);
+        // A copy, so the stream never transfers or holds on to the caller's buffer.
+        controller.enqueue(bytes.slice(fed, end));
+        fed = end;
+      },
+    },
+    { highWaterMark: 0 },
+  );
+  const reader = input.pipeThrough(new DecompressionStream(opts.format) as unknown as TransformStream<Uint8Array, Uint8Array>).getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (total + value.length > stopAt) {
+        chunks.push(value.subarray(0, stopAt - total));
+        total = stopAt;
+      } else {
+        chunks.push(value);
+        total += value.length;
+      }
+      if (total >= stopAt) break;
+      if (total > maxOutput) throw new ScanError(path, `${what} data decompresses to more than ${maxOutput} bytes, the most expected here`, 'malformed');
+    }
+  } catch (e) {
+    if (e instanceof ScanError) {
+      await reader.cancel().catch(() => undefined);
+      throw e;
+    }
+    const msg = e instanceof Error ? e.message : String(e);
+    throw new ScanError(path, `${what} data is corrupt or truncated (${msg}) after ${total} decompressed bytes`, 'malformed');
+  }
+  if (total >= stopAt) await reader.cancel().catch(() => undefined);
+  return concat(chunks, total);
+}
+
+/**
+ * Decompresses gzip data (the `.nii.gz` of NIfTI). Output longer than `maxOutput` bytes (default
+ * {@link DEFAULT_MAX_INFLATE_BYTES}) is refused with `ScanError('malformed')` before it is all held.
+ */
+export function gunzip(bytes: Uint8Array, path: string, maxOutput?: number): Promise<Uint8Array> {
+  return inflateBounded(bytes, path, { format: 'gzip', ...(maxOutput !== undefined ? { maxOutput } : {}) });
+}
+
+/** Decompresses raw deflate data (DICOM's Deflated Explicit VR Little Endian), bounded as {@link gunzip}. */
+export function inflateRaw(bytes: Uint8Array, path: string, maxOutput?: number): Promise<Uint8Array> {
+  return inflateBounded(bytes, path, { format: 'deflate-raw', ...(maxOutput !== undefined ? { maxOutput } : {}) });
+}
+
+/** Compresses to gzip (one member, the platform's default level). */
+export async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
+  let fed = 0;
+  const input = new ReadableStream<Uint8Array>(
+    {
+      pull(controller) {
+        if (fed >= bytes.length) {
+          controller.close();
+          return;
+        }
+        const end = Math.min(bytes.length, fed + 1024 * 1024);
+        controller.enqueue(bytes.slice(fed, end));
+        fed = end;
+      },
+    },
+    { highWaterMark: 0 },
+  );
+  const reader = input.pipeThrough(new CompressionStream('gzip') as unknown as TransformStream<Uint8Array, Uint8Array>).getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    total += value.length;
+  }
+  return concat(chunks, total);
+}
+
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  if (chunks.length === 1 && chunks[0]!.length === total && chunks[0]!.byteOffset === 0 && chunks[0]!.buffer.byteLength === total) return chunks[0]!;
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (const c of chunks) {
+    out.set(c, o);
+    o += c.length;
+  }
+  return out;
+}
