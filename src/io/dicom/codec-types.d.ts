@@ -1,0 +1,37 @@
+// Types for the packages that ship none: cornerstone's Emscripten codec builds (WASM inlined in the JS) and
+// the JPEG Lossless decoder's release bundle. Only what src/io/dicom/codecs.ts uses is declared.
+
+/** An Emscripten decoder object of cornerstone's codecs (JpegLSDecoder, J2KDecoder). */
+interface CornerstoneDecoder {
+  getEncodedBuffer(length: number): Uint8Array;
+  decode(): void;
+  getFrameInfo(): { width: number; height: number; bitsPerSample: number; componentCount: number; isSigned?: boolean };
+  getDecodedBuffer(): Uint8Array;
+  delete(): void;
+}
+interface EmscriptenOptions {
+  print?: (text: string) => void;
+  printErr?: (text: string) => void;
+}
+
+declare module '@cornerstonejs/codec-charls/decode' {
+  const factory: (options?: EmscriptenOptions) => Promise<{ JpegLSDecoder: new () => CornerstoneDecoder }>;
+  export default factory;
+}
+
+declare module '@cornerstonejs/codec-openjpeg/decode' {
+  const factory: (options?: EmscriptenOptions) => Promise<{ J2KDecoder: new () => CornerstoneDecoder }>;
+  export default factory;
+}
+
+declare module 'jpeg-lossless-decoder-js' {
+  export class Decoder {
+    /** Decodes one JPEG Lossless frame; samples of more than 8 bits come as a Uint16Array. */
+    decompress(buffer: ArrayBuffer, offset?: number, length?: number): Uint8Array | Uint16Array;
+    /** Sample precision of the last frame decoded (bits). */
+    precision?: number;
+    xDim: number;
+    yDim: number;
+    numComp: number;
+  }
+}

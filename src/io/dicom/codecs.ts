@@ -1,0 +1,86 @@
+/**
+ * The compressed pixel codecs that are not ours, loaded with dynamic import() the first time a series needs
+ * one (so a plain uncompressed series never pays for them): JPEG Lossless (`jpeg-lossless-decoder-js`),
+ * JPEG-LS (`@cornerstonejs/codec-charls`, CharLS) and JPEG 2000 (`@cornerstonejs/codec-openjpeg`, OpenJPEG),
+ * cornerstone's Emscripten builds whose `decode` entry carries its WASM inlined, so they work from
+ * node_modules in Node, from the esbuild bundle, and in a browser alike. Each returns the decoded samples as
+ * little-endian bytes (one or two bytes per sample) with the sample precision the codestream states.
+ * @module
+ */
+import { ScanError } from '../errors.js';
+
+/** Decoded samples of one frame. */
+export interface DecodedFrame {
+  bytes: Uint8Array;
+  width: number;
+  height: number;
+  bytesPerSample: number;
+  components: number;
+}
+
+let charls: Promise<{ JpegLSDecoder: new () => CornerstoneDecoder }> | undefined;
+let openjpeg: Promise<{ J2KDecoder: new () => CornerstoneDecoder }> | undefined;
+
+const quiet = { print: () => {}, printErr: () => {} };
+
+function failure(path: string, codec: string, e: unknown): ScanError {
+  if (e instanceof ScanError) return e;
+  const msg = e instanceof Error ? e.message : typeof e === 'number' ? `codec error code ${e}` : String(e);
+  return new ScanError(path, `${codec} decoding failed (${msg})`, 'malformed');
+}
+
+async function runCornerstone(decoder: CornerstoneDecoder, data: Uint8Array, path: string, codec: string): Promise<DecodedFrame> {
+  try {
+    decoder.getEncodedBuffer(data.length).set(data);
+    decoder.decode();
+    const info = decoder.getFrameInfo();
+    const bytes = decoder.getDecodedBuffer().slice();
+    const bytesPerSample = info.bitsPerSample > 8 ? 2 : 1;
+    return { bytes, width: info.width, height: info.height, bytesPerSample, components: info.componentCount };
+  } catch (e) {
+    throw failure(path, codec, e);
+  } finally {
+    decoder.delete();
+  }
+}
+
+/** JPEG-LS (1.2.840.10008.1.2.4.80 and .81) through CharLS. */
+export async function decodeJpegLs(data: Uint8Array, path: string): Promise<DecodedFrame> {
+  charls ??= import('@cornerstonejs/codec-charls/decode').then((m) => m.default(quiet));
+  const codec = await charls.catch((e) => {
+    charls = undefined;
+    throw failure(path, 'JPEG-LS codec could not be loaded:', e);
+  });
+  return runCornerstone(new codec.JpegLSDecoder(), data, path, 'JPEG-LS');
+}
+
+/** JPEG 2000 (1.2.840.10008.1.2.4.90 and .91) through OpenJPEG. */
+export async function decodeJpeg2000(data: Uint8Array, path: string): Promise<DecodedFrame> {
+  openjpeg ??= import('@cornerstonejs/codec-openjpeg/decode').then((m) => m.default(quiet));
+  const codec = await openjpeg.catch((e) => {
+    openjpeg = undefined;
+    throw failure(path, 'JPEG 2000 codec could not be loaded:', e);
+  });
+  return runCornerstone(new codec.J2KDecoder(), data, path, 'JPEG 2000');
+}
+
+/** JPEG Lossless, process 14 (1.2.840.10008.1.2.4.57 and .70) through jpeg-lossless-decoder-js. */
+export async function decodeJpegLossless(data: Uint8Array, path: string): Promise<DecodedFrame> {
+  const { Decoder } = await import('jpeg-lossless-decoder-js');
+  try {
+    const copy = data.slice();
+    const decoder = new Decoder();
+    const out = decoder.decompress(copy.buffer, 0, copy.length);
+    const bytesPerSample = out.BYTES_PER_ELEMENT;
+    const bytes = new Uint8Array(out.length * bytesPerSample);
+    if (bytesPerSample === 2) {
+      const view = new DataView(bytes.buffer);
+      for (let i = 0; i < out.length; i++) view.setUint16(2 * i, out[i]!, true);
+    } else {
+      bytes.set(out);
+    }
+    return { bytes, width: decoder.xDim, height: decoder.yDim, bytesPerSample, components: decoder.numComp };
+  } catch (e) {
+    throw failure(path, 'JPEG Lossless', e);
+  }
+}
