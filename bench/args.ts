@@ -1,7 +1,7 @@
 /** The bench's command line: options and help text (bench/bench.ts runs it). */
 import { EFFICIENTNET_VARIANTS, type EfficientNetVariant } from '../src/models/efficientnet.js';
 import { DEFAULT_OPTIONS, STAGES, type BenchOptions, type StageName } from './core.js';
-import { PEERS, type PeerName } from './peers.js';
+import { PEERS, parseTorchModes, type PeerName } from './peers.js';
 import { parseDawnFlags, parseSoftwareOption } from '../src/gpu/device.js';
 
 export const HELP = `covidct bench: time the engine's stages on the WebGPU adapter (and optionally peers)
@@ -26,8 +26,12 @@ export const HELP = `covidct bench: time the engine's stages on the WebGPU adapt
   --peak-gflops X           roofline compute ceiling (default: H100 figure on an H100, else measured)
   --peak-gbs X              roofline bandwidth ceiling (same)
   --top N                   rows of the by-node table to print (default 15)
-  --peers LIST              torch (PyTorch CPU, /usr/bin/python3), torch-cuda (PyTorch on CUDA, f32),
+  --peers LIST              torch (PyTorch CPU, /usr/bin/python3), torch-cuda (PyTorch on CUDA),
                             ort (ONNX Runtime Web, WebGPU provider)
+  --torch-modes LIST        the PyTorch peers' modes, each reported and compared on its own row:
+                            f32 (NCHW, TF32 off), tf32-cl (TF32 on, channels-last; CUDA only),
+                            fp16-cl (module.half(), channels-last), bf16-cl (bfloat16, channels-last)
+                            (default: torch-cuda f32,tf32-cl,fp16-cl; torch f32)
   --peer-timeout S          seconds per peer process (default 1800)
   --python PATH             Python with torch + torchvision for the peers (default /usr/bin/python3)
   --software[=DRIVER]       force a software driver: lavapipe, else SwiftShader; or DRIVER (lavapipe, swiftshader)
@@ -50,7 +54,7 @@ export function parseBenchArgs(argv: string[]): { opts: Partial<BenchOptions>; j
     else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) flags.set(k, argv[++i]!);
     else flags.set(k, 'true');
   }
-  const known = ['size', 'batch', 'stages', 'model', 'config', 'repeats', 'warmup', 'precision', 'storage', 'profile', 'peak-gflops', 'peak-gbs', 'top', 'peers', 'peer-timeout', 'software', 'dawn-flags', 'json', 'out', 'help', 'plan', 'python', 'tiles', 'upload'];
+  const known = ['size', 'batch', 'stages', 'model', 'config', 'repeats', 'warmup', 'precision', 'storage', 'profile', 'peak-gflops', 'peak-gbs', 'top', 'peers', 'peer-timeout', 'software', 'dawn-flags', 'json', 'out', 'help', 'plan', 'python', 'tiles', 'upload', 'torch-modes'];
   for (const k of flags.keys()) if (!known.includes(k)) throw new Error(`unknown option --${k} (see --help)`);
   const list = (k: string) => (flags.get(k) ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   const int = (k: string, min: number) => {
@@ -127,6 +131,7 @@ export function parseBenchArgs(argv: string[]): { opts: Partial<BenchOptions>; j
     if (bad.length) throw new Error(`--peers: unknown ${bad.join(', ')} (${PEERS.join(', ')})`);
     opts.peers = p as PeerName[];
   }
+  if (flags.has('torch-modes')) opts.torchModes = parseTorchModes(flags.get('torch-modes')!);
   if (flags.has('peer-timeout')) opts.peerTimeoutS = pos('peer-timeout');
   if (flags.has('software')) opts.software = parseSoftwareOption(flags.get('software'));
   if (flags.has('python')) opts.python = flags.get('python')!;

@@ -30,7 +30,7 @@ import { TwoStageEngine } from '../src/analysis/engine.js';
 import { bindWeights } from '../src/models/load.js';
 import { buildPatientHead, buildStage1, buildStage2, buildTwoStage } from '../src/models/pipeline.js';
 import { normalise } from '../src/analysis/preprocess.js';
-import { runPeers, type PeerName, type PeerResult } from './peers.js';
+import { runPeers, type PeerName, type PeerResult, type TorchMode } from './peers.js';
 import { H100_CEILINGS, measureCeilings, rooflineShare, type Ceilings } from './roofline.js';
 import { syntheticWindowed } from './inputs.js';
 import { randomWeightsFile } from '../src/models/random-weights.js';
@@ -67,6 +67,8 @@ export interface BenchOptions {
   profile: boolean;
   /** Peers to run: 'torch' (PyTorch CPU), 'torch-cuda' (PyTorch on CUDA, f32), 'ort' (ONNX Runtime Web, WebGPU provider, on dawn.node). */
   peers: PeerName[];
+  /** Modes of the PyTorch peers (bench/peers.ts TORCH_MODES; default: torch-cuda f32, tf32-cl, fp16-cl; torch f32). */
+  torchModes?: TorchMode[];
   /** Force a software driver: true lavapipe, else SwiftShader; or that driver by name. */
   software: boolean | SoftwareDriver;
   /** Roofline ceilings; default: GPU.md's H100 figures on an H100, measured with the engine's ops elsewhere. */
@@ -206,6 +208,8 @@ export interface Comparison {
   height: number;
   width: number;
   peer: string;
+  /** The PyTorch peer's mode (bench/peers.ts TorchMode); absent for ort. */
+  mode?: string;
   engineSlicesPerS: number;
   peerSlicesPerS: number;
   ratio: number;
@@ -581,6 +585,7 @@ export async function runBench(options: Partial<BenchOptions> = {}): Promise<Ben
       timeoutS: opts.peerTimeoutS ?? 1800,
       ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
       ...(opts.python ? { python: opts.python } : {}),
+      ...(opts.torchModes ? { torchModes: opts.torchModes } : {}),
       log,
     });
     for (const p of report.peers) {
@@ -588,7 +593,7 @@ export async function runBench(options: Partial<BenchOptions> = {}): Promise<Ben
       const e = report.results.find((r) => r.target === p.target && r.batch === p.batch && r.height === p.height && r.width === p.width);
       if (!e) continue;
       const peerSps = (p.batch * 1000) / p.steady.medianMs;
-      report.comparisons.push({ target: p.target, batch: p.batch, height: p.height, width: p.width, peer: p.peer, engineSlicesPerS: e.slicesPerS, peerSlicesPerS: peerSps, ratio: e.slicesPerS / peerSps });
+      report.comparisons.push({ target: p.target, batch: p.batch, height: p.height, width: p.width, peer: p.peer, ...(p.mode ? { mode: p.mode } : {}), engineSlicesPerS: e.slicesPerS, peerSlicesPerS: peerSps, ratio: e.slicesPerS / peerSps });
     }
   }
   report.loadAverage!.end = loadavg()[0]!;

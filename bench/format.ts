@@ -1,5 +1,6 @@
 /** Text rendering of a {@link BenchReport}: markdown tables, so a run can be pasted into bench/RESULTS.md. */
 import type { BenchReport, PlanRow, Profile, ProfileRow, StageResult } from './core.js';
+import { peerLabel } from './peers.js';
 
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 
@@ -121,9 +122,9 @@ export function formatReport(rep: BenchReport, top = 15): string {
       table(
         ['peer', 'target', 'size', 'batch', 'status', 'setup', 'first run', 'steady median', 'min..max', 'slices/s', 'engine / peer', 'device'],
         rep.peers.map((p) => {
-          const c = rep.comparisons.find((x) => x.peer === p.peer && x.target === p.target && x.batch === p.batch && x.height === p.height && x.width === p.width);
+          const c = rep.comparisons.find((x) => x.peer === p.peer && x.mode === p.mode && x.target === p.target && x.batch === p.batch && x.height === p.height && x.width === p.width);
           return [
-            p.peer,
+            peerLabel(p),
             p.target,
             `${p.height}x${p.width}`,
             String(p.batch),
@@ -134,13 +135,18 @@ export function formatReport(rep: BenchReport, top = 15): string {
             p.steady ? `${ms(p.steady.minMs)}..${ms(p.steady.maxMs)}` : '-',
             p.steady ? num((p.batch * 1000) / p.steady.medianMs) : '-',
             c ? `${num(c.ratio)}x` : '-',
-            `${p.device ?? '-'}${p.version ? `, ${p.version}` : ''}`,
+            `${p.device ?? '-'}${p.version ? `, ${p.version}` : ''}${p.computeDtype ? `, computed in ${p.computeDtype}` : ''}`,
           ];
         }),
       ),
     );
     out.push('');
     out.push('engine / peer = engine slices/s divided by the peer\'s (above 1: the engine is faster), same size and batch.');
+    if (rep.peers.some((p) => p.mode))
+      out.push(
+        `PyTorch modes, one row each, engine at precision ${rep.options.precision}: f32 = f32 NCHW, TF32 off; tf32-cl = TF32 on, channels-last; ` +
+          'fp16-cl / bf16-cl = module.half() / bfloat16, channels-last, f32 input converted on the device and f32 outputs.',
+      );
     out.push('');
   }
   for (const r of rep.results) if (r.profile) out.push(formatProfile(r, r.profile, top), '');

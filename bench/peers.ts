@@ -3,8 +3,13 @@
  *
  * - torch: PyTorch CPU (Debian's python3-torch at /usr/bin/python3), weights/peers/torch_bench.py, 2 threads.
  * - torch-cuda: the same script and modules on CUDA (a PyTorch with CUDA, e.g. `--python python3` on a GPU
- *   machine), strict f32 (TF32 off), cuDNN autotuning; each timed run includes the input copy to the GPU and the
- *   outputs' copy back, as the engine's runs do.
+ *   machine), cuDNN autotuning; each timed run includes the input copy to the GPU and the outputs' copy back, as
+ *   the engine's runs do.
+ *
+ * The PyTorch peers run in one or more modes ({@link TORCH_MODES}, `--torch-modes`): strict f32, TF32
+ * channels-last, fp16 channels-last, bf16 channels-last; by default torch-cuda runs f32, tf32-cl and fp16-cl in the
+ * same process (so every engine / PyTorch ratio comes from one run on one GPU) and torch runs f32. Each result
+ * carries its mode, and the report labels and compares it per mode.
  * - ort: ONNX Runtime Web's WebGPU provider in Node on dawn.node (GPU.md's recipe): the reference stages are
  *   exported to ONNX by weights/peers/export_onnx.py (opset 17, dynamic batch, cached), then `node dist/bench.js
  *   --ort-child JOB` runs them (see {@link ortChild}): `globalThis.navigator = { gpu: create(flags) }`,
@@ -27,12 +32,43 @@ import { syntheticWindowed } from './inputs.js';
 export type PeerName = 'torch' | 'torch-cuda' | 'ort';
 export const PEERS: readonly PeerName[] = ['torch', 'torch-cuda', 'ort'];
 
+/**
+ * How the PyTorch peers run (weights/peers/torch_bench.py's MODES): 'f32' = f32, NCHW, TF32 off; 'tf32-cl' = f32
+ * tensors in channels-last with TF32 on (CUDA only: refused on the CPU); 'fp16-cl' = `module.half()` in
+ * channels-last, f32 input converted on the device, f32 outputs (no CPU kernels in Debian's torch 1.13);
+ * 'bf16-cl' = the same in bfloat16.
+ */
+export type TorchMode = 'f32' | 'tf32-cl' | 'fp16-cl' | 'bf16-cl';
+export const TORCH_MODES: readonly TorchMode[] = ['f32', 'tf32-cl', 'fp16-cl', 'bf16-cl'];
+
+/** The modes each PyTorch peer runs when `--torch-modes` is not given. */
+export const DEFAULT_TORCH_MODES: Readonly<Record<'torch' | 'torch-cuda', readonly TorchMode[]>> = {
+  torch: ['f32'],
+  'torch-cuda': ['f32', 'tf32-cl', 'fp16-cl'],
+};
+
+/** A comma-separated mode list ('f32,fp16-cl') as modes; throws naming the unknown ones and the known. */
+export function parseTorchModes(text: string): TorchMode[] {
+  const modes = text.split(',').map((s) => s.trim()).filter(Boolean);
+  const bad = modes.filter((m) => !(TORCH_MODES as readonly string[]).includes(m));
+  if (bad.length) throw new Error(`--torch-modes: unknown ${bad.join(', ')} (${TORCH_MODES.join(', ')})`);
+  if (!modes.length) throw new Error(`--torch-modes: no mode given (${TORCH_MODES.join(', ')})`);
+  return [...new Set(modes)] as TorchMode[];
+}
+
+/** A peer result's name in the report: the peer, and for the PyTorch peers its mode ('torch-cuda fp16-cl'). */
+export function peerLabel(p: { peer: string; mode?: string }): string {
+  return p.mode ? `${p.peer} ${p.mode}` : p.peer;
+}
+
 /** The interpreter with Debian's torch 1.13. */
 export const TORCH_PYTHON = '/usr/bin/python3';
 
 /** One peer measurement, or why there is none. */
 export interface PeerResult {
   peer: PeerName;
+  /** The PyTorch peers' mode (absent for ort). */
+  mode?: TorchMode;
   target: string;
   batch: number;
   height: number;
@@ -43,7 +79,9 @@ export interface PeerResult {
   device?: string;
   software?: boolean;
   version?: string;
-  /** torch: model construction + weights; ort: ONNX export (0 when cached) + session creation. */
+  /** torch: the dtype the module computed in, read from its first floating output ('float16' in fp16-cl). */
+  computeDtype?: string;
+  /** torch: model construction + weights + the mode's conversion; ort: ONNX export (0 when cached) + session creation. */
   setupMs?: number;
   /** ort only: ONNX export part of setupMs (0 when the file was cached). */
   exportMs?: number;
@@ -66,6 +104,8 @@ export interface PeerJob {
   cacheDir?: string;
   /** Python with torch and torchvision (default {@link TORCH_PYTHON}). */
   python?: string;
+  /** Modes of the PyTorch peers (default {@link DEFAULT_TORCH_MODES} per peer). */
+  torchModes?: readonly TorchMode[];
   log: (line: string) => void;
 }
 
@@ -161,18 +201,20 @@ function cells(job: PeerJob, targets: string[]): Array<{ target: string; batch: 
   return out;
 }
 
-/** PyTorch peers: CPU ('torch', 2 threads) or CUDA ('torch-cuda', strict f32). */
+/** PyTorch peers: CPU ('torch', 2 threads) or CUDA ('torch-cuda'), each cell in every mode of the job. */
 async function runTorch(job: PeerJob, peer: 'torch' | 'torch-cuda'): Promise<PeerResult[]> {
   const py = job.python ?? TORCH_PYTHON;
   const cuda = peer === 'torch-cuda';
-  const all = cells(job, job.targets).map((c) => ({ ...c, peer }));
+  const modes = job.torchModes ?? DEFAULT_TORCH_MODES[peer];
+  const all = cells(job, job.targets).flatMap((c) => modes.map((mode) => ({ ...c, peer, mode })));
   const unavailable = (reason: string) => all.map((c) => ({ ...c, status: 'unavailable' as const, reason }));
   if (py.includes('/') && !existsSync(py)) return unavailable(`${py} not found (Debian's python3-torch is needed; --python names another interpreter)`);
   const probe = await runProcess(py, ['-c', 'import torch, torchvision; print(torch.__version__)'], { timeoutS: 120 });
   if (probe.code !== 0) return unavailable(`${py} cannot import torch/torchvision: ${tail(probe.stderr)}`);
-  job.log(`peer ${peer}: PyTorch ${probe.stdout.trim()} ${cuda ? 'on CUDA, f32 (TF32 off)' : 'on the CPU, 2 threads'}`);
+  job.log(`peer ${peer}: PyTorch ${probe.stdout.trim()} ${cuda ? 'on CUDA' : 'on the CPU, 2 threads'}, modes ${modes.join(', ')}`);
   const got = new Map<string, PeerResult>();
-  const key = (c: { target: string; batch: number; height: number; width: number }) => `${c.target}|${c.batch}|${c.height}x${c.width}`;
+  let whole: string | undefined; // an error of the whole script (no CUDA), the reason for every cell
+  const key = (c: { mode: string; target: string; batch: number; height: number; width: number }) => `${c.mode}|${c.target}|${c.batch}|${c.height}x${c.width}`;
   const p = await runProcess(
     py,
     [
@@ -185,26 +227,31 @@ async function runTorch(job: PeerJob, peer: 'torch' | 'torch-cuda'): Promise<Pee
       '--warmup', String(job.warmup),
       '--threads', '2',
       '--device', cuda ? 'cuda' : 'cpu',
+      '--modes', modes.join(','),
     ],
     {
       timeoutS: job.timeoutS,
       onJson: (r) => {
         if (r.target === undefined && r.error) {
-          job.log(`  ${peer}: ${String(r.error)}`);
+          whole = String(r.error);
+          job.log(`  ${peer}: ${whole}`);
           return;
         }
-        const c = { target: String(r.target), batch: Number(r.batch), height: Number(r.height), width: Number(r.width) };
+        const mode = String(r.mode) as TorchMode;
+        if (!modes.includes(mode)) return;
+        const c = { mode, target: String(r.target), batch: Number(r.batch), height: Number(r.height), width: Number(r.width) };
         const base = { peer, ...c, device: String(r.device), software: false, version: `torch ${String(r.torch)}` };
         let res: PeerResult;
         if (r.error) res = { ...base, status: 'failed', reason: String(r.error) };
         else {
-          res = { ...base, status: 'ok', setupMs: Number(r.setupMs), firstRunMs: Number(r.firstRunMs), steady: statsOf(r.samplesMs as number[]) };
-          job.log(`  ${peer} ${c.target} ${c.height}x${c.width} batch ${c.batch}: first ${res.firstRunMs!.toFixed(0)} ms, median ${res.steady!.medianMs.toFixed(1)} ms`);
+          res = { ...base, status: 'ok', computeDtype: String(r.computeDtype), setupMs: Number(r.setupMs), firstRunMs: Number(r.firstRunMs), steady: statsOf(r.samplesMs as number[]) };
+          job.log(`  ${peerLabel(res)} ${c.target} ${c.height}x${c.width} batch ${c.batch}: first ${res.firstRunMs!.toFixed(0)} ms, median ${res.steady!.medianMs.toFixed(1)} ms (${res.computeDtype})`);
         }
         got.set(key(c), res);
       },
     },
   );
+  if (whole && !got.size) return unavailable(whole);
   return all.map((c) => got.get(key(c)) ?? { ...c, status: 'failed', reason: `no result: torch_bench.py ${procFailure(p, job.timeoutS)}` });
 }
 
