@@ -134,7 +134,8 @@ def describe(path):
         'affine': img.affine.tolist(),
         'axcodes': ''.join(nib.aff2axcodes(img.affine)),
         'zooms': [float(z) for z in hdr.get_zooms()],
-        'on_disk_dtype': str(hdr.get_data_dtype()),
+        'on_disk_dtype': hdr.get_data_dtype().name,
+        'byteorder': '>' if hdr.endianness == '>' else '<',
         'values': jsonable(data.reshape(-1, order='F')),
     }
 

@@ -1,0 +1,307 @@
+/**
+ * The NIfTI reader against nibabel (fixtures written by nibabel, and nibabel's own reading of each recorded in
+ * expected.json by weights/make_scan_fixtures.py), the bad files, the bounded gzip, and the writer read back by
+ * nibabel (Debian's python3-nibabel through /usr/bin/python3).
+ *
+ * Tolerances: affines to 1e-6 mm (both sides are float64 computations from the same float32 header values);
+ * voxel values exact where our volume is Int16Array, 1e-6 relative where it is Float32Array (the float64 result
+ * rounded to float32, at most 6e-8 relative); the writer's affines to 1e-4 mm (float32 srow and quaternion).
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { readNifti, readNiftiHeader, writeNifti, MAX_NIFTI_VOXELS, NIFTI_INTENT_LABEL } from '../src/io/nifti.js';
+import { gunzip, gzip, inflateRaw, inflateBounded, isGzip } from '../src/io/gzip.js';
+import { ScanError } from '../src/io/errors.js';
+import { PADDING_HU } from '../src/volume/volume.js';
+import { affineFromRows, affineRows, axcodes, spacingOf } from '../src/volume/affine.js';
+
+const DIR = join(import.meta.dirname, 'fixtures', 'scans', 'nifti');
+
+interface Good {
+  shape: number[];
+  affine: number[][];
+  axcodes: string;
+  zooms: number[];
+  on_disk_dtype: string;
+  byteorder: '<' | '>';
+  values: (number | null)[];
+}
+const expected = JSON.parse(readFileSync(join(DIR, 'expected.json'), 'utf8')) as {
+  good: Record<string, Good>;
+  bad: Record<string, { kind: string; pattern: string }>;
+};
+const bytesOf = (name: string) => new Uint8Array(readFileSync(join(DIR, name)));
+
+/** Max |a - b| over the 3x4 part of two row-major affines. */
+function affineDiff(a: number[][], b: number[][]): number {
+  let d = 0;
+  for (let r = 0; r < 3; r++) for (let c = 0; c < 4; c++) d = Math.max(d, Math.abs(a[r]![c]! - b[r]![c]!));
+  return d;
+}
+
+/** Checks our voxel values against nibabel's get_fdata (null = NaN/inf there, PADDING_HU here). */
+function checkValues(name: string, data: Int16Array | Float32Array, want: (number | null)[]): void {
+  expect(data.length, name).toBe(want.length);
+  let worst = 0;
+  for (let i = 0; i < want.length; i++) {
+    const w = want[i]!;
+    const g = data[i]!;
+    if (w === null) {
+      if (g !== PADDING_HU) throw new Error(`${name}: voxel ${i} is ${g}, nibabel has NaN/inf, expected ${PADDING_HU}`);
+    } else if (data instanceof Int16Array) {
+      if (g !== w) throw new Error(`${name}: voxel ${i} is ${g}, nibabel ${w}`);
+    } else {
+      worst = Math.max(worst, Math.abs(g - w) / Math.max(Math.abs(w), 1e-30));
+    }
+  }
+  expect(worst, `${name}: worst relative error`).toBeLessThanOrEqual(1e-6);
+}
+
+describe('readNifti against nibabel', () => {
+  for (const [name, want] of Object.entries(expected.good)) {
+    it(name, async () => {
+      const vol = await readNifti(bytesOf(name), name);
+      const shape3 = [...want.shape.slice(0, 3), 1, 1].slice(0, 3);
+      expect(vol.dims).toEqual(shape3);
+      expect(vol.space).toBe('RAS');
+      expect(affineDiff(affineRows(vol.affine), want.affine), `${name} affine`).toBeLessThanOrEqual(1e-6);
+      expect(axcodes(vol.affine)).toBe(want.axcodes);
+      const wantSpacing = spacingOf(affineFromRows(want.affine));
+      vol.spacing.forEach((s, k) => expect(Math.abs(s - wantSpacing[k]!)).toBeLessThanOrEqual(1e-6));
+      // The stated type rule: Int16Array exactly when every value (NaN/inf aside) is an integer in int16 range.
+      const fitsInt16 = want.values.every((v) => v === null || (Number.isInteger(v) && v >= -32768 && v <= 32767));
+      expect(vol.data instanceof Int16Array, `${name}: Int16Array iff the values fit`).toBe(fitsInt16);
+      checkValues(name, vol.data, want.values);
+      expect(vol.source.format).toBe('nifti');
+      expect(vol.source.path).toBe(name);
+    });
+  }
+
+  it('states what it did in notes: NaN voxels counted, scaling, 4-D, affine source', async () => {
+    const nan = await readNifti(bytesOf('nan.nii'), 'nan.nii');
+    expect(nan.source.notes.join('\n')).toMatch(/4 voxels NaN or infinite: set to -3024/);
+    const nanInt = await readNifti(bytesOf('nan_integers.nii'), 'nan_integers.nii');
+    expect(nanInt.data).toBeInstanceOf(Int16Array);
+    expect(nanInt.source.notes.join('\n')).toMatch(/1 voxel NaN or infinite/);
+    expect((await readNifti(bytesOf('scaled_float.nii'), 's')).source.notes.join('\n')).toMatch(/scl_slope 0.5 and scl_inter -1000.25 applied/);
+    expect((await readNifti(bytesOf('four_d_one_volume.nii'), 's')).source.notes.join('\n')).toMatch(/4-D image with one volume/);
+    expect((await readNifti(bytesOf('pixdim_only.nii'), 's')).source.notes.join('\n')).toMatch(/affine from pixdim/);
+    expect((await readNifti(bytesOf('qform_and_sform_differ.nii'), 's')).source.notes.join('\n')).toMatch(/affine from sform/);
+    expect((await readNifti(bytesOf('qform_only_qfac.nii'), 's')).source.notes.join('\n')).toMatch(/affine from qform/);
+  });
+
+  it('the fixtures cover what they claim (so the cases above are the intended ones)', () => {
+    const g = expected.good;
+    expect(new Set(Object.values(g).map((x) => x.on_disk_dtype))).toEqual(
+      new Set(['uint8', 'int8', 'int16', 'uint16', 'int32', 'uint32', 'float32', 'float64']),
+    );
+    expect(g['sagittal.nii']!.axcodes).toBe('PIR');
+    expect(g['qform_only_qfac.nii']!.axcodes).toBe('RAI');
+    expect(g['two_d.nii']!.shape).toEqual([7, 6]);
+    expect(g['nan.nii']!.values.filter((v) => v === null).length).toBe(4);
+    // int16_be is big endian, nifti2 is NIfTI-2, the .gz files gzipped.
+    expect(new DataView(bytesOf('int16_be.nii').buffer).getInt32(0, false)).toBe(348);
+    expect(new DataView(bytesOf('nifti2_be_qform.nii').buffer).getInt32(0, false)).toBe(540);
+    expect(new DataView(bytesOf('nifti2.nii').buffer).getInt32(0, true)).toBe(540);
+    expect(isGzip(bytesOf('int16.nii.gz'))).toBe(true);
+    expect(Object.entries(g).filter(([, x]) => x.byteorder === '>').map(([k]) => k).sort()).toEqual(['float64_be.nii', 'int16_be.nii', 'nifti2_be_qform.nii', 'uint16_be.nii']);
+  });
+});
+
+describe('readNiftiHeader', () => {
+  it('describes a header for inspect', async () => {
+    const h = await readNiftiHeader(bytesOf('int16.nii.gz'), 'int16.nii.gz');
+    expect(h).toMatchObject({ version: 1, gzipped: true, littleEndian: true, dims: [7, 6, 5], datatype: 4, datatypeName: 'int16', datatypeSupported: true, qformCode: 1, sformCode: 1, affineFrom: 'sform', axcodes: 'LAS', spatialUnit: 'unknown', magic: 'n+1' });
+    expect(affineDiff(affineRows(h.affine), expected.good['int16.nii.gz']!.affine)).toBeLessThanOrEqual(1e-6);
+    const h2 = await readNiftiHeader(bytesOf('nifti2_be_qform.nii'), 'x');
+    expect(h2).toMatchObject({ version: 2, littleEndian: false, datatypeName: 'float32', qformCode: 1, sformCode: 0, affineFrom: 'qform', axcodes: 'RAI' });
+  });
+
+  it('describes headers that readNifti refuses for their content', async () => {
+    expect(await readNiftiHeader(bytesOf('five_volumes.nii'), 'f')).toMatchObject({ dims: [7, 6, 5, 5] });
+    expect(await readNiftiHeader(bytesOf('int64.nii'), 'f')).toMatchObject({ datatype: 1024, datatypeName: 'int64', datatypeSupported: false });
+  });
+});
+
+describe('bad NIfTI files', () => {
+  for (const [name, want] of Object.entries(expected.bad)) {
+    it(name, async () => {
+      let err: unknown;
+      try {
+        await readNifti(bytesOf(name), `some/dir/${name}`);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ScanError);
+      const e = err as ScanError;
+      expect(e.kind).toBe(want.kind);
+      expect(e.path).toBe(`some/dir/${name}`);
+      expect(e.message.startsWith(`some/dir/${name}: `)).toBe(true);
+      expect(e.message).not.toContain('\n');
+      expect(e.problem).toMatch(new RegExp(want.pattern));
+    });
+  }
+
+  it('refuses a huge header before allocating: a 2^30^3 NIfTI-2 header answers at once', async () => {
+    const t0 = performance.now();
+    await expect(readNifti(bytesOf('huge_dims_nifti2.nii.gz'), 'h.nii.gz')).rejects.toThrow(/more than the 2147483648/);
+    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(MAX_NIFTI_VOXELS).toBe(2 ** 31);
+  });
+
+  it('decompresses a .nii.gz only as far as the header needs (trailing data after the voxels is never inflated)', async () => {
+    // int16.nii (772 bytes) followed by 8 MiB of junk, gzipped: the reader stops after byte 772.
+    const nii = bytesOf('int16.nii');
+    const padded = new Uint8Array(nii.length + 8 * 1024 * 1024);
+    padded.set(nii);
+    padded.fill(7, nii.length);
+    const gz = await gzip(padded);
+    const vol = await readNifti(gz, 'padded.nii.gz');
+    checkValues('padded', vol.data, expected.good['int16.nii']!.values);
+    // And the same data with a gzip stream that breaks inside the junk still reads: nothing past 772 is needed.
+    const broken = gz.slice(0, gz.length - 8);
+    expect((await readNifti(broken, 'broken-tail.nii.gz')).dims).toEqual([7, 6, 5]);
+  });
+});
+
+describe('gzip', () => {
+  it('round-trips and detects gzip', async () => {
+    const data = new Uint8Array(300_000).map((_, i) => (i * 7919) % 251);
+    const z = await gzip(data);
+    expect(isGzip(z)).toBe(true);
+    expect(isGzip(data)).toBe(false);
+    expect(await gunzip(z, 'a.gz')).toEqual(data);
+  });
+
+  it('bounds the output: a small stream that inflates past maxOutput is refused, naming the file and the bound', async () => {
+    const z = await gzip(new Uint8Array(4 * 1024 * 1024));
+    expect(z.length).toBeLessThan(10_000);
+    await expect(gunzip(z, 'bomb.gz', 1024 * 1024)).rejects.toThrow(/^bomb\.gz: gzip data decompresses to more than 1048576 bytes/);
+    expect((await gunzip(z, 'ok.gz', 4 * 1024 * 1024)).length).toBe(4 * 1024 * 1024);
+    const head = await inflateBounded(z, 'x', { format: 'gzip', stopAt: 544 });
+    expect(head.length).toBe(544);
+  });
+
+  it('refuses corrupt and truncated streams with a ScanError', async () => {
+    const z = await gzip(new Uint8Array(100_000).map((_, i) => i & 0xff));
+    await expect(gunzip(z.slice(0, z.length / 2), 'cut.gz')).rejects.toThrow(/^cut\.gz: gzip data is corrupt or truncated/);
+    const bad = z.slice();
+    bad[20] ^= 0xff;
+    bad[40] ^= 0xff;
+    await expect(gunzip(bad, 'bad.gz')).rejects.toBeInstanceOf(ScanError);
+  });
+
+  it('inflates raw deflate (DICOM deflated transfer syntax), bounded', async () => {
+    const data = new TextEncoder().encode('deflate-raw '.repeat(5000));
+    const reader = new Blob([data]).stream().pipeThrough(new CompressionStream('deflate-raw') as unknown as TransformStream<Uint8Array, Uint8Array>).getReader();
+    const parts: Uint8Array[] = [];
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      parts.push(value);
+    }
+    const raw = new Uint8Array(await new Blob(parts).arrayBuffer());
+    expect(await inflateRaw(raw, 'd.dcm')).toEqual(data);
+    await expect(inflateRaw(raw, 'd.dcm', 1000)).rejects.toThrow(/^d\.dcm: deflate data decompresses to more than 1000 bytes/);
+  });
+});
+
+/** Reads NIfTI files with nibabel and prints what it sees as JSON. */
+const NIBABEL_READ = `
+import json, sys
+import numpy as np, nibabel as nib
+out = {}
+for p in sys.argv[1:]:
+    img = nib.load(p)
+    h = img.header
+    arr = np.asanyarray(img.dataobj)
+    out[p] = {
+        'shape': list(img.shape), 'dtype': str(arr.dtype), 'on_disk': str(h.get_data_dtype()),
+        'intent': int(h['intent_code']), 'qform_code': int(h['qform_code']), 'sform_code': int(h['sform_code']),
+        'qform': h.get_qform().tolist(), 'sform': h.get_sform().tolist(), 'affine': img.affine.tolist(),
+        'units': h.get_xyzt_units()[0], 'descrip': h['descrip'].item().decode(), 'vox_offset': int(img.dataobj.offset),
+        'cal': [float(h['cal_min']), float(h['cal_max'])], 'endian': h.endianness,
+        'values': arr.reshape(-1, order='F').tolist(),
+    }
+print(json.dumps(out))
+`;
+
+describe('writeNifti, read back by nibabel', () => {
+  let dir = '';
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'covidct-nifti-'));
+  });
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  // An oblique LAS affine (det < 0, qfac -1) and a rotated RAS-like one (det > 0, qfac 1), off-grid origins.
+  // Rotations times voxel sizes (so a qform represents them), off-grid origins: an oblique LAS affine (det < 0,
+  // qfac -1) for the labels and an oblique RAS-like one (det > 0, qfac 1) for the map.
+  const rot = (ax: number, t: number) => {
+    const m = [[1, 0, 0], [0, 1, 0], [0, 0, 1]];
+    const [i, j] = [[1, 2], [0, 2], [0, 1]][ax]!;
+    m[i!]![i!] = Math.cos(t);
+    m[i!]![j!] = -Math.sin(t);
+    m[j!]![i!] = Math.sin(t);
+    m[j!]![j!] = Math.cos(t);
+    return m;
+  };
+  const mul = (a: number[][], b: number[][]) => a.map((r) => b[0]!.map((_, j) => r.reduce((acc, v, k) => acc + v * b[k]![j]!, 0)));
+  const make = (r: number[][], sizes: number[], t: number[]) => affineFromRows(r.map((row, i) => [...row.map((v, j) => v * sizes[j]!), t[i]!]));
+  const affLabel = make(mul(rot(0, 0.35), mul(rot(2, -0.2), [[-1, 0, 0], [0, 1, 0], [0, 0, 1]])), [0.75, 0.8, 2.5], [101.25, -87.5, -412.0625]);
+  const affMap = make(mul(rot(1, 0.3), rot(2, 0.15)), [0.6, 0.65, 1.25], [-80.5, 60.25, 33.0]);
+  const dims: [number, number, number] = [9, 7, 4];
+  const n = dims[0] * dims[1] * dims[2];
+  const labels = new Uint8Array(n).map((_, i) => (i * 37) % 5);
+  const probs = new Float32Array(n).map((_, i) => Math.fround(((i * 7919) % 1000) / 999));
+
+  it('writes a label mask and a float map that nibabel reads with our affine in qform and sform, intent, dtype and values', async () => {
+    const files = {
+      labels: join(dir, 'lung_mask.nii.gz'),
+      map: join(dir, 'infection.nii.gz'),
+      plain: join(dir, 'plain.nii'),
+    };
+    await writeFile(files.labels, await writeNifti({ data: labels, dims, affine: affLabel, intent: 'label', description: 'lung mask, covidct test' }));
+    await writeFile(files.map, await writeNifti({ data: probs, dims, affine: affMap, description: 'x'.repeat(100) }));
+    const plainBytes = await writeNifti({ data: new Int16Array(n).map((_, i) => i - 100), dims, affine: affMap, gzip: false });
+    expect(isGzip(plainBytes)).toBe(false);
+    expect(plainBytes.length).toBe(352 + 2 * n);
+    await writeFile(files.plain, plainBytes);
+
+    const run = spawnSync('/usr/bin/python3', ['-c', NIBABEL_READ, files.labels, files.map, files.plain], { encoding: 'utf8' });
+    expect(run.status, run.stderr).toBe(0);
+    const got = JSON.parse(run.stdout) as Record<string, Record<string, unknown>>;
+    const L = got[files.labels]!;
+    const M = got[files.map]!;
+    const P = got[files.plain]!;
+    for (const [g, aff] of [[L, affLabel], [M, affMap], [P, affMap]] as const) {
+      expect(g.shape).toEqual(dims);
+      expect(g.qform_code).toBe(1);
+      expect(g.sform_code).toBe(1);
+      expect(g.units).toBe('mm');
+      expect(g.vox_offset).toBe(352);
+      expect(g.endian).toBe('<');
+      expect(affineDiff(g.qform as number[][], affineRows(aff)), 'qform').toBeLessThanOrEqual(1e-4);
+      expect(affineDiff(g.sform as number[][], affineRows(aff)), 'sform').toBeLessThanOrEqual(1e-4);
+      expect(affineDiff(g.affine as number[][], affineRows(aff)), 'affine').toBeLessThanOrEqual(1e-4);
+    }
+    expect(L).toMatchObject({ dtype: 'uint8', on_disk: 'uint8', intent: NIFTI_INTENT_LABEL, descrip: 'lung mask, covidct test', cal: [0, 4] });
+    expect(L.values).toEqual(Array.from(labels));
+    expect(M).toMatchObject({ dtype: 'float32', on_disk: 'float32', intent: 0, descrip: 'x'.repeat(80) });
+    expect(M.values).toEqual(Array.from(probs));
+    expect(M.cal).toEqual([Math.min(...probs), Math.max(...probs)]);
+    expect(P).toMatchObject({ dtype: 'int16' });
+    expect(P.values).toEqual(Array.from({ length: n }, (_, i) => i - 100));
+
+    // And our reader agrees with itself.
+    const back = await readNifti(new Uint8Array(readFileSync(files.labels)), files.labels);
+    expect(affineDiff(affineRows(back.affine), affineRows(affLabel))).toBeLessThanOrEqual(1e-4);
+    expect(Array.from(back.data)).toEqual(Array.from(labels));
+    expect(axcodes(back.affine)).toBe(axcodes(affLabel));
+  });
+});
