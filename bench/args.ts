@@ -21,7 +21,6 @@ export const HELP = `covidct bench: time the engine's stages on the WebGPU adapt
                             as packed f16 where the kernels can, with f32 arithmetic, on any adapter
   --tiles auto|legacy       kernel tiles the engine may pick (default auto; legacy: not conv2d's 32x128
                             nor depthwise's 32x32)
-  --upload staging|writeBuffer  how inputs reach the GPU (default staging: mapped staging buffers)
   --profile                 per-kernel GPU times (timestamp queries), by op and by node, with roofline shares
   --peak-gflops X           roofline compute ceiling (default: H100 figure on an H100, else measured)
   --peak-gbs X              roofline bandwidth ceiling (same)
@@ -54,7 +53,7 @@ export function parseBenchArgs(argv: string[]): { opts: Partial<BenchOptions>; j
     else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) flags.set(k, argv[++i]!);
     else flags.set(k, 'true');
   }
-  const known = ['size', 'batch', 'stages', 'model', 'config', 'repeats', 'warmup', 'precision', 'storage', 'profile', 'peak-gflops', 'peak-gbs', 'top', 'peers', 'peer-timeout', 'software', 'dawn-flags', 'json', 'out', 'help', 'plan', 'python', 'tiles', 'upload', 'torch-modes'];
+  const known = ['size', 'batch', 'stages', 'model', 'config', 'repeats', 'warmup', 'precision', 'storage', 'profile', 'peak-gflops', 'peak-gbs', 'top', 'peers', 'peer-timeout', 'software', 'dawn-flags', 'json', 'out', 'help', 'plan', 'python', 'tiles', 'torch-modes'];
   for (const k of flags.keys()) if (!known.includes(k)) throw new Error(`unknown option --${k} (see --help)`);
   const list = (k: string) => (flags.get(k) ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   const int = (k: string, min: number) => {
@@ -113,11 +112,6 @@ export function parseBenchArgs(argv: string[]): { opts: Partial<BenchOptions>; j
     opts.storage = p;
   }
   if (flags.has('profile')) opts.profile = true;
-  if (flags.has('upload')) {
-    const u = flags.get('upload');
-    if (u !== 'staging' && u !== 'writeBuffer') throw new Error(`--upload must be staging or writeBuffer, got '${u}'`);
-    opts.upload = u;
-  }
   if (flags.has('tiles')) {
     const t = flags.get('tiles');
     if (t !== 'auto' && t !== 'legacy') throw new Error(`--tiles must be auto or legacy, got '${t}'`);

@@ -61,8 +61,6 @@ export interface BenchOptions {
   storage?: 'f32' | 'f16';
   /** Tiles the conv2d and depthwise kernels may pick (src/ops/op.ts setTilePolicy; default 'auto'). */
   tiles?: 'auto' | 'legacy';
-  /** How inputs reach the GPU (executor CompileOptions.upload; default 'staging'). */
-  upload?: 'staging' | 'writeBuffer';
   /** Per-kernel table from timestamp queries. */
   profile: boolean;
   /** Peers to run: 'torch' (PyTorch CPU), 'torch-cuda' (PyTorch on CUDA, f32), 'ort' (ONNX Runtime Web, WebGPU provider, on dawn.node). */
@@ -442,7 +440,7 @@ async function benchGraph(c: Ctx, target: Exclude<BenchTarget, 'pipeline'>, h: n
   bindWeights(file, model, { allowUnexpected: true });
   const cache = opts.cache ?? new PipelineCache(gpu.device);
   const [ms0, n0] = [cache.compileMs, cache.compiled];
-  const compiled = await compileGraph(gpu, model.graph, { cache, upload: opts.upload ?? 'staging', precision: opts.precision, storage: opts.storage ?? opts.precision });
+  const compiled = await compileGraph(gpu, model.graph, { cache, precision: opts.precision, storage: opts.storage ?? opts.precision });
   const compileMs = buildMs + performance.now() - t0;
   try {
     let last: Record<string, Float32Array> = {};
@@ -487,7 +485,7 @@ async function benchPipeline(c: Ctx, h: number, w: number, batch: number): Promi
   t0 = performance.now();
   const cache = opts.cache ?? new PipelineCache(gpu.device);
   const [ms0, n0] = [cache.compileMs, cache.compiled];
-  const engine = await TwoStageEngine.load(gpu, file, { batch, height: h, width: w, cache, upload: opts.upload ?? 'staging', precision: opts.precision, storage: opts.storage ?? opts.precision });
+  const engine = await TwoStageEngine.load(gpu, file, { batch, height: h, width: w, cache, precision: opts.precision, storage: opts.storage ?? opts.precision });
   const compileMs = performance.now() - t0;
   try {
     const windowed = syntheticWindowed(batch, h, w);

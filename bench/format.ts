@@ -60,7 +60,7 @@ export function formatReport(rep: BenchReport, top = 15): string {
   const soft = rep.adapter.software;
   out.push(`# covidct bench, ${rep.date}, commit ${rep.commit}, node ${rep.node}`);
   out.push(`adapter: ${rep.adapter.name}${soft ? ' -- SOFTWARE (SwiftShader on the CPU): these are CPU timings, not GPU timings' : ''}`);
-  out.push(`features: ${rep.adapter.features.join(', ') || '-'}; config ${rep.options.config}; precision ${rep.options.precision}; storage ${rep.options.storage ?? rep.options.precision}; tiles ${rep.options.tiles ?? 'auto'}; upload ${rep.options.upload ?? 'staging'}; repeats ${rep.options.repeats}, warmup ${rep.options.warmup}`);
+  out.push(`features: ${rep.adapter.features.join(', ') || '-'}; config ${rep.options.config}; precision ${rep.options.precision}; storage ${rep.options.storage ?? rep.options.precision}; tiles ${rep.options.tiles ?? 'auto'}; repeats ${rep.options.repeats}, warmup ${rep.options.warmup}`);
   if (rep.loadAverage) out.push(`load average (1 min) at start / end: ${rep.loadAverage.start.toFixed(2)} / ${rep.loadAverage.end.toFixed(2)} on ${rep.loadAverage.cpus} CPUs`);
   if (rep.ceilings) {
     const c = rep.ceilings;
@@ -99,7 +99,7 @@ export function formatReport(rep: BenchReport, top = 15): string {
     out.push('');
     const withSplit = rep.results.filter((r) => r.split);
     if (withSplit.length) {
-      out.push('Where the steady time goes (medians, ms): upload = queue.writeBuffer of the inputs; submit = encode and submit; readback = from then until the outputs are copied out (GPU work, copies, map, error-scope checks); other = the rest (pipeline: the report\'s CPU work, patient head).');
+      out.push('Where the steady time goes (medians, ms): upload = writing the inputs into mapped staging buffers; submit = encode and submit; readback = from then until the outputs are copied out (GPU work, copies, map, error-scope checks); other = the rest (pipeline: the report\'s CPU work, patient head).');
       out.push('');
       out.push(
         table(

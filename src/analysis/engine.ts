@@ -29,8 +29,6 @@ export interface EngineOptions {
   cache?: PipelineCache;
   /** Also return the reference's named intermediates (slower: some fusions are kept apart). */
   intermediates?: boolean;
-  /** How inputs reach the GPU (executor CompileOptions.upload; default 'staging'). */
-  upload?: 'staging' | 'writeBuffer';
   /** 'f16': pointwise convolutions with f16 operands on the matrix units, where the adapter has them (executor CompileOptions.precision); refused with a GraphError elsewhere. */
   precision?: 'f32' | 'f16';
   /** Activation storage (executor CompileOptions.storage): 'f16' keeps activations as packed f16 where the ops can, on any adapter. Default: the precision. */
@@ -97,8 +95,10 @@ export class TwoStageEngine {
     readonly width: number,
     /** `covidct.source` of the weights file ('' when absent). */
     readonly source: string,
+    /** The weights file the engine was loaded from (its name and metadata say what the weights are). */
+    readonly weights: SafetensorsFile,
     private readonly intermediates: boolean,
-    private readonly compileOpts: { cache: PipelineCache; upload: 'staging' | 'writeBuffer'; precision: 'f32' | 'f16'; storage: 'f32' | 'f16' },
+    private readonly compileOpts: { cache: PipelineCache; precision: 'f32' | 'f16'; storage: 'f32' | 'f16' },
   ) {}
 
   /** The model config and preprocessing parameters from the weights file. */
@@ -121,9 +121,9 @@ export class TwoStageEngine {
     const pipeline = loadPipeline(file, { batch, height, width, intermediates: !!opts.intermediates });
     const cache = opts.cache ?? new PipelineCache(gpu.device);
     const precision = opts.precision ?? 'f32';
-    const compileOpts = { cache, upload: opts.upload ?? 'staging', precision, storage: opts.storage ?? precision } as const;
+    const compileOpts = { cache, precision, storage: opts.storage ?? precision } as const;
     const twoStage = await compileGraph(gpu, pipeline.twoStage.graph, compileOpts);
-    return new TwoStageEngine(gpu, pipeline, twoStage, batch, height, width, file.metadata['covidct.source'] ?? '', !!opts.intermediates, compileOpts);
+    return new TwoStageEngine(gpu, pipeline, twoStage, batch, height, width, file.metadata['covidct.source'] ?? '', file, !!opts.intermediates, compileOpts);
   }
 
   private stage2Alone: CompiledGraph | null = null;
@@ -138,8 +138,11 @@ export class TwoStageEngine {
    * Runs both stages on windowed slices [B, 1, H, W] (values in [0, 1], already at the model size).
    * @param opts.lungMask teacher-forced lung mask [B, 1, H, W] instead of stage 1's.
    * @param opts.patientIds per-slice patient id (default: all slices one patient).
+   * @param opts.patientHead run the patient head on these slices (default true); false when a caller streams a
+   *   volume batch by batch and runs {@link patientHead} once on all slices at the end (the patient fields of
+   *   the result are then empty).
    */
-  async runWindowed(windowed: Float32Array, opts: { lungMask?: Float32Array; patientIds?: ArrayLike<number> } = {}): Promise<TwoStageResult> {
+  async runWindowed(windowed: Float32Array, opts: { lungMask?: Float32Array; patientIds?: ArrayLike<number>; patientHead?: boolean } = {}): Promise<TwoStageResult> {
     const { height: H, width: W, batch } = this;
     const hw = H * W;
     if (windowed.length === 0 || windowed.length % hw !== 0) throw new RangeError(`windowed slices must be [B, 1, ${H}, ${W}]: got ${windowed.length} values`);
@@ -243,7 +246,7 @@ export class TwoStageEngine {
       return out;
     };
     const used = sliceUsed(lung_area, pre);
-    const patient = runPatientHead(this.pipeline.patient, slice_embedding, used, opts.patientIds);
+    const patient = opts.patientHead === false ? { ids: [], logits: new Float32Array(0), noLung: [], slicesUsed: [] } : runPatientHead(this.pipeline.patient, slice_embedding, used, opts.patientIds);
     const result: TwoStageResult = {
       adapter: this.gpu.adapterName,
       batch: B,
@@ -279,6 +282,19 @@ export class TwoStageEngine {
     const windowed = preprocessHU(hu, shape, this.preprocess, [this.height, this.width]);
     const r = await this.runWindowed(windowed);
     return summarise(r, this.config, this.preprocess, spacingMm, this.source);
+  }
+
+  /**
+   * The patient head on the CPU over all slices of one patient: slice embeddings [S, E] (from
+   * {@link runWindowed}) and which slices are used. Logits and softmax probabilities [K], or null when no slice
+   * is used (no lung found).
+   */
+  patientHead(embeddings: Float32Array, used: readonly boolean[]): { logits: Float32Array; probs: Float32Array; slicesUsed: number } | null {
+    const r = runPatientHead(this.pipeline.patient, embeddings, [...used]);
+    if (r.ids.length === 0 || r.noLung[0]) return null;
+    const k = this.config.cls.num_classes;
+    const logits = r.logits.slice(0, k);
+    return { logits, probs: softmaxRows(logits, k), slicesUsed: r.slicesUsed[0]! };
   }
 
   /** Frees the compiled graphs. */

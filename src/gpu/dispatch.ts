@@ -2,7 +2,7 @@
  * Turns DispatchSpecs into ready-to-encode dispatches (pipeline + bind group + grid). Shared by the graph
  * executor and the single-op runner, so both exercise the same binding code.
  */
-import type { DispatchSpec } from '../ops/op.js';
+import type { DispatchSpec } from './spec.js';
 import type { PipelineCache } from './pipelines.js';
 import { UNIFORM_SLOT_BYTES, type UniformArena } from './uniforms.js';
 

@@ -21,19 +21,6 @@ export function encodeReadback(device: GPUDevice, encoder: GPUCommandEncoder, re
   });
 }
 
-/** Reads regions back in a submit of its own (inside error scopes) and returns copies as Float32Arrays. */
-export async function readRegions(gpu: GpuContext, regions: ReadRegion[]): Promise<Float32Array[]> {
-  if (gpu.lostReason) throw new GpuDeviceError(`cannot read results: ${gpu.lostReason}`);
-  const { device } = gpu;
-  const staging = await withErrorScopes(device, 'readback', () => {
-    const enc = device.createCommandEncoder({ label: 'readback' });
-    const st = encodeReadback(device, enc, regions);
-    device.queue.submit([enc.finish()]);
-    return st;
-  });
-  return mapStaging(gpu, staging);
-}
-
 /**
  * Maps staging buffers (already filled by submitted work) and copies them out. Then they are unmapped and handed
  * to `release` for reuse when given, else destroyed; after a failure they are always destroyed.

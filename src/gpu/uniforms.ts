@@ -2,7 +2,7 @@
  * Per-dispatch uniform slots in one arena buffer: every dispatch of a forward pass gets its own slot, so one
  * command encoder can carry all of them without one uniform write clobbering another (ggml-webgpu's scheme).
  */
-import type { ParamWord } from '../ops/op.js';
+import type { ParamWord } from './spec.js';
 
 /** Bytes per slot: the minimum uniform-buffer offset alignment WebGPU guarantees. */
 export const UNIFORM_SLOT_BYTES = 256;

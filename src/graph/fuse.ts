@@ -64,7 +64,6 @@ class Rewriter {
     const c = this.consumers.get(t) ?? [];
     return c.length === 1 && c[0]! >= 0 ? this.node(c[0]!) : null;
   }
-  private: boolean = false;
   /** True when t is only read by the given nodes and is not a graph output. */
   onlyReadBy(t: number, nodes: NodeInfo[]): boolean {
     const c = this.consumers.get(t) ?? [];

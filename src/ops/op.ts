@@ -8,7 +8,11 @@
  * `(n * cTot + cOff + c) * inner + rest`, with `inner` the product of the dimensions after the channel. This is
  * how concatenation costs nothing: producers write straight into their slice of the concat buffer.
  */
-import type { DefineValue } from '../wgsl/preprocess.js';
+import type { Binding, DispatchSpec } from '../gpu/spec.js';
+import type { GpuCaps } from '../gpu/caps.js';
+
+export { f32, i32, type Binding, type DispatchSpec, type ParamWord } from '../gpu/spec.js';
+export { capsFor, f16MatmulSupport, type GpuCaps } from '../gpu/caps.js';
 
 /** A tensor shape; rank 4 is NCHW, rank 2 is [N, features]. */
 export type Shape = readonly number[];
@@ -19,19 +23,7 @@ export interface View {
   cTot: number;
 }
 
-/** Uniform word: a plain number is a u32, {@link f32} marks an f32, {@link i32} an i32. */
-export type ParamWord = number | { f32: number } | { i32: number };
 
-/** Marks a uniform word as f32. */
-export const f32 = (v: number): ParamWord => ({ f32: v });
-/** Marks a uniform word as i32. */
-export const i32 = (v: number): ParamWord => ({ i32: v });
-
-/**
- * A storage buffer a dispatch binds, in `@binding(1)`, `@binding(2)`, ... order (binding 0 is the uniform):
- * an input, an output, a scratch buffer ({@link OpDef.scratch}) or a prepared constant ({@link OpDef.prepare}).
- */
-export type Binding = { input: number } | { output: number } | { scratch: number } | { prepared: number };
 
 /**
  * A constant operand in the layout a kernel wants (conv2d's matrix-unit path: the weights as a zero-padded f16
@@ -46,38 +38,7 @@ export interface PreparedOperand {
   make(data: Float32Array[]): Uint32Array;
 }
 
-/** One compute dispatch. */
-export interface DispatchSpec {
-  /** kernels/<kernel>.wgsl */
-  kernel: string;
-  /** Entry point (default `main`). */
-  entry?: string;
-  /** Preprocessor defines; part of the pipeline cache key, so keep shapes out of them (they go in params). */
-  defines?: Record<string, DefineValue>;
-  /** Workgroup counts (x, y, z). */
-  grid: [number, number?, number?];
-  /** Uniform words, in the order of the kernel's `Params` struct. */
-  params: ParamWord[];
-  bindings: Binding[];
-  /** Multiply-add count x 2 of this dispatch, for the bench's roofline. */
-  flops?: number;
-  /** Minimum bytes moved (each input read once, each output written once), for the roofline. */
-  bytes?: number;
-}
 
-/** What the GPU side of an op may look at to pick kernels (limits, features). */
-export interface GpuCaps {
-  limits: GPUSupportedLimits;
-  features: ReadonlySet<string>;
-  subgroupMinSize: number;
-  subgroupMaxSize?: number;
-  /**
-   * 'f16': pointwise convolutions may round their GEMM operands to f16 and run them on the matrix units (f32
-   * accumulation; conv2d's takesMmaPath says which); only where {@link f16MatmulSupport}
-   * says the adapter can. Default 'f32'.
-   */
-  precision?: 'f32' | 'f16';
-}
 
 /**
  * NMSE bound of a conv2d run with f16 operands against the f32 reference (each operand rounded to 11 significant
@@ -86,35 +47,7 @@ export interface GpuCaps {
  */
 export const F16_CONV_TOLERANCE = 1e-6;
 
-/**
- * Whether the adapter can run the f16 matrix-unit conv kernel (kernels/conv2d_mma.wgsl): shader-f16, subgroups,
- * chromium-experimental-subgroup-matrix (Dawn: allow_unsafe_apis; on NVIDIA also vulkan_enable_f16_on_nvidia) and
- * a fixed subgroup size of 32. Returns null when it can, else what is missing. The kernel also needs the
- * 16 x 16 x 16 f16 -> f32 matrix configuration (NVIDIA's); an adapter without it fails at pipeline creation with
- * a KernelCompileError.
- */
-export function f16MatmulSupport(caps: Pick<GpuCaps, 'features' | 'subgroupMinSize' | 'subgroupMaxSize'>): string | null {
-  const missing = ['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix'].filter((f) => !caps.features.has(f));
-  if (missing.length) return `missing feature${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`;
-  if (caps.subgroupMinSize !== 32 || caps.subgroupMaxSize !== 32) return `subgroup size ${caps.subgroupMinSize}..${caps.subgroupMaxSize ?? '?'}, the kernel needs exactly 32`;
-  return null;
-}
 
-/**
- * The GpuCaps that ops see for a device and a precision. Asking for 'f16' where {@link f16MatmulSupport} says the
- * adapter cannot throws `makeError(message)`, the message naming the adapter and what is missing.
- */
-export function capsFor(
-  gpu: Pick<GpuCaps, 'limits' | 'features' | 'subgroupMinSize' | 'subgroupMaxSize'> & { adapterName: string },
-  precision: 'f32' | 'f16',
-  makeError: (message: string) => Error = (m) => new Error(m),
-): GpuCaps {
-  if (precision === 'f16') {
-    const missing = f16MatmulSupport(gpu);
-    if (missing) throw makeError(`precision 'f16' is not available on ${gpu.adapterName}: ${missing} (on NVIDIA through Dawn, pass the toggles enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia)`);
-  }
-  return { limits: gpu.limits, features: gpu.features, subgroupMinSize: gpu.subgroupMinSize, subgroupMaxSize: gpu.subgroupMaxSize, precision };
-}
 
 /** Everything {@link OpDef.dispatch} gets. */
 export interface OpContext<A> {
@@ -202,8 +135,6 @@ export interface OpDef<A = unknown> {
   kind: OpKind;
   /** Normalised MSE bound (sum (gpu - ref)^2 / sum ref^2); defaults by kind. */
   tolerance?: number;
-  /** Why the tolerance differs from the default, when it does. */
-  toleranceReason?: string;
   /** Shape rule; throw {@link ShapeError} on mismatch. */
   infer(inputs: Shape[], attrs: A): Shape[];
   /**
