@@ -20,9 +20,11 @@ localizer sharing the first series' UID, an SR object, a file that is not DICOM)
 intercept, non-integral), padding_signed (PixelPaddingValue -2000, signed storage), padding_unsigned
 (PixelPaddingValue 0 with PixelPaddingRangeLimit 30, unsigned storage, implicit VR), unsigned (unsigned
 storage, intercept -1024), bits12_signed (BitsStored 12, negatives stored without sign extension),
+bits12_signed_extended (BitsStored 12, negatives sign-extended into the high bits),
 bits12_unsigned (BitsStored 12, garbage in the 4 high bits), big_endian, deflate, rle, jpeg_lossless (process
 14 SV1), jpeg_lossless_p14 (process 14, predictor 6), jpegls, j2k, sagittal, enhanced (Enhanced CT, one
-multi-frame file, frames in reverse position order, per-frame rescale), tilt (gantry tilt 15 degrees),
+multi-frame file, frames in reverse position order, per-frame rescale), enhanced_shared (the same with
+one rescale in the shared functional groups), tilt (gantry tilt 15 degrees),
 duplicates (one slice duplicated with identical pixels), single (one slice: a 2-D image).
 bad: missing_slice, duplicates_conflict (same position, different pixels), mismatched_sizes (two sizes in one
 series and orientation), truncated (a file cut inside its pixel data), no_pixels (a CT header without pixel
@@ -233,6 +235,13 @@ def make_all():
         ds.PixelData = (raw & 0x0FFF).astype('<u2').tobytes()
     ct_series(d('bits12_signed'), rng, n=5, hu=hu_slices(rng, 5, lo=-2048, hi=2047), extra=bits12)
 
+    # BitsStored 12, signed, negatives sign-extended into the high 4 bits (what most writers do)
+    def bits12x(ds, k, raw):
+        ds.BitsStored = 12
+        ds.HighBit = 11
+        ds.PixelData = raw.astype('<i2').tobytes()
+    ct_series(d('bits12_signed_extended'), rng, n=5, hu=hu_slices(rng, 5, lo=-2048, hi=2047), extra=bits12x)
+
     # BitsStored 12, unsigned with garbage (overlay bits) in the high 4 bits
     def bits12u(ds, k, raw):
         ds.BitsStored = 12
@@ -337,13 +346,14 @@ def make_all():
     ct_series(d('mr_only'), rng, n=5, modality='MR', sop_class=MR_STORAGE, description='an MR series')
 
     # enhanced CT: one file, 6 frames in reverse position order, per-frame rescale
-    make_enhanced(d('enhanced'), rng)
+    make_enhanced(d('enhanced'), rng, per_frame_rescale=True)
+    make_enhanced(d('enhanced_shared'), rng, per_frame_rescale=False)
 
 
-def make_enhanced(folder, rng):
+def make_enhanced(folder, rng, per_frame_rescale):
     os.makedirs(folder)
     n = 6
-    hu = hu_slices(rng, n)
+    hu = hu_slices(rng, n, lo=-990)   # stored = HU - intercept stays >= 0 for every frame's intercept
     ds = base_dataset(ENHANCED_CT_STORAGE, 'CT', uid('series'), UID_ROOT + '9', 5, 'enhanced')
     ds.ImageType = ['ORIGINAL', 'PRIMARY', 'AXIAL', 'NONE']
     ds.NumberOfFrames = n
@@ -371,7 +381,13 @@ def make_enhanced(folder, rng):
     ds.DimensionIndexSequence = Sequence([di])
     per = []
     raws = []
-    intercepts = [-1024.0, -1000.0, -1024.0, -1010.0, -1024.0, -1024.0]
+    intercepts = [-1024.0, -1000.0, -1024.0, -1010.0, -1024.0, -1024.0] if per_frame_rescale else [-1024.0] * n
+    if not per_frame_rescale:
+        pv = Dataset()
+        pv.RescaleIntercept = -1024.0
+        pv.RescaleSlope = 1.0
+        pv.RescaleType = 'HU'
+        shared.PixelValueTransformationSequence = Sequence([pv])
     for f in range(n):
         k = n - 1 - f                      # frame f holds the slice at position k
         g = Dataset()
@@ -383,11 +399,12 @@ def make_enhanced(folder, rng):
         fc.DimensionIndexValues = [k + 1]
         fc.StackID = '1'
         g.FrameContentSequence = Sequence([fc])
-        pv = Dataset()
-        pv.RescaleIntercept = intercepts[f]
-        pv.RescaleSlope = 1.0
-        pv.RescaleType = 'HU'
-        g.PixelValueTransformationSequence = Sequence([pv])
+        if per_frame_rescale:
+            pv = Dataset()
+            pv.RescaleIntercept = intercepts[f]
+            pv.RescaleSlope = 1.0
+            pv.RescaleType = 'HU'
+            g.PixelValueTransformationSequence = Sequence([pv])
         per.append(g)
         raws.append(hu[k] - intercepts[f])
     ds.PerFrameFunctionalGroupsSequence = Sequence(per)
@@ -470,7 +487,9 @@ def dump(root, cases, with_dcm2niix):
                 if 'PerFrameFunctionalGroupsSequence' in ds:
                     hu, pos = [], []
                     for f, g in enumerate(ds.PerFrameFunctionalGroupsSequence):
-                        pv = g.PixelValueTransformationSequence[0]
+                        pvs = g.get('PixelValueTransformationSequence') or \
+                            ds.SharedFunctionalGroupsSequence[0].PixelValueTransformationSequence
+                        pv = pvs[0]
                         hu.append(frames[f] * float(pv.RescaleSlope) + float(pv.RescaleIntercept))
                         pos.append([float(v) for v in g.PlanePositionSequence[0].ImagePositionPatient])
                     entry['positions'] = pos

@@ -26,8 +26,10 @@ declare module '@cornerstonejs/codec-openjpeg/decode' {
 
 declare module 'jpeg-lossless-decoder-js' {
   export class Decoder {
-    /** Decodes one JPEG Lossless frame; samples of more than 8 bits come as a Uint16Array. */
-    decompress(buffer: ArrayBuffer, offset?: number, length?: number): Uint8Array | Uint16Array;
+    /** Decodes one JPEG Lossless frame: the buffer of a Uint8Array or (precision above 8) Uint16Array. */
+    decompress(buffer: ArrayBuffer, offset?: number, length?: number): ArrayBuffer;
+    /** Bytes per sample of the last frame decoded. */
+    numBytes: number;
     /** Sample precision of the last frame decoded (bits). */
     precision?: number;
     xDim: number;

@@ -70,14 +70,15 @@ export async function decodeJpegLossless(data: Uint8Array, path: string): Promis
   try {
     const copy = data.slice();
     const decoder = new Decoder();
-    const out = decoder.decompress(copy.buffer, 0, copy.length);
-    const bytesPerSample = out.BYTES_PER_ELEMENT;
-    const bytes = new Uint8Array(out.length * bytesPerSample);
+    const buffer = decoder.decompress(copy.buffer, 0, copy.length);
+    const bytesPerSample = decoder.numBytes;
+    let bytes = new Uint8Array(buffer);
     if (bytesPerSample === 2) {
+      // The decoder writes a Uint16Array in the platform's byte order; we hand on little endian.
+      const samples = new Uint16Array(buffer);
+      bytes = new Uint8Array(samples.length * 2);
       const view = new DataView(bytes.buffer);
-      for (let i = 0; i < out.length; i++) view.setUint16(2 * i, out[i]!, true);
-    } else {
-      bytes.set(out);
+      for (let i = 0; i < samples.length; i++) view.setUint16(2 * i, samples[i]!, true);
     }
     return { bytes, width: decoder.xDim, height: decoder.yDim, bytesPerSample, components: decoder.numComp };
   } catch (e) {

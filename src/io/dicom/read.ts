@@ -94,7 +94,7 @@ export function seriesGeometry(series: DicomSeries, where: string): DicomGeometr
     }
   }
   const sorted = insts.map((inst) => ({ inst, d: dot(inst.position!, normal) }))
-    .sort((a, b) => a.d - b.d || a.inst.path.localeCompare(b.inst.path) || a.inst.frame - b.inst.frame);
+    .sort((a, b) => a.d - b.d || (a.inst.path < b.inst.path ? -1 : a.inst.path > b.inst.path ? 1 : 0) || a.inst.frame - b.inst.frame);
   const slices: DicomInstance[][] = [];
   const depth: number[] = [];
   for (const { inst, d } of sorted) {
@@ -210,7 +210,7 @@ export async function readDicomSeries(scan: DicomScan, series: DicomSeries, file
     for (const path of paths) {
       const bytes = await load(files, path);
       const parsed = parseDicom(bytes, path, false);
-      const h = readHeader(parsed.dataSet, path, parsed.transferSyntax, bytes.length);
+      const h = readHeader(parsed.dataSet, path, parsed.transferSyntax, parsed.dataSet.byteArray.length);
       if (h.rows !== ny || h.columns !== nx) throw new ScanError(path, `image size ${h.columns} x ${h.rows} differs from the series' ${nx} x ${ny}`, 'unusable');
       checkDecodable(h);
       for (const { inst, k } of work.get(path)!.filter((w) => w.dup === pass)) {
@@ -293,7 +293,7 @@ export interface DicomFileDescription {
 /** Describes one DICOM file and decodes all its frames (so a codec failure shows). Throws ScanError. */
 export async function describeDicomFile(bytes: Uint8Array, path: string): Promise<DicomFileDescription> {
   const parsed = parseDicom(bytes, path, false);
-  const h = readHeader(parsed.dataSet, path, parsed.transferSyntax, bytes.length);
+  const h = readHeader(parsed.dataSet, path, parsed.transferSyntax, parsed.dataSet.byteArray.length);
   const f0 = h.frameInfo[0];
   const d: DicomFileDescription = {
     path,

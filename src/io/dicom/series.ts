@@ -89,7 +89,7 @@ export function scanDicomFiles(files: Iterable<{ path: string; bytes: Uint8Array
     let h: DicomHeader;
     try {
       const parsed = parseDicom(bytes, path, true);
-      h = readHeader(parsed.dataSet, path, parsed.transferSyntax, bytes.length);
+      h = readHeader(parsed.dataSet, path, parsed.transferSyntax, parsed.dataSet.byteArray.length);
     } catch (e) {
       if (!(e instanceof ScanError)) throw e;
       skipped.push({ path, reason: e.problem });
