@@ -4,8 +4,10 @@
  * the mask logic of `TwoStageModel.forward`). Arithmetic is float32 step by step like PyTorch's, so results
  * match the reference to rounding. Layouts are NCHW row-major; a "windowed" batch is [B, 1, H, W] in [0, 1].
  */
-import { getOp } from '../ops/registry.js';
 import type { PreprocessConfig } from '../models/config.js';
+import { resizeBatch } from './resize.js';
+
+export { resizeBatch };
 
 const f = Math.fround;
 
@@ -34,14 +36,6 @@ export function windowHU(hu: ArrayLike<number>, pre: PreprocessConfig): Float32A
     out[i] = f(f(v - lo) / range);
   }
   return out;
-}
-
-/** Bilinear resize (align_corners from the config, no antialias) of [B, C, H, W] to [B, C, Ho, Wo]. */
-export function resizeBatch(x: Float32Array, shape: readonly [number, number, number, number], size: readonly [number, number], alignCorners = false): Float32Array {
-  const [b, c, h, w] = shape;
-  if (h === size[0] && w === size[1]) return x.slice();
-  const out = [b, c, size[0], size[1]];
-  return getOp('resize_bilinear').reference([x], { attrs: { size: [size[0], size[1]], alignCorners }, inputs: [shape], outputs: [out] })[0]!;
 }
 
 /**

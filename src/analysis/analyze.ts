@@ -1,0 +1,294 @@
+/**
+ * A Volume through the two-stage engine, streamed: the axial view is read straight out of the source data
+ * (src/analysis/grid.ts, no copy of the volume), a batch of slices at a time is windowed, resized to the model
+ * input, run on the GPU, and its lung probability and infection map are resized back to each slice's own size
+ * and written into masks on the source grid, voxel for voxel. The patient head runs once at the end on all
+ * slice embeddings. No file system: Node and the browser share this code.
+ *
+ * Memory: the host holds the input volume (the caller's), the two outputs on the source grid (lung mask 1 byte
+ * and infection map 4 bytes per voxel), per-slice results (a few numbers and one embedding of E floats per
+ * slice), and per batch a constant: the batch's windowed slices at model size, the engine's readbacks of that
+ * batch, and one slice-sized scratch at source size. For 600 x 512 x 512 from DICOM (Int16, 2 bytes per voxel):
+ * 315 MB input + 157 MB mask + 629 MB infection map = 1.10 GB, plus under 100 MB per batch of 16 at 512 x 512.
+ * The GPU holds the compiled graph for one batch: its memory does not depend on the number of slices.
+ * @module
+ */
+import type { Volume } from '../volume/volume.js';
+import { VolumeError, voxelCount } from '../volume/volume.js';
+import type { TwoStageEngine, TwoStageResult } from './engine.js';
+import { axialGrid, axisCodes, readAxialSlice, slicePositionMm, writeAxialSlice, type AxialGrid } from './grid.js';
+import { resizeSlice } from './resize.js';
+import { argmax, byClass, normalisedEntropy, REPORT_SCHEMA, REPORT_SCHEMA_VERSION, round, SOFTWARE_COMMIT, SOFTWARE_VERSION, type AnalysisReport, type PatientReport, type SliceReport } from './report.js';
+import { weightsInfo } from './weights-info.js';
+
+/**
+ * What the analysis needs of an engine: {@link TwoStageEngine} provides it; tests and embedders may pass another
+ * implementation (e.g. a CPU stand-in).
+ */
+export type AnalysisEngine = Pick<TwoStageEngine, 'preprocess' | 'config' | 'height' | 'width' | 'batch' | 'patientHead'> & {
+  readonly gpu: Pick<TwoStageEngine['gpu'], 'adapterName' | 'isSoftware'>;
+  readonly weights: { readonly name: string; readonly metadata: Readonly<Record<string, string>> };
+  runWindowed(windowed: Float32Array, opts: { patientHead: false }): Promise<Pick<TwoStageResult, 'lung_prob' | 'infection_prob' | 'slice_probs' | 'slice_embedding' | 'slice_used'>>;
+};
+
+/** A progress event: `done` of `total` units of `stage` (slices for 'analyze'). */
+export interface AnalysisProgress {
+  stage: 'prepare' | 'analyze' | 'finish';
+  done: number;
+  total: number;
+  /** Slices per second so far in 'analyze' (null before the first batch). */
+  slicesPerSecond: number | null;
+}
+
+/** Options of {@link analyzeVolume}. */
+export interface AnalyzeOptions {
+  /** Called at the start, after every batch and at the end. */
+  onProgress?: (p: AnalysisProgress) => void;
+  /** Stops the run before the next batch; the promise rejects with {@link AnalysisAbortedError}. */
+  signal?: AbortSignal;
+  /** SHA-256 of the weights file (hex), for the report; null (with the reason) when not given. */
+  weightsSha256?: string | null;
+  /** Time spent compiling the engine, ms, for the report (null when not given). */
+  compileMs?: number;
+  /** Path of the input as the user named it (default the volume's source.path). */
+  inputPath?: string;
+}
+
+/** What {@link analyzeVolume} returns. */
+export interface AnalysisResult {
+  report: AnalysisReport;
+  /** The analysed volume (as given). */
+  volume: Volume;
+  /** Lung labels on the source grid (1 lung, 0 not), the volume's layout. */
+  lungMask: Uint8Array;
+  /** Infection probability on the source grid, 0 outside the lung mask. */
+  infection: Float32Array;
+  /** The axial view the model saw. */
+  grid: AxialGrid;
+}
+
+/** The run was stopped through its AbortSignal. `name` is 'AbortError', as fetch and DOM APIs use. */
+export class AnalysisAbortedError extends Error {
+  override name = 'AbortError';
+  constructor(readonly slicesDone: number, readonly slicesTotal: number) {
+    super(`analysis aborted after ${slicesDone} of ${slicesTotal} slices`);
+  }
+}
+
+const f = Math.fround;
+
+/**
+ * Analyses one volume (one patient) with a loaded engine: see the module comment.
+ * @throws {VolumeError} for a volume the model cannot take (dims, affine, data length).
+ * @throws {AnalysisAbortedError} when `signal` aborts.
+ * @throws {GpuDeviceError} from the engine on a GPU failure.
+ */
+export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts: AnalyzeOptions = {}): Promise<AnalysisResult> {
+  const n = voxelCount(volume.dims);
+  if (volume.data.length !== n) throw new VolumeError(`volume data has ${volume.data.length} values for dims ${volume.dims.join(' x ')}`);
+  const grid = axialGrid(volume);
+  const [nx, ny, nz] = grid.dims;
+  if (nx < 2 || ny < 2) throw new VolumeError(`axial slices of ${nx} x ${ny} voxels are too small to analyse`);
+  const { signal, onProgress } = opts;
+  const pre = engine.preprocess;
+  const cfg = engine.config;
+  const names = cfg.cls.class_names;
+  const k = cfg.cls.num_classes;
+  const H = engine.height;
+  const W = engine.width;
+  const hw = H * W;
+  const batch = engine.batch;
+  const align = pre.resize_align_corners;
+  const checkAbort = (done: number) => {
+    if (signal?.aborted) throw new AnalysisAbortedError(done, nz);
+  };
+  checkAbort(0);
+  onProgress?.({ stage: 'prepare', done: 0, total: nz, slicesPerSecond: null });
+
+  const lungMask = new Uint8Array(n);
+  const infection = new Float32Array(n);
+  const slicePx = nx * ny;
+  const huSlice = new Float32Array(slicePx);
+  const back = new Float32Array(slicePx);
+  const maskSlice = new Uint8Array(slicePx);
+  const infSlice = new Float32Array(slicePx);
+  const windowed = new Float32Array(batch * hw);
+  const lo = f(pre.window_min);
+  const hi = f(pre.window_max);
+  const range = f(pre.window_max - pre.window_min);
+
+  const sliceProbs = new Float32Array(nz * k);
+  let embeddings: Float32Array | null = null;
+  const used: boolean[] = [];
+  const lungVoxels = new Float64Array(nz);
+  const infectedVoxels = new Float64Array(nz);
+
+  const t0 = performance.now();
+  for (let start = 0; start < nz; start += batch) {
+    checkAbort(start);
+    const m = Math.min(batch, nz - start);
+    // Window (as preprocess.windowHU: float32 step by step; NaN as padding) then resize to the model input.
+    for (let b = 0; b < m; b++) {
+      readAxialSlice(grid, volume.data, start + b, huSlice);
+      for (let i = 0; i < slicePx; i++) {
+        const v = huSlice[i]!;
+        huSlice[i] = v !== v ? 0 : f(f(Math.min(Math.max(f(v), lo), hi) - lo) / range);
+      }
+      resizeSlice(huSlice, ny, nx, H, W, align, windowed.subarray(b * hw, (b + 1) * hw));
+    }
+    const r = await engine.runWindowed(windowed.subarray(0, m * hw), { patientHead: false });
+    const e = r.slice_embedding.length / m;
+    embeddings ??= new Float32Array(nz * e);
+    embeddings.set(r.slice_embedding, start * e);
+    sliceProbs.set(r.slice_probs, start * k);
+    for (let b = 0; b < m; b++) {
+      const kz = start + b;
+      used.push(r.slice_used[b]!);
+      // Lung: the probability resized back to the slice's size, thresholded there.
+      resizeSlice(r.lung_prob.subarray(b * hw, (b + 1) * hw), H, W, ny, nx, align, back);
+      let lung = 0;
+      for (let i = 0; i < slicePx; i++) {
+        const inLung = back[i]! > pre.lung_threshold ? 1 : 0;
+        maskSlice[i] = inLung;
+        lung += inLung;
+      }
+      resizeSlice(r.infection_prob.subarray(b * hw, (b + 1) * hw), H, W, ny, nx, align, back);
+      let inf = 0;
+      for (let i = 0; i < slicePx; i++) {
+        const p = maskSlice[i] ? back[i]! : 0;
+        infSlice[i] = p;
+        if (p > pre.infection_threshold) inf++;
+      }
+      lungVoxels[kz] = lung;
+      infectedVoxels[kz] = inf;
+      writeAxialSlice(grid, maskSlice, kz, lungMask);
+      writeAxialSlice(grid, infSlice, kz, infection);
+    }
+    const done = start + m;
+    const s = (performance.now() - t0) / 1000;
+    onProgress?.({ stage: 'analyze', done, total: nz, slicesPerSecond: s > 0 ? done / s : null });
+  }
+  checkAbort(nz);
+  const analysisMs = performance.now() - t0;
+  onProgress?.({ stage: 'finish', done: 0, total: 1, slicesPerSecond: analysisMs > 0 ? nz / (analysisMs / 1000) : null });
+
+  const patientRun = engine.patientHead(embeddings!, used);
+  const voxelMm3 = volumeOfVoxel(volume.affine);
+  const pixelMm2 = pixelArea(grid.affine);
+
+  const slices: SliceReport[] = [];
+  for (let z = 0; z < nz; z++) {
+    const p = sliceProbs.subarray(z * k, (z + 1) * k);
+    const lung = lungVoxels[z]!;
+    const reasons: Record<string, string> = {};
+    if (!lung) reasons.infectedFraction = 'no lung in this slice';
+    slices.push({
+      index: z,
+      positionMm: round(slicePositionMm(grid, z), 4),
+      lungAreaMm2: round(lung * pixelMm2, 3),
+      lungVoxels: lung,
+      infectedFraction: lung ? round(infectedVoxels[z]! / lung) : null,
+      probabilities: byClass(names, p),
+      label: names[argmax(p)]!,
+      used: used[z]!,
+      reasons,
+    });
+  }
+  let lungTotal = 0;
+  let infTotal = 0;
+  for (let z = 0; z < nz; z++) {
+    lungTotal += lungVoxels[z]!;
+    infTotal += infectedVoxels[z]!;
+  }
+  const lungVolumeMl = (lungTotal * voxelMm3) / 1000;
+  const infectedVolumeMl = (infTotal * voxelMm3) / 1000;
+  const noLungReason = `no slice has a lung mask covering ${(pre.lung_area_threshold * 100).toFixed(1)}% of the slice at model size: no patient-level result`;
+  const patient: PatientReport = patientRun
+    ? {
+        lungFound: true,
+        label: names[argmax(patientRun.probs)]!,
+        probabilities: byClass(names, patientRun.probs),
+        uncertainty: round(normalisedEntropy(patientRun.probs)),
+        slicesUsed: patientRun.slicesUsed,
+        lungVolumeMl: round(lungVolumeMl, 4),
+        infectedVolumeMl: round(infectedVolumeMl, 4),
+        lungInvolvementPct: lungTotal ? round((100 * infTotal) / lungTotal, 4) : null,
+        reasons: lungTotal ? {} : { lungInvolvementPct: 'no lung voxel on the source grid' },
+      }
+    : {
+        lungFound: false,
+        label: null,
+        probabilities: null,
+        uncertainty: null,
+        slicesUsed: 0,
+        lungVolumeMl: round(lungVolumeMl, 4),
+        infectedVolumeMl: round(infectedVolumeMl, 4),
+        lungInvolvementPct: lungTotal ? round((100 * infTotal) / lungTotal, 4) : null,
+        reasons: { label: noLungReason, probabilities: noLungReason, uncertainty: noLungReason, ...(lungTotal ? {} : { lungInvolvementPct: 'no lung voxel on the source grid' }) },
+      };
+
+  const src = volume.source;
+  const weights = weightsInfo(engine.weights.name, engine.weights.metadata, opts.weightsSha256 ?? null);
+  const sps = analysisMs > 0 ? nz / (analysisMs / 1000) : 0;
+  const report: AnalysisReport = {
+    schema: REPORT_SCHEMA,
+    schemaVersion: REPORT_SCHEMA_VERSION,
+    software: { name: 'covidct', version: SOFTWARE_VERSION, commit: SOFTWARE_COMMIT },
+    notice: weights.notice,
+    createdAt: new Date().toISOString(),
+    input: {
+      path: opts.inputPath ?? src.path,
+      format: src.format,
+      description: src.description,
+      seriesUID: src.seriesUID ?? null,
+      transferSyntaxes: src.transferSyntax ?? [],
+      dims: [...volume.dims],
+      spacingMm: volume.spacing.map((v) => round(v, 6)) as [number, number, number],
+      orientation: axisCodes(volume.affine, volume.space),
+      space: volume.space,
+      affine: Array.from(volume.affine, (v) => round(v, 6)),
+      axial: {
+        dims: grid.dims,
+        spacingMm: grid.spacing.map((v) => round(v, 6)) as [number, number, number],
+        sourceAxes: grid.srcAxis,
+        flipped: grid.flip,
+      },
+      notes: [...src.notes],
+      reasons: src.seriesUID ? {} : { seriesUID: src.format === 'dicom' ? 'the series has no SeriesInstanceUID' : `a ${src.format} input has no DICOM series` },
+    },
+    weights: { ...weights, reasons: weights.sha256 ? {} : { sha256: 'the weights file bytes were not given to the analysis' } },
+    model: {
+      inputSize: [H, W],
+      batch,
+      classNames: [...names],
+      thresholds: { lung: pre.lung_threshold, lungArea: pre.lung_area_threshold, infection: pre.infection_threshold },
+      window: [pre.window_min, pre.window_max],
+    },
+    adapter: { name: engine.gpu.adapterName, software: engine.gpu.isSoftware },
+    timings: {
+      compileMs: opts.compileMs !== undefined ? round(opts.compileMs, 1) : null,
+      analysisMs: round(analysisMs, 1),
+      totalMs: null,
+      slicesPerSecond: round(sps, 3),
+      reasons: { ...(opts.compileMs === undefined ? { compileMs: 'the engine was compiled before the analysis and its time not given' } : {}), totalMs: 'filled in by the caller that writes the outputs' },
+    },
+    slices,
+    patient,
+  };
+  onProgress?.({ stage: 'finish', done: 1, total: 1, slicesPerSecond: sps || null });
+  return { report, volume, lungMask, infection, grid };
+}
+
+/** |det| of the affine's 3x3 part: the volume of one voxel, mm^3. */
+export function volumeOfVoxel(a: Float64Array): number {
+  const m = (r: number, c: number) => a[c * 4 + r]!;
+  const det = m(0, 0) * (m(1, 1) * m(2, 2) - m(1, 2) * m(2, 1)) - m(0, 1) * (m(1, 0) * m(2, 2) - m(1, 2) * m(2, 0)) + m(0, 2) * (m(1, 0) * m(2, 1) - m(1, 1) * m(2, 0));
+  return Math.abs(det);
+}
+
+/** Area of one in-plane pixel (|i column x j column|), mm^2. */
+export function pixelArea(a: Float64Array): number {
+  const ci = [a[0]!, a[1]!, a[2]!];
+  const cj = [a[4]!, a[5]!, a[6]!];
+  return Math.hypot(ci[1]! * cj[2]! - ci[2]! * cj[1]!, ci[2]! * cj[0]! - ci[0]! * cj[2]!, ci[0]! * cj[1]! - ci[1]! * cj[0]!);
+}

@@ -1,0 +1,137 @@
+/**
+ * Every output file of an analysis, made in memory as `{ name, bytes }` so the CLI writes them to a folder and
+ * the web page offers the same files for download:
+ * - `report.json`: the report (schema: report.schema.json);
+ * - `lung_mask.nii.gz`: uint8 labels (1 lung, 0 elsewhere), NIFTI_INTENT_LABEL;
+ * - `infection.nii.gz`: float32 infection probability, 0 outside the lung mask;
+ *   both on the input's exact grid with its affine (qform and sform), so viewers overlay them on the scan;
+ * - `overlays/slice_KKK.png`: chosen axial slices (K the axial index) with the lung outline and the infection
+ *   heat map over the lung-windowed slice;
+ * - `overlays/contact_sheet.png`: the most involved slices side by side with captions and a legend.
+ * @module
+ */
+import { writeNifti } from '../io/nifti.js';
+import { lpsToRas } from '../volume/affine.js';
+import type { AnalysisResult } from './analyze.js';
+import { readAxialSlice } from './grid.js';
+import { nonFinitePaths } from './report.js';
+import { atLeast, drawLegend, legendHeight, renderSlice, Rgba } from './render.js';
+import { GLYPH_HEIGHT } from './font.js';
+
+/** One output file. */
+export interface OutputFile {
+  /** Relative path inside the output folder, '/'-separated. */
+  name: string;
+  bytes: Uint8Array;
+}
+
+/** Options of {@link makeOutputFiles}. */
+export interface OutputOptions {
+  /** How many single-slice overlays (default 5). */
+  overlays?: number;
+  /** How many slices on the contact sheet (default 12). */
+  sheetSlices?: number;
+  /** Tile size of the contact sheet, pixels (default 160). */
+  tile?: number;
+}
+
+/** The file names {@link makeOutputFiles} always makes (the overlays' names depend on the slices). */
+export const REPORT_FILE = 'report.json';
+export const LUNG_MASK_FILE = 'lung_mask.nii.gz';
+export const INFECTION_FILE = 'infection.nii.gz';
+export const CONTACT_SHEET_FILE = 'overlays/contact_sheet.png';
+
+/** report.json's bytes; refuses a report with a non-finite number (JSON would turn it into null silently). */
+export function reportBytes(report: AnalysisResult['report']): Uint8Array {
+  const bad = nonFinitePaths(report);
+  if (bad.length) throw new Error(`report has non-finite numbers at ${bad.slice(0, 5).join(', ')}`);
+  return new TextEncoder().encode(JSON.stringify(report, null, 2) + '\n');
+}
+
+/**
+ * Slices for the single overlays: the most involved one, then slices spread evenly over those with lung (all
+ * slices when none has lung), in axial order, at most `n`.
+ */
+export function chooseOverlaySlices(result: AnalysisResult, n: number): number[] {
+  const s = result.report.slices;
+  const withLung = s.filter((x) => x.lungVoxels > 0).map((x) => x.index);
+  const pool = withLung.length ? withLung : s.map((x) => x.index);
+  const m = Math.min(n, pool.length);
+  const chosen = new Set<number>();
+  const top = mostInvolved(result, 1)[0];
+  if (top !== undefined && m > 0) chosen.add(top);
+  for (let t = 0; chosen.size < m && t < m; t++) chosen.add(pool[m === 1 ? 0 : Math.round((t * (pool.length - 1)) / (m - 1))]!);
+  for (const p of pool) {
+    if (chosen.size >= m) break;
+    chosen.add(p);
+  }
+  return [...chosen].sort((a, b) => a - b);
+}
+
+/** The `n` slices with the most infected lung voxels (ties: more lung), most involved first. */
+export function mostInvolved(result: AnalysisResult, n: number): number[] {
+  const s = result.report.slices;
+  const inf = (x: (typeof s)[number]) => (x.infectedFraction ?? 0) * x.lungVoxels;
+  return [...s]
+    .sort((a, b) => inf(b) - inf(a) || b.lungVoxels - a.lungVoxels || a.index - b.index)
+    .slice(0, n)
+    .map((x) => x.index);
+}
+
+/** Axial slice k as an image at the source resolution. */
+export function sliceImage(result: AnalysisResult, k: number): Rgba {
+  const g = result.grid;
+  const [nx, ny] = g.dims;
+  const hu = new Float32Array(nx * ny);
+  const mask = new Uint8Array(nx * ny);
+  const inf = new Float32Array(nx * ny);
+  readAxialSlice(g, result.volume.data, k, hu);
+  readAxialSlice(g, result.lungMask, k, mask);
+  readAxialSlice(g, result.infection, k, inf);
+  return renderSlice(hu, mask, inf, nx, ny);
+}
+
+/** The contact sheet: the most involved slices, captioned "K <index>  <position> MM  <infected>%", and the legend. */
+export function contactSheet(result: AnalysisResult, n = 12, tile = 160): Rgba {
+  const ks = mostInvolved(result, n);
+  const cols = Math.min(4, Math.max(1, ks.length));
+  const rows = Math.ceil(ks.length / cols);
+  const pad = 6;
+  const caption = GLYPH_HEIGHT + 6;
+  const [nx, ny] = result.grid.dims;
+  const th = Math.max(8, Math.round((tile * ny) / nx));
+  const width = Math.max(cols * (tile + pad) + pad, 240);
+  const notice = result.report.notice.toUpperCase();
+  const headerH = 2 * (GLYPH_HEIGHT + 4) + pad;
+  const height = headerH + rows * (th + caption + pad) + legendHeight() + 2 * pad;
+  const img = new Rgba(width, height, [24, 24, 24]);
+  const white: [number, number, number] = [255, 255, 255];
+  const p = result.report.patient;
+  const title = p.lungFound ? `PATIENT: ${p.label} (${((p.probabilities![p.label!] ?? 0) * 100).toFixed(1)}%), LUNG INVOLVEMENT ${p.lungInvolvementPct === null ? '-' : p.lungInvolvementPct.toFixed(1) + '%'}` : 'PATIENT: NO LUNG FOUND';
+  img.text(title, pad, pad, white);
+  img.text(notice.length * 6 > width - 2 * pad ? notice.slice(0, Math.floor((width - 2 * pad) / 6) - 3) + '...' : notice, pad, pad + GLYPH_HEIGHT + 4, [255, 200, 120]);
+  ks.forEach((k, t) => {
+    const x = pad + (t % cols) * (tile + pad);
+    const y = headerH + Math.floor(t / cols) * (th + caption + pad);
+    img.blit(sliceImage(result, k), x, y, tile, th);
+    const s = result.report.slices[k]!;
+    img.text(`K ${k} ${s.positionMm.toFixed(1)}MM ${s.infectedFraction === null ? '-' : (s.infectedFraction * 100).toFixed(1) + '%'}`, x, y + th + 3, white);
+  });
+  drawLegend(img, pad, height - legendHeight() - pad, width - 2 * pad);
+  return img;
+}
+
+/**
+ * Every output file of `result` (see the module comment), in memory. The report is serialised as it is:
+ * callers that add timings (total time) do so before calling.
+ */
+export async function makeOutputFiles(result: AnalysisResult, opts: OutputOptions = {}): Promise<OutputFile[]> {
+  const v = result.volume;
+  const affine = v.space === 'LPS' ? lpsToRas(v.affine) : v.affine;
+  const files: OutputFile[] = [{ name: REPORT_FILE, bytes: reportBytes(result.report) }];
+  files.push({ name: LUNG_MASK_FILE, bytes: await writeNifti({ data: result.lungMask, dims: v.dims, affine, intent: 'label', description: 'covidct lung mask (1 lung)' }) });
+  files.push({ name: INFECTION_FILE, bytes: await writeNifti({ data: result.infection, dims: v.dims, affine, description: 'covidct infection probability' }) });
+  for (const k of chooseOverlaySlices(result, opts.overlays ?? 5)) files.push({ name: `overlays/slice_${String(k).padStart(3, '0')}.png`, bytes: atLeast(sliceImage(result, k), 256).png() });
+  files.push({ name: CONTACT_SHEET_FILE, bytes: contactSheet(result, opts.sheetSlices ?? 12, opts.tile ?? 160).png() });
+  return files;
+}
