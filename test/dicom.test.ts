@@ -64,7 +64,7 @@ function apply(a: Float64Array, i: number, j: number, k: number): [number, numbe
 }
 
 /** Padding, as the fixture script wrote it, from the stored values pydicom read. */
-const PADDING: Record<string, (raw: number) => boolean> = {
+const PADDING: Partial<Record<string, (raw: number) => boolean>> = {
   padding_signed: (raw) => raw === -2000,
   padding_unsigned: (raw) => raw >= 0 && raw <= 30,
 };
@@ -74,7 +74,7 @@ const PADDING: Record<string, (raw: number) => boolean> = {
  * complement when PixelRepresentation is 1 (PS3.5 8.1.1, PS3.3 C.7.6.3.1.4). These cases have slope 1.
  */
 const signed12 = (r: number): number => ((r & 0xfff) >= 2048 ? (r & 0xfff) - 4096 : r & 0xfff);
-const STORED: Record<string, (raw: number) => number> = {
+const STORED: Partial<Record<string, (raw: number) => number>> = {
   bits12_signed: signed12,
   bits12_signed_extended: signed12,
   bits12_unsigned: (r) => r & 0xfff,
@@ -344,6 +344,38 @@ describe('bad input: one ScanError naming the file and the problem', () => {
     expect(scan.skipped.map((s) => s.path)).toEqual(['cut.dcm', 'noise.bin']);
     expect(scan.skipped[0]!.reason).toMatch(/truncated|not a readable DICOM/);
     expect(scan.skipped[1]!.reason).toMatch(/not a DICOM file/);
+  });
+});
+
+describe('damaged files: ScanError or a volume, never another exception or a hang', () => {
+  const VARIANTS = Number(process.env.DICOM_FUZZ_VARIANTS ?? 24);
+  it('seeded truncations and byte changes of one file of every transfer syntax', async () => {
+    let seed = 20261130;
+    const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
+    const sources = ['ordered', 'big_endian', 'deflate', 'rle', 'jpeg_lossless', 'jpegls', 'j2k', 'enhanced', 'padding_unsigned']
+      .map((c) => join(c, readdirSync(join(ROOT, c)).sort()[0]!));
+    let errors = 0;
+    let read = 0;
+    for (const src of sources) {
+      const good = new Uint8Array(readFileSync(join(ROOT, src)));
+      for (let t = 0; t < VARIANTS; t++) {
+        const bytes = t < VARIANTS / 3 ? good.slice(0, rand(good.length)) : good.slice();
+        if (t >= VARIANTS / 3) for (let m = 0; m < 1 + rand(12); m++) bytes[132 + rand(bytes.length - 132)] = rand(256);
+        const what = `${src} variant ${t}`;
+        try {
+          const scan = scanDicomFiles([{ path: 'f.dcm', bytes }]);
+          if (scan.series.length) await readDicomSeries(scan, scan.series[0]!, new Map([['f.dcm', bytes]]));
+          await describeDicomFile(bytes, 'f.dcm');
+          read++;
+        } catch (e) {
+          if (!(e instanceof ScanError)) expect.fail(`${what}: ${e instanceof Error ? e.stack : String(e)}`);
+          expect(e.message, what).toMatch(/^f\.dcm: [^\n]+$/);
+          errors++;
+        }
+      }
+    }
+    expect(errors).toBeGreaterThan(50);
+    expect(read).toBeGreaterThan(10);
   });
 });
 

@@ -6,7 +6,7 @@
  */
 import type { DataSet } from 'dicom-parser';
 import { ScanError } from '../errors.js';
-import { firstItem, integer, items, numbers, str, strs } from './parse.js';
+import { firstItem, guarded, integer, items, numbers, str, strs } from './parse.js';
 
 /** Geometry and rescale of one frame. */
 export interface DicomFrameInfo {
@@ -55,6 +55,11 @@ export interface DicomHeader {
   frameInfo: DicomFrameInfo[];
 }
 
+/** Largest Rows or Columns accepted (CT images are 512 to 2048): bounds every per-frame allocation. */
+export const MAX_SIDE = 16384;
+/** Largest NumberOfFrames accepted. */
+export const MAX_FRAMES = 100_000;
+
 /** SOP classes that are never images to stack (checked before PixelData). */
 const NON_IMAGE_SOP: [RegExp, string][] = [
   [/^1\.2\.840\.10008\.1\.3\.10$/, 'DICOMDIR (media directory)'],
@@ -98,6 +103,10 @@ function frameInfo(top: DataSet, shared: DataSet | undefined, frame: DataSet | u
 
 /** Extracts the header of a parsed file. Throws ScanError for impossible image attributes. */
 export function readHeader(ds: DataSet, path: string, transferSyntax: string, fileLength: number): DicomHeader {
+  return guarded(path, 'damaged DICOM header', () => readHeaderUnguarded(ds, path, transferSyntax, fileLength));
+}
+
+function readHeaderUnguarded(ds: DataSet, path: string, transferSyntax: string, fileLength: number): DicomHeader {
   const rows = integer(ds, 'x00280010', 'US') ?? 0;
   const columns = integer(ds, 'x00280011', 'US') ?? 0;
   const pixelRepresentation = integer(ds, 'x00280103', 'US') ?? 0;
@@ -152,7 +161,8 @@ export function readHeader(ds: DataSet, path: string, transferSyntax: string, fi
   }
   if (!h.hasPixelData) return h;
   if (rows < 1 || columns < 1) throw new ScanError(path, `impossible image size ${columns} x ${rows} (Columns x Rows)`, 'malformed');
-  if (!Number.isInteger(frames) || frames < 1 || frames > 1e6) throw new ScanError(path, `impossible NumberOfFrames ${framesRaw}`, 'malformed');
+  if (!Number.isInteger(frames) || frames < 1 || frames > MAX_FRAMES) throw new ScanError(path, `impossible NumberOfFrames ${framesRaw}`, 'malformed');
+  if (rows > MAX_SIDE || columns > MAX_SIDE) throw new ScanError(path, `image size ${columns} x ${rows} beyond the ${MAX_SIDE} x ${MAX_SIDE} this reader accepts`, 'unsupported');
   if (![1, 8, 16, 32].includes(bitsAllocated)) throw new ScanError(path, `BitsAllocated ${bitsAllocated} is not 8, 16 or 32`, 'unsupported');
   if (bitsStored < 1 || bitsStored > bitsAllocated || highBit < bitsStored - 1 || highBit >= bitsAllocated) {
     throw new ScanError(path, `impossible BitsStored ${bitsStored} / HighBit ${highBit} for BitsAllocated ${bitsAllocated}`, 'malformed');

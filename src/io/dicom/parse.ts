@@ -79,6 +79,19 @@ export function parseDicom(bytes: Uint8Array, path: string, header = false): Par
   }
 }
 
+/**
+ * Runs `fn`, turning anything but a ScanError that it throws (dicom-parser reads element values lazily and
+ * throws strings for values past the end of a damaged file) into ScanError 'malformed' naming `path`.
+ */
+export function guarded<T>(path: string, what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof ScanError) throw e;
+    throw new ScanError(path, `${what} (${problemOf(e)})`, 'malformed');
+  }
+}
+
 /** The data set of the first item of a sequence element, or undefined. */
 export function firstItem(ds: DataSet | undefined, tag: string): DataSet | undefined {
   const el = ds?.elements[tag];

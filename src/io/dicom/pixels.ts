@@ -10,7 +10,7 @@ import type { DataSet, Element } from 'dicom-parser';
 import { ScanError } from '../errors.js';
 import { decodeJpeg2000, decodeJpegLossless, decodeJpegLs, type DecodedFrame } from './codecs.js';
 import type { DicomHeader } from './header.js';
-import { dicomParser } from './parse.js';
+import { dicomParser, guarded } from './parse.js';
 import { decodeRleFrame } from './rle.js';
 import { BIG_ENDIAN_TS, describeTransferSyntax, pixelEncoding } from './transfer.js';
 
@@ -81,7 +81,7 @@ export async function decodeFrame(ds: DataSet, h: DicomHeader, frame: number): P
       bytesPerSample = decoded.bytesPerSample;
     }
   }
-  return storedValues(bytes, pixels, bytesPerSample, littleEndian, h);
+  return guarded(path, 'damaged pixel data', () => storedValues(bytes, pixels, bytesPerSample, littleEndian, h));
 }
 
 /** Sample bytes to stored values: shift by HighBit + 1 - BitsStored, mask to BitsStored, sign-extend. */

@@ -36,6 +36,8 @@ import { checkDecodable, decodeFrame } from './pixels.js';
 import type { DicomInstance, DicomScan, DicomSeries } from './series.js';
 import { describeTransferSyntax } from './transfer.js';
 
+/** Most voxels in one volume: 2^30 (2 GiB as int16; a 4096-slice 512 x 512 scan). */
+export const MAX_VOXELS = 2 ** 30;
 /** Positions closer than this (mm) are the same slice. */
 export const DUPLICATE_TOLERANCE_MM = 0.01;
 /** A gap above this multiple of the median spacing is a missing slice. */
@@ -192,6 +194,7 @@ export async function readDicomSeries(scan: DicomScan, series: DicomSeries, file
   const ny = series.rows;
   const nz = geom.slices.length;
   const plane = nx * ny;
+  if (plane * nz > MAX_VOXELS) throw new ScanError(where, `series ${series.key} has ${nx} x ${ny} x ${nz} voxels, beyond the ${MAX_VOXELS} this reader holds`, 'unsupported');
   const integral = series.instances.every((i) => Number.isInteger(i.slope) && Number.isInteger(i.intercept));
   let data: Int16Array | Float32Array = integral ? new Int16Array(plane * nz) : new Float32Array(plane * nz);
   const notes = [...geom.notes];
@@ -214,6 +217,7 @@ export async function readDicomSeries(scan: DicomScan, series: DicomSeries, file
       if (h.rows !== ny || h.columns !== nx) throw new ScanError(path, `image size ${h.columns} x ${h.rows} differs from the series' ${nx} x ${ny}`, 'unusable');
       checkDecodable(h);
       for (const { inst, k } of work.get(path)!.filter((w) => w.dup === pass)) {
+        if (inst.frame >= h.frames) throw new ScanError(path, `frame ${inst.frame + 1} is gone: the file now holds ${h.frames} frame(s)`, 'malformed');
         const stored = await decodeFrame(parsed.dataSet, h, inst.frame);
         const { slope, intercept } = h.frameInfo[inst.frame]!;
         const hu = new Float64Array(plane);

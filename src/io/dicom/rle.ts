@@ -17,6 +17,8 @@ export function decodeRleFrame(frame: Uint8Array, pixels: number, bytesPerSample
     throw new ScanError(path, `RLE frame is corrupt (${what})`, 'malformed');
   };
   if (frame.length < 64) bad('shorter than its 64-byte header');
+  // PackBits expands at most 128 bytes from 2: a frame too short for the image is refused before allocating.
+  if (pixels * bytesPerSample * samplesPerPixel > 64 * frame.length) bad(`${frame.length} bytes cannot hold ${pixels} pixels`);
   const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   const nSeg = view.getUint32(0, true);
   const expected = bytesPerSample * samplesPerPixel;

@@ -1,7 +1,7 @@
 /**
  * A folder of DICOM files as a set of series, the way dcm2niix sees it: files grouped by SeriesInstanceUID,
- * then each group split where the image orientation or the image size differs (scouts and localizers often
- * share the UID of the axial series). Non-image objects (SR, SEG, DICOMDIR, presentation states, anything
+ * then each group split where the image orientation or the image size differs, and localizers (ImageType
+ * LOCALIZER) apart from the rest (scouts and localizers often share the UID of the axial series). Non-image objects (SR, SEG, DICOMDIR, presentation states, anything
  * without pixel data) are skipped with a reason; non-CT image series are listed with `isCT: false` and a note.
  * Headers only: no pixel is decoded here.
  * @module
@@ -72,6 +72,10 @@ function sameOrientation(a?: readonly number[], b?: readonly number[]): boolean 
   return a.every((v, i) => Math.abs(v - b[i]!) <= ORIENTATION_TOLERANCE);
 }
 
+function isLocalizer(h: DicomHeader): boolean {
+  return h.imageType.includes('LOCALIZER');
+}
+
 function fmtOrientation(o?: readonly number[]): string {
   return o ? `[${o.map((v) => +v.toFixed(4)).join(', ')}]` : 'none';
 }
@@ -120,7 +124,8 @@ export function scanDicomFiles(files: Iterable<{ path: string; bytes: Uint8Array
     for (const inst of instances) {
       const part = parts.find((p) => {
         const a = p[0]!;
-        return a.header.rows === inst.header.rows && a.header.columns === inst.header.columns && sameOrientation(a.orientation, inst.orientation);
+        return a.header.rows === inst.header.rows && a.header.columns === inst.header.columns && sameOrientation(a.orientation, inst.orientation) &&
+          isLocalizer(a.header) === isLocalizer(inst.header);
       });
       if (part) part.push(inst);
       else parts.push([inst]);
@@ -142,7 +147,7 @@ export function scanDicomFiles(files: Iterable<{ path: string; bytes: Uint8Array
         slices: part.length,
         transferSyntaxes: [...new Set(part.map((p) => p.header.transferSyntax))],
         isCT: h.modality === 'CT',
-        isLocalizer: part.some((p) => p.header.imageType.includes('LOCALIZER')),
+        isLocalizer: isLocalizer(h),
         instances: part,
       };
       if (h.seriesNumber !== undefined) s.seriesNumber = h.seriesNumber;
@@ -155,13 +160,14 @@ export function scanDicomFiles(files: Iterable<{ path: string; bytes: Uint8Array
           if (h.rows !== main.header.rows || h.columns !== main.header.columns) {
             why.push(`size ${h.columns} x ${h.rows} differs from ${main.header.columns} x ${main.header.rows}`);
           }
+          if (isLocalizer(h) !== isLocalizer(main.header)) why.push(isLocalizer(h) ? 'ImageType LOCALIZER' : 'not a localizer');
         }
         s.splitReason = why.join('; ');
       }
       series.push(s);
     });
     if (parts.length > 1) {
-      notes.push(`series ${uid || '(no SeriesInstanceUID)'} split in ${parts.length} parts by image orientation and size: ` +
+      notes.push(`series ${uid || '(no SeriesInstanceUID)'} split in ${parts.length} parts by image orientation, size and localizer type: ` +
         parts.map((p, i) => `${i === 0 ? uid : `${uid}:${i + 1}`} ${p[0]!.header.columns} x ${p[0]!.header.rows} orientation ${fmtOrientation(p[0]!.orientation)}, ${p.length} slice(s)`).join('; '));
     }
   }
@@ -204,7 +210,8 @@ export function chooseSeries(scan: DicomScan, uid?: string): DicomSeries {
     cts.sort((a, b) => b.slices - a.slices || (a.seriesNumber ?? Infinity) - (b.seriesNumber ?? Infinity) || a.key.localeCompare(b.key));
     chosen = cts[0]!;
   }
-  const mixed = scan.series.filter((s) => s !== chosen && s.uid === chosen.uid && sameOrientation(s.orientation, chosen.orientation));
+  const mixed = scan.series.filter((s) => s !== chosen && s.uid === chosen.uid && sameOrientation(s.orientation, chosen.orientation) &&
+    s.isLocalizer === chosen.isLocalizer && (s.rows !== chosen.rows || s.columns !== chosen.columns));
   if (mixed.length) {
     const sizes = [chosen, ...mixed].map((s) => `${s.columns} x ${s.rows} in ${s.slices} slice(s) (${s.files.slice(0, 3).join(', ')}${s.files.length > 3 ? ', ...' : ''})`);
     throw new ScanError(where, `mixed slice sizes in series ${chosen.uid}: ${sizes.join('; ')}`, 'unusable');
