@@ -1,0 +1,79 @@
+/**
+ * The page's worker: everything that touches a scan or the GPU runs here, off the main thread, so the page stays
+ * responsive. It reads the files the page hands it (NIfTI, DICOM files or a folder), picks the series as the CLI
+ * does, runs both stages and the report on WebGPU through the same analysis code as the CLI, and posts back the
+ * report, the output files (made by the CLI's own makeOutputFiles) and the CT as NIfTI bytes for the viewer.
+ * Each run has an AbortController: `cancel` aborts it between files and between GPU batches.
+ * @module
+ */
+import type { FromWorker, InputFile, ToWorker } from './protocol.js';
+import { describeProblem } from './problems.js';
+import * as pipeline from './pipeline.js';
+
+const post = (msg: FromWorker, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(msg, transfer);
+
+let current: { id: number; abort: AbortController } | null = null;
+/** Runs one at a time: a new request waits for the previous one (which the page cancels first). */
+let queue: Promise<void> = Promise.resolve();
+
+async function run(id: number, work: (signal: AbortSignal) => Promise<void>): Promise<void> {
+  const abort = new AbortController();
+  current = { id, abort };
+  try {
+    await work(abort.signal);
+  } catch (e) {
+    const p = describeProblem(e, abort.signal.aborted);
+    post({ type: 'error', id, ...p });
+  } finally {
+    if (current?.id === id) current = null;
+  }
+}
+
+async function resolveWeights(weights: InputFile | undefined, signal: AbortSignal): Promise<pipeline.WeightsChoice> {
+  if (!weights) return { kind: 'bundled' };
+  return { kind: 'file', name: weights.path, bytes: new Uint8Array(await weights.file.arrayBuffer()), key: `${weights.path}:${weights.file.size}` };
+  void signal;
+}
+
+async function analyse(id: number, load: (signal: AbortSignal, progress: pipeline.Progress) => Promise<pipeline.Loaded>, weights: InputFile | undefined) {
+  await run(id, async (signal) => {
+    const t0 = performance.now();
+    const progress = pipeline.progressReporter((stage, done, total, slicesPerSec) => post({ type: 'progress', id, stage, done, total, slicesPerSec }));
+    const loaded = await load(signal, progress);
+    signal.throwIfAborted();
+    const out = await pipeline.analyse(loaded, await resolveWeights(weights, signal), { signal, progress, onGpu: (g) => post({ type: 'gpu', ...g }) });
+    const transfer = [out.ct.buffer, ...out.files.map((f) => f.bytes.buffer)].filter((b, i, a) => a.indexOf(b) === i) as ArrayBuffer[];
+    post({ type: 'result', id, report: out.report, ct: out.ct, files: out.files, input: loaded.description, seconds: (performance.now() - t0) / 1000 }, transfer);
+  });
+}
+
+self.onmessage = (ev: MessageEvent<ToWorker>) => {
+  const msg = ev.data;
+  switch (msg.type) {
+    case 'cancel':
+      if (current?.id === msg.id) current.abort.abort(new DOMException('cancelled', 'AbortError'));
+      return;
+    case 'probe':
+      queue = queue.then(async () => {
+        try {
+          post({ type: 'gpu', ...(await pipeline.probeGpu()) });
+        } catch (e) {
+          post({ type: 'error', id: null, ...describeProblem(e, false) });
+        }
+      });
+      return;
+    case 'sample':
+      queue = queue.then(() => analyse(msg.id, (signal, progress) => pipeline.loadSample(signal, progress), msg.weights));
+      return;
+    case 'analyze':
+      queue = queue.then(() =>
+        analyse(
+          msg.id,
+          (signal, progress) =>
+            pipeline.loadFiles(msg.files, msg.series, signal, progress, (s) => post({ type: 'series', id: msg.id, ...s })),
+          msg.weights,
+        ),
+      );
+      return;
+  }
+};
