@@ -32,7 +32,7 @@ interface RefCase { files: RefFile[]; nifti: RefNifti[]; dcm2niixInput: string; 
 
 let ref: Record<string, RefCase>;
 
-const VALID = ['ordered', 'multi', 'rescale', 'padding_signed', 'padding_unsigned', 'unsigned', 'bits12_signed', 'bits12_signed_extended', 'bits12_unsigned',
+const VALID = ['ordered', 'multi', 'rescale', 'padding_signed', 'padding_unsigned', 'unsigned', 'unsigned_wide', 'bits12_signed', 'bits12_signed_extended', 'bits12_unsigned',
   'big_endian', 'deflate', 'rle', 'jpeg_lossless', 'jpeg_lossless_p14', 'jpegls', 'j2k', 'sagittal', 'enhanced', 'enhanced_shared', 'duplicates', 'single'];
 
 beforeAll(() => {
@@ -178,6 +178,7 @@ describe('DICOM series equal pydicom and dcm2niix', () => {
     padding_signed: { dims: [16, 12, 5], type: 'int16' },
     padding_unsigned: { dims: [16, 12, 5], type: 'int16' },
     unsigned: { dims: [16, 12, 6], type: 'int16' },
+    unsigned_wide: { dims: [16, 12, 5], type: 'float32' },
     // dcm2niix does not sign-extend 12-bit signed values whose high bits are zero (it reads 0x0DCE as 3534
     // where the 12-bit two's complement value is -562): pydicom only, with the standard's rule applied.
     // dcm2niix (v1.0.20220720) masks signed values to BitsStored without sign extension, whatever the high

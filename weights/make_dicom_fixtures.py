@@ -19,7 +19,7 @@ valid: ordered (InstanceNumber reversed against position, shuffled file names), 
 localizer sharing the first series' UID, an SR object, a file that is not DICOM), rescale (per-slice slope and
 intercept, non-integral), padding_signed (PixelPaddingValue -2000, signed storage), padding_unsigned
 (PixelPaddingValue 0 with PixelPaddingRangeLimit 30, unsigned storage, implicit VR), unsigned (unsigned
-storage, intercept -1024), bits12_signed (BitsStored 12, negatives stored without sign extension),
+storage, intercept -1024), unsigned_wide (unsigned values up to 65534, no intercept: beyond int16), bits12_signed (BitsStored 12, negatives stored without sign extension),
 bits12_signed_extended (BitsStored 12, negatives sign-extended into the high bits),
 bits12_unsigned (BitsStored 12, garbage in the 4 high bits), big_endian, deflate, rle, jpeg_lossless (process
 14 SV1), jpeg_lossless_p14 (process 14, predictor 6), jpegls, j2k, sagittal, enhanced (Enhanced CT, one
@@ -227,6 +227,9 @@ def make_all():
 
     # unsigned storage, the usual intercept
     ct_series(d('unsigned'), rng, n=6, signed=False, intercept=-1024.0)
+
+    # unsigned, no intercept, values above int16 (a volume that needs Float32)
+    ct_series(d('unsigned_wide'), rng, n=5, signed=False, hu=hu_slices(rng, 5, lo=0, hi=65535))
 
     # BitsStored 12, signed: negatives stored as 12-bit two's complement with the high 4 bits zero
     def bits12(ds, k, raw):
