@@ -135,7 +135,7 @@ export function formatReport(rep: BenchReport, top = 15): string {
             p.steady ? `${ms(p.steady.minMs)}..${ms(p.steady.maxMs)}` : '-',
             p.steady ? num((p.batch * 1000) / p.steady.medianMs) : '-',
             c ? `${num(c.ratio)}x` : '-',
-            `${p.device ?? '-'}${p.version ? `, ${p.version}` : ''}${p.computeDtype ? `, computed in ${p.computeDtype}` : ''}`,
+            `${p.device ?? '-'}${p.version ? `, ${p.version}` : ''}${p.computeDtype ? `, computed in ${p.computeDtype}` : ''}${p.outputsFinite === false ? ', outputs NOT FINITE' : ''}`,
           ];
         }),
       ),
@@ -145,7 +145,7 @@ export function formatReport(rep: BenchReport, top = 15): string {
     if (rep.peers.some((p) => p.mode))
       out.push(
         `PyTorch modes, one row each, engine at precision ${rep.options.precision}: f32 = f32 NCHW, TF32 off; tf32-cl = TF32 on, channels-last; ` +
-          'fp16-cl / bf16-cl = module.half() / bfloat16, channels-last, f32 input converted on the device and f32 outputs.',
+          'fp16-cl / bf16-cl = module.half() / module.to(bfloat16), channels-last, f32 input converted on the device and f32 outputs.',
       );
     out.push('');
   }

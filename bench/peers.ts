@@ -81,6 +81,8 @@ export interface PeerResult {
   version?: string;
   /** torch: the dtype the module computed in, read from its first floating output ('float16' in fp16-cl). */
   computeDtype?: string;
+  /** torch: whether the first run's outputs were all finite (the pipeline's patient_logits left out). */
+  outputsFinite?: boolean;
   /** torch: model construction + weights + the mode's conversion; ort: ONNX export (0 when cached) + session creation. */
   setupMs?: number;
   /** ort only: ONNX export part of setupMs (0 when the file was cached). */
@@ -244,7 +246,7 @@ async function runTorch(job: PeerJob, peer: 'torch' | 'torch-cuda'): Promise<Pee
         let res: PeerResult;
         if (r.error) res = { ...base, status: 'failed', reason: String(r.error) };
         else {
-          res = { ...base, status: 'ok', computeDtype: String(r.computeDtype), setupMs: Number(r.setupMs), firstRunMs: Number(r.firstRunMs), steady: statsOf(r.samplesMs as number[]) };
+          res = { ...base, status: 'ok', computeDtype: String(r.computeDtype), outputsFinite: r.outputsFinite === true, setupMs: Number(r.setupMs), firstRunMs: Number(r.firstRunMs), steady: statsOf(r.samplesMs as number[]) };
           job.log(`  ${peerLabel(res)} ${c.target} ${c.height}x${c.width} batch ${c.batch}: first ${res.firstRunMs!.toFixed(0)} ms, median ${res.steady!.medianMs.toFixed(1)} ms (${res.computeDtype})`);
         }
         got.set(key(c), res);

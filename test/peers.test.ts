@@ -32,10 +32,11 @@ describe('--torch-modes', () => {
 
 function engineResult(target: 'stage2', slicesPerS: number): StageResult {
   const medianMs = (16 * 1000) / slicesPerS;
+  const steady = { runs: 1, medianMs, minMs: medianMs, maxMs: medianMs, p25Ms: medianMs, p75Ms: medianMs, samplesMs: [medianMs] };
   return {
     target, config: 'default', batch: 16, height: 512, width: 512, precision: 'f16', storage: 'f16', adapter: 'test adapter', software: false,
     weightsMs: 1, compileMs: 1, pipelineCompileMs: 1, pipelinesCompiled: 1, firstRunMs: 1,
-    steady: { runs: 1, medianMs, minMs: medianMs, maxMs: medianMs, p25Ms: medianMs, p75Ms: medianMs },
+    steady,
     slicesPerS, msPerSlice: medianMs / 16, dispatches: 1,
     memory: { arenaBytes: 0, weightBytes: 0, ioBytes: 0, uniformBytes: 0, totalBytes: 0 },
     flops: 1, bytes: 1, achievedGflops: 1, outputs: { finite: true, maxAbs: 1 },
@@ -54,7 +55,7 @@ function peer(mode: PeerResult['mode'], slicesPerS: number, computeDtype: string
 describe('the report', () => {
   it('labels each PyTorch mode and gives each its own engine / peer ratio', () => {
     const e = engineResult('stage2', 300);
-    const peers = [peer('f32', 200, 'float32'), peer('tf32-cl', 320, 'float32'), peer('fp16-cl', 600, 'float16')];
+    const peers = [peer('f32', 200, 'float32'), peer('tf32-cl', 320, 'float32'), { ...peer('fp16-cl', 600, 'float16'), outputsFinite: false }];
     const rep = {
       tool: 'covidct bench', date: 'd', commit: 'c', node: 'n',
       adapter: { name: 'test adapter', software: false, features: [], subgroupMinSize: 32, subgroupMaxSize: 32 },
@@ -68,7 +69,7 @@ describe('the report', () => {
     const row = (label: string) => text.split('\n').find((l) => l.startsWith(`| ${label} | stage2 |`));
     expect(row('torch-cuda f32')).toMatch(/\| 200 \| 1\.50x \| cuda: test GPU, torch 2\.x, computed in float32 \|$/);
     expect(row('torch-cuda tf32-cl')).toMatch(/\| 320 \| 0\.938x \|/);
-    expect(row('torch-cuda fp16-cl')).toMatch(/\| 600 \| 0\.500x \| cuda: test GPU, torch 2\.x, computed in float16 \|$/);
+    expect(row('torch-cuda fp16-cl')).toMatch(/\| 600 \| 0\.500x \| cuda: test GPU, torch 2\.x, computed in float16, outputs NOT FINITE \|$/);
     expect(text).toContain('PyTorch modes, one row each, engine at precision f16');
     expect(peerLabel({ peer: 'ort' })).toBe('ort');
   });
@@ -87,6 +88,7 @@ describe.skipIf(!hasTorch)('torch_bench.py on the CPU (Debian torch)', () => {
       const r = by.get(mode)!;
       expect(r.status, `${mode}: ${r.reason ?? ''}`).toBe('ok');
       expect(r.computeDtype).toBe(dtype);
+      expect(r.outputsFinite).toBe(true);
       expect(r.steady!.runs).toBe(1);
       expect(r.steady!.medianMs).toBeGreaterThan(0);
     }

@@ -29,9 +29,11 @@ resolution), pipeline (TwoStageModel.forward on windowed slices: normalise, stag
 head), efficientnet_bN (bare torchvision network, 1000 classes).
 On the CPU every run is timed wall clock around the input conversion (a no-op in f32) and the forward.
 Prints one JSON object per line and cell (target, size, batch) and mode: {"peer": "torch" | "torch-cuda",
-"mode", "target", "batch", "height", "width", "setupMs", "firstRunMs", "samplesMs", "computeDtype", "device",
-"threads", "torch"} or the same keys up to "height" with "error": "...". computeDtype is the dtype of the
-module's first floating output before any conversion back to f32 (measured, not taken from the mode table).
+"mode", "target", "batch", "height", "width", "setupMs", "firstRunMs", "samplesMs", "computeDtype", "outputsFinite",
+"device", "threads", "torch"} or the same keys up to "height" with "error": "...". computeDtype is the dtype of the
+module's first floating output before any conversion back to f32 (measured, not taken from the mode table);
+outputsFinite says whether the first run's outputs were all finite (the pipeline's patient_logits left out: NaN
+there means no slice qualified), since random weights in fp16 could overflow where f32 does not.
 
 ``--dry-run`` times nothing and runs no forward: per cell and mode it builds the module, converts it and the
 input as the timed run would, and reports what the conversion produced (``"dryRun": true``, the parameters'
@@ -123,6 +125,17 @@ def first_float_dtype(out):
         if d:
             return d
     return None
+
+
+def all_finite(out, skip=("patient_logits",)) -> bool:
+    """Every floating host output finite (the pipeline's patient_logits are NaN by design where no slice qualified)."""
+    if isinstance(out, torch.Tensor):
+        return bool(torch.isfinite(out).all()) if out.is_floating_point() else True
+    if isinstance(out, dict):
+        return all(all_finite(v) for k, v in out.items() if k not in skip)
+    if isinstance(out, (list, tuple)):
+        return all(all_finite(v) for v in out)
+    return True
 
 
 def describe_conversion(module: torch.nn.Module, x: torch.Tensor) -> dict:
@@ -221,9 +234,11 @@ def main() -> int:
                     with torch.inference_mode():
                         t0 = time.perf_counter()
                         raw = module(prepare_input(x, mode, device))
-                        to_host(raw)
+                        host = to_host(raw)
                         rec["firstRunMs"] = (time.perf_counter() - t0) * 1e3
                         rec["computeDtype"] = first_float_dtype(raw)
+                        rec["outputsFinite"] = all_finite(host)
+                        del host
                         del raw
                         for _ in range(a.warmup):
                             to_host(module(prepare_input(x, mode, device)))
