@@ -13,7 +13,7 @@
 import type { GpuContext } from '../src/gpu/device.js';
 import { PipelineCache } from '../src/gpu/pipelines.js';
 import { compileGraph } from '../src/graph/executor.js';
-import { GraphBuilder } from '../src/graph/ir.js';
+import { GraphBuilder } from '../src/graph/builder.js';
 
 /** H100 ceilings measured through dawn.node (GPU.md, 2026-11-25); f16: the subgroup-matrix GEMM's best tile. */
 export const H100_CEILINGS = { gflops: 32_800, gbs: 2_950, gflopsF16: 51_000 } as const;

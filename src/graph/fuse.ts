@@ -9,7 +9,7 @@
  *   [conv2d 1x1 -> 1 channel, sigmoid, binary mul]       -> spatial_se
  * Each pass only fuses through tensors that have one consumer and are not graph outputs.
  */
-import type { Activation } from '../ops/activation.js';
+import { isOp, setOp, type NodeOf } from './builder.js';
 import type { Graph, NodeInfo } from './ir.js';
 
 /** What a pass did, for logs and tests. */
@@ -30,7 +30,10 @@ interface ConvInputs {
   inScale?: number;
 }
 
-function convInputs(n: NodeInfo): ConvInputs {
+/** The ops whose inputs are x, w and then optional bias, residual, input scale. */
+type ConvLike = NodeOf<'conv2d' | 'depthwise' | 'linear'>;
+
+function convInputs(n: ConvLike): ConvInputs {
   const [x, w, ...rest] = n.inputs;
   const r: ConvInputs = { x: x!, w: w! };
   let i = 0;
@@ -40,7 +43,7 @@ function convInputs(n: NodeInfo): ConvInputs {
   return r;
 }
 
-function setConvInputs(n: NodeInfo, c: ConvInputs): void {
+function setConvInputs(n: ConvLike, c: ConvInputs): void {
   n.inputs = [c.x, c.w, ...(c.b !== undefined ? [c.b] : []), ...(c.res !== undefined ? [c.res] : []), ...(c.inScale !== undefined ? [c.inScale] : [])];
   n.attrs = { ...n.attrs, hasBias: c.b !== undefined, hasResidual: c.res !== undefined, hasInScale: c.inScale !== undefined };
 }
@@ -85,15 +88,15 @@ class Rewriter {
   }
 }
 
-const FOLDABLE = new Set(['conv2d', 'depthwise', 'linear']);
-const ACT_FUSABLE = new Set(['conv2d', 'depthwise', 'linear', 'batchnorm', 'binary']);
+const FOLDABLE = ['conv2d', 'depthwise', 'linear'] as const;
+const ACT_FUSABLE = ['conv2d', 'depthwise', 'linear', 'batchnorm', 'binary'] as const;
 
 function foldBatchNorm(rw: Rewriter): number {
   let count = 0;
   for (const bn of rw.g.liveNodes()) {
-    if (bn.op !== 'batchnorm') continue;
+    if (!isOp(bn, 'batchnorm')) continue;
     const p = rw.producer(bn.inputs[0]!);
-    if (!p || !FOLDABLE.has(p.op) || (p.attrs.act ?? 'none') !== 'none' || p.attrs.hasResidual || p.attrs.pool) continue;
+    if (!isOp(p, FOLDABLE) || (p.attrs.act ?? 'none') !== 'none' || p.attrs.hasResidual || p.attrs.pool) continue;
     if (rw.soleConsumer(bn.inputs[0]!) !== bn) continue;
     const [gamma, beta, mean, variance] = bn.inputs.slice(1).map((t) => rw.weight(t));
     const ci = convInputs(p);
@@ -123,11 +126,11 @@ function foldBatchNorm(rw: Rewriter): number {
 function fuseActivation(rw: Rewriter): number {
   let count = 0;
   for (const u of rw.g.liveNodes()) {
-    if (u.op !== 'unary' || u.attrs.act === 'none') continue;
+    if (!isOp(u, 'unary') || u.attrs.act === 'none') continue;
     const p = rw.producer(u.inputs[0]!);
-    if (!p || !ACT_FUSABLE.has(p.op) || (p.attrs.act ?? 'none') !== 'none' || p.attrs.hasResidual || p.outputs.length !== 1) continue;
+    if (!isOp(p, ACT_FUSABLE) || (p.attrs.act ?? 'none') !== 'none' || p.attrs.hasResidual || p.outputs.length !== 1) continue;
     if (rw.soleConsumer(u.inputs[0]!) !== u) continue;
-    p.attrs = { ...p.attrs, act: u.attrs.act as Activation };
+    p.attrs = { ...p.attrs, act: u.attrs.act };
     rw.absorb(p, u);
     count++;
   }
@@ -137,12 +140,12 @@ function fuseActivation(rw: Rewriter): number {
 function fuseResidual(rw: Rewriter): number {
   let count = 0;
   for (const add of rw.g.liveNodes()) {
-    if (add.op !== 'binary' || add.attrs.op !== 'add' || (add.attrs.act ?? 'none') !== 'none') continue;
+    if (!isOp(add, 'binary') || add.attrs.op !== 'add' || (add.attrs.act ?? 'none') !== 'none') continue;
     for (const side of [0, 1]) {
       const t = add.inputs[side]!;
       const other = add.inputs[1 - side]!;
       const p = rw.producer(t);
-      if (!p || p.op !== 'conv2d' || p.attrs.hasResidual || rw.soleConsumer(t) !== add) continue;
+      if (!isOp(p, 'conv2d') || p.attrs.hasResidual || rw.soleConsumer(t) !== add) continue;
       const os = rw.g.tensors[other]!.shape;
       const ts = rw.g.tensors[t]!.shape;
       if (os.length !== ts.length || !os.every((d, i) => d === ts[i])) continue;
@@ -169,14 +172,14 @@ function reshapedWeight(rw: Rewriter, t: number, shape: number[]): number {
 function fuseSqueezeExcite(rw: Rewriter): number {
   let count = 0;
   for (const mul of rw.g.liveNodes()) {
-    if (mul.op !== 'binary' || mul.attrs.op !== 'mul' || (mul.attrs.act ?? 'none') !== 'none') continue;
+    if (!isOp(mul, 'binary') || mul.attrs.op !== 'mul' || (mul.attrs.act ?? 'none') !== 'none') continue;
     const [x, s] = mul.inputs as [number, number];
     const fc2 = rw.producer(s);
-    if (!fc2 || fc2.op !== 'linear' || fc2.attrs.act !== 'sigmoid' || !fc2.attrs.hasBias || rw.soleConsumer(s) !== mul) continue;
+    if (!isOp(fc2, 'linear') || fc2.attrs.act !== 'sigmoid' || !fc2.attrs.hasBias || rw.soleConsumer(s) !== mul) continue;
     const fc1 = rw.producer(fc2.inputs[0]!);
-    if (!fc1 || fc1.op !== 'linear' || !['silu', 'relu'].includes(fc1.attrs.act) || !fc1.attrs.hasBias || rw.soleConsumer(fc2.inputs[0]!) !== fc2) continue;
+    if (!isOp(fc1, 'linear') || (fc1.attrs.act !== 'silu' && fc1.attrs.act !== 'relu') || !fc1.attrs.hasBias || rw.soleConsumer(fc2.inputs[0]!) !== fc2) continue;
     const pool = rw.producer(fc1.inputs[0]!);
-    if (!pool || pool.op !== 'global_pool' || pool.attrs.mode !== 'avg' || pool.inputs[0] !== x || rw.soleConsumer(fc1.inputs[0]!) !== fc1) continue;
+    if (!isOp(pool, 'global_pool') || pool.attrs.mode !== 'avg' || pool.inputs[0] !== x || rw.soleConsumer(fc1.inputs[0]!) !== fc1) continue;
     if (rw.g.tensors[x]!.shape.length !== 4) continue;
     const [S, C] = rw.g.tensors[fc1.inputs[1]!]!.shape as [number, number];
     const w1 = reshapedWeight(rw, fc1.inputs[1]!, [S, C, 1, 1]);
@@ -186,8 +189,7 @@ function fuseSqueezeExcite(rw: Rewriter): number {
     const act1 = fc1.attrs.act;
     const dw = rw.producer(x);
     const next = rw.soleConsumer(mul.outputs[0]!);
-    const canPoolInDw = dw && dw.op === 'depthwise' && !dw.attrs.pool && rw.onlyReadBy(x, [pool, mul]);
-    if (canPoolInDw && dw) {
+    if (isOp(dw, 'depthwise') && !dw.attrs.pool && rw.onlyReadBy(x, [pool, mul])) {
       // depthwise computes the pooled means in its pass; se_scale turns them into the channel scale.
       const pooled = pool.outputs[0]!;
       dw.attrs = { ...dw.attrs, pool: true };
@@ -195,15 +197,13 @@ function fuseSqueezeExcite(rw: Rewriter): number {
       rw.g.tensors[pooled]!.producer = dw.id;
       rw.g.nodes[pool.id] = null;
       // se_scale replaces fc1 (it keeps fc1's node slot, which comes before fc2 and mul).
-      const scaleNode = fc1;
-      scaleNode.op = 'se_scale';
-      scaleNode.attrs = { act1 };
+      const scaleNode: NodeInfo = fc1;
+      setOp(scaleNode, 'se_scale', { act1 });
       scaleNode.inputs = [pooled, w1, b1, w2, b2];
       scaleNode.outputs = [s];
       rw.g.tensors[s]!.producer = scaleNode.id;
       rw.g.nodes[fc2.id] = null;
-      const conv = next && next.op === 'conv2d' && next.inputs[0] === mul.outputs[0] && !next.attrs.hasInScale;
-      if (conv && next && next.attrs.kernel[0] === 1 && next.attrs.kernel[1] === 1 && next.attrs.stride[0] === 1 && next.attrs.stride[1] === 1) {
+      if (isOp(next, 'conv2d') && next.inputs[0] === mul.outputs[0] && !next.attrs.hasInScale && next.attrs.kernel[0] === 1 && next.attrs.kernel[1] === 1 && next.attrs.stride[0] === 1 && next.attrs.stride[1] === 1) {
         const ci = convInputs(next);
         ci.x = x;
         ci.inScale = s;
@@ -212,9 +212,8 @@ function fuseSqueezeExcite(rw: Rewriter): number {
       }
       rw.refresh();
     } else {
-      const se = mul;
-      se.op = 'squeeze_excite';
-      se.attrs = { act1 };
+      const se: NodeInfo = mul;
+      setOp(se, 'squeeze_excite', { act1 });
       se.inputs = [x, w1, b1, w2, b2];
       for (const n of [pool, fc1, fc2]) rw.g.nodes[n.id] = null;
       rw.refresh();
@@ -227,14 +226,13 @@ function fuseSqueezeExcite(rw: Rewriter): number {
 function fuseSpatialSE(rw: Rewriter): number {
   let count = 0;
   for (const mul of rw.g.liveNodes()) {
-    if (mul.op !== 'binary' || mul.attrs.op !== 'mul' || (mul.attrs.act ?? 'none') !== 'none') continue;
+    if (!isOp(mul, 'binary') || mul.attrs.op !== 'mul' || (mul.attrs.act ?? 'none') !== 'none') continue;
     const [x, s] = mul.inputs as [number, number];
     const conv = rw.producer(s);
-    if (!conv || conv.op !== 'conv2d' || conv.attrs.act !== 'sigmoid' || !conv.attrs.hasBias || conv.attrs.hasResidual || conv.attrs.hasInScale) continue;
+    if (!isOp(conv, 'conv2d') || conv.attrs.act !== 'sigmoid' || !conv.attrs.hasBias || conv.attrs.hasResidual || conv.attrs.hasInScale) continue;
     if (conv.inputs[0] !== x || conv.attrs.kernel[0] !== 1 || conv.attrs.kernel[1] !== 1 || conv.attrs.stride[0] !== 1 || conv.attrs.stride[1] !== 1) continue;
     if (rw.g.tensors[s]!.shape[1] !== 1 || rw.soleConsumer(s) !== mul) continue;
-    mul.op = 'spatial_se';
-    mul.attrs = {};
+    setOp(mul as NodeInfo, 'spatial_se', {});
     mul.inputs = [x, conv.inputs[1]!, conv.inputs[2]!];
     rw.g.nodes[conv.id] = null;
     rw.refresh();

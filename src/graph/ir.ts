@@ -1,11 +1,11 @@
 /**
- * The graph IR: tensors (graph inputs, weights, values) and nodes (one op each). A {@link GraphBuilder} checks
- * every shape when a node is added, so a graph with mismatched shapes fails when it is built, naming the node,
- * the op and the shapes. Compilation (src/graph/compile.ts) runs the fusion passes, the memory plan and the
- * executor setup.
+ * The graph IR: tensors (graph inputs, weights, values) and nodes (one op each, named by a string, with its
+ * attributes). The IR knows no op: the GraphBuilder (src/graph/builder.ts) checks shapes and attribute types
+ * against the op registry as nodes are added, and typed reads of a node's attributes go through
+ * {@link src/graph/builder.ts isOp}. The compile step (src/graph/compile.ts) runs the fusion passes, the memory
+ * plan and the ops' dispatches on it.
  */
-import { ShapeError, numel, type Shape } from '../ops/op.js';
-import { getOp } from '../ops/registry.js';
+import { numel, type Shape } from '../ops/op.js';
 
 /** What a tensor is. */
 export type TensorKind = 'input' | 'weight' | 'value';
@@ -20,12 +20,17 @@ export interface TensorInfo {
   producer: number;
 }
 
+/** A node's attributes as the IR holds them: an object of the type its op declares. */
+export type NodeAttrs = { readonly [key: string]: unknown };
+
 /** A node: one op applied to tensors. */
 export interface NodeInfo {
   id: number;
   name: string;
+  /** The op's name in the registry (src/ops/registry.ts). */
   op: string;
-  attrs: any;
+  /** The op's attributes, of the type the op declares (read them typed through isOp, src/graph/builder.ts). */
+  attrs: NodeAttrs;
   inputs: number[];
   outputs: number[];
 }
@@ -82,81 +87,5 @@ export class Graph {
     this.tensors.push({ id, name, shape, kind: 'weight', producer: -1 });
     this.weightData.set(id, data);
     return id;
-  }
-}
-
-/** Builds graphs op by op, checking shapes as it goes. */
-export class GraphBuilder {
-  readonly graph = new Graph();
-  private readonly names = new Set<string>();
-
-  private tensor(name: string, shape: Shape, kind: TensorKind, producer: number): Tensor {
-    const g = this.graph;
-    const id = g.tensors.length;
-    g.tensors.push({ id, name, shape: [...shape], kind, producer });
-    return { id, shape: [...shape], name };
-  }
-
-  private uniqueName(name: string): string {
-    let n = name;
-    for (let i = 1; this.names.has(n); i++) n = `${name}_${i}`;
-    this.names.add(n);
-    return n;
-  }
-
-  /** Declares a graph input. */
-  input(name: string, shape: Shape): Tensor {
-    if (!shape.every((d) => Number.isInteger(d) && d > 0)) throw new ShapeError('input', `'${name}' has an invalid shape [${shape.join(', ')}]`);
-    const t = this.tensor(this.uniqueName(name), shape, 'input', -1);
-    this.graph.inputs.push(t.id);
-    return t;
-  }
-
-  /** Declares a weight; `data` may be given now or bound later with {@link Graph.weightData}. */
-  weight(name: string, shape: Shape, data?: Float32Array): Tensor {
-    const t = this.tensor(this.uniqueName(name), shape, 'weight', -1);
-    if (data) {
-      if (data.length !== numel(shape)) throw new GraphError(`weight ${name}: ${data.length} values for shape [${shape.join(', ')}]`);
-      this.graph.weightData.set(t.id, data);
-    }
-    return t;
-  }
-
-  /** Adds a node and returns its output tensors; throws a ShapeError naming the node on a shape mismatch. */
-  op(op: string, inputs: Tensor[], attrs: unknown, name: string): Tensor[] {
-    const def = getOp(op);
-    const nodeName = this.uniqueName(name);
-    let shapes: Shape[];
-    try {
-      shapes = def.infer(
-        inputs.map((t) => t.shape),
-        attrs,
-      );
-    } catch (e) {
-      if (e instanceof ShapeError) throw new ShapeError(`node '${nodeName}'`, e.message);
-      throw e;
-    }
-    const g = this.graph;
-    const id = g.nodes.length;
-    const outs = shapes.map((s, i) => this.tensor(shapes.length === 1 ? nodeName : `${nodeName}:${i}`, s, 'value', id));
-    g.nodes.push({ id, name: nodeName, op, attrs, inputs: inputs.map((t) => t.id), outputs: outs.map((t) => t.id) });
-    return outs;
-  }
-
-  /** Adds a single-output node. */
-  op1(op: string, inputs: Tensor[], attrs: unknown, name: string): Tensor {
-    return this.op(op, inputs, attrs, name)[0]!;
-  }
-
-  /** Marks a tensor as a named graph output. */
-  output(name: string, t: Tensor): void {
-    if (this.graph.outputs.has(name)) throw new GraphError(`duplicate output name '${name}'`);
-    this.graph.outputs.set(name, t.id);
-  }
-
-  /** Returns the finished graph. */
-  finish(): Graph {
-    if (this.graph.outputs.size === 0) throw new GraphError('the graph has no outputs');
-    return this.graph;
   }
 }

@@ -10,8 +10,11 @@
  * src/graph/fuse.ts turn them into fused ops.
  */
 import type { Activation } from '../ops/activation.js';
+import type { Conv2dAttrs } from '../ops/conv2d.js';
 import type { Shape } from '../ops/op.js';
-import { GraphBuilder, type Graph, type Tensor } from '../graph/ir.js';
+import type { SliceInputAttrs } from '../ops/slice-input.js';
+import { GraphBuilder } from '../graph/builder.js';
+import type { Graph, Tensor } from '../graph/ir.js';
 
 /** How a graph weight is computed from its source tensor. */
 export type Derivation =
@@ -104,7 +107,7 @@ export class ModelBuilder {
   convWith(x: Tensor, w: Tensor, b: Tensor | undefined, k: number, opts: ConvOpts, node: string): Tensor {
     const s = opts.stride ?? 1;
     const pad = opts.pad ?? Math.floor(k / 2);
-    const attrs = { kernel: [k, k], stride: [s, s], pad: [pad, pad], act: 'none', hasBias: !!b, hasResidual: false, hasInScale: false };
+    const attrs: Conv2dAttrs = { kernel: [k, k], stride: [s, s], pad: [pad, pad], act: 'none', hasBias: !!b, hasResidual: false, hasInScale: false };
     return this.b.op1('conv2d', b ? [x, w, b] : [x, w], attrs, node);
   }
 
@@ -158,7 +161,7 @@ export class ModelBuilder {
    * masked to `outside` wherever prob <= threshold first (src/ops/slice-input.ts).
    */
   sliceInput(windowed: Tensor, prob: Tensor | null, pre: { mean: readonly number[]; std: readonly number[]; lung_threshold: number; outside_mask_value: number }, node: string): Tensor {
-    const attrs = { mean: [pre.mean[0]!, pre.mean[1]!, pre.mean[2]!], std: [pre.std[0]!, pre.std[1]!, pre.std[2]!], threshold: pre.lung_threshold, outside: pre.outside_mask_value };
+    const attrs: SliceInputAttrs = { mean: [pre.mean[0]!, pre.mean[1]!, pre.mean[2]!], std: [pre.std[0]!, pre.std[1]!, pre.std[2]!], threshold: pre.lung_threshold, outside: pre.outside_mask_value };
     return this.b.op1('slice_input', prob ? [windowed, prob] : [windowed], attrs, node);
   }
 

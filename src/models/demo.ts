@@ -2,7 +2,8 @@
  * A small network with one of each op family (strided stem, MBConv with squeeze-excite and residual, bilinear
  * resize, zero-cost concat, 3x3 conv), with seeded random weights. The executor test and `covidct demo` use it.
  */
-import { GraphBuilder, type Graph, type Tensor } from '../graph/ir.js';
+import { GraphBuilder } from '../graph/builder.js';
+import type { Graph, Tensor } from '../graph/ir.js';
 import type { Activation } from '../ops/activation.js';
 import { numel } from '../ops/op.js';
 import { mulberry32, uniform } from '../ops/random.js';

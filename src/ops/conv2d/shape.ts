@@ -5,13 +5,13 @@ import { check, checkRank, type Shape } from '../op.js';
 /** Attributes of conv2d. */
 export interface Conv2dAttrs {
   /** Kernel size [kh, kw]; must match the weight's last two dimensions. */
-  kernel: [number, number];
+  kernel: readonly [number, number];
   /** Stride [sh, sw]. */
-  stride: [number, number];
+  stride: readonly [number, number];
   /** Symmetric zero padding [ph, pw]. */
-  pad: [number, number];
+  pad: readonly [number, number];
   /** Dilation [dh, dw] (default [1, 1]). */
-  dilation?: [number, number];
+  dilation?: readonly [number, number];
   /** Epilogue activation, applied after the bias and before the residual. */
   act: Activation;
   /** A bias [Cout] follows the weight. */
