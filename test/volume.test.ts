@@ -13,7 +13,10 @@ import { toAxial, AXIAL_AXCODES } from '../src/volume/orient.js';
 import type { Volume } from '../src/volume/volume.js';
 
 const DIR = join(import.meta.dirname, 'fixtures', 'scans', 'nifti');
-const expected = JSON.parse(readFileSync(join(DIR, 'expected.json'), 'utf8')) as { good: Record<string, { affine: number[][]; axcodes: string; shape: number[] }> };
+const expected = JSON.parse(readFileSync(join(DIR, 'expected.json'), 'utf8')) as {
+  good: Record<string, { affine: number[][]; axcodes: string; shape: number[] }>;
+  axcodes_cases: { affine: number[][]; axcodes: string }[];
+};
 const load = (name: string) => readNifti(new Uint8Array(readFileSync(join(DIR, name))), name);
 
 describe('affine helpers', () => {
@@ -25,6 +28,12 @@ describe('affine helpers', () => {
     }
     // The fixtures span more than one orientation, or this test would prove little.
     for (const c of ['LAS', 'LIA', 'LPI', 'PIR', 'RAI', 'RAS']) expect(seen.has(c), c).toBe(true);
+  });
+
+  it("axcodes equals nibabel's for 120 random sheared affines (where the nearest-rotation step matters)", () => {
+    expect(expected.axcodes_cases.length).toBe(120);
+    const wrong = expected.axcodes_cases.filter((c) => axcodes(affineFromRows(c.affine)) !== c.axcodes);
+    expect(wrong.map((c) => `${JSON.stringify(c.affine)}: ours ${axcodes(affineFromRows(c.affine))}, nibabel ${c.axcodes}`)).toEqual([]);
   });
 
   it('axcodes of an LPS affine names the same patient directions', () => {

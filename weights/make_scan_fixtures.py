@@ -21,6 +21,7 @@ Files (7 x 6 x 5 voxels unless said, a few KB each):
   file (NIfTI-1 32767^3, NIfTI-2 2^30^3, plain and gzipped), a zero and a negative dimension, dim[0] = 8,
   vox_offset past the end and inside the header, not a NIfTI file, too short for a header, 5 volumes, int64 and
   complex64 datatypes, a header/image pair header, an impossible qform quaternion.
+* ``axcodes_cases`` in expected.json: nibabel's ``aff2axcodes`` of 120 random general (sheared) affines.
 """
 import gzip
 import io
@@ -249,9 +250,23 @@ def main():
         except Exception:
             pass
 
+    # nibabel's aff2axcodes of random general (sheared, badly conditioned) affines: the nearest-rotation step of
+    # io_orientation matters for these, not for the fixtures' orthogonal ones.
+    rng = np.random.default_rng(99)
+    axcases = []
+    for _ in range(120):
+        a = np.eye(4)
+        a[:3, :3] = np.round(rng.normal(size=(3, 3)), 3)
+        a[:3, 3] = np.round(rng.normal(scale=50, size=3), 2)
+        if abs(np.linalg.det(a[:3, :3])) < 1e-2:
+            continue
+        axcases.append({'affine': a.tolist(), 'axcodes': ''.join(nib.aff2axcodes(a))})
+
     # One line per file, to keep the file small and its diffs readable.
     with open(os.path.join(OUT, 'expected.json'), 'w') as f:
-        f.write('{"nibabel": %s,\n "good": {\n' % json.dumps(nib.__version__))
+        f.write('{"nibabel": %s,\n "axcodes_cases": [\n' % json.dumps(nib.__version__))
+        f.write(',\n'.join('  ' + json.dumps(c, separators=(',', ':')) for c in axcases))
+        f.write('\n ],\n "good": {\n')
         f.write(',\n'.join(f'  {json.dumps(k)}: {json.dumps(v, separators=(",", ":"))}' for k, v in good.items()))
         f.write('\n },\n "bad": {\n')
         f.write(',\n'.join(f'  {json.dumps(k)}: {json.dumps(v)}' for k, v in bad.items()))
