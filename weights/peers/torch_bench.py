@@ -54,16 +54,15 @@ import traceback
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, _HERE)
 
-import torch  # noqa: E402
+# torch and the models are imported in main() once the arguments are checked (importing torch takes seconds).
+torch = None
 
-from bench_models import normalised, stage_module, two_stage, windowed_slices  # noqa: E402
-
-# mode -> (dtype, channels-last, TF32 allowed, CUDA only)
+# mode -> (torch dtype name, channels-last, TF32 allowed, CUDA only)
 MODES = {
-    "f32": (torch.float32, False, False, False),
-    "tf32-cl": (torch.float32, True, True, True),
-    "fp16-cl": (torch.float16, True, False, False),
-    "bf16-cl": (torch.bfloat16, True, False, False),
+    "f32": ("float32", False, False, False),
+    "tf32-cl": ("float32", True, True, True),
+    "fp16-cl": ("float16", True, False, False),
+    "bf16-cl": ("bfloat16", True, False, False),
 }
 
 
@@ -94,14 +93,14 @@ def convert_module(module: torch.nn.Module, mode: str, device: str) -> torch.nn.
     m = copy.deepcopy(module).to(device)
     if cl:
         m = m.to(memory_format=torch.channels_last)
-    return m.to(dtype).eval()
+    return m.to(getattr(torch, dtype)).eval()
 
 
 def prepare_input(x: torch.Tensor, mode: str, device: str) -> torch.Tensor:
     """The f32 host input on the device in the mode's dtype and memory format (a no-op for f32 on the CPU)."""
     dtype, cl, _, _ = MODES[mode]
     x = x.to(device)
-    return x.to(dtype=dtype, memory_format=torch.channels_last if cl else torch.contiguous_format)
+    return x.to(dtype=getattr(torch, dtype), memory_format=torch.channels_last if cl else torch.contiguous_format)
 
 
 def to_host(out):
@@ -171,6 +170,11 @@ def main() -> int:
         modes = parse_modes(a.modes)
     except ValueError as e:
         ap.error(f"--modes: {e}")
+    global torch
+    import torch as _torch
+
+    torch = _torch
+    from bench_models import normalised, stage_module, two_stage, windowed_slices
     torch.set_num_threads(a.threads)
     sizes = [tuple(int(v) for v in s.lower().split("x")) for s in a.sizes.split(",")]
     batches = [int(b) for b in a.batches.split(",")]
