@@ -38,7 +38,8 @@ there means no slice qualified), since random weights in fp16 could overflow whe
 ``--dry-run`` times nothing and runs no forward: per cell and mode it builds the module, converts it and the
 input as the timed run would, and reports what the conversion produced (``"dryRun": true``, the parameters'
 dtypes, how many 4-D weights are channels-last and how many only NCHW, the input's dtype and memory format,
-the TF32 flags as set). It proves the mode plumbing on any machine, not that the mode runs there.
+the TF32 flags as set). It proves the mode plumbing on any machine, not that the mode runs there. With
+`--device cuda` and no CUDA it converts on the CPU (device "cuda (none here)").
 """
 
 from __future__ import annotations
@@ -220,7 +221,7 @@ def main() -> int:
             try:
                 t0 = time.perf_counter()
                 module = convert_module(f32_module, mode, device)
-                if cuda:
+                if device == "cuda":
                     torch.cuda.synchronize()
                 setup_ms = build_ms + (time.perf_counter() - t0) * 1e3
             except Exception as e:  # noqa: BLE001
@@ -257,7 +258,7 @@ def main() -> int:
                     traceback.print_exc(file=sys.stderr)
                 print(json.dumps(rec), flush=True)
             del module
-            if cuda:
+            if device == "cuda":
                 torch.cuda.empty_cache()
     return 0
 
