@@ -15,6 +15,10 @@ skipped (inference never needs it).  Metadata (all values are strings):
     covidct.dtype       "f32" | "f16" | "bf16"
     covidct.source      how the weights were made (seed / checkpoint)
     covidct.torch       torch version / torchvision version used
+  optional (train.py writes them; --meta KEY=VALUE adds any):
+    covidct.trained_on    what the weights were trained on (free text)
+    covidct.intended_use  e.g. "trained on synthetic data, not for diagnosis"; shown with every output
+    covidct.training      JSON: recipe, seed, schedule, validation figures
 """
 
 from __future__ import annotations
@@ -47,8 +51,12 @@ from reference import (  # noqa: E402
 DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 
 
-def metadata_for(cfg: ModelConfig, dtype: str, source: str) -> Dict[str, str]:
-    return {
+def metadata_for(cfg: ModelConfig, dtype: str, source: str,
+                 extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The ``__metadata__`` of a weights file.  ``extra`` adds keys (all strings) such as
+    ``covidct.trained_on``, ``covidct.intended_use`` and ``covidct.training`` (weights/README.md);
+    it may not override the format keys."""
+    md = {
         "covidct.format": FORMAT_VERSION,
         "covidct.config": json.dumps(cfg.model_dict()),
         "covidct.preprocess": json.dumps(cfg.preprocess.to_dict()),
@@ -56,10 +64,19 @@ def metadata_for(cfg: ModelConfig, dtype: str, source: str) -> Dict[str, str]:
         "covidct.source": source,
         "covidct.torch": f"torch {torch.__version__}; torchvision {torchvision.__version__}",
     }
+    for k, v in (extra or {}).items():
+        if k in md:
+            raise ValueError(f"metadata key {k} is reserved")
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise TypeError(f"metadata must be str -> str, got {k!r}: {type(v).__name__}")
+        md[k] = v
+    return md
 
 
-def export_model(model: TwoStageModel, path: str, dtype: str = "f32", source: str = "") -> Dict[str, torch.Tensor]:
-    """Write ``model`` to ``path``; returns the tensors as written (in the file dtype)."""
+def export_model(model: TwoStageModel, path: str, dtype: str = "f32", source: str = "",
+                 extra_metadata: Optional[Dict[str, str]] = None) -> Dict[str, torch.Tensor]:
+    """Write ``model`` to ``path``; returns the tensors as written (in the file dtype).
+    ``extra_metadata``: more ``__metadata__`` keys (see metadata_for)."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}")
     tensors = {}
@@ -67,7 +84,7 @@ def export_model(model: TwoStageModel, path: str, dtype: str = "f32", source: st
         if not v.is_floating_point():
             raise TypeError(f"{k}: unexpected non-float tensor {v.dtype}")
         tensors[k] = v.detach().to(DTYPES[dtype]).contiguous()
-    safetensors_io.save(tensors, metadata_for(model.config, dtype, source), path)
+    safetensors_io.save(tensors, metadata_for(model.config, dtype, source, extra_metadata), path)
     return tensors
 
 
@@ -110,7 +127,15 @@ def main(argv: Optional[list] = None) -> int:
                     help="random BN running stats and affine params (parity fixtures)")
     ap.add_argument("--from-checkpoint", help="torch .pt with a TwoStageModel state dict "
                     "(or {'state_dict'|'model': ..., 'config': ModelConfig dict})")
+    ap.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra metadata, e.g. covidct.intended_use='trained on synthetic data, not for diagnosis'")
     args = ap.parse_args(argv)
+    extra = {}
+    for kv in args.meta:
+        if "=" not in kv:
+            raise SystemExit(f"--meta {kv!r}: expected KEY=VALUE")
+        k, v = kv.split("=", 1)
+        extra[k] = v
 
     if args.config_json:
         with open(args.config_json) as f:
@@ -137,7 +162,7 @@ def main(argv: Optional[list] = None) -> int:
             randomize_batchnorm(model, torch.Generator().manual_seed(args.seed))
             source += ", randomized BN"
     model.eval()
-    tensors = export_model(model, args.out, args.dtype, source)
+    tensors = export_model(model, args.out, args.dtype, source, extra)
     n = sum(t.numel() for t in tensors.values())
     print(f"wrote {args.out}: {len(tensors)} tensors, {n} values, dtype {args.dtype}, "
           f"{os.path.getsize(args.out)} bytes ({source})")

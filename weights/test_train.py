@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""Tests of the synthetic generator and the training recipe (seconds on 2 cores).
+
+    /usr/bin/python3 weights/test_train.py        # prints 'N passed, 0 failed'
+
+* the generator's masks agree with its labels: no infection in 'no infection' studies, lesions in
+  both lungs for COVID-19-like, in one lung only for CAP-like, infection inside the lung, lesion HU
+  in the stated ranges, per-slice labels consistent with the masks;
+* the written NIfTI files say what docs/training.md says (axcodes L,P,S; the axial view has the
+  spine posterior and the heart on the patient's left) and read back unchanged through dataset.py;
+* a few training steps of each stage lower the loss on generated data;
+* train.py end to end (one step per stage) exports a file whose metadata says what it was trained on.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+import traceback
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+import dataset as ds  # noqa: E402
+import safetensors_io  # noqa: E402
+import synth  # noqa: E402
+import train  # noqa: E402
+from reference import build_model, tiny_config  # noqa: E402
+
+MATRIX = (64, 64)
+SLICES = 14
+_cache = {}
+
+
+def study(label: str, index: int, seed: int = 4242):
+    key = (label, index, seed)
+    if key not in _cache:
+        _cache[key] = synth.generate_study(synth.study_rng(seed, index), label, MATRIX, (5.0, 10.0), SLICES)
+    return _cache[key]
+
+
+def _sides(st):
+    """Infection voxel counts in the patient's right and left halves (split at the body centre)."""
+    g = st["geometry"]
+    coords = (np.arange(g.n) + 0.5) * g.ps - g.fov / 2
+    right = (coords < g.cx)[None, None, :]  # x (column) increases toward the patient's left
+    inf = st["infection"].astype(bool)
+    return int((inf & right).sum()), int((inf & ~right).sum())
+
+
+def test_none_has_no_infection():
+    for i in range(3):
+        st = study("no infection", i)
+        assert st["lung"].sum() > 1000, "lungs present"
+        assert st["infection"].sum() == 0, "no infection voxels in a 'no infection' study"
+        assert all(s == "no infection" for s in st["slice_labels"])
+
+
+def test_covid_bilateral_and_inside_lung():
+    for i in range(3):
+        st = study("COVID-19", i)
+        r, l = _sides(st)
+        assert r > 0 and l > 0, f"COVID-like study {i} must be bilateral (right {r}, left {l})"
+        inf = st["infection"].astype(bool)
+        assert not (inf & ~st["lung"].astype(bool)).any(), "infection outside the lung"
+        assert "COVID-19" in st["slice_labels"]
+
+
+def test_cap_unilateral_and_inside_lung():
+    for i in range(3):
+        st = study("CAP", i)
+        r, l = _sides(st)
+        assert (r > 0) != (l > 0), f"CAP-like study {i} must be unilateral (right {r}, left {l})"
+        inf = st["infection"].astype(bool)
+        assert not (inf & ~st["lung"].astype(bool)).any(), "infection outside the lung"
+        assert "CAP" in st["slice_labels"]
+
+
+def test_lesion_density():
+    """COVID-like lesions are ground glass (mean well below soft tissue), CAP-like ones consolidation."""
+    cov = study("COVID-19", 0)
+    cap = study("CAP", 0)
+    normal = study("no infection", 0)
+    lung_mean = float(normal["hu"][normal["lung"].astype(bool)].mean())
+    mc = float(cov["hu"][cov["infection"].astype(bool)].mean())
+    mp = float(cap["hu"][cap["infection"].astype(bool)].mean())
+    assert lung_mean < -700, f"normal lung mean {lung_mean:.0f} HU"
+    assert -800 < mc < -150, f"COVID-like lesion mean {mc:.0f} HU (ground glass, some consolidation)"
+    assert -450 < mp < 80, f"CAP-like lesion mean {mp:.0f} HU (consolidation, air bronchograms, GGO rim)"
+    assert mp > mc, "CAP-like lesions denser than COVID-like ones"
+
+
+def test_slice_labels_follow_masks():
+    st = study("COVID-19", 1)
+    for k, lab in enumerate(st["slice_labels"]):
+        ia = int(st["infection"][k].sum())
+        la = int(st["lung"][k].sum())
+        infected = ia >= synth.MIN_INFECTED_VOXELS and ia >= synth.SLICE_INFECTED_FRACTION * max(la, 1)
+        assert (lab == "COVID-19") == infected, f"slice {k}: label {lab}, infected voxels {ia}"
+
+
+def test_deterministic():
+    a = synth.generate_study(synth.study_rng(7, 3), "CAP", MATRIX, (5.0, 10.0), 8)
+    b = synth.generate_study(synth.study_rng(7, 3), "CAP", MATRIX, (5.0, 10.0), 8)
+    c = synth.generate_study(synth.study_rng(8, 3), "CAP", MATRIX, (5.0, 10.0), 8)
+    assert np.array_equal(a["hu"], b["hu"]) and np.array_equal(a["infection"], b["infection"])
+    assert not np.array_equal(a["hu"], c["hu"])
+
+
+def test_nifti_orientation_and_roundtrip():
+    import nibabel as nib
+    st = study("COVID-19", 2)
+    with tempfile.TemporaryDirectory() as d:
+        synth.write_study(st, os.path.join(d, "s0"))
+        with open(os.path.join(d, "labels.csv"), "w") as f:
+            f.write("study,label\ns0,COVID-19\n")
+        img = nib.load(os.path.join(d, "s0", "scan.nii.gz"))
+        assert nib.aff2axcodes(img.affine) == ("L", "P", "S"), nib.aff2axcodes(img.affine)
+        assert img.get_data_dtype() == np.int16
+        back = ds.read_study(d, "s0", 0)
+        assert np.array_equal(back.hu, st["hu"].astype(np.float32)), "scan round trip"
+        assert np.array_equal(back.lung, st["lung"]) and np.array_equal(back.infection, st["infection"])
+        g = st["geometry"]
+        assert np.allclose(back.spacing, (g.dz, g.ps, g.ps), rtol=1e-5)
+        # a flipped copy (RAS voxel order) reads back as the same axial view
+        flipped = nib.Nifti1Image(np.asarray(img.dataobj)[::-1, ::-1, :].copy(),
+                                  img.affine @ np.array([[-1, 0, 0, g.n - 1], [0, -1, 0, g.n - 1], [0, 0, 1, 0], [0, 0, 0, 1]]))
+        os.makedirs(os.path.join(d, "s1"))
+        nib.save(flipped, os.path.join(d, "s1", "scan.nii.gz"))
+        assert nib.aff2axcodes(flipped.affine) == ("R", "A", "S")
+        back2 = ds.read_study(d, "s1", 0)
+        assert np.array_equal(back2.hu, back.hu), "reorientation to the axial view"
+    # anatomy in the axial view: rows anterior -> posterior, columns patient right -> left
+    hu = st["hu"].astype(np.float32)
+    k = int(np.argmax(st["lung"].sum(axis=(1, 2))))
+    sl = hu[k]
+    rows = np.nonzero(sl > 500)[0]
+    assert rows.mean() > g.n / 2, "bone (spine) should sit posterior: in the lower half of the rows"
+    zt = np.arange(st["hu"].shape[0]) * g.dz + g.z0
+    heart_k = int(np.argmin(np.abs(zt / g.lung_h - 0.2)))
+    lung_k = st["lung"][heart_k]
+    cols = np.arange(g.n)
+    mid = int(np.round((g.cx + g.fov / 2) / g.ps))
+    right_area = int(lung_k[:, cols < mid].sum())
+    left_area = int(lung_k[:, cols >= mid].sum())
+    assert right_area > left_area, f"the heart takes room from the left lung (right {right_area}, left {left_area})"
+
+
+def _batch():
+    cfg = tiny_config()
+    cfg.input_size = 32
+    studies = [ds.prepare(ds.Study(f"s{i}", ds.label_index(st["label"]), st["hu"].astype(np.float32),
+                                   (st["geometry"].dz, st["geometry"].ps, st["geometry"].ps), st["lung"],
+                                   st["infection"], None), cfg)
+               for i, st in enumerate([study("COVID-19", 0), study("CAP", 0), study("no infection", 0)])]
+    rng = np.random.default_rng(0)
+    b = train.sample_batch(studies, rng, 2, 3, 1.0)
+    return cfg, b
+
+
+def test_training_steps_lower_the_loss():
+    """Six Adam steps on one batch of generated slices lower each stage's loss (BatchNorm in batch
+    mode, dropout off so the before/after losses are comparable)."""
+    cfg, b = _batch()
+    for stage in ("seg", "cls", "joint"):
+        model = build_model(cfg, seed=0)
+        model.train()
+        for m in model.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.eval()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        losses = []
+        for _ in range(7):
+            opt.zero_grad()
+            loss = train.step_losses(model, b, stage, seg_bce=0.0)
+            losses.append(float(loss["total"]))
+            loss["total"].backward()
+            opt.step()
+        assert losses[-1] < losses[0] - 0.02, f"{stage}: loss {losses[0]:.4f} -> {losses[-1]:.4f} after 6 Adam steps"
+
+
+def test_augment_keeps_masks_binary_and_aligned():
+    cfg, b = _batch()
+    g = torch.Generator().manual_seed(0)
+    out = train.augment(b, g, 1500.0)
+    for k in ("lung_mask", "infection_mask"):
+        assert set(torch.unique(out[k]).tolist()) <= {0.0, 1.0}
+    assert out["image"].min() >= 0 and out["image"].max() <= 1
+    # identity parameters leave everything unchanged
+    same = train.augment(b, g, 1500.0, rot_deg=0, scale=0, shift=0, flip_p=0, noise_hu=0, offset_hu=0)
+    assert torch.allclose(same["image"], b["image"], atol=1e-5)
+    assert torch.equal(same["lung_mask"], b["lung_mask"])
+
+
+def test_train_cli_exports_metadata():
+    with tempfile.TemporaryDirectory() as d:
+        data = os.path.join(d, "data")
+        synth.generate_dataset(data, 3, 5, matrix=(64, 64), n_slices=8, verbose=False)
+        out = os.path.join(d, "run")
+        w = os.path.join(d, "w.safetensors")
+        train.main(["--train", data, "--val", data, "--config", "tiny", "--input-size", "32", "--out", out,
+                    "--seg-epochs", "1", "--cls-epochs", "1", "--joint-epochs", "1", "--steps-per-epoch", "1",
+                    "--slices-per-study", "2", "--threads", "1", "--export", w, "--dtype", "f16", "--synthetic"])
+        tensors, md = safetensors_io.load(w)
+        assert md["covidct.intended_use"] == "trained on synthetic data, not for diagnosis", md
+        assert md["covidct.trained_on"]
+        assert '"recipe": "weights/train.py"' in md["covidct.training"]
+        assert md["covidct.dtype"] == "f16"
+        # resume continues after the last finished epoch
+        train.main(["--train", data, "--val", data, "--config", "tiny", "--input-size", "32", "--out", out,
+                    "--seg-epochs", "1", "--cls-epochs", "1", "--joint-epochs", "2", "--steps-per-epoch", "1",
+                    "--slices-per-study", "2", "--threads", "1", "--resume", os.path.join(out, "last.pt")])
+        ck = torch.load(os.path.join(out, "last.pt"))
+        assert ck["epoch"] == 3 and len(ck["history"]) == 4, (ck["epoch"], len(ck["history"]))
+
+
+def main() -> int:
+    tests = [(k, v) for k, v in globals().items() if k.startswith("test_") and callable(v)]
+    only = sys.argv[1:]
+    passed = failed = 0
+    for name, fn in tests:
+        if only and not any(o in name for o in only):
+            continue
+        t = time.time()
+        try:
+            fn()
+            passed += 1
+            print(f"ok   {name} ({time.time() - t:.1f} s)", flush=True)
+        except Exception:
+            failed += 1
+            print(f"FAIL {name}", flush=True)
+            traceback.print_exc()
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,413 @@
+#!/usr/bin/env python3
+"""Train the two-stage COVID-19 / CAP model (weights/reference) on a dataset folder.
+
+The recipe of the paper (docs/training.md): dice loss for the lung mask and the infection map,
+cross-entropy for the slice and patient classes, Adam, and a staged schedule:
+
+  1. ``seg``   stage 1 (GR-U-Net) alone, lung dice;
+  2. ``cls``   stage 2 (classifier) fed the ground-truth lung mask: infection dice + slice CE;
+  3. ``joint`` everything together (teacher-forced lung mask for stage 2) + the patient head's CE.
+
+Each step takes ``--studies-per-batch`` studies and ``--slices-per-study`` slices of each (the
+patient head pools the slices of one study), with CT augmentation (left-right flip, small
+rotations, scales and shifts, HU noise and offset).  Validation every epoch on whole studies with
+the predicted lung mask: lung Dice, infection Dice, slice and patient accuracy, per-class F1, AUC.
+Checkpoints ``last.pt`` (every epoch, for ``--resume``) and ``best.pt``; at the end the best
+weights are exported through weights/export.py with metadata saying what they were trained on.
+
+Example (the committed small model, weights/README.md):
+    /usr/bin/python3 weights/synth.py --out data/train --n 210 --seed 1
+    /usr/bin/python3 weights/synth.py --out data/val --n 30 --seed 2
+    /usr/bin/python3 weights/train.py --train data/train --val data/val --config tiny --input-size 64 \\
+        --out runs/small --export weights/trained/synthetic-small.safetensors --dtype f16 --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from typing import Dict, List, Optional
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import dataset as ds  # noqa: E402
+import export  # noqa: E402
+from reference import ModelConfig, build_model, get_config, normalise  # noqa: E402
+from reference.losses import dice_loss  # noqa: E402
+
+INTENDED_USE_SYNTHETIC = "trained on synthetic data, not for diagnosis"
+
+
+# ----------------------------------------------------------------------------------------------
+# Batches and augmentation
+# ----------------------------------------------------------------------------------------------
+
+def sample_batch(studies: List[ds.Prepared], rng: np.random.Generator, n_studies: int, n_slices: int,
+                 lung_only: float) -> Dict[str, torch.Tensor]:
+    """``n_studies`` random studies, ``n_slices`` slices each; a fraction ``lung_only`` of the slices
+    is drawn among slices whose ground-truth lung covers >= 1% of the slice."""
+    pick = rng.choice(len(studies), size=n_studies, replace=len(studies) < n_studies)
+    img, lung, inf, sl, pid, plab = [], [], [], [], [], []
+    for j, si in enumerate(pick):
+        st = studies[int(si)]
+        z = st.image.shape[0]
+        with_lung = np.flatnonzero(st.lung_area.numpy() >= 0.01)
+        n_l = int(round(n_slices * lung_only)) if len(with_lung) else 0
+        ks = list(rng.choice(with_lung, size=n_l, replace=len(with_lung) < n_l)) if n_l else []
+        ks += list(rng.choice(z, size=n_slices - n_l, replace=z < n_slices - n_l))
+        ks = torch.as_tensor(np.array(ks, dtype=np.int64))
+        img.append(st.image[ks].float())
+        lung.append(st.lung[ks].float() if st.lung is not None else torch.zeros_like(st.image[ks]).float())
+        inf.append(st.infection[ks].float() if st.infection is not None else torch.zeros_like(st.image[ks]).float())
+        sl.append(st.slice_labels[ks])
+        pid.append(torch.full((len(ks),), j, dtype=torch.long))
+        plab.append(st.label)
+    return {
+        "image": torch.cat(img)[:, None],
+        "lung_mask": torch.cat(lung)[:, None],
+        "infection_mask": torch.cat(inf)[:, None],
+        "slice_label": torch.cat(sl),
+        "patient_ids": torch.cat(pid),
+        "patient_label": torch.tensor(plab, dtype=torch.long),
+    }
+
+
+def augment(b: Dict[str, torch.Tensor], gen: torch.Generator, window_span: float,
+            rot_deg: float = 10.0, scale: float = 0.1, shift: float = 0.05, flip_p: float = 0.5,
+            noise_hu: float = 20.0, offset_hu: float = 15.0) -> Dict[str, torch.Tensor]:
+    """Per-slice random affine (rotation, isotropic scale, shift, left-right flip) applied to the
+    image (bilinear, outside = window 0 = air) and masks (bilinear then > 0.5), then HU noise and
+    offset in window units (clamped to [0, 1])."""
+    x = b["image"]
+    n = x.shape[0]
+    u = lambda: torch.rand(n, generator=gen) * 2 - 1  # noqa: E731
+    ang = u() * math.radians(rot_deg)
+    sc = 1 + u() * scale
+    flip = torch.where(torch.rand(n, generator=gen) < flip_p, -1.0, 1.0)
+    cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = cos * flip
+    theta[:, 0, 1] = -sin
+    theta[:, 1, 0] = sin * flip
+    theta[:, 1, 1] = cos
+    theta[:, 0, 2] = u() * shift * 2
+    theta[:, 1, 2] = u() * shift * 2
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = dict(b)
+    out["image"] = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    for k in ("lung_mask", "infection_mask"):
+        out[k] = (F.grid_sample(b[k], grid, mode="bilinear", padding_mode="zeros", align_corners=False) > 0.5).float()
+    sig = torch.rand(n, 1, 1, 1, generator=gen) * noise_hu / window_span
+    off = (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1) * offset_hu / window_span
+    body = out["image"] > 0
+    noisy = out["image"] + off + sig * torch.randn(out["image"].shape, generator=gen)
+    out["image"] = torch.where(body, noisy, out["image"]).clamp(0, 1)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Losses per stage
+# ----------------------------------------------------------------------------------------------
+
+def stage2_forward(model, windowed: torch.Tensor, lung_mask: torch.Tensor, patient_ids: torch.Tensor,
+                   with_patient: bool) -> Dict[str, torch.Tensor]:
+    """Stage 2 + patient head fed the ground-truth mask, without running stage 1 (same arithmetic
+    as TwoStageModel.forward with ``lung_mask=``)."""
+    pre = model.config.preprocess
+    mask = (lung_mask > 0.5).to(windowed.dtype)
+    masked = torch.where(mask > 0, windowed, torch.full_like(windowed, pre.outside_mask_value))
+    c = model.cls(normalise(masked, pre))
+    h, w = windowed.shape[-2:]
+    out = dict(c)
+    out["infection_prob"] = F.interpolate(c["infection_prob_s8"], size=(h, w), mode="bilinear", align_corners=False)
+    if with_patient:
+        used = mask.mean(dim=(1, 2, 3)) >= pre.lung_area_threshold
+        logits, ok = [], []
+        for pid in torch.unique(patient_ids, sorted=True):
+            sel = (patient_ids == pid) & used
+            if int(sel.sum()) == 0:
+                ok.append(False)
+                logits.append(torch.zeros(model.config.cls.num_classes))
+                continue
+            e = c["slice_embedding"][sel]
+            ok.append(True)
+            logits.append(model.patient(torch.cat([e.mean(0), e.max(0).values])[None])[0])
+        out["patient_logits"] = torch.stack(logits)
+        out["patient_ok"] = torch.tensor(ok)
+    return out
+
+
+def step_losses(model, b: Dict[str, torch.Tensor], stage: str, seg_bce: float) -> Dict[str, torch.Tensor]:
+    losses: Dict[str, torch.Tensor] = {}
+    pre = model.config.preprocess
+    if stage in ("seg", "joint"):
+        logits = model.seg(normalise(b["image"], pre))
+        prob = torch.sigmoid(logits)
+        losses["lung_dice"] = dice_loss(prob, b["lung_mask"])
+        if seg_bce > 0:
+            losses["lung_bce"] = seg_bce * F.binary_cross_entropy_with_logits(logits, b["lung_mask"])
+    if stage in ("cls", "joint"):
+        o = stage2_forward(model, b["image"], b["lung_mask"], b["patient_ids"], with_patient=(stage == "joint"))
+        losses["infection_dice"] = dice_loss(o["infection_prob"], b["infection_mask"])
+        losses["slice_ce"] = F.cross_entropy(o["slice_logits"], b["slice_label"])
+        if stage == "joint" and bool(o["patient_ok"].any()):
+            ok = o["patient_ok"]
+            losses["patient_ce"] = F.cross_entropy(o["patient_logits"][ok], b["patient_label"][ok])
+    losses["total"] = sum(losses.values())
+    return losses
+
+
+# ----------------------------------------------------------------------------------------------
+# Pretrained backbones
+# ----------------------------------------------------------------------------------------------
+
+def load_pretrained(model, paths: List[str], log=print) -> None:
+    """Loads torchvision EfficientNet ImageNet state dicts (keys ``features.<i>...``; the
+    classifier keys are ignored) into the stage-1 encoder (features 0..4) and/or the stage-2
+    backbone, wherever every tensor's shape matches.  A file matching neither is an error."""
+    for path in paths:
+        sd = torch.load(path, map_location="cpu")
+        if isinstance(sd, dict) and "state_dict" in sd:
+            sd = sd["state_dict"]
+        feats = {k: v for k, v in sd.items() if k.startswith("features.")}
+        if not feats:
+            raise SystemExit(f"{path}: no 'features.*' tensors; expected a torchvision EfficientNet state dict")
+        used = False
+        for name, mod in (("seg.encoder", model.seg.encoder), ("cls.backbone", model.cls.backbone)):
+            own = mod.state_dict()
+            sub = {k: v for k, v in feats.items() if k in own}
+            wanted = [k for k in own if not k.endswith("num_batches_tracked")]
+            if all(k in sub and sub[k].shape == own[k].shape for k in wanted):
+                mod.load_state_dict({**own, **sub})
+                log(f"pretrained {os.path.basename(path)} -> {name} ({len(wanted)} tensors)")
+                used = True
+        if not used:
+            raise SystemExit(f"{path}: shapes match neither the stage-1 encoder ({model.config.seg.encoder}) "
+                             f"nor the classifier backbone ({model.config.cls.backbone})")
+
+
+# ----------------------------------------------------------------------------------------------
+# Main loop
+# ----------------------------------------------------------------------------------------------
+
+def stage_of(epoch: int, a) -> str:
+    if epoch < a.seg_epochs:
+        return "seg"
+    if epoch < a.seg_epochs + a.cls_epochs:
+        return "cls"
+    return "joint"
+
+
+def lr_at(epoch: int, step: int, steps: int, a) -> float:
+    """Cosine decay from --lr to --lr * 0.05 within each stage."""
+    bounds = [0, a.seg_epochs, a.seg_epochs + a.cls_epochs, a.seg_epochs + a.cls_epochs + a.joint_epochs]
+    for i in range(3):
+        if bounds[i] <= epoch < bounds[i + 1]:
+            n = (bounds[i + 1] - bounds[i]) * steps
+            t = ((epoch - bounds[i]) * steps + step) / max(n, 1)
+            return a.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+    return a.lr * 0.05
+
+
+def score_of(summary: Dict[str, object], stage: str) -> float:
+    s = summary
+    if stage == "seg":
+        return float(s["lung_dice"])
+    v = float(s["patient_accuracy"]) + float(s["lung_dice"]) + 0.5 * float(np.nan_to_num(s["infection_dice"]))
+    return v + 0.5 * float(s["slice_accuracy"])
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--train", required=True, help="training dataset folder (layout: docs/training.md)")
+    ap.add_argument("--val", help="validation dataset folder (default: --val-fraction of --train)")
+    ap.add_argument("--val-fraction", type=float, default=0.15)
+    ap.add_argument("--config", choices=["tiny", "default"], default="default")
+    ap.add_argument("--config-json", help="full ModelConfig JSON (overrides --config)")
+    ap.add_argument("--classifier-backbone", help="efficientnet_b0..b7 (overrides the config's)")
+    ap.add_argument("--input-size", type=int, help="model input size (overrides the config's)")
+    ap.add_argument("--pretrained", nargs="*", default=[], help="torchvision EfficientNet ImageNet state dict file(s)")
+    ap.add_argument("--out", required=True, help="run folder (checkpoints, history.json)")
+    ap.add_argument("--resume", help="checkpoint to resume from (e.g. <out>/last.pt)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seg-epochs", type=int, default=20)
+    ap.add_argument("--cls-epochs", type=int, default=30)
+    ap.add_argument("--joint-epochs", type=int, default=20)
+    ap.add_argument("--steps-per-epoch", type=int, default=0, help="0: one pass over the training studies")
+    ap.add_argument("--studies-per-batch", type=int, default=2)
+    ap.add_argument("--slices-per-study", type=int, default=8)
+    ap.add_argument("--lung-slices", type=float, default=0.75, help="fraction of sampled slices drawn among lung slices")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seg-bce", type=float, default=0.0, help="extra BCE weight on the lung logits (paper: 0)")
+    ap.add_argument("--no-augment", action="store_true")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--val-every", type=int, default=1)
+    ap.add_argument("--val-max-studies", type=int, default=0,
+                    help="validate each epoch on at most this many studies (every k-th; 0: all)")
+    ap.add_argument("--time-limit", type=float, default=0, help="stop after this many minutes (then export)")
+    ap.add_argument("--export", help="write the best weights here (.safetensors) at the end")
+    ap.add_argument("--dtype", choices=["f32", "f16", "bf16"], default="f32")
+    ap.add_argument("--trained-on", default="", help="text for covidct.trained_on (default: the dataset folders)")
+    ap.add_argument("--intended-use", default="", help="text for covidct.intended_use")
+    ap.add_argument("--synthetic", action="store_true",
+                    help=f"the data are synthetic: covidct.intended_use = '{INTENDED_USE_SYNTHETIC}'")
+    a = ap.parse_args(argv)
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    os.makedirs(a.out, exist_ok=True)
+    logf = open(os.path.join(a.out, "train_log.txt"), "a")
+
+    def log(msg: str) -> None:
+        line = f"[{time.strftime('%H:%M:%S')}] {msg}"
+        print(line, flush=True)
+        logf.write(line + "\n")
+        logf.flush()
+
+    if a.config_json:
+        with open(a.config_json) as f:
+            cfg = ModelConfig.from_dict(json.load(f))
+    else:
+        cfg = get_config(a.config, a.classifier_backbone)
+    if a.input_size:
+        cfg.input_size = int(a.input_size)
+
+    torch.manual_seed(a.seed)
+    rng = np.random.default_rng(a.seed)
+    gen = torch.Generator().manual_seed(a.seed + 1)
+
+    log(f"command: {' '.join([os.path.basename(sys.executable)] + sys.argv)}")
+    t0 = time.time()
+    train = ds.load_dataset(a.train, cfg, log=log)
+    if a.val:
+        val = ds.load_dataset(a.val, cfg, log=log)
+    else:
+        order = np.random.default_rng(a.seed + 7).permutation(len(train))
+        nv = max(1, int(round(len(train) * a.val_fraction)))
+        val = [train[i] for i in order[:nv]]
+        train = [train[i] for i in order[nv:]]
+    if a.val_max_studies and len(val) > a.val_max_studies:
+        step_v = len(val) / a.val_max_studies
+        val = [val[int(i * step_v)] for i in range(a.val_max_studies)]
+    counts = np.bincount([s.label for s in train], minlength=3)
+    log(f"data: {len(train)} training studies {dict(zip(ds.CLASS_NAMES, counts.tolist()))}, "
+        f"{len(val)} validation, {sum(s.image.shape[0] for s in train)} training slices, "
+        f"input {cfg.input_size}x{cfg.input_size} ({time.time() - t0:.0f} s)")
+
+    model = build_model(cfg, seed=a.seed).to(a.device)
+    if a.pretrained:
+        load_pretrained(model, a.pretrained, log)
+    opt = torch.optim.Adam(model.parameters(), lr=a.lr)
+    epochs = a.seg_epochs + a.cls_epochs + a.joint_epochs
+    steps = a.steps_per_epoch or max(1, len(train) // a.studies_per_batch)
+    start_epoch, best, history = 0, -1.0, []
+    if a.resume:
+        ck = torch.load(a.resume, map_location="cpu")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        start_epoch, best, history = ck["epoch"] + 1, ck["best"], ck["history"]
+        rng.bit_generator.state = ck["np_rng"]
+        gen.set_state(ck["torch_gen"])
+        torch.set_rng_state(ck["torch_rng"])
+        log(f"resumed from {a.resume} at epoch {start_epoch}")
+    log(f"model: {sum(p.numel() for p in model.parameters())} parameters; {epochs} epochs "
+        f"(seg {a.seg_epochs}, cls {a.cls_epochs}, joint {a.joint_epochs}) x {steps} steps, "
+        f"batch {a.studies_per_batch}x{a.slices_per_study}, lr {a.lr}, seed {a.seed}, device {a.device}")
+
+    span = cfg.preprocess.window_max - cfg.preprocess.window_min
+    stopped = False
+    for epoch in range(start_epoch, epochs):
+        stage = stage_of(epoch, a)
+        model.train()
+        if stage == "cls":
+            model.seg.eval()
+        te = time.time()
+        sums: Dict[str, float] = {}
+        for step in range(steps):
+            for g in opt.param_groups:
+                g["lr"] = lr_at(epoch, step, steps, a)
+            b = sample_batch(train, rng, a.studies_per_batch, a.slices_per_study, a.lung_slices)
+            if not a.no_augment:
+                b = augment(b, gen, span)
+            b = {k: v.to(a.device) for k, v in b.items()}
+            opt.zero_grad(set_to_none=True)
+            losses = step_losses(model, b, stage, a.seg_bce)
+            losses["total"].backward()
+            opt.step()
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+        msg = " ".join(f"{k} {v / steps:.4f}" for k, v in sums.items())
+        rec: Dict[str, object] = {"epoch": epoch, "stage": stage, "train": {k: v / steps for k, v in sums.items()},
+                                  "seconds": time.time() - te}
+        if (epoch + 1) % a.val_every == 0 or epoch == epochs - 1:
+            model.eval()
+            res = ds.evaluate_studies(model.cpu() if a.device != "cpu" else model, val)
+            model.to(a.device)
+            s = res["summary"]
+            rec["val"] = s
+            f1 = "/".join(f"{c['f1']:.2f}" for c in s["patient_per_class"])
+            auc = "/".join(f"{v:.2f}" for v in s["patient_auc"])
+            msg += (f" | val lung {s['lung_dice']:.4f} inf {s['infection_dice']:.3f} slice {s['slice_accuracy']:.3f} "
+                    f"patient {s['patient_accuracy']:.3f} F1 {f1} AUC {auc}")
+            sc = score_of(s, stage)
+            # best is tracked in the last stage of the schedule only (earlier stages leave heads untrained)
+            final = "joint" if a.joint_epochs else ("cls" if a.cls_epochs else "seg")
+            if stage == final and sc > best:
+                best = sc
+                torch.save({"model": model.state_dict(), "config": cfg.to_dict(), "epoch": epoch, "val": s},
+                           os.path.join(a.out, "best.pt"))
+                msg += " *"
+        history.append(rec)
+        log(f"epoch {epoch + 1}/{epochs} [{stage}] {rec['seconds']:.0f}s {msg}")
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "best": best,
+                    "history": history, "config": cfg.to_dict(), "args": vars(a), "np_rng": rng.bit_generator.state,
+                    "torch_gen": gen.get_state(), "torch_rng": torch.get_rng_state()},
+                   os.path.join(a.out, "last.pt"))
+        with open(os.path.join(a.out, "history.json"), "w") as f:
+            json.dump(history, f, indent=1)
+        if a.time_limit and time.time() - t0 > a.time_limit * 60:
+            log(f"time limit {a.time_limit} min reached after epoch {epoch + 1}")
+            stopped = True
+            break
+
+    if a.export:
+        src = os.path.join(a.out, "best.pt")
+        if not os.path.exists(src):
+            src = os.path.join(a.out, "last.pt")
+        ck = torch.load(src, map_location="cpu")
+        model = build_model(cfg, seed=None)
+        model.load_state_dict(ck["model"])
+        model.eval()
+        trained_on = a.trained_on or f"dataset folders {os.path.basename(os.path.abspath(a.train))}" + (
+            f" and {os.path.basename(os.path.abspath(a.val))}" if a.val else "")
+        intended = a.intended_use or (INTENDED_USE_SYNTHETIC if a.synthetic else "research use only, not for diagnosis")
+        vs = ck.get("val", {})
+        training = {"recipe": "weights/train.py", "seed": a.seed, "epochs_run": int(ck["epoch"]) + 1,
+                    "schedule": {"seg": a.seg_epochs, "cls": a.cls_epochs, "joint": a.joint_epochs},
+                    "steps_per_epoch": steps, "batch": [a.studies_per_batch, a.slices_per_study], "lr": a.lr,
+                    "input_size": cfg.input_size, "stopped_early": stopped,
+                    "validation": {k: vs.get(k) for k in ("studies", "lung_dice", "infection_dice",
+                                                          "slice_accuracy", "patient_accuracy")}}
+        extra = {"covidct.trained_on": trained_on, "covidct.intended_use": intended,
+                 "covidct.training": json.dumps(training)}
+        export.export_model(model, a.export, a.dtype, source=f"trained with weights/train.py, seed {a.seed} "
+                            f"({os.path.basename(src)}, epoch {int(ck['epoch']) + 1})", extra_metadata=extra)
+        log(f"exported {src} -> {a.export} ({a.dtype}, {os.path.getsize(a.export)} bytes); "
+            f"covidct.intended_use = {intended!r}")
+    log(f"done in {(time.time() - t0) / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
