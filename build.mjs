@@ -19,7 +19,7 @@ const common = { bundle: true, format: 'esm', target: 'es2022', loader: { '.wgsl
 await build({
   ...common,
   platform: 'node',
-  entryPoints: { index: 'src/index.ts', cli: 'src/cli/main.ts', bench: 'bench/bench.ts' },
+  entryPoints: { index: 'src/index.ts', testing: 'src/testing.ts', cli: 'src/cli/main.ts', bench: 'bench/bench.ts' },
   define: { __COVIDCT_BUILD_COMMIT__: JSON.stringify(buildCommit()) },
   outdir: 'dist',
   external: ['webgpu'],
@@ -29,7 +29,7 @@ await build({
 await build({
   ...common,
   platform: 'browser',
-  entryPoints: { 'covidct.browser': 'src/index.ts' },
+  entryPoints: { 'covidct.browser': 'src/index.ts', 'covidct-testing.browser': 'src/testing.ts' },
   outdir: 'dist',
   external: ['webgpu', 'node:*'],
 });

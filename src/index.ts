@@ -2,22 +2,19 @@
  * covidct: a WebGPU compute-kernel engine for two-stage chest-CT analysis, in Node (dawn.node) and browsers.
  * @module
  */
+// The GPU: a context (dawn.node in Node, navigator.gpu in a browser), its errors, a pipeline cache graphs share.
 export { createGpu, GpuUnavailableError, GpuDeviceError, SWIFTSHADER_ICD, type GpuContext, type GpuOptions } from './gpu/device.js';
-export { PipelineCache, KernelCompileError, kernelText } from './gpu/pipelines.js';
-export { preprocessWgsl, WgslPreprocessError, type DefineValue } from './wgsl/preprocess.js';
-export { KERNELS } from './wgsl/kernels.js';
-export { OPS, getOp } from './ops/registry.js';
-export { ShapeError, numel, type OpDef, type Shape, type View, type DispatchSpec, type TestCase } from './ops/op.js';
-export { runOp } from './ops/run.js';
-export { mulberry32, uniform, nmse } from './ops/random.js';
+export { PipelineCache, KernelCompileError } from './gpu/pipelines.js';
+export { f16MatmulSupport, type GpuCaps } from './gpu/caps.js';
+// Graphs of ops, compiled for a device and run (the test harness and internals: covidct/testing).
 export { Graph, GraphError, type Tensor, type TensorInfo, type NodeInfo } from './graph/ir.js';
 export { GraphBuilder } from './graph/builder.js';
-export { runGraphOnCpu } from './graph/cpu.js';
-export { demoNet } from './models/demo.js';
-export { fuseGraph, type FusionReport } from './graph/fuse.js';
-export { planMemory, findOverlaps, type MemoryPlan } from './graph/plan.js';
+export { ShapeError, numel, type Shape } from './ops/op.js';
+export type { OpName, AttrsOf } from './ops/registry.js';
+export type { FusionReport } from './graph/fuse.js';
 export { CompiledGraph, compileGraph, type CompileOptions, type RunResult, type KernelTiming, type GraphStats } from './graph/executor.js';
-export { parseSafetensors, serializeSafetensors, SafetensorsError, type SafetensorsFile } from './io/safetensors.js';
+// Bytes in and out: safetensors (weights, CT volumes, results).
+export { parseSafetensors, readSafetensorsFile, serializeSafetensors, writeSafetensorsFile, SafetensorsError, SafetensorsFile, type TensorInfo as SafetensorsTensorInfo, type TensorToWrite } from './io/safetensors.js';
 // The two-stage model: building, loading weights exported from PyTorch, running, reporting.
 export { TwoStageEngine, summarise, type EngineOptions, type TwoStageResult, type TwoStageReport } from './analysis/engine.js';
 export { openWeights, readWeightsFile, loadPipeline, bindWeights, readConfig, WeightsError, type WeightIssue } from './models/load.js';
