@@ -2,7 +2,7 @@
  * The graph IR: tensors (graph inputs, weights, values) and nodes (one op each, named by a string, with its
  * attributes). The IR knows no op: the GraphBuilder (src/graph/builder.ts) checks shapes and attribute types
  * against the op registry as nodes are added, and typed reads of a node's attributes go through
- * {@link src/graph/builder.ts isOp}. The compile step (src/graph/compile.ts) runs the fusion passes, the memory
+ * isOp (src/graph/builder.ts). The compile step (src/graph/compile.ts) runs the fusion passes, the memory
  * plan and the ops' dispatches on it.
  */
 import { numel, type Shape } from '../ops/op.js';

@@ -1,5 +1,5 @@
 /**
- * Stage 2, the classifier (MODEL.md "Stage 2"), exactly as weights/reference/model.py `Classifier` computes it:
+ * Stage 2, the classifier (docs/model.md "Stage 2"), exactly as weights/reference/model.py `Classifier` computes it:
  *
  *   f0..f8 = torchvision EfficientNet features[0..8] (prefix `cls.backbone.`)
  *   M      = SiLU(BN(Conv1x1(concat(resize(f_i, size(f_first)) for i in msff_features))))   (cls.msff)

@@ -95,7 +95,7 @@ export class ConfigError extends Error {
   }
 }
 
-/** The defaults of weights/reference/config.py (the full-size model of MODEL.md). */
+/** The defaults of weights/reference/config.py (the full-size model, docs/model.md). */
 export function defaultPreprocessConfig(): PreprocessConfig {
   return {
     window_min: -1150.0,

@@ -1,5 +1,5 @@
 /**
- * Stage 1, GR-U-Net (MODEL.md "Stage 1"), exactly as weights/reference/model.py `GRUNet` computes it:
+ * Stage 1, GR-U-Net (docs/model.md "Stage 1"), exactly as weights/reference/model.py `GRUNet` computes it:
  *
  *   E0..E4 = torchvision EfficientNet features[0..4] (prefix `seg.encoder.`)
  *   dense bottleneck: x_i = block_i(concat(E4, x_1, .., x_{i-1})), block = (Conv3x3-BN-ReLU) x 2; out = x_N

@@ -1,6 +1,6 @@
 /**
  * Binary elementwise y = act(a OP b) with OP in add, sub, mul, mulOnePlus (a * (1 + b), the attention weighting
- * of MODEL.md). b has a's shape or broadcasts over channels ([N, 1, H, W]) or over space ([N, C, 1, 1] or [N, C]).
+ * of stage 2, docs/model.md). b has a's shape or broadcasts over channels ([N, 1, H, W]) or over space ([N, C, 1, 1] or [N, C]).
  */
 import { ACT_CODE, applyActivation, type Activation } from './activation.js';
 import { elementwiseGrid, elementwiseParams, ELEMENTWISE_WG, forEachNCS } from './elementwise-common.js';

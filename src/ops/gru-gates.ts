@@ -1,5 +1,5 @@
 /**
- * ConvGRU gate arithmetic (MODEL.md): z = sigmoid(Wz*[x,h]+bz), r = sigmoid(Wr*[x,h]+br),
+ * ConvGRU gate arithmetic (weights/reference/model.py, docs/model.md "Stage 1"): z = sigmoid(Wz*[x,h]+bz), r = sigmoid(Wr*[x,h]+br),
  * n = tanh(Wn*[x, r*h]+bn), h' = (1-z)*h + z*n. The z and r pre-activations come from ONE conv with 2C outputs
  * (channels [0, C) = z, [C, 2C) = r); the convs are ordinary conv ops, these two ops do the gating around them:
  * - {@link gruReset}: rh = sigmoid(zr_pre[:, C:2C]) * h, usually written into the second half of the [x, r*h]
