@@ -154,6 +154,23 @@ describe('bad NIfTI files', () => {
     expect(MAX_NIFTI_VOXELS).toBe(2 ** 31);
   });
 
+  it('a small .nii.gz whose header claims 300^3 voxels is refused as truncated (decompressed as it comes, nothing preallocated)', async () => {
+    const nii = bytesOf('int16.nii').slice();
+    new DataView(nii.buffer).setInt16(42, 300, true);
+    new DataView(nii.buffer).setInt16(44, 300, true);
+    new DataView(nii.buffer).setInt16(46, 300, true);
+    const gz = await gzip(nii);
+    await expect(readNifti(gz, 'liar.nii.gz')).rejects.toThrow(/^liar\.nii\.gz: file too short \(truncated\?\): expected 54000352 bytes .* found 772 after decompression$/);
+  });
+
+  it('reads from a buffer at any byte offset (unaligned views are copied)', async () => {
+    const nii = bytesOf('float64.nii');
+    const big = new Uint8Array(nii.length + 3);
+    big.set(nii, 3);
+    const vol = await readNifti(big.subarray(3), 'odd.nii');
+    checkValues('odd offset', vol.data, expected.good['float64.nii']!.values);
+  });
+
   it('decompresses a .nii.gz only as far as the header needs (trailing data after the voxels is never inflated)', async () => {
     // int16.nii (772 bytes) followed by 8 MiB of junk, gzipped: the reader stops after byte 772.
     const nii = bytesOf('int16.nii');
@@ -185,6 +202,8 @@ describe('gzip', () => {
     expect(isGzip(data)).toBe(false);
     expect(sameBytes(await gunzip(z, 'a.gz'), data)).toBe(true);
     expect(sameBytes(new Uint8Array(gunzipSync(z)), data)).toBe(true); // node's zlib reads our gzip
+    // A prefix spanning many output chunks, written straight into its buffer.
+    expect(sameBytes(await inflateBounded(z, 'a.gz', { format: 'gzip', stopAt: 200_001 }), data.subarray(0, 200_001))).toBe(true);
     expect(sameBytes(await gunzip(new Uint8Array(gzipSync(data, { level: 9 })), 'b.gz'), data)).toBe(true);
   });
 

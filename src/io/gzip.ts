@@ -9,13 +9,19 @@
  * for a prefix only (`stopAt`), in which case decompression stops as soon as the prefix is there. Without a
  * bound from the caller the limit is {@link DEFAULT_MAX_INFLATE_BYTES} (4 GiB).
  *
- * Memory: the output is collected in chunks and joined once at the end, so the peak is about twice the output.
+ * Memory: when the caller names the size it wants (`stopAt`) and the compressed input is large
+ * enough to hold that much (deflate expands at most about 1032 times), the output goes straight into one buffer
+ * of that size, so the peak is the output itself; otherwise chunks are collected and joined once at the end
+ * (peak about twice the output).
  * @module
  */
 import { ScanError } from './errors.js';
 
 /** The limit on decompressed bytes when the caller gives none: 4 GiB. */
 export const DEFAULT_MAX_INFLATE_BYTES = 4 * 1024 ** 3;
+
+/** Deflate's largest expansion (a 258-byte match in about 2 bits, plus block overhead): about 1032:1. */
+const MAX_DEFLATE_RATIO = 1032;
 
 /** Size of the pieces the compressed input is fed in. */
 const INPUT_PIECE = 64 * 1024;
@@ -63,31 +69,31 @@ export async function inflateBounded(bytes: Uint8Array, path: string, opts: Infl
     { highWaterMark: 0 },
   );
   const reader = input.pipeThrough(new DecompressionStream(opts.format) as unknown as TransformStream<Uint8Array, Uint8Array>).getReader();
+  // When the caller asks for a prefix (stopAt) that the input could really hold (deflate expands at most
+  // MAX_DEFLATE_RATIO times), it is written straight into one buffer of that size: the peak is the output once,
+  // not twice. Otherwise chunks are collected and joined.
+  const direct = Number.isFinite(stopAt) && stopAt <= maxOutput && stopAt <= bytes.length * MAX_DEFLATE_RATIO ? new Uint8Array(stopAt) : null;
   const chunks: Uint8Array[] = [];
   let total = 0;
   try {
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      if (total + value.length > stopAt) {
-        chunks.push(value.subarray(0, stopAt - total));
-        total = stopAt;
-      } else {
-        chunks.push(value);
-        total += value.length;
-      }
+      const take = Math.min(value.length, stopAt - total);
+      if (total + take > maxOutput) throw new ScanError(path, `${what} data decompresses to more than ${maxOutput} bytes, the most expected here`, 'malformed');
+      if (direct) direct.set(take < value.length ? value.subarray(0, take) : value, total);
+      else chunks.push(take < value.length ? value.subarray(0, take) : value);
+      total += take;
       if (total >= stopAt) break;
-      if (total > maxOutput) throw new ScanError(path, `${what} data decompresses to more than ${maxOutput} bytes, the most expected here`, 'malformed');
     }
   } catch (e) {
-    if (e instanceof ScanError) {
-      await reader.cancel().catch(() => undefined);
-      throw e;
-    }
+    await reader.cancel().catch(() => undefined);
+    if (e instanceof ScanError) throw e;
     const msg = e instanceof Error ? e.message : String(e);
     throw new ScanError(path, `${what} data is corrupt or truncated (${msg}) after ${total} decompressed bytes`, 'malformed');
   }
   if (total >= stopAt) await reader.cancel().catch(() => undefined);
+  if (direct) return total === direct.length ? direct : direct.subarray(0, total);
   return concat(chunks, total);
 }
 

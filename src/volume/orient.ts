@@ -76,10 +76,14 @@ export function toAxial(vol: Volume): AxialView {
     const [nu, nv, nw] = viewDims;
     let idx = 0;
     for (let w = 0; w < nw; w++) {
-      for (let v = 0; v < nv; v++) {
-        let off = start + v * step[1] + w * step[2];
-        if (toView) for (let u = 0; u < nu; u++, off += step[0]) out[idx++] = data[off]!;
-        else for (let u = 0; u < nu; u++, off += step[0]) out[off] = data[idx++]!;
+      for (let v = 0; v < nv; v++, idx += nu) {
+        const off = start + v * step[1] + w * step[2];
+        // Rows that keep their direction (the usual case: only rows or slices flipped) move as whole rows.
+        if (step[0] === 1) {
+          if (toView) out.set(data.subarray(off, off + nu) as never, idx);
+          else out.set(data.subarray(idx, idx + nu) as never, off);
+        } else if (toView) copyStrided(out, idx, 1, data, off, step[0], nu);
+        else copyStrided(out, off, step[0], data, idx, 1, nu);
       }
     }
     return out;
@@ -117,6 +121,11 @@ export function toAxial(vol: Volume): AxialView {
     toSource: (data) => remap(data, false),
     fromSource: (data) => remap(data, true),
   };
+}
+
+/** dst[d + t * dStep] = src[s + t * sStep] for t < n. */
+function copyStrided(dst: VoxelArray, d: number, dStep: number, src: VoxelArray, s: number, sStep: number, n: number): void {
+  for (let t = 0; t < n; t++, d += dStep, s += sStep) dst[d] = src[s]!;
 }
 
 /**
