@@ -5,11 +5,6 @@
  * - torch-cuda: the same script and modules on CUDA (a PyTorch with CUDA, e.g. `--python python3` on a GPU
  *   machine), cuDNN autotuning; each timed run includes the input copy to the GPU and the outputs' copy back, as
  *   the engine's runs do.
- *
- * The PyTorch peers run in one or more modes ({@link TORCH_MODES}, `--torch-modes`): strict f32, TF32
- * channels-last, fp16 channels-last, bf16 channels-last; by default torch-cuda runs f32, tf32-cl and fp16-cl in the
- * same process (so every engine / PyTorch ratio comes from one run on one GPU) and torch runs f32. Each result
- * carries its mode, and the report labels and compares it per mode.
  * - ort: ONNX Runtime Web's WebGPU provider in Node on dawn.node (GPU.md's recipe): the reference stages are
  *   exported to ONNX by weights/peers/export_onnx.py (opset 17, dynamic batch, cached), then `node dist/bench.js
  *   --ort-child JOB` runs them (see {@link ortChild}): `globalThis.navigator = { gpu: create(flags) }`,
@@ -17,6 +12,11 @@
  *   views of a SharedArrayBuffer (dawn.node rejects them). The same adapter kind as the engine's (SwiftShader
  *   when the engine runs on it). Its pipeline is stage 1 -> CPU mask -> stage 2 (the engine runs both stages as
  *   one graph, the mask on the GPU).
+ *
+ * The PyTorch peers run in one or more modes ({@link TORCH_MODES}, `--torch-modes`): strict f32, TF32
+ * channels-last, fp16 channels-last, bf16 channels-last; by default torch-cuda runs f32, tf32-cl and fp16-cl in the
+ * same process (so every engine / PyTorch ratio comes from one run on one GPU) and torch runs f32. Each result
+ * carries its mode, and the report labels and compares it per mode.
  *
  * A peer that cannot run says why (status 'unavailable' or 'failed' with the reason); no number is made up.
  */
