@@ -32,7 +32,7 @@ interface RefCase { files: RefFile[]; nifti: RefNifti[]; dcm2niixInput: string; 
 
 let ref: Record<string, RefCase>;
 
-const VALID = ['ordered', 'multi', 'rescale', 'padding_signed', 'padding_unsigned', 'unsigned', 'unsigned_wide', 'bits12_signed', 'bits12_signed_extended', 'bits12_unsigned',
+const VALID = ['ordered', 'multi', 'localizer_axial', 'rescale', 'padding_signed', 'padding_unsigned', 'unsigned', 'unsigned_wide', 'bits12_signed', 'bits12_signed_extended', 'bits12_unsigned',
   'big_endian', 'deflate', 'rle', 'jpeg_lossless', 'jpeg_lossless_p14', 'jpegls', 'j2k', 'sagittal', 'enhanced', 'enhanced_shared', 'duplicates', 'single'];
 
 beforeAll(() => {
@@ -174,6 +174,8 @@ describe('DICOM series equal pydicom and dcm2niix', () => {
   const expected: Record<string, { dims: [number, number, number]; type: 'int16' | 'float32'; dcm2niix?: boolean }> = {
     ordered: { dims: [16, 12, 7], type: 'int16' },
     multi: { dims: [16, 12, 8], type: 'int16' },
+    // dcm2niix stacks the localizer into the series (7 slices, with a resampled _Eq_ copy): pydicom only.
+    localizer_axial: { dims: [16, 12, 6], type: 'int16', dcm2niix: false },
     rescale: { dims: [16, 12, 6], type: 'float32' },
     padding_signed: { dims: [16, 12, 5], type: 'int16' },
     padding_unsigned: { dims: [16, 12, 5], type: 'int16' },

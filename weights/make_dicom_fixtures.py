@@ -16,7 +16,8 @@ Every series is small (16 columns x 12 rows, 5 to 8 slices). Voxel values are se
 flipped row or slice cannot pass unnoticed). Cases (folder names):
 
 valid: ordered (InstanceNumber reversed against position, shuffled file names), multi (two CT series, a
-localizer sharing the first series' UID, an SR object, a file that is not DICOM), rescale (per-slice slope and
+localizer sharing the first series' UID, an SR object, a file that is not DICOM), localizer_axial (an axial
+localizer of the series' size and UID, 200 mm away), rescale (per-slice slope and
 intercept, non-integral), padding_signed (PixelPaddingValue -2000, signed storage), padding_unsigned
 (PixelPaddingValue 0 with PixelPaddingRangeLimit 30, unsigned storage, implicit VR), unsigned (unsigned
 storage, intercept -1024), unsigned_wide (unsigned values up to 65534, no intercept: beyond int16), bits12_signed (BitsStored 12, negatives stored without sign extension),
@@ -200,6 +201,11 @@ def make_all():
     write(sr, d('multi/dose_sr.dcm'))
     with open(d('multi/README.txt'), 'w') as f:
         f.write('not a DICOM file\n')
+
+    # an axial localizer of the same size sharing the series' UID, far from the slices: split off by ImageType
+    su = uid('series')
+    ct_series(d('localizer_axial'), rng, n=6, series_uid=su, names=[f'ax{k}.dcm' for k in range(6)])
+    ct_series(d('localizer_axial'), rng, n=1, series_uid=su, origin=(-40.0, -30.0, 300.0), names=['scout.dcm'], extra=localizer)
 
     # per-slice rescale, non-integral slopes
     ct_series(d('rescale'), rng, n=6, signed=True, slope=[1.0, 0.5, 2.0, 1.0, 0.25, 1.5],
