@@ -18,6 +18,23 @@ export interface GruUpdateAttrs {
 
 const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
 
+/**
+ * The [N, C, H, W] hidden-state tensor of `shape` with element i = f(i, zi, ri): zi and ri the indices of the
+ * matching z and r pre-activations in zr [N, 2C, H, W] (z in channels [0, C), r in [C, 2C)).
+ */
+function hiddenMap(shape: Shape, f: (i: number, zi: number, ri: number) => number): Float32Array {
+  const [N, C, H, W] = shape as [number, number, number, number];
+  const inner = H * W;
+  const y = new Float32Array(numel(shape));
+  for (let n = 0; n < N; n++)
+    for (let c = 0; c < C; c++)
+      for (let s = 0; s < inner; s++) {
+        const zi = (n * 2 * C + c) * inner + s;
+        y[(n * C + c) * inner + s] = f((n * C + c) * inner + s, zi, zi + C * inner);
+      }
+  return y;
+}
+
 /** Checks zr_pre [N, 2C, H, W] against a [N, C, H, W] tensor; returns the hidden shape. */
 function checkZr(op: string, zr: Shape | undefined, other: Shape | undefined, otherName: string, inputs: Shape[]): Shape {
   const z = checkRank(op, 'zr_pre', zr, 4, inputs);
@@ -60,16 +77,7 @@ export const gruReset = defineOp<Record<string, never>>({
     ];
   },
   reference([zr, h], { outputs }) {
-    const [N, C, H, W] = outputs[0]! as [number, number, number, number];
-    const inner = H * W;
-    const y = new Float32Array(numel(outputs[0]!));
-    for (let n = 0; n < N; n++)
-      for (let c = 0; c < C; c++)
-        for (let s = 0; s < inner; s++) {
-          const i = (n * C + c) * inner + s;
-          y[i] = sigmoid(zr![(n * 2 * C + C + c) * inner + s]!) * h![i]!;
-        }
-    return [y];
+    return [hiddenMap(outputs[0]!, (i, z, r) => sigmoid(zr![r]!) * h![i]!)];
   },
   cases: ([5, 7] as const).flatMap((C): TestCase<Record<string, never>>[] => [
     { name: `C=${C}`, inputs: [[3, 2 * C, 7, 9], [3, C, 7, 9]], attrs: {}, ranges: [[-3, 3], [-1, 1]] },
@@ -118,18 +126,13 @@ export const gruUpdate = defineOp<GruUpdateAttrs>({
   },
   reference(inputs, { attrs, outputs }) {
     const [zr, np, h] = inputs;
-    const [N, C, H, W] = outputs[0]! as [number, number, number, number];
-    const inner = H * W;
-    const y = new Float32Array(numel(outputs[0]!));
-    for (let n = 0; n < N; n++)
-      for (let c = 0; c < C; c++)
-        for (let s = 0; s < inner; s++) {
-          const i = (n * C + c) * inner + s;
-          const z = sigmoid(zr![(n * 2 * C + c) * inner + s]!);
-          const cand = Math.tanh(np![i]!);
-          y[i] = attrs.h0 ? z * cand : (1 - z) * h![i]! + z * cand;
-        }
-    return [y];
+    return [
+      hiddenMap(outputs[0]!, (i, zi) => {
+        const z = sigmoid(zr![zi]!);
+        const cand = Math.tanh(np![i]!);
+        return attrs.h0 ? z * cand : (1 - z) * h![i]! + z * cand;
+      }),
+    ];
   },
   cases: ([5, 7] as const).flatMap((C): TestCase<GruUpdateAttrs>[] => [
     { name: `C=${C}`, inputs: [[3, 2 * C, 7, 9], [3, C, 7, 9], [3, C, 7, 9]], attrs: {}, ranges: [[-3, 3], [-3, 3], [-1, 1]] },
