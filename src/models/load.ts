@@ -4,8 +4,9 @@
  * {@link bindWeights} resolves the {@link WeightBinding}s of one or more graphs against a safetensors file and
  * fills `graph.weightData`. It checks everything first and reports all problems in ONE {@link WeightsError}:
  * every missing tensor, every unexpected tensor (in the file but used by none of the graphs; BatchNorm
- * `num_batches_tracked` counters are ignored, whatever their dtype), every shape mismatch and every tensor with a
- * dtype other than F32 / F16 / BF16. Shapes are compared up to trailing 1s (a squeeze-excite fc weight is
+ * `num_batches_tracked` counters are ignored, whatever their dtype), every shape mismatch, every tensor with a
+ * dtype other than F32 / F16 / BF16 and every tensor holding NaN or infinite values (named, with the count).
+ * Shapes are compared up to trailing 1s (a squeeze-excite fc weight is
  * [S, C, 1, 1] in a state dict and [S, C] as a linear weight). F16 and BF16 convert exactly to f32; F32 data
  * is used in place (a view on the file's bytes, no copy). Derived weights (see builder.ts) are computed from
  * their source tensor.
@@ -23,7 +24,7 @@ import { buildPipeline, type Pipeline, type StageShape } from './pipeline.js';
 
 /** One problem found while loading. */
 export interface WeightIssue {
-  kind: 'file' | 'config' | 'missing' | 'unexpected' | 'shape' | 'dtype';
+  kind: 'file' | 'config' | 'missing' | 'unexpected' | 'shape' | 'dtype' | 'nonfinite';
   /** The tensor concerned (absent for file / config problems). */
   tensor?: string;
   message: string;
@@ -47,9 +48,9 @@ export class WeightsError extends Error {
 
   private static format(file: string, issues: WeightIssue[]): string {
     const count = (k: WeightIssue['kind']) => issues.filter((i) => i.kind === k).length;
-    const summary = (['file', 'config', 'missing', 'unexpected', 'shape', 'dtype'] as const)
+    const summary = (['file', 'config', 'missing', 'unexpected', 'shape', 'dtype', 'nonfinite'] as const)
       .filter((k) => count(k))
-      .map((k) => `${count(k)} ${k === 'shape' ? 'shape mismatch' : k === 'dtype' ? 'unsupported dtype' : k}`)
+      .map((k) => `${count(k)} ${k === 'shape' ? 'shape mismatch' : k === 'dtype' ? 'unsupported dtype' : k === 'nonfinite' ? 'with NaN or infinite values' : k}`)
       .join(', ');
     const shown = issues.slice(0, 60).map((i) => `  - ${i.message}`);
     if (issues.length > 60) shown.push(`  ... and ${issues.length - 60} more`);
@@ -94,7 +95,7 @@ export interface BindOptions {
 /**
  * Fills the weights of `models` from `file`; see the module comment. All graphs are checked together, so a
  * tensor is "unexpected" only if none of them uses it.
- * @throws {WeightsError} listing every missing, unexpected, mis-shaped or unsupported tensor.
+ * @throws {WeightsError} listing every missing, unexpected, mis-shaped, unsupported or non-finite tensor.
  */
 export function bindWeights(file: SafetensorsFile, models: ModelGraph | ModelGraph[], opts: BindOptions = {}): void {
   const list = Array.isArray(models) ? models : [models];
@@ -129,14 +130,28 @@ export function bindWeights(file: SafetensorsFile, models: ModelGraph | ModelGra
       issues.push({ kind: 'unexpected', tensor: name, message: `unexpected tensor ${name} ${fmt(file.info(name).shape)} (not used by the model${field ? `; exists when ${field} differs` : ''})`, ...(field ? { fields: [field] } : {}) });
     }
   }
-  if (issues.length) throw new WeightsError(file.name, issues);
-
   const cache = new Map<string, Float32Array>();
   const get = (name: string) => {
     let d = cache.get(name);
     if (!d) cache.set(name, (d = file.getF32(name)));
     return d;
   };
+  // NaN or infinite weights would spread NaN through every output: refused, naming the tensor.
+  for (const name of wanted.keys()) {
+    if (!file.has(name) || issues.some((i) => i.tensor === name)) continue;
+    const d = get(name);
+    let bad = 0;
+    let first = -1;
+    for (let i = 0; i < d.length; i++) {
+      if (!Number.isFinite(d[i]!)) {
+        if (first < 0) first = i;
+        bad++;
+      }
+    }
+    if (bad) issues.push({ kind: 'nonfinite', tensor: name, message: `${name}: ${bad} NaN or infinite value${bad === 1 ? '' : 's'} (first at element ${first})` });
+  }
+  if (issues.length) throw new WeightsError(file.name, issues);
+
   for (const m of list) {
     for (const w of m.weights) {
       const src = get(w.source);
