@@ -139,6 +139,27 @@ describe('toAxial', () => {
     checkView({ ...vol, affine: affineFromRows([[-0.7, 0, 0, 90], [0, 0.7, 0, -100], [0, 0, 2.5, 30]]), space: 'RAS' }, 'LAS array');
   });
 
+  it('every permutation and flip of the axes (48 orientations, synthetic 4 x 3 x 5 volumes)', () => {
+    const perms = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+    const seen = new Set<string>();
+    for (const p of perms)
+      for (let signs = 0; signs < 8; signs++) {
+        // Voxel axis c runs along world axis p[c], negated where the bit of `signs` is set.
+        const rows = [0, 1, 2].map((r) => [0, 1, 2].map((c) => (p[c] === r ? (signs >> c) & 1 ? -(c + 1) * 0.5 : (c + 1) * 0.5 : 0)).concat([10 * r - 7]));
+        const vol: Volume = {
+          data: new Float32Array(60).map((_, i) => i * 1.5 - 20),
+          dims: [4, 3, 5],
+          spacing: [0.5, 1, 1.5],
+          affine: affineFromRows(rows),
+          space: 'RAS',
+          source: { format: 'array', path: '', description: '', notes: [] },
+        };
+        seen.add(axcodes(vol.affine));
+        checkView(vol, axcodes(vol.affine));
+      }
+    expect(seen.size).toBe(48);
+  });
+
   it('refuses an array that does not fit the grid', async () => {
     const view = toAxial(await load('sagittal.nii'));
     expect(() => view.toSource(new Uint8Array(5))).toThrow(/does not fit/);

@@ -74,6 +74,19 @@ export function toAxial(vol: Volume): AxialView {
     if (identity) return data;
     const out = new (data.constructor as new (len: number) => T)(n);
     const [nu, nv, nw] = viewDims;
+    if (step[0] !== 1 && Math.abs(step[1]) < Math.abs(step[0])) {
+      // The view's columns are the source's nearer axis (a sagittal or coronal source): walk each slice of the
+      // view column by column, so the source is read (or written) along its rows, not across them.
+      for (let w = 0; w < nw; w++) {
+        const plane = w * nu * nv;
+        const base = start + w * step[2];
+        for (let u = 0; u < nu; u++) {
+          if (toView) copyStrided(out, plane + u, nu, data, base + u * step[0], step[1], nv);
+          else copyStrided(out, base + u * step[0], step[1], data, plane + u, nu, nv);
+        }
+      }
+      return out;
+    }
     let idx = 0;
     for (let w = 0; w < nw; w++) {
       for (let v = 0; v < nv; v++, idx += nu) {
