@@ -251,7 +251,9 @@ function parseHeader(bytes: Uint8Array, path: string): Header {
   const single = version === 1 ? 'n+1' : 'n+2';
   const pair = version === 1 ? 'ni1' : 'ni2';
   if (h.magic === pair) throw new ScanError(path, `a NIfTI-${version} header/image pair (magic '${pair}', voxels in a separate .img file) is not read here; convert it to a single .nii`, 'unsupported');
-  if (h.magic !== single) throw new ScanError(path, `not a NIfTI-${version} file: magic is '${h.magic}', expected '${single}' (an Analyze 7.5 header?)`);
+  // The magic as printable text (control bytes escaped), so the message stays one line.
+  const shown = h.magic.replace(/[^\x20-\x7e]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  if (h.magic !== single) throw new ScanError(path, `not a NIfTI-${version} file: magic is '${shown}', expected '${single}' (an Analyze 7.5 header?)`);
   const nd = h.dim[0]!;
   if (!(nd >= 1 && nd <= 7)) throw new ScanError(path, `impossible NIfTI header: dim[0] (the number of dimensions) is ${nd}, must be 1..7`);
   for (let k = 1; k <= nd; k++) if (!(h.dim[k]! >= 1)) throw new ScanError(path, `impossible NIfTI header: dim[${k}] is ${h.dim[k]}, dimensions must be at least 1 (dim = ${h.dim.slice(1, nd + 1).join(' x ')})`);
