@@ -397,7 +397,10 @@ export async function readNifti(bytes: Uint8Array, path: string): Promise<Volume
   const tooShort = (found: string) =>
     new ScanError(path, `file too short (truncated?): expected ${needed} bytes (vox_offset ${h.voxOffset} + ${dims.join(' x ')} ${dt.name} voxels, ${dataBytes} bytes), found ${found}`);
   // An uncompressed file shows its size: a header asking for more than is there is refused first.
-  if (!gzipped && bytes.length < needed) throw tooShort(`${bytes.length}`);
+  if (!gzipped && bytes.length < needed) {
+    if (voxels > MAX_NIFTI_VOXELS) throw new ScanError(path, `impossible NIfTI header: ${dims.join(' x ')} = ${voxels} ${dt.name} voxels (${dataBytes} bytes) in a file of ${bytes.length} bytes`);
+    throw tooShort(`${bytes.length}`);
+  }
   if (voxels > MAX_NIFTI_VOXELS) throw new ScanError(path, `header gives ${dims.join(' x ')} = ${voxels} voxels, more than the ${MAX_NIFTI_VOXELS} this reader accepts`, 'unsupported');
   if (dataBytes > MAX_NIFTI_DATA_BYTES) throw new ScanError(path, `header gives ${dataBytes} bytes of voxel data, more than the ${MAX_NIFTI_DATA_BYTES} this reader accepts`, 'unsupported');
   let file = bytes;
@@ -423,7 +426,8 @@ export async function readNifti(bytes: Uint8Array, path: string): Promise<Volume
 
   const raw = rawValues(file, h.voxOffset, voxels, h.datatype, h.littleEndian);
   const data = toHU(raw.values, slope, inter, h.datatype, gzipped || raw.copied, notes);
-  notes.push(`affine from ${info.affineFrom}${info.affineFrom === 'pixdim' ? ' (no qform or sform)' : ` (${info.affineFrom === 'sform' ? 'sform' : 'qform'}_code ${info.affineFrom === 'sform' ? h.sformCode : h.qformCode}, ${niftiXformName(info.affineFrom === 'sform' ? h.sformCode : h.qformCode)})`}`);
+  const code = info.affineFrom === 'sform' ? h.sformCode : h.qformCode;
+  notes.push(info.affineFrom === 'pixdim' ? 'affine from pixdim (no qform or sform)' : `affine from ${info.affineFrom} (${info.affineFrom}_code ${code}, ${niftiXformName(code)})`);
   const description = `NIfTI-${h.version}${gzipped ? ' (gzip)' : ''}, ${dt.name} ${h.littleEndian ? 'little' : 'big'}-endian, ${dims.join(' x ')} voxels, ${info.spacing.map((s) => +s.toFixed(3)).join(' x ')} mm, ${info.axcodes}${h.descrip ? `, '${h.descrip}'` : ''}`;
   return {
     data,
