@@ -283,6 +283,8 @@ describe('series, skipped files and notes', () => {
     expect(np.notes).toContain('no pixel data');
     const enh = await describeDicomFile(new Uint8Array(readFileSync(join(ROOT, 'enhanced', 'enhanced.dcm'))), 'enhanced.dcm');
     expect(enh.frames).toBe(6);
+    const bad = new Uint8Array(readFileSync(join(ROOT, 'unsupported_ts', 'slice000.dcm')));
+    await expect(describeDicomFile(bad, 'jpeg.dcm')).rejects.toThrow(/^jpeg\.dcm: unsupported transfer syntax 1\.2\.840\.10008\.1\.2\.4\.50 \(JPEG Baseline \(Process 1\)\)$/);
   });
 });
 

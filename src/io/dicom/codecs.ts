@@ -9,6 +9,46 @@
  */
 import { ScanError } from '../errors.js';
 
+/** The image size a frame must decode to (from the DICOM header), checked against the codestream before decoding. */
+export interface ExpectedSize {
+  width: number;
+  height: number;
+}
+
+/**
+ * The width, height and number of components a codestream states: the first SOF segment of a JPEG or JPEG-LS
+ * stream, or the SIZ segment of a JPEG 2000 codestream (image area less its offset). Undefined when neither is
+ * found (the codec's own checks then apply). Read before decoding, so a header lying about its size is refused
+ * before a codec allocates for it.
+ */
+export function codestreamSize(data: Uint8Array): { width: number; height: number; components: number } | undefined {
+  const u16 = (o: number) => (data[o]! << 8) | data[o + 1]!;
+  const u32 = (o: number) => ((data[o]! << 24) | (data[o + 1]! << 16) | (data[o + 2]! << 8) | data[o + 3]!) >>> 0;
+  if (data.length >= 42 && data[0] === 0xff && data[1] === 0x4f && data[2] === 0xff && data[3] === 0x51) {
+    return { width: u32(8) - u32(16), height: u32(12) - u32(20), components: u16(40) };
+  }
+  if (data.length < 4 || data[0] !== 0xff || data[1] !== 0xd8) return undefined;
+  for (let o = 2; o + 4 <= data.length;) {
+    if (data[o] !== 0xff) return undefined;
+    const m = data[o + 1]!;
+    if (m === 0xff) { o++; continue; }
+    const sof = (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) || m === 0xf7;
+    if (sof) return o + 10 <= data.length ? { height: u16(o + 5), width: u16(o + 7), components: data[o + 9]! } : undefined;
+    if (m === 0xda || m === 0xd9) return undefined;
+    o += 2 + u16(o + 2);
+  }
+  return undefined;
+}
+
+/** Refuses a codestream whose stated size is not the expected one, before any decoding. */
+function checkSize(data: Uint8Array, expect: ExpectedSize | undefined, path: string): void {
+  if (!expect) return;
+  const s = codestreamSize(data);
+  if (s && (s.width !== expect.width || s.height !== expect.height || s.components !== 1)) {
+    throw new ScanError(path, `compressed frame is ${s.width} x ${s.height} x ${s.components} components, the header says ${expect.width} x ${expect.height} x 1`, 'malformed');
+  }
+}
+
 /** Decoded samples of one frame. */
 export interface DecodedFrame {
   bytes: Uint8Array;
@@ -44,8 +84,9 @@ async function runCornerstone(decoder: CornerstoneDecoder, data: Uint8Array, pat
   }
 }
 
-/** JPEG-LS (1.2.840.10008.1.2.4.80 and .81) through CharLS. */
-export async function decodeJpegLs(data: Uint8Array, path: string): Promise<DecodedFrame> {
+/** JPEG-LS (1.2.840.10008.1.2.4.80 and .81) through CharLS. `expect`: refuse another stated size before decoding. */
+export async function decodeJpegLs(data: Uint8Array, path: string, expect?: ExpectedSize): Promise<DecodedFrame> {
+  checkSize(data, expect, path);
   charls ??= import('@cornerstonejs/codec-charls/decode').then((m) => m.default(quiet));
   const codec = await charls.catch((e) => {
     charls = undefined;
@@ -54,8 +95,9 @@ export async function decodeJpegLs(data: Uint8Array, path: string): Promise<Deco
   return runCornerstone(new codec.JpegLSDecoder(), data, path, 'JPEG-LS');
 }
 
-/** JPEG 2000 (1.2.840.10008.1.2.4.90 and .91) through OpenJPEG. */
-export async function decodeJpeg2000(data: Uint8Array, path: string): Promise<DecodedFrame> {
+/** JPEG 2000 (1.2.840.10008.1.2.4.90 and .91) through OpenJPEG. `expect`: refuse another stated size before decoding. */
+export async function decodeJpeg2000(data: Uint8Array, path: string, expect?: ExpectedSize): Promise<DecodedFrame> {
+  checkSize(data, expect, path);
   openjpeg ??= import('@cornerstonejs/codec-openjpeg/decode').then((m) => m.default(quiet));
   const codec = await openjpeg.catch((e) => {
     openjpeg = undefined;
@@ -64,8 +106,12 @@ export async function decodeJpeg2000(data: Uint8Array, path: string): Promise<De
   return runCornerstone(new codec.J2KDecoder(), data, path, 'JPEG 2000');
 }
 
-/** JPEG Lossless, process 14 (1.2.840.10008.1.2.4.57 and .70) through jpeg-lossless-decoder-js. */
-export async function decodeJpegLossless(data: Uint8Array, path: string): Promise<DecodedFrame> {
+/**
+ * JPEG Lossless, process 14 (1.2.840.10008.1.2.4.57 and .70) through jpeg-lossless-decoder-js. `expect`: refuse
+ * another stated size before decoding.
+ */
+export async function decodeJpegLossless(data: Uint8Array, path: string, expect?: ExpectedSize): Promise<DecodedFrame> {
+  checkSize(data, expect, path);
   const { Decoder } = await import('jpeg-lossless-decoder-js');
   try {
     const copy = data.slice();

@@ -71,8 +71,10 @@ export async function decodeFrame(ds: DataSet, h: DicomHeader, frame: number): P
     if (enc === 'rle') {
       bytes = decodeRleFrame(data, pixels, bytesPerSample, 1, path);
     } else {
+      const expect = { width: h.columns, height: h.rows };
       const decoded: DecodedFrame =
-        enc === 'jpeg-lossless' ? await decodeJpegLossless(data, path) : enc === 'jpeg-ls' ? await decodeJpegLs(data, path) : await decodeJpeg2000(data, path);
+        // The codestream's stated size is checked against the header before a codec allocates for it.
+        enc === 'jpeg-lossless' ? await decodeJpegLossless(data, path, expect) : enc === 'jpeg-ls' ? await decodeJpegLs(data, path, expect) : await decodeJpeg2000(data, path, expect);
       if (decoded.width !== h.columns || decoded.height !== h.rows || decoded.components !== 1) {
         throw new ScanError(path, `compressed frame is ${decoded.width} x ${decoded.height} x ${decoded.components} components, the header says ${h.columns} x ${h.rows} x 1`, 'malformed');
       }
@@ -84,6 +86,8 @@ export async function decodeFrame(ds: DataSet, h: DicomHeader, frame: number): P
   return guarded(path, 'damaged pixel data', () => storedValues(bytes, pixels, bytesPerSample, littleEndian, h));
 }
 
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /** Sample bytes to stored values: shift by HighBit + 1 - BitsStored, mask to BitsStored, sign-extend. */
 export function storedValues(bytes: Uint8Array, pixels: number, bytesPerSample: number, littleEndian: boolean, h: Pick<DicomHeader, 'path' | 'bitsStored' | 'highBit' | 'pixelRepresentation'>): Int32Array {
   const out = new Int32Array(pixels);
@@ -91,8 +95,11 @@ export function storedValues(bytes: Uint8Array, pixels: number, bytesPerSample: 
   const bits = Math.min(h.bitsStored, bytesPerSample * 8);
   const shift = Math.max(0, h.highBit + 1 - h.bitsStored);
   const signed = h.pixelRepresentation === 1;
-  if (bytesPerSample === 1) for (let i = 0; i < pixels; i++) out[i] = bytes[i]!;
-  else if (bytesPerSample === 2) for (let i = 0; i < pixels; i++) out[i] = view.getUint16(2 * i, littleEndian);
+  if (bytesPerSample === 1) out.set(bytes.subarray(0, pixels));
+  else if (bytesPerSample === 2 && littleEndian && LITTLE_ENDIAN_HOST) {
+    const aligned = bytes.byteOffset % 2 === 0 ? bytes : bytes.slice(0, 2 * pixels);
+    out.set(new Uint16Array(aligned.buffer, aligned.byteOffset, pixels));
+  } else if (bytesPerSample === 2) for (let i = 0; i < pixels; i++) out[i] = view.getUint16(2 * i, littleEndian);
   else for (let i = 0; i < pixels; i++) out[i] = view.getUint32(4 * i, littleEndian) | 0;
   if (bits === 32 && shift === 0) {
     if (!signed) for (let i = 0; i < pixels; i++) if (out[i]! < 0) throw new ScanError(h.path, 'unsigned 32-bit stored values of 2^31 or more are not supported', 'unsupported');
@@ -100,6 +107,7 @@ export function storedValues(bytes: Uint8Array, pixels: number, bytesPerSample: 
   }
   const mask = bits >= 32 ? -1 : (1 << bits) - 1;
   const sign = bits >= 32 ? 0 : 1 << (bits - 1);
+  if (!signed && shift === 0 && bits === bytesPerSample * 8) return out;
   for (let i = 0; i < pixels; i++) {
     let v = (out[i]! >>> shift) & mask;
     if (signed && v & sign) v -= 2 * sign;

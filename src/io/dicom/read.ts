@@ -172,11 +172,12 @@ async function load(files: DicomFileSource, path: string): Promise<Uint8Array> {
   return b;
 }
 
-function isPadding(h: DicomHeader, v: number): boolean {
+/** Stored values in [lo, hi] are padding (lo > hi when the file declares none). */
+function paddingRange(h: DicomHeader): [number, number] {
   const p = h.padding;
-  if (!p) return false;
-  if (p.limit === undefined) return v === p.value;
-  return v >= Math.min(p.value, p.limit) && v <= Math.max(p.value, p.limit);
+  if (!p) return [1, 0];
+  if (p.limit === undefined) return [p.value, p.value];
+  return [Math.min(p.value, p.limit), Math.max(p.value, p.limit)];
 }
 
 /**
@@ -206,6 +207,7 @@ export async function readDicomSeries(scan: DicomScan, series: DicomSeries, file
     w.push({ inst, k, dup: m > 0 });
   }));
   const dropped: string[] = [];
+  const hu = new Float64Array(plane);
   // First every slice's first instance, file by file in slice order; then the duplicates, compared with them.
   for (const pass of [false, true]) {
     const paths = [...work.keys()].filter((p) => work.get(p)!.some((w) => w.dup === pass));
@@ -220,8 +222,16 @@ export async function readDicomSeries(scan: DicomScan, series: DicomSeries, file
         if (inst.frame >= h.frames) throw new ScanError(path, `frame ${inst.frame + 1} is gone: the file now holds ${h.frames} frame(s)`, 'malformed');
         const stored = await decodeFrame(parsed.dataSet, h, inst.frame);
         const { slope, intercept } = h.frameInfo[inst.frame]!;
-        const hu = new Float64Array(plane);
-        for (let p = 0; p < plane; p++) hu[p] = isPadding(h, stored[p]!) ? PADDING_HU : stored[p]! * slope + intercept;
+        const [padLo, padHi] = paddingRange(h);
+        let lo = Infinity;
+        let hi = -Infinity;
+        for (let p = 0; p < plane; p++) {
+          const v = stored[p]!;
+          const x = v >= padLo && v <= padHi ? PADDING_HU : v * slope + intercept;
+          hu[p] = x;
+          if (x < lo) lo = x;
+          if (x > hi) hi = x;
+        }
         const off = k * plane;
         if (pass) {
           const first = geom.slices[k]![0]!;
@@ -234,11 +244,8 @@ export async function readDicomSeries(scan: DicomScan, series: DicomSeries, file
           dropped.push(`${nameOf(inst)} (same position and voxels as ${nameOf(first)})`);
           continue;
         }
-        if (data instanceof Int16Array) {
-          let fits = true;
-          for (let p = 0; p < plane; p++) if (hu[p]! < -32768 || hu[p]! > 32767 || !Number.isInteger(hu[p]!)) { fits = false; break; }
-          if (!fits) data = Float32Array.from(data);
-        }
+        // Integral slopes and intercepts give integral values: only the range decides int16.
+        if (data instanceof Int16Array && (lo < -32768 || hi > 32767)) data = Float32Array.from(data);
         data.set(hu, off);
       }
     }
@@ -330,8 +337,9 @@ export async function describeDicomFile(bytes: Uint8Array, path: string): Promis
   for (let f = 0; f < h.frames; f++) {
     const stored = await decodeFrame(parsed.dataSet, h, f);
     const { slope, intercept } = h.frameInfo[f]!;
+    const [padLo, padHi] = paddingRange(h);
     for (let p = 0; p < stored.length; p++) {
-      if (isPadding(h, stored[p]!)) { d.paddingVoxels++; continue; }
+      if (stored[p]! >= padLo && stored[p]! <= padHi) { d.paddingVoxels++; continue; }
       const v = stored[p]! * slope + intercept;
       if (v < lo) lo = v;
       if (v > hi) hi = v;
