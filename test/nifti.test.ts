@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { deflateRawSync, gunzipSync, gzipSync } from 'node:zlib';
-import { readNifti, readNiftiHeader, writeNifti, MAX_NIFTI_VOXELS, NIFTI_INTENT_LABEL } from '../src/io/nifti.js';
+import { readNifti, readNiftiHeader, writeNifti, isNiftiBytes, MAX_NIFTI_VOXELS, NIFTI_INTENT_LABEL } from '../src/io/nifti.js';
 import { gunzip, gzip, inflateRaw, inflateBounded, isGzip } from '../src/io/gzip.js';
 import { ScanError } from '../src/io/errors.js';
 import { PADDING_HU } from '../src/volume/volume.js';
@@ -120,6 +120,17 @@ describe('readNiftiHeader', () => {
     expect(affineDiff(affineRows(h.affine), expected.good['int16.nii.gz']!.affine)).toBeLessThanOrEqual(1e-6);
     const h2 = await readNiftiHeader(bytesOf('nifti2_be_qform.nii'), 'x');
     expect(h2).toMatchObject({ version: 2, littleEndian: false, datatypeName: 'float32', qformCode: 1, sformCode: 0, affineFrom: 'qform', axcodes: 'RAI' });
+  });
+
+  it('isNiftiBytes tells NIfTI files (plain, gzipped, NIfTI-2, big endian) from others', async () => {
+    for (const name of ['int16.nii', 'int16.nii.gz', 'nifti2.nii', 'nifti2_be_qform.nii', 'int16_be.nii', 'nifti2_float32.nii.gz', 'five_volumes.nii'])
+      expect(await isNiftiBytes(bytesOf(name)), name).toBe(true);
+    for (const name of ['not_nifti.nii', 'too_short.nii', 'empty.nii.gz', 'pair_header.hdr', 'truncated.nii.gz'])
+      expect(await isNiftiBytes(bytesOf(name)), name).toBe(name === 'truncated.nii.gz');
+    expect(await isNiftiBytes(new Uint8Array([0x1f, 0x8b, 1, 2, 3]))).toBe(false);
+    const dicom = new Uint8Array(400);
+    dicom.set(new TextEncoder().encode('DICM'), 128); // a DICOM preamble and prefix
+    expect(await isNiftiBytes(dicom)).toBe(false);
   });
 
   it('describes headers that readNifti refuses for their content', async () => {

@@ -365,6 +365,28 @@ async function headerOf(bytes: Uint8Array, path: string): Promise<{ h: Header; g
 }
 
 /**
+ * Whether the bytes look like a NIfTI-1 or NIfTI-2 file (sizeof_hdr 348 or 540 in either byte order, the
+ * single-file magic 'n+1' / 'n+2'), gzipped or not; for telling a NIfTI from a DICOM or safetensors file
+ * whatever its name. Never throws.
+ */
+export async function isNiftiBytes(bytes: Uint8Array): Promise<boolean> {
+  let head = bytes;
+  if (isGzip(bytes)) {
+    try {
+      head = await inflateBounded(bytes, '', { format: 'gzip', stopAt: HEADER_PREFIX });
+    } catch {
+      return false;
+    }
+  }
+  if (head.length < 348) return false;
+  const v = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  const size = [v.getInt32(0, true), v.getInt32(0, false)];
+  if (size.includes(348)) return text(head, 344, 4) === 'n+1';
+  if (size.includes(540)) return head.length >= 540 && text(head, 4, 4) === 'n+2';
+  return false;
+}
+
+/**
  * The header of a NIfTI file (`.nii` or `.nii.gz`), for `inspect`: dimensions, datatype, pixdim, codes, the
  * affine and its orientation code, intent, description. Reads headers `readNifti` would refuse for their content
  * (an unsupported datatype, several volumes); throws `ScanError('malformed')` for an impossible one.
