@@ -77,6 +77,9 @@ export class AnalysisAbortedError extends Error {
 
 const f = Math.fround;
 
+/** Fewest axial slices a volume must have: one slice is a 2-D image, not a chest CT volume. */
+export const MIN_SLICES = 2;
+
 /**
  * Analyses one volume (one patient) with a loaded engine: see the module comment.
  * @throws {VolumeError} for a volume the model cannot take (dims, affine, data length).
@@ -89,6 +92,7 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
   const grid = axialGrid(volume);
   const [nx, ny, nz] = grid.dims;
   if (nx < 2 || ny < 2) throw new VolumeError(`axial slices of ${nx} x ${ny} voxels are too small to analyse`);
+  if (nz < MIN_SLICES) throw new VolumeError(`a 2-D image (${nz} axial slice of ${nx} x ${ny}): the analysis needs a volume of at least ${MIN_SLICES} slices`);
   const { signal, onProgress } = opts;
   const pre = engine.preprocess;
   const cfg = engine.config;

@@ -4,6 +4,8 @@
  * default input of `covidct analyze`, so the main job runs on a fresh machine with no patient data.
  */
 
+import type { Volume } from '../volume/volume.js';
+
 /** Options of {@link chestPhantom}. */
 export interface PhantomOptions {
   slices?: number;
@@ -43,4 +45,27 @@ export function chestPhantom(o: PhantomOptions = {}): { hu: Float32Array; shape:
     lungFraction.push(lung / (H * W));
   }
   return { hu, shape: [S, 1, H, W], lungFraction };
+}
+
+/**
+ * The phantom as a Volume (the embedded default input of `covidct analyze`): slices stored inferior to superior
+ * in the axial view's layout (i towards the patient's left, j posterior), 0.8 mm pixels, 2.5 mm slices.
+ */
+export function chestPhantomVolume(o: PhantomOptions = {}): Volume {
+  const p = chestPhantom(o);
+  const [S, , H, W] = p.shape;
+  const hw = H * W;
+  const data = new Int16Array(p.hu.length);
+  // Phantom slice 0 is the apex (superior): k runs inferior -> superior.
+  for (let s = 0; s < S; s++) for (let i = 0; i < hw; i++) data[(S - 1 - s) * hw + i] = Math.round(p.hu[s * hw + i]!);
+  const px = 0.8;
+  const dz = 2.5;
+  return {
+    data,
+    dims: [W, H, S],
+    spacing: [px, px, dz],
+    affine: new Float64Array([-px, 0, 0, 0, 0, -px, 0, 0, 0, 0, dz, 0, (px * W) / 2, (px * H) / 2, -dz * S, 1]),
+    space: 'RAS',
+    source: { format: 'array', path: '', description: `synthetic chest phantom (${S} slices of ${W} x ${H})`, notes: ['embedded synthetic phantom, not a patient scan'] },
+  };
 }

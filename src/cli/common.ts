@@ -1,0 +1,133 @@
+/**
+ * What the commands share: the terminal (stdout for results only, stderr for progress and errors), the exit
+ * codes and how an error becomes one line, the GPU, and the weights.
+ *
+ * Exit codes (docs/cli.md): 0 done; 1 anything unexpected (a bug: the message says so); 2 bad usage (unknown
+ * option, missing argument, an output folder that cannot be used); 3 bad input (a scan or weights file that
+ * cannot be read or used: ScanError, VolumeError, WeightsError, ...); 4 no GPU (GpuUnavailableError); 5 the GPU
+ * failed during the run (GpuDeviceError); 130 interrupted (SIGINT).
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { AnalysisAbortedError, type AnalysisProgress } from '../analysis/analyze.js';
+import { createGpu, GpuDeviceError, GpuUnavailableError, parseDawnFlags, type GpuContext } from '../gpu/device.js';
+import type { PipelineCache } from '../gpu/pipelines.js';
+import { ScanError } from '../io/errors.js';
+import { SafetensorsError, type SafetensorsFile } from '../io/safetensors.js';
+import { ConfigError, defaultPreprocessConfig, tinyModelConfig } from '../models/config.js';
+import { openWeights, WeightsError } from '../models/load.js';
+import { randomPipelineWeights } from '../models/random-weights.js';
+import { OutputDirError } from '../node/output-dir.js';
+import { VolumeError } from '../volume/volume.js';
+
+/** The exit codes; see the module comment. */
+export const EXIT = { ok: 0, other: 1, usage: 2, input: 3, noGpu: 4, gpuFailure: 5, interrupted: 130 } as const;
+
+/** Bad usage: exit code 2. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/** Where the CLI writes and where it gets a GPU (tests pass their own). */
+export interface CliIO {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  /** Whether stderr is a terminal (progress is shown only then). */
+  stderrIsTTY: boolean;
+  /** A GPU and optional pipeline cache; `owned` false: the CLI must not destroy it. Default: createGpu. */
+  gpu?: (opts: { forceSoftware: boolean; dawnFlags: string[] }) => Promise<{ gpu: GpuContext; cache?: PipelineCache; owned: boolean }>;
+}
+
+/** The process's terminal. */
+export function processIO(): CliIO {
+  return {
+    stdout: (t) => process.stdout.write(t),
+    stderr: (t) => process.stderr.write(t),
+    stderrIsTTY: !!process.stderr.isTTY,
+  };
+}
+
+/** The exit code for an error. */
+export function exitCodeOf(e: unknown): number {
+  if (e instanceof UsageError || e instanceof OutputDirError) return EXIT.usage;
+  if ((e as { code?: string })?.code?.startsWith?.('ERR_PARSE_ARGS')) return EXIT.usage;
+  if (e instanceof ScanError || e instanceof VolumeError || e instanceof WeightsError || e instanceof ConfigError || e instanceof SafetensorsError) return EXIT.input;
+  if (e instanceof GpuUnavailableError) return EXIT.noGpu;
+  if (e instanceof GpuDeviceError) return EXIT.gpuFailure;
+  if (e instanceof AnalysisAbortedError) return EXIT.interrupted;
+  const code = (e as NodeJS.ErrnoException)?.code;
+  if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR' || code === 'ENOTDIR') return EXIT.input;
+  return EXIT.other;
+}
+
+/** One line for an error: the file and the problem, no stack. */
+export function errorLine(e: unknown): string {
+  const err = e as Error & { path?: string; code?: string };
+  let msg = String(err?.message ?? e);
+  if (e instanceof WeightsError) {
+    const lines = msg.split('\n');
+    msg = lines[0]! + (e.issues.length > 1 ? ` ${e.issues.length} problems, first: ${e.issues[0]!.message}` : ` ${e.issues[0]?.message ?? ''}`);
+  }
+  const code = err?.code;
+  if ((code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') && err.path) msg = `${err.path}: ${code === 'ENOENT' ? 'no such file or folder' : code === 'EACCES' ? 'permission denied' : 'is a folder, not a file'}`;
+  msg = msg.replace(/\s*\n\s*/g, ' ').trim();
+  const kind = exitCodeOf(e) === EXIT.other ? `unexpected error (${err?.name ?? 'Error'}; --debug shows where): ` : '';
+  return `covidct: ${kind}${msg}`;
+}
+
+/** Positive integer option. */
+export function positiveInt(raw: string | undefined, name: string, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const v = Number(raw);
+  if (!Number.isInteger(v) || v < 1) throw new UsageError(`--${name} must be a positive integer, got '${raw}'`);
+  return v;
+}
+
+/** The weights: a file (its bytes, parsed, and their SHA-256) or the embedded random tiny weights. */
+export interface LoadedWeights {
+  file: SafetensorsFile;
+  sha256: string | null;
+}
+
+/** Reads weights from `path`, or makes the embedded default (seeded random weights of the tiny config). */
+export async function loadWeights(path: string | undefined): Promise<LoadedWeights> {
+  if (path === undefined) return { file: randomPipelineWeights(tinyModelConfig(), defaultPreprocessConfig(), 1), sha256: null };
+  const bytes = await readFile(path);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  return { file: openWeights(bytes, path), sha256 };
+}
+
+/** GPU options from the common flags. */
+export async function getGpu(io: CliIO, software: boolean, dawnFlags: string | undefined) {
+  const opts = { forceSoftware: software, dawnFlags: dawnFlags ? parseDawnFlags(dawnFlags) : [] };
+  if (io.gpu) return io.gpu(opts);
+  return { gpu: await createGpu(opts), owned: true };
+}
+
+/** A progress line on stderr, updated in place (only when stderr is a terminal and not --quiet). */
+export function progressLine(io: CliIO, quiet: boolean, prefix = ''): { update(p: AnalysisProgress): void; done(): void } {
+  const on = io.stderrIsTTY && !quiet;
+  let shown = false;
+  return {
+    update(p) {
+      if (!on) return;
+      let line = `${prefix}${p.stage}`;
+      if (p.stage === 'analyze') {
+        line += ` ${p.done}/${p.total} slices`;
+        if (p.slicesPerSecond) line += `, ${p.slicesPerSecond.toFixed(1)} slices/s, ${Math.ceil((p.total - p.done) / p.slicesPerSecond)} s left`;
+      }
+      io.stderr(`\r${line}\x1b[K`);
+      shown = true;
+    },
+    done() {
+      if (shown) io.stderr('\r\x1b[K');
+      shown = false;
+    },
+  };
+}
+
+/** Formats a number or a dash for null. */
+export function fmt(v: number | null | undefined, digits = 1, unit = ''): string {
+  return v === null || v === undefined ? '-' : `${v.toFixed(digits)}${unit}`;
+}

@@ -1,0 +1,198 @@
+/**
+ * Node only: a scan from a path, its format detected by content (never by extension):
+ * - a folder: DICOM files, found recursively; headers are read file by file (each file's bytes let go once its
+ *   header is read), the series chosen (`--series` or the CT series with the most slices), and its pixels
+ *   decoded file by file;
+ * - a file starting with the gzip magic (1f 8b) or a NIfTI header size (348 or 540, either byte order): NIfTI;
+ * - a file with 'DICM' at byte 128, or another file the DICOM parser takes: one DICOM file (a single slice or
+ *   an enhanced multi-frame object);
+ * - a safetensors file with a tensor `hu` [slices, 1, H, W] in HU (the engine's own input format; no geometry:
+ *   1 mm voxels, axial, slice 0 the most inferior; optional `spacing` [3] in mm overrides the voxel size).
+ * Errors are ScanError naming the path and the problem.
+ * @module
+ */
+import { open, readdir, readFile, stat } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { ScanError } from '../io/errors.js';
+import { chooseSeries, readDicomSeries, scanDicomFiles, type DicomScan, type DicomSeries } from '../io/dicom/index.js';
+import { readNifti } from '../io/nifti.js';
+import { parseSafetensors, SafetensorsError } from '../io/safetensors.js';
+import type { Volume } from '../volume/volume.js';
+import { MIN_SLICES } from '../analysis/analyze.js';
+import { axialGrid } from '../analysis/grid.js';
+import { readFileSync } from 'node:fs';
+
+/** What a path holds, from its first bytes (or that it is a folder). */
+export type ScanKind = 'dicom-folder' | 'dicom-file' | 'nifti' | 'safetensors' | 'unknown';
+
+/** A loaded scan: the volume and, for DICOM, the series found and the one chosen. */
+export interface LoadedScan {
+  kind: ScanKind;
+  path: string;
+  volume: Volume;
+  dicom?: { scan: DicomScan; chosen: DicomSeries };
+}
+
+/** Most files a DICOM folder may hold (a guard against pointing at a whole disk). */
+export const MAX_DICOM_FILES = 200_000;
+
+/** The kind of scan at `path` (content-based; reads at most 2 KiB of a file). */
+export async function detectScan(path: string): Promise<ScanKind> {
+  const st = await statOrThrow(path);
+  if (st.isDirectory()) return 'dicom-folder';
+  if (!st.isFile()) throw new ScanError(path, 'not a file or folder', 'malformed');
+  const fh = await open(path, 'r');
+  let head: Uint8Array;
+  try {
+    const buf = new Uint8Array(Math.min(2048, st.size));
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    head = buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+  return kindOf(head, st.size);
+}
+
+/** The kind of a file from its first bytes (up to 2 KiB) and its size. */
+export function kindOf(head: Uint8Array, size: number): ScanKind {
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'nifti';
+  if (head.length >= 132 && String.fromCharCode(...head.subarray(128, 132)) === 'DICM') return 'dicom-file';
+  if (head.length >= 4) {
+    const dv = new DataView(head.buffer, head.byteOffset, head.byteLength);
+    const le = dv.getInt32(0, true);
+    const be = dv.getInt32(0, false);
+    if (le === 348 || be === 348 || le === 540 || be === 540) return 'nifti';
+  }
+  if (head.length >= 9) {
+    const dv = new DataView(head.buffer, head.byteOffset, head.byteLength);
+    const n = Number(dv.getBigUint64(0, true));
+    if (head[8] === 0x7b /* { */ && n >= 2 && 8 + n <= size) return 'safetensors';
+  }
+  // DICOM without its 128-byte preamble starts with a group 0002 or 0008 tag (little endian).
+  if (head.length >= 4 && (head[0] === 0x02 || head[0] === 0x08) && head[1] === 0x00) return 'dicom-file';
+  return 'unknown';
+}
+
+async function statOrThrow(path: string) {
+  try {
+    return await stat(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ScanError(path, code === 'ENOENT' ? 'no such file or folder' : code === 'EACCES' ? 'permission denied' : `cannot read (${code ?? (e as Error).message})`, 'empty');
+  }
+}
+
+/** Every file under `dir` (recursively, sorted, hidden entries skipped). */
+export async function listFiles(dir: string, max = MAX_DICOM_FILES): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string): Promise<void> => {
+    const entries = await readdir(d, { withFileTypes: true });
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      if (e.name.startsWith('.')) continue;
+      const p = join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile()) {
+        out.push(p);
+        if (out.length > max) throw new ScanError(dir, `more than ${max} files: not a scan folder`, 'unusable');
+      }
+    }
+  };
+  await walk(dir);
+  return out;
+}
+
+/** The series of a DICOM folder, headers only, reading one file at a time. */
+export async function scanDicomFolder(dir: string): Promise<DicomScan> {
+  const files = await listFiles(dir);
+  // scanDicomFiles takes an iterable: each file's bytes are read when it asks for them and dropped after.
+  function* read(): Generator<{ path: string; bytes: Uint8Array }> {
+    for (const p of files) yield { path: p, bytes: readFileSync(p) };
+  }
+  return scanDicomFiles(read(), dir);
+}
+
+/** Options of {@link loadScan}. */
+export interface LoadScanOptions {
+  /** DICOM SeriesInstanceUID (or split key such as 'uid:2') to analyse instead of the default choice. */
+  series?: string;
+}
+
+/**
+ * Loads the scan at `path` as a Volume for the analysis; see the module comment. A 2-D image (one axial slice)
+ * is refused here, naming the file, before any GPU work.
+ */
+export async function loadScan(path: string, opts: LoadScanOptions = {}): Promise<LoadedScan> {
+  const scan = await readScan(path, opts);
+  const [nx, ny, nz] = axialGrid(scan.volume).dims;
+  if (nz < MIN_SLICES) throw new ScanError(path, `a 2-D image (${nz} axial slice of ${nx} x ${ny}), not a volume: the analysis needs at least ${MIN_SLICES} slices`, 'unusable');
+  return scan;
+}
+
+/** Reads the scan at `path` as a Volume, whatever its number of slices. */
+export async function readScan(path: string, opts: LoadScanOptions = {}): Promise<LoadedScan> {
+  const kind = await detectScan(path);
+  switch (kind) {
+    case 'dicom-folder': {
+      const scan = await scanDicomFolder(path);
+      const chosen = chooseSeries(scan, opts.series);
+      const volume = await readDicomSeries(scan, chosen, (p) => readFile(p));
+      return { kind, path, volume, dicom: { scan, chosen } };
+    }
+    case 'dicom-file': {
+      const bytes = await readFile(path);
+      const scan = scanDicomFiles([{ path, bytes }], path);
+      const chosen = chooseSeries(scan, opts.series);
+      const volume = await readDicomSeries(scan, chosen, new Map([[path, bytes]]));
+      return { kind, path, volume, dicom: { scan, chosen } };
+    }
+    case 'nifti':
+      return { kind, path, volume: await readNifti(await readFile(path), path) };
+    case 'safetensors':
+      return { kind, path, volume: safetensorsVolume(await readFile(path), path) };
+    default:
+      throw new ScanError(path, 'not a DICOM, NIfTI or safetensors file (unrecognised content)', 'malformed');
+  }
+}
+
+/** A Volume from a safetensors file holding `hu` [slices, 1, H, W] (see the module comment). */
+export function safetensorsVolume(bytes: Uint8Array, path: string): Volume {
+  let f;
+  try {
+    f = parseSafetensors(bytes, path);
+  } catch (e) {
+    if (e instanceof SafetensorsError) throw new ScanError(path, `not a readable safetensors file: ${e.message.replace(`${path}: `, '')}`, 'malformed');
+    throw e;
+  }
+  if (!f.has('hu')) throw new ScanError(path, `no tensor 'hu' [slices, 1, H, W] of Hounsfield units (has: ${f.names().join(', ') || 'none'})`, 'unusable');
+  const s = f.info('hu').shape;
+  if (s.length !== 4 || s[1] !== 1) throw new ScanError(path, `'hu' must be [slices, 1, H, W], got [${s.join(', ')}]`, 'unusable');
+  const [nz, , ny, nx] = s as [number, number, number, number];
+  const hu = f.getF32('hu');
+  let spacing: [number, number, number] = [1, 1, 1];
+  const notes: string[] = [];
+  if (f.has('spacing')) {
+    const sp = Array.from(f.getF32('spacing'));
+    if (sp.length !== 3 || !sp.every((v) => Number.isFinite(v) && v > 0)) throw new ScanError(path, `'spacing' must be 3 positive mm values, got [${sp.join(', ')}]`, 'malformed');
+    spacing = sp as [number, number, number];
+  } else notes.push('no geometry in a safetensors input: 1 mm voxels assumed');
+  if (f.has('voxel_volume')) notes.push("'voxel_volume' ignored: volumes come from the voxel size ('spacing')");
+  const integral = hu.every((v) => Number.isInteger(v) && v >= -32768 && v <= 32767);
+  const data = integral ? Int16Array.from(hu) : hu;
+  // Slices as given, i -> patient left, j -> posterior, k -> superior (the axial view's own layout).
+  const affine = new Float64Array([-spacing[0], 0, 0, 0, 0, -spacing[1], 0, 0, 0, 0, spacing[2], 0, 0, 0, 0, 1]);
+  return {
+    data,
+    dims: [nx, ny, nz],
+    spacing,
+    affine,
+    space: 'RAS',
+    source: { format: 'safetensors', path, description: `safetensors 'hu' [${s.join(', ')}]`, notes },
+  };
+}
+
+/** A path shown relative to `base` when inside it. */
+export function shortPath(p: string, base: string): string {
+  const r = relative(base, p);
+  return r && !r.startsWith('..') ? r : p;
+}

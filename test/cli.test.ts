@@ -1,0 +1,341 @@
+// The CLI end to end: analyze on small DICOM and NIfTI scans on the test adapter (in-process, one shared
+// pipeline cache, tiny random weights at 32 x 32), outputs checked (report against its schema, NIfTI geometry
+// read back by nibabel equal to the input's, PNGs decoded by fast-png); bad input through the real binary
+// (node dist/cli.js) with its output and exit code and no output folder; the output folder's temp + rename;
+// batch (two good studies and one bad, summary, resume, shards).
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Ajv from 'ajv';
+import { decode as decodePng } from 'fast-png';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../src/cli/cli.js';
+import { fnv1a, listStudies } from '../src/cli/batch.js';
+import type { CliIO } from '../src/cli/common.js';
+import { serializeSafetensors } from '../src/io/safetensors.js';
+import { readNifti } from '../src/io/nifti.js';
+import { GpuUnavailableError } from '../src/gpu/device.js';
+import { defaultPreprocessConfig, tinyModelConfig } from '../src/models/config.js';
+import { randomPipelineWeights } from '../src/models/random-weights.js';
+import { writeOutputDir } from '../src/node/output-dir.js';
+import { loadScan } from '../src/node/scan-path.js';
+import { ROOT } from './fixtures.js';
+import { testGpu } from './gpu.js';
+
+const SCANS = join(ROOT, 'test/fixtures/scans');
+const schema = JSON.parse(readFileSync(join(ROOT, 'src/analysis/report.schema.json'), 'utf8'));
+const validate = new Ajv({ allErrors: true, strict: true, strictRequired: false }).compile(schema);
+const GPU_MS = 300_000;
+
+let tmp: string;
+let weightsPath: string;
+
+/** An in-process terminal that records, with the shared test GPU (never destroyed by the CLI). */
+function recorder(): CliIO & { out: string; err: string } {
+  const io = {
+    out: '',
+    err: '',
+    stdout(t: string) {
+      io.out += t;
+    },
+    stderr(t: string) {
+      io.err += t;
+    },
+    stderrIsTTY: false,
+    gpu: async () => {
+      const { gpu, cache } = await testGpu();
+      return { gpu, cache, owned: false };
+    },
+  };
+  return io;
+}
+
+/** Runs the built CLI; returns exit code, stdout, stderr. */
+function cli(args: string[]): { code: number; out: string; err: string } {
+  const r = spawnSync(process.execPath, [join(ROOT, 'dist/cli.js'), ...args], { encoding: 'utf8', cwd: ROOT, timeout: 120_000 });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+}
+
+/** nibabel's reading of a NIfTI file: affine (rows), shape, dtype, intent code. */
+function nibabel(path: string): { affine: number[][]; shape: number[]; dtype: string; intent: number; qform: number[][]; sform: number[][] } {
+  const py = `import json, sys, nibabel as nib
+img = nib.load(sys.argv[1])
+h = img.header
+print(json.dumps({"affine": img.affine.tolist(), "shape": list(img.shape), "dtype": str(img.get_data_dtype()), "intent": int(h["intent_code"]), "qform": h.get_qform().tolist(), "sform": h.get_sform().tolist()}))`;
+  return JSON.parse(execFileSync('/usr/bin/python3', ['-c', py, path], { encoding: 'utf8' }));
+}
+
+function expectAffineClose(a: number[][], b: number[][], tol: number) {
+  for (let r = 0; r < 4; r++) for (let c = 0; c < 4; c++) expect(Math.abs(a[r]![c]! - b[r]![c]!), `affine[${r}][${c}]: ${a[r]![c]} vs ${b[r]![c]}`).toBeLessThanOrEqual(tol);
+}
+
+/** Column-major Float64Array -> rows. */
+function rows(a: Float64Array): number[][] {
+  return [0, 1, 2, 3].map((r) => [0, 1, 2, 3].map((c) => a[c * 4 + r]!));
+}
+
+beforeAll(() => {
+  execFileSync(process.execPath, ['build.mjs'], { cwd: ROOT, stdio: 'ignore' });
+  tmp = mkdtempSync(join(tmpdir(), 'covidct-cli-'));
+  weightsPath = join(tmp, 'tiny-random.safetensors');
+  const f = randomPipelineWeights(tinyModelConfig(), defaultPreprocessConfig(), 2);
+  const tensors = f.tensors.map((t) => ({ name: t.name, dtype: 'F32' as const, shape: [...t.shape], data: f.getF32(t.name) }));
+  writeFileSync(weightsPath, serializeSafetensors(tensors, { ...f.metadata }));
+}, 60_000);
+
+afterAll(() => {
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('bad input through the real binary: one line naming the file, exit code 3, no output folder', () => {
+  const cases: Array<[string, () => string, RegExp]> = [
+    ['an empty folder', () => mkdtempSync(join(tmp, 'empty-')), /empty-\w+: no files found \(empty folder\)$/],
+    ['a folder with no CT', () => join(SCANS, 'dicom/mr_only'), /mr_only: no CT series found; found .*\(MR, 5 slice/],
+    ['a truncated file', () => join(SCANS, 'dicom/truncated'), /truncated\/slice003\.dcm: truncated: pixel data needs 384 bytes, the file holds 192$/],
+    ['a DICOM without pixel data', () => join(SCANS, 'dicom/no_pixels'), /no_pixels: no DICOM image found among 1 file\(s\): .*nopix\.dcm: no pixel data/],
+    ['a 2-D image', () => join(SCANS, 'dicom/single'), /single: a 2-D image \(1 axial slice of 16 x 12\), not a volume/],
+    ['mismatched slice sizes', () => join(SCANS, 'dicom/mismatched_sizes'), /mismatched_sizes: mixed slice sizes in series .*16 x 12 in 3 slice.*20 x 12 in 3 slice/],
+    ['an unsupported transfer syntax', () => join(SCANS, 'dicom/unsupported_ts'), /slice000\.dcm: unsupported transfer syntax 1\.2\.840\.10008\.1\.2\.4\.50 \(JPEG Baseline/],
+    ['a NIfTI with 5 volumes', () => join(SCANS, 'nifti/five_volumes.nii'), /five_volumes\.nii: 4-D NIfTI with 5 volumes/],
+    ['a header with impossible dimensions', () => join(SCANS, 'nifti/huge_dims.nii'), /huge_dims\.nii: .*32767 x 32767 x 32767/],
+    ['a file that is no scan', () => join(ROOT, 'package.json'), /package\.json: not a DICOM, NIfTI or safetensors file/],
+    ['a path that does not exist', () => join(tmp, 'nothing-here'), /nothing-here: no such file or folder$/],
+  ];
+  it.each(cases)('%s', (_, path, message) => {
+    const out = join(tmp, `out-${Math.random().toString(36).slice(2)}`);
+    const r = cli(['analyze', path(), '--weights', weightsPath, '--out', out]);
+    console.log(`covidct analyze <${_}>: exit ${r.code}: ${r.err.trim()}`);
+    expect(r.code).toBe(3);
+    expect(r.out).toBe('');
+    const lines = r.err.trim().split('\n');
+    expect(lines.length).toBe(1);
+    expect(lines[0]).toMatch(/^covidct: /);
+    expect(lines[0]).toMatch(message);
+    expect(r.err).not.toMatch(/\n\s+at /);
+    expect(existsSync(out)).toBe(false);
+    expect(readdirSync(tmp).filter((n) => n.includes('.partial'))).toEqual([]);
+  });
+
+  it('--debug adds the stack trace; bad usage exits 2; a bad weights file exits 3', () => {
+    const d = cli(['analyze', join(SCANS, 'dicom/mr_only'), '--debug']);
+    expect(d.code).toBe(3);
+    expect(d.err).toMatch(/\n\s+at /);
+    const u = cli(['analyze', '--frobnicate']);
+    expect(u.code).toBe(2);
+    expect(u.err.trim().split('\n')).toEqual([expect.stringMatching(/^covidct: .*--frobnicate/)]);
+    expect(cli(['nonsense']).code).toBe(2);
+    expect(cli(['batch', join(SCANS, 'dicom')]).code).toBe(2);
+    const w = cli(['analyze', join(SCANS, 'dicom/ordered'), '--weights', join(SCANS, 'nifti/int16.nii.gz')]);
+    expect(w.code).toBe(3);
+    expect(w.err.trim().split('\n').length).toBe(1);
+    expect(w.err).toMatch(/int16\.nii\.gz: .*safetensors/);
+  });
+});
+
+describe('inspect (no GPU)', () => {
+  it('lists the series of a folder, the split and skipped ones and why, the chosen one and its geometry', () => {
+    const r = cli(['inspect', join(SCANS, 'dicom/multi')]);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/3 series, 2 file\(s\) skipped/);
+    expect(r.out).toMatch(/split: orientation .* differs/);
+    expect(r.out).toMatch(/skipped dose_sr\.dcm: structured report, not an image/);
+    expect(r.out).toMatch(/chosen: series 1\.2\.826\.0\.1\.3680043\.8\.498\.77\.2\.15 \(the CT series with the most slices\)/);
+    expect(r.out).toMatch(/dimensions: 16 x 12 x 8[\s\S]*spacing: 0\.75 x 0\.75 x 1 mm[\s\S]*orientation: LPS[\s\S]*HU range: -?\d+ \.\. -?\d+[\s\S]*transfer syntax: 1\.2\.840\.10008\.1\.2\.1 \(Explicit VR Little Endian\)/);
+  });
+
+  it('describes a NIfTI, a single DICOM file (pixels decoded), a weights file; says what analyze would refuse', () => {
+    const n = cli(['inspect', join(SCANS, 'nifti/int16.nii.gz')]);
+    expect(n.code).toBe(0);
+    expect(n.out).toMatch(/NIfTI-1 \(gzip\).*dims 7 x 6 x 5, int16[\s\S]*orientation LAS/);
+    const d = cli(['inspect', join(SCANS, 'dicom/single/slice000.dcm')]);
+    expect(d.code).toBe(0);
+    expect(d.out).toMatch(/DICOM file, CT[\s\S]*16 x 12, 1 frame\(s\)[\s\S]*value range: -?\d+ \.\. -?\d+/);
+    const w = cli(['inspect', weightsPath]);
+    expect(w.code).toBe(0);
+    expect(w.out).toMatch(/covidct weights[\s\S]*notice: untrained \(random weights\)[\s\S]*covidct\.config: [\s\S]*tensor seg\./);
+    const u = cli(['inspect', join(SCANS, 'dicom/unsupported_ts')]);
+    expect(u.code).toBe(3);
+    expect(u.out).toMatch(/cannot be read: .*unsupported transfer syntax/);
+  });
+});
+
+describe('the output folder: temporary sibling, renamed at the end', () => {
+  it('an error mid-way leaves no folder and no partial one; a finished one replaces an older output', async () => {
+    const dir = join(tmp, 'atomic', 'study');
+    const files = [
+      { name: 'report.json', bytes: new TextEncoder().encode('{}') },
+      { name: 'overlays/a.png', bytes: new Uint8Array([1, 2, 3]) },
+      { name: 'lung_mask.nii.gz', bytes: new Uint8Array([4]) },
+    ];
+    await expect(
+      writeOutputDir(dir, files, {
+        afterFile: (_, i) => {
+          if (i === 1) throw new Error('disk full (simulated)');
+        },
+      }),
+    ).rejects.toThrow('disk full');
+    expect(readdirSync(join(tmp, 'atomic'))).toEqual([]);
+    await writeOutputDir(dir, files);
+    expect(readdirSync(dir).sort()).toEqual(['lung_mask.nii.gz', 'overlays', 'report.json']);
+    await writeOutputDir(dir, files.slice(0, 1));
+    expect(readdirSync(dir)).toEqual(['report.json']);
+    expect(readdirSync(join(tmp, 'atomic'))).toEqual(['study']);
+    // A folder that is not a covidct output is never replaced.
+    mkdirSync(join(tmp, 'atomic', 'mine'));
+    writeFileSync(join(tmp, 'atomic', 'mine', 'notes.txt'), 'keep');
+    await expect(writeOutputDir(join(tmp, 'atomic', 'mine'), files)).rejects.toThrow(/not a covidct output folder/);
+    expect(readFileSync(join(tmp, 'atomic', 'mine', 'notes.txt'), 'utf8')).toBe('keep');
+  });
+
+  it('SIGINT during a run: exit 130, no output folder', async () => {
+    const out = join(tmp, 'interrupted');
+    const child = spawn(process.execPath, [join(ROOT, 'dist/cli.js'), 'analyze', join(SCANS, 'dicom/ordered'), '--weights', weightsPath, '--out', out, '--size', '32'], { cwd: ROOT });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    await new Promise((r) => setTimeout(r, 1500));
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((r) => child.on('exit', (c, sig) => r(c ?? (sig === 'SIGINT' ? 130 : null))));
+    expect(code).toBe(130);
+    expect(existsSync(out)).toBe(false);
+    expect(readdirSync(tmp).filter((n) => n.includes('interrupted'))).toEqual([]);
+    console.log(`SIGINT: exit ${code}, stderr: ${err.trim().split('\n').pop()}`);
+  }, GPU_MS);
+});
+
+describe('analyze end to end on the test adapter', () => {
+  it('a NIfTI stored LAS: report valid, masks on the input grid (nibabel), PNGs decode, --json alone on stdout', async () => {
+    const input = join(SCANS, 'nifti/int16.nii.gz');
+    const out = join(tmp, 'nifti-out');
+    const io = recorder();
+    const code = await runCli(['analyze', input, '--weights', weightsPath, '--out', out, '--size', '32', '--batch', '2', '--json'], io);
+    expect(io.err).toBe('');
+    expect(code).toBe(0);
+    const printed = JSON.parse(io.out);
+    expect(validate(printed), JSON.stringify(validate.errors)).toBe(true);
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+    expect(validate(report), JSON.stringify(validate.errors)).toBe(true);
+    expect(report).toEqual(printed);
+    expect(report.input).toMatchObject({ format: 'nifti', dims: [7, 6, 5], orientation: 'LAS' });
+    expect(report.weights.sha256).toBe(execFileSync('sha256sum', [weightsPath], { encoding: 'utf8' }).split(' ')[0]);
+    expect(report.notice).toMatch(/^untrained \(random weights\)/);
+    expect(report.timings.totalMs).toBeGreaterThan(0);
+    const src = nibabel(input);
+    for (const [name, dtype, intent] of [
+      ['lung_mask.nii.gz', 'uint8', 1002],
+      ['infection.nii.gz', 'float32', 0],
+    ] as const) {
+      const nb = nibabel(join(out, name));
+      expect(nb.shape).toEqual(src.shape);
+      expect(nb.dtype).toBe(dtype);
+      expect(nb.intent).toBe(intent);
+      // float32 in the header: 1e-4 mm.
+      expectAffineClose(nb.affine, src.affine, 1e-4);
+      expectAffineClose(nb.qform, src.affine, 1e-4);
+      expectAffineClose(nb.sform, src.affine, 1e-4);
+    }
+    const pngs = readdirSync(join(out, 'overlays'));
+    expect(pngs).toContain('contact_sheet.png');
+    for (const p of pngs) {
+      const img = decodePng(readFileSync(join(out, 'overlays', p)));
+      expect(img.width * img.height).toBeGreaterThan(0);
+    }
+    // The lung mask's voxel count is the report's.
+    const mask = await readNifti(readFileSync(join(out, 'lung_mask.nii.gz')), 'm');
+    let lung = 0;
+    for (const v of mask.data) lung += v;
+    expect(report.slices.reduce((s: number, x: { lungVoxels: number }) => s + x.lungVoxels, 0)).toBe(lung);
+  }, GPU_MS);
+
+  it('a DICOM folder: the summary on stdout, the masks with the DICOM volume affine (nibabel)', async () => {
+    const input = join(SCANS, 'dicom/ordered');
+    const out = join(tmp, 'dicom-out');
+    const io = recorder();
+    expect(await runCli(['analyze', input, '--weights', weightsPath, '--out', out, '--size', '32', '--batch', '4'], io)).toBe(0);
+    expect(io.err).toBe('');
+    expect(io.out).toMatch(/^covidct .*: untrained \(random weights\)/);
+    expect(io.out).toMatch(/input: .*ordered \(dicom, series 1\.2\.826\.0\.1\.3680043\.8\.498\.77\.2\.1\), 16 x 12 x 7 voxels of 0\.8 x 0\.7 x 1\.25 mm, LPS/);
+    expect(io.out).toMatch(/patient: /);
+    const vol = (await loadScan(input)).volume;
+    expectAffineClose(nibabel(join(out, 'lung_mask.nii.gz')).affine, rows(vol.affine), 1e-4);
+  }, GPU_MS);
+});
+
+describe('batch: two good studies and one bad, summary, resume, shards', () => {
+  let studies: string;
+  let out: string;
+  beforeAll(() => {
+    studies = join(tmp, 'cohort');
+    mkdirSync(studies);
+    cpSync(join(SCANS, 'dicom/ordered'), join(studies, 'a_dicom'), { recursive: true });
+    cpSync(join(SCANS, 'nifti/int16.nii.gz'), join(studies, 'b_nifti.nii.gz'));
+    cpSync(join(SCANS, 'dicom/truncated'), join(studies, 'c_bad'), { recursive: true });
+    out = join(tmp, 'cohort-out');
+  });
+
+  it('analyses the good ones, records the bad one, writes summary.csv and summary.json', async () => {
+    const io = recorder();
+    const code = await runCli(['batch', studies, '--out', out, '--weights', weightsPath, '--size', '32', '--batch', '4'], io);
+    expect(code).toBe(3);
+    expect(io.err).toMatch(/study c_bad failed: .*slice003\.dcm: truncated/);
+    expect(readdirSync(out).sort()).toEqual(['a_dicom', 'b_nifti', 'summary.csv', 'summary.json']);
+    const s = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+    expect(s.rows.map((r: { id: string; status: string }) => `${r.id}:${r.status}`)).toEqual(['a_dicom:ok', 'b_nifti:ok', 'c_bad:failed']);
+    const csv = readFileSync(join(out, 'summary.csv'), 'utf8').trim().split('\n');
+    expect(csv[0]).toBe('id,path,status,label,lungVolumeMl,infectedVolumeMl,lungInvolvementPct,slices,seconds,error');
+    expect(csv.length).toBe(4);
+    expect(csv[3]).toMatch(/^c_bad,.*,failed,.*truncated/);
+    for (const id of ['a_dicom', 'b_nifti']) expect(validate(JSON.parse(readFileSync(join(out, id, 'report.json'), 'utf8')))).toBe(true);
+  }, GPU_MS);
+
+  it('resumes: studies whose report names the same weights are skipped, other weights redo them', async () => {
+    const io = recorder();
+    io.gpu = async () => {
+      throw new Error('resume must not need the GPU');
+    };
+    expect(await runCli(['batch', studies, '--out', out, '--weights', weightsPath, '--size', '32'], io)).toBe(3);
+    const s = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+    expect(s.rows.map((r: { status: string }) => r.status)).toEqual(['done', 'done', 'failed']);
+    // Other weights (another SHA-256): the done studies are analysed again (here: the GPU is asked for).
+    const other = join(tmp, 'other.safetensors');
+    writeFileSync(other, Buffer.concat([readFileSync(weightsPath)]));
+    const f = readFileSync(other);
+    f[f.length - 1] ^= 1; // one weight's last byte: still valid safetensors, another hash
+    writeFileSync(other, f);
+    const io2 = recorder();
+    io2.gpu = async () => {
+      throw new GpuUnavailableError('no GPU here (test)');
+    };
+    const code = await runCli(['batch', studies, '--out', out, '--weights', other], io2);
+    expect(io2.err).toMatch(/^covidct: no GPU here \(test\)$/m);
+    expect(code).toBe(4);
+  });
+
+  it('--shard K/N splits the cohort deterministically (FNV-1a of the study id), without overlap', async () => {
+    const ids = (await listStudies(studies)).map((s) => s.id);
+    expect(ids).toEqual(['a_dicom', 'b_nifti', 'c_bad']);
+    const seen: string[] = [];
+    for (const k of [0, 1]) {
+      const io = recorder();
+      await runCli(['batch', studies, '--out', out, '--weights', weightsPath, '--shard', `${k}/2`, '--json'], io);
+      const s = JSON.parse(io.out);
+      const got = s.rows.map((r: { id: string }) => r.id);
+      expect(got).toEqual(ids.filter((id) => fnv1a(id) % 2 === k));
+      expect(existsSync(join(out, `summary.shard-${k}-of-2.csv`))).toBe(true);
+      seen.push(...got);
+    }
+    expect(seen.sort()).toEqual(ids);
+    expect(fnv1a('a')).toBe(0xe40c292c); // the FNV-1a test vector
+    const bad = recorder();
+    expect(await runCli(['batch', studies, '--out', out, '--weights', weightsPath, '--shard', '2/2'], bad)).toBe(2);
+  });
+
+  it('a CSV list of studies', async () => {
+    const csv = join(tmp, 'list.csv');
+    writeFileSync(csv, 'id,path\npatient-1,cohort/a_dicom\n"patient, 2",cohort/b_nifti.nii.gz\n');
+    expect(await listStudies(csv)).toEqual([
+      { id: 'patient-1', path: join(tmp, 'cohort/a_dicom') },
+      { id: 'patient_2', path: join(tmp, 'cohort/b_nifti.nii.gz') },
+    ]);
+  });
+});
