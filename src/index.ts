@@ -23,3 +23,10 @@ export { defaultModelConfig, defaultPreprocessConfig, tinyModelConfig, parseMode
 export { preprocessHU, windowHU, huFromStored, normalise, lungMask, lungArea, maskedInput } from './analysis/preprocess.js';
 export { efficientnet, EFFICIENTNET_VARIANTS, type EfficientNetVariant } from './models/efficientnet.js';
 export { ModelBuilder, type ModelGraph } from './models/builder.js';
+// A scan's analysis (browser-safe: a Volume in, the report, masks, maps and output files out).
+export { analyzeVolume, AnalysisAbortedError, MIN_SLICES, type AnalysisEngine, type AnalysisProgress, type AnalysisResult, type AnalyzeOptions } from './analysis/analyze.js';
+export { makeOutputFiles, reportBytes, type OutputFile, type OutputOptions } from './analysis/outputs.js';
+export { REPORT_SCHEMA, REPORT_SCHEMA_VERSION, SOFTWARE_VERSION, type AnalysisReport, type SliceReport, type PatientReport } from './analysis/report.js';
+export { weightsInfo, sha256Hex, type WeightsInfo } from './analysis/weights-info.js';
+export { axialGrid, type AxialGrid } from './analysis/grid.js';
+export { chestPhantomVolume } from './analysis/phantom.js';
