@@ -250,6 +250,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seg-bce", type=float, default=0.0, help="extra BCE weight on the lung logits (paper: 0)")
     ap.add_argument("--no-augment", action="store_true")
+    ap.add_argument("--dropout", type=float, help="slice-head dropout (config cls.dropout; training only, default 0.5)")
+    ap.add_argument("--stochastic-depth", type=float,
+                    help="override torchvision's stochastic-depth probability in both backbones (training only; "
+                         "torchvision: 0.2 at the last block of B0)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--val-every", type=int, default=1)
@@ -282,6 +286,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         cfg = get_config(a.config, a.classifier_backbone)
     if a.input_size:
         cfg.input_size = int(a.input_size)
+    if a.dropout is not None:
+        cfg.cls.dropout = float(a.dropout)
 
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
@@ -306,6 +312,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         f"input {cfg.input_size}x{cfg.input_size} ({time.time() - t0:.0f} s)")
 
     model = build_model(cfg, seed=a.seed).to(a.device)
+    if a.stochastic_depth is not None:
+        from torchvision.ops import StochasticDepth
+        sds = [m for m in model.modules() if isinstance(m, StochasticDepth)]
+        for m in sds:
+            m.p = float(a.stochastic_depth)
+        log(f"stochastic depth p = {a.stochastic_depth} in {len(sds)} blocks")
     if a.pretrained:
         load_pretrained(model, a.pretrained, log)
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
