@@ -95,6 +95,14 @@ describe('readNifti against nibabel', () => {
     expect((await readNifti(bytesOf('qform_only_qfac.nii'), 's')).source.notes.join('\n')).toMatch(/affine from qform/);
   });
 
+  it('keeps the description one line whatever descrip holds', async () => {
+    const nii = bytesOf('int16.nii').slice();
+    nii.set(new TextEncoder().encode('two\nlines'), 148);
+    const vol = await readNifti(nii, 'd.nii');
+    expect(vol.source.description).toContain("'two\\x0alines'");
+    expect(vol.source.description).not.toContain('\n');
+  });
+
   it('the fixtures cover what they claim (so the cases above are the intended ones)', () => {
     const g = expected.good;
     expect(new Set(Object.values(g).map((x) => x.on_disk_dtype))).toEqual(

@@ -174,6 +174,11 @@ function text(bytes: Uint8Array, start: number, length: number): string {
   return s;
 }
 
+/** Text with control and non-ASCII bytes escaped (\\xNN), so that a message or description stays one line. */
+function printable(t: string): string {
+  return t.replace(/[^\x20-\x7e]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 /** Parses and checks the fixed header (everything that makes it impossible is a 'malformed' ScanError). */
 function parseHeader(bytes: Uint8Array, path: string): Header {
   if (bytes.length < 348) throw new ScanError(path, `file too short for a NIfTI header: ${bytes.length} bytes, a NIfTI-1 header alone is 348`);
@@ -252,7 +257,7 @@ function parseHeader(bytes: Uint8Array, path: string): Header {
   const pair = version === 1 ? 'ni1' : 'ni2';
   if (h.magic === pair) throw new ScanError(path, `a NIfTI-${version} header/image pair (magic '${pair}', voxels in a separate .img file) is not read here; convert it to a single .nii`, 'unsupported');
   // The magic as printable text (control bytes escaped), so the message stays one line.
-  const shown = h.magic.replace(/[^\x20-\x7e]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  const shown = printable(h.magic);
   if (h.magic !== single) throw new ScanError(path, `not a NIfTI-${version} file: magic is '${shown}', expected '${single}' (an Analyze 7.5 header?)`);
   const nd = h.dim[0]!;
   if (!(nd >= 1 && nd <= 7)) throw new ScanError(path, `impossible NIfTI header: dim[0] (the number of dimensions) is ${nd}, must be 1..7`);
@@ -450,7 +455,7 @@ export async function readNifti(bytes: Uint8Array, path: string): Promise<Volume
   const data = toHU(raw.values, slope, inter, h.datatype, gzipped || raw.copied, notes);
   const code = info.affineFrom === 'sform' ? h.sformCode : h.qformCode;
   notes.push(info.affineFrom === 'pixdim' ? 'affine from pixdim (no qform or sform)' : `affine from ${info.affineFrom} (${info.affineFrom}_code ${code}, ${niftiXformName(code)})`);
-  const description = `NIfTI-${h.version}${gzipped ? ' (gzip)' : ''}, ${dt.name} ${h.littleEndian ? 'little' : 'big'}-endian, ${dims.join(' x ')} voxels, ${info.spacing.map((s) => +s.toFixed(3)).join(' x ')} mm, ${info.axcodes}${h.descrip ? `, '${h.descrip}'` : ''}`;
+  const description = `NIfTI-${h.version}${gzipped ? ' (gzip)' : ''}, ${dt.name} ${h.littleEndian ? 'little' : 'big'}-endian, ${dims.join(' x ')} voxels, ${info.spacing.map((s) => +s.toFixed(3)).join(' x ')} mm, ${info.axcodes}${h.descrip ? `, '${printable(h.descrip)}'` : ''}`;
   return {
     data,
     dims,
