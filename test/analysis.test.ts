@@ -275,6 +275,25 @@ describe('analyzeVolume (a CPU stand-in engine: the analysis logic without compi
     expect(r.report.slices.map((s) => s.lungVoxels)).toEqual(result.report.slices.map((s) => s.lungVoxels));
   });
 
+  it('null with a reason, never NaN: a slice without lung, a scan without lung', async () => {
+    const v = phantomVolume(3, 24);
+    v.data.fill(-1000, 0, 24 * 24); // slice 0: air only
+    const r = (await analyzeVolume(engine, v)).report;
+    expect(r.slices[0]).toMatchObject({ lungVoxels: 0, infectedFraction: null, reasons: { infectedFraction: 'no lung in this slice' } });
+    expect(r.slices[1]!.infectedFraction).not.toBeNull();
+    expect(validate(r)).toBe(true);
+    v.data.fill(-1000);
+    const none = (await analyzeVolume(engine, v)).report;
+    expect(none.patient).toMatchObject({ lungFound: false, label: null, probabilities: null, uncertainty: null, slicesUsed: 0, lungVolumeMl: 0, lungInvolvementPct: null });
+    expect(Object.keys(none.patient.reasons).sort()).toEqual(['label', 'lungInvolvementPct', 'probabilities', 'uncertainty']);
+    expect(validate(JSON.parse(JSON.stringify(none))), JSON.stringify(validate.errors)).toBe(true);
+    expect(nonFinitePaths(none)).toEqual([]);
+    // The schema itself refuses a null without its reason.
+    const bad = structuredClone(r);
+    bad.slices[0]!.reasons = {};
+    expect(validate(bad)).toBe(false);
+  });
+
   it('stops within one batch when aborted and says so', async () => {
     const ac = new AbortController();
     const seen: number[] = [];
