@@ -87,6 +87,11 @@ async function runCornerstone(decoder: CornerstoneDecoder, data: Uint8Array, pat
 /** JPEG-LS (1.2.840.10008.1.2.4.80 and .81) through CharLS. `expect`: refuse another stated size before decoding. */
 export async function decodeJpegLs(data: Uint8Array, path: string, expect?: ExpectedSize): Promise<DecodedFrame> {
   checkSize(data, expect, path);
+  // CharLS can spin for minutes on a stream cut short (the fuzzer found a 330-byte frame cut to 187 bytes that
+  // took 120 s): a complete JPEG-LS stream ends with EOI (FF D9), then at most one byte of DICOM padding.
+  const n = data.length;
+  const eoi = (k: number) => n >= k + 2 && data[n - k - 2] === 0xff && data[n - k - 1] === 0xd9;
+  if (!eoi(0) && !(eoi(1) && data[n - 1] === 0)) throw new ScanError(path, 'JPEG-LS frame is truncated (it does not end with the end-of-image marker FF D9)', 'malformed');
   charls ??= import('@cornerstonejs/codec-charls/decode').then((m) => m.default(quiet));
   const codec = await charls.catch((e) => {
     charls = undefined;
