@@ -117,6 +117,12 @@ export async function decodeJpeg2000(data: Uint8Array, path: string, expect?: Ex
  */
 export async function decodeJpegLossless(data: Uint8Array, path: string, expect?: ExpectedSize): Promise<DecodedFrame> {
   checkSize(data, expect, path);
+  // Every sample costs at least one bit of Huffman code: a frame stating more samples than 8 x its bytes lies, and
+  // is refused before the decoder allocates for them.
+  const stated = codestreamSize(data);
+  if (stated && stated.width * stated.height * stated.components > 8 * data.length) {
+    throw new ScanError(path, `JPEG Lossless frame of ${data.length} bytes cannot hold the ${stated.width} x ${stated.height} x ${stated.components} samples it states`, 'malformed');
+  }
   const { Decoder } = await import('jpeg-lossless-decoder-js');
   try {
     const copy = data.slice();
