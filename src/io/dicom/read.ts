@@ -197,7 +197,10 @@ export async function readDicomSeries(scan: DicomScan, series: DicomSeries, file
   const plane = nx * ny;
   if (plane * nz > MAX_VOXELS) throw new ScanError(where, `series ${series.key} has ${nx} x ${ny} x ${nz} voxels, beyond the ${MAX_VOXELS} this reader holds`, 'unsupported');
   const integral = series.instances.every((i) => Number.isInteger(i.slope) && Number.isInteger(i.intercept));
-  let data: Int16Array | Float32Array = integral ? new Int16Array(plane * nz) : new Float32Array(plane * nz);
+  // The volume is allocated when the first slice has decoded, so a header claiming a large image in a small
+  // compressed file is refused by its decoder (RLE: 64 x the frame; JPEG: the codestream's size) before it.
+  let data!: Int16Array | Float32Array;
+  let allocated = false;
   const notes = [...geom.notes];
   // Work file by file: every instance (first at its position or a duplicate) with its slice index.
   const work = new Map<string, { inst: DicomInstance; k: number; dup: boolean }[]>();
@@ -207,7 +210,7 @@ export async function readDicomSeries(scan: DicomScan, series: DicomSeries, file
     w.push({ inst, k, dup: m > 0 });
   }));
   const dropped: string[] = [];
-  const hu = new Float64Array(plane);
+  let hu: Float64Array | undefined; // allocated with the first decoded slice, as the volume below
   // First every slice's first instance, file by file in slice order; then the duplicates, compared with them.
   for (const pass of [false, true]) {
     const paths = [...work.keys()].filter((p) => work.get(p)!.some((w) => w.dup === pass));
@@ -221,6 +224,7 @@ export async function readDicomSeries(scan: DicomScan, series: DicomSeries, file
       for (const { inst, k } of work.get(path)!.filter((w) => w.dup === pass)) {
         if (inst.frame >= h.frames) throw new ScanError(path, `frame ${inst.frame + 1} is gone: the file now holds ${h.frames} frame(s)`, 'malformed');
         const stored = await decodeFrame(parsed.dataSet, h, inst.frame);
+        hu ??= new Float64Array(plane);
         const { slope, intercept } = h.frameInfo[inst.frame]!;
         const [padLo, padHi] = paddingRange(h);
         let lo = Infinity;
@@ -245,6 +249,7 @@ export async function readDicomSeries(scan: DicomScan, series: DicomSeries, file
           continue;
         }
         // Integral slopes and intercepts give integral values: only the range decides int16.
+        if (!allocated) [data, allocated] = [integral ? new Int16Array(plane * nz) : new Float32Array(plane * nz), true];
         if (data instanceof Int16Array && (lo < -32768 || hi > 32767)) data = Float32Array.from(data);
         data.set(hu, off);
       }
