@@ -173,6 +173,7 @@ def transcode(folder, cmd):
 
 
 def make_all():
+    require_tools(['dcmconv', 'dcmcrle', 'dcmcjpeg', 'dcmcjpls', 'gdcmconv'])
     if os.path.isdir(ROOT):
         shutil.rmtree(ROOT)
     os.makedirs(ROOT)
@@ -467,10 +468,18 @@ def read_niftis(nd):
     return niis
 
 
+def require_tools(names):
+    missing = [n for n in names if shutil.which(n) is None]
+    if missing:
+        sys.exit(f'make_dicom_fixtures.py: missing {", ".join(missing)} (Debian packages: dcmtk for dcmconv/dcmdrle/'
+                 'dcmdjpeg/dcmdjpls/dcmcrle/dcmcjpeg/dcmcjpls, libgdcm-tools for gdcmconv, dcm2niix)')
+
+
 def dump(root, cases, with_dcm2niix):
     """JSON on stdout: per case, pydicom's decoding of every file (after dcmtk/gdcm decompression of compressed
     files) and, with_dcm2niix, nibabel's reading of what dcm2niix converts (from the original files, or from
     the decompressed copy when this dcm2niix cannot read the transfer syntax)."""
+    require_tools(['dcmconv', 'dcmdrle', 'dcmdjpeg', 'dcmdjpls', 'gdcmconv'] + (['dcm2niix'] if with_dcm2niix else []))
     out = {}
     tmp = tempfile.mkdtemp(prefix='dicom-ref-')
     try:
