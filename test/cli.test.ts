@@ -12,7 +12,7 @@ import { decode as decodePng } from 'fast-png';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../src/cli/cli.js';
 import { fnv1a, listStudies } from '../src/cli/batch.js';
-import type { CliIO } from '../src/cli/common.js';
+import { progressLine, type CliIO } from '../src/cli/common.js';
 import { serializeSafetensors } from '../src/io/safetensors.js';
 import { readNifti } from '../src/io/nifti.js';
 import { GpuUnavailableError } from '../src/gpu/device.js';
@@ -130,6 +130,26 @@ describe('bad input through the real binary: one line naming the file, exit code
     expect(w.code).toBe(3);
     expect(w.err.trim().split('\n').length).toBe(1);
     expect(w.err).toMatch(/int16\.nii\.gz: .*safetensors/);
+  });
+});
+
+describe('progress on stderr', () => {
+  it('one line updated in place on a terminal (stage, slices, slices/s, time left); nothing otherwise', () => {
+    const tty = Object.assign(recorder(), { stderrIsTTY: true });
+    const p = progressLine(tty, false, 'study 1/2 a: ');
+    p.update({ stage: 'analyze', done: 8, total: 40, slicesPerSecond: 4 });
+    p.done();
+    expect(tty.err).toBe('\rstudy 1/2 a: analyze 8/40 slices, 4.0 slices/s, 8 s left\x1b[K\r\x1b[K');
+    expect(tty.out).toBe('');
+    for (const [io, quiet] of [
+      [recorder(), false],
+      [Object.assign(recorder(), { stderrIsTTY: true }), true],
+    ] as const) {
+      const q = progressLine(io, quiet);
+      q.update({ stage: 'analyze', done: 1, total: 2, slicesPerSecond: 1 });
+      q.done();
+      expect(io.err + io.out).toBe('');
+    }
   });
 });
 
