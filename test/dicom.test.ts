@@ -283,6 +283,15 @@ describe('series, skipped files and notes', () => {
     expect(np.notes).toContain('no pixel data');
     const enh = await describeDicomFile(new Uint8Array(readFileSync(join(ROOT, 'enhanced', 'enhanced.dcm'))), 'enhanced.dcm');
     expect(enh.frames).toBe(6);
+    // Without the Part 10 preamble and meta information (old archives): read as implicit VR little endian.
+    const full = new Uint8Array(readFileSync(join(ROOT, 'padding_unsigned', 'slice000.dcm')));
+    const metaLength = new DataView(full.buffer, full.byteOffset).getUint32(140, true);
+    const raw = full.slice(144 + metaLength);
+    const a = await describeDicomFile(full, 'a.dcm');
+    const b = await describeDicomFile(raw, 'b.dcm');
+    expect(b.transferSyntax).toBe('1.2.840.10008.1.2');
+    expect([b.rows, b.columns, b.valueRange, b.paddingVoxels, b.position]).toEqual([a.rows, a.columns, a.valueRange, a.paddingVoxels, a.position]);
+    expect(a.paddingVoxels).toBeGreaterThan(0);
     const bad = new Uint8Array(readFileSync(join(ROOT, 'unsupported_ts', 'slice000.dcm')));
     await expect(describeDicomFile(bad, 'jpeg.dcm')).rejects.toThrow(/^jpeg\.dcm: unsupported transfer syntax 1\.2\.840\.10008\.1\.2\.4\.50 \(JPEG Baseline \(Process 1\)\)$/);
   });
