@@ -12,14 +12,17 @@ import { build } from 'esbuild';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** The bundled weights and sample when none are named: the first that exists. */
-const DEFAULT_WEIGHTS = ['weights/trained/covidct-small.safetensors', 'weights/trained/covidct.safetensors', 'weights/trained/model.safetensors'];
-const DEFAULT_SAMPLE = ['samples/synthetic', 'samples/synthetic.nii.gz', 'samples/sample.nii.gz'];
+const DEFAULT_WEIGHTS = ['weights/trained/synthetic-small.safetensors'];
+const DEFAULT_SAMPLE = ['samples/synthetic-covid.nii.gz'];
 
 function firstExisting(list) {
   for (const p of list) if (existsSync(join(ROOT, p))) return join(ROOT, p);
   const dir = join(ROOT, dirname(list[0]));
   if (existsSync(dir)) {
-    const found = readdirSync(dir).filter((f) => f.endsWith('.safetensors') || f.endsWith('.nii.gz') || f.endsWith('.nii')).sort();
+    // Any weights file, or a scan (not the ground-truth masks written beside a sample).
+    const found = readdirSync(dir)
+      .filter((f) => f.endsWith('.safetensors') || ((f.endsWith('.nii.gz') || f.endsWith('.nii')) && !/\.(lung|infection)\.nii/.test(f)))
+      .sort();
     if (found.length) return join(dir, found[0]);
   }
   return null;

@@ -67,7 +67,7 @@ function banner(kind: 'info' | 'warn' | 'error', text: string, opts: { id?: stri
 }
 
 function clearProblemBanners(): void {
-  for (const b of document.querySelectorAll('#banners .banner.error, #banner-weights')) b.remove();
+  document.querySelectorAll('#banners .banner.error, #banner-weights, #banner-cancelled').forEach((b) => b.remove());
 }
 
 function setRunning(on: boolean): void {
@@ -95,6 +95,8 @@ function send(msg: ToWorker): void {
 
 function start(msg: { type: 'analyze'; files: InputFile[]; series?: string } | { type: 'sample' }): void {
   if (!navigator.gpu) {
+    // A run that ends at once, with the message.
+    state.started = state.settled = ++runId;
     noWebGpu();
     return;
   }
@@ -319,13 +321,13 @@ async function entriesOf(items: DataTransferItemList): Promise<InputFile[]> {
       }
     }
   };
-  const entries = [...items].map((i) => i.webkitGetAsEntry?.()).filter((e): e is FileSystemEntry => !!e);
+  const entries = Array.from(items).map((i) => i.webkitGetAsEntry?.()).filter((e): e is FileSystemEntry => !!e);
   for (const e of entries) await walk(e, '');
   return out;
 }
 
 function fromFileList(list: FileList | null): InputFile[] {
-  return [...(list ?? [])].map((f) => ({ path: f.webkitRelativePath || f.name, file: f }));
+  return Array.from(list ?? []).map((f) => ({ path: f.webkitRelativePath || f.name, file: f }));
 }
 
 function take(files: InputFile[]): void {

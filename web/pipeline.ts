@@ -10,6 +10,7 @@ import type { SafetensorsFile } from '../src/io/safetensors.js';
 import { TwoStageEngine } from '../src/analysis/engine.js';
 import { ScanError } from '../src/io/errors.js';
 import type { Volume } from '../src/volume/volume.js';
+import { lpsToRas } from '../src/volume/affine.js';
 import { readNifti, writeNifti } from '../src/io/nifti.js';
 import { chooseSeries, readDicomSeries, scanDicomFiles, type DicomSeries } from '../src/io/dicom/index.js';
 import { analyzeVolume } from '../src/analysis/analyze.js';
@@ -123,7 +124,14 @@ export async function loadFiles(
     progress('reading files', read.length, scans.length);
   }
   const root = scans.length > 1 && scans[0]!.path.includes('/') ? scans[0]!.path.split('/')[0]! : '';
-  const scan = scanDicomFiles(read, root);
+  let scan: ReturnType<typeof scanDicomFiles>;
+  try {
+    scan = scanDicomFiles(read, root);
+  } catch (e) {
+    // One file that is neither: say both formats were tried.
+    if (read.length === 1 && e instanceof ScanError && e.kind === 'malformed') throw new ScanError(read[0]!.path, `not a DICOM or NIfTI file (${e.problem})`, 'malformed');
+    throw e;
+  }
   if (scan.series.length === 0 && scan.skipped.length === read.length) {
     const first = scan.skipped[0];
     if (read.length === 1) throw new ScanError(read[0]!.path, `not a DICOM or NIfTI file${first ? ` (${first.reason})` : ''}`, 'malformed');
@@ -221,6 +229,7 @@ export async function analyse(
   const reportFile = files.find((f) => f.name === 'report.json');
   const report = reportFile ? JSON.parse(new TextDecoder().decode(reportFile.bytes)) : result.report;
   const v = loaded.volume;
-  const ct = await writeNifti({ data: v.data, dims: v.dims, affine: v.affine, description: 'covidct CT (HU)', gzip: false });
+  // The CT as the masks are written (RAS affine), uncompressed: the viewer reads it straight away.
+  const ct = await writeNifti({ data: v.data, dims: v.dims, affine: v.space === 'LPS' ? lpsToRas(v.affine) : v.affine, description: 'covidct CT (HU)', gzip: false });
   return { report, ct, files };
 }

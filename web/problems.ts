@@ -42,15 +42,13 @@ export function describeProblem(e: unknown, aborted: boolean): Described {
     return withDetail('gpu-lost', `The GPU stopped working during the analysis (${message}). The page will ask for a fresh device on the next run; if it happens again, close other GPU-heavy tabs or restart the browser.`);
   if (/maxStorageBufferBindingSize|maxBufferSize|maxComputeWorkgroups|exceeds the device|out of memory/i.test(message))
     return withDetail('too-large', `This scan or model is too large for this GPU's limits: ${message}`);
+  // The readers' and loaders' errors are complete in one line: no stack.
   if (name === 'ScanError') {
     const kind = (e as { kind?: string }).kind;
-    if (kind === 'unsupported') return withDetail('unsupported', message);
-    if (kind === 'empty') return withDetail('empty', message);
-    if (kind === 'unusable') return withDetail('unusable', message);
-    return withDetail('not-a-scan', message);
+    if (kind === 'unsupported' || kind === 'empty' || kind === 'unusable') return { kind, message };
+    return { kind: 'not-a-scan', message };
   }
-  if (name === 'NotAScanError') return withDetail('not-a-scan', message);
-  if (name === 'VolumeError') return withDetail('unusable', message);
-  if (name === 'WeightsError' || name === 'SafetensorsError' || name === 'ConfigError') return withDetail('weights', `The weights file cannot be used: ${message}`);
+  if (name === 'VolumeError') return { kind: 'unusable', message };
+  if (name === 'WeightsError' || name === 'SafetensorsError' || name === 'ConfigError') return { kind: 'weights', message: `The weights file cannot be used: ${message}` };
   return withDetail('internal', message || 'unknown error');
 }

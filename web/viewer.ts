@@ -53,7 +53,8 @@ export class Viewer {
       loadingText: '',
       multiplanarShowRender: SHOW_RENDER.NEVER,
       isRadiologicalConvention: true,
-      crosshairWidth: 1,
+      crosshairWidth: 0.5,
+      crosshairColor: [0.3, 0.8, 1, 0.7],
     });
     this.ready = this.nv.attachToCanvas(canvas);
     this.nv.onLocationChange = (loc: unknown) => this.onMove(this.readout(loc));
