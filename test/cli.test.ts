@@ -19,7 +19,7 @@ import { GpuUnavailableError } from '../src/gpu/device.js';
 import { defaultPreprocessConfig, tinyModelConfig } from '../src/models/config.js';
 import { randomPipelineWeights } from '../src/models/random-weights.js';
 import { writeOutputDir } from '../src/node/output-dir.js';
-import { loadScan } from '../src/node/scan-path.js';
+import { kindOf, loadScan } from '../src/node/scan-path.js';
 import { ROOT } from './fixtures.js';
 import { testGpu } from './gpu.js';
 
@@ -130,6 +130,32 @@ describe('bad input through the real binary: one line naming the file, exit code
     expect(w.code).toBe(3);
     expect(w.err.trim().split('\n').length).toBe(1);
     expect(w.err).toMatch(/int16\.nii\.gz: .*safetensors/);
+  });
+});
+
+describe('scans by content', () => {
+  it('tells NIfTI, DICOM, gzip and safetensors apart from their first bytes, whatever the name', async () => {
+    const nifti = readFileSync(join(SCANS, 'nifti/int16.nii'));
+    expect(kindOf(nifti.subarray(0, 2048), nifti.length)).toBe('nifti');
+    expect(kindOf(readFileSync(join(SCANS, 'nifti/int16.nii.gz')).subarray(0, 2048), 1e6)).toBe('nifti');
+    const dcm = readFileSync(join(SCANS, 'dicom/single/slice000.dcm'));
+    expect(kindOf(dcm.subarray(0, 2048), dcm.length)).toBe('dicom-file');
+    expect(kindOf(new TextEncoder().encode('hello world, not a scan'), 23)).toBe('unknown');
+    // A safetensors 'hu' scan whose JSON header happens to be 348 bytes long (a NIfTI-1 header's size).
+    const hu = Float32Array.from({ length: 2 * 3 * 4 }, (_, i) => i - 1000);
+    const json = JSON.stringify({ hu: { dtype: 'F32', shape: [2, 1, 3, 4], data_offsets: [0, hu.byteLength] } }).padEnd(348, ' ');
+    const st = new Uint8Array(8 + 348 + hu.byteLength);
+    new DataView(st.buffer).setBigUint64(0, 348n, true);
+    st.set(new TextEncoder().encode(json), 8);
+    st.set(new Uint8Array(hu.buffer), 8 + 348);
+    expect(kindOf(st.subarray(0, 2048), st.length)).toBe('safetensors');
+    const path = join(tmp, 'scan.nii'); // the name says NIfTI, the content says safetensors
+    writeFileSync(path, st);
+    const v = (await loadScan(path)).volume;
+    expect(v.dims).toEqual([4, 3, 2]);
+    expect(v.data).toBeInstanceOf(Int16Array);
+    expect(Array.from(v.data)).toEqual(Array.from(hu));
+    expect(v.source.notes).toContain('no geometry in a safetensors input: 1 mm voxels assumed');
   });
 });
 

@@ -57,16 +57,17 @@ export async function detectScan(path: string): Promise<ScanKind> {
 export function kindOf(head: Uint8Array, size: number): ScanKind {
   if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'nifti';
   if (head.length >= 132 && String.fromCharCode(...head.subarray(128, 132)) === 'DICM') return 'dicom-file';
+  // safetensors first: its 8-byte header size may be 348 or 540, a NIfTI header's size; byte 8 is then '{'.
+  if (head.length >= 9) {
+    const dv = new DataView(head.buffer, head.byteOffset, head.byteLength);
+    const n = Number(dv.getBigUint64(0, true));
+    if (head[8] === 0x7b /* { */ && n >= 2 && 8 + n <= size) return 'safetensors';
+  }
   if (head.length >= 4) {
     const dv = new DataView(head.buffer, head.byteOffset, head.byteLength);
     const le = dv.getInt32(0, true);
     const be = dv.getInt32(0, false);
     if (le === 348 || be === 348 || le === 540 || be === 540) return 'nifti';
-  }
-  if (head.length >= 9) {
-    const dv = new DataView(head.buffer, head.byteOffset, head.byteLength);
-    const n = Number(dv.getBigUint64(0, true));
-    if (head[8] === 0x7b /* { */ && n >= 2 && 8 + n <= size) return 'safetensors';
   }
   // DICOM without its 128-byte preamble starts with a group 0002 or 0008 tag (little endian).
   if (head.length >= 4 && (head[0] === 0x02 || head[0] === 0x08) && head[1] === 0x00) return 'dicom-file';
