@@ -1,7 +1,7 @@
 // Device acquisition: adapter choice (hardware, else lavapipe, else SwiftShader; either software driver by name),
 // adapter naming, limits and features requested, and the no-adapter error.
 import { describe, expect, it } from 'vitest';
-import { createGpu, GpuUnavailableError, parseSoftwareOption } from '../src/gpu/device.js';
+import { createGpu, GpuUnavailableError, LAVAPIPE_VECTOR_WIDTH, parseSoftwareOption } from '../src/gpu/device.js';
 import { testGpu, testSoftwareDriver } from './gpu.js';
 
 const NAME = { lavapipe: /llvmpipe/i, swiftshader: /swiftshader/i };
@@ -48,6 +48,20 @@ describe('createGpu', () => {
       const any = await createGpu({ forceSoftware: true });
       expect(any.adapterName).toMatch(/llvmpipe/i);
       any.destroy();
+    } finally {
+      gpu.destroy();
+    }
+  });
+
+  it("sets lavapipe's SIMD width to 128 bits with a shader cache of its own in the user's cache folder", async () => {
+    const gpu = await createGpu({ forceSoftware: 'lavapipe' });
+    try {
+      expect(process.env.LP_NATIVE_VECTOR_WIDTH).toBeDefined();
+      if (process.env.LP_NATIVE_VECTOR_WIDTH === LAVAPIPE_VECTOR_WIDTH) {
+        expect(gpu.subgroupMaxSize).toBe(4); // 128-bit lanes: llvmpipe read the setting
+        expect(process.env.MESA_SHADER_CACHE_DIR).toMatch(/covidct-lavapipe-128$/);
+        expect(process.env.MESA_SHADER_CACHE_DIR!.startsWith(process.cwd())).toBe(false);
+      }
     } finally {
       gpu.destroy();
     }
