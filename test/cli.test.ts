@@ -21,6 +21,8 @@ import { randomPipelineWeights } from '../src/models/random-weights.js';
 import { writeOutputDir } from '../src/node/output-dir.js';
 import { kindOf, loadScan } from '../src/node/scan-path.js';
 import { ROOT } from './fixtures.js';
+import { fakeEngine } from './analysis-fake.js';
+import { analyzeVolume } from '../src/analysis/analyze.js';
 import { testGpu } from './gpu.js';
 
 const SCANS = join(ROOT, 'test/fixtures/scans');
@@ -156,6 +158,30 @@ describe('scans by content', () => {
     expect(v.data).toBeInstanceOf(Int16Array);
     expect(Array.from(v.data)).toEqual(Array.from(hu));
     expect(v.source.notes).toContain('no geometry in a safetensors input: 1 mm voxels assumed');
+  });
+});
+
+describe('loadScan', () => {
+  it('takes --series (a UID or a split key), a single enhanced multi-frame file, and a sagittal series', async () => {
+    const multi = join(SCANS, 'dicom/multi');
+    expect((await loadScan(multi)).volume.dims).toEqual([16, 12, 8]);
+    const thick = await loadScan(multi, { series: '1.2.826.0.1.3680043.8.498.77.2.9' });
+    expect(thick.volume.dims).toEqual([16, 12, 5]);
+    expect(thick.dicom!.chosen.key).toBe('1.2.826.0.1.3680043.8.498.77.2.9');
+    await expect(loadScan(multi, { series: '1.2.3.4' })).rejects.toThrow(/multi: no series 1\.2\.3\.4; found /);
+    const enhancedDir = join(SCANS, 'dicom/enhanced');
+    const file = join(enhancedDir, readdirSync(enhancedDir)[0]!);
+    const e = await loadScan(file);
+    expect(e.kind).toBe('dicom-file');
+    expect(e.volume.dims[2]).toBeGreaterThan(1);
+    // A sagittal series is analysed along its axial view (permuted, not resampled), masks on its own grid.
+    const sag = (await loadScan(join(SCANS, 'dicom/sagittal'))).volume;
+    const r = await analyzeVolume(fakeEngine({ batch: 4, size: 16 }), sag);
+    expect(r.report.input.orientation[0]).toMatch(/[AP]/);
+    expect(r.report.input.axial.sourceAxes[2]).not.toBe(2);
+    expect(r.report.slices.length).toBe(sag.dims[r.report.input.axial.sourceAxes[2]]);
+    expect(r.lungMask.length).toBe(sag.data.length);
+    expect(validate(JSON.parse(JSON.stringify(r.report)))).toBe(true);
   });
 });
 
