@@ -23,7 +23,7 @@ const SCANS = join(FIX, 'scans');
 const read = (...p: string[]) => new Uint8Array(readFileSync(join(SCANS, ...p)));
 
 /** Cases per reader in the suite (the DICOM reader, the slowest, runs fewer). */
-const CASES: Record<string, number> = { safetensors: 300, nifti: 300, dicom: 120, rle: 300, 'jpeg-lossless': 300, 'jpeg-ls': 300, j2k: 200, inflate: 300, gzip: 200 };
+const CASES: Record<string, number> = { safetensors: 150, nifti: 300, dicom: 100, rle: 300, 'jpeg-lossless': 200, 'jpeg-ls': 300, j2k: 120, inflate: 300, gzip: 200 };
 /** Per-case time bound in the suite (a loaded 2-core CI machine; the long runs use 5 s and see well under 1 s). */
 const TIME_BOUND_MS = 10_000;
 const SEED = 20261130;
@@ -178,7 +178,5 @@ describe('NaN and infinite values', () => {
       { kind: 'nonfinite', tensor: b.name, message: `${b.name}: 2 NaN or infinite values (first at element 0)` },
     ]);
     expect(e.message).toMatch(/^nan\.safetensors: cannot load weights \(2 with NaN or infinite values\):/);
-    // The clean file loads.
-    expect(() => loadPipeline(openWeights(serializeSafetensors(recipeTensors(recipe), recipe.metadata!), 'ok.safetensors'), { batch: 1, height: 64, width: 64 })).not.toThrow();
   });
 });
