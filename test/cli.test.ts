@@ -127,6 +127,13 @@ describe('bad input through the real binary: one line naming the file, exit code
     expect(u.code).toBe(2);
     expect(u.err.trim().split('\n')).toEqual([expect.stringMatching(/^covidct: .*--frobnicate/)]);
     expect(cli(['nonsense']).code).toBe(2);
+    const mine = join(tmp, 'my-notes');
+    mkdirSync(mine, { recursive: true });
+    writeFileSync(join(mine, 'notes.txt'), 'keep');
+    const o = cli(['analyze', join(SCANS, 'dicom/ordered'), '--out', mine]);
+    expect(o.code).toBe(2);
+    expect(o.err.trim()).toMatch(/^covidct: .*my-notes: exists and is not a covidct output folder \(no report\.json\): not replaced$/);
+    expect(readdirSync(mine)).toEqual(['notes.txt']);
     expect(cli(['batch', join(SCANS, 'dicom')]).code).toBe(2);
     const w = cli(['analyze', join(SCANS, 'dicom/ordered'), '--weights', join(SCANS, 'nifti/int16.nii.gz')]);
     expect(w.code).toBe(3);
