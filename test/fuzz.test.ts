@@ -115,6 +115,24 @@ describe('what the fuzzer found (regressions)', () => {
     expect(performance.now() - t0).toBeLessThan(2000);
   });
 
+  it('a safetensors header nested a million deep is refused before JSON.parse (it took over 5 s); 128 levels still parse', () => {
+    const file = (json: string) => {
+      const h = new TextEncoder().encode(json);
+      const b = new Uint8Array(8 + h.length);
+      new DataView(b.buffer).setBigUint64(0, BigInt(h.length), true);
+      b.set(h, 8);
+      return b;
+    };
+    const t0 = performance.now();
+    expect(() => parseSafetensors(file(`{"x":${'['.repeat(1_000_000)}}`), 'deep.safetensors')).toThrow(/^deep\.safetensors: header is not valid JSON \(nested more than 128 deep\)$/);
+    expect(performance.now() - t0).toBeLessThan(1000);
+    // 128 levels (the object itself is one): past the nesting check, refused only for what the entry is.
+    expect(() => parseSafetensors(file(`{"x":${'['.repeat(127)}${']'.repeat(127)}}`), 'deep.safetensors')).toThrow(/entry must be an object/);
+    expect(() => parseSafetensors(file(`{"x":${'['.repeat(128)}${']'.repeat(128)}}`), 'deep.safetensors')).toThrow(/nested more than 128 deep/);
+    // Brackets inside strings do not count.
+    expect(parseSafetensors(file(`{"__metadata__":{"k":"${'[{'.repeat(500)}\\"["}}`), 'str.safetensors').metadata.k).toBe(`${'[{'.repeat(500)}"[`);
+  });
+
   it('a NIfTI magic with a newline gives a one-line error', async () => {
     const b = read('nifti', 'ras.nii').slice();
     b.set([0x05, 0x3a, 0x0a, 0x00], 344);

@@ -136,6 +136,8 @@ export function mutateGeneric(rng: Rng, bytes: Uint8Array, other: Uint8Array, pr
 
 /** Replaces `bytes[at, at + len)` with `insert` (a new array). */
 export function replaceRange(bytes: Uint8Array, at: number, len: number, insert: Uint8Array): Uint8Array {
+  at = Math.max(0, Math.min(at, bytes.length));
+  len = Math.max(0, Math.min(len, bytes.length - at));
   const out = new Uint8Array(bytes.length - len + insert.length);
   out.set(bytes.subarray(0, at), 0);
   out.set(insert, at);
