@@ -111,7 +111,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const kib = (n) => `${(n / 1024).toFixed(0)} KiB`;
   const shown = Object.entries(r.sizes).filter(([n]) => !n.endsWith('.map') && !n.endsWith('.LEGAL.txt'));
   console.log(`web page built in ${(performance.now() - t0).toFixed(0)} ms into ${relative(process.cwd(), r.outdir) || '.'}:`);
-  for (const [name, size] of shown.filter(([n]) => !n.startsWith('sample/'))) console.log(`  ${name.padEnd(22)} ${kib(size).padStart(9)}`);
+  for (const [name, size] of shown.filter(([n]) => !n.startsWith('sample/'))) console.log(`  ${name.padEnd(38)} ${kib(size).padStart(9)}`);
   const sampleBytes = shown.filter(([n]) => n.startsWith('sample/')).reduce((s, [, b]) => s + b, 0);
-  if (sampleBytes) console.log(`  ${'sample/'.padEnd(22)} ${kib(sampleBytes).padStart(9)}`);
+  if (sampleBytes) console.log(`  ${'sample/'.padEnd(38)} ${kib(sampleBytes).padStart(9)}`);
 }

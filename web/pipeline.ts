@@ -17,6 +17,7 @@ import { analyzeVolume } from '../src/analysis/analyze.js';
 import { makeOutputFiles } from '../src/analysis/outputs.js';
 import { sha256Hex } from '../src/analysis/weights-info.js';
 import type { InputFile, OutputFile, SeriesInfo } from './protocol.js';
+import { PageError } from './problems.js';
 
 /** A scan read into a Volume, with one line saying what it is. */
 export interface Loaded {
@@ -152,12 +153,12 @@ export async function loadFiles(
 export async function loadSample(signal: AbortSignal, progress: Progress): Promise<Loaded> {
   const base = new URL(SAMPLE_MANIFEST, self.location.href);
   const res = await fetch(base, { signal });
-  if (!res.ok) throw new Error(`the bundled sample is missing (${base.pathname}: HTTP ${res.status})`);
+  if (!res.ok) throw new PageError('empty', `this copy of the page has no bundled sample (${base.pathname}: HTTP ${res.status}): drop a scan instead`);
   const manifest = (await res.json()) as { files: string[]; description?: string };
   const files: InputFile[] = [];
   for (const name of manifest.files) {
     const r = await fetch(new URL(name, base), { signal });
-    if (!r.ok) throw new Error(`the bundled sample file ${name} is missing (HTTP ${r.status})`);
+    if (!r.ok) throw new PageError('empty', `the bundled sample file ${name} is missing (HTTP ${r.status})`);
     files.push({ path: name, file: await r.blob() });
     progress('loading sample', files.length, manifest.files.length);
   }
@@ -169,7 +170,7 @@ async function weightsFile(choice: WeightsChoice): Promise<{ name: string; file:
   if (choice.kind === 'file') return { name: choice.name, file: openWeights(choice.bytes, choice.name), sha256: await sha256Hex(choice.bytes) };
   const url = new URL(BUNDLED_WEIGHTS, self.location.href);
   const res = await fetch(url);
-  if (!res.ok) throw new Error(`no bundled weights next to the page (${url.pathname}: HTTP ${res.status}): give a .safetensors weights file`);
+  if (!res.ok) throw new PageError('weights', `this copy of the page has no bundled weights (${url.pathname}: HTTP ${res.status}): choose a covidct .safetensors file with "Other weights…"`);
   const bytes = new Uint8Array(await res.arrayBuffer());
   return { name: BUNDLED_WEIGHTS, file: openWeights(bytes, BUNDLED_WEIGHTS), sha256: await sha256Hex(bytes) };
 }

@@ -22,6 +22,17 @@ export const SOFTWARE_ADAPTER_NOTE =
   'This is a software GPU (the CPU emulating one): the analysis will run, but slowly (minutes for a small scan). ' +
   'A hardware adapter needs the browser\'s GPU acceleration on and a supported driver.';
 
+/** An error of the page's own, with the kind it is shown as (a missing bundled file, say). */
+export class PageError extends Error {
+  override name = 'PageError';
+  constructor(
+    readonly kind: ProblemKind,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 interface Described {
   kind: ProblemKind;
   message: string;
@@ -37,6 +48,7 @@ export function describeProblem(e: unknown, aborted: boolean): Described {
   const detail = e instanceof Error && e.stack ? e.stack : undefined;
   const withDetail = (kind: ProblemKind, msg: string): Described => (detail ? { kind, message: msg, detail } : { kind, message: msg });
   if (aborted || name === 'AbortError') return { kind: 'cancelled', message: 'Cancelled.' };
+  if (name === 'PageError') return { kind: (e as PageError).kind, message };
   if (name === 'GpuUnavailableError') return withDetail('no-webgpu', `${message} ${WEBGPU_HELP}`);
   if (name === 'GpuDeviceError' || /device (was )?lost|device is lost|GPUDevice.*lost/i.test(message))
     return withDetail('gpu-lost', `The GPU stopped working during the analysis (${message}). The page will ask for a fresh device on the next run; if it happens again, close other GPU-heavy tabs or restart the browser.`);
