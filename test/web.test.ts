@@ -1,7 +1,8 @@
 // The web page end to end in Debian's headless Chromium (playwright-core with executablePath, never a downloaded
 // browser; WebGPU on SwiftShader, flags as test/browser.test.ts): web/build.mjs builds the page into a temporary
-// folder with the smallest weights and sample, web/serve.mjs serves it, and the tests drive the page as a user
-// would: the sample button, the folder input, the file input. The sample's result is held to the Node side's
+// folder with the bundled weights and, as its sample, the middle SAMPLE_SLICES slices of the bundled study (stand-ins
+// when a checkout has neither), web/serve.mjs serves it, and the tests drive the page as a user would: the sample
+// button, the file and folder inputs, the series list, Cancel, the chart and the keys. The sample's result is held to the Node side's
 // (the same readers, analyzeVolume and makeOutputFiles on dawn.node): patient probabilities within the parity
 // tolerance (TOL, relative L2) and the lung mask file voxel for voxel. Screenshots of the viewer and the result
 // card go to docs/img/ (small PNGs, for the README and docs/web.md).
