@@ -13,8 +13,8 @@ const wgslText = {
 
 /**
  * The GPU tests run on a software driver (test/gpu.ts): every test file on Mesa's lavapipe (real shader-f16,
- * subgroups of 8, up to 1024 invocations per workgroup), then a subset on SwiftShader, which differs where the
- * kernels' choices do (no shader-f16, subgroups of 4, 256 invocations, 12 storage buffers per stage) and is
+ * up to 1024 invocations per workgroup), then a subset on SwiftShader, which differs where the kernels'
+ * choices do (no shader-f16, 256 invocations, 12 storage buffers per stage, 1 GiB bindings) and is
  * what Chromium falls back to: the adapter tests and every op against its CPU reference. The browser tests run
  * Chromium's own SwiftShader whichever project runs them, so they run once. `npx vitest run --project lavapipe`
  * (or swiftshader) runs one; COVIDCT_TEST_HARDWARE=1 runs both on the hardware adapter.

@@ -1,6 +1,6 @@
 // One device per test file (vitest isolates each file's modules), on a software driver for reproducibility:
-// Mesa's lavapipe by default (real shader-f16, subgroups of 8), SwiftShader with COVIDCT_TEST_SOFTWARE=swiftshader
-// (no shader-f16, subgroups of 4: the vitest project 'swiftshader' runs a subset so); or on the hardware adapter
+// Mesa's lavapipe by default (real shader-f16), SwiftShader with COVIDCT_TEST_SOFTWARE=swiftshader (no shader-f16,
+// 256 invocations per workgroup: the vitest project 'swiftshader' runs a subset so); or on the hardware adapter
 // with COVIDCT_TEST_HARDWARE=1 (Dawn toggles from COVIDCT_TEST_DAWN_FLAGS, e.g.
 // enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia for the f16 tests on NVIDIA).
 import { createGpu, parseDawnFlags, SOFTWARE_DRIVERS, type GpuContext, type SoftwareDriver } from '../src/gpu/device.js';
