@@ -7,6 +7,22 @@ fn tensor_index(n: u32, c: u32, s: u32, c_off: u32, c_tot: u32, inner: u32) -> u
   return (n * c_tot + c_off + c) * inner + s;
 }
 
+// The coordinates of an element of an NCHW tensor: image n, channel c, position s among the channel's `inner`.
+struct Nchw { n: u32, c: u32, s: u32 }
+
+// Coordinates of element i, in dense order, of a tensor of `channels` channels of `inner` elements each. The
+// per-element kernels start with: let i = linear_id(gid, nwg, WG); if (i >= P.total) { return; }
+// let e = nchw_of(i, P.channels, P.inner);
+fn nchw_of(i: u32, channels: u32, inner: u32) -> Nchw {
+  let nc = i / inner;
+  return Nchw(nc / channels, nc % channels, i % inner);
+}
+
+// Where element e lives in a buffer of which the tensor is the channel view (c_off, c_tot).
+fn view_index(e: Nchw, c_off: u32, c_tot: u32, inner: u32) -> u32 {
+  return tensor_index(e.n, e.c, e.s, c_off, c_tot, inner);
+}
+
 // Half storage (src/graph/storage.ts): element i of a packed-f16 tensor is half (i & 1) of word i >> 1 (low
 // half first); `w` is that word.
 fn half_at(w: u32, i: u32) -> f32 {

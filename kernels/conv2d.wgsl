@@ -62,23 +62,14 @@ struct Params {
 #if ENTRY_REDUCE
 @group(0) @binding(1) var<storage, read_write> partial: array<f32>; // [splits, M, NC]
 #else
-#if X_F16
-@group(0) @binding(1) var<storage, read_write> x: array<u32>;
-fn load_x(i: u32) -> f32 { return half_at(x[i >> 1u], i); }
-#else
-@group(0) @binding(1) var<storage, read_write> x: array<f32>;
-fn load_x(i: u32) -> f32 { return x[i]; }
-#endif
+#include "load_x.wgsl"
 @group(0) @binding(2) var<storage, read_write> w: array<f32>;
 #endif
 #if HAS_SCALE
 @group(0) @binding(BIND_SCALE) var<storage, read_write> in_scale: array<f32>;
 #endif
-#if Y_F16
-@group(0) @binding(BIND_Y) var<storage, read_write> y: array<u32>;
-#else
-@group(0) @binding(BIND_Y) var<storage, read_write> y: array<f32>; // SPLITK: the [splits, M, NC] partial sums
-#endif
+// y (SPLITK: the scratch of [splits, M, NC] partial sums)
+#include "bind_y.wgsl"
 
 #if !SPLITK
 #include "conv_epilogue.wgsl"

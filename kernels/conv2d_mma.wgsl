@@ -3,7 +3,7 @@
 //   Y[n, m, p] = act(sum_k W[m, k] * (scale[n, k] * X[n, k, p]) + bias[m]) + residual[n, m, p]
 // Two entry points:
 //   ENTRY_CONVERT  rounds an f32 matrix to a zero-padded f16 copy in scratch: dst[r, k, p] (r < rows_p, k < Kp,
-//                  p < HoWo) = f16(src[(r * x_tot + x_off + k) * HoWo + p] * scale[r, k]) for r < rows, k < K, else 0,
+//                  p < HoWo) = f16(x[(r * x_tot + x_off + k) * HoWo + p] * scale[r, k]) for r < rows, k < K, else 0,
 //                  written as packed pairs with pack_half2 (core WGSL: this entry needs no f16 or subgroup
 //                  feature, so it runs, and is tested, on any adapter).
 //                  Used for the input (r = image, with its channel view and the squeeze-excite scale folded in)
@@ -46,13 +46,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> P: Params;
 #if ENTRY_CONVERT
-#if X_F16
-@group(0) @binding(1) var<storage, read_write> src: array<u32>;
-fn load_src(i: u32) -> f32 { return half_at(src[i >> 1u], i); }
-#else
-@group(0) @binding(1) var<storage, read_write> src: array<f32>;
-fn load_src(i: u32) -> f32 { return src[i]; }
-#endif
+#include "load_x.wgsl"
 #if HAS_SCALE
 @group(0) @binding(2) var<storage, read_write> scale: array<f32>;
 #endif
@@ -67,7 +61,7 @@ fn copy_value(i: u32) -> f32 {
   let p = rest - k * P.HoWo;
   var v = 0.0;
   if (r < P.rows && k < P.K) {
-    v = load_src((r * P.x_tot + P.x_off + k) * P.HoWo + p);
+    v = load_x((r * P.x_tot + P.x_off + k) * P.HoWo + p);
 #if HAS_SCALE
     v *= scale[r * P.cin + k];
 #endif
@@ -87,11 +81,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 #else
 @group(0) @binding(1) var<storage, read_write> wh: array<f16>; // [ceil(M / 16) * 16, Kp]
 @group(0) @binding(2) var<storage, read_write> xh: array<f16>; // [N, Kp, HoWo]
-#if Y_F16
-@group(0) @binding(BIND_Y) var<storage, read_write> y: array<u32>;
-#else
-@group(0) @binding(BIND_Y) var<storage, read_write> y: array<f32>;
-#endif
+#include "bind_y.wgsl"
 
 const NSG: u32 = SG_WR * SG_WC;
 const SR: u32 = SG_WR * SG_FM * 16u; // output channels per workgroup

@@ -31,11 +31,9 @@ struct Params {
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = linear_id(gid, nwg, WG);
   if (i >= P.total) { return; }
-  let s = i % P.inner;
-  let c = (i / P.inner) % P.channels;
-  let n = i / (P.inner * P.channels);
-  let r = sigmoid_f(zr[tensor_index(n, P.channels + c, s, P.zr_off, P.zr_tot, P.inner)]);
-  y[tensor_index(n, c, s, P.y_off, P.y_tot, P.inner)] = r * h[tensor_index(n, c, s, P.h_off, P.h_tot, P.inner)];
+  let e = nchw_of(i, P.channels, P.inner);
+  let r = sigmoid_f(zr[tensor_index(e.n, P.channels + e.c, e.s, P.zr_off, P.zr_tot, P.inner)]);
+  y[view_index(e, P.y_off, P.y_tot, P.inner)] = r * h[view_index(e, P.h_off, P.h_tot, P.inner)];
 }
 #endif
 
@@ -53,16 +51,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = linear_id(gid, nwg, WG);
   if (i >= P.total) { return; }
-  let s = i % P.inner;
-  let c = (i / P.inner) % P.channels;
-  let n = i / (P.inner * P.channels);
-  let z = sigmoid_f(zr[tensor_index(n, c, s, P.zr_off, P.zr_tot, P.inner)]);
-  let cand = tanh_f(npre[tensor_index(n, c, s, P.n_off, P.n_tot, P.inner)]);
+  let e = nchw_of(i, P.channels, P.inner);
+  let z = sigmoid_f(zr[view_index(e, P.zr_off, P.zr_tot, P.inner)]);
+  let cand = tanh_f(npre[view_index(e, P.n_off, P.n_tot, P.inner)]);
 #if H0
   let hn = z * cand;
 #else
-  let hn = (1.0 - z) * h[tensor_index(n, c, s, P.h_off, P.h_tot, P.inner)] + z * cand;
+  let hn = (1.0 - z) * h[view_index(e, P.h_off, P.h_tot, P.inner)] + z * cand;
 #endif
-  y[tensor_index(n, c, s, P.y_off, P.y_tot, P.inner)] = hn;
+  y[view_index(e, P.y_off, P.y_tot, P.inner)] = hn;
 }
 #endif

@@ -70,22 +70,12 @@ const IN_W: u32 = (TW - 1u) * STRIDE + K;
 const IN_H: u32 = (TH - 1u) * STRIDE + K;
 
 @group(0) @binding(0) var<uniform> P: Params;
-#if X_F16
-@group(0) @binding(1) var<storage, read_write> x: array<u32>;
-fn load_x(i: u32) -> f32 { return half_at(x[i >> 1u], i); }
-#else
-@group(0) @binding(1) var<storage, read_write> x: array<f32>;
-fn load_x(i: u32) -> f32 { return x[i]; }
-#endif
+#include "load_x.wgsl"
 @group(0) @binding(2) var<storage, read_write> wt: array<f32>;
 #if HAS_BIAS
 @group(0) @binding(3) var<storage, read_write> bias: array<f32>;
 #endif
-#if Y_F16
-@group(0) @binding(BIND_Y) var<storage, read_write> y: array<u32>;
-#else
-@group(0) @binding(BIND_Y) var<storage, read_write> y: array<f32>;
-#endif
+#include "bind_y.wgsl"
 #if POOL
 @group(0) @binding(BIND_POOL) var<storage, read_write> pooled: array<f32>; // the mean (POOL 2) or partial sums (POOL 1)
 #endif

@@ -28,10 +28,8 @@ struct Params {
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = linear_id(gid, nwg, WG);
   if (i >= P.total) { return; }
-  let s = i % P.inner;
-  let c = (i / P.inner) % P.channels;
-  let n = i / (P.inner * P.channels);
-  y[tensor_index(n, c, s, P.y_off, P.y_tot, P.inner)] = apply_act(x[tensor_index(n, c, s, P.x_off, P.x_tot, P.inner)]);
+  let e = nchw_of(i, P.channels, P.inner);
+  y[view_index(e, P.y_off, P.y_tot, P.inner)] = apply_act(x[view_index(e, P.x_off, P.x_tot, P.inner)]);
 }
 #endif
 
@@ -44,11 +42,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = linear_id(gid, nwg, WG);
   if (i >= P.total) { return; }
-  let s = i % P.inner;
-  let c = (i / P.inner) % P.channels;
-  let n = i / (P.inner * P.channels);
-  let a = x[tensor_index(n, c, s, P.x_off, P.x_tot, P.inner)];
-  let bv = b[P.b_base + n * P.b_sn + c * P.b_sc + s * P.b_ss];
+  let e = nchw_of(i, P.channels, P.inner);
+  let a = x[view_index(e, P.x_off, P.x_tot, P.inner)];
+  let bv = b[P.b_base + e.n * P.b_sn + e.c * P.b_sc + e.s * P.b_ss];
 #if OP == 0
   let r = a + bv;
 #elif OP == 1
@@ -58,7 +54,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 #elif OP == 3
   let r = a * (1.0 + bv);
 #endif
-  y[tensor_index(n, c, s, P.y_off, P.y_tot, P.inner)] = apply_act(r);
+  y[view_index(e, P.y_off, P.y_tot, P.inner)] = apply_act(r);
 }
 #endif
 
@@ -74,11 +70,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = linear_id(gid, nwg, WG);
   if (i >= P.total) { return; }
-  let s = i % P.inner;
-  let c = (i / P.inner) % P.channels;
-  let n = i / (P.inner * P.channels);
-  let scale = gamma[c] / sqrt(variance[c] + P.eps);
-  let v = (x[tensor_index(n, c, s, P.x_off, P.x_tot, P.inner)] - mean[c]) * scale + beta[c];
-  y[tensor_index(n, c, s, P.y_off, P.y_tot, P.inner)] = apply_act(v);
+  let e = nchw_of(i, P.channels, P.inner);
+  let scale = gamma[e.c] / sqrt(variance[e.c] + P.eps);
+  let v = (x[view_index(e, P.x_off, P.x_tot, P.inner)] - mean[e.c]) * scale + beta[e.c];
+  y[view_index(e, P.y_off, P.y_tot, P.inner)] = apply_act(v);
 }
 #endif

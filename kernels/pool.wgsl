@@ -20,13 +20,7 @@ struct Params {
 };
 
 @group(0) @binding(0) var<uniform> P: Params;
-#if X_F16
-@group(0) @binding(1) var<storage, read_write> x: array<u32>;
-fn load_x(i: u32) -> f32 { return half_at(x[i >> 1u], i); }
-#else
-@group(0) @binding(1) var<storage, read_write> x: array<f32>;
-fn load_x(i: u32) -> f32 { return x[i]; }
-#endif
+#include "load_x.wgsl"
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
 var<workgroup> partial: array<f32, WG>;

@@ -169,11 +169,8 @@ struct Params {
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = linear_id(gid, nwg, WG);
   if (i >= P.total) { return; }
-  let s = i % P.inner;
-  let nc = i / P.inner;
-  let c = nc % P.channels;
-  let n = nc / P.channels;
-  y[tensor_index(n, c, s, P.y_off, P.y_tot, P.inner)] = x[tensor_index(n, c, s, P.x_off, P.x_tot, P.inner)] * scale[nc];
+  let e = nchw_of(i, P.channels, P.inner);
+  y[view_index(e, P.y_off, P.y_tot, P.inner)] = x[view_index(e, P.x_off, P.x_tot, P.inner)] * scale[i / P.inner];
 }
 #endif
 
@@ -196,15 +193,14 @@ struct Params {
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = linear_id(gid, nwg, WG);
   if (i >= P.pixels) { return; }
-  let s = i % P.inner;
-  let n = i / P.inner;
-  let xb = tensor_index(n, 0u, s, P.x_off, P.x_tot, P.inner);
+  let e = nchw_of(i, 1u, P.inner); // a pixel: channel 0
+  let xb = view_index(e, P.x_off, P.x_tot, P.inner);
   var q = b[0];
   for (var c = 0u; c < P.channels; c++) {
     q += w[c] * x[xb + c * P.inner];
   }
   let g = sigmoid_f(q);
-  let yb = tensor_index(n, 0u, s, P.y_off, P.y_tot, P.inner);
+  let yb = view_index(e, P.y_off, P.y_tot, P.inner);
   for (var c = 0u; c < P.channels; c++) {
     y[yb + c * P.inner] = x[xb + c * P.inner] * g;
   }

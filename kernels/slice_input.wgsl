@@ -29,13 +29,12 @@ struct Params {
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = linear_id(gid, nwg, WG);
   if (i >= P.total) { return; }
-  let n = i / P.inner;
-  let s = i % P.inner;
+  let e = nchw_of(i, 1u, P.inner); // a pixel: channel 0
   var v = w[i];
 #if MASKED
   if (!(prob[i] > P.threshold)) { v = P.outside; }
 #endif
-  y[tensor_index(n, 0u, s, P.y_off, P.y_tot, P.inner)] = (v - P.mean0) / P.std0;
-  y[tensor_index(n, 1u, s, P.y_off, P.y_tot, P.inner)] = (v - P.mean1) / P.std1;
-  y[tensor_index(n, 2u, s, P.y_off, P.y_tot, P.inner)] = (v - P.mean2) / P.std2;
+  y[tensor_index(e.n, 0u, e.s, P.y_off, P.y_tot, P.inner)] = (v - P.mean0) / P.std0;
+  y[tensor_index(e.n, 1u, e.s, P.y_off, P.y_tot, P.inner)] = (v - P.mean1) / P.std1;
+  y[tensor_index(e.n, 2u, e.s, P.y_off, P.y_tot, P.inner)] = (v - P.mean2) / P.std2;
 }

@@ -21,10 +21,9 @@ struct Params {
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = linear_id(gid, nwg, WG);
   if (i >= P.total) { return; }
-  let s = i % P.inner;
-  let n = i / P.inner;
-  let xb = tensor_index(n, 0u, s, P.x_off, P.x_tot, P.inner);
-  let yb = tensor_index(n, 0u, s, P.y_off, P.y_tot, P.inner);
+  let e = nchw_of(i, 1u, P.inner); // a pixel: channel 0
+  let xb = view_index(e, P.x_off, P.x_tot, P.inner);
+  let yb = view_index(e, P.y_off, P.y_tot, P.inner);
   var m = x[xb];
   for (var c = 1u; c < P.channels; c++) {
     m = max(m, x[xb + c * P.inner]);

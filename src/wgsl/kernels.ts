@@ -13,7 +13,10 @@ import softmax from '../../kernels/softmax.wgsl';
 import conv2dKernel from '../../kernels/conv2d.wgsl';
 import conv2dMma from '../../kernels/conv2d_mma.wgsl';
 import convEpilogue from '../../kernels/conv_epilogue.wgsl';
-import depthwise from '../../kernels/depthwise.wgsl'; import se from '../../kernels/se.wgsl';
+import depthwise from '../../kernels/depthwise.wgsl';
+import se from '../../kernels/se.wgsl';
+import loadX from '../../kernels/load_x.wgsl';
+import bindY from '../../kernels/bind_y.wgsl';
 import sliceInput from '../../kernels/slice_input.wgsl';
 // (add kernel imports above this line)
 
@@ -26,6 +29,8 @@ export const KERNELS: Record<string, string> = {
   conv2d_mma: conv2dMma,
   conv_epilogue: convEpilogue,
   depthwise, se,
+  load_x: loadX,
+  bind_y: bindY,
   slice_input: sliceInput,
   // (add kernels above this line)
 };
