@@ -66,7 +66,7 @@ for (const t of Object.values(TARGETS)) {
   const s = ((Date.now() - t0) / 1000).toFixed(1);
   console.log(`\n${t.name}: ${indices.length} cases in ${s} s (${t.what}): ${count.value} read, ${count['typed-error']} ${t.errorName}, ${count.finding} findings`);
   if (slowest) console.log(`  slowest case ${slowest.i}: ${slowest.ms.toFixed(0)} ms (${slowest.seed}; ${slowest.kinds.join(', ')})`);
-  if (worstRatio) console.log(`  most allocated for its size, case ${worstRatio.i}: ${worstRatio.alloc.total} bytes for ${worstRatio.input} input bytes (${worstRatio.ratio.toFixed(1)} x; bound ${t.allocFactor} x + 1 MiB); largest single allocation in the run ${largest} bytes`);
+  if (worstRatio) console.log(`  most allocated for its size, case ${worstRatio.i}: ${worstRatio.alloc.total} bytes for ${worstRatio.input} input bytes (${worstRatio.ratio.toFixed(1)} x; bound ${t.allocFactor} x + 1 MiB${t.codecHeap ? ' + the codec heap allowance' : ''}); largest single allocation in the run ${largest} bytes`);
   console.log(`  mutations: ${[...kindsSeen.entries()].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ')}`);
   for (const f of found) console.log(f);
 }
