@@ -13,10 +13,16 @@ import * as pipeline from './pipeline.js';
 const post = (msg: FromWorker, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(msg, transfer);
 
 let current: { id: number; abort: AbortController } | null = null;
+/** Runs cancelled while still waiting in the queue: skipped when their turn comes. */
+const cancelled = new Set<number>();
 /** Runs one at a time: a new request waits for the previous one (which the page cancels first). */
 let queue: Promise<void> = Promise.resolve();
 
 async function run(id: number, work: (signal: AbortSignal) => Promise<void>): Promise<void> {
+  if (cancelled.delete(id)) {
+    post({ type: 'error', id, kind: 'cancelled', message: 'Cancelled.' });
+    return;
+  }
   const abort = new AbortController();
   current = { id, abort };
   try {
@@ -29,10 +35,10 @@ async function run(id: number, work: (signal: AbortSignal) => Promise<void>): Pr
   }
 }
 
-async function resolveWeights(weights: InputFile | undefined, signal: AbortSignal): Promise<pipeline.WeightsChoice> {
+async function resolveWeights(weights: InputFile | undefined): Promise<pipeline.WeightsChoice> {
   if (!weights) return { kind: 'bundled' };
-  return { kind: 'file', name: weights.path, bytes: new Uint8Array(await weights.file.arrayBuffer()), key: `${weights.path}:${weights.file.size}` };
-  void signal;
+  const f = weights.file as Blob & { lastModified?: number };
+  return { kind: 'file', name: weights.path, bytes: new Uint8Array(await weights.file.arrayBuffer()), key: `${weights.path}:${f.size}:${f.lastModified ?? 0}` };
 }
 
 async function analyse(id: number, load: (signal: AbortSignal, progress: pipeline.Progress) => Promise<pipeline.Loaded>, weights: InputFile | undefined) {
@@ -41,7 +47,7 @@ async function analyse(id: number, load: (signal: AbortSignal, progress: pipelin
     const progress = pipeline.progressReporter((stage, done, total, slicesPerSec) => post({ type: 'progress', id, stage, done, total, slicesPerSec }));
     const loaded = await load(signal, progress);
     signal.throwIfAborted();
-    const out = await pipeline.analyse(loaded, await resolveWeights(weights, signal), { signal, progress, onGpu: (g) => post({ type: 'gpu', ...g }) });
+    const out = await pipeline.analyse(loaded, await resolveWeights(weights), { signal, progress, onGpu: (g) => post({ type: 'gpu', ...g }) });
     const transfer = [out.ct.buffer, ...out.files.map((f) => f.bytes.buffer)].filter((b, i, a) => a.indexOf(b) === i) as ArrayBuffer[];
     post({ type: 'result', id, report: out.report, ct: out.ct, files: out.files, input: loaded.description, seconds: (performance.now() - t0) / 1000 }, transfer);
   });
@@ -52,6 +58,7 @@ self.onmessage = (ev: MessageEvent<ToWorker>) => {
   switch (msg.type) {
     case 'cancel':
       if (current?.id === msg.id) current.abort.abort(new DOMException('cancelled', 'AbortError'));
+      else cancelled.add(msg.id);
       return;
     case 'probe':
       queue = queue.then(async () => {
