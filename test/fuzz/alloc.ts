@@ -1,10 +1,11 @@
 /**
  * Allocation tracking for the fuzz harness: while a case runs, the global typed-array and ArrayBuffer
  * constructors are replaced by proxies that add up the bytes each `new X(n)` / `X.from(...)` allocates (views
- * on an existing buffer allocate nothing and count nothing). What it does not see: `slice()` / `subarray()`
- * (a copy of bytes already held, at most the input's size), Node's own buffers (the DecompressionStream's
- * chunks) and WebAssembly memory (the JPEG-LS and JPEG 2000 codecs); module code that captured a constructor
- * before the proxies were installed (the NIfTI reader's table of views, which never allocate) is not counted.
+ * on an existing buffer allocate nothing and count nothing). The JPEG-LS and JPEG 2000 codecs are the JavaScript
+ * builds of CharLS and OpenJPEG, whose heap is an ArrayBuffer: its growth is seen. What it does not see: `slice()`
+ * (a copy of bytes already held, at most the input's size), Node's own buffers (the DecompressionStream's chunks),
+ * JavaScript objects (JSON.parse's), and module code that captured a constructor before the proxies were
+ * installed (the NIfTI reader's table of views, which never allocate).
  * @module
  */
 

@@ -74,8 +74,8 @@ export interface Target {
 
 const warmed = new Set<string>();
 /**
- * Runs every seed once, untracked, before the first case: one-time costs (a codec's WebAssembly module and its
- * initial memory, the f16 lookup table) are not the case's doing.
+ * Runs every seed once, untracked, before the first case: one-time costs (a codec's module and its 50 MiB
+ * initial heap, the f16 lookup table) are not the case's doing.
  */
 async function warm(t: Target): Promise<void> {
   if (warmed.has(t.name)) return;
@@ -325,8 +325,8 @@ const rle = decoderTarget('rle', 'decodeRleFrame (ours)', ['rle'], ['rle-header'
 // The codecs are called as the DICOM reader calls them: with the image size its header gives.
 const size = (c: Case) => ({ width: c.width!, height: c.height! });
 const jpegLossless = decoderTarget('jpeg-lossless', 'decodeJpegLossless (jpeg-lossless-decoder-js)', ['jpeg_lossless', 'jpeg_lossless_p14'], ['sof', 'sos', 'marker-length'], (c, p) => decodeJpegLossless(c.bytes, p, size(c)), 1100);
-const jpegLs = decoderTarget('jpeg-ls', 'decodeJpegLs (CharLS, WebAssembly)', ['jpegls'], ['sof', 'sos', 'marker-length'], (c, p) => decodeJpegLs(c.bytes, p, size(c)), 1100, true);
-const j2k = decoderTarget('j2k', 'decodeJpeg2000 (OpenJPEG, WebAssembly)', ['j2k'], ['j2k-siz', 'j2k-cod', 'j2k-sot', 'marker-length'], (c, p) => decodeJpeg2000(c.bytes, p, size(c)), 1100, true);
+const jpegLs = decoderTarget('jpeg-ls', 'decodeJpegLs (CharLS, its JavaScript build)', ['jpegls'], ['sof', 'sos', 'marker-length'], (c, p) => decodeJpegLs(c.bytes, p, size(c)), 1100, true);
+const j2k = decoderTarget('j2k', 'decodeJpeg2000 (OpenJPEG, its JavaScript build)', ['j2k'], ['j2k-siz', 'j2k-cod', 'j2k-sot', 'marker-length'], (c, p) => decodeJpeg2000(c.bytes, p, size(c)), 1100, true);
 
 const inflate: Target = {
   name: 'inflate',
