@@ -4,7 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { capsFor, DEFAULT_TOLERANCE, denseView, F16_CONV_TOLERANCE, f16MatmulSupport, type GpuCaps, type HalfIO, type OpDef } from '../src/ops/op.js';
 import { OPS } from '../src/ops/registry.js';
 import { mulberry32, nmse, uniform } from '../src/ops/random.js';
-import { runOp } from '../src/ops/run.js';
+import { GUARD_WORDS, runOp } from '../src/ops/run.js';
+import { PipelineCache } from '../src/gpu/pipelines.js';
+import type { DefineValue } from '../src/wgsl/preprocess.js';
 import { packHalf, roundToF16, unpackHalf } from '../src/ops/half.js';
 import { f32ToF16 } from '../src/io/safetensors.js';
 import { kernelSource } from '../src/wgsl/kernels.js';
@@ -40,6 +42,54 @@ describe.each(Object.values(OPS) as OpDef<unknown>[])('op $name', (op) => {
       const err = nmse(o, ref[i]!);
       expect(err, `output ${i} nmse ${err.toExponential(2)} > ${tol}`).toBeLessThanOrEqual(tol);
     });
+  });
+});
+
+// The harness's own checks must be able to fail: a planted kernel (y = 2x, plus one stray write chosen by MODE)
+// writes past its output, into its input, or past its input; runOp must report each, and a clean run nothing.
+const PLANTED_WGSL = `
+struct Params { n: u32, pad: u32 };
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  let i = g.x;
+  if (i < P.n) { y[i] = 2.0 * x[i]; }
+  if (i == 0u) {
+    if (MODE == 1) { y[P.n + ${GUARD_WORDS - 4}u] = 1.0; } // past the output, near the end of its guard words
+    if (MODE == 2) { x[3] = 5.0; }                         // into the input
+    if (MODE == 3) { x[P.n] = 5.0; }                       // past the input
+  }
+}`;
+class PlantedCache extends PipelineCache {
+  protected override source(kernel: string, defines: Record<string, DefineValue>): string {
+    return kernel === 'planted' ? `const MODE = ${String(defines.MODE)};\n${PLANTED_WGSL}` : super.source(kernel, defines);
+  }
+}
+const planted = (mode: number): OpDef<null> => ({
+  name: `planted${mode}`,
+  kind: 'elementwise',
+  infer: (inputs) => [inputs[0]!],
+  dispatch: (ctx) => [{ kernel: 'planted', defines: { MODE: mode }, grid: [Math.ceil(numel(ctx.outputs[0]!) / 64)], params: [numel(ctx.outputs[0]!), 0], bindings: [{ input: 0 }, { output: 0 }] }],
+  reference: ([x]) => [x!.map((v) => 2 * v)],
+  cases: [],
+});
+
+describe('runOp catches stray writes (its guard words and input checks can fail)', () => {
+  const cases = [
+    { mode: 0, want: [] as RegExp[] },
+    { mode: 1, want: [new RegExp(`^output 0: guard word ${GUARD_WORDS - 4} after the buffer was overwritten$`)] },
+    { mode: 2, want: [/^input 0: word 3 was overwritten$/] },
+    { mode: 3, want: [/^input 0: guard word 0 after the buffer was overwritten$/] },
+  ];
+  it.each(cases)('mode $mode', async ({ mode, want }) => {
+    const { gpu } = await testGpu();
+    const cache = new PlantedCache(gpu.device);
+    const x = uniform(mulberry32(3), 100, -1, 1);
+    const got = await runOp(gpu, cache, planted(mode), [x], [[1, 100]], null);
+    expect(got.violations.length).toBe(want.length);
+    want.forEach((re, i) => expect(got.violations[i]).toMatch(re));
+    if (mode !== 2) expect(got.outputs[0]).toEqual(x.map((v) => 2 * v)); // mode 2 races with the read of x[3]
   });
 });
 

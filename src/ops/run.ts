@@ -1,6 +1,12 @@
 /**
  * Runs one op on the GPU outside any graph, with guard words after every buffer and sentinels in the channels
  * outside a view. The op test suite uses it to compare each op with its CPU reference.
+ *
+ * Every binding covers its buffer's guard words too (the kernel learns the tensor's true size from its params
+ * only, as in a graph), so a write past the end lands in the guard words rather than being clamped away by
+ * WebGPU's robust buffer access. Every buffer is read back after the run: outputs and scratch buffers for their
+ * guard words, inputs and prepared operands whole (all bindings are read_write, so an op that writes into an input
+ * would otherwise go unseen).
  */
 import type { GpuContext } from '../gpu/device.js';
 import { encodeDispatches, prepareDispatch, type BufferRange } from '../gpu/dispatch.js';
@@ -82,7 +88,7 @@ export async function runOp<A>(
     const buffer = device.createBuffer({ size: data.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label });
     device.queue.writeBuffer(buffer, 0, data);
     created.push(buffer);
-    return { buffer, words };
+    return { buffer, words, init: data };
   };
   const bits = (f: Float32Array) => new Uint32Array(f.buffer, f.byteOffset, f.length);
   try {
@@ -99,7 +105,8 @@ export async function runOp<A>(
     });
     const scratch = scratchSizes.map((n, i) => makeBuffer(n, new Uint32Array(n), `scratch${i}`));
     const constants = makePrepared(op, ctx, (i) => inputs[i]!).map((data, j) => makeBuffer(data.length, data, `prepared${j}`));
-    const range = (b: { buffer: GPUBuffer; words: number }): BufferRange => ({ buffer: b.buffer, offset: 0, size: Math.max(4, b.words * 4) });
+    // The binding includes the guard words: a kernel that writes past `words` must hit them, not be clamped.
+    const range = (b: { buffer: GPUBuffer; words: number }): BufferRange => ({ buffer: b.buffer, offset: 0, size: (b.words + GUARD_WORDS) * 4 });
     const specs = op.dispatch(ctx).filter((d) => !opts.only || opts.only(d));
     const uniforms = new UniformArena(device, specs.length, `${op.name} uniforms`);
     try {
@@ -114,7 +121,7 @@ export async function runOp<A>(
         const pass = enc.beginComputePass();
         encodeDispatches(pass, prepared);
         pass.end();
-        const st = encodeReadback(device, enc, [...outs, ...scratch].map((o) => ({ buffer: o.buffer, byteOffset: 0, byteLength: (o.words + GUARD_WORDS) * 4 })));
+        const st = encodeReadback(device, enc, [...outs, ...scratch, ...ins, ...constants].map((o) => ({ buffer: o.buffer, byteOffset: 0, byteLength: (o.words + GUARD_WORDS) * 4 })));
         device.queue.submit([enc.finish()]);
         return st;
       });
@@ -156,6 +163,14 @@ export async function runOp<A>(
         const words = new Uint32Array(buf.buffer, buf.byteOffset, b.words + GUARD_WORDS);
         if (words.subarray(b.words).some((w) => w !== SENTINEL_BITS)) violations.push(`scratch ${i}: a guard word after the buffer was overwritten`);
         return words.slice(0, b.words);
+      });
+      // Inputs and prepared operands must come back exactly as written, guard words included.
+      [...ins, ...constants].forEach((b, j) => {
+        const buf = raw[outs.length + scratch.length + j]!;
+        const words = new Uint32Array(buf.buffer, buf.byteOffset, b.words + GUARD_WORDS);
+        const w = words.findIndex((x, k) => x !== b.init[k]);
+        const what = j < ins.length ? `input ${j}` : `prepared operand ${j - ins.length}`;
+        if (w >= 0) violations.push(`${what}: ${w < b.words ? `word ${w}` : `guard word ${w - b.words} after the buffer`} was overwritten`);
       });
       return { outputs, violations, scratch: scratchWords };
     } finally {
