@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { ScanError } from '../src/io/errors.js';
 import { readNifti } from '../src/io/nifti.js';
 import { parseSafetensors, SafetensorsError, serializeSafetensors, type TensorToWrite } from '../src/io/safetensors.js';
-import { readDicomSeries, scanDicomFiles } from '../src/io/dicom/index.js';
+import { describeDicomFile, readDicomSeries, scanDicomFiles } from '../src/io/dicom/index.js';
 import { decodeJpegLossless, decodeJpegLs } from '../src/io/dicom/codecs.js';
 import { loadPipeline, openWeights, WeightsError } from '../src/models/load.js';
 import { PADDING_HU } from '../src/volume/volume.js';
@@ -131,6 +131,23 @@ describe('what the fuzzer found (regressions)', () => {
     expect(() => parseSafetensors(file(`{"x":${'['.repeat(128)}${']'.repeat(128)}}`), 'deep.safetensors')).toThrow(/nested more than 128 deep/);
     // Brackets inside strings do not count.
     expect(parseSafetensors(file(`{"__metadata__":{"k":"${'[{'.repeat(500)}\\"["}}`), 'str.safetensors').metadata.k).toBe(`${'[{'.repeat(500)}"[`);
+  });
+
+  it('DICOM: NumberOfFrames 99999 in a 1 KB file is refused at once (building 99,999 frames took 10 s per read)', async () => {
+    const b = read('dicom', 'single', 'slice000.dcm');
+    const lay = layout(b)!;
+    const after = walk(b.subarray(lay.dataStart), 0, lay.explicit, lay.littleEndian).find((e) => e.tag > 0x00280008)!;
+    const el = element(0x00280008, 'IS', new TextEncoder().encode('99999 '), lay.explicit, lay.littleEndian);
+    const at = lay.dataStart + after.pos;
+    const bytes = new Uint8Array(b.length + el.length);
+    bytes.set(b.subarray(0, at), 0);
+    bytes.set(el, at);
+    bytes.set(b.subarray(at), at + el.length);
+    const t0 = performance.now();
+    const scan = scanDicomFiles([{ path: 'frames.dcm', bytes }]);
+    expect(scan.skipped).toEqual([{ path: 'frames.dcm', reason: expect.stringMatching(/^NumberOfFrames 99999, but the pixel data holds 1 whole frame\(s\) \(truncated: /) }]);
+    await expect(describeDicomFile(bytes, 'frames.dcm')).rejects.toThrow(/^frames\.dcm: NumberOfFrames 99999/);
+    expect(performance.now() - t0).toBeLessThan(1000);
   });
 
   it('a NIfTI magic with a newline gives a one-line error', async () => {
