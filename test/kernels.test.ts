@@ -13,8 +13,25 @@ describe('kernel library', () => {
     const text = readFileSync(`kernels/${f}`, 'utf8');
     expect(text).not.toMatch(/var<storage,\s*read>/);
   });
-  it.each(files)('%s opens with a comment explaining the thread mapping', (f) => {
-    expect(readFileSync(`kernels/${f}`, 'utf8').trimStart().startsWith('//')).toBe(true);
+  // The header: the comment lines before the first line of code. A kernel's must say what each thread (or lane, or
+  // workgroup) computes; an include file's, who includes it.
+  const header = (text: string) => {
+    const lines = text.trimStart().split('\n');
+    const end = lines.findIndex((l) => !l.trimStart().startsWith('//'));
+    return lines.slice(0, end < 0 ? lines.length : end).join('\n');
+  };
+  const MAPPING = /\b(one|each) (thread|lane|workgroup|subgroup|invocation)|\b(threads?|lanes?|workgroups?|subgroups?|invocations?) per\b|\bper (thread|lane|workgroup|subgroup)\b|\ba (workgroup|subgroup)\b[^.;]* owns\b/i;
+  it.each(files)('%s opens with a comment explaining the thread mapping (an include file: who includes it)', (f) => {
+    const text = readFileSync(`kernels/${f}`, 'utf8');
+    const h = header(text);
+    expect(h.split(/\s+/).length, `kernels/${f}: header of a few words at least`).toBeGreaterThan(12);
+    if (/@compute/.test(text)) expect(h, `kernels/${f}: what each thread, lane or workgroup computes`).toMatch(MAPPING);
+    else expect(h, `kernels/${f}: an include file names who includes it`).toMatch(/#?include|shared by/i);
+  });
+  it('the header check fails on a header that says nothing of the mapping, and on none', () => {
+    expect(header('// Softmax over channels.\n@compute @workgroup_size(64) fn main() {}')).not.toMatch(MAPPING);
+    expect(header('@compute @workgroup_size(64) fn main() {}\n// One thread per element.')).toBe('');
+    expect(header('// Softmax over channels: one thread per (n, pixel).\n@compute fn main() {}')).toMatch(MAPPING);
   });
 });
 
