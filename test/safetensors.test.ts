@@ -200,6 +200,22 @@ describe('serialize + parse round trip', () => {
     expect(file.info('b').shape).toEqual([3, 1]);
   });
 
+  it('F16 and BF16 tensors of a Node Buffer inside a larger pool read their own bytes (Buffer.slice shares memory)', () => {
+    // readFileSync gives a Buffer; Buffer.prototype.slice returns a view, not a copy, so a conversion that copied
+    // with .slice() and then read .buffer from 0 read the pool's first bytes instead of the tensor's.
+    const file = serializeSafetensors([
+      { name: 'pad', dtype: 'F32', shape: [3], data: new Float32Array([7, 8, 9]) },
+      { name: 'h', dtype: 'F16', shape: [3], data: new Uint16Array([0x3c00, 0x2cc4, 0xc000]) },
+      { name: 'b', dtype: 'BF16', shape: [2], data: new Uint16Array([0x3f80, 0xc000]) },
+    ]);
+    const pool = Buffer.alloc(file.length + 100, 0x55);
+    pool.set(file, 37);
+    const parsed = parseSafetensors(pool.subarray(37, 37 + file.length), 'pooled.safetensors');
+    expect(Array.from(parsed.getF32('h'))).toEqual([1, f16ToF32(0x2cc4), -2]);
+    expect(Array.from(parsed.getF32('b'))).toEqual([1, -2]);
+    expect(Array.from(parsed.getF32('pad'))).toEqual([7, 8, 9]);
+  });
+
   it('BF16 from Float32Array rounds to nearest even', () => {
     const file = parseSafetensors(
       serializeSafetensors([{ name: 'b', dtype: 'BF16', shape: [3], data: new Float32Array([1, Math.PI, 1 + 3 * 2 ** -8]) }]),

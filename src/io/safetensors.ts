@@ -165,7 +165,7 @@ export class SafetensorsFile {
  * F32 fast path in getF32 returns a view; everything else is converted anyway.)
  */
 function toAlignedLE(raw: Uint8Array, elemBytes: number): Uint8Array {
-  const copy = raw.slice();
+  const copy = new Uint8Array(raw); // a copy at offset 0 of its own buffer (Buffer.prototype.slice would share)
   if (!IS_LITTLE_ENDIAN && elemBytes > 1) {
     for (let i = 0; i + elemBytes <= copy.length; i += elemBytes) copy.subarray(i, i + elemBytes).reverse();
   }
@@ -180,7 +180,8 @@ function toAlignedLE(raw: Uint8Array, elemBytes: number): Uint8Array {
  * @throws {SafetensorsError} if the file breaks any rule of the format (see the top of this module).
  */
 export function parseSafetensors(bytes: Uint8Array | ArrayBuffer, name = '<buffer>'): SafetensorsFile {
-  const u8 = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  // A plain Uint8Array view even for a Node Buffer, whose slice() shares memory instead of copying.
+  const u8 = bytes instanceof Uint8Array ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : new Uint8Array(bytes);
   const n = readHeaderSize(u8, u8.length, name);
   const header = parseHeader(u8.subarray(8, 8 + n), u8.length - 8 - n, name);
   return new SafetensorsFile(name, header, u8.subarray(8 + n));
