@@ -233,7 +233,9 @@ describe('web page (headless Chromium, WebGPU on SwiftShader)', () => {
 
     // The Node side: the same sample file, weights, batch and API.
     const { gpu, cache } = await testGpu();
-    const wbytes = readFileSync(weightsPath);
+    // A plain Uint8Array, as the page has: src/io/safetensors.ts toAlignedLE copies with raw.slice(), which on a
+    // Node Buffer is a view, not a copy, so f16 weights read through a Buffer decode wrongly (reported).
+    const wbytes = new Uint8Array(readFileSync(weightsPath));
     const engine = await TwoStageEngine.load(gpu, openWeights(wbytes, 'weights.safetensors'), { batch: report.model.batch, cache });
     try {
       const volume = await readNifti(readFileSync(samplePath), samplePath);

@@ -38,7 +38,7 @@ export class Viewer {
   private nv: Niivue;
   private urls: string[] = [];
   private overlays: { lung: OverlayStyle; infection: OverlayStyle } = {
-    lung: { visible: true, colormap: 'green', opacity: 0.3 },
+    lung: { visible: true, colormap: 'green', opacity: 0.5 },
     infection: { visible: true, colormap: 'warm', opacity: 0.7 },
   };
   onMove: (r: Readout) => void = () => {};
