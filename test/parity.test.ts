@@ -20,6 +20,7 @@ import { emulatedF16 } from './mma-emulation.js';
 import { compileGraph, type CompiledGraph } from '../src/graph/executor.js';
 import type { GpuContext } from '../src/gpu/device.js';
 import type { PipelineCache } from '../src/gpu/pipelines.js';
+import type { DefineValue } from '../src/wgsl/preprocess.js';
 import type { ModelGraph } from '../src/models/builder.js';
 import { EFFICIENTNET_VARIANTS, efficientnet } from '../src/models/efficientnet.js';
 import { bindWeights, loadPipeline } from '../src/models/load.js';
@@ -312,6 +313,9 @@ describe('default two-stage model (B0 encoder, B7 classifier, default widths) on
  * offsets, a missed scale, a misplaced f16 half) lands orders of magnitude further; the op tests check each
  * kernel against the emulating reference at the op's tolerance.
  */
+/** An emulated f16 rounding error (relative L2 from f32) this large is far beyond f32's own (about 1e-6 and less). */
+const F16_EVIDENCE = 3e-5;
+
 async function checkF16Cases(
   opts: { precision?: 'f32' | 'f16'; storage?: 'f32' | 'f16' },
   label: string,
@@ -321,10 +325,22 @@ async function checkF16Cases(
 ): Promise<void> {
   const errs: Record<string, number> = {};
   for (const c of await f16Cases(b7Cases, withDefault)) {
+    // The pipelines the run asks for (its dispatch list: kernel file and defines), through a recording view of the cache.
+    const used: Array<{ kernel: string; defines: Record<string, DefineValue> }> = [];
+    const recording = Object.create(on.cache, {
+      get: { value: (kernel: string, entry: string, defines: Record<string, DefineValue>) => (used.push({ kernel, defines }), on.cache.get(kernel, entry, defines)) },
+    }) as PipelineCache;
     // Compiling fuses c.graph in place, so the emulation below runs the graph the GPU ran.
-    const { out, half } = await withCompiled([c.graph], opts, async ([cg]) => ({ out: (await cg!.run(c.inputs)).outputs, half: cg!.stats.halfTensors }), on);
-    if ((opts.storage ?? opts.precision) === 'f16') expect(half.half, `${c.name}: tensors stored as f16`).toBeGreaterThan(0);
+    const { out, half } = await withCompiled([c.graph], opts, async ([cg]) => ({ out: (await cg!.run(c.inputs)).outputs, half: cg!.stats.halfTensors }), { gpu: on.gpu, cache: recording });
+    // Evidence that f16 was used, not only asked for: the matrix-unit GEMM among the pipelines (precision 'f16'),
+    // kernels reading or writing packed f16 (half storage).
+    if (opts.precision === 'f16') expect(used.some((u) => u.kernel === 'conv2d_mma' && !u.defines.ENTRY_CONVERT), `${c.name}: the matrix-unit GEMM ran`).toBe(true);
+    if ((opts.storage ?? opts.precision) === 'f16') {
+      expect(half.half, `${c.name}: tensors stored as f16`).toBeGreaterThan(0);
+      expect(used.some((u) => Object.entries(u.defines).some(([k, v]) => /_F16$/.test(k) && v === 1)), `${c.name}: a kernel reads or writes packed f16`).toBe(true);
+    }
     const emulated = runGraphOnCpu(c.graph.graph, c.inputs, opts);
+    let showsRounding = 0;
     for (const [name, ref] of Object.entries(c.refs)) {
       const e = outputError(name, out[name]!, ref);
       const rounding = outputError(name, emulated[name]!, ref);
@@ -333,7 +349,15 @@ async function checkF16Cases(
       console.log(`${label} ${c.name}.${name}: ${e.toExponential(2)} from f32 PyTorch (emulated rounding ${rounding.toExponential(2)}), ${fromEmulation.toExponential(2)} from the emulation`);
       expect(e, `${c.name}.${name}`).toBeLessThanOrEqual(F16_TOL[c.tolKey(name)]!);
       expect(fromEmulation, `${c.name}.${name} against the CPU emulation`).toBeLessThanOrEqual(2 * rounding + TOL);
+      // The f16 rounding must show: where the emulated rounding moves an output clearly beyond f32's own error
+      // (F16_EVIDENCE), the GPU's output is moved at least a quarter as far. A plain f32 run stays at f32's error,
+      // two orders of magnitude short of that, so it fails here although it passes the bounds above.
+      if (rounding >= F16_EVIDENCE) {
+        showsRounding++;
+        expect(e, `${c.name}.${name}: ${e.toExponential(2)} from f32, less than a quarter of the f16 rounding's ${rounding.toExponential(2)} (was f16 used?)`).toBeGreaterThanOrEqual(rounding / 4);
+      }
     }
+    expect(showsRounding, `${c.name}: outputs where the f16 rounding shows`).toBeGreaterThan(0);
     const { output, n } = c.classes;
     if (output) for (let r = 0; r < out[output]!.length / n; r++) expect(argmax(out[output]!, r * n, n), `${c.name} class ${r}`).toBe(argmax(c.refs[output]!, r * n, n));
   }
