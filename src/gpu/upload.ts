@@ -21,8 +21,12 @@ export class StagedInput {
     readonly shape: readonly number[],
   ) {}
 
+  /** The input's name and the device's lost reason, from the last {@link mapped} call (for write's error). */
+  private owner: { name: string; lostReason: () => string | null | undefined } | null = null;
+
   /** Waits until the staging buffer is mapped again after the last run; `lostReason` names a lost device. */
   async mapped(name: string, lostReason: () => string | null | undefined): Promise<void> {
+    this.owner = { name, lostReason };
     if (!this.ready) return;
     try {
       await this.ready;
@@ -34,8 +38,14 @@ export class StagedInput {
 
   /** Writes `data` into the mapped staging buffer and unmaps it (call after {@link mapped}). */
   write(data: Float32Array): void {
-    new Float32Array(this.staging.getMappedRange(0, data.byteLength)).set(data);
-    this.staging.unmap();
+    try {
+      new Float32Array(this.staging.getMappedRange(0, data.byteLength)).set(data);
+      this.staging.unmap();
+    } catch (e) {
+      // A device destroyed or lost since the map (its buffers are unmapped with it): a GPU failure, not a bug.
+      const { name, lostReason } = this.owner ?? { name: '?', lostReason: () => null };
+      throw new GpuDeviceError(`cannot upload input '${name}': ${lostReason() ?? `the staging buffer is no longer mapped (${(e as Error).name}${(e as Error).message ? `: ${(e as Error).message}` : ''}; device destroyed or lost?)`}`);
+    }
   }
 
   /** Encodes the copy of `bytes` from the staging buffer to the storage buffer. */
