@@ -147,10 +147,11 @@ def stage2_forward(model, windowed: torch.Tensor, lung_mask: torch.Tensor, patie
     return out
 
 
-def step_losses(model, b: Dict[str, torch.Tensor], stage: str, seg_bce: float) -> Dict[str, torch.Tensor]:
+def step_losses(model, b: Dict[str, torch.Tensor], stage: str, seg_bce: float,
+                with_seg: bool = True) -> Dict[str, torch.Tensor]:
     losses: Dict[str, torch.Tensor] = {}
     pre = model.config.preprocess
-    if stage in ("seg", "joint"):
+    if stage in ("seg", "joint") and with_seg:
         logits = model.seg(normalise(b["image"], pre))
         prob = torch.sigmoid(logits)
         losses["lung_dice"] = dice_loss(prob, b["lung_mask"])
@@ -254,6 +255,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--stochastic-depth", type=float,
                     help="override torchvision's stochastic-depth probability in both backbones (training only; "
                          "torchvision: 0.2 at the last block of B0)")
+    ap.add_argument("--init-from", help="start from this checkpoint's model weights (best.pt / last.pt / a state dict); "
+                    "fresh optimizer, epoch 0 of the given schedule (unlike --resume)")
+    ap.add_argument("--freeze-bn", action="store_true",
+                    help="keep every BatchNorm in eval mode while training (running statistics frozen, "
+                         "affine weights still trained); use with --init-from")
+    ap.add_argument("--freeze-seg", action="store_true",
+                    help="never train stage 1: its parameters are left out of the optimizer and the lung losses "
+                         "are not computed (the joint stage then trains stage 2 and the patient head only)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--val-every", type=int, default=1)
@@ -320,7 +329,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         log(f"stochastic depth p = {a.stochastic_depth} in {len(sds)} blocks")
     if a.pretrained:
         load_pretrained(model, a.pretrained, log)
-    opt = torch.optim.Adam(model.parameters(), lr=a.lr)
+    if a.init_from:
+        ck0 = torch.load(a.init_from, map_location="cpu")
+        sd0 = ck0.get("model", ck0.get("state_dict", ck0)) if isinstance(ck0, dict) else ck0
+        model.load_state_dict(sd0)
+        log(f"initialised from {a.init_from}" + (f" (epoch {int(ck0['epoch']) + 1})" if "epoch" in ck0 else ""))
+    if a.freeze_seg:
+        for p_ in model.seg.parameters():
+            p_.requires_grad_(False)
+    opt = torch.optim.Adam([p_ for p_ in model.parameters() if p_.requires_grad], lr=a.lr)
     epochs = a.seg_epochs + a.cls_epochs + a.joint_epochs
     steps = a.steps_per_epoch or max(1, len(train) // a.studies_per_batch)
     start_epoch, best, history = 0, -1.0, []
@@ -342,8 +359,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     for epoch in range(start_epoch, epochs):
         stage = stage_of(epoch, a)
         model.train()
-        if stage == "cls":
+        if stage == "cls" or a.freeze_seg:
             model.seg.eval()
+        if a.freeze_bn:
+            for m_ in model.modules():
+                if isinstance(m_, torch.nn.modules.batchnorm._BatchNorm):
+                    m_.eval()
         te = time.time()
         sums: Dict[str, float] = {}
         for step in range(steps):
@@ -354,7 +375,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 b = augment(b, gen, span)
             b = {k: v.to(a.device) for k, v in b.items()}
             opt.zero_grad(set_to_none=True)
-            losses = step_losses(model, b, stage, a.seg_bce)
+            losses = step_losses(model, b, stage, a.seg_bce, with_seg=not a.freeze_seg)
             losses["total"].backward()
             opt.step()
             for k, v in losses.items():
