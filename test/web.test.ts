@@ -5,11 +5,11 @@
 // button, the file and folder inputs, the series list, Cancel, the chart and the keys. The sample's result is held to the Node side's
 // (the same readers, analyzeVolume and makeOutputFiles on dawn.node): patient probabilities within the parity
 // tolerance (TOL, relative L2) and the lung mask file voxel for voxel. Screenshots of the viewer and the result
-// card go to docs/img/ (small PNGs, for the README and docs/web.md).
+// card go to COVIDCT_SCREENSHOTS=docs/img (small PNGs, for the README and docs/web.md), else to a temporary folder.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { analyzeVolume } from '../src/analysis/analyze.js';
@@ -46,7 +46,8 @@ const CHROMIUM_ARGS = [
 const NO_WEBGPU_ARGS = CHROMIUM_ARGS.filter((a) => a !== '--enable-unsafe-webgpu' && a !== '--use-webgpu-adapter=swiftshader').concat('--disable-features=WebGPU,Vulkan');
 
 const DICOM = join(ROOT, 'test/fixtures/scans/dicom');
-const IMG = join(ROOT, 'docs/img');
+/** Screenshots go to COVIDCT_SCREENSHOTS (set it to docs/img to refresh the README's), else a temporary folder, so a test run leaves the tree clean. */
+const IMG = process.env.COVIDCT_SCREENSHOTS ? resolve(ROOT, process.env.COVIDCT_SCREENSHOTS) : mkdtempSync(join(tmpdir(), 'covidct-web-shots-'));
 const RUN_MS = 240_000;
 
 /** The page's state object (web/main.ts PageState), as the tests read it. */
