@@ -6,6 +6,14 @@ import { GraphBuilder } from '../src/graph/builder.js';
 import { mulberry32, uniform } from '../src/ops/random.js';
 import { createGpu, GpuDeviceError } from '../src/gpu/device.js';
 import { testGpu, testSoftwareDriver } from './gpu.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { analyzeVolume, AnalysisAbortedError } from '../src/analysis/analyze.js';
+import { TwoStageEngine } from '../src/analysis/engine.js';
+import { chestPhantomVolume } from '../src/analysis/phantom.js';
+import { parseSafetensors } from '../src/io/safetensors.js';
+import { EXIT, exitCodeOf } from '../src/cli/common.js';
+import { ROOT } from './fixtures.js';
 
 /** Counts the live GPU buffers of a device from now on: createBuffer adds one, the first destroy() removes it. */
 export function trackBuffers(device: GPUDevice): { live: () => number; created: () => number; stop: () => void } {
@@ -109,6 +117,64 @@ describe('device lost', () => {
       cg2.destroy();
     } finally {
       fresh.destroy();
+    }
+  });
+});
+
+describe('a scan through the engine (the committed synthetic-small weights, batch 2, 6 slices of 64 x 64)', () => {
+  const weights = () => parseSafetensors(new Uint8Array(readFileSync(join(ROOT, 'weights', 'trained', 'synthetic-small.safetensors'))), 'synthetic-small.safetensors');
+  const volume = chestPhantomVolume({ slices: 6, height: 64, width: 64 });
+  it('cancelled after its first batch: stops within one batch, no GPU buffer left behind, the next scan equals the first', async () => {
+    const { gpu, cache } = await testGpu();
+    const engine = await TwoStageEngine.load(gpu, weights(), { batch: 2, cache });
+    try {
+      const first = await analyzeVolume(engine, volume);
+      const tracker = trackBuffers(gpu.device);
+      try {
+        const ac = new AbortController();
+        let batchesAfterAbort = 0;
+        const p = analyzeVolume(engine, volume, {
+          signal: ac.signal,
+          onProgress: (e) => {
+            if (e.stage !== 'analyze') return;
+            if (ac.signal.aborted) batchesAfterAbort++;
+            if (e.done >= 2) ac.abort();
+          },
+        });
+        await expect(p).rejects.toThrowError(AnalysisAbortedError);
+        await expect(p).rejects.toThrowError(/aborted after 2 of 6 slices/);
+        expect(batchesAfterAbort, 'batches run after the abort').toBe(0);
+        expect(tracker.live(), 'GPU buffers left by the cancelled scan').toBe(0);
+      } finally {
+        tracker.stop();
+      }
+      const again = await analyzeVolume(engine, volume);
+      expect(again.report.slices).toEqual(first.report.slices);
+      expect(again.report.patient).toEqual(first.report.patient);
+    } finally {
+      engine.destroy();
+    }
+  });
+  it('device destroyed during a scan: GpuDeviceError, no result; a new engine on a new device gives the result', async () => {
+    const gpu = await createGpu({ forceSoftware: testSoftwareDriver() ?? false });
+    const engine = await TwoStageEngine.load(gpu, weights(), { batch: 2 });
+    let result: unknown = null;
+    try {
+      const p = analyzeVolume(engine, volume, { onProgress: (e) => e.stage === 'analyze' && e.done >= 2 && gpu.device.destroy() });
+      await expect(p).rejects.toThrowError(GpuDeviceError);
+      result = await p.catch(() => null);
+      expect(result).toBeNull();
+      expect(exitCodeOf(await p.catch((e: unknown) => e))).toBe(EXIT.gpuFailure);
+    } finally {
+      engine.destroy();
+    }
+    const fresh = await testGpu();
+    const engine2 = await TwoStageEngine.load(fresh.gpu, weights(), { batch: 2, cache: fresh.cache });
+    try {
+      const r = await analyzeVolume(engine2, volume);
+      expect(r.report.slices.length).toBe(6);
+    } finally {
+      engine2.destroy();
     }
   });
 });
