@@ -155,6 +155,26 @@ describe('a scan through the engine (the committed synthetic-small weights, batc
       engine.destroy();
     }
   });
+  it('two scans started at once on one engine, and on two engines sharing a device, give what they give one after the other', async () => {
+    const { gpu, cache } = await testGpu();
+    const other = chestPhantomVolume({ slices: 5, height: 64, width: 64, opacities: false });
+    const a = await TwoStageEngine.load(gpu, weights(), { batch: 2, cache });
+    const b = await TwoStageEngine.load(gpu, weights(), { batch: 2, cache });
+    try {
+      const seq = [await analyzeVolume(a, volume), await analyzeVolume(a, other)].map((r) => r.report);
+      const together = (await Promise.all([analyzeVolume(a, volume), analyzeVolume(a, other)])).map((r) => r.report);
+      const twoEngines = (await Promise.all([analyzeVolume(a, volume), analyzeVolume(b, other)])).map((r) => r.report);
+      for (const got of [together, twoEngines])
+        got.forEach((r, i) => {
+          expect(r.slices).toEqual(seq[i]!.slices);
+          expect(r.patient).toEqual(seq[i]!.patient);
+        });
+      expect(seq[0]!.slices).not.toEqual(seq[1]!.slices); // two different scans, so a mix-up would show
+    } finally {
+      a.destroy();
+      b.destroy();
+    }
+  });
   it('device destroyed during a scan: GpuDeviceError, no result; a new engine on a new device gives the result', async () => {
     const gpu = await createGpu({ forceSoftware: testSoftwareDriver() ?? false });
     const engine = await TwoStageEngine.load(gpu, weights(), { batch: 2 });
