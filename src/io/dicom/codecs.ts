@@ -58,15 +58,8 @@ export interface DecodedFrame {
   components: number;
 }
 
-let charls: Promise<{ JpegLSDecoder: new () => CornerstoneDecoder; HEAP8?: Int8Array }> | undefined;
-let openjpeg: Promise<{ J2KDecoder: new () => CornerstoneDecoder; HEAP8?: Int8Array }> | undefined;
-
-/**
- * A codec whose heap has grown beyond this is dropped after the frame, and the next frame gets a fresh one (its
- * heap starts at 50 MiB). The heap never shrinks, and damaged frames leak into it: the fuzzer saw OpenJPEG's
- * grow from 50 to 270 MiB over a few thousand damaged frames, on its way to failing every frame after.
- */
-export const MAX_CODEC_HEAP = 128 * 1024 * 1024;
+let charls: Promise<{ JpegLSDecoder: new () => CornerstoneDecoder }> | undefined;
+let openjpeg: Promise<{ J2KDecoder: new () => CornerstoneDecoder }> | undefined;
 
 const quiet = { print: () => {}, printErr: () => {} };
 
@@ -76,7 +69,7 @@ function failure(path: string, codec: string, e: unknown): ScanError {
   return new ScanError(path, `${codec} decoding failed (${msg})`, 'malformed');
 }
 
-async function runCornerstone(decoder: CornerstoneDecoder, data: Uint8Array, path: string, codec: string, heap: () => Int8Array | undefined, drop: () => void): Promise<DecodedFrame> {
+async function runCornerstone(decoder: CornerstoneDecoder, data: Uint8Array, path: string, codec: string): Promise<DecodedFrame> {
   try {
     decoder.getEncodedBuffer(data.length).set(data);
     decoder.decode();
@@ -88,7 +81,6 @@ async function runCornerstone(decoder: CornerstoneDecoder, data: Uint8Array, pat
     throw failure(path, codec, e);
   } finally {
     decoder.delete();
-    if ((heap()?.buffer.byteLength ?? 0) > MAX_CODEC_HEAP) drop(); // read after decoding: growth replaces HEAP8
   }
 }
 
@@ -105,7 +97,7 @@ export async function decodeJpegLs(data: Uint8Array, path: string, expect?: Expe
     charls = undefined;
     throw failure(path, 'JPEG-LS codec could not be loaded:', e);
   });
-  return runCornerstone(new codec.JpegLSDecoder(), data, path, 'JPEG-LS', () => codec.HEAP8, () => (charls = undefined));
+  return runCornerstone(new codec.JpegLSDecoder(), data, path, 'JPEG-LS');
 }
 
 /** JPEG 2000 (1.2.840.10008.1.2.4.90 and .91) through OpenJPEG. `expect`: refuse another stated size before decoding. */
@@ -116,7 +108,7 @@ export async function decodeJpeg2000(data: Uint8Array, path: string, expect?: Ex
     openjpeg = undefined;
     throw failure(path, 'JPEG 2000 codec could not be loaded:', e);
   });
-  return runCornerstone(new codec.J2KDecoder(), data, path, 'JPEG 2000', () => codec.HEAP8, () => (openjpeg = undefined));
+  return runCornerstone(new codec.J2KDecoder(), data, path, 'JPEG 2000');
 }
 
 /**
