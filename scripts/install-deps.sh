@@ -10,11 +10,12 @@
 #    Debian 13 and Ubuntu 24.04 or later ship a recent enough Mesa: the plain package.
 #  - chromium: its SwiftShader Vulkan driver (the second software fallback, kept tested) and headless Chromium
 #    for the browser tests.
-#  - python3-numpy, python3-nibabel, python3-pydicom, dcm2niix: the independent tools the scan readers' tests
-#    compare against.
+#  - python3-numpy, python3-nibabel, python3-pydicom, dcm2niix, dcmtk, libgdcm-tools: the independent tools the
+#    scan readers' tests compare against (dcmtk and gdcm decompress the compressed DICOM fixtures for pydicom).
+#  - python3-torch, python3-torchvision: the PyTorch reference (weights/), the bench's PyTorch peer and its test.
 set -euo pipefail
 
-PACKAGES=(libvulkan1 chromium python3-numpy python3-nibabel python3-pydicom dcm2niix)
+PACKAGES=(libvulkan1 chromium python3-numpy python3-nibabel python3-pydicom dcm2niix dcmtk libgdcm-tools python3-torch python3-torchvision)
 MESA=mesa-vulkan-drivers
 # The Mesa that Dawn accepts: Debian 12's 22.3 fails ("shaderUniform*ArrayDynamicIndexing required"); 25.0 works.
 MESA_MIN_MAJOR=24
