@@ -220,6 +220,21 @@ def test_train_cli_exports_metadata():
                     "--slices-per-study", "2", "--threads", "1", "--resume", os.path.join(out, "last.pt")])
         ck = torch.load(os.path.join(out, "last.pt"))
         assert ck["epoch"] == 3 and len(ck["history"]) == 4, (ck["epoch"], len(ck["history"]))
+        # fine-tuning from that checkpoint: --freeze-seg leaves stage 1 untouched, --freeze-bn every BatchNorm's
+        # running statistics, while stage 2's weights do change
+        out2 = os.path.join(d, "run2")
+        train.main(["--train", data, "--val", data, "--config", "tiny", "--input-size", "32", "--out", out2,
+                    "--seg-epochs", "0", "--cls-epochs", "0", "--joint-epochs", "1", "--steps-per-epoch", "2",
+                    "--slices-per-study", "2", "--threads", "1", "--init-from", os.path.join(out, "last.pt"),
+                    "--freeze-seg", "--freeze-bn"])
+        after = torch.load(os.path.join(out2, "last.pt"))["model"]
+        before = ck["model"]
+        seg = [k for k in before if k.startswith("seg.")]
+        assert seg and all(torch.equal(before[k], after[k]) for k in seg), "stage 1 changed under --freeze-seg"
+        stats = [k for k in before if k.endswith(("running_mean", "running_var"))]
+        assert stats and all(torch.equal(before[k], after[k]) for k in stats), "BN statistics changed under --freeze-bn"
+        cls_w = [k for k in before if k.startswith("cls.") and k.endswith("weight")]
+        assert any(not torch.equal(before[k], after[k]) for k in cls_w), "stage 2 did not train"
 
 
 def main() -> int:
