@@ -39,5 +39,9 @@ await build({
   platform: 'browser',
   entryPoints: { 'covidct.browser': 'src/index.ts', 'covidct-testing.browser': 'src/testing.ts' },
   outdir: 'dist',
-  external: ['webgpu', 'node:*'],
+  // The DICOM codecs load only when a series needs them (their own chunks, as in the Node build); their Node
+  // branch requires fs and path, never taken in a browser, so those stay external.
+  splitting: true,
+  chunkNames: 'chunks/browser/[name]-[hash]',
+  external: ['webgpu', 'node:*', 'fs', 'path'],
 });

@@ -30,3 +30,10 @@ export { REPORT_SCHEMA, REPORT_SCHEMA_VERSION, SOFTWARE_VERSION, type AnalysisRe
 export { weightsInfo, sha256Hex, type WeightsInfo } from './analysis/weights-info.js';
 export { axialGrid, type AxialGrid } from './analysis/grid.js';
 export { chestPhantomVolume } from './analysis/phantom.js';
+// Scans in and files out (bytes only: no file system, so the browser uses the same readers).
+export { ScanError, type ScanErrorKind } from './io/errors.js';
+export { readNifti, readNiftiHeader, writeNifti, isNiftiBytes, type NiftiImage, type NiftiHeaderInfo } from './io/nifti.js';
+export { scanDicomFiles, chooseSeries, readDicomSeries, describeDicomFile, transferSyntaxName, type DicomScan, type DicomSeries, type DicomFileSource, type DicomFileDescription } from './io/dicom/index.js';
+export { PADDING_HU, VolumeError, type Volume, type VolumeSource } from './volume/volume.js';
+export { toAxial, AXIAL_AXCODES, type AxialView } from './volume/orient.js';
+export { axcodes, lpsToRas, spacingOf, voxelToWorld, type Affine } from './volume/affine.js';
