@@ -16,27 +16,7 @@ import { demoNet } from '../src/models/demo.js';
 import { numel } from '../src/ops/op.js';
 import { mulberry32, nmse, uniform } from '../src/ops/random.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-
-/**
- * The flags /work/shared/GPU.md lists for WebGPU on SwiftShader in headless Chromium. The fresh user data dir is
- * passed as launchPersistentContext's first argument (playwright-core refuses --user-data-dir in args).
- * Chromium 156 (Debian) needs only --enable-unsafe-webgpu for an adapter on Linux (without it: "No available
- * adapters"); playwright-core adds --no-sandbox and --enable-unsafe-swiftshader itself, and
- * --use-webgpu-adapter=swiftshader pins the software adapter on machines that have a GPU. No Vulkan feature
- * flag is needed.
- */
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--enable-unsafe-webgpu',
-  '--enable-unsafe-swiftshader',
-  '--use-webgpu-adapter=swiftshader',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
+import { CHROMIUM, CHROMIUM_ARGS } from './chromium.js';
 
 const BATCH = 2;
 const SEED = 1234;

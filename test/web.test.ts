@@ -29,19 +29,7 @@ import { buildWeb } from '../web/build.mjs';
 // @ts-expect-error plain ESM server without types
 import { serveDir } from '../web/serve.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
-/** As test/browser.test.ts (and /work/shared/GPU.md): WebGPU on SwiftShader in headless Chromium. */
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--enable-unsafe-webgpu',
-  '--enable-unsafe-swiftshader',
-  '--use-webgpu-adapter=swiftshader',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
+import { CHROMIUM, CHROMIUM_ARGS } from './chromium.js';
 /** The same browser with WebGPU off: Chromium on Linux exposes no adapter without --enable-unsafe-webgpu. */
 const NO_WEBGPU_ARGS = CHROMIUM_ARGS.filter((a) => a !== '--enable-unsafe-webgpu' && a !== '--use-webgpu-adapter=swiftshader').concat('--disable-features=WebGPU,Vulkan');
 

@@ -7,7 +7,7 @@
  * @module
  */
 
-const f = Math.fround;
+import { resizeAxis } from '../ops/resize.js';
 
 /** Per output index along one axis: the two source indices and the weight of the second. */
 export interface BilinearAxis {
@@ -19,18 +19,7 @@ export interface BilinearAxis {
 /** The source indices and weights of a bilinear resize from `inSize` to `outSize` samples along one axis. */
 export function bilinearAxis(inSize: number, outSize: number, alignCorners: boolean): BilinearAxis {
   if (!Number.isInteger(inSize) || !Number.isInteger(outSize) || inSize < 1 || outSize < 1) throw new RangeError(`resize sizes must be positive integers, got ${inSize} -> ${outSize}`);
-  const scale = alignCorners ? (outSize > 1 ? f((inSize - 1) / (outSize - 1)) : 0) : f(inSize / outSize);
-  const i0 = new Int32Array(outSize);
-  const i1 = new Int32Array(outSize);
-  const lambda = new Float64Array(outSize);
-  for (let d = 0; d < outSize; d++) {
-    const src = alignCorners ? f(scale * d) : Math.max(f(f(scale * f(d + 0.5)) - 0.5), 0);
-    const a = Math.min(Math.floor(src), inSize - 1);
-    i0[d] = a;
-    i1[d] = Math.min(a + 1, inSize - 1);
-    lambda[d] = Math.min(Math.max(f(src - a), 0), 1);
-  }
-  return { i0, i1, lambda };
+  return resizeAxis(inSize, outSize, alignCorners); // PyTorch's rule, shared with the resize op's reference
 }
 
 /**
