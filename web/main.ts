@@ -201,12 +201,12 @@ function onWorker(m: FromWorker): void {
       if (m.id !== running) return;
       running = null;
       setRunning(false);
-      void showResult(m.report, m.ct, m.files, m.input, m.seconds).finally(() => (state.settled = m.id));
+      void showResult(m.report, m.ct, m.lung, m.files, m.input, m.seconds).finally(() => (state.settled = m.id));
       return;
   }
 }
 
-async function showResult(report: unknown, ct: Uint8Array, files: OutputFile[], input: string, seconds: number): Promise<void> {
+async function showResult(report: unknown, ct: Uint8Array, lung: Uint8Array, files: OutputFile[], input: string, seconds: number): Promise<void> {
   state.report = report;
   state.files = files.map((f) => f.name);
   state.seconds = seconds;
@@ -227,7 +227,7 @@ async function showResult(report: unknown, ct: Uint8Array, files: OutputFile[], 
   try {
     viewer ??= makeViewer();
     state.viewerReady = false;
-    await viewer.show(ct, find(/(^|\/)lung_mask\.nii(\.gz)?$/), find(/(^|\/)infection\.nii(\.gz)?$/));
+    await viewer.show(ct, lung, find(/(^|\/)infection\.nii(\.gz)?$/));
     viewer.setLayout(($('layout') as HTMLSelectElement).value as Layout);
     viewer.setWindow(($('window') as HTMLSelectElement).value as WindowName);
     const best = view.slices.reduce((b, s, i) => ((s.infectedFraction ?? -1) > (view.slices[b]?.infectedFraction ?? -1) ? i : b), 0);

@@ -214,7 +214,7 @@ export async function analyse(
   loaded: Loaded,
   weights: WeightsChoice,
   opts: { signal: AbortSignal; progress: Progress; onGpu: (g: { adapter: string; isSoftware: boolean; maxBufferMiB: number }) => void },
-): Promise<{ report: unknown; ct: Uint8Array; files: OutputFile[] }> {
+): Promise<{ report: unknown; ct: Uint8Array; lung: Uint8Array; files: OutputFile[] }> {
   const g = await device();
   opts.onGpu({ adapter: g.adapterName, isSoftware: g.isSoftware, maxBufferMiB: Math.round(g.limits.maxStorageBufferBindingSize / 2 ** 20) });
   const e = await engineFor(g, weights, opts.progress);
@@ -231,6 +231,9 @@ export async function analyse(
   const report = reportFile ? JSON.parse(new TextDecoder().decode(reportFile.bytes)) : result.report;
   const v = loaded.volume;
   // The CT as the masks are written (RAS affine), uncompressed: the viewer reads it straight away.
-  const ct = await writeNifti({ data: v.data, dims: v.dims, affine: v.space === 'LPS' ? lpsToRas(v.affine) : v.affine, description: 'covidct CT (HU)', gzip: false });
-  return { report, ct, files };
+  const affine = v.space === 'LPS' ? lpsToRas(v.affine) : v.affine;
+  const ct = await writeNifti({ data: v.data, dims: v.dims, affine, description: 'covidct CT (HU)', gzip: false });
+  // The viewer's lung mask: plain uint8 (no label intent, see protocol.ts), uncompressed.
+  const lung = await writeNifti({ data: result.lungMask, dims: v.dims, affine, intent: 'none', description: 'covidct lung mask (viewer)', gzip: false });
+  return { report, ct, lung, files };
 }

@@ -67,6 +67,11 @@ export type FromWorker =
       report: unknown;
       /** The CT as a NIfTI written by our own writer (for the viewer). */
       ct: Uint8Array;
+      /**
+       * The lung mask for the viewer: the same voxels as lung_mask.nii.gz but without the NIfTI label intent, which
+       * makes NiiVue draw a uint8 volume through its atlas shader and a label table we do not give it (nothing shows).
+       */
+      lung: Uint8Array;
       /** report.json, lung_mask.nii.gz, infection.nii.gz, the contact sheet and the overlays. */
       files: OutputFile[];
       /** What was analysed, one line. */

@@ -48,8 +48,8 @@ async function analyse(id: number, load: (signal: AbortSignal, progress: pipelin
     const loaded = await load(signal, progress);
     signal.throwIfAborted();
     const out = await pipeline.analyse(loaded, await resolveWeights(weights), { signal, progress, onGpu: (g) => post({ type: 'gpu', ...g }) });
-    const transfer = [out.ct.buffer, ...out.files.map((f) => f.bytes.buffer)].filter((b, i, a) => a.indexOf(b) === i) as ArrayBuffer[];
-    post({ type: 'result', id, report: out.report, ct: out.ct, files: out.files, input: loaded.description, seconds: (performance.now() - t0) / 1000 }, transfer);
+    const transfer = [out.ct.buffer, out.lung.buffer, ...out.files.map((f) => f.bytes.buffer)].filter((b, i, a) => a.indexOf(b) === i) as ArrayBuffer[];
+    post({ type: 'result', id, report: out.report, ct: out.ct, lung: out.lung, files: out.files, input: loaded.description, seconds: (performance.now() - t0) / 1000 }, transfer);
   });
 }
 
