@@ -3,7 +3,7 @@
  * less than max(F / peak FLOP/s, B / peak B/s); its roofline share is that ideal time over its measured time.
  *
  * Ceilings come from, in order: the --peak-gflops / --peak-gbs flags; on an H100 adapter, the figures measured
- * there through dawn.node (/work/shared/GPU.md: simple 128x128-tile f32 GEMM 32.8 TFLOP/s, vec4 stream kernel
+ * there through dawn.node (measured on an H100: simple 128x128-tile f32 GEMM 32.8 TFLOP/s, vec4 stream kernel
  * 2.95 TB/s); elsewhere (SwiftShader included) two microkernels run through the engine's own ops and timed with
  * timestamp queries: a big 1x1 conv2d (the engine's implicit-GEMM path, compute-bound) and a unary copy
  * (act 'none', memory-bound). These are what the engine's own kernels reach, not the hardware's peak.
