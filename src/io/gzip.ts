@@ -52,23 +52,7 @@ export async function inflateBounded(bytes: Uint8Array, path: string, opts: Infl
   const maxOutput = opts.maxOutput ?? DEFAULT_MAX_INFLATE_BYTES;
   const stopAt = opts.stopAt ?? Infinity;
   const what = opts.format === 'gzip' ? 'gzip' : 'deflate';
-  let fed = 0;
-  const input = new ReadableStream<Uint8Array>(
-    {
-      pull(controller) {
-        if (fed >= bytes.length) {
-          controller.close();
-          return;
-        }
-        const end = Math.min(bytes.length, fed + INPUT_PIECE);
-        // A copy, so the stream never transfers or holds on to the caller's buffer.
-        controller.enqueue(bytes.slice(fed, end));
-        fed = end;
-      },
-    },
-    { highWaterMark: 0 },
-  );
-  const reader = input.pipeThrough(new DecompressionStream(opts.format) as unknown as TransformStream<Uint8Array, Uint8Array>).getReader();
+  const reader = byteStream(bytes).pipeThrough(new DecompressionStream(opts.format) as unknown as TransformStream<Uint8Array, Uint8Array>).getReader();
   // When the caller asks for a prefix (stopAt) that the input could really hold (deflate expands at most
   // MAX_DEFLATE_RATIO times), it is written straight into one buffer of that size: the peak is the output once,
   // not twice. Otherwise chunks are collected and joined.
@@ -110,24 +94,31 @@ export function inflateRaw(bytes: Uint8Array, path: string, maxOutput?: number):
   return inflateBounded(bytes, path, { format: 'deflate-raw', ...(maxOutput !== undefined ? { maxOutput } : {}) });
 }
 
-/** Compresses to gzip (one member, the platform's default level). */
-export async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
+/**
+ * The bytes as a pull stream of INPUT_PIECE-sized copies (a copy, so the stream never transfers or holds on to the
+ * caller's buffer), read only as fast as the (de)compressor consumes them.
+ */
+function byteStream(bytes: Uint8Array): ReadableStream<Uint8Array> {
   let fed = 0;
-  const input = new ReadableStream<Uint8Array>(
+  return new ReadableStream<Uint8Array>(
     {
       pull(controller) {
         if (fed >= bytes.length) {
           controller.close();
           return;
         }
-        const end = Math.min(bytes.length, fed + 1024 * 1024);
+        const end = Math.min(bytes.length, fed + INPUT_PIECE);
         controller.enqueue(bytes.slice(fed, end));
         fed = end;
       },
     },
     { highWaterMark: 0 },
   );
-  const reader = input.pipeThrough(new CompressionStream('gzip') as unknown as TransformStream<Uint8Array, Uint8Array>).getReader();
+}
+
+/** Compresses to gzip (one member, the platform's default level). */
+export async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
+  const reader = byteStream(bytes).pipeThrough(new CompressionStream('gzip') as unknown as TransformStream<Uint8Array, Uint8Array>).getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
