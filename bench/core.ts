@@ -21,7 +21,7 @@ import { cpus, loadavg } from 'node:os';
 import { createGpu, type GpuContext, type SoftwareDriver } from '../src/gpu/device.js';
 import { PipelineCache } from '../src/gpu/pipelines.js';
 import { UNIFORM_SLOT_BYTES } from '../src/gpu/uniforms.js';
-import { capsFor, f16MatmulSupport, setTilePolicy, type GpuCaps } from '../src/ops/op.js';
+import { capsFor, f16MatmulSupport, type GpuCaps } from '../src/ops/op.js';
 import { compileGraph, type CompiledGraph, type KernelTiming, type RunResult } from '../src/graph/executor.js';
 import type { ModelGraph } from '../src/models/builder.js';
 import { defaultModelConfig, defaultPreprocessConfig, tinyModelConfig, type ModelConfig } from '../src/models/config.js';
@@ -59,7 +59,7 @@ export interface BenchOptions {
   precision: 'f32' | 'f16';
   /** Activation storage (executor CompileOptions.storage; default: the precision). */
   storage?: 'f32' | 'f16';
-  /** Tiles the conv2d and depthwise kernels may pick (src/ops/op.ts setTilePolicy; default 'auto'). */
+  /** Tiles the conv2d and depthwise kernels may pick (the compile option CompileOptions.tiles; default 'auto'). */
   tiles?: 'auto' | 'legacy';
   /** Per-kernel table from timestamp queries. */
   profile: boolean;
@@ -377,7 +377,7 @@ function stageResult(
   },
 ): StageResult {
   const { timing, compiled, outputs, ...rest } = m;
-  const work = graphWork(compiled.graph, compiled.plan, capsFor(c.gpu, c.opts.precision));
+  const work = graphWork(compiled.graph, compiled.plan, capsFor(c.gpu, c.opts.precision, undefined, c.opts.tiles ?? 'auto'));
   return {
     ...rest,
     precision: c.opts.precision,
@@ -440,7 +440,7 @@ async function benchGraph(c: Ctx, target: Exclude<BenchTarget, 'pipeline'>, h: n
   bindWeights(file, model, { allowUnexpected: true });
   const cache = opts.cache ?? new PipelineCache(gpu.device);
   const [ms0, n0] = [cache.compileMs, cache.compiled];
-  const compiled = await compileGraph(gpu, model.graph, { cache, precision: opts.precision, storage: opts.storage ?? opts.precision });
+  const compiled = await compileGraph(gpu, model.graph, { cache, precision: opts.precision, storage: opts.storage ?? opts.precision, tiles: opts.tiles ?? 'auto' });
   const compileMs = buildMs + performance.now() - t0;
   try {
     let last: Record<string, Float32Array> = {};
@@ -485,7 +485,7 @@ async function benchPipeline(c: Ctx, h: number, w: number, batch: number): Promi
   t0 = performance.now();
   const cache = opts.cache ?? new PipelineCache(gpu.device);
   const [ms0, n0] = [cache.compileMs, cache.compiled];
-  const engine = await TwoStageEngine.load(gpu, file, { batch, height: h, width: w, cache, precision: opts.precision, storage: opts.storage ?? opts.precision });
+  const engine = await TwoStageEngine.load(gpu, file, { batch, height: h, width: w, cache, precision: opts.precision, storage: opts.storage ?? opts.precision, tiles: opts.tiles ?? 'auto' });
   const compileMs = performance.now() - t0;
   try {
     const windowed = syntheticWindowed(batch, h, w);
@@ -522,7 +522,6 @@ async function benchPipeline(c: Ctx, h: number, w: number, batch: number): Promi
 export async function runBench(options: Partial<BenchOptions> = {}): Promise<BenchReport> {
   const opts: BenchOptions = { ...DEFAULT_OPTIONS, ...options };
   const log = opts.log ?? (() => {});
-  setTilePolicy(opts.tiles ?? 'auto');
   for (const m of opts.models) if (!(EFFICIENTNET_VARIANTS as readonly string[]).includes(m)) throw new Error(`unknown model '${m}' (${EFFICIENTNET_VARIANTS.join(', ')})`);
   if (!(opts.repeats >= 1) || !(opts.warmup >= 0)) throw new Error('repeats must be >= 1 and warmup >= 0');
   const gpu = opts.gpu ?? (await createGpu({ forceSoftware: opts.software, ...(opts.dawnFlags ? { dawnFlags: opts.dawnFlags } : {}) }));
@@ -633,7 +632,8 @@ export interface PlanRow {
 export function planBench(options: Partial<BenchOptions> = {}): PlanRow[] {
   const opts: BenchOptions = { ...DEFAULT_OPTIONS, ...options };
   // precision f16 is planned for an H100 through Dawn with its f16 toggles (subgroup matrices, subgroup size 32)
-  const caps: GpuCaps = opts.precision === 'f16' ? { ...H100_CAPS, features: new Set([...H100_CAPS.features, 'chromium-experimental-subgroup-matrix']), subgroupMaxSize: 32, precision: 'f16' } : H100_CAPS;
+  const base: GpuCaps = { ...H100_CAPS, tiles: opts.tiles ?? 'auto' };
+  const caps: GpuCaps = opts.precision === 'f16' ? { ...base, features: new Set([...base.features, 'chromium-experimental-subgroup-matrix']), subgroupMaxSize: 32, precision: 'f16' } : base;
   const storage = opts.storage ?? opts.precision;
   const ceilings = { gflops: opts.peakGflops ?? H100_CEILINGS.gflops, gbs: opts.peakGbs ?? H100_CEILINGS.gbs };
   const source = opts.peakGflops !== undefined || opts.peakGbs !== undefined ? 'flags' : 'H100 through dawn.node (GPU.md)';

@@ -92,7 +92,7 @@ export function graphWork(graph: Graph, plan: MemoryPlan, caps: GpuCaps, ceiling
 export function planWork(graph: Graph, caps: GpuCaps = SWIFTSHADER_CAPS, fuse = true, ceilings?: { gflops: number; gbs: number }, storage: Storage = 'f32'): GraphWork & { arenaBytes: number } {
   if (fuse) fuseGraph(graph);
   else graph.compact();
-  const half = storage === 'f16' ? halfTensors(graph) : new Set<number>();
+  const half = storage === 'f16' ? halfTensors(graph, caps.tiles) : new Set<number>();
   const plan = planMemory(graph, opScratchBytes(graph, caps, half), half);
   return { ...graphWork(graph, plan, caps, ceilings), arenaBytes: plan.arenaBytes };
 }

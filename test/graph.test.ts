@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { createGpu, GpuDeviceError } from '../src/gpu/device.js';
 import { runGraphOnCpu } from '../src/graph/cpu.js';
-import { compileGraph } from '../src/graph/executor.js';
+import { compileGraph, type CompileOptions } from '../src/graph/executor.js';
+import { compileProgram } from '../src/graph/compile.js';
 import { GraphBuilder } from '../src/graph/builder.js';
 import type { Tensor } from '../src/graph/ir.js';
 import { findOverlaps, opScratchBytes, planMemory } from '../src/graph/plan.js';
@@ -109,6 +110,79 @@ describe('precision f16 in a compiled graph (matrix units emulated on this adapt
     } finally {
       cg.destroy();
     }
+  });
+});
+
+describe('tile policy: a compile option, per graph', () => {
+  /**
+   * conv 3x3 (64 -> 24 channels, K = 576, 2 x 16 x 16 outputs: `mid` tile and a K split under 'auto', `big`
+   * unsplit under 'legacy'), then depthwise 3x3 on 24 x 24 planes (32 x 32 tile under 'auto', 32 x 16 under
+   * 'legacy'). Built fresh for each compile (fusion edits a graph in place).
+   */
+  function net() {
+    const g = new GraphBuilder();
+    const x = g.input('x', [2, 64, 24, 24]);
+    const c = g.op1('conv2d', [x, g.weight('c.w', [24, 64, 3, 3]), g.weight('c.b', [24])], { kernel: [3, 3], stride: [1, 1], pad: [1, 1], act: 'relu', hasBias: true, hasResidual: false, hasInScale: false }, 'conv');
+    g.output('y', g.op1('depthwise', [c, g.weight('d.w', [24, 1, 3, 3]), g.weight('d.b', [24])], { kernel: 3, stride: 1, pad: 1, hasBias: true }, 'dw'));
+    const graph = g.finish();
+    const rand = mulberry32(15);
+    for (const t of graph.tensors) if (t.kind === 'weight') graph.weightData.set(t.id, uniform(rand, t.shape.reduce((p, q) => p * q, 1), -0.2, 0.2));
+    return graph;
+  }
+  const x = uniform(mulberry32(16), 2 * 64 * 24 * 24, -1, 1);
+  /** The dispatches' kernel and defines, per node, as compileGraph would make them. */
+  const specsOf = (caps: Parameters<typeof compileProgram>[0], opts: CompileOptions) =>
+    compileProgram(caps, net(), opts).nodes.map((n) => n.specs.map((d) => ({ kernel: d.kernel, defines: d.defines, grid: d.grid })));
+
+  it("graphs compiled with 'auto', 'legacy' and no option in one process, interleaved, each keep their tiles and match the CPU reference", async () => {
+    const { gpu, cache } = await testGpu();
+    const auto = specsOf(gpu, { tiles: 'auto' });
+    const legacy = specsOf(gpu, { tiles: 'legacy' });
+    const dflt = specsOf(gpu, {});
+    expect(dflt).toEqual(auto);
+    expect(legacy).not.toEqual(auto);
+    // conv: a K split (GEMM + reduce) under 'auto', one GEMM with the 64-row tile under 'legacy'
+    expect(auto[0]!.length).toBe(2);
+    expect(legacy[0]!.length).toBe(1);
+    expect(auto[0]![0]!.defines?.TM).toBe(32);
+    expect(legacy[0]![0]!.defines?.TM).toBe(64);
+    // depthwise: a different tile (its grid differs for the same 24 x 24 planes)
+    expect(legacy[1]).not.toEqual(auto[1]);
+    const want = runGraphOnCpu(net(), { x }).y!;
+    const compiled = [];
+    try {
+      // Compiled interleaved (auto, legacy, default), then run interleaved twice.
+      for (const tiles of ['auto', 'legacy', undefined] as const) compiled.push(await compileGraph(gpu, net(), { cache, ...(tiles ? { tiles } : {}) }));
+      expect(compiled[0]!.stats.dispatches).toBe(3);
+      expect(compiled[1]!.stats.dispatches).toBe(2);
+      expect(compiled[2]!.stats.dispatches).toBe(3);
+      for (let round = 0; round < 2; round++)
+        for (const cg of compiled) {
+          const e = nmse((await cg.run({ x })).outputs.y!, want);
+          expect(e, `nmse ${e.toExponential(2)}`).toBeLessThanOrEqual(1e-7);
+        }
+    } finally {
+      for (const cg of compiled) cg.destroy();
+    }
+  });
+
+  it('an unknown policy is refused by name', () => {
+    expect(() => specsOf({ limits: {} as GPUSupportedLimits, features: new Set(), subgroupMinSize: 4, adapterName: 't' }, { tiles: 'fast' as 'auto' })).toThrowError(/tile policy must be 'auto' or 'legacy', got 'fast'/);
+  });
+
+  it("the CPU's f16 emulation follows the policy it is given", () => {
+    // A pointwise conv (K = 512, 24 outputs, 128 pixels): under 'auto' its K is split, so it stays f32 in an f16
+    // graph; under 'legacy' it is not, so it takes the matrix-unit path and the emulation rounds its operands.
+    const g = new GraphBuilder();
+    const xin = g.input('x', [1, 512, 8, 16]);
+    g.output('y', g.op1('conv2d', [xin, g.weight('w', [24, 512, 1, 1])], { kernel: [1, 1], stride: [1, 1], pad: [0, 0], act: 'none', hasBias: false, hasResidual: false, hasInScale: false }, 'pw'));
+    const graph = g.finish();
+    const rand = mulberry32(17);
+    for (const t of graph.tensors) if (t.kind === 'weight') graph.weightData.set(t.id, uniform(rand, t.shape.reduce((p, q) => p * q, 1), -1, 1));
+    const inputs = { x: uniform(rand, 512 * 128, -1, 1) };
+    const f32 = runGraphOnCpu(graph, inputs).y!;
+    expect(runGraphOnCpu(graph, inputs, { precision: 'f16', storage: 'f32', tiles: 'auto' }).y!).toEqual(f32);
+    expect(nmse(runGraphOnCpu(graph, inputs, { precision: 'f16', storage: 'f32', tiles: 'legacy' }).y!, f32)).toBeGreaterThan(1e-9);
   });
 });
 

@@ -9,6 +9,7 @@
  * Reported per slice and per patient as MODEL.md "Outputs the engine reports" lists them. With random weights
  * the numbers demonstrate the engine, not a diagnosis: the result carries the weights' source.
  */
+import type { TilePolicy } from '../gpu/caps.js';
 import type { GpuContext } from '../gpu/device.js';
 import { PipelineCache } from '../gpu/pipelines.js';
 import { CompiledGraph, compileGraph } from '../graph/executor.js';
@@ -33,6 +34,8 @@ export interface EngineOptions {
   precision?: 'f32' | 'f16';
   /** Activation storage (executor CompileOptions.storage): 'f16' keeps activations as packed f16 where the ops can, on any adapter. Default: the precision. */
   storage?: 'f32' | 'f16';
+  /** Tile policy of the conv2d and depthwise kernels (executor CompileOptions.tiles; default 'auto'). */
+  tiles?: TilePolicy;
 }
 
 /** Per-slice and per-patient results of a run on windowed slices. */
@@ -98,7 +101,7 @@ export class TwoStageEngine {
     /** The weights file the engine was loaded from (its name and metadata say what the weights are). */
     readonly weights: SafetensorsFile,
     private readonly intermediates: boolean,
-    private readonly compileOpts: { cache: PipelineCache; precision: 'f32' | 'f16'; storage: 'f32' | 'f16' },
+    private readonly compileOpts: { cache: PipelineCache; precision: 'f32' | 'f16'; storage: 'f32' | 'f16'; tiles: TilePolicy },
   ) {}
 
   /** The model config and preprocessing parameters from the weights file. */
@@ -121,7 +124,7 @@ export class TwoStageEngine {
     const pipeline = loadPipeline(file, { batch, height, width, intermediates: !!opts.intermediates });
     const cache = opts.cache ?? new PipelineCache(gpu.device);
     const precision = opts.precision ?? 'f32';
-    const compileOpts = { cache, precision, storage: opts.storage ?? precision } as const;
+    const compileOpts = { cache, precision, storage: opts.storage ?? precision, tiles: opts.tiles ?? 'auto' } as const;
     const twoStage = await compileGraph(gpu, pipeline.twoStage.graph, compileOpts);
     return new TwoStageEngine(gpu, pipeline, twoStage, batch, height, width, file.metadata['covidct.source'] ?? '', file, !!opts.intermediates, compileOpts);
   }

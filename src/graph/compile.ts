@@ -5,7 +5,7 @@
  * constant operands, and the list of constants to upload. src/graph/executor.ts turns a {@link GraphProgram}
  * into buffers, pipelines and bind groups, and runs it.
  */
-import { capsFor, type GpuCaps } from '../gpu/caps.js';
+import { capsFor, type GpuCaps, type TilePolicy } from '../gpu/caps.js';
 import type { DispatchSpec } from '../gpu/spec.js';
 import { checkHalfIO, makePrepared, numel, type OpDef } from '../ops/op.js';
 import { getOp } from '../ops/registry.js';
@@ -25,6 +25,8 @@ export interface ProgramOptions {
   precision?: 'f32' | 'f16';
   /** Activation storage; default: the precision. */
   storage?: Storage;
+  /** Tile policy: see CompileOptions.tiles. */
+  tiles?: TilePolicy;
 }
 
 /** One node, ready for the GPU: its dispatches and the constant operands its op prepared. */
@@ -70,7 +72,7 @@ export interface GraphProgram {
  * precision the adapter lacks, a tensor over the binding limit, an output no node computes).
  */
 export function compileProgram(device: DeviceCaps, graph: Graph, opts: ProgramOptions = {}): GraphProgram {
-  const caps = capsFor(device, opts.precision ?? 'f32', (m) => new GraphError(m));
+  const caps = capsFor(device, opts.precision ?? 'f32', (m) => new GraphError(m), opts.tiles ?? 'auto');
   for (const t of graph.tensors)
     if (t.kind === 'weight' && !graph.weightData.has(t.id) && graph.liveNodes().some((n) => n.inputs.includes(t.id)))
       throw new GraphError(`weight '${t.name}' has no data`);
@@ -78,7 +80,7 @@ export function compileProgram(device: DeviceCaps, graph: Graph, opts: ProgramOp
   if (!fusion) graph.compact();
   const storage = opts.storage ?? opts.precision ?? 'f32';
   if (storage !== 'f32' && storage !== 'f16') throw new GraphError(`storage must be 'f32' or 'f16', got '${String(storage)}'`);
-  const half = storage === 'f16' ? halfTensors(graph) : new Set<number>();
+  const half = storage === 'f16' ? halfTensors(graph, caps.tiles) : new Set<number>();
   const plan = planMemory(graph, opScratchBytes(graph, caps, half), half);
   checkPlanLimits(graph, plan, device.limits);
 

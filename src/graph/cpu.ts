@@ -1,5 +1,5 @@
 /** Runs a graph with the ops' CPU references: the ground truth the executor is tested against. */
-import { numel } from '../ops/op.js';
+import { numel, type TilePolicy } from '../ops/op.js';
 import { getOp } from '../ops/registry.js';
 import { roundToF16 } from '../ops/half.js';
 import { GraphError, type Graph } from './ir.js';
@@ -11,9 +11,11 @@ import { halfTensors, type Storage } from './storage.js';
  * @param opts.storage 'f16': emulate half storage (src/graph/storage.ts): the tensors the GPU keeps as f16 are
  *   rounded to f16 when produced. Default: the precision, as in compileGraph. Run the fusion passes first, as
  *   compileGraph does, so that the same tensors are chosen.
+ * @param opts.tiles the tile policy of the compiled graph being emulated (CompileOptions.tiles, default 'auto'):
+ *   with f16 it decides which convolutions round their operands and which tensors are stored as f16.
  */
-export function runGraphOnCpu(graph: Graph, inputs: Record<string, Float32Array>, opts: { precision?: 'f32' | 'f16'; storage?: Storage } = {}): Record<string, Float32Array> {
-  const half = (opts.storage ?? opts.precision ?? 'f32') === 'f16' ? halfTensors(graph) : new Set<number>();
+export function runGraphOnCpu(graph: Graph, inputs: Record<string, Float32Array>, opts: { precision?: 'f32' | 'f16'; storage?: Storage; tiles?: TilePolicy } = {}): Record<string, Float32Array> {
+  const half = (opts.storage ?? opts.precision ?? 'f32') === 'f16' ? halfTensors(graph, opts.tiles) : new Set<number>();
   const values = new Map<number, Float32Array>();
   for (const id of graph.inputs) {
     const t = graph.tensors[id]!;
@@ -35,6 +37,7 @@ export function runGraphOnCpu(graph: Graph, inputs: Record<string, Float32Array>
       inputs: node.inputs.map((t) => graph.tensors[t]!.shape),
       outputs: node.outputs.map((t) => graph.tensors[t]!.shape),
       precision: opts.precision ?? 'f32',
+      tiles: opts.tiles ?? 'auto',
     });
     node.outputs.forEach((t, i) => values.set(t, half.has(t) ? outs[i]!.map(roundToF16) : outs[i]!));
   }

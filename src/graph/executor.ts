@@ -20,6 +20,7 @@ import type { FusionReport } from './fuse.js';
 import { GraphError, type Graph } from './ir.js';
 import { resolveView, type MemoryPlan } from './plan.js';
 import type { Storage } from './storage.js';
+import type { TilePolicy } from '../gpu/caps.js';
 
 /** Options for {@link compileGraph}. */
 export interface CompileOptions extends ProgramOptions {
@@ -42,6 +43,13 @@ export interface CompileOptions extends ProgramOptions {
    * stay f32. Default: the precision ('f16' with precision 'f16', else 'f32').
    */
   storage?: Storage;
+  /**
+   * Which tile shapes the conv2d and depthwise kernels may pick: 'auto' (default: all) or 'legacy' (not conv2d's
+   * `mid` tile or K split, not depthwise's 32 x 32 tile); a tuning switch for the bench (`--tiles`). Per compile:
+   * graphs compiled with different policies in one process each keep theirs. To emulate such a graph on the CPU,
+   * pass the same policy to runGraphOnCpu.
+   */
+  tiles?: TilePolicy;
 }
 
 /** One dispatch's GPU time from timestamp queries. */

@@ -13,21 +13,21 @@
  * The choice depends on shapes and attributes only, not on the adapter, so the CPU emulation
  * (runGraphOnCpu storage 'f16') rounds exactly the tensors the GPU stores as f16.
  */
-import type { HalfIO } from '../ops/op.js';
+import type { HalfIO, TilePolicy } from '../ops/op.js';
 import { getOp } from '../ops/registry.js';
 import type { Graph, NodeInfo } from './ir.js';
 
 /** Activation storage of a compiled graph: 'f32' (all f32) or 'f16' (half storage where the ops allow it). */
 export type Storage = 'f32' | 'f16';
 
-/** The tensors a graph compiled with storage 'f16' keeps as packed f16 (run the fusion passes first). */
-export function halfTensors(graph: Graph): Set<number> {
+/** The tensors a graph compiled with storage 'f16' (and tile policy `tiles`) keeps as packed f16 (run the fusion passes first). */
+export function halfTensors(graph: Graph, tiles: TilePolicy = 'auto'): Set<number> {
   const nodes = graph.liveNodes();
   const outputs = new Set(graph.outputs.values());
   const io = new Map<number, HalfIO | null>();
   for (const n of nodes) {
     const op = getOp(n.op);
-    const shapes = { attrs: n.attrs, inputs: n.inputs.map((t) => graph.tensors[t]!.shape), outputs: n.outputs.map((t) => graph.tensors[t]!.shape) };
+    const shapes = { tiles, attrs: n.attrs, inputs: n.inputs.map((t) => graph.tensors[t]!.shape), outputs: n.outputs.map((t) => graph.tensors[t]!.shape) };
     io.set(n.id, op.halfIO ? op.halfIO(shapes) : null);
   }
   const half = new Set<number>();

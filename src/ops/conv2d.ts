@@ -52,12 +52,12 @@ export const conv2d = defineOp<Conv2dAttrs>({
     const g = geometry(inputs, attrs);
     return [[g.N, g.Cout, g.Ho, g.Wo]];
   },
-  halfIO({ attrs, inputs }) {
+  halfIO({ attrs, inputs, tiles }) {
     // x and the residual are read per element (any layout); the output is written in pairs of columns of one
     // image (HoWo even), not by the split-K passes.
     const g = geometry(inputs, attrs);
     const idx = conv2dInputIndex(attrs);
-    const outOk = (g.Ho * g.Wo) % 2 === 0 && f32Plan(g.Cout, g.N * g.Ho * g.Wo, g.Cin * g.kh * g.kw).splits === 1;
+    const outOk = (g.Ho * g.Wo) % 2 === 0 && f32Plan(g.Cout, g.N * g.Ho * g.Wo, g.Cin * g.kh * g.kw, tiles).splits === 1;
     return { inputs: inputs.map((_, i) => i === 0 || i === idx.residual), outputs: [outOk] };
   },
   scratch(ctx) {

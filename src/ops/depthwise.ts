@@ -7,7 +7,7 @@
  * Kernel: kernels/depthwise.wgsl (one workgroup per output tile, input patch with halo in workgroup memory).
  */
 import { ACT_CODE, applyActivation, type Activation } from './activation.js';
-import { check, checkRank, defineOp, grid1d, halfIn, halfOut, ShapeError, tilePolicy, type Binding, type DispatchSpec, type OpContext, type Shape, type TestCase } from './op.js';
+import { check, checkRank, defineOp, grid1d, halfIn, halfOut, ShapeError, type Binding, type DispatchSpec, type OpContext, type Shape, type TestCase, type TilePolicy } from './op.js';
 
 /** Attributes of {@link depthwise}. A square size may also be given as [k, k]. */
 export interface DepthwiseAttrs {
@@ -34,7 +34,7 @@ interface Tile {
 
 /**
  * Tile variants, smallest first: 8x8 outputs (64 threads), 16x16 (128), 32x16 (256), 32x32 (256 threads, 4 rows
- * each: less halo per output and more work per workgroup on large planes; not under tilePolicy 'legacy').
+ * each: less halo per output and more work per workgroup on large planes; not under tile policy 'legacy').
  */
 const TILES: Tile[] = [
   { tw: 8, wgy: 8, rpt: 1 },
@@ -82,8 +82,8 @@ function tileBytes(t: Tile, g: Geometry): number {
 }
 
 /** Picks the tile for an output plane: the smallest that covers narrow planes, else 32x16 or 32x32; smaller if memory is short. */
-function pickTile(ho: number, wo: number, g: Geometry, maxBytes: number): Tile {
-  let i = wo <= 8 && ho <= 8 ? 0 : wo <= 16 ? 1 : ho <= 16 || tilePolicy === 'legacy' ? 2 : 3;
+function pickTile(ho: number, wo: number, g: Geometry, maxBytes: number, tiles: TilePolicy = 'auto'): Tile {
+  let i = wo <= 8 && ho <= 8 ? 0 : wo <= 16 ? 1 : ho <= 16 || tiles === 'legacy' ? 2 : 3;
   while (i > 0 && tileBytes(TILES[i]!, g) > maxBytes) i--;
   const t = TILES[i]!;
   if (tileBytes(t, g) > maxBytes) throw new ShapeError('depthwise', `kernel ${g.k} stride ${g.stride} needs more workgroup memory than this device has`);
@@ -95,7 +95,7 @@ function plan(ctx: OpContext<DepthwiseAttrs>) {
   const g = geometry(ctx.attrs);
   const [N, C, H, W] = ctx.inputs[0]! as [number, number, number, number];
   const [, , Ho, Wo] = ctx.outputs[0]! as [number, number, number, number];
-  const t = pickTile(Ho, Wo, g, ctx.caps.limits.maxComputeWorkgroupStorageSize);
+  const t = pickTile(Ho, Wo, g, ctx.caps.limits.maxComputeWorkgroupStorageSize, ctx.caps.tiles);
   const tilesX = Math.ceil(Wo / t.tw);
   const tiles = tilesX * Math.ceil(Ho / (t.wgy * t.rpt));
   return { g, N, C, H, W, Ho, Wo, t, tilesX, tiles };

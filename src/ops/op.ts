@@ -13,6 +13,7 @@ import type { GpuCaps } from '../gpu/caps.js';
 
 export { f32, i32, type Binding, type DispatchSpec, type ParamWord } from '../gpu/spec.js';
 export { capsFor, f16MatmulSupport, type GpuCaps } from '../gpu/caps.js';
+import type { TilePolicy } from '../gpu/caps.js';
 
 /** A tensor shape; rank 4 is NCHW, rank 2 is [N, features]. */
 export type Shape = readonly number[];
@@ -111,6 +112,8 @@ export interface RefContext<A> {
   outputs: Shape[];
   /** 'f16': emulate what the op computes in a graph compiled with precision 'f16' (default 'f32'). */
   precision?: 'f32' | 'f16';
+  /** The tile policy of the graph being emulated (GpuCaps.tiles; default 'auto'): it decides conv2d's K split, hence which convolutions take the f16 path. */
+  tiles?: TilePolicy;
 }
 
 /** One test case: input shapes, attributes, and optionally input ranges and channel views. */
@@ -139,9 +142,10 @@ export interface OpDef<A = unknown> {
   infer(inputs: Shape[], attrs: A): Shape[];
   /**
    * Which activation inputs this op's kernels can read, and which outputs they can write, as packed f16 for these
-   * shapes and attributes (half storage, src/graph/storage.ts). Absent: none. Must not depend on the adapter.
+   * shapes and attributes (half storage, src/graph/storage.ts) and the tile policy (`tiles`, default 'auto').
+   * Absent: none. Must not depend on the adapter.
    */
-  halfIO?(ctx: Pick<OpContext<A>, 'attrs' | 'inputs' | 'outputs'>): HalfIO;
+  halfIO?(ctx: Pick<OpContext<A>, 'attrs' | 'inputs' | 'outputs'> & { tiles?: TilePolicy }): HalfIO;
   /** Scratch buffers (element counts, f32) the dispatches need. */
   scratch?(ctx: OpContext<A>): number[];
   /**
@@ -154,18 +158,7 @@ export interface OpDef<A = unknown> {
   cases: TestCase<A>[];
 }
 
-/**
- * Which tile shapes the kernels may pick: 'auto' (all) or 'legacy' (neither conv2d's 32 x 128 `mid` tile nor
- * depthwise's 32 x 32 tile). A tuning switch for the bench (`--tiles`), read when a graph is compiled; results are the same either
- * way (every tile is tested against the CPU references).
- */
-export let tilePolicy: 'auto' | 'legacy' = 'auto';
-
-/** Sets {@link tilePolicy} for graphs compiled from now on. */
-export function setTilePolicy(policy: 'auto' | 'legacy'): void {
-  if (policy !== 'auto' && policy !== 'legacy') throw new Error(`tile policy must be 'auto' or 'legacy', got '${String(policy)}'`);
-  tilePolicy = policy;
-}
+export { TILE_POLICIES, type TilePolicy } from '../gpu/caps.js';
 
 /** Default NMSE bound per op kind, as the engine issue states them. */
 export const DEFAULT_TOLERANCE: Record<OpKind, number> = { elementwise: 1e-10, reduction: 1e-7, conv: 1e-7 };

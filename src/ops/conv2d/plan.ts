@@ -18,7 +18,7 @@ export function convPlan(ctx: OpContext<Conv2dAttrs>) {
   const cols = g.N * g.Ho * g.Wo;
   const K = g.Cin * g.kh * g.kw;
   const maxDim = ctx.caps.limits.maxComputeWorkgroupsPerDimension;
-  const { tile, colTiles, rowTiles, splits, kChunk } = f32Plan(M, cols, K);
+  const { tile, colTiles, rowTiles, splits, kChunk } = f32Plan(M, cols, K, ctx.caps.tiles);
   const mt = ctx.caps.precision === 'f16' && f16MatmulSupport(ctx.caps) === null && takesMmaPath(g, splits) ? chooseMmaTile(M) : null;
   if (mt) {
     const sc = Math.ceil(cols / mmaCols(mt));

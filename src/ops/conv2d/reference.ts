@@ -22,7 +22,7 @@ export function conv2dReference(inputs: Float32Array[], ctx: RefContext<Conv2dAt
   const { N, Cin, H, W, Cout, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo } = g;
   // precision 'f16': the operands of a matrix-unit convolution rounded as the GPU rounds them (weights, and the
   // input after the squeeze-excite scale, to f16; sums in full precision).
-  const half = ctx.precision === 'f16' && takesMmaPath(g, f32Plan(Cout, N * Ho * Wo, Cin * kh * kw).splits);
+  const half = ctx.precision === 'f16' && takesMmaPath(g, f32Plan(Cout, N * Ho * Wo, Cin * kh * kw, ctx.tiles).splits);
   const wq = half ? w.map(roundToF16) : w;
   const HW = H * W;
   const xq = half ? x.map((v, i) => roundToF16(Math.fround(v * (scale ? scale[Math.floor(i / HW)]! : 1)))) : x;

@@ -2,7 +2,7 @@
  * conv2d's choices, as pure functions of the GEMM's size (M = Cout rows, N*Ho*Wo columns, K = Cin*kh*kw): the
  * tile of the f32 kernel, the K split, whether a convolution takes the f16 matrix-unit path and its tile.
  */
-import { tilePolicy } from '../op.js';
+import type { TilePolicy } from '../op.js';
 import type { Geometry } from './shape.js';
 
 /** A tile configuration of kernels/conv2d.wgsl: TM x TN outputs per workgroup, K chunk TK, RM x RN per thread. */
@@ -23,7 +23,7 @@ export interface ConvTile {
  * - big:  64 x 64 tile, 4 x 4 per thread, 256 threads: layers with many output channels and pixels.
  * - wide: 16 x 128 tile, 2 x 4 per thread, 256 threads: few output channels (Cout <= 16: stems, heads).
  * - mid:  32 x 128 tile, 4 x 4 per thread, 256 threads: 16 < Cout <= 32 (GR-U-Net decoder convs at high
- *   resolution, B7's first blocks), where `big` would leave half its rows empty (not under tilePolicy 'legacy').
+ *   resolution, B7's first blocks), where `big` would leave half its rows empty (not under tile policy 'legacy').
  * - tall: 64 x 16 tile, 4 x 2 per thread, 128 threads: few output columns (N*Ho*Wo <= 64, deep layers of a
  *   classifier at batch 1), so that the rows, not the columns, give the workgroups.
  */
@@ -34,11 +34,11 @@ export const CONV_TILES = {
   tall: { name: 'tall', TM: 64, TN: 16, TK: 16, RM: 4, RN: 2 },
 } as const satisfies Record<string, ConvTile>;
 
-/** Picks the tile configuration for a GEMM of M = Cout rows and `cols` = N*Ho*Wo columns. */
-export function chooseConvTile(M: number, cols: number): ConvTile {
+/** Picks the tile configuration for a GEMM of M = Cout rows and `cols` = N*Ho*Wo columns, under a tile policy (GpuCaps.tiles). */
+export function chooseConvTile(M: number, cols: number, tiles: TilePolicy = 'auto'): ConvTile {
   if (M <= 16) return CONV_TILES.wide;
   if (cols <= 64) return CONV_TILES.tall;
-  if (M <= 32 && tilePolicy === 'auto') return CONV_TILES.mid;
+  if (M <= 32 && tiles === 'auto') return CONV_TILES.mid;
   return CONV_TILES.big;
 }
 
@@ -72,12 +72,12 @@ export function takesMmaPath(g: Pick<Geometry, 'N' | 'Cout' | 'Ho' | 'Wo' | 'kh'
   return pointwise && (g.Ho * g.Wo) % 16 === 0 && splits === 1 && g.Cout > 16 && g.N * g.Ho * g.Wo > 64;
 }
 
-/** The f32 kernel's tile, tile counts and K split for a GEMM of M rows, `cols` columns and depth K. */
-export function f32Plan(M: number, cols: number, K: number) {
-  const tile = chooseConvTile(M, cols);
+/** The f32 kernel's tile, tile counts and K split for a GEMM of M rows, `cols` columns and depth K, under a tile policy ('legacy': no K split). */
+export function f32Plan(M: number, cols: number, K: number, tiles: TilePolicy = 'auto') {
+  const tile = chooseConvTile(M, cols, tiles);
   const colTiles = Math.ceil(cols / tile.TN);
   const rowTiles = Math.ceil(M / tile.TM);
-  const { splits, kChunk } = tilePolicy === 'legacy' ? { splits: 1, kChunk: Math.ceil(K / tile.TK) * tile.TK } : chooseSplitK(colTiles * rowTiles, K, tile.TK);
+  const { splits, kChunk } = tiles === 'legacy' ? { splits: 1, kChunk: Math.ceil(K / tile.TK) * tile.TK } : chooseSplitK(colTiles * rowTiles, K, tile.TK);
   return { tile, colTiles, rowTiles, splits, kChunk };
 }
 
