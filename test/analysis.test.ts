@@ -1,16 +1,18 @@
 // The analysis of a Volume (src/analysis/analyze.ts): the axial grid, the plain bilinear resize, masks brought
 // back to the source grid voxel for voxel, the report against its JSON Schema, abort and progress; the output
 // files (src/analysis/outputs.ts). Tiny config at 32 x 32 on the test adapter, a few slices: seconds.
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Ajv from 'ajv';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { analyzeVolume, AnalysisAbortedError, type AnalysisProgress, type AnalysisResult } from '../src/analysis/analyze.js';
+import { analyzeVolume, AnalysisAbortedError, INFECTION_LEVELS, type AnalysisProgress, type AnalysisResult } from '../src/analysis/analyze.js';
 import { axialGrid, axisCodes, readAxialSlice, slicePositionMm, sourceIndex, writeAxialSlice } from '../src/analysis/grid.js';
 import { toAxial } from '../src/volume/orient.js';
 import { decode as decodePng } from 'fast-png';
 import { readNifti, readNiftiHeader } from '../src/io/nifti.js';
-import { makeOutputFiles, mostInvolved, reportBytes, sliceImage } from '../src/analysis/outputs.js';
+import { INFECTION_SCL_SLOPE, makeOutputFiles, mostInvolved, reportBytes, sliceImage } from '../src/analysis/outputs.js';
 import { drawLegend, heatColour, legendHeight, OUTLINE_RGB, Rgba } from '../src/analysis/render.js';
 import { chestPhantom } from '../src/analysis/phantom.js';
 import { nonFinitePaths } from '../src/analysis/report.js';
@@ -243,7 +245,8 @@ describe('analyzeVolume (a CPU stand-in engine: the analysis logic without compi
     let inf = 0;
     for (let i = 0; i < result.lungMask.length; i++) {
       lung += result.lungMask[i]!;
-      if (result.lungMask[i] && result.infection[i]! > 0.5) inf++;
+      // The map quantised to 1/255 steps, thresholded at 0.5, counts what the report counted on the float map.
+      if (result.lungMask[i] && result.infection[i]! / INFECTION_LEVELS > result.report.model.thresholds.infection) inf++;
       if (!result.lungMask[i]) expect(result.infection[i]).toBe(0);
     }
     const voxelMl = (0.8 * 0.8 * 2.5) / 1000;
@@ -335,11 +338,72 @@ describe('output files (in memory)', () => {
     const hdr = await readNiftiHeader(files.get('lung_mask.nii.gz')!, 'lung_mask.nii.gz');
     expect(hdr.intentCode).toBe(1002);
     const inf = await readNifti(files.get('infection.nii.gz')!, 'infection.nii.gz');
-    expect(inf.data).toEqual(result.infection);
+    expect(inf.data).toEqual(Float32Array.from(result.infection, (q) => q * INFECTION_SCL_SLOPE));
     for (const n of [...overlays, 'overlays/contact_sheet.png']) {
       const png = decodePng(files.get(n)!);
       expect(png.channels).toBe(3);
       expect(png.width).toBeGreaterThanOrEqual(240);
+    }
+  });
+
+  it('infection.nii.gz: uint8 with scl_slope 1/255 that nibabel reads on the input affine within 1/510 of the float map', async () => {
+    // The fake engine with a seeded random infection probability in [0, 1] at model size, recorded, so the float
+    // map on the source grid can be rebuilt here (resized back per slice, 0 outside the lung) and compared.
+    const base = fakeEngine({ batch: 3 });
+    const rand = mulberry32(11);
+    const probs: Float32Array[] = [];
+    const engine: typeof base = Object.assign(Object.create(base) as typeof base, {
+      async runWindowed(windowed: Float32Array) {
+        const r = await base.runWindowed(windowed);
+        r.infection_prob = uniform(rand, r.infection_prob.length, 0, 1);
+        probs.push(r.infection_prob);
+        return r;
+      },
+    });
+    const v = reorient(phantomVolume(5, 40), [1, 2, 0], [false, true, true]); // stored sagitally, flipped: not axial
+    const res = await analyzeVolume(engine, v);
+    const g = res.grid;
+    const [nx, ny, nz] = g.dims;
+    const H = base.height;
+    const hw = H * base.width;
+    const floatMap = new Float32Array(res.lungMask.length);
+    const back = new Float32Array(nx * ny);
+    const mask = new Uint8Array(nx * ny);
+    for (let k = 0; k < nz; k++) {
+      const p = probs[Math.floor(k / 3)]!.subarray((k % 3) * hw, (k % 3 + 1) * hw);
+      resizeSlice(p, H, base.width, ny, nx, base.preprocess.resize_align_corners, back);
+      readAxialSlice(g, res.lungMask, k, mask);
+      writeAxialSlice(g, back.map((x, i) => (mask[i] ? x : 0)), k, floatMap);
+    }
+    const file = (await makeOutputFiles(res, { overlays: 1 })).find((f) => f.name === 'infection.nii.gz')!;
+    const dir = mkdtempSync(join(tmpdir(), 'covidct-analysis-'));
+    try {
+      writeFileSync(join(dir, 'infection.nii.gz'), file.bytes);
+      const py = `import json, sys, numpy as np, nibabel as nib
+img = nib.load(sys.argv[1])
+print(json.dumps({"dtype": str(img.get_data_dtype()), "slope": float(img.dataobj.slope), "inter": float(img.dataobj.inter),
+  "affine": img.affine.tolist(), "values": img.get_fdata().reshape(-1, order="F").tolist()}))`;
+      const nb = JSON.parse(execFileSync('/usr/bin/python3', ['-c', py, join(dir, 'infection.nii.gz')], { encoding: 'utf8', maxBuffer: 64 << 20 })) as { dtype: string; slope: number; inter: number; affine: number[][]; values: number[] };
+      expect(nb.dtype).toBe('uint8');
+      expect(nb.slope).toBe(INFECTION_SCL_SLOPE);
+      expect(nb.inter).toBe(0);
+      for (let r = 0; r < 4; r++) for (let c = 0; c < 4; c++) expect(Math.abs(nb.affine[r]![c]! - v.affine[c * 4 + r]!)).toBeLessThanOrEqual(1e-4);
+      expect(nb.values.length).toBe(floatMap.length);
+      let worst = 0;
+      let inLung = 0;
+      for (let i = 0; i < floatMap.length; i++) {
+        const x = nb.values[i]!;
+        expect(x >= 0 && x <= 1, `voxel ${i}: ${x} outside [0, 1]`).toBe(true);
+        worst = Math.max(worst, Math.abs(x - floatMap[i]!));
+        if (res.lungMask[i]) inLung++;
+        else expect(x).toBe(0);
+      }
+      // Rounding to 1/255 steps: at most half a step, 1/510, plus the slope's float32 rounding (255 x 6e-8).
+      expect(worst).toBeLessThanOrEqual(1 / 510 + 2e-7);
+      expect(inLung).toBeGreaterThan(500);
+      console.log(`infection.nii.gz: ${inLung} lung voxels, largest |nibabel - float map| ${worst.toExponential(3)} (bound 1/510 = ${(1 / 510).toExponential(3)})`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
@@ -351,6 +415,7 @@ describe('output files (in memory)', () => {
     const inf = new Float32Array(nx * ny);
     readAxialSlice(result.grid, result.lungMask, k, mask);
     readAxialSlice(result.grid, result.infection, k, inf);
+    inf.forEach((q, i) => (inf[i] = q / INFECTION_LEVELS));
     let outline = 0;
     let heat = 0;
     for (let j = 1; j < ny - 1; j++)

@@ -302,7 +302,7 @@ describe('analyze end to end on the test adapter', () => {
     const src = nibabel(input);
     for (const [name, dtype, intent] of [
       ['lung_mask.nii.gz', 'uint8', 1002],
-      ['infection.nii.gz', 'float32', 0],
+      ['infection.nii.gz', 'uint8', 0], // probability x 255, scl_slope 1/255
     ] as const) {
       const nb = nibabel(join(out, name));
       expect(nb.shape).toEqual(src.shape);

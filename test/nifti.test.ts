@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { deflateRawSync, gunzipSync, gzipSync } from 'node:zlib';
 import { readNifti, readNiftiHeader, writeNifti, isNiftiBytes, MAX_NIFTI_VOXELS, NIFTI_INTENT_LABEL } from '../src/io/nifti.js';
-import { gunzip, gzip, inflateRaw, inflateBounded, isGzip } from '../src/io/gzip.js';
+import { gunzip, gzip, gzipPieces, inflateRaw, inflateBounded, isGzip } from '../src/io/gzip.js';
 import { ScanError } from '../src/io/errors.js';
 import { PADDING_HU } from '../src/volume/volume.js';
 import { affineFromRows, affineRows, axcodes, spacingOf } from '../src/volume/affine.js';
@@ -244,6 +244,16 @@ describe('gzip', () => {
     await expect(sizeOf(gunzip(bad, 'bad.gz'))).rejects.toBeInstanceOf(ScanError);
   });
 
+  it('gzipPieces compresses the pieces as one member, equal to the joined bytes (read by node\'s zlib)', async () => {
+    const data = new Uint8Array(200_000).map((_, i) => (i * 31) % 253);
+    const cuts = [0, 1, 1, 65_536, 65_537, 150_000, 200_000]; // an empty piece, a 1-byte one, odd sizes
+    const pieces = cuts.slice(1).map((c, i) => data.slice(cuts[i]!, c));
+    const z = await gzipPieces(pieces);
+    expect(sameBytes(new Uint8Array(gunzipSync(z)), data)).toBe(true);
+    expect(sameBytes(await gunzip(z, 'p.gz'), data)).toBe(true);
+    expect(new Uint8Array(gunzipSync(await gzipPieces([]))).length).toBe(0);
+  });
+
   it('inflates raw deflate (DICOM deflated transfer syntax), bounded', async () => {
     const data = new TextEncoder().encode('deflate-raw '.repeat(5000));
     const raw = new Uint8Array(deflateRawSync(data)); // node's zlib, an independent compressor
@@ -307,7 +317,11 @@ describe('writeNifti, read back by nibabel', () => {
       labels: join(dir, 'lung_mask.nii.gz'),
       map: join(dir, 'infection.nii.gz'),
       plain: join(dir, 'plain.nii'),
+      scaled: join(dir, 'scaled.nii.gz'),
     };
+    const q = new Uint8Array(n).map((_, i) => (i * 53) % 256);
+    await writeFile(files.scaled, await writeNifti({ data: q, dims, affine: affMap, scale: { slope: 0.25, inter: -3 } }));
+    await expect(writeNifti({ data: q, dims, affine: affMap, scale: { slope: 0, inter: 0 } })).rejects.toThrow(/scl_slope must be finite and not 0/);
     await writeFile(files.labels, await writeNifti({ data: labels, dims, affine: affLabel, intent: 'label', description: 'lung mask, covidct test' }));
     await writeFile(files.map, await writeNifti({ data: probs, dims, affine: affMap, description: 'x'.repeat(100) }));
     const plainBytes = await writeNifti({ data: new Int16Array(n).map((_, i) => i - 100), dims, affine: affMap, gzip: false });
@@ -315,7 +329,7 @@ describe('writeNifti, read back by nibabel', () => {
     expect(plainBytes.length).toBe(352 + 2 * n);
     await writeFile(files.plain, plainBytes);
 
-    const run = spawnSync('/usr/bin/python3', ['-c', NIBABEL_READ, files.labels, files.map, files.plain], { encoding: 'utf8' });
+    const run = spawnSync('/usr/bin/python3', ['-c', NIBABEL_READ, files.labels, files.map, files.plain, files.scaled], { encoding: 'utf8' });
     expect(run.status, run.stderr).toBe(0);
     const got = JSON.parse(run.stdout) as Record<string, Record<string, unknown>>;
     const L = got[files.labels]!;
@@ -337,8 +351,17 @@ describe('writeNifti, read back by nibabel', () => {
     expect(M).toMatchObject({ dtype: 'float32', on_disk: 'float32', intent: 0, descrip: 'x'.repeat(80) });
     expect(M.values).toEqual(Array.from(probs));
     expect(M.cal).toEqual([Math.min(...probs), Math.max(...probs)]);
+    const S = got[files.scaled]!;
+    // nibabel applies scl_slope / scl_inter; cal_min / cal_max are in those units.
+    expect(S).toMatchObject({ on_disk: 'uint8', cal: [-3, 255 * 0.25 - 3] });
+    expect(S.values).toEqual(Array.from(q, (x) => x * 0.25 - 3));
     expect(P).toMatchObject({ dtype: 'int16' });
     expect(P.values).toEqual(Array.from({ length: n }, (_, i) => i - 100));
+
+    // The gzipped file is the uncompressed one, byte for byte, though it is streamed in 64 KiB pieces.
+    const big = new Float32Array(60 * 50 * 30).map((_, i) => Math.sin(i));
+    const bigDims: [number, number, number] = [60, 50, 30];
+    expect(sameBytes(new Uint8Array(gunzipSync(await writeNifti({ data: big, dims: bigDims, affine: affMap }))), await writeNifti({ data: big, dims: bigDims, affine: affMap, gzip: false }))).toBe(true);
 
     // And our reader agrees with itself.
     const back = await readNifti(new Uint8Array(readFileSync(files.labels)), files.labels);

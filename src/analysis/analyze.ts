@@ -5,11 +5,12 @@
  * and written into masks on the source grid, voxel for voxel. The patient head runs once at the end on all
  * slice embeddings. No file system: Node and the browser share this code.
  *
- * Memory: the host holds the input volume (the caller's), the two outputs on the source grid (lung mask 1 byte
- * and infection map 4 bytes per voxel), per-slice results (a few numbers and one embedding of E floats per
- * slice), and per batch a constant: the batch's windowed slices at model size, the engine's readbacks of that
- * batch, and one slice-sized scratch at source size. For 600 x 512 x 512 from DICOM (Int16, 2 bytes per voxel):
- * 315 MB input + 157 MB mask + 629 MB infection map = 1.10 GB, plus under 100 MB per batch of 16 at 512 x 512.
+ * Memory: the host holds the input volume (the caller's), the two outputs on the source grid (lung mask and
+ * infection map, 1 byte per voxel each: the map is quantised to 255 steps once, see {@link INFECTION_LEVELS}),
+ * per-slice results (a few numbers and one embedding of E floats per slice), and per batch a constant: the
+ * batch's windowed slices at model size, the engine's readbacks of that batch, and one slice-sized scratch at
+ * source size. For 600 x 512 x 512 from DICOM (Int16, 2 bytes per voxel): 315 MB input + 157 MB mask + 157 MB
+ * infection map = 629 MB, plus under 100 MB per batch of 16 at 512 x 512.
  * The GPU holds the compiled graph for one batch: its memory does not depend on the number of slices.
  * @module
  */
@@ -61,8 +62,13 @@ export interface AnalysisResult {
   volume: Volume;
   /** Lung labels on the source grid (1 lung, 0 not), the volume's layout. */
   lungMask: Uint8Array;
-  /** Infection probability on the source grid, 0 outside the lung mask. */
-  infection: Float32Array;
+  /**
+   * Infection probability on the source grid quantised to 8 bits: the probability is `value / INFECTION_LEVELS`
+   * (the nearest step, {@link quantiseProbability}: within 1/510 of the model's map), 0 outside the lung mask.
+   * The report's counts (infected voxels, fractions, volumes) are taken from the unquantised probabilities; with
+   * the default threshold 0.5 the map thresholded at 0.5 gives the same voxels.
+   */
+  infection: Uint8Array;
   /** The axial view the model saw. */
   grid: AxialGrid;
 }
@@ -76,6 +82,19 @@ export class AnalysisAbortedError extends Error {
 }
 
 const f = Math.fround;
+
+/** The infection map's steps: {@link AnalysisResult.infection} holds probability x 255, rounded. */
+export const INFECTION_LEVELS = 255;
+
+/**
+ * A probability as one of the map's 256 levels: the nearest step of 1/255 (within 1/510), ties rounded down, so
+ * that thresholding the map at 0.5 (127.5 steps) counts exactly the voxels the report counts with p > 0.5.
+ * Clamped to [0, 1]; NaN gives 0.
+ */
+export function quantiseProbability(p: number): number {
+  const x = Math.min(1, Math.max(0, p)) * INFECTION_LEVELS;
+  return x === x ? Math.ceil(x - 0.5) : 0;
+}
 
 /** Fewest axial slices a volume must have: one slice is a 2-D image, not a chest CT volume. */
 export const MIN_SLICES = 2;
@@ -110,12 +129,12 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
   onProgress?.({ stage: 'prepare', done: 0, total: nz, slicesPerSecond: null });
 
   const lungMask = new Uint8Array(n);
-  const infection = new Float32Array(n);
+  const infection = new Uint8Array(n);
   const slicePx = nx * ny;
   const huSlice = new Float32Array(slicePx);
   const back = new Float32Array(slicePx);
   const maskSlice = new Uint8Array(slicePx);
-  const infSlice = new Float32Array(slicePx);
+  const infSlice = new Uint8Array(slicePx);
   const windowed = new Float32Array(batch * hw);
   const lo = f(pre.window_min);
   const hi = f(pre.window_max);
@@ -160,7 +179,7 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
       let inf = 0;
       for (let i = 0; i < slicePx; i++) {
         const p = maskSlice[i] ? back[i]! : 0;
-        infSlice[i] = p;
+        infSlice[i] = quantiseProbability(p);
         if (p > pre.infection_threshold) inf++;
       }
       lungVoxels[kz] = lung;

@@ -3,7 +3,9 @@
  * the web page offers the same files for download:
  * - `report.json`: the report (schema: report.schema.json);
  * - `lung_mask.nii.gz`: uint8 labels (1 lung, 0 elsewhere), NIFTI_INTENT_LABEL;
- * - `infection.nii.gz`: float32 infection probability, 0 outside the lung mask;
+ * - `infection.nii.gz`: infection probability, 0 outside the lung mask, stored as uint8 with scl_slope 1/255
+ *   ({@link INFECTION_SCL_SLOPE}) and scl_inter 0, so readers that apply the scaling (nibabel's get_fdata,
+ *   ITK-SNAP, 3D Slicer, NiiVue) read a probability in [0, 1] in steps of 1/255;
  *   both on the input's exact grid with its affine (qform and sform), so viewers overlay them on the scan;
  * - `overlays/slice_KKK.png`: chosen axial slices (K the axial index) with the lung outline and the infection
  *   heat map over the lung-windowed slice;
@@ -12,7 +14,7 @@
  */
 import { writeNifti } from '../io/nifti.js';
 import { lpsToRas } from '../volume/affine.js';
-import type { AnalysisResult } from './analyze.js';
+import { INFECTION_LEVELS, type AnalysisResult } from './analyze.js';
 import { readAxialSlice } from './grid.js';
 import { nonFinitePaths } from './report.js';
 import { atLeast, drawLegend, legendHeight, renderSlice, Rgba } from './render.js';
@@ -40,6 +42,12 @@ export const REPORT_FILE = 'report.json';
 export const LUNG_MASK_FILE = 'lung_mask.nii.gz';
 export const INFECTION_FILE = 'infection.nii.gz';
 export const CONTACT_SHEET_FILE = 'overlays/contact_sheet.png';
+
+/**
+ * scl_slope of infection.nii.gz: 1/255 as a float32, rounded down (0.0039215684) rather than to nearest
+ * (0.0039215689), so that the largest stored value, 255, reads as 0.99999994 and never above 1.
+ */
+export const INFECTION_SCL_SLOPE = 0.003921568393707275;
 
 /** report.json's bytes; refuses a report with a non-finite number (JSON would turn it into null silently). */
 export function reportBytes(report: AnalysisResult['report']): Uint8Array {
@@ -88,6 +96,7 @@ export function sliceImage(result: AnalysisResult, k: number): Rgba {
   readAxialSlice(g, result.volume.data, k, hu);
   readAxialSlice(g, result.lungMask, k, mask);
   readAxialSlice(g, result.infection, k, inf);
+  for (let i = 0; i < inf.length; i++) inf[i] = inf[i]! / INFECTION_LEVELS;
   return renderSlice(hu, mask, inf, nx, ny);
 }
 
@@ -130,7 +139,7 @@ export async function makeOutputFiles(result: AnalysisResult, opts: OutputOption
   const affine = v.space === 'LPS' ? lpsToRas(v.affine) : v.affine;
   const files: OutputFile[] = [{ name: REPORT_FILE, bytes: reportBytes(result.report) }];
   files.push({ name: LUNG_MASK_FILE, bytes: await writeNifti({ data: result.lungMask, dims: v.dims, affine, intent: 'label', description: 'covidct lung mask (1 lung)' }) });
-  files.push({ name: INFECTION_FILE, bytes: await writeNifti({ data: result.infection, dims: v.dims, affine, description: 'covidct infection probability' }) });
+  files.push({ name: INFECTION_FILE, bytes: await writeNifti({ data: result.infection, dims: v.dims, affine, scale: { slope: INFECTION_SCL_SLOPE, inter: 0 }, description: 'covidct infection probability (x 1/255)' }) });
   for (const k of chooseOverlaySlices(result, opts.overlays ?? 5)) files.push({ name: `overlays/slice_${String(k).padStart(3, '0')}.png`, bytes: atLeast(sliceImage(result, k), 256).png() });
   files.push({ name: CONTACT_SHEET_FILE, bytes: contactSheet(result, opts.sheetSlices ?? 12, opts.tile ?? 160).png() });
   return files;

@@ -117,8 +117,41 @@ function byteStream(bytes: Uint8Array): ReadableStream<Uint8Array> {
 }
 
 /** Compresses to gzip (one member, the platform's default level). */
-export async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
-  const reader = byteStream(bytes).pipeThrough(new CompressionStream('gzip') as unknown as TransformStream<Uint8Array, Uint8Array>).getReader();
+export function gzip(bytes: Uint8Array): Promise<Uint8Array> {
+  return collect(byteStream(bytes).pipeThrough(new CompressionStream('gzip') as unknown as TransformStream<Uint8Array, Uint8Array>));
+}
+
+/**
+ * Compresses the concatenation of `pieces` to gzip (one member, as {@link gzip}) without ever joining them: each
+ * piece is taken from the iterator only when the compressor asks for more input, so the uncompressed whole never
+ * exists and the peak is the compressed output plus a piece or two. The iterator may reuse nothing it has
+ * handed out (a piece is held until the compressor has read it).
+ */
+export function gzipPieces(pieces: Iterable<Uint8Array>): Promise<Uint8Array> {
+  const it = pieces[Symbol.iterator]();
+  const source = new ReadableStream<Uint8Array>(
+    {
+      pull(controller) {
+        for (;;) {
+          const next = it.next();
+          if (next.done) {
+            controller.close();
+            return;
+          }
+          if (next.value.length) {
+            controller.enqueue(next.value);
+            return;
+          }
+        }
+      },
+    },
+    { highWaterMark: 0 },
+  );
+  return collect(source.pipeThrough(new CompressionStream('gzip') as unknown as TransformStream<Uint8Array, Uint8Array>));
+}
+
+async function collect(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  const reader = stream.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {

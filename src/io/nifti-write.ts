@@ -3,7 +3,7 @@
  * nifti.ts, which re-exports it.
  * @module
  */
-import { gzip as gzipBytes } from './gzip.js';
+import { gzipPieces } from './gzip.js';
 import { VolumeError } from '../volume/volume.js';
 import { affineRows, det3, polarOrthogonal, spacingOf } from '../volume/affine.js';
 
@@ -24,9 +24,18 @@ export interface NiftiImage {
   intent?: 'label' | 'none';
   /** The descrip field (80 bytes at most, non-ASCII characters replaced by '?'). */
   description?: string;
+  /**
+   * scl_slope and scl_inter of the header (default 1 and 0): readers that apply them (nibabel's get_fdata,
+   * ITK-SNAP, 3D Slicer, NiiVue) see `stored * slope + inter`. cal_min / cal_max are written in those scaled
+   * units. The slope must be finite and not 0, the intercept finite.
+   */
+  scale?: { slope: number; inter: number };
   /** gzip the file (default true). */
   gzip?: boolean;
 }
+
+/** Size of the pieces the voxels are handed to the compressor in. */
+const PIECE_BYTES = 64 * 1024;
 
 /**
  * Writes a NIfTI-1 single file, little-endian: vox_offset 352 (no extensions); datatype uint8 / int16 / float32
@@ -34,9 +43,13 @@ export interface NiftiImage {
  * same transform as quaternion + qfac (pixdim[0]) + voxel sizes (pixdim[1..3]) + offset (exact up to float32
  * rounding for an affine whose 3x3 part has orthogonal columns; for a sheared one the qform is the nearest
  * rotation, the sform exact, and readers that prefer the sform, as nibabel, ITK-SNAP and Slicer do, use it);
- * xyzt_units mm; scl_slope 1, scl_inter 0; intent_code 1002 (NIFTI_INTENT_LABEL) for `intent: 'label'`;
- * cal_min / cal_max the data's range (0 .. largest label for labels); descrip the description. gzip unless
- * `gzip: false`.
+ * xyzt_units mm; scl_slope / scl_inter from `scale` (default 1, 0); intent_code 1002 (NIFTI_INTENT_LABEL) for
+ * `intent: 'label'`; cal_min / cal_max the data's range after scaling (0 .. largest label for labels); descrip the
+ * description. gzip unless `gzip: false`.
+ *
+ * Memory: a gzipped file is made by streaming the header and then the voxels, 64 KiB at a time, into the
+ * compressor, so the uncompressed file is never built; the peak is the compressed bytes (held as chunks, then
+ * joined once). `gzip: false` returns the uncompressed file, one buffer of 352 + the data's bytes.
  */
 export async function writeNifti(img: NiftiImage): Promise<Uint8Array> {
   const { data, dims, affine } = img;
@@ -45,6 +58,9 @@ export async function writeNifti(img: NiftiImage): Promise<Uint8Array> {
   if (affine.length !== 16 || !affine.every(Number.isFinite)) throw new VolumeError('writeNifti: the affine must be 16 finite numbers');
   const [datatype, bitpix] = data instanceof Uint8Array ? [2, 8] : data instanceof Int16Array ? [4, 16] : data instanceof Float32Array ? [16, 32] : [0, 0];
   if (datatype === 0) throw new VolumeError('writeNifti: data must be a Uint8Array, Int16Array or Float32Array');
+  const slope = img.scale?.slope ?? 1;
+  const inter = img.scale?.inter ?? 0;
+  if (!Number.isFinite(slope) || slope === 0 || !Number.isFinite(inter)) throw new VolumeError(`writeNifti: scl_slope must be finite and not 0 and scl_inter finite, got ${slope} and ${inter}`);
   const rows = affineRows(affine);
   const r3 = rows.slice(0, 3).map((r) => r.slice(0, 3));
   const spacing = spacingOf(affine);
@@ -61,8 +77,8 @@ export async function writeNifti(img: NiftiImage): Promise<Uint8Array> {
   v.setInt16(72, bitpix, true);
   [qfac, spacing[0], spacing[1], spacing[2], 1, 1, 1, 1].forEach((p, k) => v.setFloat32(76 + 4 * k, p, true));
   v.setFloat32(108, 352, true);
-  v.setFloat32(112, 1, true);
-  v.setFloat32(116, 0, true);
+  v.setFloat32(112, slope, true);
+  v.setFloat32(116, inter, true);
   v.setUint8(123, 2); // NIFTI_UNITS_MM
   let lo = Infinity;
   let hi = -Infinity;
@@ -73,6 +89,8 @@ export async function writeNifti(img: NiftiImage): Promise<Uint8Array> {
   }
   if (img.intent === 'label') lo = 0;
   if (!Number.isFinite(lo) || !Number.isFinite(hi)) [lo, hi] = [0, 0];
+  // In scaled units (what a reader shows); a negative slope swaps the ends.
+  [lo, hi] = [lo * Math.fround(slope) + Math.fround(inter), hi * Math.fround(slope) + Math.fround(inter)].sort((a, b) => a - b) as [number, number];
   v.setFloat32(124, hi, true);
   v.setFloat32(128, lo, true);
   const descrip = (img.description ?? '').slice(0, 80);
@@ -88,17 +106,44 @@ export async function writeNifti(img: NiftiImage): Promise<Uint8Array> {
   header.set([0x6e, 0x2b, 0x31, 0], 344); // 'n+1\0'
   // 348..351: extension flag 0 (none).
 
+  if (img.gzip !== false) return gzipPieces(filePieces(header, data));
   const out = new Uint8Array(352 + data.byteLength);
   out.set(header, 0);
-  if (HOST_LITTLE_ENDIAN || bitpix === 8) out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 352);
-  else {
-    const dv = new DataView(out.buffer, 352);
-    for (let i = 0; i < data.length; i++) {
-      if (datatype === 4) dv.setInt16(2 * i, data[i]!, true);
-      else dv.setFloat32(4 * i, data[i]!, true);
-    }
+  let o = 352;
+  for (const piece of voxelPieces(data)) {
+    out.set(piece, o);
+    o += piece.length;
   }
-  return img.gzip === false ? out : gzipBytes(out);
+  return out;
+}
+
+/** The header, then {@link voxelPieces}, lazily. */
+function* filePieces(header: Uint8Array, data: Uint8Array | Int16Array | Float32Array): Generator<Uint8Array> {
+  yield header;
+  yield* voxelPieces(data);
+}
+
+/**
+ * The voxels as little-endian bytes, at most PIECE_BYTES at a time, each a fresh copy (so a consumer may hold
+ * on to it) and made only when asked for.
+ */
+function* voxelPieces(data: Uint8Array | Int16Array | Float32Array): Generator<Uint8Array> {
+  const size = data.BYTES_PER_ELEMENT;
+  const per = PIECE_BYTES / size;
+  for (let i = 0; i < data.length; i += per) {
+    const part = data.subarray(i, Math.min(data.length, i + per));
+    if (HOST_LITTLE_ENDIAN || size === 1) {
+      yield new Uint8Array(part.buffer.slice(part.byteOffset, part.byteOffset + part.byteLength));
+      continue;
+    }
+    const piece = new Uint8Array(part.byteLength);
+    const dv = new DataView(piece.buffer);
+    for (let k = 0; k < part.length; k++) {
+      if (size === 2) dv.setInt16(2 * k, part[k]!, true);
+      else dv.setFloat32(4 * k, part[k]!, true);
+    }
+    yield piece;
+  }
 }
 
 /**
