@@ -353,8 +353,8 @@ describe('output files (in memory)', () => {
     const rand = mulberry32(11);
     const probs: Float32Array[] = [];
     const engine: typeof base = Object.assign(Object.create(base) as typeof base, {
-      async runWindowed(windowed: Float32Array) {
-        const r = await base.runWindowed(windowed);
+      async runWindowed(windowed: Float32Array, opts: { patientHead: false }) {
+        const r = await base.runWindowed(windowed, opts);
         r.infection_prob = uniform(rand, r.infection_prob.length, 0, 1);
         probs.push(r.infection_prob);
         return r;
