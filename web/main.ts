@@ -26,11 +26,13 @@ interface PageState {
   files: string[];
   error: { kind: string; message: string } | null;
   progress: { stage: string; done: number; total: number; slicesPerSec: number | null } | null;
-  series: { key: string; description: string }[];
+  /** The series of the last DICOM folder (the list to pick another), and the key of the one analysed. */
+  series: { key: string; uid: string; description: string; slices: number; rows: number; columns: number }[];
+  chosenSeries: string | null;
   seconds: number | null;
   viewerReady: boolean;
 }
-const state: PageState = { status: 'idle', runs: 0, started: 0, settled: 0, adapter: null, isSoftware: null, report: null, files: [], error: null, progress: null, series: [], seconds: null, viewerReady: false };
+const state: PageState = { status: 'idle', runs: 0, started: 0, settled: 0, adapter: null, isSoftware: null, report: null, files: [], error: null, progress: null, series: [], chosenSeries: null, seconds: null, viewerReady: false };
 (window as unknown as { covidct: PageState }).covidct = state;
 
 let worker: Worker | null = null;
@@ -112,11 +114,16 @@ function start(msg: { type: 'analyze'; files: InputFile[]; series?: string } | {
   $('progress-text').textContent = 'starting';
   const bar = $('progress-bar') as HTMLProgressElement;
   bar.removeAttribute('value');
+  if (msg.type !== 'analyze' || msg.series === undefined) {
+    // New files (not another series of the same folder): the old list goes until the worker posts the new one.
+    $('series-box').hidden = true;
+    state.series = [];
+    state.chosenSeries = null;
+  }
   if (msg.type === 'analyze') {
     lastFiles = msg.files;
     send({ ...msg, id, ...(weights ? { weights } : {}) });
   } else {
-    $('series-box').hidden = true;
     send({ type: 'sample', id, ...(weights ? { weights } : {}) });
   }
 }
@@ -179,7 +186,8 @@ function onWorker(m: FromWorker): void {
     }
     case 'series': {
       if (m.id !== running) return;
-      state.series = m.series.map((s) => ({ key: s.key, description: s.description }));
+      state.series = m.series.map((s) => ({ key: s.key, uid: s.uid, description: s.description, slices: s.slices, rows: s.rows, columns: s.columns }));
+      state.chosenSeries = m.chosen;
       const box = $('series-box');
       box.hidden = m.series.length < 2;
       const sel = $('series') as HTMLSelectElement;
@@ -306,7 +314,11 @@ function makeViewer(): Viewer {
 
 // ---- input -----------------------------------------------------------------------------------------------
 
-async function entriesOf(items: DataTransferItemList): Promise<InputFile[]> {
+/**
+ * Walks dropped directory entries (a dropped folder arrives as one FileSystemDirectoryEntry) into files with their
+ * paths inside the folder, as the folder dialog gives them ('study/series1/IM0001').
+ */
+async function filesOfEntries(entries: FileSystemEntry[]): Promise<InputFile[]> {
   const out: InputFile[] = [];
   const walk = async (entry: FileSystemEntry, prefix: string): Promise<void> => {
     if (entry.isFile) {
@@ -321,9 +333,21 @@ async function entriesOf(items: DataTransferItemList): Promise<InputFile[]> {
       }
     }
   };
-  const entries = Array.from(items).map((i) => i.webkitGetAsEntry?.()).filter((e): e is FileSystemEntry => !!e);
   for (const e of entries) await walk(e, '');
   return out;
+}
+
+/**
+ * What a drop holds, read while the drop event runs (its DataTransfer is emptied afterwards): the file system
+ * entries when the browser gives one for every item (a dropped folder needs them), else the plain file list. A
+ * DataTransfer made by a script (or some browsers' drops) has no entries (`webkitGetAsEntry()` gives null), and
+ * its `files` are then the whole drop.
+ */
+function dropped(dt: DataTransfer): Promise<InputFile[]> {
+  const items = Array.from(dt.items ?? []).filter((i) => i.kind === 'file');
+  const entries = items.map((i) => (typeof i.webkitGetAsEntry === 'function' ? i.webkitGetAsEntry() : null));
+  if (items.length > 0 && entries.every((e) => e !== null)) return filesOfEntries(entries as FileSystemEntry[]);
+  return Promise.resolve(fromFileList(dt.files));
 }
 
 function fromFileList(list: FileList | null): InputFile[] {
@@ -346,18 +370,19 @@ function setWeights(w: InputFile | undefined): void {
 
 function wire(): void {
   const drop = $('drop');
-  drop.addEventListener('dragover', (e) => {
-    e.preventDefault();
-    drop.classList.add('over');
-  });
+  for (const type of ['dragenter', 'dragover'] as const)
+    drop.addEventListener(type, (e) => {
+      e.preventDefault();
+      if (e.dataTransfer) e.dataTransfer.dropEffect = 'copy';
+      drop.classList.add('over');
+    });
   drop.addEventListener('dragleave', () => drop.classList.remove('over'));
   drop.addEventListener('drop', (e) => {
     e.preventDefault();
     drop.classList.remove('over');
     const dt = e.dataTransfer;
     if (!dt) return;
-    if (dt.items?.length && typeof dt.items[0]?.webkitGetAsEntry === 'function') void entriesOf(dt.items).then(take, (err) => banner('error', `The dropped files could not be read: ${(err as Error).message}`));
-    else take(fromFileList(dt.files));
+    void dropped(dt).then(take, (err) => banner('error', `The dropped files could not be read: ${(err as Error).message}`));
   });
   document.addEventListener('dragover', (e) => e.preventDefault());
   document.addEventListener('drop', (e) => e.preventDefault());

@@ -65,10 +65,27 @@ export function progressReporter(send: (stage: string, done: number, total: numb
 let gpu: GpuContext | null = null;
 let engine: { key: string; name: string; batch: number; engine: TwoStageEngine; sha256: string; compileMs: number } | null = null;
 
+/**
+ * Drops the engine and the device after the device was lost or a GPU operation failed (GpuDeviceError): nothing
+ * compiled on it can be used again, so the next run asks the browser for a fresh device and compiles the model
+ * on it. Destroying a device that is already lost is a no-op.
+ */
+function dropDevice(): void {
+  const [e, g] = [engine, gpu];
+  engine = null;
+  gpu = null;
+  try {
+    e?.engine.destroy();
+  } catch {
+    // its buffers went with the device
+  }
+  g?.destroy();
+}
+
 /** The device, made once and made again after it was lost. */
 async function device(): Promise<GpuContext> {
   if (gpu && gpu.lostReason === null) return gpu;
-  engine = null;
+  if (gpu) dropDevice();
   gpu = await createGpu();
   return gpu;
 }
@@ -125,9 +142,9 @@ export async function loadFiles(
     progress('reading files', read.length, scans.length);
   }
   const root = scans.length > 1 && scans[0]!.path.includes('/') ? scans[0]!.path.split('/')[0]! : '';
-  let scan: ReturnType<typeof scanDicomFiles>;
+  let scan: Awaited<ReturnType<typeof scanDicomFiles>>;
   try {
-    scan = scanDicomFiles(read, root);
+    scan = await scanDicomFiles(read, root);
   } catch (e) {
     // One file that is neither: say both formats were tried.
     if (read.length === 1 && e instanceof ScanError && e.kind === 'malformed') throw new ScanError(read[0]!.path, `not a DICOM or NIfTI file (${e.problem})`, 'malformed');
@@ -180,16 +197,19 @@ function batchFor(g: GpuContext): number {
   return g.isSoftware ? 2 : 8;
 }
 
+/** The engine's error for a model or batch whose buffers exceed the device's limits (src/gpu: GpuLimitError), by name. */
 function isLimitError(e: unknown): boolean {
-  return /maxStorageBufferBindingSize|maxBufferSize/.test(e instanceof Error ? e.message : String(e));
+  return e instanceof Error && e.name === 'GpuLimitError';
 }
 
-/** The compiled engine for these weights, kept between runs (compiling is the slow part on a software GPU). */
+/**
+ * The compiled engine for these weights, kept between runs (compiling is the slow part on a software GPU). The
+ * engine of other weights is kept until these have loaded, so weights that cannot be used (not a covidct file, a
+ * model too large for this GPU's limits) leave the page's engine as it was for the next run.
+ */
 async function engineFor(g: GpuContext, choice: WeightsChoice, progress: Progress): Promise<NonNullable<typeof engine>> {
   const key = choice.kind === 'file' ? choice.key : 'bundled';
   if (engine && engine.key === key) return engine;
-  engine?.engine.destroy();
-  engine = null;
   const { name, file, sha256 } = await weightsFile(choice);
   progress('compiling the model', 0, 1);
   let batch = batchFor(g);
@@ -197,6 +217,7 @@ async function engineFor(g: GpuContext, choice: WeightsChoice, progress: Progres
     const t0 = performance.now();
     try {
       const e = await TwoStageEngine.load(g, file, { batch });
+      engine?.engine.destroy();
       engine = { key, name, batch, engine: e, sha256, compileMs: performance.now() - t0 };
       progress('compiling the model', 1, 1);
       return engine;
@@ -217,15 +238,23 @@ export async function analyse(
 ): Promise<{ report: unknown; ct: Uint8Array; lung: Uint8Array; files: OutputFile[] }> {
   const g = await device();
   opts.onGpu({ adapter: g.adapterName, isSoftware: g.isSoftware, maxBufferMiB: Math.round(g.limits.maxStorageBufferBindingSize / 2 ** 20) });
-  const e = await engineFor(g, weights, opts.progress);
-  opts.signal.throwIfAborted();
-  const result = await analyzeVolume(e.engine, loaded.volume, {
-    signal: opts.signal,
-    onProgress: (p) => opts.progress(STAGES[p.stage] ?? p.stage, p.done, p.total, p.slicesPerSecond),
-    weightsSha256: e.sha256,
-    compileMs: e.compileMs,
-    inputPath: loaded.path,
-  });
+  let result: Awaited<ReturnType<typeof analyzeVolume>>;
+  try {
+    const e = await engineFor(g, weights, opts.progress);
+    opts.signal.throwIfAborted();
+    result = await analyzeVolume(e.engine, loaded.volume, {
+      signal: opts.signal,
+      onProgress: (p) => opts.progress(STAGES[p.stage] ?? p.stage, p.done, p.total, p.slicesPerSecond),
+      weightsSha256: e.sha256,
+      compileMs: e.compileMs,
+      inputPath: loaded.path,
+    });
+  } catch (err) {
+    // A lost device (its lost promise may not have settled yet when the failed readback throws) or a failed GPU
+    // operation: the engine and the device go, and the next run gets fresh ones.
+    if (g.lostReason !== null || (err instanceof Error && err.name === 'GpuDeviceError')) dropDevice();
+    throw err;
+  }
   const files = await makeOutputFiles(result);
   const reportFile = files.find((f) => f.name === 'report.json');
   const report = reportFile ? JSON.parse(new TextDecoder().decode(reportFile.bytes)) : result.report;

@@ -50,6 +50,7 @@ export function describeProblem(e: unknown, aborted: boolean): Described {
   if (aborted || name === 'AbortError') return { kind: 'cancelled', message: 'Cancelled.' };
   if (name === 'PageError') return { kind: (e as PageError).kind, message };
   if (name === 'GpuUnavailableError') return withDetail('no-webgpu', `${message} ${WEBGPU_HELP}`);
+  if (name === 'GpuLimitError') return withDetail('too-large', `This scan or model is too large for this GPU's limits: ${message}`);
   if (name === 'GpuDeviceError' || /device (was )?lost|device is lost|GPUDevice.*lost/i.test(message))
     return withDetail('gpu-lost', `The GPU stopped working during the analysis (${message}). The page will ask for a fresh device on the next run; if it happens again, close other GPU-heavy tabs or restart the browser.`);
   if (/maxStorageBufferBindingSize|maxBufferSize|maxComputeWorkgroups|exceeds the device|out of memory/i.test(message))

@@ -18,6 +18,11 @@ const cancelled = new Set<number>();
 /** Runs one at a time: a new request waits for the previous one (which the page cancels first). */
 let queue: Promise<void> = Promise.resolve();
 
+/**
+ * Runs one request. A cancel is answered at once ("cancelled"), even while the work cannot stop yet (compiling
+ * the model, a GPU batch in flight): the work stops at its next check of the signal, and the next request waits
+ * for it (one run at a time on the device). A compile that finishes after its run was cancelled stays cached.
+ */
 async function run(id: number, work: (signal: AbortSignal) => Promise<void>): Promise<void> {
   if (cancelled.delete(id)) {
     post({ type: 'error', id, kind: 'cancelled', message: 'Cancelled.' });
@@ -25,11 +30,17 @@ async function run(id: number, work: (signal: AbortSignal) => Promise<void>): Pr
   }
   const abort = new AbortController();
   current = { id, abort };
+  let answered = false;
+  const answer = (e: unknown) => {
+    if (answered) return;
+    answered = true;
+    post({ type: 'error', id, ...describeProblem(e, abort.signal.aborted) });
+  };
+  abort.signal.addEventListener('abort', () => answer(abort.signal.reason), { once: true });
   try {
     await work(abort.signal);
   } catch (e) {
-    const p = describeProblem(e, abort.signal.aborted);
-    post({ type: 'error', id, ...p });
+    answer(e);
   } finally {
     if (current?.id === id) current = null;
   }
@@ -48,6 +59,8 @@ async function analyse(id: number, load: (signal: AbortSignal, progress: pipelin
     const loaded = await load(signal, progress);
     signal.throwIfAborted();
     const out = await pipeline.analyse(loaded, await resolveWeights(weights), { signal, progress, onGpu: (g) => post({ type: 'gpu', ...g }) });
+    // Cancelled while the last step ran: the page has been told, and shows nothing of this run.
+    signal.throwIfAborted();
     const transfer = [out.ct.buffer, out.lung.buffer, ...out.files.map((f) => f.bytes.buffer)].filter((b, i, a) => a.indexOf(b) === i) as ArrayBuffer[];
     post({ type: 'result', id, report: out.report, ct: out.ct, lung: out.lung, files: out.files, input: loaded.description, seconds: (performance.now() - t0) / 1000 }, transfer);
   });
