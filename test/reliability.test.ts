@@ -4,7 +4,10 @@ import { describe, expect, it } from 'vitest';
 import { compileGraph } from '../src/graph/executor.js';
 import { GraphBuilder } from '../src/graph/builder.js';
 import { mulberry32, uniform } from '../src/ops/random.js';
-import { createGpu, GpuDeviceError } from '../src/gpu/device.js';
+import { createGpu, GpuDeviceError, type GpuContext } from '../src/gpu/device.js';
+import { GpuLimitError } from '../src/gpu/limits.js';
+import { compileProgram } from '../src/graph/compile.js';
+import { loadPipeline } from '../src/models/load.js';
 import { testGpu, testSoftwareDriver } from './gpu.js';
 import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
@@ -272,6 +275,122 @@ describe('a scan through the engine (the committed synthetic-small weights, batc
       expect(r.report.slices.length).toBe(6);
     } finally {
       engine2.destroy();
+    }
+  });
+});
+
+describe("beyond the adapter's limits", () => {
+  const weights = () => parseSafetensors(new Uint8Array(readFileSync(join(ROOT, 'weights', 'trained', 'synthetic-small.safetensors'))), 'synthetic-small.safetensors');
+  /** The compile step's figures for the engine's graph at batch b, size x size (CPU only). */
+  const programAt = (gpu: GpuContext, b: number, size = 32) => compileProgram(gpu, loadPipeline(weights(), { batch: b, height: size, width: size }).twoStage.graph, {});
+  /** A context whose limits read `over` where given (the device keeps its own: every buffer made still fits it). */
+  const withLimits = (gpu: GpuContext, over: Partial<Record<'maxBufferSize' | 'maxStorageBufferBindingSize', number>>): GpuContext => ({
+    ...gpu,
+    limits: new Proxy(gpu.limits, { get: (t, k) => (typeof k === 'string' && k in over ? over[k as keyof typeof over] : Reflect.get(t, k)) }),
+  });
+
+  it('a device with the default limits and a batch whose buffers exceed them: GpuLimitError naming the limit, the sizes and a batch that fits, before any buffer is made', async () => {
+    // A device requested with WebGPU's default limits (maxStorageBufferBindingSize 128 MiB, maxBufferSize 256 MiB).
+    const small = await createGpu({ forceSoftware: testSoftwareDriver() ?? false, limits: 'default' });
+    const device = small.device;
+    const tracker = trackBuffers(device);
+    try {
+      expect(device.limits.maxStorageBufferBindingSize).toBe(128 * 2 ** 20);
+      const p = TwoStageEngine.load(small, weights(), { batch: 64, height: 512, width: 512 });
+      const e = (await p.catch((x: unknown) => x)) as GpuLimitError;
+      console.log(`batch 64 at 512 x 512 on default limits: ${e.name}: ${e.message}`);
+      expect(e).toBeInstanceOf(GpuLimitError);
+      expect(e.name).toBe('GpuLimitError');
+      expect(e).toBeInstanceOf(GpuDeviceError); // the CLI's GPU exit code
+      expect(exitCodeOf(e)).toBe(EXIT.gpuFailure);
+      expect(e.message).toMatch(/needs \d+ bytes \([\d.]+ MiB\), more than this device's (maxStorageBufferBindingSize|maxBufferSize) \(\d+ bytes/);
+      expect(e.message).toMatch(/use a batch of (\d+) or less \(--batch \1\)/);
+      expect(e.message).not.toMatch(/\n/);
+      expect(e.needed).toBeGreaterThan(e.available);
+      expect(e.available).toBe(device.limits[e.limit as 'maxBufferSize']);
+      expect(tracker.created(), 'buffers made before the refusal').toBe(0);
+      // The batch it names does fit (compile step only).
+      const fits = Number(/--batch (\d+)/.exec(e.message)![1]);
+      expect(() => compileProgram(small, loadPipeline(weights(), { batch: fits, height: 512, width: 512 }).twoStage.graph, {})).not.toThrow();
+      expect(() => compileProgram(small, loadPipeline(weights(), { batch: fits + 1, height: 512, width: 512 }).twoStage.graph, {})).toThrowError(GpuLimitError);
+      // A graph input over the binding limit, compiled by itself: the same error, naming the tensor.
+      const g = new GraphBuilder();
+      const x = g.input('x', [1, 2, 6000, 6000]);
+      g.output('y', g.op1('unary', [x], { act: 'relu' }, 'relu'));
+      await expect(compileGraph(small, g.finish())).rejects.toThrowError(/tensor 'x' \[1, 2, 6000, 6000\] needs 288000000 bytes \(274.7 MiB\), more than this device's maxStorageBufferBindingSize \(134217728 bytes \(128.0 MiB\)\).*: use a smaller batch or input size$/);
+      expect(tracker.created()).toBe(0);
+    } finally {
+      tracker.stop();
+      device.destroy();
+    }
+  });
+
+  it("batch 'auto' picks the largest batch that fits the limits, and runs", async () => {
+    const { gpu, cache } = await testGpu();
+    // At 64 x 64 the arena of batch 3 (1.67 MB) is larger than any single weight (1.64 MB), so it is what the limit stops.
+    const arena = [1, 2, 3, 4].map((b) => programAt(gpu, b, 64).plan.arenaBytes);
+    expect(arena[3]!).toBeGreaterThan(arena[2]!);
+    const limited = withLimits(gpu, { maxBufferSize: arena[2]! }); // batch 3's arena just fits, batch 4's does not
+    const engine = await TwoStageEngine.load(limited, weights(), { batch: 'auto', maxBatch: 8, cache });
+    try {
+      expect(engine.batch).toBe(3);
+      const r = await analyzeVolume(engine, chestPhantomVolume({ slices: 4, height: 48, width: 48 }));
+      expect(r.report.slices.length).toBe(4);
+    } finally {
+      engine.destroy();
+    }
+    // A fixed batch over it names the limit and batch 3.
+    await expect(TwoStageEngine.load(limited, weights(), { batch: 5, cache })).rejects.toThrowError(/needs \d+ bytes .* maxBufferSize .*use a batch of 3 or less \(--batch 3\)/);
+  });
+
+  it('out of memory at buffer creation: GpuLimitError, nothing left allocated; batch auto halves the batch and runs', async () => {
+    const { gpu, cache } = await testGpu();
+    const arena2 = programAt(gpu, 2).plan.arenaBytes;
+    // Out of memory injected: an arena larger than batch 2's makes the enclosing out-of-memory scope report an error.
+    const device = gpu.device;
+    const filters: string[] = [];
+    const oomPending: boolean[] = [];
+    const push = device.pushErrorScope;
+    const pop = device.popErrorScope;
+    const create = device.createBuffer;
+    device.pushErrorScope = function (this: GPUDevice, f: GPUErrorFilter) {
+      filters.push(f);
+      oomPending.push(false);
+      return push.call(this, f);
+    };
+    device.popErrorScope = async function (this: GPUDevice) {
+      filters.pop();
+      const injected = oomPending.pop();
+      const real = await pop.call(this);
+      return real ?? (injected ? ({ message: 'injected: not enough memory' } as GPUError) : null);
+    };
+    device.createBuffer = function (this: GPUDevice, d: GPUBufferDescriptor) {
+      if (d.label === 'arena' && d.size > arena2) {
+        const i = filters.lastIndexOf('out-of-memory');
+        if (i >= 0) oomPending[i] = true;
+      }
+      return create.call(this, d);
+    };
+    const tracker = trackBuffers(device);
+    try {
+      const e = (await TwoStageEngine.load(gpu, weights(), { batch: 4, height: 32, width: 32, cache }).catch((x: unknown) => x)) as GpuLimitError;
+      console.log(`injected out of memory, batch 4: ${e.name}: ${e.message}`);
+      expect(e).toBeInstanceOf(GpuLimitError);
+      expect(e.limit).toBe('out-of-memory');
+      expect(e.message).toMatch(/ran out of memory creating the graph's buffers \(\d+ bytes .*injected: not enough memory.*use a batch of 2 or less \(--batch 2\)/);
+      expect(tracker.live(), 'buffers left after the failed compile').toBe(0);
+      const engine = await TwoStageEngine.load(gpu, weights(), { batch: 'auto', maxBatch: 4, height: 32, width: 32, cache });
+      try {
+        expect(engine.batch).toBe(2);
+        expect((await analyzeVolume(engine, chestPhantomVolume({ slices: 3, height: 48, width: 48 }))).report.slices.length).toBe(3);
+      } finally {
+        engine.destroy();
+      }
+    } finally {
+      tracker.stop();
+      device.pushErrorScope = push;
+      device.popErrorScope = pop;
+      device.createBuffer = create;
     }
   });
 });

@@ -13,6 +13,8 @@ import type { TilePolicy } from '../gpu/caps.js';
 import type { GpuContext } from '../gpu/device.js';
 import { PipelineCache } from '../gpu/pipelines.js';
 import { CompiledGraph, compileGraph } from '../graph/executor.js';
+import { compileProgram } from '../graph/compile.js';
+import { GpuLimitError } from '../gpu/limits.js';
 import type { SafetensorsFile } from '../io/safetensors.js';
 import type { ModelConfig, PreprocessConfig } from '../models/config.js';
 import { loadPipeline } from '../models/load.js';
@@ -21,8 +23,14 @@ import { maskedInput, preprocessHU, sliceUsed } from './preprocess.js';
 
 /** Options of {@link TwoStageEngine.load}. */
 export interface EngineOptions {
-  /** Slices per GPU batch (default 4). */
-  batch?: number;
+  /**
+   * Slices per GPU batch (default 4), or 'auto': the largest batch up to `maxBatch` whose buffers fit the device's
+   * limits (maxBufferSize, maxStorageBufferBindingSize) and that the device can allocate. A fixed batch that does
+   * not fit is refused with a GpuLimitError naming the limit and the largest batch that fits.
+   */
+  batch?: number | 'auto';
+  /** The largest batch 'auto' tries (default 16). */
+  maxBatch?: number;
   /** Model input size (default the config's input_size, square). */
   height?: number;
   width?: number;
@@ -114,19 +122,64 @@ export class TwoStageEngine {
 
   /** Builds, binds and compiles the two-stage graph from a covidct weights file. */
   static async load(gpu: GpuContext, file: SafetensorsFile, opts: EngineOptions = {}): Promise<TwoStageEngine> {
-    const batch = opts.batch ?? 4;
-    if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`batch must be a positive integer, got ${batch}`);
+    const want = opts.batch ?? 4;
+    const maxBatch = opts.maxBatch ?? 16;
+    if (want === 'auto') {
+      if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new RangeError(`maxBatch must be a positive integer, got ${maxBatch}`);
+    } else if (!Number.isInteger(want) || want < 1) throw new RangeError(`batch must be a positive integer, got ${want}`);
     const cfgSize = JSON.parse(file.metadata['covidct.config'] ?? '{}').input_size;
     const height = opts.height ?? cfgSize;
     const width = opts.width ?? cfgSize;
     if (!Number.isInteger(height) || !Number.isInteger(width) || height < 8 || width < 8)
       throw new RangeError(`slice size must be integers >= 8, got ${height} x ${width}`);
-    const pipeline = loadPipeline(file, { batch, height, width, intermediates: !!opts.intermediates });
     const cache = opts.cache ?? new PipelineCache(gpu.device);
     const precision = opts.precision ?? 'f32';
     const compileOpts = { cache, precision, storage: opts.storage ?? precision, tiles: opts.tiles ?? 'auto' } as const;
-    const twoStage = await compileGraph(gpu, pipeline.twoStage.graph, compileOpts);
-    return new TwoStageEngine(gpu, pipeline, twoStage, batch, height, width, file.metadata['covidct.source'] ?? '', file, !!opts.intermediates, compileOpts);
+    const build = (b: number) => loadPipeline(file, { batch: b, height, width, intermediates: !!opts.intermediates });
+    // Whether batch b's buffers fit the device's limits: the compile step alone, on the CPU (nothing is made).
+    const limitError = (b: number): GpuLimitError | null => {
+      try {
+        compileProgram(gpu, build(b).twoStage.graph, compileOpts);
+        return null;
+      } catch (e) {
+        if (e instanceof GpuLimitError) return e;
+        throw e;
+      }
+    };
+    /** The largest batch in 1..hi that fits (the buffers grow with the batch), or 0. */
+    const largestFit = (hi: number): number => {
+      let [lo, top] = [0, hi];
+      while (lo < top) {
+        const mid = Math.ceil((lo + top) / 2);
+        if (limitError(mid)) top = mid - 1;
+        else lo = mid;
+      }
+      return lo;
+    };
+    const advice = (fits: number) =>
+      fits > 0 ? `use a batch of ${fits} or less (--batch ${fits}) or a smaller input size` : `even batch 1 does not fit at ${height} x ${width}: use a smaller input size (--size)`;
+    let batch = want === 'auto' ? largestFit(maxBatch) : want;
+    if (batch === 0) {
+      const e = limitError(1)!;
+      throw new GpuLimitError(`${e.message.slice(0, e.message.lastIndexOf(': '))}: ${advice(0)}`, e.limit, e.needed, e.available);
+    }
+    for (;;) {
+      const pipeline = build(batch);
+      try {
+        const twoStage = await compileGraph(gpu, pipeline.twoStage.graph, compileOpts);
+        return new TwoStageEngine(gpu, pipeline, twoStage, batch, height, width, file.metadata['covidct.source'] ?? '', file, !!opts.intermediates, compileOpts);
+      } catch (e) {
+        if (!(e instanceof GpuLimitError)) throw e;
+        // 'auto': out of memory at creation halves the batch and tries again.
+        if (want === 'auto' && e.limit === 'out-of-memory' && batch > 1) {
+          batch = Math.floor(batch / 2);
+          continue;
+        }
+        // A fixed batch over a limit: say which batch fits.
+        const fits = e.limit === 'out-of-memory' ? Math.floor(batch / 2) : largestFit(batch - 1);
+        throw new GpuLimitError(`${e.message.slice(0, e.message.lastIndexOf(': '))}: ${advice(fits)}`, e.limit, e.needed, e.available);
+      }
+    }
   }
 
   private stage2Alone: CompiledGraph | null = null;

@@ -38,7 +38,8 @@ export const ANALYZE_HELP = `usage: covidct analyze [<scan>] [--weights W.safete
   --weights     weights exported by weights/export.py; none: seeded random weights of the tiny config (untrained)
   --out DIR     write report.json, lung_mask.nii.gz, infection.nii.gz and overlays/ to DIR (replaced atomically)
   --series UID  the DICOM series to analyse (default: the CT series with the most slices)
-  --batch N     slices per GPU batch (default 4); --size S: model input S x S (default: the weights' input_size)
+  --batch N     slices per GPU batch (default 4; auto: the largest that fits the GPU); --size S: model input S x S
+                (default: the weights' input_size)
   --json        print report.json on stdout instead of the summary
   --quiet       no progress on stderr; --debug: stack traces on errors`;
 
@@ -49,8 +50,9 @@ export function engineOptions(v: { batch?: string | undefined; size?: string | u
   const storage = v.storage ?? precision;
   if (storage !== 'f32' && storage !== 'f16') throw new UsageError(`--storage must be f32 or f16, got '${storage}'`);
   const size = v.size !== undefined ? positiveInt(v.size, 'size', 64) : undefined;
-  const batch = positiveInt(v.batch, 'batch', Math.max(1, Math.min(4, slices ?? 4)));
-  return { batch, precision, storage, ...(size ? { height: size, width: size } : {}) } as const;
+  // 'auto': the largest batch (up to 16, or the slices) whose buffers fit the GPU's limits.
+  const batch = v.batch === 'auto' ? ('auto' as const) : positiveInt(v.batch, 'batch', Math.max(1, Math.min(4, slices ?? 4)));
+  return { batch, ...(batch === 'auto' ? { maxBatch: Math.max(1, Math.min(16, slices ?? 16)) } : {}), precision, storage, ...(size ? { height: size, width: size } : {}) } as const;
 }
 
 /** A loaded engine with its compile time. */

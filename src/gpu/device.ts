@@ -93,6 +93,12 @@ export interface GpuOptions {
   lavapipeDefaults?: boolean;
   /** Optional features to leave off even where the adapter has them (e.g. to test fallbacks). */
   disableFeatures?: string[];
+  /**
+   * 'adapter' (default): the device gets the adapter's maximum for the limits the engine uses; 'default': WebGPU's
+   * default limits (128 MiB storage bindings, 256 MiB buffers), as a page that asks for nothing gets (tests of the
+   * limit checks).
+   */
+  limits?: 'adapter' | 'default';
 }
 
 /** A device with what the engine needs to know about it. */
@@ -287,7 +293,7 @@ export async function createGpu(opts: GpuOptions = {}): Promise<GpuContext> {
   const disabled = new Set(opts.disableFeatures ?? []);
   const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter!.features.has(f) && !disabled.has(f)) as GPUFeatureName[];
   const requiredLimits: Record<string, number> = {};
-  for (const key of WANTED_LIMITS) {
+  for (const key of opts.limits === 'default' ? [] : WANTED_LIMITS) {
     const v = (adapter.limits as unknown as Record<string, number>)[key];
     if (typeof v === 'number') requiredLimits[key] = v;
   }

@@ -3,6 +3,7 @@
  * GpuDeviceError; nothing returns zeros in place of a result.
  */
 import { GpuDeviceError, type GpuContext } from './device.js';
+import { outOfMemoryError } from './limits.js';
 
 /** One region to read back. */
 export interface ReadRegion {
@@ -86,6 +87,7 @@ export function withErrorScopesDeferred<T>(device: GPUDevice, what: string, fn: 
     throw e;
   }
   const checked = pop().then(([internal, validation, oom]) => {
+    if (oom && !validation) throw outOfMemoryError(what, 0, '', oom.message);
     const err = validation ?? oom ?? internal;
     if (err) throw new GpuDeviceError(`${what}: ${err.constructor?.name ?? 'GPUError'}: ${err.message}`);
   });

@@ -11,7 +11,9 @@ import { checkHalfIO, makePrepared, numel, type OpDef } from '../ops/op.js';
 import { getOp } from '../ops/registry.js';
 import { fuseGraph, type FusionReport } from './fuse.js';
 import { GraphError, type Graph, type NodeInfo } from './ir.js';
-import { checkPlanLimits, nodeContext, opScratchBytes, planMemory, type MemoryPlan } from './plan.js';
+import { nodeContext, opScratchBytes, planBufferNeeds, planMemory, type MemoryPlan } from './plan.js';
+import { findLimitError, type BufferNeed } from '../gpu/limits.js';
+import { UNIFORM_SLOT_BYTES } from '../gpu/uniforms.js';
 import { halfTensors, type Storage } from './storage.js';
 
 /** What compiling needs to know about the device: its name (for messages), limits, features, subgroup sizes. */
@@ -27,6 +29,8 @@ export interface ProgramOptions {
   storage?: Storage;
   /** Tile policy: see CompileOptions.tiles. */
   tiles?: TilePolicy;
+  /** What a GpuLimitError's message tells the caller to change (default: use a smaller batch or input size). */
+  limitHint?: string;
 }
 
 /** One node, ready for the GPU: its dispatches and the constant operands its op prepared. */
@@ -69,7 +73,8 @@ export interface GraphProgram {
  * Compiles a graph for a device's capabilities, without touching the device: checks the weights, fuses (unless
  * `fuse: false`), picks half-storage tensors, plans memory against the device's limits, and asks every op for
  * its dispatches and prepared operands. Throws a GraphError naming what is wrong (a weight without data, a
- * precision the adapter lacks, a tensor over the binding limit, an output no node computes).
+ * precision the adapter lacks, an output no node computes), or a GpuLimitError for a buffer or binding over the
+ * device's maxBufferSize / maxStorageBufferBindingSize.
  */
 export function compileProgram(device: DeviceCaps, graph: Graph, opts: ProgramOptions = {}): GraphProgram {
   const caps = capsFor(device, opts.precision ?? 'f32', (m) => new GraphError(m), opts.tiles ?? 'auto');
@@ -82,7 +87,10 @@ export function compileProgram(device: DeviceCaps, graph: Graph, opts: ProgramOp
   if (storage !== 'f32' && storage !== 'f16') throw new GraphError(`storage must be 'f32' or 'f16', got '${String(storage)}'`);
   const half = storage === 'f16' ? halfTensors(graph, caps.tiles) : new Set<number>();
   const plan = planMemory(graph, opScratchBytes(graph, caps, half), half);
-  checkPlanLimits(graph, plan, device.limits);
+  // Every buffer and binding against the device's limits, before any node is asked for its dispatches (and long
+  // before anything is made on the device): a GpuLimitError naming the limit, the size and what to change.
+  const planErr = findLimitError(planBufferNeeds(graph, plan), device.limits, device.adapterName, opts.limitHint);
+  if (planErr) throw planErr;
 
   const io = (name: string, id: number): ProgramIO => ({ name, tensor: id, shape: graph.tensors[id]!.shape, elements: numel(graph.tensors[id]!.shape) });
   const inputs = graph.inputs.map((id) => io(graph.tensors[id]!.name, id));
@@ -107,6 +115,11 @@ export function compileProgram(device: DeviceCaps, graph: Graph, opts: ProgramOp
   const constants: ProgramConstant[] = [];
   for (const [tensor, data] of graph.weightData) if (bound.has(tensor)) constants.push({ tensor, data });
   for (const { node, prepared } of nodes) prepared.forEach((data, j) => constants.push({ node: node.id, prepared: j, data }));
+
+  const more: BufferNeed[] = constants.map((c) => ({ what: 'tensor' in c ? `weight '${graph.tensors[c.tensor]!.name}'` : `a prepared operand of node '${graph.nodes[c.node]?.name ?? c.node}'`, bytes: c.data.byteLength, kind: 'binding' }));
+  more.push({ what: 'the uniform slots', bytes: Math.max(1, nodes.reduce((s, x) => s + x.specs.length, 0)) * UNIFORM_SLOT_BYTES, kind: 'buffer' });
+  const constErr = findLimitError(more, device.limits, device.adapterName, opts.limitHint);
+  if (constErr) throw constErr;
 
   const flops = nodes.reduce((s, n) => s + n.specs.reduce((t, d) => t + (d.flops ?? 0), 0), 0);
   return { graph, caps, plan, fusion, nodes, constants, inputs, outputs, flops };

@@ -5,10 +5,12 @@
  * buffers,
  * encodes every dispatch of the batch into one command encoder (one compute pass, or one pass per dispatch
  * when profiling with timestamp queries), copies the outputs to staging buffers in the same encoder, submits
- * once, and maps. A failed map or a lost device raises a GpuDeviceError: results are never made up.
+ * once, and maps. A failed map or a lost device raises a GpuDeviceError: results are never made up. Buffers over
+ * the device's limits are refused by the compile step, and out of memory at creation, with a GpuLimitError.
  */
 import { uploadConstants } from '../gpu/constants.js';
 import { GpuDeviceError, type GpuContext } from '../gpu/device.js';
+import { outOfMemoryError } from '../gpu/limits.js';
 import { encodeDispatches, prepareDispatch, type BufferRange, type PreparedDispatch } from '../gpu/dispatch.js';
 import { PipelineCache } from '../gpu/pipelines.js';
 import { encodeTimed, readTimestamps, type TimestampQueries } from '../gpu/profile.js';
@@ -134,6 +136,7 @@ export class CompiledGraph {
     const program = compileProgram(gpu, graph, opts);
     const cache = opts.cache ?? new PipelineCache(device);
     const buffers: GPUBuffer[] = [];
+    // Out of memory while the buffers are made: a GpuLimitError (what to change), everything made so far freed.
     device.pushErrorScope('out-of-memory');
     device.pushErrorScope('validation');
     let compiled: CompiledGraph | null = null;
@@ -145,7 +148,8 @@ export class CompiledGraph {
     }
     const validation = await device.popErrorScope();
     const oom = await device.popErrorScope();
-    if (!failure && (validation || oom)) failure = new GpuDeviceError(`compiling the graph failed: ${(validation ?? oom)!.message}`);
+    if (!failure && oom && !validation) failure = outOfMemoryError("creating the graph's buffers", buffers.reduce((s, b) => s + b.size, 0), gpu.adapterName, oom.message, opts.limitHint);
+    else if (!failure && (validation || oom)) failure = new GpuDeviceError(`compiling the graph failed: ${(validation ?? oom)!.message}`);
     if (failure) {
       if (compiled) compiled.destroy();
       else for (const b of buffers) b.destroy();

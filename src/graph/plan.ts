@@ -11,6 +11,7 @@
  *    write there (a "view"), so the concat costs nothing; the others are copied by the concat node.
  * Offsets are 256-byte aligned (minStorageBufferOffsetAlignment).
  */
+import type { BufferNeed } from '../gpu/limits.js';
 import { halfWords } from '../ops/half.js';
 import { denseView, numel, type GpuCaps, type OpContext, type View } from '../ops/op.js';
 import { getOp } from '../ops/registry.js';
@@ -156,20 +157,23 @@ export function planMemory(graph: Graph, scratchBytes: (nodeId: number) => numbe
   return plan;
 }
 
-/** Checks every tensor binding against the device's limits; throws a GraphError that names the tensor. */
-export function checkPlanLimits(graph: Graph, plan: MemoryPlan, limits: { maxStorageBufferBindingSize: number; maxBufferSize: number }): void {
+/**
+ * The buffers and bindings a plan makes the executor create: every tensor's binding (inputs, weights, outputs,
+ * arena tensors), every scratch binding, the arena itself, and the inputs' staging and outputs' readback buffers.
+ * Checked against the device's limits before anything is created (src/gpu/limits.ts).
+ */
+export function planBufferNeeds(graph: Graph, plan: MemoryPlan): BufferNeed[] {
+  const needs: BufferNeed[] = [];
   for (const [id, p] of plan.placements) {
-    if (p.bytes > limits.maxStorageBufferBindingSize) {
-      const t = graph.tensors[id]!;
-      throw new GraphError(
-        `tensor '${t.name}' [${t.shape.join(', ')}] needs ${p.bytes} bytes, more than this device's maxStorageBufferBindingSize ` +
-          `(${limits.maxStorageBufferBindingSize} bytes): use a smaller batch or input size`,
-      );
-    }
+    const t = graph.tensors[id]!;
+    const what = `tensor '${t.name}' [${t.shape.join(', ')}]`;
+    needs.push({ what, bytes: p.bytes, kind: 'binding' });
+    if (p.where === 'input') needs.push({ what: `the upload staging buffer of ${what}`, bytes: p.bytes, kind: 'buffer' });
+    if (p.where === 'output') needs.push({ what: `the readback buffer of ${what}`, bytes: p.bytes, kind: 'buffer' });
   }
-  if (plan.arenaBytes > limits.maxBufferSize) {
-    throw new GraphError(`the activations need a ${plan.arenaBytes}-byte arena, more than this device's maxBufferSize (${limits.maxBufferSize} bytes): use a smaller batch or input size`);
-  }
+  for (const [id, list] of plan.scratch) for (const s of list) needs.push({ what: `scratch '${s.label}' of node '${graph.nodes[id]?.name ?? id}'`, bytes: s.bytes, kind: 'binding' });
+  needs.push({ what: 'the activation arena', bytes: plan.arenaBytes, kind: 'buffer' });
+  return needs;
 }
 
 /** Sanity check used by tests and debug builds: no two regions live at the same time overlap. */
