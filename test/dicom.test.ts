@@ -19,7 +19,7 @@ import { mat4d } from 'wgpu-matrix';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ScanError } from '../src/io/errors.js';
 import { chooseSeries, describeDicomFile, readDicomSeries, scanDicomFiles, type DicomScan } from '../src/io/dicom/index.js';
-import { inflateRawSync } from '../src/io/dicom/inflate.js';
+import { dicomParser } from '../src/io/dicom/parse.js';
 import { decodeRleFrame } from '../src/io/dicom/rle.js';
 import { storedValues } from '../src/io/dicom/pixels.js';
 import { PADDING_HU, type Volume } from '../src/volume/volume.js';
@@ -42,7 +42,7 @@ beforeAll(() => {
   ref = JSON.parse(out) as Record<string, RefCase>;
 }, 120_000);
 
-function scanFolder(dir: string): DicomScan {
+function scanFolder(dir: string): Promise<DicomScan> {
   const names = readdirSync(dir).sort();
   // A generator: each file's bytes are read when the scan reaches it and dropped after its header.
   function* files(): Generator<{ path: string; bytes: Uint8Array }> {
@@ -53,7 +53,7 @@ function scanFolder(dir: string): DicomScan {
 
 async function readCase(name: string, uid?: string): Promise<{ scan: DicomScan; volume: Volume }> {
   const dir = join(ROOT, name);
-  const scan = scanFolder(dir);
+  const scan = await scanFolder(dir);
   const series = chooseSeries(scan, uid);
   const volume = await readDicomSeries(scan, series, async (p) => new Uint8Array(await readFile(join(dir, p))));
   return { scan, volume };
@@ -326,10 +326,10 @@ describe('bad input: one ScanError naming the file and the problem', () => {
     });
   }
 
-  it('an empty folder', () => {
+  it('an empty folder', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'covidct-empty-'));
     try {
-      const scan = scanDicomFiles([], 'empty');
+      const scan = await scanDicomFiles([], 'empty');
       expect(() => chooseSeries(scan)).toThrow(/^empty: no files found \(empty folder\)$/);
       expect(readdirSync(dir)).toEqual([]);
     } finally {
@@ -343,14 +343,14 @@ describe('bad input: one ScanError naming the file and the problem', () => {
     expect(volume.source.notes.join('\n')).toMatch(/single slice/);
   });
 
-  it('an unknown series UID lists what was found', () => {
-    const scan = scanFolder(join(ROOT, 'multi'));
+  it('an unknown series UID lists what was found', async () => {
+    const scan = await scanFolder(join(ROOT, 'multi'));
     expect(() => chooseSeries(scan, '1.2.3')).toThrow(/^multi: no series 1\.2\.3; found .*thin|^multi: no series 1\.2\.3; found /);
   });
 
-  it('a file cut inside its header, and random bytes, are skipped with a reason', () => {
+  it('a file cut inside its header, and random bytes, are skipped with a reason', async () => {
     const good = new Uint8Array(readFileSync(join(ROOT, 'ordered', readdirSync(join(ROOT, 'ordered'))[0]!)));
-    const scan = scanDicomFiles([
+    const scan = await scanDicomFiles([
       { path: 'cut.dcm', bytes: good.subarray(0, 300) },
       { path: 'noise.bin', bytes: new Uint8Array(1000).map((_, i) => (i * 7919) & 255) },
     ]);
@@ -377,7 +377,7 @@ describe('damaged files: ScanError or a volume, never another exception or a han
         if (t >= VARIANTS / 3) for (let m = 0; m < 1 + rand(12); m++) bytes[132 + rand(bytes.length - 132)] = rand(256);
         const what = `${src} variant ${t}`;
         try {
-          const scan = scanDicomFiles([{ path: 'f.dcm', bytes }]);
+          const scan = await scanDicomFiles([{ path: 'f.dcm', bytes }]);
           if (scan.series.length) await readDicomSeries(scan, scan.series[0]!, new Map([['f.dcm', bytes]]));
           await describeDicomFile(bytes, 'f.dcm');
           read++;
@@ -394,25 +394,30 @@ describe('damaged files: ScanError or a volume, never another exception or a han
 });
 
 describe('own decoders', () => {
-  it('inflateRawSync equals zlib for stored, fixed and dynamic blocks', () => {
-    const text = new TextEncoder().encode('DICOM deflate '.repeat(500));
-    let s = 12345;
-    const noise = new Uint8Array(70000).map(() => ((s = (s * 1103515245 + 12345) >>> 0) >>> 24));
-    for (const data of [text, noise, new Uint8Array(0), new Uint8Array([7])]) {
-      for (const level of [0, 1, 9]) {
-        const z = new Uint8Array(deflateRawSync(data, { level }));
-        expect(Buffer.from(inflateRawSync(z, 'x')).equals(Buffer.from(data))).toBe(true);
-      }
-    }
-    const fixed = new Uint8Array(deflateRawSync(new Uint8Array([1, 2, 3]), { strategy: 4 /* Z_FIXED */ }));
-    expect(Array.from(inflateRawSync(fixed, 'x'))).toEqual([1, 2, 3]);
-  });
-
-  it('inflateRawSync refuses a corrupt stream and output beyond its bound', () => {
-    const z = new Uint8Array(deflateRawSync(new Uint8Array(100000)));
-    expect(() => inflateRawSync(z, 'big.dcm', 50000)).toThrow(/^big\.dcm: deflated data set inflates beyond 50000 bytes$/);
-    expect(() => inflateRawSync(z.subarray(0, z.length - 3), 'cut.dcm')).toThrow(/^cut\.dcm: deflated data set is corrupt/);
-    expect(() => inflateRawSync(new Uint8Array([0xff, 0xff, 0xff]), 'bad.dcm')).toThrow(ScanError);
+  it('deflated data sets (DecompressionStream): truncated or garbage deflate is a ScanError naming the file; a pad byte is read', async () => {
+    const dir = join(ROOT, 'deflate');
+    const name = readdirSync(dir).sort()[0]!;
+    const good = new Uint8Array(readFileSync(join(dir, name)));
+    const pos = (dicomParser.readPart10Header(good) as unknown as { position: number }).position;
+    const body = good.subarray(pos);
+    const expected = await describeDicomFile(good, 'good.dcm');
+    const cut = good.slice(0, pos + Math.floor(body.length / 2));
+    await expect(describeDicomFile(cut, 'cut.dcm')).rejects.toThrow(/^cut\.dcm: deflate data is corrupt or truncated \(.*\) after \d+ decompressed bytes$/);
+    const cutScan = await scanDicomFiles([{ path: 'cut.dcm', bytes: cut }]);
+    expect(cutScan.skipped).toEqual([{ path: 'cut.dcm', reason: expect.stringMatching(/^deflate data is corrupt or truncated/) }]);
+    const garbage = good.slice();
+    garbage.fill(0xff, pos);
+    await expect(describeDicomFile(garbage, 'bad.dcm')).rejects.toThrow(/^bad\.dcm: deflate data is corrupt or truncated/);
+    await expect(describeDicomFile(garbage, 'bad.dcm')).rejects.toBeInstanceOf(ScanError);
+    // PS3.5 A.5: an odd-length deflate stream is padded with one 0x00 byte (dcmconv wrote these without it).
+    const padded = new Uint8Array(good.length + 1);
+    padded.set(good);
+    expect(await describeDicomFile(padded, 'good.dcm')).toEqual(expected);
+    expect(expected.valueRange).toBeDefined();
+    // Anything but a corrupt stream ending in 0x00 is not retried: the first error is the one reported.
+    const cutPadded = new Uint8Array(cut.length + 1);
+    cutPadded.set(cut);
+    await expect(describeDicomFile(cutPadded, 'cut.dcm')).rejects.toThrow(/^cut\.dcm: deflate data is corrupt or truncated/);
   });
 
   it('RLE: PackBits runs, byte planes high first; corrupt frames refused', () => {

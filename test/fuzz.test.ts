@@ -88,7 +88,7 @@ describe('headers that claim huge sizes are refused before any allocation', () =
   it.each(['rle', 'jpeg_lossless', 'jpegls', 'j2k'])('DICOM %s: 16384 x 16384 claimed in a few KB (the volume is allocated after the first slice decodes)', async (folder) => {
     const bytes = claim16k(folder);
     const { error, alloc } = await tracked(async () => {
-      const scan = scanDicomFiles([{ path: 'big.dcm', bytes }]);
+      const scan = await scanDicomFiles([{ path: 'big.dcm', bytes }]);
       return readDicomSeries(scan, scan.series[0]!, new Map([['big.dcm', bytes]]));
     });
     expect(error).toBeInstanceOf(ScanError);
@@ -144,7 +144,7 @@ describe('what the fuzzer found (regressions)', () => {
     bytes.set(el, at);
     bytes.set(b.subarray(at), at + el.length);
     const t0 = performance.now();
-    const scan = scanDicomFiles([{ path: 'frames.dcm', bytes }]);
+    const scan = await scanDicomFiles([{ path: 'frames.dcm', bytes }]);
     expect(scan.skipped).toEqual([{ path: 'frames.dcm', reason: expect.stringMatching(/^NumberOfFrames 99999, but the pixel data holds 1 whole frame\(s\) \(truncated: /) }]);
     await expect(describeDicomFile(bytes, 'frames.dcm')).rejects.toThrow(/^frames\.dcm: NumberOfFrames 99999/);
     expect(performance.now() - t0).toBeLessThan(1000);
@@ -175,13 +175,13 @@ describe('NaN and infinite values', () => {
     }
   });
 
-  it('DICOM: float pixel data (7FE0,0008) is not read; the file is skipped as having no pixel data', () => {
+  it('DICOM: float pixel data (7FE0,0008) is not read; the file is skipped as having no pixel data', async () => {
     const b = read('dicom', 'ordered', readdirSync(join(SCANS, 'dicom', 'ordered')).sort()[0]!).slice();
     const lay = layout(b)!;
     const pix = walk(b.subarray(lay.dataStart), 0, lay.explicit, lay.littleEndian).find((e) => e.tag === 0x7fe00010)!;
     // (7FE0,0010) OW -> (7FE0,0008) OF: FloatPixelData.
     b.set(element(0x7fe00008, 'OF', null, lay.explicit, lay.littleEndian, pix.length).subarray(0, 12), lay.dataStart + pix.pos);
-    const scan = scanDicomFiles([{ path: 'float.dcm', bytes: b }]);
+    const scan = await scanDicomFiles([{ path: 'float.dcm', bytes: b }]);
     expect(scan.series).toEqual([]);
     expect(scan.skipped).toEqual([{ path: 'float.dcm', reason: expect.stringMatching(/^no pixel data/) }]);
   });

@@ -142,7 +142,7 @@ export async function readScan(path: string, opts: LoadScanOptions = {}): Promis
     }
     case 'dicom-file': {
       const bytes = await readFile(path);
-      const scan = scanDicomFiles([{ path, bytes }], path);
+      const scan = await scanDicomFiles([{ path, bytes }], path);
       const chosen = chooseSeries(scan, opts.series);
       const volume = await readDicomSeries(scan, chosen, new Map([[path, bytes]]));
       return { kind, path, volume, dicom: { scan, chosen } };

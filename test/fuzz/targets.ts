@@ -1,6 +1,6 @@
 /**
  * The fuzz targets: every reader (safetensors, NIfTI, DICOM) and each pixel decoder (RLE, JPEG Lossless, JPEG-LS,
- * JPEG 2000, our raw inflater for deflated DICOM, the bounded gzip of .nii.gz), each with its seeds (from the
+ * JPEG 2000, the bounded raw inflate of deflated DICOM data sets, the bounded gzip of .nii.gz), each with its seeds (from the
  * committed fixtures), its mutations (generic and structure-aware) and the call that must end in a value or the
  * reader's typed error. {@link runCase} runs one case with the time and the allocations measured.
  * @module
@@ -9,13 +9,12 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { ScanError } from '../../src/io/errors.js';
-import { inflateBounded } from '../../src/io/gzip.js';
+import { inflateBounded, inflateRaw } from '../../src/io/gzip.js';
 import { readNifti, readNiftiHeader } from '../../src/io/nifti.js';
 import { isF32Convertible, parseSafetensors, SafetensorsError } from '../../src/io/safetensors.js';
 import { describeDicomFile, readDicomSeries, scanDicomFiles } from '../../src/io/dicom/index.js';
 import { decodeJpeg2000, decodeJpegLossless, decodeJpegLs } from '../../src/io/dicom/codecs.js';
-import { inflateRawSync } from '../../src/io/dicom/inflate.js';
-import { dicomParser, parseDicom } from '../../src/io/dicom/parse.js';
+import { dicomParser, MAX_DEFLATED_DATASET_BYTES } from '../../src/io/dicom/parse.js';
 import { decodeRleFrame } from '../../src/io/dicom/rle.js';
 import { tracked, type Allocations } from './alloc.js';
 import { DICOM_KINDS, layout, mutateDicom } from './dicom-structure.js';
@@ -262,7 +261,7 @@ const dicom: Target = {
   },
   async run(c, name) {
     const files = [{ path: name, bytes: c.bytes }, ...(c.companions ?? []).map((f) => ({ path: f.name, bytes: f.bytes }))];
-    const scan = scanDicomFiles(files, 'fuzzdir');
+    const scan = await scanDicomFiles(files, 'fuzzdir');
     const map = new Map(files.map((f) => [f.path, f.bytes]));
     for (const s of scan.series) {
       try {
@@ -284,13 +283,13 @@ function framesOf(folders: string[]): Seed[] {
     const dir = join(SCANS, 'dicom', d);
     for (const f of readdirSync(dir).sort()) {
       const bytes = read(join(dir, f));
-      const p = parseDicom(bytes, f, false);
-      const el = p.dataSet.elements['x7fe00010'];
+      const ds = dicomParser.parseDicom(bytes); // the codec fixtures are not deflated: dicom-parser alone reads them
+      const el = ds.elements['x7fe00010'];
       if (!el?.fragments?.length) continue;
-      const frame = dicomParser.readEncapsulatedPixelDataFromFragments(p.dataSet, el, 0, el.fragments.length) as Uint8Array;
-      const rows = p.dataSet.uint16('x00280010')!;
-      const cols = p.dataSet.uint16('x00280011')!;
-      out.push({ name: `${d}/${f}#frame1`, bytes: frame.slice(), pixels: rows * cols, width: cols, height: rows, bytesPerSample: p.dataSet.uint16('x00280100')! / 8 });
+      const frame = dicomParser.readEncapsulatedPixelDataFromFragments(ds, el, 0, el.fragments.length) as Uint8Array;
+      const rows = ds.uint16('x00280010')!;
+      const cols = ds.uint16('x00280011')!;
+      out.push({ name: `${d}/${f}#frame1`, bytes: frame.slice(), pixels: rows * cols, width: cols, height: rows, bytesPerSample: ds.uint16('x00280100')! / 8 });
     }
   }
   return out;
@@ -333,7 +332,7 @@ const j2k = decoderTarget('j2k', 'decodeJpeg2000 (OpenJPEG, its JavaScript build
 
 const inflate: Target = {
   name: 'inflate',
-  what: 'inflateRawSync (ours: deflated DICOM data sets)',
+  what: "inflateRaw (DecompressionStream('deflate-raw'), bounded as for deflated DICOM data sets)",
   errorName: 'ScanError',
   allocFactor: 1100,
   seeds: cached('inflate', () => {
@@ -347,7 +346,7 @@ const inflate: Target = {
     const { bytes, kinds } = mutateGeneric(rng, seed.bytes, rng.pick(seeds).bytes);
     return { bytes, kinds };
   },
-  run: async (c, name) => inflateRawSync(c.bytes, name),
+  run: (c, name) => inflateRaw(c.bytes, name, MAX_DEFLATED_DATASET_BYTES),
   isTyped: isScan,
 };
 

@@ -7,15 +7,17 @@
  * Enhanced (multi-frame) objects carry per-frame attributes in the Per-Frame and Shared Functional Groups
  * Sequences (PS3.3 C.7.6.16).
  *
- * Parsing is `dicom-parser`'s; this module turns its data set into the plain header this package uses and
- * adds what it does not do: the deflated transfer syntax from a synchronous inflater of ours, files without
- * the Part 10 preamble (raw implicit VR little endian, as old archives hold), and errors that name the file.
+ * Parsing is `dicom-parser`'s (synchronous); this module turns its data set into the plain header this package
+ * uses and adds what it does not do: the deflated transfer syntax (the data set after the meta group is inflated
+ * first, asynchronously, with the platform's DecompressionStream('deflate-raw') through the bounded path of
+ * src/io/gzip.ts, then parsed as explicit VR little endian), files without the Part 10 preamble (raw implicit VR
+ * little endian, as old archives hold), and errors that name the file.
  * @module
  */
 import * as dicomParserNs from 'dicom-parser';
 import type { ByteArrayParser, DataSet, Element, ParseDicomOptions } from 'dicom-parser';
 import { ScanError } from '../errors.js';
-import { inflateRawSync } from './inflate.js';
+import { inflateRaw } from '../gzip.js';
 import { DEFLATED_TS } from './transfer.js';
 
 /** A parsed data set with the transfer syntax it was read with. */
@@ -45,25 +47,27 @@ function looksLikeRawDataSet(bytes: Uint8Array): boolean {
   return group === 0x0008 || group === 0x0002;
 }
 
+/** The most bytes a deflated data set may inflate to (1 GiB): beyond it the file is refused, never allocated. */
+export const MAX_DEFLATED_DATASET_BYTES = 1 << 30;
+
 /**
  * Parses a DICOM file. `header` stops at the pixel data element (its length and position are still known).
- * Throws ScanError 'malformed' naming `path` for bytes that are not DICOM or are cut short.
+ * A deflated file's data set is inflated first (bounded by {@link MAX_DEFLATED_DATASET_BYTES}); everything else
+ * is parsed synchronously. Throws ScanError 'malformed' naming `path` for bytes that are not DICOM, are cut
+ * short, or whose deflate stream is corrupt or truncated.
  */
-export function parseDicom(bytes: Uint8Array, path: string, header = false): ParsedDicom {
+export async function parseDicom(bytes: Uint8Array, path: string, header = false): Promise<ParsedDicom> {
   const part10 = bytes.length >= 132 && bytes[128] === 0x44 && bytes[129] === 0x49 && bytes[130] === 0x43 && bytes[131] === 0x4d;
   if (!part10 && !looksLikeRawDataSet(bytes)) throw new ScanError(path, 'not a DICOM file (no DICM prefix at byte 128)', 'malformed');
   const options: ParseDicomOptions = header ? { untilTag: 'x7fe00010' } : {};
-  try {
-    if (!part10) {
-      const dataSet = dicomParser.parseDicom(bytes, { ...options, TransferSyntaxUID: IMPLICIT_LE });
-      return { dataSet, transferSyntax: IMPLICIT_LE, part10 };
-    }
-    const meta = dicomParser.readPart10Header(bytes) as DataSet & { position: number };
-    const ts = (meta.string('x00020010') ?? '').trim();
-    if (!ts) throw new ScanError(path, 'no TransferSyntaxUID in the file meta information', 'malformed');
-    if (ts !== DEFLATED_TS) return { dataSet: dicomParser.parseDicom(bytes, options), transferSyntax: ts, part10 };
-    const pos = meta.position;
-    const inflated = inflateRawSync(bytes.subarray(pos), path);
+  if (!part10) return parsing(path, () => ({ dataSet: dicomParser.parseDicom(bytes, { ...options, TransferSyntaxUID: IMPLICIT_LE }), transferSyntax: IMPLICIT_LE, part10 }));
+  const meta = parsing(path, () => dicomParser.readPart10Header(bytes) as DataSet & { position: number });
+  const ts = parsing(path, () => (meta.string('x00020010') ?? '').trim());
+  if (!ts) throw new ScanError(path, 'no TransferSyntaxUID in the file meta information', 'malformed');
+  if (ts !== DEFLATED_TS) return parsing(path, () => ({ dataSet: dicomParser.parseDicom(bytes, options), transferSyntax: ts, part10 }));
+  const pos = meta.position;
+  const inflated = await inflateDataSet(bytes.subarray(pos), path);
+  return parsing(path, () => {
     const full = new Uint8Array(pos + inflated.length);
     full.set(bytes.subarray(0, pos));
     full.set(inflated, pos);
@@ -72,6 +76,32 @@ export function parseDicom(bytes: Uint8Array, path: string, header = false): Par
     dicomParser.parseDicomDataSetExplicit(dataSet, stream, full.length, header ? { untilTag: 'x7fe00010' } : undefined);
     for (const [tag, el] of Object.entries(meta.elements)) dataSet.elements[tag] = el;
     return { dataSet, transferSyntax: ts, part10 };
+  });
+}
+
+/**
+ * The raw deflate stream of a deflated data set, inflated (bounded). PS3.5 A.5 pads an odd-length stream with
+ * one trailing 0x00 byte; decompressors that refuse data after the end of the stream (Chromium's, for one) fail
+ * on it, so a failure on input ending in 0x00 is retried without that byte, and the first error is the one
+ * reported if the retry fails as well.
+ */
+async function inflateDataSet(deflated: Uint8Array, path: string): Promise<Uint8Array> {
+  try {
+    return await inflateRaw(deflated, path, MAX_DEFLATED_DATASET_BYTES);
+  } catch (e) {
+    if (!(e instanceof ScanError) || deflated.length < 2 || deflated[deflated.length - 1] !== 0 || /more than/.test(e.problem)) throw e;
+    try {
+      return await inflateRaw(deflated.subarray(0, deflated.length - 1), path, MAX_DEFLATED_DATASET_BYTES);
+    } catch {
+      throw e;
+    }
+  }
+}
+
+/** Runs a synchronous dicom-parser step, turning its exceptions into ScanError 'malformed' naming `path`. */
+function parsing<T>(path: string, fn: () => T): T {
+  try {
+    return fn();
   } catch (e) {
     if (e instanceof ScanError) throw e;
     const p = problemOf(e);

@@ -217,7 +217,7 @@ export async function readDicomSeries(scan: DicomScan, series: DicomSeries, file
     paths.sort((a, b) => Math.min(...work.get(a)!.map((w) => w.k)) - Math.min(...work.get(b)!.map((w) => w.k)));
     for (const path of paths) {
       const bytes = await load(files, path);
-      const parsed = parseDicom(bytes, path, false);
+      const parsed = await parseDicom(bytes, path, false);
       const h = readHeader(parsed.dataSet, path, parsed.transferSyntax, parsed.dataSet.byteArray.length);
       if (h.rows !== ny || h.columns !== nx) throw new ScanError(path, `image size ${h.columns} x ${h.rows} differs from the series' ${nx} x ${ny}`, 'unusable');
       checkDecodable(h);
@@ -308,7 +308,7 @@ export interface DicomFileDescription {
 
 /** Describes one DICOM file and decodes all its frames (so a codec failure shows). Throws ScanError. */
 export async function describeDicomFile(bytes: Uint8Array, path: string): Promise<DicomFileDescription> {
-  const parsed = parseDicom(bytes, path, false);
+  const parsed = await parseDicom(bytes, path, false);
   const h = readHeader(parsed.dataSet, path, parsed.transferSyntax, parsed.dataSet.byteArray.length);
   const f0 = h.frameInfo[0];
   const d: DicomFileDescription = {

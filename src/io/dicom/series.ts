@@ -81,18 +81,19 @@ function fmtOrientation(o?: readonly number[]): string {
 }
 
 /**
- * Groups files into series from their headers (no pixel decoding). `files` may be any iterable, so a Node
- * layer can read the files one by one and let each file's bytes go once its header is read. Files that are
- * not DICOM, or cannot be parsed, are skipped with the reason.
+ * Groups files into series from their headers (no pixel decoding). `files` may be any iterable, sync or async,
+ * so a Node layer can read the files one by one and let each file's bytes go once its header is read. Files
+ * that are not DICOM, or cannot be parsed, are skipped with the reason. Asynchronous because a deflated file's
+ * data set is inflated (DecompressionStream) before its header can be read.
  */
-export function scanDicomFiles(files: Iterable<{ path: string; bytes: Uint8Array }>, root = ''): DicomScan {
+export async function scanDicomFiles(files: Iterable<{ path: string; bytes: Uint8Array }> | AsyncIterable<{ path: string; bytes: Uint8Array }>, root = ''): Promise<DicomScan> {
   const skipped: { path: string; reason: string }[] = [];
   const notes: string[] = [];
   const byUid = new Map<string, DicomInstance[]>();
-  for (const { path, bytes } of files) {
+  for await (const { path, bytes } of files) {
     let h: DicomHeader;
     try {
-      const parsed = parseDicom(bytes, path, true);
+      const parsed = await parseDicom(bytes, path, true);
       h = readHeader(parsed.dataSet, path, parsed.transferSyntax, parsed.dataSet.byteArray.length);
     } catch (e) {
       if (!(e instanceof ScanError)) throw e;
