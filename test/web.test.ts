@@ -1,16 +1,21 @@
 // The web page end to end in Debian's headless Chromium (playwright-core with executablePath, never a downloaded
 // browser; WebGPU on SwiftShader, flags as test/browser.test.ts): web/build.mjs builds the page into a temporary
 // folder with the bundled weights and, as its sample, the middle SAMPLE_SLICES slices of the bundled study (stand-ins
-// when a checkout has neither), web/serve.mjs serves it, and the tests drive the page as a user would: the sample
-// button, the file and folder inputs, the series list, Cancel, the chart and the keys. The sample's result is held to the Node side's
-// (the same readers, analyzeVolume and makeOutputFiles on dawn.node): patient probabilities within the parity
-// tolerance (TOL, relative L2) and the lung mask file voxel for voxel. Screenshots of the viewer and the result
+// when a checkout has neither), web/serve.mjs serves it, and the tests drive ONE page as a user would: the sample
+// button, the file and folder inputs, drag and drop, the series list, Cancel, other weights, the chart and the keys.
+// The sample's result is held to the Node side's (the same readers, analyzeVolume and makeOutputFiles on
+// dawn.node): patient probabilities within the parity tolerance (TOL, relative L2) and the lung mask file voxel for
+// voxel. Faults are injected from the test without hooks in the product: a lost GPU by patching
+// GPUDevice.prototype.createCommandEncoder inside the page's worker (playwright's Worker.evaluate) to destroy the
+// device, weights too large for the GPU by the bundled file with its config's input size changed in memory. The
+// scans are small (1-batch DICOM folders cut from the committed fixtures at test time) and the compiled model is
+// reused between runs, so the file takes a few minutes on SwiftShader. Screenshots of the viewer and the result
 // card go to COVIDCT_SCREENSHOTS=docs/img (small PNGs, for the README and docs/web.md), else to a temporary folder.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type BrowserContext, type Page, type Worker } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { analyzeVolume } from '../src/analysis/analyze.js';
 import { TwoStageEngine } from '../src/analysis/engine.js';
@@ -22,6 +27,8 @@ import { serializeSafetensors } from '../src/io/safetensors.js';
 import { defaultPreprocessConfig, tinyModelConfig } from '../src/models/config.js';
 import { openWeights } from '../src/models/load.js';
 import { randomPipelineWeights } from '../src/models/random-weights.js';
+import { chooseSeries, scanDicomFiles } from '../src/io/dicom/index.js';
+import { describeProblem } from '../web/problems.js';
 import { relL2, ROOT, TOL } from './fixtures.js';
 import { testGpu } from './gpu.js';
 // @ts-expect-error plain ESM build script without types
@@ -49,7 +56,9 @@ interface PageState {
   report: Record<string, any> | null;
   files: string[];
   error: { kind: string; message: string } | null;
-  series: { key: string; description: string }[];
+  progress: { stage: string; done: number; total: number; slicesPerSec: number | null } | null;
+  series: { key: string; uid: string; description: string; slices: number; rows: number; columns: number }[];
+  chosenSeries: string | null;
   seconds: number | null;
   viewerReady: boolean;
 }
@@ -75,8 +84,11 @@ async function standInSample(tmp: string): Promise<string> {
   return p;
 }
 
-/** Slices of the bundled sample the test keeps (the middle ones): SwiftShader takes seconds per slice. */
-const SAMPLE_SLICES = 4;
+/**
+ * Slices of the bundled sample the test keeps (the middle ones): SwiftShader takes seconds per slice. Two are one
+ * GPU batch (the page's batch on a software adapter); the chunking across batches is the Node tests' part.
+ */
+const SAMPLE_SLICES = 2;
 
 /** The middle `n` axial slices of a NIfTI (k runs inferior to superior in the committed sample), rewritten. */
 async function cropSlices(path: string, n: number, tmp: string): Promise<string> {
@@ -102,6 +114,9 @@ let page: Page;
 const problems: string[] = [];
 const timings: Record<string, number> = {};
 let sizes: Record<string, number> = {};
+let folders: { jpegls2: string; twoSeries: string };
+/** The report and lung mask of the jpegls-2 folder through the folder input, for the drop to equal. */
+let viaInput: { report: Record<string, any>; mask: Uint8Array } | null = null;
 
 async function state(p: Page = page): Promise<PageState> {
   return (await p.evaluate('window.covidct')) as PageState;
@@ -149,12 +164,105 @@ async function download(p: Page, name: string): Promise<Uint8Array> {
   return Uint8Array.from(arr);
 }
 
+/**
+ * Small DICOM folders cut from the committed fixtures (weights/make_dicom_fixtures.py), so each run is one GPU batch:
+ * `jpegls-2`, the first two slices of test/fixtures/scans/dicom/jpegls (JPEG-LS, so the codec's chunk loads in the
+ * page); `two-series`, from test/fixtures/scans/dicom/multi: 3 slices of the "thin" series (the CLI's choice: the
+ * CT series with the most slices), 2 of "thick", the thick series' localizer, a dose SR and a text file.
+ */
+function smallFolders(dir: string): { jpegls2: string; twoSeries: string } {
+  const cut = (name: string, from: string, files: string[]) => {
+    const d = join(dir, name);
+    mkdirSync(d, { recursive: true });
+    for (const f of files) copyFileSync(join(DICOM, from, f), join(d, f));
+    return d;
+  };
+  return {
+    jpegls2: cut('jpegls-2', 'jpegls', ['slice000.dcm', 'slice001.dcm']),
+    twoSeries: cut('two-series', 'multi', ['b0.dcm', 'b1.dcm', 'b2.dcm', 'a0.dcm', 'a1.dcm', 'scout.dcm', 'dose_sr.dcm', 'README.txt']),
+  };
+}
+
+/** The files of a folder as name and bytes (sorted by name). */
+function filesOf(dir: string): { name: string; bytes: Uint8Array }[] {
+  return readdirSync(dir)
+    .sort()
+    .map((name) => ({ name, bytes: new Uint8Array(readFileSync(join(dir, name))) }));
+}
+
+/**
+ * Drops files on the drop zone as a script can: File objects made in the page from these bytes, in a DataTransfer
+ * of its own, through dragenter, dragover and drop events. Chromium gives such a DataTransfer no file system
+ * entries (webkitGetAsEntry() is null), so this is the page's path that falls back to `dataTransfer.files`.
+ * Returns whether the page accepted the drag (dragenter and dragover cancelled: a drop is allowed there) and
+ * whether the drop zone was highlighted meanwhile.
+ */
+async function dropByScript(p: Page, files: { name: string; bytes: Uint8Array }[]): Promise<{ accepted: boolean[]; highlighted: boolean; entries: (string | null)[] }> {
+  return p.evaluate((list) => {
+    const dt = new DataTransfer();
+    for (const f of list) dt.items.add(new File([new Uint8Array(f.bytes)], f.name, { type: 'application/octet-stream' }));
+    const zone = document.getElementById('drop')!;
+    const entries = Array.from(dt.items).map((i) => i.webkitGetAsEntry()?.fullPath ?? null);
+    const fire = (type: string) => zone.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: dt }));
+    const accepted = [!fire('dragenter'), !fire('dragover')];
+    const highlighted = zone.classList.contains('over');
+    fire('drop');
+    return { accepted, highlighted, entries };
+  }, files.map((f) => ({ name: f.name, bytes: Array.from(f.bytes) })));
+}
+
+/**
+ * Drops paths of this machine on the drop zone as the user's file manager would: Chromium's own drag and drop
+ * (CDP Input.dispatchDragEvent, the browser side of a drag from outside), so a folder arrives as a directory entry
+ * that the page walks, with each file's path inside it.
+ */
+async function dropByBrowser(p: Page, paths: string[]): Promise<void> {
+  await p.locator('#drop').scrollIntoViewIfNeeded();
+  const box = (await p.locator('#drop').boundingBox())!;
+  const cdp = await p.context().newCDPSession(p);
+  try {
+    const at = { x: box.x + box.width / 2, y: box.y + box.height / 2 };
+    const data = { items: [], files: paths, dragOperationsMask: 1 };
+    for (const type of ['dragEnter', 'dragOver', 'drop'] as const) await cdp.send('Input.dispatchDragEvent', { type, ...at, data });
+  } finally {
+    await cdp.detach();
+  }
+}
+
+/** The page's analysis worker (web/worker.js): the faults are injected there. */
+async function analysisWorker(p: Page): Promise<Worker> {
+  await expect.poll(() => p.workers().some((w) => /\/worker\.js$/.test(w.url())), { timeout: 10_000 }).toBe(true);
+  return p.workers().find((w) => /\/worker\.js$/.test(w.url()))!;
+}
+
+/**
+ * The bundled weights file with its config's input size set to `size` (safetensors: the header's __metadata__
+ * rewritten, the tensors' bytes as they are): a model whose activations exceed any GPU's buffer limits.
+ */
+function weightsWithInputSize(bytes: Uint8Array, size: number): Uint8Array {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = Number(view.getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))) as { __metadata__: Record<string, string> };
+  const config = JSON.parse(header.__metadata__['covidct.config']!) as { input_size: number };
+  config.input_size = size;
+  header.__metadata__['covidct.config'] = JSON.stringify(config);
+  const raw = new TextEncoder().encode(JSON.stringify(header));
+  const head = new Uint8Array(Math.ceil(raw.length / 8) * 8).fill(0x20);
+  head.set(raw);
+  const out = new Uint8Array(8 + head.length + (bytes.length - 8 - n));
+  new DataView(out.buffer).setBigUint64(0, BigInt(head.length), true);
+  out.set(head, 8);
+  out.set(bytes.subarray(8 + n), 8 + head.length);
+  return out;
+}
+
 beforeAll(async () => {
   expect(existsSync(CHROMIUM), `${CHROMIUM} not found: install Debian's chromium ('apt-get install -y chromium')`).toBe(true);
   tmp = mkdtempSync(join(tmpdir(), 'covidct-web-'));
   const defaults = { weights: join(ROOT, 'weights/trained/synthetic-small.safetensors'), sample: join(ROOT, 'samples/synthetic-covid.nii.gz') };
   weightsPath = existsSync(defaults.weights) ? defaults.weights : await standInWeights(tmp);
   samplePath = existsSync(defaults.sample) ? await cropSlices(defaults.sample, SAMPLE_SLICES, tmp) : await standInSample(tmp);
+  folders = smallFolders(join(tmp, 'scans'));
   const t0 = performance.now();
   const built = await buildWeb({ outdir: join(tmp, 'web'), weights: weightsPath, sample: samplePath, quiet: true });
   timings.buildMs = performance.now() - t0;
@@ -191,6 +299,19 @@ afterAll(async () => {
 });
 
 describe('web page (headless Chromium, WebGPU on SwiftShader)', () => {
+  it('tells the engine\'s errors apart by name: GpuLimitError is too large, GpuDeviceError a lost GPU', () => {
+    const named = (name: string, message: string) => Object.assign(new Error(message), { name });
+    const limit = describeProblem(named('GpuLimitError', 'stage 1 needs a 4.0 GiB buffer; maxBufferSize is 2.0 GiB here: use a smaller input size'), false);
+    expect(limit.kind).toBe('too-large');
+    expect(limit.message).toMatch(/too large for this GPU's limits: stage 1 needs a 4\.0 GiB buffer; maxBufferSize is 2\.0 GiB/);
+    // As it arrives from another bundle or through a structured clone: a plain object with the name.
+    expect(describeProblem({ name: 'GpuLimitError', message: 'x' }, false).kind).toBe('too-large');
+    const lost = describeProblem(named('GpuDeviceError', 'readback failed: device lost (destroyed): '), false);
+    expect(lost.kind).toBe('gpu-lost');
+    expect(lost.message).toMatch(/fresh device/);
+    expect(describeProblem(named('Error', 'limit'), true).kind).toBe('cancelled');
+  });
+
   it('is plain static files with relative paths', () => {
     const html = readFileSync(join(outdir, 'index.html'), 'utf8');
     expect(html).not.toMatch(/(src|href)="\/(?!\/)/);
@@ -291,7 +412,7 @@ describe('web page (headless Chromium, WebGPU on SwiftShader)', () => {
     expect(problems).toEqual([]);
   }, RUN_MS + 60_000);
 
-  it('says what is wrong (not a scan, an unsupported transfer syntax), offers the series of a folder, cancels, and runs the next folder', async () => {
+  it('says what is wrong (not a scan, an unsupported transfer syntax) and takes the next file', async () => {
     let s = await runAndSettle(page, () => page.setInputFiles('#pick-files', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('these are my notes, not a scan\n'.repeat(20)) }), 30_000);
     expect(s.error?.kind).toBe('not-a-scan');
     expect(await page.locator('#banners .banner.error').last().textContent()).toMatch(/notes\.txt: not a DICOM or NIfTI file/);
@@ -299,28 +420,129 @@ describe('web page (headless Chromium, WebGPU on SwiftShader)', () => {
     s = await runAndSettle(page, () => page.setInputFiles('#pick-folder', join(DICOM, 'unsupported_ts')), 30_000);
     expect(s.error?.kind).toBe('unsupported');
     expect(await page.locator('#banners .banner.error').last().textContent()).toMatch(/transfer syntax/i);
+    expect(problems).toEqual([]);
+  }, 60_000);
 
-    // Two series and a localizer: the list shows them, the CLI's choice selected; Cancel stops the run.
-    s = await runAndSettle(page, async () => {
-      await page.setInputFiles('#pick-folder', join(DICOM, 'multi'));
-      await page.waitForFunction('window.covidct.series.length >= 2 && window.covidct.progress && /analys|prepar/.test(window.covidct.progress.stage)', undefined, { timeout: 60_000 });
-      await page.click('#cancel');
-    });
-    expect(s.error?.kind).toBe('cancelled');
-    expect(await page.locator('#series-box').isVisible()).toBe(true);
-    expect(await page.locator('#series option').count()).toBe(s.series.length);
-    expect(await page.locator('#banner-cancelled').textContent()).toMatch(/cancelled/i);
-
-    // The next folder runs to a result: DICOM files through the folder input, JPEG-LS (the codec's chunk loads).
+  it('weights too large for the GPU give the too-large message; the bundled weights then run a DICOM folder through the folder input', async () => {
+    // The bundled weights with a 16384 x 16384 input: the first convolution's output alone is 8 GiB a slice.
+    const huge = weightsWithInputSize(new Uint8Array(readFileSync(weightsPath)), 16384);
+    await page.setInputFiles('#pick-weights', { name: 'huge-input.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from(huge) });
+    expect(await page.locator('#weights-name').textContent()).toBe('huge-input.safetensors');
     const t0 = performance.now();
-    s = await runAndSettle(page, () => page.setInputFiles('#pick-folder', join(DICOM, 'jpegls')));
-    timings.dicomFolder = performance.now() - t0;
+    let s = await runAndSettle(page, () => page.setInputFiles('#pick-folder', folders.jpegls2), 60_000);
+    timings.tooLarge = performance.now() - t0;
+    const banner = (await page.locator('#banners .banner.error').last().textContent()) ?? '';
+    console.log(`web too-large: ${s.error?.kind}: ${s.error?.message.slice(0, 300)}`);
+    expect(s.error?.kind, s.error?.message).toBe('too-large');
+    expect(banner).toMatch(/too large for this GPU's limits/);
+    // The engine's GpuLimitError names the limit, the size needed and the device's value.
+    expect(banner).toMatch(/max\w*(Buffer|Binding)\w*Size/);
+
+    // Back to the bundled weights: the same folder runs (the bundled engine compiled for the sample is reused).
+    await page.click('#weights-reset');
+    expect(await page.locator('#weights-name').textContent()).toBe('bundled');
+    const t1 = performance.now();
+    s = await runAndSettle(page, () => page.setInputFiles('#pick-folder', folders.jpegls2));
+    timings.dicomFolder = performance.now() - t1;
     expect(s.error).toBeNull();
-    expect(s.report!.input.format).toBe('dicom');
-    expect(s.report!.input.transferSyntaxes).toEqual(['1.2.840.10008.1.2.4.80']);
-    expect(s.report!.slices.length).toBe(5);
+    const report = s.report!;
+    expect(report.weights.name).toBe('weights.safetensors');
+    expect(report.input.format).toBe('dicom');
+    expect(report.input.path).toBe('jpegls-2');
+    expect(report.input.transferSyntaxes).toEqual(['1.2.840.10008.1.2.4.80']);
+    expect(report.slices.length).toBe(2);
     expect(await page.locator('#series-box').isVisible()).toBe(false);
-    // Problems are shown in the page, never thrown: no console errors.
+    viaInput = { report, mask: await download(page, 'lung_mask.nii.gz') };
+    expect(problems).toEqual([]);
+  }, RUN_MS + 60_000);
+
+  it('a folder dropped on the page (Chromium\'s own drag and drop) gives the same scan and result as the folder input', async () => {
+    expect(viaInput, 'needs the folder-input run of the test before').not.toBeNull();
+    const t0 = performance.now();
+    const s = await runAndSettle(page, () => dropByBrowser(page, [folders.jpegls2]));
+    timings.droppedFolder = performance.now() - t0;
+    expect(s.error).toBeNull();
+    const report = s.report!;
+    // The files came with their paths inside the folder, as from the folder input: the same input, the same result.
+    expect(report.input).toEqual(viaInput!.report.input);
+    expect(report.slices).toEqual(viaInput!.report.slices);
+    expect(report.patient).toEqual(viaInput!.report.patient);
+    expect(await download(page, 'lung_mask.nii.gz')).toEqual(viaInput!.mask);
+    expect(problems).toEqual([]);
+  }, RUN_MS);
+
+  it('files dropped by a script: the series list and the CLI\'s choice; a GPU lost mid-analysis; Cancel; the other series picked from the list runs on a fresh device', async () => {
+    const files = filesOf(folders.twoSeries);
+    // The CLI's reading of the same files (the same names, no folder): the series, and the one it would analyse.
+    const scan = await scanDicomFiles(files.map((f) => ({ path: f.name, bytes: f.bytes })), '');
+    const cliChoice = chooseSeries(scan);
+    const cts = scan.series.filter((x) => x.isCT && x.key !== cliChoice.key && x.slices >= 2);
+    expect(cliChoice.description).toBe('thin');
+    expect(cts.map((x) => x.description)).toEqual(['thick']);
+    const other = cts[0]!;
+
+    // The device goes at the next command encoder the worker makes: the first GPU batch of the analysis (the model
+    // is compiled already). The patch is one-shot; requestDevice is counted from here on.
+    const worker = await analysisWorker(page);
+    await worker.evaluate(() => {
+      const g = self as unknown as { covidctTest: { lost: number; devices: number } };
+      g.covidctTest = { lost: 0, devices: 0 };
+      const enc = GPUDevice.prototype.createCommandEncoder;
+      GPUDevice.prototype.createCommandEncoder = function (this: GPUDevice, ...args: Parameters<typeof enc>) {
+        GPUDevice.prototype.createCommandEncoder = enc;
+        g.covidctTest.lost++;
+        this.destroy();
+        return enc.apply(this, args);
+      };
+      const req = GPUAdapter.prototype.requestDevice;
+      GPUAdapter.prototype.requestDevice = function (this: GPUAdapter, ...args: Parameters<typeof req>) {
+        g.covidctTest.devices++;
+        return req.apply(this, args);
+      };
+    });
+    const injected = () => worker.evaluate(() => (self as unknown as { covidctTest: { lost: number; devices: number } }).covidctTest);
+
+    let drag: Awaited<ReturnType<typeof dropByScript>> | null = null;
+    let s = await runAndSettle(page, async () => {
+      drag = await dropByScript(page, files);
+    });
+    expect(drag!.entries, 'a script\'s DataTransfer has file system entries in this Chromium: the fallback is not what runs').toEqual(files.map(() => null));
+    expect(drag!.accepted, 'dragenter and dragover must be cancelled for the drop to be allowed').toEqual([true, true]);
+    expect(drag!.highlighted).toBe(true);
+    // The list shows the CLI's series, its choice selected.
+    expect(s.series.map((x) => [x.key, x.slices]).sort()).toEqual(scan.series.map((x) => [x.key, x.slices]).sort());
+    expect(s.chosenSeries).toBe(cliChoice.key);
+    expect(await page.locator('#series-box').isVisible()).toBe(true);
+    expect(await page.locator('#series').inputValue()).toBe(cliChoice.key);
+    // The lost GPU: the page's message, no console error.
+    expect(await injected()).toEqual({ lost: 1, devices: 0 });
+    expect(s.error?.kind, s.error?.message).toBe('gpu-lost');
+    expect(await page.locator('#banners .banner.error').last().textContent()).toMatch(/GPU stopped working.*fresh device/);
+
+    // The same files dropped again: a fresh device; Cancel while the model compiles on it is answered at once.
+    s = await runAndSettle(page, async () => {
+      await dropByScript(page, files);
+      await page.waitForFunction('window.covidct.progress && window.covidct.progress.stage === "compiling the model"', undefined, { timeout: 60_000 });
+      await page.click('#cancel');
+    }, 15_000);
+    expect(s.error?.kind).toBe('cancelled');
+    expect(await page.locator('#banner-cancelled').textContent()).toMatch(/cancelled/i);
+    expect(await injected()).toEqual({ lost: 1, devices: 1 });
+    expect(await page.locator('#series').inputValue()).toBe(cliChoice.key);
+
+    // The other series picked from the list: read and analysed on the fresh device, with the model compiled for
+    // the cancelled run (the worker finished compiling it and kept it).
+    const t0 = performance.now();
+    s = await runAndSettle(page, () => page.selectOption('#series', other.key));
+    timings.otherSeries = performance.now() - t0;
+    expect(s.error, s.error?.message).toBeNull();
+    const report = s.report!;
+    expect(report.input.seriesUID).toBe(other.uid);
+    expect(report.input.dims).toEqual([other.columns, other.rows, other.slices]);
+    expect(report.slices.length).toBe(other.slices);
+    expect(await injected()).toEqual({ lost: 1, devices: 1 });
+    expect(await page.locator('#series').inputValue()).toBe(other.key);
+    expect(await page.locator('#card').textContent()).toContain('thick');
     expect(problems).toEqual([]);
   }, 2 * RUN_MS);
 
