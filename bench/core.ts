@@ -172,6 +172,12 @@ export interface StageResult {
   pipelinesCompiled: number;
   firstRunMs: number;
   steady: Spread;
+  /**
+   * CPU time of this process (user + system, every thread, ms) for the compile, the first run and the median
+   * steady run. On a software adapter the driver's threads are in this process, so on a shared machine this is
+   * what the work costs, where wall times also count the waiting for a core.
+   */
+  cpu?: { compileMs: number; firstRunMs: number; steadyMedianMs: number };
   slicesPerS: number;
   msPerSlice: number;
   dispatches: number;
@@ -324,26 +330,45 @@ function outputCheck(arrays: Iterable<Float32Array>): { finite: boolean; maxAbs:
   return { finite, maxAbs };
 }
 
-/** Runs `fn` once (first run), `warmup` more times untimed, then `repeats` timed times. */
 type HostSplit = RunResult['host'];
 
-/** Times fn; fn returns the executor's host split of the run (summed over its graph runs). */
-async function timeRuns(fn: () => Promise<HostSplit>, warmup: number, repeats: number): Promise<{ firstRunMs: number; steady: Spread; split: NonNullable<StageResult['split']> }> {
+/** CPU time used so far by this process, user + system over all its threads, ms. */
+function cpuNowMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/**
+ * Runs `fn` once (first run), `warmup` more times untimed, then `repeats` timed times; fn returns the executor's
+ * host split of the run (summed over its graph runs). Wall times, with the process's CPU time beside them.
+ */
+async function timeRuns(fn: () => Promise<HostSplit>, warmup: number, repeats: number): Promise<{ firstRunMs: number; steady: Spread; split: NonNullable<StageResult['split']>; cpuFirstRunMs: number; cpuSteadyMedianMs: number }> {
   let t0 = performance.now();
+  let c0 = cpuNowMs();
   await fn();
   const firstRunMs = performance.now() - t0;
+  const cpuFirstRunMs = cpuNowMs() - c0;
   for (let i = 0; i < warmup; i++) await fn();
   const samples: number[] = [];
+  const cpuSamples: number[] = [];
   const parts: Array<HostSplit & { otherMs: number }> = [];
   for (let i = 0; i < repeats; i++) {
     t0 = performance.now();
+    c0 = cpuNowMs();
     const h = await fn();
     const ms = performance.now() - t0;
+    cpuSamples.push(cpuNowMs() - c0);
     samples.push(ms);
     parts.push({ ...h, otherMs: ms - h.uploadMs - h.submitMs - h.readbackMs });
   }
   const med = (k: keyof (typeof parts)[number]) => spread(parts.map((p) => p[k])).medianMs;
-  return { firstRunMs, steady: spread(samples), split: { uploadMs: med('uploadMs'), submitMs: med('submitMs'), readbackMs: med('readbackMs'), otherMs: med('otherMs') } };
+  return {
+    firstRunMs,
+    steady: spread(samples),
+    split: { uploadMs: med('uploadMs'), submitMs: med('submitMs'), readbackMs: med('readbackMs'), otherMs: med('otherMs') },
+    cpuFirstRunMs,
+    cpuSteadyMedianMs: spread(cpuSamples).medianMs,
+  };
 }
 
 function memoryOf(graphs: CompiledGraph[]): StageResult['memory'] {
@@ -371,12 +396,14 @@ function stageResult(
   c: Ctx,
   m: Pick<StageResult, 'target' | 'config' | 'batch' | 'height' | 'width' | 'weightsMs' | 'compileMs' | 'pipelineCompileMs' | 'pipelinesCompiled'> & {
     buildMs?: number;
+    /** CPU time of the compile (this process), ms. */
+    cpuCompileMs: number;
     timing: Awaited<ReturnType<typeof timeRuns>>;
     compiled: CompiledGraph;
     outputs: Float32Array[];
   },
 ): StageResult {
-  const { timing, compiled, outputs, ...rest } = m;
+  const { timing, compiled, outputs, cpuCompileMs, ...rest } = m;
   const work = graphWork(compiled.graph, compiled.plan, capsFor(c.gpu, c.opts.precision, undefined, c.opts.tiles ?? 'auto'));
   return {
     ...rest,
@@ -386,6 +413,7 @@ function stageResult(
     software: c.gpu.isSoftware,
     firstRunMs: timing.firstRunMs,
     steady: timing.steady,
+    cpu: { compileMs: cpuCompileMs, firstRunMs: timing.cpuFirstRunMs, steadyMedianMs: timing.cpuSteadyMedianMs },
     slicesPerS: (m.batch * 1000) / timing.steady.medianMs,
     msPerSlice: timing.steady.medianMs / m.batch,
     dispatches: compiled.stats.dispatches,
@@ -415,6 +443,7 @@ async function benchGraph(c: Ctx, target: Exclude<BenchTarget, 'pipeline'>, h: n
   const cfg = configByName(opts.config);
   const pre = defaultPreprocessConfig();
   let t0 = performance.now();
+  let c0 = cpuNowMs();
   let model: ModelGraph;
   let inputName: string;
   let input: Float32Array;
@@ -433,15 +462,18 @@ async function benchGraph(c: Ctx, target: Exclude<BenchTarget, 'pipeline'>, h: n
     input = normalise(windowed, batch, pre);
   }
   const buildMs = performance.now() - t0;
+  const cpuBuildMs = cpuNowMs() - c0;
   t0 = performance.now();
   const file = randomWeightsFile([model]);
   const weightsMs = performance.now() - t0;
   t0 = performance.now();
+  c0 = cpuNowMs();
   bindWeights(file, model, { allowUnexpected: true });
   const cache = opts.cache ?? new PipelineCache(gpu.device);
   const [ms0, n0] = [cache.compileMs, cache.compiled];
   const compiled = await compileGraph(gpu, model.graph, { cache, precision: opts.precision, storage: opts.storage ?? opts.precision, tiles: opts.tiles ?? 'auto' });
   const compileMs = buildMs + performance.now() - t0;
+  const cpuCompileMs = cpuBuildMs + cpuNowMs() - c0;
   try {
     let last: Record<string, Float32Array> = {};
     const run = async () => {
@@ -459,6 +491,7 @@ async function benchGraph(c: Ctx, target: Exclude<BenchTarget, 'pipeline'>, h: n
       weightsMs,
       buildMs,
       compileMs,
+      cpuCompileMs,
       pipelineCompileMs: cache.compileMs - ms0,
       pipelinesCompiled: cache.compiled - n0,
       timing,
@@ -483,10 +516,12 @@ async function benchPipeline(c: Ctx, h: number, w: number, batch: number): Promi
   const file = randomWeightsFile([buildStage1(cfg, small), buildStage2(cfg, small), buildPatientHead(cfg)], 0, { model: cfg, preprocess: pre });
   const weightsMs = performance.now() - t0;
   t0 = performance.now();
+  const c0 = cpuNowMs();
   const cache = opts.cache ?? new PipelineCache(gpu.device);
   const [ms0, n0] = [cache.compileMs, cache.compiled];
   const engine = await TwoStageEngine.load(gpu, file, { batch, height: h, width: w, cache, precision: opts.precision, storage: opts.storage ?? opts.precision, tiles: opts.tiles ?? 'auto' });
   const compileMs = performance.now() - t0;
+  const cpuCompileMs = cpuNowMs() - c0;
   try {
     const windowed = syntheticWindowed(batch, h, w);
     let last: Awaited<ReturnType<TwoStageEngine['runWindowed']>> | null = null;
@@ -504,6 +539,7 @@ async function benchPipeline(c: Ctx, h: number, w: number, batch: number): Promi
       width: w,
       weightsMs,
       compileMs,
+      cpuCompileMs,
       pipelineCompileMs: cache.compileMs - ms0,
       pipelinesCompiled: cache.compiled - n0,
       timing,

@@ -97,6 +97,18 @@ export function formatReport(rep: BenchReport, top = 15): string {
     out.push('');
     out.push('GPU memory = arena + weights + inputs/outputs + uniform slots (from the compiled graphs\' stats). Steady runs include input upload and output readback.');
     out.push('');
+    const withCpu = rep.results.filter((r) => r.cpu);
+    if (withCpu.length) {
+      out.push('CPU time of the bench process (user + system, every thread; a software adapter\'s driver threads included), beside the wall times: on a shared machine the wall times also count the waiting for a core.');
+      out.push('');
+      out.push(
+        table(
+          ['target', 'size', 'batch', 'compile: wall', 'CPU', 'first run: wall', 'CPU', 'steady median: wall', 'CPU', 'slices per CPU-second'],
+          withCpu.map((r) => [r.target, `${r.height}x${r.width}`, String(r.batch), ms(r.compileMs), ms(r.cpu!.compileMs), ms(r.firstRunMs), ms(r.cpu!.firstRunMs), ms(r.steady.medianMs), ms(r.cpu!.steadyMedianMs), num((r.batch * 1000) / r.cpu!.steadyMedianMs)]),
+        ),
+      );
+      out.push('');
+    }
     const withSplit = rep.results.filter((r) => r.split);
     if (withSplit.length) {
       out.push('Where the steady time goes (medians, ms): upload = writing the inputs into mapped staging buffers; submit = encode and submit; readback = from then until the outputs are copied out (GPU work, copies, map, error-scope checks); other = the rest (pipeline: the report\'s CPU work, patient head).');

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parseBenchArgs } from '../bench/args.js';
 import { planBench, runBench, spread, type StageResult } from '../bench/core.js';
+import { formatReport } from '../bench/format.js';
 import { rooflineShare } from '../bench/roofline.js';
 import { recipes, weightValues } from '../src/models/random-weights.js';
 import { planWork } from '../bench/work.js';
@@ -156,5 +157,11 @@ describe('bench on the GPU', () => {
     expect(r.flops).toBeGreaterThan(1e6);
     expect(r.slicesPerS).toBeCloseTo(1000 / r.steady.medianMs, 6);
     expect(json.commit).toMatch(/^[0-9a-f]+|unknown/);
+    // The process's CPU time beside the wall times (the compile and every run do some host work, on any adapter).
+    for (const k of ['compileMs', 'firstRunMs', 'steadyMedianMs'] as const) {
+      finite(r.cpu?.[k], `cpu.${k}`);
+      expect(r.cpu![k], `cpu.${k}`).toBeGreaterThan(0);
+    }
+    expect(formatReport(json)).toContain('slices per CPU-second');
   }, 120_000);
 });
