@@ -13,8 +13,12 @@
 #  - python3-numpy, python3-nibabel, python3-pydicom, dcm2niix, dcmtk, libgdcm-tools: the independent tools the
 #    scan readers' tests compare against (dcmtk and gdcm decompress the compressed DICOM fixtures for pydicom).
 #  - python3-torch, python3-torchvision: the PyTorch reference (weights/), the bench's PyTorch peer and its test.
+# The engine itself needs only the first two. A tool that this system's archive does not have (Ubuntu 24.04: no
+# python3-torch / python3-torchvision, and Chromium only as a snap, which the deb 'chromium-browser' installs and
+# which has no /usr/lib/chromium) is skipped with a warning saying what cannot run without it; the rest is installed.
 set -euo pipefail
 
+REQUIRED=(libvulkan1)
 PACKAGES=(libvulkan1 chromium python3-numpy python3-nibabel python3-pydicom dcm2niix dcmtk libgdcm-tools python3-torch python3-torchvision)
 MESA=mesa-vulkan-drivers
 # The Mesa that Dawn accepts: Debian 12's 22.3 fails ("shaderUniform*ArrayDynamicIndexing required"); 25.0 works.
@@ -24,6 +28,17 @@ if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
 export DEBIAN_FRONTEND=noninteractive
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+# True if apt can install the package itself (a real package with a candidate; a name only provided by
+# another package, such as Ubuntu's 'chromium' by the snap wrapper 'chromium-browser', does not count).
+has_candidate() { apt-cache policy "$1" 2>/dev/null | awk '$1 == "Candidate:" { ok = ($2 != "(none)") } END { exit !ok }'; }
+# What cannot run without a package.
+needed_for() {
+  case "$1" in
+    chromium) echo "the SwiftShader fallback and the browser tests" ;;
+    python3-torch | python3-torchvision) echo "the PyTorch reference (weights/), the bench's PyTorch peer and their tests" ;;
+    *) echo "the scan readers' tests that compare against it" ;;
+  esac
+}
 installed_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true; }
 # Major version of a Debian version string ("1:25.0.7-2~bpo12+1" -> 25).
 major() { local v="${1#*:}"; echo "${v%%.*}"; }
@@ -90,15 +105,34 @@ for pkg in "${PACKAGES[@]}"; do installed "$pkg" || missing+=("$pkg"); done
 mesa_ok=0
 if installed "$MESA" && [ "$(major "$(installed_version "$MESA")")" -ge "$MESA_MIN_MAJOR" ]; then mesa_ok=1; fi
 
-if [ ${#missing[@]} -gt 0 ] || [ "$mesa_ok" = 0 ] || [ -n "${need_update:-}" ]; then
+# apt's lists are refreshed when something is to be installed. Packages that the current lists have no candidate
+# for (those this system's archive lacks) do not count, so that a second run here is a no-op too; with no lists at
+# all (a fresh container) nothing can be judged and they are fetched.
+installable=0
+for pkg in "${missing[@]}"; do has_candidate "$pkg" && installable=1; done
+if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then installable=1; fi
+if [ "$installable" = 1 ] || [ "$mesa_ok" = 0 ] || [ -n "${need_update:-}" ]; then
   "${SUDO[@]}" apt-get update -qq
 fi
+unavailable=()
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "install-deps: installing ${missing[*]}"
-  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  wanted=()
+  for pkg in "${missing[@]}"; do
+    if has_candidate "$pkg"; then wanted+=("$pkg"); else unavailable+=("$pkg"); fi
+  done
+  for pkg in "${unavailable[@]}"; do
+    for req in "${REQUIRED[@]}"; do
+      [ "$pkg" = "$req" ] && { echo "install-deps: $pkg is not in this system's apt sources; the engine needs it" >&2; exit 1; }
+    done
+    echo "install-deps: warning: $pkg is not in this system's apt sources (${PRETTY_NAME:-$ID}): skipped; without it $(needed_for "$pkg") cannot run" >&2
+  done
+  if [ ${#wanted[@]} -gt 0 ]; then
+    echo "install-deps: installing ${wanted[*]}"
+    "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${wanted[@]}" >/dev/null
+  fi
 fi
 if [ "$mesa_ok" = 0 ]; then
-  echo "install-deps: installing $MESA ${mesa_args[*]}"
+  echo "install-deps: installing $MESA${mesa_args[*]:+ (${mesa_args[*]})}"
   "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${mesa_args[@]}" "$MESA" >/dev/null
   v="$(installed_version "$MESA")"
   if [ "$(major "$v")" -lt "$MESA_MIN_MAJOR" ]; then
@@ -106,6 +140,8 @@ if [ "$mesa_ok" = 0 ]; then
   fi
 fi
 
-test -f /usr/lib/chromium/vk_swiftshader_icd.json || { echo "install-deps: SwiftShader ICD missing after installing chromium" >&2; exit 1; }
+if installed chromium; then
+  test -f /usr/lib/chromium/vk_swiftshader_icd.json || { echo "install-deps: SwiftShader ICD missing after installing chromium" >&2; exit 1; }
+fi
 ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 || { echo "install-deps: lavapipe ICD missing after installing $MESA" >&2; exit 1; }
-echo "install-deps: ok (lavapipe: $MESA $(installed_version "$MESA"))"
+echo "install-deps: ok (lavapipe: $MESA $(installed_version "$MESA"))${unavailable[*]:+; not available here: ${unavailable[*]}}"
