@@ -192,14 +192,13 @@ async function weightsFile(choice: WeightsChoice): Promise<{ name: string; file:
   return { name: BUNDLED_WEIGHTS, file: openWeights(bytes, BUNDLED_WEIGHTS), sha256: await sha256Hex(bytes) };
 }
 
-/** Slices per GPU batch: more on a hardware adapter; one when the limits allow no more. */
-function batchFor(g: GpuContext): number {
+/**
+ * The most slices per GPU batch: more on a hardware adapter. The engine takes the largest batch up to this whose
+ * buffers fit the device's limits (batch 'auto'), down to one; a model that does not fit even so is refused with
+ * a GpuLimitError (shown as "too large for this GPU's limits").
+ */
+function maxBatchFor(g: GpuContext): number {
   return g.isSoftware ? 2 : 8;
-}
-
-/** The engine's error for a model or batch whose buffers exceed the device's limits (src/gpu: GpuLimitError), by name. */
-function isLimitError(e: unknown): boolean {
-  return e instanceof Error && e.name === 'GpuLimitError';
 }
 
 /**
@@ -212,20 +211,12 @@ async function engineFor(g: GpuContext, choice: WeightsChoice, progress: Progres
   if (engine && engine.key === key) return engine;
   const { name, file, sha256 } = await weightsFile(choice);
   progress('compiling the model', 0, 1);
-  let batch = batchFor(g);
-  for (;;) {
-    const t0 = performance.now();
-    try {
-      const e = await TwoStageEngine.load(g, file, { batch });
-      engine?.engine.destroy();
-      engine = { key, name, batch, engine: e, sha256, compileMs: performance.now() - t0 };
-      progress('compiling the model', 1, 1);
-      return engine;
-    } catch (e) {
-      if (batch > 1 && isLimitError(e)) batch = 1;
-      else throw e;
-    }
-  }
+  const t0 = performance.now();
+  const e = await TwoStageEngine.load(g, file, { batch: 'auto', maxBatch: maxBatchFor(g) });
+  engine?.engine.destroy();
+  engine = { key, name, batch: e.batch, engine: e, sha256, compileMs: performance.now() - t0 };
+  progress('compiling the model', 1, 1);
+  return engine;
 }
 
 const STAGES: Record<string, string> = { prepare: 'preparing slices', analyze: 'analysing slices', finish: 'patient result' };
