@@ -6,6 +6,9 @@ import { GraphBuilder } from '../src/graph/builder.js';
 import { mulberry32, uniform } from '../src/ops/random.js';
 import { createGpu, GpuDeviceError, type GpuContext } from '../src/gpu/device.js';
 import { GpuLimitError } from '../src/gpu/limits.js';
+import { DEFAULT_GPU_TIMEOUT_MS, GpuTimeoutError } from '../src/gpu/watchdog.js';
+import { codecStats, decodeJpeg2000, MAX_CODEC_HEAP } from '../src/io/dicom/codecs.js';
+import { TARGETS } from './fuzz/targets.js';
 import { compileProgram } from '../src/graph/compile.js';
 import { loadPipeline } from '../src/models/load.js';
 import { testGpu, testSoftwareDriver } from './gpu.js';
@@ -392,5 +395,101 @@ describe("beyond the adapter's limits", () => {
       device.popErrorScope = pop;
       device.createBuffer = create;
     }
+  });
+});
+
+describe('a time watchdog on the GPU', () => {
+  /** Makes the device's map of buffers with `usage` bits never resolve from now on (a hung submission); returns the undo. */
+  function hangMaps(device: GPUDevice, usage: number): () => void {
+    const create = device.createBuffer;
+    device.createBuffer = function (this: GPUDevice, d: GPUBufferDescriptor) {
+      const b = create.call(this, d);
+      if (d.usage & usage) b.mapAsync = () => new Promise<undefined>(() => {});
+      return b;
+    };
+    return () => void (device.createBuffer = create);
+  }
+
+  it('an output map that never completes: GpuTimeoutError (a GpuDeviceError, exit code 5) within the bound, instead of a hang', async () => {
+    const { gpu, cache } = await testGpu();
+    const undo = hangMaps(gpu.device, GPUBufferUsage.MAP_READ);
+    try {
+      const { graph, inputs } = smallGraph();
+      const cg = await compileGraph(gpu, graph, { cache, gpuTimeoutMs: 300 });
+      try {
+        const t0 = performance.now();
+        const e = (await cg.run(inputs).catch((x: unknown) => x)) as Error;
+        const ms = performance.now() - t0;
+        console.log(`never-resolving mapAsync, bound 300 ms: ${e.name} after ${ms.toFixed(0)} ms: ${e.message}`);
+        expect(e).toBeInstanceOf(GpuTimeoutError);
+        expect(e.name).toBe('GpuTimeoutError');
+        expect(e).toBeInstanceOf(GpuDeviceError);
+        expect(exitCodeOf(e)).toBe(EXIT.gpuFailure);
+        expect(e.message).toMatch(/^reading back the outputs: the GPU did not finish within 300 ms .*--gpu-timeout/);
+        expect(ms).toBeGreaterThanOrEqual(290);
+        expect(ms).toBeLessThan(10_000);
+      } finally {
+        cg.destroy();
+      }
+    } finally {
+      undo();
+    }
+  }, 30_000); // a hang fails here, not after the suite's 120 s
+
+  it('an upload buffer that never comes back, and error scopes that never pop: the same error; an engine passes its bound on', async () => {
+    const { gpu, cache } = await testGpu();
+    const { graph, inputs } = smallGraph();
+    // The staging buffer's re-map after the first run never completes: the second run's wait for it is bounded.
+    const undo = hangMaps(gpu.device, GPUBufferUsage.MAP_WRITE);
+    let cg;
+    try {
+      cg = await compileGraph(gpu, graph, { cache, gpuTimeoutMs: 300 });
+    } finally {
+      undo();
+    }
+    try {
+      await cg.run(inputs);
+      await expect(cg.run(inputs)).rejects.toThrowError(/^waiting for the upload buffer of input 'x' .*: the GPU did not finish within 300 ms/);
+    } finally {
+      cg.destroy();
+    }
+    // popErrorScope never resolving (the forward pass's error check).
+    const cg2 = await compileGraph(gpu, smallGraph().graph, { cache, gpuTimeoutMs: 300 });
+    const pop = gpu.device.popErrorScope;
+    gpu.device.popErrorScope = () => new Promise<GPUError | null>(() => {});
+    try {
+      await expect(cg2.run(inputs)).rejects.toThrowError(GpuTimeoutError);
+    } finally {
+      gpu.device.popErrorScope = pop;
+      cg2.destroy();
+    }
+    await expect(compileGraph(gpu, smallGraph().graph, { gpuTimeoutMs: 0 })).rejects.toThrowError(/gpuTimeoutMs must be a positive number/);
+    // The engine's option reaches its graphs; the default is 10 minutes.
+    const w = parseSafetensors(new Uint8Array(readFileSync(join(ROOT, 'weights', 'trained', 'synthetic-small.safetensors'))), 'synthetic-small.safetensors');
+    const engine = await TwoStageEngine.load(gpu, w, { batch: 1, height: 32, width: 32, cache, gpuTimeoutMs: 1234 });
+    expect(engine.twoStage.gpuTimeoutMs).toBe(1234);
+    engine.destroy();
+    expect(DEFAULT_GPU_TIMEOUT_MS).toBe(600_000);
+  }, 60_000);
+});
+
+describe("the JPEG 2000 codec's heap (docs/reliability.md, finding 5)", () => {
+  it('a codec re-instantiated after a frame that grew its heap past the bound decodes the same pixels, every time', async () => {
+    const frames = TARGETS.j2k!.seeds();
+    const size = (f: (typeof frames)[number]) => ({ width: f.width!, height: f.height! });
+    const want = await Promise.all(frames.map((f) => decodeJpeg2000(f.bytes, f.name, size(f))));
+    const before = codecStats.instances.jpeg2000;
+    // A bound of 1 byte: the codec is dropped after every frame, so each frame below runs on a fresh instance.
+    for (let round = 0; round < 3; round++)
+      for (const [i, f] of frames.entries()) {
+        const got = await decodeJpeg2000(f.bytes, f.name, size(f), 1);
+        expect(got.bytes, `${f.name}, round ${round}`).toEqual(want[i]!.bytes);
+      }
+    expect(codecStats.instances.jpeg2000 - before, 'instances made (the first frame runs on the instance already loaded)').toBe(3 * frames.length - 1);
+    // And the default bound keeps one instance while the heap stays small.
+    const n = codecStats.instances.jpeg2000;
+    for (const f of frames) await decodeJpeg2000(f.bytes, f.name, size(f));
+    expect(codecStats.instances.jpeg2000).toBe(n + 1);
+    expect(codecStats.heap.jpeg2000).toBeLessThanOrEqual(MAX_CODEC_HEAP);
   });
 });

@@ -44,6 +44,8 @@ export interface EngineOptions {
   storage?: 'f32' | 'f16';
   /** Tile policy of the conv2d and depthwise kernels (executor CompileOptions.tiles; default 'auto'). */
   tiles?: TilePolicy;
+  /** The bound on each wait for the GPU in a batch run, ms (executor CompileOptions.gpuTimeoutMs; default 10 minutes). */
+  gpuTimeoutMs?: number;
 }
 
 /** Per-slice and per-patient results of a run on windowed slices. */
@@ -109,7 +111,7 @@ export class TwoStageEngine {
     /** The weights file the engine was loaded from (its name and metadata say what the weights are). */
     readonly weights: SafetensorsFile,
     private readonly intermediates: boolean,
-    private readonly compileOpts: { cache: PipelineCache; precision: 'f32' | 'f16'; storage: 'f32' | 'f16'; tiles: TilePolicy },
+    private readonly compileOpts: { cache: PipelineCache; precision: 'f32' | 'f16'; storage: 'f32' | 'f16'; tiles: TilePolicy; gpuTimeoutMs?: number },
   ) {}
 
   /** The model config and preprocessing parameters from the weights file. */
@@ -134,7 +136,7 @@ export class TwoStageEngine {
       throw new RangeError(`slice size must be integers >= 8, got ${height} x ${width}`);
     const cache = opts.cache ?? new PipelineCache(gpu.device);
     const precision = opts.precision ?? 'f32';
-    const compileOpts = { cache, precision, storage: opts.storage ?? precision, tiles: opts.tiles ?? 'auto' } as const;
+    const compileOpts = { cache, precision, storage: opts.storage ?? precision, tiles: opts.tiles ?? 'auto', ...(opts.gpuTimeoutMs !== undefined ? { gpuTimeoutMs: opts.gpuTimeoutMs } : {}) } as const;
     const build = (b: number) => loadPipeline(file, { batch: b, height, width, intermediates: !!opts.intermediates });
     // Whether batch b's buffers fit the device's limits: the compile step alone, on the CPU (nothing is made).
     const limitError = (b: number): GpuLimitError | null => {

@@ -14,6 +14,7 @@ import type { PipelineCache } from '../gpu/pipelines.js';
 import { checkOutputDir, writeOutputDir } from '../node/output-dir.js';
 import { loadScan, type LoadedScan } from '../node/scan-path.js';
 import type { Volume } from '../volume/volume.js';
+import { DEFAULT_GPU_TIMEOUT_MS } from '../gpu/watchdog.js';
 import { EXIT, fmt, getGpu, loadWeights, positiveInt, progressLine, UsageError, type CliIO, type LoadedWeights } from './common.js';
 
 /** Options shared by analyze and batch. */
@@ -23,6 +24,7 @@ export const ENGINE_OPTIONS = {
   size: { type: 'string' },
   precision: { type: 'string' },
   storage: { type: 'string' },
+  'gpu-timeout': { type: 'string' },
   software: { type: 'boolean' },
   'dawn-flags': { type: 'string' },
   json: { type: 'boolean' },
@@ -40,11 +42,12 @@ export const ANALYZE_HELP = `usage: covidct analyze [<scan>] [--weights W.safete
   --series UID  the DICOM series to analyse (default: the CT series with the most slices)
   --batch N     slices per GPU batch (default 4; auto: the largest that fits the GPU); --size S: model input S x S
                 (default: the weights' input_size)
+  --gpu-timeout SECONDS  fail (exit 5) when the GPU does not finish a batch's work within this (default 600)
   --json        print report.json on stdout instead of the summary
   --quiet       no progress on stderr; --debug: stack traces on errors`;
 
 /** Engine options from the parsed flags. */
-export function engineOptions(v: { batch?: string | undefined; size?: string | undefined; precision?: string | undefined; storage?: string | undefined }, slices?: number) {
+export function engineOptions(v: { batch?: string | undefined; size?: string | undefined; precision?: string | undefined; storage?: string | undefined; 'gpu-timeout'?: string | undefined }, slices?: number) {
   const precision = v.precision ?? 'f32';
   if (precision !== 'f32' && precision !== 'f16') throw new UsageError(`--precision must be f32 or f16, got '${precision}'`);
   const storage = v.storage ?? precision;
@@ -52,7 +55,9 @@ export function engineOptions(v: { batch?: string | undefined; size?: string | u
   const size = v.size !== undefined ? positiveInt(v.size, 'size', 64) : undefined;
   // 'auto': the largest batch (up to 16, or the slices) whose buffers fit the GPU's limits.
   const batch = v.batch === 'auto' ? ('auto' as const) : positiveInt(v.batch, 'batch', Math.max(1, Math.min(4, slices ?? 4)));
-  return { batch, ...(batch === 'auto' ? { maxBatch: Math.max(1, Math.min(16, slices ?? 16)) } : {}), precision, storage, ...(size ? { height: size, width: size } : {}) } as const;
+  // --gpu-timeout SECONDS: the bound on each wait for the GPU in a batch run (default 600).
+  const gpuTimeoutMs = positiveInt(v['gpu-timeout'], 'gpu-timeout', DEFAULT_GPU_TIMEOUT_MS / 1000) * 1000;
+  return { batch, ...(batch === 'auto' ? { maxBatch: Math.max(1, Math.min(16, slices ?? 16)) } : {}), precision, storage, gpuTimeoutMs, ...(size ? { height: size, width: size } : {}) } as const;
 }
 
 /** A loaded engine with its compile time. */

@@ -11,6 +11,7 @@
 import { uploadConstants } from '../gpu/constants.js';
 import { GpuDeviceError, type GpuContext } from '../gpu/device.js';
 import { outOfMemoryError } from '../gpu/limits.js';
+import { checkTimeout, DEFAULT_GPU_TIMEOUT_MS, withTimeout } from '../gpu/watchdog.js';
 import { encodeDispatches, prepareDispatch, type BufferRange, type PreparedDispatch } from '../gpu/dispatch.js';
 import { PipelineCache } from '../gpu/pipelines.js';
 import { encodeTimed, readTimestamps, type TimestampQueries } from '../gpu/profile.js';
@@ -52,6 +53,12 @@ export interface CompileOptions extends ProgramOptions {
    * pass the same policy to runGraphOnCpu.
    */
   tiles?: TilePolicy;
+  /**
+   * The bound on each wait of a run for the GPU (the input staging buffers, the error scopes, the output map,
+   * the timestamps), ms; past it the run fails with a GpuTimeoutError (a GpuDeviceError). Default
+   * DEFAULT_GPU_TIMEOUT_MS (10 minutes); Infinity: no bound.
+   */
+  gpuTimeoutMs?: number;
 }
 
 /** One dispatch's GPU time from timestamp queries. */
@@ -128,11 +135,14 @@ export class CompiledGraph {
     private readonly nodes: PreparedNode[],
     private readonly uniforms: UniformArena,
     readonly stats: GraphStats,
+    /** The bound on each wait of a run for the GPU (CompileOptions.gpuTimeoutMs). */
+    readonly gpuTimeoutMs: number = DEFAULT_GPU_TIMEOUT_MS,
   ) {}
 
   /** Compiles a graph: the compile step (fusion, memory plan, dispatch specs), then buffers, pipelines, bind groups. */
   static async create(gpu: GpuContext, graph: Graph, opts: CompileOptions = {}): Promise<CompiledGraph> {
     const { device } = gpu;
+    const timeout = checkTimeout(opts.gpuTimeoutMs ?? DEFAULT_GPU_TIMEOUT_MS);
     const program = compileProgram(gpu, graph, opts);
     const cache = opts.cache ?? new PipelineCache(device);
     const buffers: GPUBuffer[] = [];
@@ -142,7 +152,7 @@ export class CompiledGraph {
     let compiled: CompiledGraph | null = null;
     let failure: unknown = null;
     try {
-      compiled = await CompiledGraph.build(gpu, program, cache, buffers);
+      compiled = await CompiledGraph.build(gpu, program, cache, buffers, timeout);
     } catch (e) {
       failure = e;
     }
@@ -159,7 +169,7 @@ export class CompiledGraph {
   }
 
   /** The GPU half of compiling: buffers for the plan, the constants uploaded, one bind group per dispatch. */
-  private static async build(gpu: GpuContext, program: GraphProgram, cache: PipelineCache, buffers: GPUBuffer[]): Promise<CompiledGraph> {
+  private static async build(gpu: GpuContext, program: GraphProgram, cache: PipelineCache, buffers: GPUBuffer[], timeout: number): Promise<CompiledGraph> {
     const { device } = gpu;
     const { graph, plan } = program;
     const make = (bytes: number, label: string, usage = storageUsage(), mappedAtCreation = false) => {
@@ -228,7 +238,7 @@ export class CompiledGraph {
       fusion: program.fusion,
       halfTensors: { half: plan.half.size, values: graph.tensors.filter((t) => t.kind === 'value' && t.producer >= 0).length },
     };
-    return new CompiledGraph(gpu, graph, plan, buffers, inputBuffers, outputBuffers, prepared, uniforms, stats);
+    return new CompiledGraph(gpu, graph, plan, buffers, inputBuffers, outputBuffers, prepared, uniforms, stats, timeout);
   }
 
   /** Input names and shapes. */
@@ -268,7 +278,7 @@ export class CompiledGraph {
       for (const [name, b] of this.inputBuffers) {
         const data = inputs[name]!;
         // The staging buffer is mapped again after each run's copy: wait for that.
-        await b.mapped(name, () => gpu.lostReason);
+        await withTimeout(b.mapped(name, () => gpu.lostReason), this.gpuTimeoutMs, `waiting for the upload buffer of input '${name}' (the previous run's copy)`);
         if (this.destroyed) throw new GraphError('this compiled graph was destroyed');
         b.write(data);
         copies.push({ input: b, bytes: data.byteLength });
@@ -311,13 +321,16 @@ export class CompiledGraph {
       }),
     );
     mapping.catch(() => {});
-    await checked;
-    const read = await mapping;
+    // Bounded waits: a submission that never completes fails the run instead of hanging it (src/gpu/watchdog.ts);
+    // the readback buffers are destroyed then, which ends their pending map.
+    const giveUp = () => staging.forEach((b) => b.destroy());
+    await withTimeout(checked, this.gpuTimeoutMs, 'checking the forward pass for GPU errors', giveUp);
+    const read = await withTimeout(mapping, this.gpuTimeoutMs, 'reading back the outputs', giveUp);
     const outputs: Record<string, Float32Array> = {};
     wanted.forEach((name, i) => (outputs[name] = read[i]!.subarray(0, this.outputBuffers.get(name)!.elements)));
     const result: RunResult = { outputs, adapter: gpu.adapterName, host: { uploadMs: t1 - t0, submitMs: t2 - t1, readbackMs: performance.now() - t2 } };
     if (query) {
-      const ns = await readTimestamps(gpu, query);
+      const ns = await withTimeout(readTimestamps(gpu, query), this.gpuTimeoutMs, 'reading the timestamps');
       result.timings = all.map(({ node, d }, i) => ({ node: node.name, op: node.op, label: d.label, ns: ns[i]!, flops: d.flops, bytes: d.bytes }));
     }
     return result;

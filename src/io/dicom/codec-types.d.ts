@@ -9,18 +9,19 @@ interface CornerstoneDecoder {
   getDecodedBuffer(): Uint8Array;
   delete(): void;
 }
+/** Emscripten module options; the factory keeps the object as its Module and writes the instance's state into it. */
 interface EmscriptenOptions {
   print?: (text: string) => void;
   printErr?: (text: string) => void;
 }
 
 declare module '@cornerstonejs/codec-charls/decode' {
-  const factory: (options?: EmscriptenOptions) => Promise<{ JpegLSDecoder: new () => CornerstoneDecoder }>;
+  const factory: (options?: EmscriptenOptions) => Promise<{ JpegLSDecoder: new () => CornerstoneDecoder; HEAP8?: Int8Array }>;
   export default factory;
 }
 
 declare module '@cornerstonejs/codec-openjpeg/decode' {
-  const factory: (options?: EmscriptenOptions) => Promise<{ J2KDecoder: new () => CornerstoneDecoder }>;
+  const factory: (options?: EmscriptenOptions) => Promise<{ J2KDecoder: new () => CornerstoneDecoder; HEAP8?: Int8Array }>;
   export default factory;
 }
 

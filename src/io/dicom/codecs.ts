@@ -58,10 +58,27 @@ export interface DecodedFrame {
   components: number;
 }
 
-let charls: Promise<{ JpegLSDecoder: new () => CornerstoneDecoder }> | undefined;
-let openjpeg: Promise<{ J2KDecoder: new () => CornerstoneDecoder }> | undefined;
+let charls: Promise<{ JpegLSDecoder: new () => CornerstoneDecoder; HEAP8?: Int8Array }> | undefined;
+let openjpeg: Promise<{ J2KDecoder: new () => CornerstoneDecoder; HEAP8?: Int8Array }> | undefined;
 
-const quiet = { print: () => {}, printErr: () => {} };
+/**
+ * A codec whose WASM heap has grown beyond this is dropped after the frame, and the next frame gets a fresh
+ * instance (its heap starts at 50 MiB). The heap never shrinks, and OpenJPEG leaks into it on damaged frames (its
+ * error path does not free what it allocated): without this it grew from 50 to 270 MiB over a few thousand damaged
+ * frames (docs/reliability.md, finding 5).
+ */
+export const MAX_CODEC_HEAP = 128 * 2 ** 20;
+
+/** How many times each codec was instantiated, and its heap now (bytes; 0 when not loaded). For tests and figures. */
+export const codecStats = { instances: { jpegLs: 0, jpeg2000: 0 }, heap: { jpegLs: 0, jpeg2000: 0 } };
+
+/**
+ * The Emscripten module options: a NEW object for every instance. The factory keeps the object it is given as its
+ * `Module` and writes the instance's state into it (its memory, heap views, runtime flags); a second instance made
+ * from the same object picks that state up and decodes on the first instance's memory (why the earlier reset
+ * failed every frame after it).
+ */
+const quiet = () => ({ print: () => {}, printErr: () => {} });
 
 function failure(path: string, codec: string, e: unknown): ScanError {
   if (e instanceof ScanError) return e;
@@ -69,7 +86,7 @@ function failure(path: string, codec: string, e: unknown): ScanError {
   return new ScanError(path, `${codec} decoding failed (${msg})`, 'malformed');
 }
 
-async function runCornerstone(decoder: CornerstoneDecoder, data: Uint8Array, path: string, codec: string): Promise<DecodedFrame> {
+async function runCornerstone(decoder: CornerstoneDecoder, data: Uint8Array, path: string, codec: string, after: () => void): Promise<DecodedFrame> {
   try {
     decoder.getEncodedBuffer(data.length).set(data);
     decoder.decode();
@@ -81,34 +98,61 @@ async function runCornerstone(decoder: CornerstoneDecoder, data: Uint8Array, pat
     throw failure(path, codec, e);
   } finally {
     decoder.delete();
+    after();
   }
 }
 
-/** JPEG-LS (1.2.840.10008.1.2.4.80 and .81) through CharLS. `expect`: refuse another stated size before decoding. */
-export async function decodeJpegLs(data: Uint8Array, path: string, expect?: ExpectedSize): Promise<DecodedFrame> {
+/** After a frame: the codec's heap size, and the codec dropped when the heap has grown past {@link MAX_CODEC_HEAP}. */
+function heapCheck(kind: 'jpegLs' | 'jpeg2000', module: { HEAP8?: Int8Array }, maxHeap: number, drop: () => void): () => void {
+  return () => {
+    // Read after decoding: a growth replaces HEAP8 with a view of the new buffer.
+    const bytes = module.HEAP8?.buffer.byteLength ?? 0;
+    codecStats.heap[kind] = bytes;
+    if (bytes > maxHeap) {
+      drop();
+      codecStats.heap[kind] = 0;
+    }
+  };
+}
+
+/**
+ * JPEG-LS (1.2.840.10008.1.2.4.80 and .81) through CharLS. `expect`: refuse another stated size before decoding.
+ * `maxHeap`: the codec is re-instantiated after a frame that leaves its heap larger (default {@link MAX_CODEC_HEAP}).
+ */
+export async function decodeJpegLs(data: Uint8Array, path: string, expect?: ExpectedSize, maxHeap = MAX_CODEC_HEAP): Promise<DecodedFrame> {
   checkSize(data, expect, path);
   // CharLS can spin for minutes on a stream cut short (the fuzzer found a 330-byte frame cut to 187 bytes that
   // took 120 s): a complete JPEG-LS stream ends with EOI (FF D9), then at most one byte of DICOM padding.
   const n = data.length;
   const eoi = (k: number) => n >= k + 2 && data[n - k - 2] === 0xff && data[n - k - 1] === 0xd9;
   if (!eoi(0) && !(eoi(1) && data[n - 1] === 0)) throw new ScanError(path, 'JPEG-LS frame is truncated (it does not end with the end-of-image marker FF D9)', 'malformed');
-  charls ??= import('@cornerstonejs/codec-charls/decode').then((m) => m.default(quiet));
-  const codec = await charls.catch((e) => {
-    charls = undefined;
+  const mine = (charls ??= import('@cornerstonejs/codec-charls/decode').then((m) => {
+    codecStats.instances.jpegLs++;
+    return m.default(quiet());
+  }));
+  const codec = await mine.catch((e) => {
+    if (charls === mine) charls = undefined;
     throw failure(path, 'JPEG-LS codec could not be loaded:', e);
   });
-  return runCornerstone(new codec.JpegLSDecoder(), data, path, 'JPEG-LS');
+  return runCornerstone(new codec.JpegLSDecoder(), data, path, 'JPEG-LS', heapCheck('jpegLs', codec, maxHeap, () => charls === mine && (charls = undefined)));
 }
 
-/** JPEG 2000 (1.2.840.10008.1.2.4.90 and .91) through OpenJPEG. `expect`: refuse another stated size before decoding. */
-export async function decodeJpeg2000(data: Uint8Array, path: string, expect?: ExpectedSize): Promise<DecodedFrame> {
+/**
+ * JPEG 2000 (1.2.840.10008.1.2.4.90 and .91) through OpenJPEG. `expect`: refuse another stated size before
+ * decoding. `maxHeap`: the codec is re-instantiated after a frame that leaves its heap larger (default
+ * {@link MAX_CODEC_HEAP}; OpenJPEG's heap grows over damaged frames).
+ */
+export async function decodeJpeg2000(data: Uint8Array, path: string, expect?: ExpectedSize, maxHeap = MAX_CODEC_HEAP): Promise<DecodedFrame> {
   checkSize(data, expect, path);
-  openjpeg ??= import('@cornerstonejs/codec-openjpeg/decode').then((m) => m.default(quiet));
-  const codec = await openjpeg.catch((e) => {
-    openjpeg = undefined;
+  const mine = (openjpeg ??= import('@cornerstonejs/codec-openjpeg/decode').then((m) => {
+    codecStats.instances.jpeg2000++;
+    return m.default(quiet());
+  }));
+  const codec = await mine.catch((e) => {
+    if (openjpeg === mine) openjpeg = undefined;
     throw failure(path, 'JPEG 2000 codec could not be loaded:', e);
   });
-  return runCornerstone(new codec.J2KDecoder(), data, path, 'JPEG 2000');
+  return runCornerstone(new codec.J2KDecoder(), data, path, 'JPEG 2000', heapCheck('jpeg2000', codec, maxHeap, () => openjpeg === mine && (openjpeg = undefined)));
 }
 
 /**
