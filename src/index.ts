@@ -5,6 +5,7 @@
 // The GPU: a context (dawn.node in Node, navigator.gpu in a browser), its errors, a pipeline cache graphs share.
 export { createGpu, GpuUnavailableError, GpuDeviceError, SWIFTSHADER_ICD, type GpuContext, type GpuOptions } from './gpu/device.js';
 export { GpuLimitError } from './gpu/limits.js';
+export { GpuTimeoutError, DEFAULT_GPU_TIMEOUT_MS } from './gpu/watchdog.js';
 export { PipelineCache, KernelCompileError } from './gpu/pipelines.js';
 export { f16MatmulSupport, type GpuCaps } from './gpu/caps.js';
 // Graphs of ops, compiled for a device and run (the test harness and internals: covidct/testing).

@@ -5,7 +5,9 @@
  * Exit codes (docs/cli.md): 0 done; 1 anything unexpected (a bug: the message says so); 2 bad usage (unknown
  * option, missing argument, an output folder that cannot be used); 3 bad input (a scan or weights file that
  * cannot be read or used: ScanError, VolumeError, WeightsError, ...); 4 no GPU (GpuUnavailableError); 5 the GPU
- * failed during the run (GpuDeviceError); 130 interrupted (SIGINT).
+ * failed during the run (GpuDeviceError; also its subclasses GpuLimitError, a batch or input size beyond the GPU's
+ * limits or memory, whose message names the batch that fits, and GpuTimeoutError, the GPU not finishing within
+ * --gpu-timeout); 130 interrupted (SIGINT).
  * @module
  */
 import { createHash } from 'node:crypto';
