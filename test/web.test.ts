@@ -43,7 +43,8 @@ const NO_WEBGPU_ARGS = CHROMIUM_ARGS.filter((a) => a !== '--enable-unsafe-webgpu
 const DICOM = join(ROOT, 'test/fixtures/scans/dicom');
 /** Screenshots go to COVIDCT_SCREENSHOTS (set it to docs/img to refresh the README's), else a temporary folder, so a test run leaves the tree clean. */
 const IMG = process.env.COVIDCT_SCREENSHOTS ? resolve(ROOT, process.env.COVIDCT_SCREENSHOTS) : mkdtempSync(join(tmpdir(), 'covidct-web-shots-'));
-const RUN_MS = 240_000;
+/** The longest a run may take: a model compile and a batch on SwiftShader, on a 2-core machine under heavy load. */
+const RUN_MS = 600_000;
 
 /** The page's state object (web/main.ts PageState), as the tests read it. */
 interface PageState {
@@ -126,14 +127,23 @@ async function state(p: Page = page): Promise<PageState> {
 async function runAndSettle(p: Page, action: () => Promise<unknown>, timeout = RUN_MS): Promise<PageState> {
   const before = (await state(p)).started;
   await action();
-  await p.waitForFunction(
-    (n) => {
-      const s = (window as unknown as { covidct: PageState }).covidct;
-      return s.started > n && s.settled === s.started;
-    },
-    before,
-    { timeout, polling: 250 },
-  );
+  // A run starts at once (a drop or a pick that gives the worker nothing starts none): fail fast if not.
+  await p.waitForFunction((n) => (window as unknown as { covidct: PageState }).covidct.started > n, before, { timeout: 15_000, polling: 100 }).catch(() => {
+    throw new Error('the action started no run in the page');
+  });
+  await p
+    .waitForFunction(
+      (n) => {
+        const s = (window as unknown as { covidct: PageState }).covidct;
+        return s.started > n && s.settled === s.started;
+      },
+      before,
+      { timeout, polling: 250 },
+    )
+    .catch(async (e: Error) => {
+      const s = await state(p);
+      throw new Error(`${e.message.split('\n')[0]}; the page's run was at ${JSON.stringify(s.progress)}, error ${JSON.stringify(s.error)}`);
+    });
   return state(p);
 }
 
@@ -515,6 +525,7 @@ describe('web page (headless Chromium, WebGPU on SwiftShader)', () => {
     expect(await page.locator('#series-box').isVisible()).toBe(true);
     expect(await page.locator('#series').inputValue()).toBe(cliChoice.key);
     // The lost GPU: the page's message, no console error.
+    console.log(`web gpu-lost: ${s.error?.kind}: ${s.error?.message}`);
     expect(await injected()).toEqual({ lost: 1, devices: 0 });
     expect(s.error?.kind, s.error?.message).toBe('gpu-lost');
     expect(await page.locator('#banners .banner.error').last().textContent()).toMatch(/GPU stopped working.*fresh device/);
