@@ -193,10 +193,14 @@ def mask_resize(m: np.ndarray, size: int) -> torch.Tensor:
     return (F.interpolate(t, size=(size, size), mode="area") > 0.5)[:, 0].to(torch.uint8)
 
 
-def prepare(st: Study, cfg, size: Optional[int] = None) -> Prepared:
+def prepare(st: Study, cfg, size: Optional[int] = None, half: bool = True) -> Prepared:
+    """``half``: keep the windowed image as float16 (training: half the memory; its rounding, up to 2^-11 relative,
+    is below the HU noise) or float32 (evaluation, where the results are compared with the engine's)."""
     from synth import SLICE_INFECTED_FRACTION, MIN_INFECTED_VOXELS
     s = size or cfg.input_size
-    img = window_resize(st.hu, cfg, s)[:, 0].to(torch.float16)
+    img = window_resize(st.hu, cfg, s)[:, 0]
+    if half:
+        img = img.to(torch.float16)
     lung = mask_resize(st.lung, s) if st.lung is not None else None
     inf = mask_resize(st.infection, s) if st.infection is not None else None
     if st.slice_labels is not None:
@@ -215,10 +219,12 @@ def prepare(st: Study, cfg, size: Optional[int] = None) -> Prepared:
     return Prepared(st.name, st.label, img, lung, inf, sl.long(), area, vox)
 
 
-def load_dataset(root: str, cfg, size: Optional[int] = None, cache: bool = True, log=print) -> List[Prepared]:
-    """All studies of ``root`` on the model grid; cached in <root>/.cache_<S>.pt when ``cache``."""
+def load_dataset(root: str, cfg, size: Optional[int] = None, cache: bool = True, log=print,
+                 half: bool = True) -> List[Prepared]:
+    """All studies of ``root`` on the model grid (images float16 when ``half``, see ``prepare``); cached in
+    <root>/.cache_<S>.pt (float32: .cache_<S>_f32.pt) when ``cache``."""
     s = size or cfg.input_size
-    cpath = os.path.join(root, f".cache_{s}.pt")
+    cpath = os.path.join(root, f".cache_{s}{'' if half else '_f32'}.pt")
     rows, per_slice = read_labels(root)
     if cache and os.path.exists(cpath):
         data = torch.load(cpath)
@@ -226,7 +232,7 @@ def load_dataset(root: str, cfg, size: Optional[int] = None, cache: bool = True,
             return data
     out = []
     for i, (name, lab) in enumerate(rows):
-        out.append(prepare(read_study(root, name, lab, per_slice.get(name)), cfg, s))
+        out.append(prepare(read_study(root, name, lab, per_slice.get(name)), cfg, s, half))
         if (i + 1) % 50 == 0:
             log(f"  prepared {i + 1}/{len(rows)} studies of {root}")
     if cache:

@@ -108,7 +108,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     model = export.load_model(a.weights)
     _, metadata = safetensors_io.load(a.weights)
     cfg = model.config
-    studies = ds.load_dataset(a.data, cfg, cache=not a.no_cache)
+    # float32 images: the per-study results are compared with the engine's (bench/evaluate.ts)
+    studies = ds.load_dataset(a.data, cfg, cache=not a.no_cache, half=False)
     res = ds.evaluate_studies(model, studies, cfg.preprocess.infection_threshold, keep_outputs=a.per_slice)
     s = res["summary"]
     command = "/usr/bin/python3 weights/evaluate.py " + " ".join(

@@ -180,11 +180,28 @@ def test_training_steps_lower_the_loss():
         losses = []
         for _ in range(7):
             opt.zero_grad()
-            loss = train.step_losses(model, b, stage, seg_bce=0.0)
+            loss = train.step_losses(model, b, stage, seg_bce=0.0, inf_dice="batch", inf_ce=1.0)
             losses.append(float(loss["total"]))
             loss["total"].backward()
             opt.step()
         assert losses[-1] < losses[0] - 0.02, f"{stage}: loss {losses[0]:.4f} -> {losses[-1]:.4f} after 6 Adam steps"
+
+
+def test_infection_losses_do_not_reward_empty_maps():
+    """The per-slice dice scores an all-empty map at the fraction of slices holding lesion (so training can settle
+    there); the batch dice scores it near 1, and the cell-wise CE prefers the true map to an empty one."""
+    g = torch.zeros(4, 1, 16, 16)
+    g[0, 0, 4:8, 4:8] = 1  # one slice of four holds a lesion
+    empty = torch.zeros_like(g)
+    per_slice = float(train.dice_loss(empty, g))
+    assert abs(per_slice - 0.25) < 0.02, per_slice
+    assert float(train.batch_dice_loss(empty, g)) > 0.9
+    assert float(train.batch_dice_loss(g, g)) < 0.05
+    t = torch.nn.functional.adaptive_avg_pool2d(g, (4, 4)).clamp(1e-4, 1 - 1e-4)  # cell fractions: the minimiser
+    logits_true = torch.cat([torch.zeros_like(t), torch.log(t / (1 - t))], dim=1)
+    logits_empty = torch.cat([torch.zeros_like(t), torch.full_like(t, -9.0)], dim=1)
+    ce_true, ce_empty = float(train.infection_cell_ce(logits_true, g)), float(train.infection_cell_ce(logits_empty, g))
+    assert ce_true < ce_empty - 0.5, (ce_true, ce_empty)
 
 
 def test_augment_keeps_masks_binary_and_aligned():

@@ -147,8 +147,30 @@ def stage2_forward(model, windowed: torch.Tensor, lung_mask: torch.Tensor, patie
     return out
 
 
+def batch_dice_loss(prob: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+    """Soft dice with one ratio over the whole batch ("batch dice", as nnU-Net): unlike the per-slice mean of
+    ``dice_loss``, slices without lesion do not score a perfect 0 for an empty map, so an all-empty infection map is
+    not a minimum the loss can settle in (docs/training.md, "What did not work")."""
+    g = target.to(prob.dtype)
+    return 1.0 - (2.0 * (prob * g).sum() + smooth) / (prob.sum() + g.sum() + smooth)
+
+
+def infection_cell_ce(logits_s8: torch.Tensor, mask: torch.Tensor, lesion_weight: float = 9.0) -> torch.Tensor:
+    """Cross-entropy of the infection logits on their own grid (B, 2, h8, w8) against the fraction of each cell the
+    lesion mask covers (area pooling; soft two-class target), cells weighted 1 + lesion_weight x fraction: a
+    per-pixel signal for the lesion map that the dice term alone gives only weakly at the start."""
+    t = F.adaptive_avg_pool2d(mask.to(logits_s8.dtype), logits_s8.shape[-2:])
+    target = torch.cat([1 - t, t], dim=1)
+    ce = -(target * torch.log_softmax(logits_s8, dim=1)).sum(dim=1, keepdim=True)
+    return (ce * (1 + lesion_weight * t)).mean()
+
+
 def step_losses(model, b: Dict[str, torch.Tensor], stage: str, seg_bce: float,
-                with_seg: bool = True) -> Dict[str, torch.Tensor]:
+                with_seg: bool = True, inf_dice: str = "slice", inf_ce: float = 0.0,
+                slice_weights: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+    """The losses of one step.  ``inf_dice``: 'slice' (per-slice soft dice, the reference's dice_loss) or 'batch'
+    (batch_dice_loss); ``inf_ce`` > 0 adds that weight x infection_cell_ce; ``slice_weights`` (3,) weights the slice
+    cross-entropy per class."""
     losses: Dict[str, torch.Tensor] = {}
     pre = model.config.preprocess
     if stage in ("seg", "joint") and with_seg:
@@ -159,8 +181,11 @@ def step_losses(model, b: Dict[str, torch.Tensor], stage: str, seg_bce: float,
             losses["lung_bce"] = seg_bce * F.binary_cross_entropy_with_logits(logits, b["lung_mask"])
     if stage in ("cls", "joint"):
         o = stage2_forward(model, b["image"], b["lung_mask"], b["patient_ids"], with_patient=(stage == "joint"))
-        losses["infection_dice"] = dice_loss(o["infection_prob"], b["infection_mask"])
-        losses["slice_ce"] = F.cross_entropy(o["slice_logits"], b["slice_label"])
+        dl = batch_dice_loss if inf_dice == "batch" else dice_loss
+        losses["infection_dice"] = dl(o["infection_prob"], b["infection_mask"])
+        if inf_ce > 0:
+            losses["infection_ce"] = inf_ce * infection_cell_ce(o["infection_logits_s8"], b["infection_mask"])
+        losses["slice_ce"] = F.cross_entropy(o["slice_logits"], b["slice_label"], weight=slice_weights)
         if stage == "joint" and bool(o["patient_ok"].any()):
             ok = o["patient_ok"]
             losses["patient_ce"] = F.cross_entropy(o["patient_logits"][ok], b["patient_label"][ok])
@@ -250,6 +275,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--lung-slices", type=float, default=0.75, help="fraction of sampled slices drawn among lung slices")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seg-bce", type=float, default=0.0, help="extra BCE weight on the lung logits (paper: 0)")
+    ap.add_argument("--inf-dice", choices=["batch", "slice"], default="batch",
+                    help="infection dice over the whole batch (default) or per slice (the reference's dice_loss; an "
+                         "empty map scores 0 on every lesion-free slice, so training settles on empty maps)")
+    ap.add_argument("--inf-ce", type=float, default=1.0,
+                    help="weight of the cell-wise cross-entropy on the infection logits (train.infection_cell_ce; "
+                         "0: dice alone, as the paper)")
+    ap.add_argument("--slice-class-weights", choices=["none", "sqrt"], default="sqrt",
+                    help="weight the slice cross-entropy per class by 1/sqrt(frequency) of the training slices' "
+                         "labels (normalised to mean 1), or not")
     ap.add_argument("--no-augment", action="store_true")
     ap.add_argument("--dropout", type=float, help="slice-head dropout (config cls.dropout; training only, default 0.5)")
     ap.add_argument("--stochastic-depth", type=float,
@@ -261,8 +295,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="keep every BatchNorm in eval mode while training (running statistics frozen, "
                          "affine weights still trained); use with --init-from")
     ap.add_argument("--freeze-seg", action="store_true",
-                    help="never train stage 1: its parameters are left out of the optimizer and the lung losses "
-                         "are not computed (the joint stage then trains stage 2 and the patient head only)")
+                    help="keep stage 1 fixed after the seg stage: the joint stage computes no lung losses and "
+                         "trains stage 2 and the patient head only (stage 1 is trained in the seg stage, if any)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--val-every", type=int, default=1)
@@ -334,10 +368,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         sd0 = ck0.get("model", ck0.get("state_dict", ck0)) if isinstance(ck0, dict) else ck0
         model.load_state_dict(sd0)
         log(f"initialised from {a.init_from}" + (f" (epoch {int(ck0['epoch']) + 1})" if "epoch" in ck0 else ""))
-    if a.freeze_seg:
-        for p_ in model.seg.parameters():
-            p_.requires_grad_(False)
-    opt = torch.optim.Adam([p_ for p_ in model.parameters() if p_.requires_grad], lr=a.lr)
+    # Stage 1's parameters stay in the optimizer under --freeze-seg (Adam leaves parameters without a gradient
+    # untouched), so a run's checkpoints resume the same way with or without it.
+    opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     epochs = a.seg_epochs + a.cls_epochs + a.joint_epochs
     steps = a.steps_per_epoch or max(1, len(train) // a.studies_per_batch)
     start_epoch, best, history = 0, -1.0, []
@@ -354,12 +387,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         f"(seg {a.seg_epochs}, cls {a.cls_epochs}, joint {a.joint_epochs}) x {steps} steps, "
         f"batch {a.studies_per_batch}x{a.slices_per_study}, lr {a.lr}, seed {a.seed}, device {a.device}")
 
+    slice_weights = None
+    if a.slice_class_weights == "sqrt":
+        freq = np.bincount(torch.cat([s_.slice_labels for s_ in train]).numpy(), minlength=3).astype(np.float64)
+        w = 1.0 / np.sqrt(np.maximum(freq, 1.0))
+        slice_weights = torch.tensor(w / w.mean(), dtype=torch.float32, device=a.device)
+        log(f"slice CE class weights {[round(float(v), 3) for v in slice_weights]} (slice labels {freq.astype(int).tolist()})")
     span = cfg.preprocess.window_max - cfg.preprocess.window_min
     stopped = False
     for epoch in range(start_epoch, epochs):
         stage = stage_of(epoch, a)
         model.train()
-        if stage == "cls" or a.freeze_seg:
+        frozen_seg = stage == "cls" or (stage == "joint" and a.freeze_seg)
+        model.seg.requires_grad_(not frozen_seg)
+        if frozen_seg:
             model.seg.eval()
         if a.freeze_bn:
             for m_ in model.modules():
@@ -375,7 +416,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 b = augment(b, gen, span)
             b = {k: v.to(a.device) for k, v in b.items()}
             opt.zero_grad(set_to_none=True)
-            losses = step_losses(model, b, stage, a.seg_bce, with_seg=not a.freeze_seg)
+            losses = step_losses(model, b, stage, a.seg_bce, with_seg=not frozen_seg, inf_dice=a.inf_dice,
+                                 inf_ce=a.inf_ce, slice_weights=slice_weights)
             losses["total"].backward()
             opt.step()
             for k, v in losses.items():
@@ -430,6 +472,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                     "schedule": {"seg": a.seg_epochs, "cls": a.cls_epochs, "joint": a.joint_epochs},
                     "steps_per_epoch": steps, "batch": [a.studies_per_batch, a.slices_per_study], "lr": a.lr,
                     "input_size": cfg.input_size, "stopped_early": stopped,
+                    "losses": {"infection_dice": a.inf_dice, "infection_ce": a.inf_ce, "seg_bce": a.seg_bce,
+                               "slice_class_weights": a.slice_class_weights},
+                    "augment": not a.no_augment, "freeze_seg": a.freeze_seg,
                     "validation": {k: vs.get(k) for k in ("studies", "lung_dice", "infection_dice",
                                                           "slice_accuracy", "patient_accuracy")}}
         extra = {"covidct.trained_on": trained_on, "covidct.intended_use": intended,

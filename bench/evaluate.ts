@@ -1,0 +1,162 @@
+// The engine's side of the trained weights' evaluation (issue 13): every study of a dataset folder (the layout of
+// docs/training.md: <study>/scan.nii.gz, lung.nii.gz, infection.nii.gz, labels.csv, slice_labels.csv) through the
+// path a user's scan takes (our NIfTI reader, analyzeVolume on the GPU), scored against the ground truth, and compared
+// study by study with PyTorch's results on the same scans (the JSON of `weights/evaluate.py --json F --per-slice`).
+//
+//   npm run evaluate -- --weights weights/trained/synthetic-small.safetensors --data data/test \
+//       --pytorch weights/trained/synthetic-small.eval.json [--json out.json] [--software[=lavapipe|swiftshader]]
+//
+// Metrics on the source grid (the masks the user gets; PyTorch's evaluate.py scores on the model grid, so Dice values
+// differ a little between the two for that reason alone): lung Dice per study over the volume; infection Dice per study
+// (report threshold) over studies with infection; slice accuracy over slices whose ground-truth lung covers >= 1 % of
+// the source slice (evaluate.py: of the model-grid slice); patient accuracy (no lung found counts wrong).
+// Parity with PyTorch: per study, the patient label and the patient probabilities' relative L2 difference against
+// TOL = 1e-4 (the models' parity bound). Stage 1's mask is a threshold (lung probability > 0.5), so a pixel whose
+// probability sits at 0.5 within float rounding can flip between the two, and stage 2 then sees a slightly different
+// input: the summary counts the studies within TOL and those with an equal label, and the script exits 1 when a
+// label differs.
+import { readFileSync, readdirSync, existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { analyzeVolume } from '../src/analysis/analyze.js';
+import { TwoStageEngine } from '../src/analysis/engine.js';
+import { createGpu, SOFTWARE_DRIVERS, type SoftwareDriver } from '../src/gpu/device.js';
+import { PipelineCache } from '../src/gpu/pipelines.js';
+import { readNifti } from '../src/io/nifti.js';
+import { parseSafetensors } from '../src/io/safetensors.js';
+
+const TOL = 1e-4;
+const CLASSES = ['COVID-19', 'CAP', 'no infection'] as const;
+
+const { values } = parseArgs({
+  options: {
+    weights: { type: 'string' },
+    data: { type: 'string' },
+    pytorch: { type: 'string' },
+    json: { type: 'string' },
+    software: { type: 'string' },
+    batch: { type: 'string', default: '8' },
+  },
+});
+if (!values.weights || !values.data) {
+  console.error('usage: npm run evaluate -- --weights W.safetensors --data DATASET [--pytorch eval.json] [--json out.json] [--software[=driver]]');
+  process.exit(2);
+}
+const software: boolean | SoftwareDriver = values.software === undefined ? false : values.software === '' ? true : (values.software as SoftwareDriver);
+if (typeof software === "string" && !(SOFTWARE_DRIVERS as readonly string[]).includes(software)) {
+  console.error(`--software must be one of ${SOFTWARE_DRIVERS.join(', ')}`);
+  process.exit(2);
+}
+
+function csv(path: string): string[][] {
+  return readFileSync(path, 'utf8').trim().split(/\r?\n/).slice(1).map((l) => l.split(','));
+}
+const labels = new Map(csv(join(values.data, 'labels.csv')).map(([s, l]) => [s!, l!]));
+const sliceLabels = new Map<string, string[]>();
+if (existsSync(join(values.data, 'slice_labels.csv')))
+  for (const [s, k, l] of csv(join(values.data, 'slice_labels.csv'))) {
+    const a = sliceLabels.get(s!) ?? [];
+    a[Number(k)] = l!;
+    sliceLabels.set(s!, a);
+  }
+interface TorchStudy { study: string; patient_probs: number[]; patient_pred: string }
+const torch = values.pytorch ? new Map((JSON.parse(readFileSync(values.pytorch, 'utf8')) as { studies: TorchStudy[] }).studies.map((s) => [s.study, s])) : null;
+
+const read = async (p: string) => readNifti(new Uint8Array(readFileSync(p)), p);
+type Voxels = Uint8Array | Int16Array | Float32Array;
+function dice(a: Voxels, b: Voxels): number {
+  let inter = 0, sa = 0, sb = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]! > 0 ? 1 : 0, y = b[i]! > 0.5 ? 1 : 0;
+    inter += x & y; sa += x; sb += y;
+  }
+  return sa + sb === 0 ? 1 : (2 * inter) / (sa + sb);
+}
+function relL2(a: number[], b: number[]): number {
+  let d = 0, n = 0;
+  for (let i = 0; i < a.length; i++) { d += (a[i]! - b[i]!) ** 2; n += b[i]! ** 2; }
+  return Math.sqrt(d / Math.max(n, 1e-30));
+}
+
+const gpu = await createGpu({ forceSoftware: software });
+const cache = new PipelineCache(gpu.device);
+const file = parseSafetensors(readFileSync(values.weights), values.weights);
+const engine = await TwoStageEngine.load(gpu, file, { batch: Number(values.batch), cache });
+const studies = readdirSync(values.data).filter((d) => labels.has(d)).sort();
+const rows: Record<string, unknown>[] = [];
+const lungD: number[] = [], infD: number[] = [];
+let sliceOk = 0, sliceN = 0, patientOk = 0, labelDiff = 0, withinTol = 0, worst = 0;
+const confusion = CLASSES.map(() => CLASSES.map(() => 0));
+const t0 = performance.now();
+for (const s of studies) {
+  const dir = join(values.data, s);
+  const vol = await read(join(dir, 'scan.nii.gz'));
+  const r = await analyzeVolume(engine, vol, { inputPath: join(dir, 'scan.nii.gz') });
+  const rep = r.report;
+  const row: Record<string, unknown> = { study: s, label: labels.get(s), pred: rep.patient.label ?? 'no lung found', probabilities: rep.patient.probabilities };
+  const [nx, ny, nz] = vol.dims;
+  let gtLung: Voxels | null = null;
+  if (existsSync(join(dir, 'lung.nii.gz'))) {
+    const g = (await read(join(dir, 'lung.nii.gz'))).data;
+    gtLung = g;
+    row.lung_dice = dice(r.lungMask, g);
+    lungD.push(row.lung_dice as number);
+  }
+  if (existsSync(join(dir, 'infection.nii.gz'))) {
+    const gi = (await read(join(dir, 'infection.nii.gz'))).data;
+    let any = false;
+    for (let i = 0; i < gi.length; i++) if (gi[i]! > 0.5) { any = true; break; }
+    // infected = probability above the report's threshold (the map holds probability x 255) inside our lung mask
+    const thr = rep.model.thresholds.infection * 255;
+    const inf = new Uint8Array(r.infection.length);
+    for (let i = 0; i < inf.length; i++) inf[i] = r.lungMask[i]! && r.infection[i]! > thr ? 1 : 0;
+    row.infection_dice = dice(inf, gi);
+    if (any) infD.push(row.infection_dice as number);
+  }
+  const sl = sliceLabels.get(s);
+  if (sl && gtLung) {
+    if (rep.slices.length !== nz) throw new Error(`${s}: ${rep.slices.length} report slices for ${nz} in the file`);
+    for (let k = 0; k < nz; k++) {
+      let area = 0;
+      for (let i = 0; i < nx * ny; i++) area += gtLung[k * nx * ny + i]! > 0.5 ? 1 : 0;
+      if (area < 0.01 * nx * ny) continue;
+      sliceN++;
+      if (rep.slices[k]!.label === sl[k]) sliceOk++;
+    }
+  }
+  if (rep.patient.label === labels.get(s)) patientOk++;
+  const ti = CLASSES.indexOf(labels.get(s) as (typeof CLASSES)[number]);
+  const pi = CLASSES.indexOf(rep.patient.label as (typeof CLASSES)[number]);
+  if (ti >= 0 && pi >= 0) confusion[ti]![pi]!++;
+  const ref = torch?.get(s);
+  if (ref) {
+    const ours = CLASSES.map((c) => rep.patient.probabilities?.[c] ?? 1 / 3);
+    const d = relL2(ours, ref.patient_probs);
+    row.pytorch_pred = ref.patient_pred;
+    row.pytorch_relL2 = d;
+    worst = Math.max(worst, d);
+    if (d <= TOL) withinTol++;
+    if (ref.patient_pred !== row.pred) labelDiff++;
+  }
+  rows.push(row);
+  process.stderr.write(`${s}: ${labels.get(s)} -> ${row.pred}${ref ? ` (PyTorch ${ref.patient_pred}, relL2 ${(row.pytorch_relL2 as number).toExponential(2)})` : ''}\n`);
+}
+const mean = (a: number[]) => (a.length ? a.reduce((x, y) => x + y, 0) / a.length : NaN);
+const summary = {
+  weights: values.weights,
+  data: values.data,
+  adapter: gpu.adapterName + (gpu.isSoftware ? ' (software)' : ''),
+  studies: studies.length,
+  lung_dice: mean(lungD),
+  lung_dice_min: lungD.length ? Math.min(...lungD) : NaN,
+  infection_dice: mean(infD),
+  slice_accuracy: sliceN ? sliceOk / sliceN : NaN,
+  patient_accuracy: patientOk / studies.length,
+  patient_confusion: { classes: CLASSES, rows_true_columns_predicted: confusion },
+  pytorch_parity: torch ? { tolerance_relL2: TOL, worst_relL2: worst, studies_within_tolerance: withinTol, studies_with_another_label: labelDiff } : null,
+  seconds: (performance.now() - t0) / 1000,
+};
+engine.destroy();
+console.log(JSON.stringify(summary, null, 1));
+if (values.json) writeFileSync(values.json, JSON.stringify({ summary, studies: rows }, null, 1) + '\n');
+process.exit(labelDiff ? 1 : 0);
