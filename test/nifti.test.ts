@@ -8,14 +8,20 @@
  * rounded to float32, at most 6e-8 relative); the writer's affines to 1e-4 mm (float32 srow and quaternion).
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { build } from 'esbuild';
+import { chromium, type BrowserContext } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS } from './chromium.js';
+import { mulberry32 } from '../src/ops/random.js';
+import { dicomParser, parseDicom } from '../src/io/dicom/parse.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { deflateRawSync, gunzipSync, gzipSync } from 'node:zlib';
 import { readNifti, readNiftiHeader, writeNifti, isNiftiBytes, MAX_NIFTI_VOXELS, NIFTI_INTENT_LABEL } from '../src/io/nifti.js';
-import { gunzip, gzip, gzipPieces, inflateRaw, inflateBounded, isGzip } from '../src/io/gzip.js';
+import { crc32Update, gunzip, gunzipMembers, gzip, gzipPieces, inflateRaw, inflateBounded, isGzip } from '../src/io/gzip.js';
 import { ScanError } from '../src/io/errors.js';
 import { PADDING_HU } from '../src/volume/volume.js';
 import { affineFromRows, affineRows, axcodes, spacingOf } from '../src/volume/affine.js';
@@ -29,7 +35,12 @@ interface Good {
   zooms: number[];
   on_disk_dtype: string;
   byteorder: '<' | '>';
-  values: (number | null)[];
+  /** nibabel's get_fdata, x fastest; null for a large file, whose values are given by values_sha256. */
+  values: (number | null)[] | null;
+  /** SHA-256 of nibabel's values as little-endian float64 (when `values` is null). */
+  values_sha256?: string;
+  /** Whether those values all fit int16 (when `values` is null). */
+  values_int16?: boolean;
 }
 const expected = JSON.parse(readFileSync(join(DIR, 'expected.json'), 'utf8')) as {
   good: Record<string, Good>;
@@ -74,9 +85,10 @@ describe('readNifti against nibabel', () => {
       const wantSpacing = spacingOf(affineFromRows(want.affine));
       vol.spacing.forEach((s, k) => expect(Math.abs(s - wantSpacing[k]!)).toBeLessThanOrEqual(1e-6));
       // The stated type rule: Int16Array exactly when every value (NaN/inf aside) is an integer in int16 range.
-      const fitsInt16 = want.values.every((v) => v === null || (Number.isInteger(v) && v >= -32768 && v <= 32767));
+      const fitsInt16 = want.values ? want.values.every((v) => v === null || (Number.isInteger(v) && v >= -32768 && v <= 32767)) : want.values_int16;
       expect(vol.data instanceof Int16Array, `${name}: Int16Array iff the values fit`).toBe(fitsInt16);
-      checkValues(name, vol.data, want.values);
+      if (want.values) checkValues(name, vol.data, want.values);
+      else expect(createHash('sha256').update(new Uint8Array(Float64Array.from(vol.data).buffer)).digest('hex'), `${name}: values`).toBe(want.values_sha256);
       expect(vol.source.format).toBe('nifti');
       expect(vol.source.path).toBe(name);
     });
@@ -111,7 +123,7 @@ describe('readNifti against nibabel', () => {
     expect(g['sagittal.nii']!.axcodes).toBe('PIR');
     expect(g['qform_only_qfac.nii']!.axcodes).toBe('RAI');
     expect(g['two_d.nii']!.shape).toEqual([7, 6]);
-    expect(g['nan.nii']!.values.filter((v) => v === null).length).toBe(4);
+    expect(g['nan.nii']!.values!.filter((v) => v === null).length).toBe(4);
     // int16_be is big endian, nifti2 is NIfTI-2, the .gz files gzipped.
     expect(new DataView(bytesOf('int16_be.nii').buffer).getInt32(0, false)).toBe(348);
     expect(new DataView(bytesOf('nifti2_be_qform.nii').buffer).getInt32(0, false)).toBe(540);
@@ -187,7 +199,7 @@ describe('bad NIfTI files', () => {
     const big = new Uint8Array(nii.length + 3);
     big.set(nii, 3);
     const vol = await readNifti(big.subarray(3), 'odd.nii');
-    checkValues('odd offset', vol.data, expected.good['float64.nii']!.values);
+    checkValues('odd offset', vol.data, expected.good['float64.nii']!.values!);
   });
 
   it('decompresses a .nii.gz only as far as the header needs (trailing data after the voxels is never inflated)', async () => {
@@ -198,7 +210,7 @@ describe('bad NIfTI files', () => {
     padded.fill(7, nii.length);
     const gz = await gzip(padded);
     const vol = await readNifti(gz, 'padded.nii.gz');
-    checkValues('padded', vol.data, expected.good['int16.nii']!.values);
+    checkValues('padded', vol.data, expected.good['int16.nii']!.values!);
     // And the same data with a gzip stream that breaks inside the junk still reads: nothing past 772 is needed.
     const broken = gz.slice(0, gz.length - 8);
     expect((await readNifti(broken, 'broken-tail.nii.gz')).dims).toEqual([7, 6, 5]);
@@ -252,6 +264,47 @@ describe('gzip', () => {
     expect(sameBytes(new Uint8Array(gunzipSync(z)), data)).toBe(true);
     expect(sameBytes(await gunzip(z, 'p.gz'), data)).toBe(true);
     expect(new Uint8Array(gunzipSync(await gzipPieces([]))).length).toBe(0);
+  });
+
+  it('several members (Python gzip concatenated, a header with every optional field, zero padding, bgzip) read as zlib reads them, whole and member by member', async () => {
+    const names = ['multi_member.nii.gz', 'zero_padded.nii.gz', 'bgzip.nii.gz', 'int16.nii.gz', 'nifti2_float32.nii.gz'];
+    for (const name of names) {
+      const z = bytesOf(name);
+      const want = new Uint8Array(gunzipSync(z)); // zlib: every member, trailing zeros ignored
+      expect(sameBytes(await gunzip(z, name), want), name).toBe(true);
+      expect(sameBytes(await gunzipMembers(z, name), want), `${name} member by member`).toBe(true);
+      // A prefix across members, and the bound counted over all of them.
+      expect(sameBytes(await gunzipMembers(z, name, { stopAt: 600 }), want.subarray(0, 600)), `${name} prefix`).toBe(true);
+      await expect(sizeOf(gunzipMembers(z, name, { maxOutput: want.length - 1 }))).rejects.toThrow(new RegExp(`^${name.replace('.', '\\.')}: gzip data decompresses to more than ${want.length - 1} bytes`));
+    }
+    // The fixtures are what they claim: several members (bgzip's BGZF blocks: 'BC' extra field, empty EOF block).
+    const bgz = bytesOf('bgzip.nii.gz');
+    expect(bgz[3]! & 4).toBe(4);
+    expect(Array.from(bgz.subarray(bgz.length - 28))).toEqual([31, 139, 8, 4, 0, 0, 0, 0, 0, 255, 6, 0, 66, 67, 2, 0, 27, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    expect(bytesOf('multi_member.nii.gz')[3]).toBe(0);
+  });
+
+  // Where the platform ignores bytes after a deflate stream (Node), the trailer is found by its CRC-32 and length, so
+  // a wrong one reads as no trailer; where it refuses them (Chromium), the trailer is found first and then checked.
+  it('member by member: a bad second member, a wrong CRC or length, and data after a member are refused as zlib refuses them', async () => {
+    const a = new Uint8Array(gzipSync(new Uint8Array(5000).map((_, i) => i % 7)));
+    const b = new Uint8Array(gzipSync(new TextEncoder().encode('second member '.repeat(50))));
+    const cat = (...p: Uint8Array[]) => new Uint8Array(Buffer.concat(p));
+    const cases: Array<[string, Uint8Array, RegExp]> = [
+      ['cut.gz', cat(a, b.subarray(0, b.length - 12)), /^cut\.gz: gzip data is corrupt or truncated \(member 2 at byte \d+: deflate data truncated or corrupt/],
+      ['crc.gz', cat(a, b.subarray(0, b.length - 8), new Uint8Array(8)), /^crc\.gz: gzip data is corrupt or truncated \(member 2 at byte \d+: (CRC-32 0 in the trailer|no trailer with the CRC-32 and length of the member's data)/],
+      ['junk.gz', cat(a, new TextEncoder().encode('abc')), /^junk\.gz: gzip data is corrupt or truncated \(member 2 at byte \d+: not a gzip member/],
+      ['method.gz', cat(a, new Uint8Array([0x1f, 0x8b, 7, 0, 0, 0, 0, 0, 0, 0, 1, 2])), /compression method 7/],
+      ['empty.gz', new Uint8Array(0), /member 1 at byte 0: member header cut short/],
+    ];
+    for (const [name, z, re] of cases) {
+      expect(() => gunzipSync(z), `zlib refuses ${name}`).toThrow();
+      await expect(sizeOf(gunzipMembers(z, name)), name).rejects.toThrow(re);
+      await expect(sizeOf(gunzip(z, name)), name).rejects.toBeInstanceOf(ScanError);
+    }
+    const len = a.slice();
+    len[len.length - 1] ^= 1;
+    await expect(sizeOf(gunzipMembers(len, 'len.gz'))).rejects.toThrow(/^len\.gz: .*member 1 at byte 0: (length \d+ in the trailer, 5000 decompressed|no trailer with the CRC-32 and length of the member's data)\)$/);
   });
 
   it('inflates raw deflate (DICOM deflated transfer syntax), bounded', async () => {
@@ -368,5 +421,108 @@ describe('writeNifti, read back by nibabel', () => {
     expect(affineDiff(affineRows(back.affine), affineRows(affLabel))).toBeLessThanOrEqual(1e-4);
     expect(Array.from(back.data)).toEqual(Array.from(labels));
     expect(axcodes(back.affine)).toBe(axcodes(affLabel));
+  });
+});
+
+/**
+ * The browser's side (Debian's headless Chromium, driven by playwright-core as in test/browser.test.ts): its
+ * DecompressionStream('gzip') reads one member and fails on what follows ("Junk found after end of compressed
+ * data"), and its 'deflate-raw' fails on any byte after the stream's end. The readers, bundled for the browser,
+ * must read multi-member .nii.gz files and a deflated DICOM with its pad byte as Node reads them.
+ */
+describe('gzip members and deflate padding in Chromium', () => {
+  let context: BrowserContext | null = null;
+  let userDataDir = '';
+  afterAll(async () => {
+    await context?.close().catch(() => {});
+    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+  });
+
+  it('reads multi-member gzip and a padded deflated DICOM as Node does (the member-by-member path, on a platform that refuses trailing bytes)', { timeout: 180_000 }, async () => {
+    expect(existsSync(CHROMIUM), `${CHROMIUM} not found: install Debian's chromium package`).toBe(true);
+    const root = join(import.meta.dirname, '..');
+    const bundle = await build({
+      stdin: {
+        contents: `export { readNifti } from './src/io/nifti.ts'; export { gunzip, gunzipMembers, crc32Update } from './src/io/gzip.ts'; export { parseDicom } from './src/io/dicom/parse.ts';`,
+        resolveDir: root,
+        loader: 'ts',
+      },
+      bundle: true,
+      format: 'iife',
+      globalName: 'covidctIo',
+      platform: 'browser',
+      target: 'es2022',
+      write: false,
+      logLevel: 'silent',
+    });
+    const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
+    // Two large members (`cat a.gz b.gz`): text-like data, about 1.2 MB out, several 64 KiB pieces in.
+    const rng = mulberry32(7);
+    const words = ['lung ', 'ground glass ', 'consolidation ', 'HU ', '-600 ', 'slice ', '0.7 mm '];
+    const text = (n: number) => new TextEncoder().encode(Array.from({ length: n }, () => words[Math.floor(rng() * words.length)]).join(''));
+    const [p1, p2] = [text(80_000), text(90_000)];
+    const catGz = new Uint8Array(Buffer.concat([gzipSync(p1), gzipSync(p2)]));
+    const catWant = new Uint8Array(gunzipSync(catGz));
+    const badCrc = catGz.slice();
+    badCrc.fill(0, badCrc.length - 8, badCrc.length - 4);
+    const cutSecond = catGz.slice(0, catGz.length - 100);
+    const niftis = ['multi_member.nii.gz', 'zero_padded.nii.gz', 'bgzip.nii.gz', 'int16.nii.gz'];
+    // A deflated DICOM with an odd-length deflate stream, padded with one 0x00 byte as PS3.5 A.5 asks.
+    const dcmDir = join(import.meta.dirname, 'fixtures', 'scans', 'dicom', 'deflate');
+    const odd = readdirSync(dcmDir).sort().map((f) => new Uint8Array(readFileSync(join(dcmDir, f)))).find((b) => (b.length - (dicomParser.readPart10Header(b) as unknown as { position: number }).position) % 2 === 1)!;
+    const padded = new Uint8Array(odd.length + 1);
+    padded.set(odd);
+
+    userDataDir = mkdtempSync(join(tmpdir(), 'covidct-chromium-gzip-'));
+    context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 60_000 });
+    const page = context.pages()[0] ?? (await context.newPage());
+    await page.goto('about:blank');
+    await page.addScriptTag({ content: bundle.outputFiles[0]!.text });
+    const t0 = performance.now();
+    const got = (await page.evaluate(
+      async ({ niftis, catGz, badCrc, cutSecond, padded, multi }) => {
+        const io = (window as unknown as { covidctIo: typeof import('../src/io/gzip.js') & typeof import('../src/io/nifti.js') & typeof import('../src/io/dicom/parse.js') }).covidctIo;
+        const bytes = (s: string) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+        const fails = async (p: Promise<unknown>) => p.then(() => 'no error', (e: Error) => e.message);
+        const sum = (b: Uint8Array) => ({ length: b.length, crc: io.crc32Update(0, b) });
+        const drain = async (b: Uint8Array, format: 'gzip' | 'deflate-raw') => {
+          const r = new Blob([b as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream(format)).getReader();
+          while (!(await r.read()).done);
+        };
+        const platform = { gzip: await fails(drain(bytes(multi), 'gzip')), raw: await fails(drain(new Uint8Array([3, 0, 0]), 'deflate-raw')) };
+        const nifti: Record<string, unknown> = {};
+        for (const [name, b] of Object.entries(niftis)) {
+          const v = await io.readNifti(bytes(b), name);
+          nifti[name] = { dims: v.dims, type: v.data.constructor.name, ...sum(new Uint8Array(v.data.buffer, v.data.byteOffset, v.data.byteLength)) };
+        }
+        const ds = await io.parseDicom(bytes(padded), 'padded.dcm').then((p) => ({ ts: p.transferSyntax, rows: p.dataSet.uint16('x00280010'), pixels: p.dataSet.elements['x7fe00010']?.length }), (e: Error) => e.message);
+        return {
+          platform,
+          nifti,
+          cat: sum(await io.gunzip(bytes(catGz), 'cat.gz')),
+          prefix: sum(await io.gunzipMembers(bytes(catGz), 'cat.gz', { stopAt: 500_000 })),
+          badCrc: await fails(io.gunzip(bytes(badCrc), 'crc.gz')),
+          cutSecond: await fails(io.gunzip(bytes(cutSecond), 'cut.gz')),
+          dicom: ds,
+        };
+      },
+      { niftis: Object.fromEntries(niftis.map((n) => [n, b64(bytesOf(n))])), catGz: b64(catGz), badCrc: b64(badCrc), cutSecond: b64(cutSecond), padded: b64(padded), multi: b64(bytesOf('multi_member.nii.gz')) },
+    )) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const ms = performance.now() - t0;
+    const sum = (b: Uint8Array) => ({ length: b.length, crc: crc32Update(0, b) });
+    // What Chromium's own streams do, which is why the member-by-member path exists.
+    expect(got.platform.gzip).toMatch(/Junk found after end of compressed data/);
+    expect(got.platform.raw).toMatch(/Junk found after end of compressed data/);
+    for (const name of niftis) {
+      const v = await readNifti(bytesOf(name), name);
+      expect(got.nifti[name], name).toEqual({ dims: v.dims, type: v.data.constructor.name, ...sum(new Uint8Array(v.data.buffer, v.data.byteOffset, v.data.byteLength)) });
+    }
+    expect(got.cat).toEqual(sum(catWant));
+    expect(got.prefix).toEqual(sum(catWant.subarray(0, 500_000)));
+    expect(got.badCrc).toMatch(/^crc\.gz: gzip data is corrupt or truncated \(member 2 at byte \d+: CRC-32 0 in the trailer, [0-9a-f]+ computed\)$/);
+    expect(got.cutSecond).toMatch(/^cut\.gz: gzip data is corrupt or truncated \(member 2 at byte \d+: /);
+    const node = await parseDicom(odd, 'odd.dcm');
+    expect(got.dicom).toEqual({ ts: node.transferSyntax, rows: node.dataSet.uint16('x00280010'), pixels: node.dataSet.elements['x7fe00010']!.length });
+    console.log(`Chromium: ${niftis.length} .nii.gz, ${catGz.length} B of two members -> ${catWant.length} B, errors and a padded deflated DICOM in ${ms.toFixed(0)} ms`);
   });
 });

@@ -7,7 +7,9 @@ and record what nibabel itself reads from each file, so the tests check our read
 Files (7 x 6 x 5 voxels unless said, a few KB each):
 
 * good files, one per case: every datatype we read (uint8, int8, int16, uint16, int32, uint32, float32, float64),
-  big endian, NIfTI-2 (little and big endian), ``.nii.gz`` (nibabel's own gzip writer), scl_slope/scl_inter
+  big endian, NIfTI-2 (little and big endian), ``.nii.gz`` (nibabel's own gzip writer; several gzip members:
+  Python's gzip of three parts concatenated, one member's header with every optional field, zero padding after
+  the last member, and bgzip's BGZF blocks, made by Debian's bgzip from the tabix package), scl_slope/scl_inter
   (integer and non-integer results, slope 0 and NaN meaning none), sform only, qform only (qfac -1), both
   (different: the sform must win), neither (pixdim only, nibabel's fall-back affine), oblique, sagittal and
   coronal storage, RAS and LPI storage, 4-D with one volume, 2-D, NaN / infinite voxels.
@@ -24,11 +26,14 @@ Files (7 x 6 x 5 voxels unless said, a few KB each):
 * ``axcodes_cases`` in expected.json: nibabel's ``aff2axcodes`` of 120 random general (sheared) affines.
 """
 import gzip
+import hashlib
 import io
 import json
 import math
 import os
 import struct
+import subprocess
+import zlib
 
 import numpy as np
 import nibabel as nib
@@ -120,6 +125,17 @@ def raw_file(hdr, data, slope=None, inter=None):
     return buf.getvalue()
 
 
+def gzip_member_all_fields(data):
+    """One gzip member whose header has FEXTRA, FNAME, FCOMMENT and FHCRC (RFC 1952), written by hand: Python's
+    gzip writes none of them but FNAME."""
+    extra = b'AB' + struct.pack('<H', 3) + b'xyz'
+    head = b'\x1f\x8b\x08' + bytes([2 | 4 | 8 | 16]) + struct.pack('<I', 0) + b'\x00\xff'
+    head += struct.pack('<H', len(extra)) + extra + b'part.nii\x00' + b'a comment\x00'
+    head += struct.pack('<H', zlib.crc32(head) & 0xffff)
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return head + c.compress(data) + c.flush() + struct.pack('<II', zlib.crc32(data), len(data) & 0xffffffff)
+
+
 def jsonable(x):
     return [None if not np.isfinite(v) else float(v) for v in x]
 
@@ -176,6 +192,22 @@ def main():
     nib.save(img, os.path.join(OUT, 'int16.nii.gz'))
     good['int16.nii.gz'] = describe(os.path.join(OUT, 'int16.nii.gz'))
     add('nifti2_float32.nii.gz', gzip.compress(raw_file(header(version=2, **typical), data_for('<f4', 27)), mtime=0))
+    # Several members: read as one stream by zlib (Node), Python's gzip and nibabel; Chromium's DecompressionStream
+    # reads one member only, so the reader goes member by member there.
+    multi = raw_file(header(**typical), data_for('<i2', 55))
+    add('multi_member.nii.gz', gzip.compress(multi[:100], mtime=0) + gzip_member_all_fields(multi[100:500]) + gzip.compress(multi[500:], mtime=0))
+    add('zero_padded.nii.gz', gzip.compress(raw_file(header(**typical), data_for('<i2', 56)), mtime=0) + b'\0' * 24)
+    ramp = (np.arange(48 * 40 * 24) % 2000 - 1000).astype('<i2').reshape((48, 40, 24), order='F')
+    bgz = subprocess.run(['bgzip', '-c'], input=raw_file(header(**typical), ramp), capture_output=True, check=True).stdout
+    put('bgzip.nii.gz', bgz)
+    # 46,080 values would add 250 KB to expected.json: nibabel's values go in as the SHA-256 of their float64 bytes.
+    d = describe(os.path.join(OUT, 'bgzip.nii.gz'))
+    vals = np.asarray(nib.load(os.path.join(OUT, 'bgzip.nii.gz')).get_fdata()).reshape(-1, order='F')
+    assert np.array_equal(vals, ramp.reshape(-1, order='F'))
+    d['values'] = None
+    d['values_sha256'] = hashlib.sha256(vals.astype('<f8').tobytes()).hexdigest()
+    d['values_int16'] = True
+    good['bgzip.nii.gz'] = d
 
     add('scaled_integer.nii', raw_file(header(**typical), data_for('<i2', 28) + 1024, slope=1.0, inter=-1024.0))
     add('scaled_float.nii', raw_file(header(**typical), data_for('<i2', 29), slope=0.5, inter=-1000.25))
