@@ -127,6 +127,8 @@ def main(argv: Optional[list] = None) -> int:
                     help="random BN running stats and affine params (parity fixtures)")
     ap.add_argument("--from-checkpoint", help="torch .pt with a TwoStageModel state dict "
                     "(or {'state_dict'|'model': ..., 'config': ModelConfig dict})")
+    ap.add_argument("--stage1-from", help="with --from-checkpoint: take stage 1 (the GR-U-Net, 'seg.*') from this "
+                    "checkpoint of the same config instead (stage 2 and the patient head stay the first one's)")
     ap.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
                     help="extra metadata, e.g. covidct.intended_use='trained on synthetic data, not for diagnosis'")
     args = ap.parse_args(argv)
@@ -143,6 +145,8 @@ def main(argv: Optional[list] = None) -> int:
     else:
         cfg = get_config(args.config, args.classifier_backbone)
 
+    if args.stage1_from and not args.from_checkpoint:
+        raise SystemExit("--stage1-from needs --from-checkpoint")
     if args.from_checkpoint:
         sd, cfg_dict = _checkpoint_state(args.from_checkpoint)
         if cfg_dict is not None:
@@ -152,7 +156,16 @@ def main(argv: Optional[list] = None) -> int:
         missing = [k for k in missing if not k.endswith("num_batches_tracked")]
         if missing or unexpected:
             raise SystemExit(f"checkpoint does not match config: missing={missing[:8]} unexpected={unexpected[:8]}")
-        source = f"checkpoint {os.path.basename(args.from_checkpoint)}"
+        short = lambda p: os.path.join(os.path.basename(os.path.dirname(os.path.abspath(p))), os.path.basename(p))  # noqa: E731
+        source = f"trained checkpoint {short(args.from_checkpoint)}"
+        if args.stage1_from:
+            sd1, _ = _checkpoint_state(args.stage1_from)
+            seg = {k: v for k, v in sd1.items() if k.startswith("seg.")}
+            own = {k for k in model.state_dict() if k.startswith("seg.")}
+            if set(seg) != own or any(seg[k].shape != model.state_dict()[k].shape for k in seg):
+                raise SystemExit(f"{args.stage1_from}: its stage 1 does not match the config")
+            model.load_state_dict(seg, strict=False)
+            source += f", stage 1 from {short(args.stage1_from)}"
         if args.randomize_bn:
             raise SystemExit("--randomize-bn only makes sense for random init")
     else:

@@ -475,6 +475,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                     "losses": {"infection_dice": a.inf_dice, "infection_ce": a.inf_ce, "seg_bce": a.seg_bce,
                                "slice_class_weights": a.slice_class_weights},
                     "augment": not a.no_augment, "freeze_seg": a.freeze_seg,
+                    "init_from": (os.path.join(os.path.basename(os.path.dirname(os.path.abspath(a.init_from))),
+                                               os.path.basename(a.init_from)) if a.init_from else None),
                     "validation": {k: vs.get(k) for k in ("studies", "lung_dice", "infection_dice",
                                                           "slice_accuracy", "patient_accuracy")}}
         extra = {"covidct.trained_on": trained_on, "covidct.intended_use": intended,
