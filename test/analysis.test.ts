@@ -12,8 +12,9 @@ import { axialGrid, axisCodes, readAxialSlice, slicePositionMm, sourceIndex, wri
 import { toAxial } from '../src/volume/orient.js';
 import { decode as decodePng } from 'fast-png';
 import { readNifti, readNiftiHeader } from '../src/io/nifti.js';
-import { INFECTION_SCL_SLOPE, makeOutputFiles, mostInvolved, reportBytes, sliceImage } from '../src/analysis/outputs.js';
-import { drawLegend, heatColour, legendHeight, OUTLINE_RGB, Rgba } from '../src/analysis/render.js';
+import { CONTACT_SHEET_FILE, INFECTION_SCL_SLOPE, makeOutputFiles, mostInvolved, reportBytes, sliceImage } from '../src/analysis/outputs.js';
+import { atLeast, displaySize, drawLegend, heatColour, legendHeight, OUTLINE_RGB, renderSlice, Rgba } from '../src/analysis/render.js';
+import { GLYPH_HEIGHT } from '../src/analysis/font.js';
 import { chestPhantom } from '../src/analysis/phantom.js';
 import { nonFinitePaths } from '../src/analysis/report.js';
 import { bilinearAxis, resizeBatch, resizeSlice } from '../src/analysis/resize.js';
@@ -434,6 +435,98 @@ print(json.dumps({"dtype": str(img.get_data_dtype()), "slope": float(img.dataobj
       }
     expect(outline).toBeGreaterThan(10);
     expect(heat).toBeGreaterThan(0);
+  });
+
+  it('non-square pixels: overlays and contact sheet tiles drawn with the physical aspect, the outline around the lung', async () => {
+    // 0.7 x 1.3 mm pixels, 40 x 40: 28 x 52 mm, so 40 x 74 display pixels at 0.7 mm (x4 for the 256-pixel overlay).
+    const base = phantomVolume(4, 40);
+    const [sx, sy] = [0.7, 1.3];
+    const affine = Float64Array.from(base.affine);
+    affine[0] = -sx;
+    affine[5] = -sy;
+    const v: Volume = { ...base, spacing: [sx, sy, base.spacing[2]], affine };
+    const res = await analyzeVolume(fakeEngine({ batch: 4 }), v);
+    const out = new Map((await makeOutputFiles(res, { overlays: 2, sheetSlices: 3, tile: 160 })).map((f) => [f.name, f.bytes]));
+    const [nx, ny] = res.grid.dims;
+    const ratio = (ny * sy) / (nx * sx); // physical height / width
+    const overlays = [...out.keys()].filter((n) => n.startsWith('overlays/slice_'));
+    expect(overlays.length).toBe(2);
+    for (const name of overlays) {
+      const png = decodePng(out.get(name)!);
+      const [w, h] = [png.width, png.height];
+      expect(Math.max(w, h)).toBeGreaterThanOrEqual(256);
+      expect(Math.abs(h - w * ratio), `${name}: ${w} x ${h}, physical ratio ${ratio}`).toBeLessThanOrEqual(1);
+      expect(Math.abs(w - h / ratio), `${name}: ${w} x ${h}`).toBeLessThanOrEqual(1);
+      // The outline is drawn in its own colour, unblended, and closes around the lung: flood the picture from its
+      // border through non-outline pixels; no display pixel over an inner lung voxel (mask on it and its 4
+      // neighbours) is reached. Some heat map is painted inside.
+      const k = Number(/slice_(\d+)/.exec(name)![1]);
+      const mask = new Uint8Array(nx * ny);
+      readAxialSlice(res.grid, res.lungMask, k, mask);
+      const rgb = png.data;
+      const isOutline = (p: number) => rgb[p * 3] === OUTLINE_RGB[0] && rgb[p * 3 + 1] === OUTLINE_RGB[1] && rgb[p * 3 + 2] === OUTLINE_RGB[2];
+      const reached = new Uint8Array(w * h);
+      const stack: number[] = [];
+      const push = (x: number, y: number) => {
+        if (x < 0 || y < 0 || x >= w || y >= h) return;
+        const p = y * w + x;
+        if (reached[p] || isOutline(p)) return;
+        reached[p] = 1;
+        stack.push(p);
+      };
+      for (let x = 0; x < w; x++) (push(x, 0), push(x, h - 1));
+      for (let y = 0; y < h; y++) (push(0, y), push(w - 1, y));
+      while (stack.length) {
+        const p = stack.pop()!;
+        const [x, y] = [p % w, Math.floor(p / w)];
+        push(x - 1, y), push(x + 1, y), push(x, y - 1), push(x, y + 1);
+      }
+      let inner = 0;
+      let outline = 0;
+      let heat = 0;
+      for (let j = 1; j < ny - 1; j++)
+        for (let i = 1; i < nx - 1; i++) {
+          const o = j * nx + i;
+          if (!(mask[o] && mask[o - 1] && mask[o + 1] && mask[o - nx] && mask[o + nx])) continue;
+          const p = Math.floor(((j + 0.5) * h) / ny) * w + Math.floor(((i + 0.5) * w) / nx);
+          expect(reached[p], `${name}: lung voxel (${i}, ${j}) reached from the border`).toBe(0);
+          inner++;
+        }
+      for (let p = 0; p < w * h; p++) {
+        if (isOutline(p)) outline++;
+        else if (!reached[p] && rgb[p * 3]! > rgb[p * 3 + 2]! + 40) heat++;
+      }
+      expect(inner).toBeGreaterThan(20);
+      // A 1-pixel line: far fewer outline pixels than enclosed ones.
+      expect(outline).toBeLessThan((w * h - reached.reduce((a, b) => a + b, 0)) / 3);
+      expect(outline).toBeGreaterThan(50);
+      if (k === mostInvolved(res, 1)[0]) expect(heat).toBeGreaterThan(0);
+    }
+    // The contact sheet: one row of 3 tiles, 160 wide; the tile height from the sheet's layout (outputs.ts).
+    const sheet = decodePng(out.get(CONTACT_SHEET_FILE)!);
+    const pad = 6;
+    const th = sheet.height - (2 * (GLYPH_HEIGHT + 4) + pad) - (GLYPH_HEIGHT + 6 + pad) - legendHeight() - 2 * pad;
+    expect(Math.abs(th - 160 * ratio), `tile 160 x ${th}, physical ratio ${ratio}`).toBeLessThanOrEqual(1);
+    // The tile's bottom row is the picture, the row below it the sheet's background.
+    const px = (x: number, y: number) => Array.from(sheet.data.subarray((y * sheet.width + x) * 3, (y * sheet.width + x) * 3 + 3));
+    const y0 = 2 * (GLYPH_HEIGHT + 4) + pad;
+    expect(px(pad + 80, y0 + th - 1)).not.toEqual([24, 24, 24]);
+    expect(px(pad + 80, y0 + th)).toEqual([24, 24, 24]);
+    // Square pixels are drawn as before: at the source resolution, scaled up by an integer factor.
+    expect(displaySize(40, 30, 0.8, 0.8, 256)).toEqual([40, 30]);
+    expect(displaySize(40, 40, 0.7, 1.3)).toEqual([40, 74]);
+    expect(displaySize(40, 40, 0.7, 1.3, 256)).toEqual([160, 297]);
+    expect(displaySize(8, 8, 1e-6, 1e3)).toEqual([1, 2048]); // bounded whatever the spacing
+    const k = mostInvolved(result, 1)[0]!;
+    const [qx, qy] = result.grid.dims;
+    const hu = new Float32Array(qx * qy);
+    const m = new Uint8Array(qx * qy);
+    const inf = new Float32Array(qx * qy);
+    readAxialSlice(result.grid, result.volume.data, k, hu);
+    readAxialSlice(result.grid, result.lungMask, k, m);
+    readAxialSlice(result.grid, result.infection, k, inf);
+    inf.forEach((q, i) => (inf[i] = q / INFECTION_LEVELS));
+    expect(sliceImage(result, k, 256).data).toEqual(atLeast(renderSlice(hu, m, inf, qx, qy), 256).data);
   });
 
   it('the bitmap font draws distinct glyphs and the legend its colour bar', () => {

@@ -17,7 +17,7 @@ import { lpsToRas } from '../volume/affine.js';
 import { INFECTION_LEVELS, type AnalysisResult } from './analyze.js';
 import { readAxialSlice } from './grid.js';
 import { nonFinitePaths } from './report.js';
-import { atLeast, drawLegend, legendHeight, renderSlice, Rgba } from './render.js';
+import { displaySize, drawLegend, legendHeight, renderSliceMm, Rgba } from './render.js';
 import { GLYPH_HEIGHT } from './font.js';
 
 /** One output file. */
@@ -86,8 +86,11 @@ export function mostInvolved(result: AnalysisResult, n: number): number[] {
     .map((x) => x.index);
 }
 
-/** Axial slice k as an image at the source resolution. */
-export function sliceImage(result: AnalysisResult, k: number): Rgba {
+/**
+ * Axial slice k as an image with square display pixels: at the source resolution when its pixels are square,
+ * else resampled to the physical aspect ({@link renderSliceMm}); at least `min` pixels on the longer side.
+ */
+export function sliceImage(result: AnalysisResult, k: number, min = 0): Rgba {
   const g = result.grid;
   const [nx, ny] = g.dims;
   const hu = new Float32Array(nx * ny);
@@ -97,7 +100,7 @@ export function sliceImage(result: AnalysisResult, k: number): Rgba {
   readAxialSlice(g, result.lungMask, k, mask);
   readAxialSlice(g, result.infection, k, inf);
   for (let i = 0; i < inf.length; i++) inf[i] = inf[i]! / INFECTION_LEVELS;
-  return renderSlice(hu, mask, inf, nx, ny);
+  return renderSliceMm(hu, mask, inf, nx, ny, g.spacing[0], g.spacing[1], min);
 }
 
 /** The contact sheet: the most involved slices, captioned "K <index>  <position> MM  <infected>%", and the legend. */
@@ -108,7 +111,11 @@ export function contactSheet(result: AnalysisResult, n = 12, tile = 160): Rgba {
   const pad = 6;
   const caption = GLYPH_HEIGHT + 6;
   const [nx, ny] = result.grid.dims;
-  const th = Math.max(8, Math.round((tile * ny) / nx));
+  const [sx, sy] = result.grid.spacing;
+  // Tile height from the physical aspect (the source's pixel aspect when its pixels are square), at most the
+  // tile width times the display image's height in pixels (a bounded sheet whatever the spacing).
+  const [dw, dh] = displaySize(nx, ny, sx, sy);
+  const th = Math.max(8, dw === nx && dh === ny ? Math.round((tile * ny) / nx) : Math.min(tile * dh, Math.round((tile * ny * sy) / (nx * sx))));
   const width = Math.max(cols * (tile + pad) + pad, 240);
   const notice = result.report.notice.toUpperCase();
   const headerH = 2 * (GLYPH_HEIGHT + 4) + pad;
@@ -140,7 +147,7 @@ export async function makeOutputFiles(result: AnalysisResult, opts: OutputOption
   const files: OutputFile[] = [{ name: REPORT_FILE, bytes: reportBytes(result.report) }];
   files.push({ name: LUNG_MASK_FILE, bytes: await writeNifti({ data: result.lungMask, dims: v.dims, affine, intent: 'label', description: 'covidct lung mask (1 lung)' }) });
   files.push({ name: INFECTION_FILE, bytes: await writeNifti({ data: result.infection, dims: v.dims, affine, scale: { slope: INFECTION_SCL_SLOPE, inter: 0 }, description: 'covidct infection probability (x 1/255)' }) });
-  for (const k of chooseOverlaySlices(result, opts.overlays ?? 5)) files.push({ name: `overlays/slice_${String(k).padStart(3, '0')}.png`, bytes: atLeast(sliceImage(result, k), 256).png() });
+  for (const k of chooseOverlaySlices(result, opts.overlays ?? 5)) files.push({ name: `overlays/slice_${String(k).padStart(3, '0')}.png`, bytes: sliceImage(result, k, 256).png() });
   files.push({ name: CONTACT_SHEET_FILE, bytes: contactSheet(result, opts.sheetSlices ?? 12, opts.tile ?? 160).png() });
   return files;
 }

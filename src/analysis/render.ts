@@ -2,7 +2,8 @@
  * Pictures of an analysis: a lung-windowed axial slice with the lung outline and the infection heat map drawn
  * over it, a contact sheet of the most involved slices, and the legend (colour bar and labels in the bitmap
  * font of font.ts). RGBA images in memory, encoded as PNG by fast-png. Slices are shown as radiologists view
- * them: the axial view's i (patient right to left) across, j (anterior to posterior) down.
+ * them: the axial view's i (patient right to left) across, j (anterior to posterior) down, with square display
+ * pixels whatever the in-plane spacing (a slice of 0.7 x 1.4 mm pixels is resampled to the physical aspect).
  * @module
  */
 import { encode } from 'fast-png';
@@ -89,6 +90,98 @@ export function renderSlice(hu: ArrayLike<number>, mask: ArrayLike<number>, infe
         if (a > 0) img.set(i, j, heatColour(p), a);
         const edge = i === 0 || j === 0 || i === nx - 1 || j === ny - 1 || !mask[o - 1] || !mask[o + 1] || !mask[o - nx] || !mask[o + nx];
         if (edge) img.set(i, j, OUTLINE_RGB);
+      }
+    }
+  return img;
+}
+
+/** Longest side, pixels, of a slice drawn with square display pixels (unless the slice itself is longer). */
+export const MAX_DISPLAY_SIDE = 2048;
+
+/**
+ * Size in square display pixels of an nx x ny slice whose pixels are sx x sy mm: the display pixel is the
+ * finer spacing divided by the smallest integer factor that makes the longer side at least `min` pixels,
+ * each side rounded to whole pixels (so width:height follows the physical size within half a pixel on each
+ * side), and the longer side at most max(nx, ny, MAX_DISPLAY_SIDE) (a bounded image whatever the spacing).
+ * Square pixels, or spacings that round to the slice's own size, give [nx, ny]: no resampling.
+ */
+export function displaySize(nx: number, ny: number, sx: number, sy: number, min = 0): [number, number] {
+  if (!(sx > 0 && sy > 0 && Number.isFinite(sx) && Number.isFinite(sy)) || sx === sy) return [nx, ny];
+  const w = nx * sx;
+  const h = ny * sy;
+  let d = Math.min(sx, sy);
+  if (Math.round(w / d) === nx && Math.round(h / d) === ny) return [nx, ny];
+  d /= Math.max(1, Math.ceil(min / Math.max(Math.round(w / d), Math.round(h / d))));
+  d = Math.max(d, Math.max(w, h) / Math.max(nx, ny, MAX_DISPLAY_SIDE));
+  return [Math.max(1, Math.round(w / d)), Math.max(1, Math.round(h / d))];
+}
+
+/**
+ * {@link renderSlice} for pixels of sx x sy mm, drawn with square display pixels at least `min` pixels on the
+ * longer side ({@link displaySize}). Square pixels give exactly `atLeast(renderSlice(...), min)`. Otherwise the
+ * slice is resampled to the display grid (pixel centres mapped onto the source's, edges clamped): the CT's
+ * lung-windowed grey and the infection probability each by their own bilinear sample (the heat colour from the
+ * sampled probability), the lung mask by its nearest neighbour, and the outline is the edge of that resampled
+ * mask, so it stays a crisp 1-pixel line around the lung.
+ */
+export function renderSliceMm(
+  hu: ArrayLike<number>,
+  mask: ArrayLike<number>,
+  infection: ArrayLike<number>,
+  nx: number,
+  ny: number,
+  sx: number,
+  sy: number,
+  min = 0,
+): Rgba {
+  const [w, h] = displaySize(nx, ny, sx, sy, min);
+  if (w === nx && h === ny) return atLeast(renderSlice(hu, mask, infection, nx, ny), min);
+  const [lo, hi] = LUNG_WINDOW;
+  const grey = new Float32Array(nx * ny);
+  for (let o = 0; o < nx * ny; o++) {
+    const v = hu[o]!;
+    grey[o] = v !== v ? 0 : (255 * (Math.min(Math.max(v, lo), hi) - lo)) / (hi - lo);
+  }
+  // Source coordinates of the display's pixel centres, per axis: index pair and weight of the upper one.
+  const axis = (n: number, m: number) => {
+    const i0 = new Int32Array(m);
+    const i1 = new Int32Array(m);
+    const t = new Float32Array(m);
+    const near = new Int32Array(m);
+    for (let x = 0; x < m; x++) {
+      const u = Math.min(n - 1, Math.max(0, ((x + 0.5) * n) / m - 0.5));
+      i0[x] = Math.floor(u);
+      i1[x] = Math.min(n - 1, i0[x]! + 1);
+      t[x] = u - i0[x]!;
+      near[x] = Math.min(n - 1, Math.floor(((x + 0.5) * n) / m));
+    }
+    return { i0, i1, t, near };
+  };
+  const ax = axis(nx, w);
+  const ay = axis(ny, h);
+  const m = new Uint8Array(w * h);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) m[y * w + x] = mask[ay.near[y]! * nx + ax.near[x]!] ? 1 : 0;
+  const lerp = (a: ArrayLike<number>, x: number, y: number) => {
+    const r0 = ay.i0[y]! * nx;
+    const r1 = ay.i1[y]! * nx;
+    const tx = ax.t[x]!;
+    const ty = ay.t[y]!;
+    const top = a[r0 + ax.i0[x]!]! * (1 - tx) + a[r0 + ax.i1[x]!]! * tx;
+    const bot = a[r1 + ax.i0[x]!]! * (1 - tx) + a[r1 + ax.i1[x]!]! * tx;
+    return top * (1 - ty) + bot * ty;
+  };
+  const img = new Rgba(w, h);
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) {
+      const g = Math.round(lerp(grey, x, y));
+      img.set(x, y, [g, g, g]);
+      const o = y * w + x;
+      if (m[o]) {
+        const p = lerp(infection, x, y);
+        const a = heatAlpha(p);
+        if (a > 0) img.set(x, y, heatColour(p), a);
+        const edge = x === 0 || y === 0 || x === w - 1 || y === h - 1 || !m[o - 1] || !m[o + 1] || !m[o - w] || !m[o + w];
+        if (edge) img.set(x, y, OUTLINE_RGB);
       }
     }
   return img;
