@@ -12,7 +12,7 @@ import { axialGrid, axisCodes, readAxialSlice, slicePositionMm, sourceIndex, wri
 import { toAxial } from '../src/volume/orient.js';
 import { decode as decodePng } from 'fast-png';
 import { readNifti, readNiftiHeader } from '../src/io/nifti.js';
-import { CONTACT_SHEET_FILE, INFECTION_SCL_SLOPE, makeOutputFiles, mostInvolved, reportBytes, sliceImage } from '../src/analysis/outputs.js';
+import { CONTACT_SHEET_FILE, contactSheet, INFECTION_SCL_SLOPE, makeOutputFiles, mostInvolved, reportBytes, sliceImage } from '../src/analysis/outputs.js';
 import { atLeast, displaySize, drawLegend, heatColour, legendHeight, OUTLINE_RGB, renderSlice, Rgba } from '../src/analysis/render.js';
 import { GLYPH_HEIGHT } from '../src/analysis/font.js';
 import { chestPhantom } from '../src/analysis/phantom.js';
@@ -438,32 +438,33 @@ print(json.dumps({"dtype": str(img.get_data_dtype()), "slope": float(img.dataobj
   });
 
   it('non-square pixels: overlays and contact sheet tiles drawn with the physical aspect, the outline around the lung', async () => {
-    // 0.7 x 1.3 mm pixels, 40 x 40: 28 x 52 mm, so 40 x 74 display pixels at 0.7 mm (x4 for the 256-pixel overlay).
-    const base = phantomVolume(4, 40);
+    // 0.7 x 1.3 mm pixels, 40 x 40: 28 x 52 mm, 40 x 74 display pixels at 0.7 mm (x4 for the 256-pixel overlay).
+    const base = phantomVolume(3, 40);
     const [sx, sy] = [0.7, 1.3];
     const affine = Float64Array.from(base.affine);
     affine[0] = -sx;
     affine[5] = -sy;
     const v: Volume = { ...base, spacing: [sx, sy, base.spacing[2]], affine };
-    const res = await analyzeVolume(fakeEngine({ batch: 4 }), v);
-    const out = new Map((await makeOutputFiles(res, { overlays: 2, sheetSlices: 3, tile: 160 })).map((f) => [f.name, f.bytes]));
-    const [nx, ny] = res.grid.dims;
-    const ratio = (ny * sy) / (nx * sx); // physical height / width
-    const overlays = [...out.keys()].filter((n) => n.startsWith('overlays/slice_'));
-    expect(overlays.length).toBe(2);
-    for (const name of overlays) {
-      const png = decodePng(out.get(name)!);
-      const [w, h] = [png.width, png.height];
+    const tall = await analyzeVolume(fakeEngine({ batch: 4 }), v);
+    // The same slices as 1.3 x 0.7 mm pixels (52 x 28 mm): only the grid's spacing is read by the pictures.
+    const wide: AnalysisResult = { ...tall, grid: { ...tall.grid, spacing: [sy, sx, tall.grid.spacing[2]] } };
+    const [nx, ny] = tall.grid.dims;
+    const pad = 6;
+    const y0 = 2 * (GLYPH_HEIGHT + 4) + pad; // the first row of tiles (outputs.ts's layout)
+    const sheetBg = [24, 24, 24];
+    const figures: string[] = [];
+    /** Checks one overlay: size against the physical aspect, outline closed around the lung, heat inside. */
+    const checkOverlay = (res: AnalysisResult, k: number, rgb: ArrayLike<number>, w: number, h: number, what: string) => {
+      const ratio = (ny * res.grid.spacing[1]) / (nx * res.grid.spacing[0]); // physical height / width
       expect(Math.max(w, h)).toBeGreaterThanOrEqual(256);
-      expect(Math.abs(h - w * ratio), `${name}: ${w} x ${h}, physical ratio ${ratio}`).toBeLessThanOrEqual(1);
-      expect(Math.abs(w - h / ratio), `${name}: ${w} x ${h}`).toBeLessThanOrEqual(1);
+      const err = Math.max(Math.abs(h - w * ratio), Math.abs(w - h / ratio));
+      figures.push(`${what} ${w} x ${h} (physical ${(nx * res.grid.spacing[0]).toFixed(1)} x ${(ny * res.grid.spacing[1]).toFixed(1)} mm, off by ${err.toFixed(2)} px)`);
+      expect(err, `${what}: ${w} x ${h}, physical ratio ${ratio}`).toBeLessThanOrEqual(1);
       // The outline is drawn in its own colour, unblended, and closes around the lung: flood the picture from its
       // border through non-outline pixels; no display pixel over an inner lung voxel (mask on it and its 4
-      // neighbours) is reached. Some heat map is painted inside.
-      const k = Number(/slice_(\d+)/.exec(name)![1]);
+      // neighbours) is reached.
       const mask = new Uint8Array(nx * ny);
       readAxialSlice(res.grid, res.lungMask, k, mask);
-      const rgb = png.data;
       const isOutline = (p: number) => rgb[p * 3] === OUTLINE_RGB[0] && rgb[p * 3 + 1] === OUTLINE_RGB[1] && rgb[p * 3 + 2] === OUTLINE_RGB[2];
       const reached = new Uint8Array(w * h);
       const stack: number[] = [];
@@ -479,43 +480,84 @@ print(json.dumps({"dtype": str(img.get_data_dtype()), "slope": float(img.dataobj
       while (stack.length) {
         const p = stack.pop()!;
         const [x, y] = [p % w, Math.floor(p / w)];
-        push(x - 1, y), push(x + 1, y), push(x, y - 1), push(x, y + 1);
+        (push(x - 1, y), push(x + 1, y), push(x, y - 1), push(x, y + 1));
       }
       let inner = 0;
-      let outline = 0;
-      let heat = 0;
+      let leaked = 0;
       for (let j = 1; j < ny - 1; j++)
         for (let i = 1; i < nx - 1; i++) {
           const o = j * nx + i;
           if (!(mask[o] && mask[o - 1] && mask[o + 1] && mask[o - nx] && mask[o + nx])) continue;
-          const p = Math.floor(((j + 0.5) * h) / ny) * w + Math.floor(((i + 0.5) * w) / nx);
-          expect(reached[p], `${name}: lung voxel (${i}, ${j}) reached from the border`).toBe(0);
           inner++;
+          if (reached[Math.floor(((j + 0.5) * h) / ny) * w + Math.floor(((i + 0.5) * w) / nx)]) leaked++;
         }
+      let outline = 0;
+      let enclosed = 0;
+      let heat = 0;
       for (let p = 0; p < w * h; p++) {
         if (isOutline(p)) outline++;
-        else if (!reached[p] && rgb[p * 3]! > rgb[p * 3 + 2]! + 40) heat++;
+        else if (!reached[p]) {
+          enclosed++;
+          if (rgb[p * 3]! > rgb[p * 3 + 2]! + 40) heat++;
+        }
       }
       expect(inner).toBeGreaterThan(20);
-      // A 1-pixel line: far fewer outline pixels than enclosed ones.
-      expect(outline).toBeLessThan((w * h - reached.reduce((a, b) => a + b, 0)) / 3);
+      expect(leaked, `${what}: lung voxels reached from the border`).toBe(0);
+      // A thin line: a few outline pixels per enclosed one (the 1-pixel edge of a blob of this size).
       expect(outline).toBeGreaterThan(50);
-      if (k === mostInvolved(res, 1)[0]) expect(heat).toBeGreaterThan(0);
+      expect(outline).toBeLessThan(enclosed / 3);
+      return heat;
+    };
+    const ktop = mostInvolved(tall, 1)[0]!;
+    // Tall: through makeOutputFiles, as the CLI writes them.
+    const out = new Map((await makeOutputFiles(tall, { overlays: 2, sheetSlices: 3, tile: 160 })).map((f) => [f.name, f.bytes]));
+    const overlays = [...out.keys()].filter((n) => n.startsWith('overlays/slice_'));
+    expect(overlays.length).toBe(2);
+    let heat = 0;
+    for (const name of overlays) {
+      const png = decodePng(out.get(name)!);
+      const k = Number(/slice_(\d+)/.exec(name)![1]);
+      const hk = checkOverlay(tall, k, png.data, png.width, png.height, name);
+      if (k === ktop) heat = hk;
     }
-    // The contact sheet: one row of 3 tiles, 160 wide; the tile height from the sheet's layout (outputs.ts).
+    expect(heat).toBeGreaterThan(0);
     const sheet = decodePng(out.get(CONTACT_SHEET_FILE)!);
-    const pad = 6;
-    const th = sheet.height - (2 * (GLYPH_HEIGHT + 4) + pad) - (GLYPH_HEIGHT + 6 + pad) - legendHeight() - 2 * pad;
-    expect(Math.abs(th - 160 * ratio), `tile 160 x ${th}, physical ratio ${ratio}`).toBeLessThanOrEqual(1);
-    // The tile's bottom row is the picture, the row below it the sheet's background.
     const px = (x: number, y: number) => Array.from(sheet.data.subarray((y * sheet.width + x) * 3, (y * sheet.width + x) * 3 + 3));
-    const y0 = 2 * (GLYPH_HEIGHT + 4) + pad;
-    expect(px(pad + 80, y0 + th - 1)).not.toEqual([24, 24, 24]);
-    expect(px(pad + 80, y0 + th)).toEqual([24, 24, 24]);
+    // The tile's height from the sheet's layout: one row of 3 tiles, 160 wide.
+    const th = sheet.height - y0 - (GLYPH_HEIGHT + 6 + pad) - legendHeight() - 2 * pad;
+    figures.push(`contact sheet tile 160 x ${th} (physical ratio ${((ny * sy) / (nx * sx)).toFixed(4)})`);
+    expect(Math.abs(th - (160 * ny * sy) / (nx * sx))).toBeLessThanOrEqual(1);
+    expect(px(pad + 80, y0 + th - 1)).not.toEqual(sheetBg); // the picture's last row
+    expect(px(pad + 80, y0 + th)).toEqual(sheetBg); // the background below it
+    // Wide: the overlay and the sheet straight from outputs.ts.
+    const img = sliceImage(wide, ktop, 256);
+    const rgb = new Uint8Array(img.width * img.height * 3);
+    for (let p = 0; p < img.width * img.height; p++) rgb.set(img.data.subarray(p * 4, p * 4 + 3), p * 3);
+    expect(checkOverlay(wide, ktop, rgb, img.width, img.height, 'wide overlay')).toBeGreaterThan(0);
+    // Wide tiles: as high as the physical aspect makes a 160-pixel width, and as wide as that height makes it
+    // (x 3.4515 mm: 160 x 0.2028 = 32.45 pixels high, so 158 wide rather than 160, which is 2.2 pixels off).
+    for (const wsx of [sy, 3.4515]) {
+      const ws = contactSheet({ ...tall, grid: { ...tall.grid, spacing: [wsx, sx, tall.grid.spacing[2]] } }, 3, 160);
+      const wpx = (x: number) => ws.get(x, y0 + 10);
+      let x0 = pad;
+      while (x0 < pad + 160 && wpx(x0).join() === sheetBg.join()) x0++;
+      let x1 = pad + 159;
+      while (x1 > x0 && wpx(x1).join() === sheetBg.join()) x1--;
+      const tw = x1 - x0 + 1;
+      let wth = 0;
+      while (ws.get(x0 + 1, y0 + wth).join() !== sheetBg.join()) wth++;
+      const r = (ny * sx) / (nx * wsx);
+      figures.push(`wide contact sheet tile ${tw} x ${wth} (${wsx} x ${sx} mm pixels, physical ratio ${r.toFixed(4)})`);
+      expect(Math.abs(tw - wth / r)).toBeLessThanOrEqual(1);
+      expect(Math.abs(wth - tw * r)).toBeLessThanOrEqual(1);
+      expect(tw).toBeGreaterThan(150);
+    }
+    console.log(figures.join('\n'));
     // Square pixels are drawn as before: at the source resolution, scaled up by an integer factor.
     expect(displaySize(40, 30, 0.8, 0.8, 256)).toEqual([40, 30]);
     expect(displaySize(40, 40, 0.7, 1.3)).toEqual([40, 74]);
     expect(displaySize(40, 40, 0.7, 1.3, 256)).toEqual([160, 297]);
+    expect(displaySize(40, 40, 1.3, 0.7, 256)).toEqual([297, 160]);
     expect(displaySize(8, 8, 1e-6, 1e3)).toEqual([1, 2048]); // bounded whatever the spacing
     const k = mostInvolved(result, 1)[0]!;
     const [qx, qy] = result.grid.dims;
@@ -526,9 +568,9 @@ print(json.dumps({"dtype": str(img.get_data_dtype()), "slope": float(img.dataobj
     readAxialSlice(result.grid, result.lungMask, k, m);
     readAxialSlice(result.grid, result.infection, k, inf);
     inf.forEach((q, i) => (inf[i] = q / INFECTION_LEVELS));
-    expect(sliceImage(result, k, 256).data).toEqual(atLeast(renderSlice(hu, m, inf, qx, qy), 256).data);
+    const same = Buffer.from(sliceImage(result, k, 256).data).equals(Buffer.from(atLeast(renderSlice(hu, m, inf, qx, qy), 256).data));
+    expect(same, 'square pixels drawn as before').toBe(true);
   });
-
   it('the bitmap font draws distinct glyphs and the legend its colour bar', () => {
     const draw = (s: string) => {
       const img = new Rgba(40, 10);

@@ -112,10 +112,15 @@ export function contactSheet(result: AnalysisResult, n = 12, tile = 160): Rgba {
   const caption = GLYPH_HEIGHT + 6;
   const [nx, ny] = result.grid.dims;
   const [sx, sy] = result.grid.spacing;
-  // Tile height from the physical aspect (the source's pixel aspect when its pixels are square), at most the
-  // tile width times the display image's height in pixels (a bounded sheet whatever the spacing).
+  // Square pixels: tiles `tile` wide and as tall as the slice's pixel aspect says (as ever). Otherwise the
+  // physical aspect r = height / width: tall slices are `tile` wide and round(tile r) high; wide ones
+  // floor(tile r) high and round(th / r) wide (so at most `tile`, centred in their column): the longer side
+  // follows the shorter within half a pixel. At most `tile` times the display image's height (bounded).
   const [dw, dh] = displaySize(nx, ny, sx, sy);
-  const th = Math.max(8, dw === nx && dh === ny ? Math.round((tile * ny) / nx) : Math.min(tile * dh, Math.round((tile * ny * sy) / (nx * sx))));
+  const square = dw === nx && dh === ny;
+  const r = (ny * sy) / (nx * sx);
+  const th = Math.max(8, square ? Math.round((tile * ny) / nx) : Math.min(tile * dh, r >= 1 ? Math.round(tile * r) : Math.floor(tile * r)));
+  const tw = square || r >= 1 ? tile : Math.max(1, Math.min(tile, Math.round(th / r)));
   const width = Math.max(cols * (tile + pad) + pad, 240);
   const notice = result.report.notice.toUpperCase();
   const headerH = 2 * (GLYPH_HEIGHT + 4) + pad;
@@ -129,7 +134,7 @@ export function contactSheet(result: AnalysisResult, n = 12, tile = 160): Rgba {
   ks.forEach((k, t) => {
     const x = pad + (t % cols) * (tile + pad);
     const y = headerH + Math.floor(t / cols) * (th + caption + pad);
-    img.blit(sliceImage(result, k), x, y, tile, th);
+    img.blit(sliceImage(result, k), x + Math.floor((tile - tw) / 2), y, tw, th);
     const s = result.report.slices[k]!;
     img.text(`K ${k} ${s.positionMm.toFixed(1)}MM ${s.infectedFraction === null ? '-' : (s.infectedFraction * 100).toFixed(1) + '%'}`, x, y + th + 3, white);
   });

@@ -99,10 +99,11 @@ export function renderSlice(hu: ArrayLike<number>, mask: ArrayLike<number>, infe
 export const MAX_DISPLAY_SIDE = 2048;
 
 /**
- * Size in square display pixels of an nx x ny slice whose pixels are sx x sy mm: the display pixel is the
- * finer spacing divided by the smallest integer factor that makes the longer side at least `min` pixels,
- * each side rounded to whole pixels (so width:height follows the physical size within half a pixel on each
- * side), and the longer side at most max(nx, ny, MAX_DISPLAY_SIDE) (a bounded image whatever the spacing).
+ * Size in square display pixels of an nx x ny slice whose pixels are sx x sy mm. The display pixel is the
+ * finer spacing divided by the smallest integer factor that makes the longer side at least `min` pixels (and
+ * no finer than makes the longer side max(nx, ny, MAX_DISPLAY_SIDE): a bounded image whatever the spacing);
+ * the shorter side is rounded to whole pixels and the longer one is the rounded product of it and the
+ * physical aspect, so longer/shorter follows the physical size within half a pixel of the longer side.
  * Square pixels, or spacings that round to the slice's own size, give [nx, ny]: no resampling.
  */
 export function displaySize(nx: number, ny: number, sx: number, sy: number, min = 0): [number, number] {
@@ -111,9 +112,12 @@ export function displaySize(nx: number, ny: number, sx: number, sy: number, min 
   const h = ny * sy;
   let d = Math.min(sx, sy);
   if (Math.round(w / d) === nx && Math.round(h / d) === ny) return [nx, ny];
+  const cap = Math.max(nx, ny, MAX_DISPLAY_SIDE);
   d /= Math.max(1, Math.ceil(min / Math.max(Math.round(w / d), Math.round(h / d))));
-  d = Math.max(d, Math.max(w, h) / Math.max(nx, ny, MAX_DISPLAY_SIDE));
-  return [Math.max(1, Math.round(w / d)), Math.max(1, Math.round(h / d))];
+  d = Math.max(d, Math.max(w, h) / cap);
+  const short = Math.max(1, Math.round(Math.min(w, h) / d));
+  const long = Math.min(cap, Math.max(1, Math.round((short * Math.max(w, h)) / Math.min(w, h))));
+  return w <= h ? [short, long] : [long, short];
 }
 
 /**
