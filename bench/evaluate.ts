@@ -115,6 +115,10 @@ for (const s of studies) {
   }
   const sl = sliceLabels.get(s);
   if (sl && gtLung) {
+    // slice_labels.csv and the ground truth count slices along the file's third axis; the report counts axial slices
+    // from inferior to superior: the two agree when the file's k is the axial k (the generator's files are L,P,S).
+    const g = r.grid;
+    if (g.srcAxis[2] !== 2 || g.flip[2]) throw new Error(`${s}: the file's third axis is not the axial order (inferior to superior); per-slice scoring of such files is not implemented`);
     if (rep.slices.length !== nz) throw new Error(`${s}: ${rep.slices.length} report slices for ${nz} in the file`);
     for (let k = 0; k < nz; k++) {
       let area = 0;
