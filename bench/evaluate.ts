@@ -23,6 +23,7 @@ import { TwoStageEngine } from '../src/analysis/engine.js';
 import { createGpu, SOFTWARE_DRIVERS, type SoftwareDriver } from '../src/gpu/device.js';
 import { PipelineCache } from '../src/gpu/pipelines.js';
 import { readNifti } from '../src/io/nifti.js';
+import { nmse } from '../src/ops/random.js';
 import { parseSafetensors } from '../src/io/safetensors.js';
 
 const TOL = 1e-4;
@@ -71,11 +72,6 @@ function dice(a: Voxels, b: Voxels): number {
     inter += x & y; sa += x; sb += y;
   }
   return sa + sb === 0 ? 1 : (2 * inter) / (sa + sb);
-}
-function relL2(a: number[], b: number[]): number {
-  let d = 0, n = 0;
-  for (let i = 0; i < a.length; i++) { d += (a[i]! - b[i]!) ** 2; n += b[i]! ** 2; }
-  return Math.sqrt(d / Math.max(n, 1e-30));
 }
 
 const gpu = await createGpu({ forceSoftware: software });
@@ -135,7 +131,7 @@ for (const s of studies) {
   const ref = torch?.get(s);
   if (ref) {
     const ours = CLASSES.map((c) => rep.patient.probabilities?.[c] ?? 1 / 3);
-    const d = relL2(ours, ref.patient_probs);
+    const d = Math.sqrt(nmse(new Float32Array(ours), new Float32Array(ref.patient_probs)));
     row.pytorch_pred = ref.patient_pred;
     row.pytorch_relL2 = d;
     worst = Math.max(worst, d);

@@ -115,6 +115,11 @@ def _checkpoint_state(path: str):
     return sd, cfg_dict
 
 
+def short_path(path: str) -> str:
+    """``folder/file`` of a path: names a checkpoint in metadata without the machine's absolute path."""
+    return os.path.join(os.path.basename(os.path.dirname(os.path.abspath(path))), os.path.basename(path))
+
+
 def main(argv: Optional[list] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", choices=["tiny", "default"], default="default")
@@ -156,16 +161,15 @@ def main(argv: Optional[list] = None) -> int:
         missing = [k for k in missing if not k.endswith("num_batches_tracked")]
         if missing or unexpected:
             raise SystemExit(f"checkpoint does not match config: missing={missing[:8]} unexpected={unexpected[:8]}")
-        short = lambda p: os.path.join(os.path.basename(os.path.dirname(os.path.abspath(p))), os.path.basename(p))  # noqa: E731
-        source = f"trained checkpoint {short(args.from_checkpoint)}"
+        source = f"trained checkpoint {short_path(args.from_checkpoint)}"
         if args.stage1_from:
             sd1, _ = _checkpoint_state(args.stage1_from)
             seg = {k: v for k, v in sd1.items() if k.startswith("seg.")}
-            own = {k for k in model.state_dict() if k.startswith("seg.")}
-            if set(seg) != own or any(seg[k].shape != model.state_dict()[k].shape for k in seg):
+            own = {k: v for k, v in model.state_dict().items() if k.startswith("seg.")}
+            if set(seg) != set(own) or any(seg[k].shape != own[k].shape for k in seg):
                 raise SystemExit(f"{args.stage1_from}: its stage 1 does not match the config")
             model.load_state_dict(seg, strict=False)
-            source += f", stage 1 from {short(args.stage1_from)}"
+            source += f", stage 1 from {short_path(args.stage1_from)}"
         if args.randomize_bn:
             raise SystemExit("--randomize-bn only makes sense for random init")
     else:

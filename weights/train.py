@@ -150,7 +150,7 @@ def stage2_forward(model, windowed: torch.Tensor, lung_mask: torch.Tensor, patie
 def batch_dice_loss(prob: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
     """Soft dice with one ratio over the whole batch ("batch dice", as nnU-Net): unlike the per-slice mean of
     ``dice_loss``, slices without lesion do not score a perfect 0 for an empty map, so an all-empty infection map is
-    not a minimum the loss can settle in (docs/training.md, "What did not work")."""
+    not a minimum the loss can settle in (docs/training.md, "The recipe")."""
     g = target.to(prob.dtype)
     return 1.0 - (2.0 * (prob * g).sum() + smooth) / (prob.sum() + g.sum() + smooth)
 
@@ -475,8 +475,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     "losses": {"infection_dice": a.inf_dice, "infection_ce": a.inf_ce, "seg_bce": a.seg_bce,
                                "slice_class_weights": a.slice_class_weights},
                     "augment": not a.no_augment, "freeze_seg": a.freeze_seg,
-                    "init_from": (os.path.join(os.path.basename(os.path.dirname(os.path.abspath(a.init_from))),
-                                               os.path.basename(a.init_from)) if a.init_from else None),
+                    "init_from": export.short_path(a.init_from) if a.init_from else None,
                     "validation": {k: vs.get(k) for k in ("studies", "lung_dice", "infection_dice",
                                                           "slice_accuracy", "patient_accuracy")}}
         extra = {"covidct.trained_on": trained_on, "covidct.intended_use": intended,
