@@ -142,6 +142,29 @@ describe('bad input through the real binary: one line naming the file, exit code
   });
 });
 
+describe('--software picks the adapter by name', () => {
+  it('bare: any software driver; =swiftshader / =lavapipe: that one; another value: bad usage naming it', async () => {
+    const seen: unknown[] = [];
+    const io = recorder();
+    const real = io.gpu!;
+    io.gpu = async (opts) => {
+      seen.push(opts.forceSoftware);
+      return real(opts);
+    };
+    for (const args of [['info'], ['info', '--software'], ['info', '--software=swiftshader'], ['info', '--software=lavapipe']]) {
+      expect(await runCli(args, io), args.join(' ')).toBe(0);
+    }
+    expect(seen).toEqual([false, true, 'swiftshader', 'lavapipe']);
+    const bad = recorder();
+    expect(await runCli(['analyze', join(SCANS, 'dicom/ordered'), '--software=radeon'], bad)).toBe(2);
+    expect(bad.err.trim()).toMatch(/^covidct: --software takes no value or one of lavapipe, swiftshader, got 'radeon'$/);
+    // through the binary, on the real SwiftShader driver (Debian's chromium ships it)
+    const r = cli(['info', '--software=swiftshader']);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/swiftshader/i);
+  });
+});
+
 describe('scans by content', () => {
   it('tells NIfTI, DICOM, gzip and safetensors apart from their first bytes, whatever the name', async () => {
     const nifti = readFileSync(join(SCANS, 'nifti/int16.nii'));

@@ -25,7 +25,7 @@ export const ENGINE_OPTIONS = {
   precision: { type: 'string' },
   storage: { type: 'string' },
   'gpu-timeout': { type: 'string' },
-  software: { type: 'boolean' },
+  software: { type: 'string' },
   'dawn-flags': { type: 'string' },
   json: { type: 'boolean' },
   quiet: { type: 'boolean' },
@@ -34,7 +34,7 @@ export const ENGINE_OPTIONS = {
 } as const;
 
 export const ANALYZE_HELP = `usage: covidct analyze [<scan>] [--weights W.safetensors] [--out DIR] [--series UID] [--batch N] [--size S]
-                       [--precision f32|f16] [--storage f32|f16] [--json] [--quiet] [--debug] [--software] [--dawn-flags a,b]
+                       [--precision f32|f16] [--storage f32|f16] [--json] [--quiet] [--debug] [--software[=lavapipe|swiftshader]] [--dawn-flags a,b]
   <scan>        a DICOM folder, a DICOM file, a NIfTI file (.nii, .nii.gz) or a safetensors file with 'hu' [slices, 1, H, W]
                 (--input <scan> also works); none: the embedded synthetic phantom
   --weights     weights exported by weights/export.py; none: seeded random weights of the tiny config (untrained)
@@ -144,7 +144,7 @@ export async function analyzeCommand(argv: string[], io: CliIO): Promise<number>
   } else volume = chestPhantomVolume({ slices: 4, height: 96, width: 96 });
   const weights = await loadWeights(values.weights);
   const opts = engineOptions(values, volume.dims[2]);
-  const { gpu, cache, owned } = await getGpu(io, !!values.software, values['dawn-flags']);
+  const { gpu, cache, owned } = await getGpu(io, values.software, values['dawn-flags']);
   const ac = new AbortController();
   const onSigint = () => ac.abort();
   process.once('SIGINT', onSigint);

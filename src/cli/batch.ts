@@ -23,7 +23,7 @@ import { analyzeAndWrite, ENGINE_OPTIONS, engineOptions, loadEngine, type Loaded
 import { errorLine, EXIT, exitCodeOf, getGpu, loadWeights, progressLine, UsageError, type CliIO } from './common.js';
 
 export const BATCH_HELP = `usage: covidct batch <folder of studies | list.csv> --out DIR --weights W.safetensors [--shard K/N]
-                     [--batch N|auto] [--size S] [--gpu-timeout SECONDS] [--json] [--quiet] [--debug] [--software] [--dawn-flags a,b]
+                     [--batch N|auto] [--size S] [--gpu-timeout SECONDS] [--json] [--quiet] [--debug] [--software[=lavapipe|swiftshader]] [--dawn-flags a,b]
   one folder per study in DIR, DIR/summary.csv and summary.json; failed studies recorded, the run goes on;
   studies whose DIR/<id>/report.json names the same weights (SHA-256) are skipped (resume);
   --shard K/N: only the studies of shard K (0 <= K < N), e.g. K=$SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX`;
@@ -191,7 +191,7 @@ export async function batchCommand(argv: string[], io: CliIO): Promise<number> {
       const t0 = performance.now();
       try {
         const scan = await loadScan(s.path, s.series ? { series: s.series } : {});
-        gpu ??= await getGpu(io, !!values.software, values['dawn-flags']);
+        gpu ??= await getGpu(io, values.software, values['dawn-flags']);
         le ??= await loadEngine(gpu.gpu, gpu.cache, weights, opts);
         const progress = progressLine(io, !!values.quiet, `study ${n + 1}/${studies.length} ${s.id}: `);
         try {

@@ -24,14 +24,15 @@ export const HELP = `usage: covidct <command> [options]   (covidct <command> --h
   info                                          the adapter, its features and limits
   demo [--batch N]                              a small network on the GPU against the CPU references
   run --model M --weights W --input IN --output OUT [--dump]   conformance (models: ${CONFORMANCE_MODELS.join(', ')})
-common: --software (software adapter), --dawn-flags a,b, --debug (stack traces)
+common: --software[=lavapipe|swiftshader] (software adapter), --dawn-flags a,b, --debug (stack traces)
 exit codes: 0 ok, 1 unexpected error, 2 bad usage, 3 bad input, 4 no GPU, 5 GPU failure, 130 interrupted`;
 
 /** Runs the CLI on `argv` (without the node and script paths); returns the exit code, never throws. */
 export async function runCli(argv: string[], io: CliIO): Promise<number> {
   const debug = argv.includes('--debug');
   const cmd = argv[0] && !argv[0].startsWith('-') ? argv[0] : argv.length === 0 ? 'analyze' : argv.includes('--help') || argv[0] === '-h' ? 'help' : 'analyze';
-  const rest = argv[0] === cmd ? argv.slice(1) : argv;
+  // `--software` alone means any software driver; `--software=<driver>` names one (parseSoftwareOption)
+  const rest = (argv[0] === cmd ? argv.slice(1) : argv).map((a) => (a === '--software' ? '--software=true' : a));
   try {
     switch (cmd) {
       case 'help':
@@ -50,9 +51,9 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
           io.stdout(HELP + '\n');
           return EXIT.ok;
         }
-        const { values } = parseArgs({ args: rest, strict: false, options: { software: { type: 'boolean' }, 'dawn-flags': { type: 'string' } } });
+        const { values } = parseArgs({ args: rest, strict: false, options: { software: { type: 'string' }, 'dawn-flags': { type: 'string' } } });
         const flags = values['dawn-flags'];
-        const { gpu, owned } = await getGpu(io, values.software === true, typeof flags === 'string' ? flags : undefined);
+        const { gpu, owned } = await getGpu(io, typeof values.software === 'string' ? values.software : undefined, typeof flags === 'string' ? flags : undefined);
         try {
           if (cmd === 'info') return await info(gpu, io);
           if (cmd === 'demo') return await demo(gpu, rest, io);

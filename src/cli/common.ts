@@ -13,7 +13,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { AnalysisAbortedError, type AnalysisProgress } from '../analysis/analyze.js';
-import { createGpu, GpuDeviceError, GpuUnavailableError, parseDawnFlags, type GpuContext } from '../gpu/device.js';
+import { createGpu, GpuDeviceError, GpuUnavailableError, parseDawnFlags, parseSoftwareOption, type GpuContext, type SoftwareDriver } from '../gpu/device.js';
 import type { PipelineCache } from '../gpu/pipelines.js';
 import { ScanError } from '../io/errors.js';
 import { SafetensorsError, type SafetensorsFile } from '../io/safetensors.js';
@@ -38,7 +38,7 @@ export interface CliIO {
   /** Whether stderr is a terminal (progress is shown only then). */
   stderrIsTTY: boolean;
   /** A GPU and optional pipeline cache; `owned` false: the CLI must not destroy it. Default: createGpu. */
-  gpu?: (opts: { forceSoftware: boolean; dawnFlags: string[] }) => Promise<{ gpu: GpuContext; cache?: PipelineCache; owned: boolean }>;
+  gpu?: (opts: { forceSoftware: boolean | SoftwareDriver; dawnFlags: string[] }) => Promise<{ gpu: GpuContext; cache?: PipelineCache; owned: boolean }>;
 }
 
 /** The process's terminal. */
@@ -100,9 +100,18 @@ export async function loadWeights(path: string | undefined): Promise<LoadedWeigh
   return { file: openWeights(bytes, path), sha256 };
 }
 
-/** GPU options from the common flags. */
-export async function getGpu(io: CliIO, software: boolean, dawnFlags: string | undefined) {
-  const opts = { forceSoftware: software, dawnFlags: dawnFlags ? parseDawnFlags(dawnFlags) : [] };
+/**
+ * GPU options from the common flags. `software` is the `--software` value: undefined (hardware first), 'true' (any
+ * software driver) or a driver's name; anything else is a usage error.
+ */
+export async function getGpu(io: CliIO, software: string | undefined, dawnFlags: string | undefined) {
+  let forceSoftware: boolean | SoftwareDriver;
+  try {
+    forceSoftware = parseSoftwareOption(software);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const opts = { forceSoftware, dawnFlags: dawnFlags ? parseDawnFlags(dawnFlags) : [] };
   if (io.gpu) return io.gpu(opts);
   return { gpu: await createGpu(opts), owned: true };
 }

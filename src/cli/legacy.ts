@@ -14,7 +14,7 @@ import { readWeightsFile } from '../models/load.js';
 import { mulberry32, nmse, uniform } from '../ops/random.js';
 import { EXIT, positiveInt, UsageError, type CliIO } from './common.js';
 
-export const GPU_OPTIONS = { software: { type: 'boolean' }, 'dawn-flags': { type: 'string' }, debug: { type: 'boolean' } } as const;
+export const GPU_OPTIONS = { software: { type: 'string' }, 'dawn-flags': { type: 'string' }, debug: { type: 'boolean' } } as const;
 
 /** `covidct info`. */
 export async function info(gpu: GpuContext, io: CliIO): Promise<number> {
