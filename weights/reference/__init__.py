@@ -1,6 +1,6 @@
 """PyTorch reference of the covidct two-stage model (GR-U-Net + EfficientNet classifier).
 
-Spec: /work/shared/MODEL.md.  Weights layout: weights/README.md.
+Spec: docs/model.md (the team's model specification, summarised).  Weights layout: weights/README.md.
 """
 
 from .config import (

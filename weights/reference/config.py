@@ -1,4 +1,4 @@
-"""Configuration of the two-stage COVID-19 / CAP model (see /work/shared/MODEL.md).
+"""Configuration of the two-stage COVID-19 / CAP model (specified in docs/model.md).
 
 Every size the engine needs lives here, not in code.  The config is stored in the
 weights file (``covidct.config`` = ``ModelConfig.to_dict()`` without ``preprocess``,
