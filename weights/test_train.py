@@ -9,7 +9,8 @@
 * the written NIfTI files say what docs/training.md says (axcodes L,P,S; the axial view has the
   spine posterior and the heart on the patient's left) and read back unchanged through dataset.py;
 * a few training steps of each stage lower the loss on generated data;
-* train.py end to end (one step per stage) exports a file whose metadata says what it was trained on.
+* train.py end to end (one step per stage; the patient stage changes the patient head only) exports a
+  file whose metadata says what it was trained on.
 """
 
 from __future__ import annotations
@@ -252,6 +253,26 @@ def test_train_cli_exports_metadata():
         assert stats and all(torch.equal(before[k], after[k]) for k in stats), "BN statistics changed under --freeze-bn"
         cls_w = [k for k in before if k.startswith("cls.") and k.endswith("weight")]
         assert any(not torch.equal(before[k], after[k]) for k in cls_w), "stage 2 did not train"
+        # the patient stage trains the patient head and nothing else; it needs a stage 1 that finds lungs (this one,
+        # 2 steps old, finds none: a clear error), here one whose lung logit is forced high (every slice used)
+        out3 = os.path.join(d, "run3")
+        args3 = ["--train", data, "--val", data, "--config", "tiny", "--input-size", "32", "--out", out3,
+                 "--seg-epochs", "0", "--cls-epochs", "0", "--joint-epochs", "0", "--patient-epochs", "1",
+                 "--steps-per-epoch", "3", "--patient-batch", "2", "--threads", "1"]
+        try:
+            train.main(args3 + ["--init-from", os.path.join(out, "last.pt")])
+            raise AssertionError("patient stage ran without any lung found")
+        except SystemExit as e:
+            assert "finds no lung" in str(e), e
+        before = {k: v.clone() for k, v in before.items()}
+        before["seg.head.out.bias"].fill_(20.0)
+        torch.save({"model": before}, os.path.join(d, "all_lung.pt"))
+        train.main(args3 + ["--init-from", os.path.join(d, "all_lung.pt")])
+        ck3 = torch.load(os.path.join(out3, "last.pt"))
+        assert ck3["history"][-1]["stage"] == "patient", ck3["history"][-1]
+        after3 = ck3["model"]
+        changed = {k for k in before if not torch.equal(before[k], after3[k])}
+        assert changed and all(k.startswith("patient.") for k in changed), sorted(changed)[:5]
 
 
 def main() -> int:

@@ -6,7 +6,9 @@ cross-entropy for the slice and patient classes, Adam, and a staged schedule:
 
   1. ``seg``   stage 1 (GR-U-Net) alone, lung dice;
   2. ``cls``   stage 2 (classifier) fed the ground-truth lung mask: infection dice + slice CE;
-  3. ``joint`` everything together (teacher-forced lung mask for stage 2) + the patient head's CE.
+  3. ``joint`` everything together (teacher-forced lung mask for stage 2) + the patient head's CE;
+  4. ``patient`` (an addition to the paper) both stages fixed: the patient head alone on whole studies, pooling
+     every slice the inference path uses (eval mode, predicted lung mask), as it does at inference.
 
 Each step takes ``--studies-per-batch`` studies and ``--slices-per-study`` slices of each (the
 patient head pools the slices of one study), with CT augmentation (left-right flip, small
@@ -193,6 +195,38 @@ def step_losses(model, b: Dict[str, torch.Tensor], stage: str, seg_bce: float,
     return losses
 
 
+@torch.no_grad()
+def embedding_bank(model, studies: List[ds.Prepared], device: str) -> List[tuple]:
+    """(slice embeddings of the slices the inference path uses, patient label) per training study: eval-mode forward
+    with the predicted lung mask (dataset.infer_study, exactly what the patient head sees at inference); studies where
+    no slice is used are left out."""
+    model.eval()
+    bank = []
+    for st in studies:
+        o = ds.infer_study(model, st)
+        if bool(o["slice_used"].any()):
+            bank.append((o["slice_embedding"][o["slice_used"]].to(device), int(st.label)))
+    return bank
+
+
+def patient_step_loss(model, bank: List[tuple], rng: np.random.Generator, n_studies: int,
+                      keep: tuple = (0.5, 1.0)) -> torch.Tensor:
+    """Patient cross-entropy on ``n_studies`` studies of the bank, each pooled (mean, max) over a random subset of its
+    used slices (each slice kept with a probability drawn from ``keep``, at least one): the head learns from whole
+    studies, not from the few slices a joint-stage batch holds."""
+    pooled, labels = [], []
+    for i in rng.choice(len(bank), size=n_studies, replace=len(bank) < n_studies):
+        e, lab = bank[int(i)]
+        sel = torch.from_numpy(rng.random(len(e)) < rng.uniform(*keep))
+        if not bool(sel.any()):
+            sel[int(rng.integers(len(e)))] = True
+        e = e[sel.to(e.device)]
+        pooled.append(torch.cat([e.mean(0), e.max(0).values]))
+        labels.append(lab)
+    logits = model.patient(torch.stack(pooled))
+    return F.cross_entropy(logits, torch.tensor(labels, device=logits.device))
+
+
 # ----------------------------------------------------------------------------------------------
 # Pretrained backbones
 # ----------------------------------------------------------------------------------------------
@@ -231,13 +265,16 @@ def stage_of(epoch: int, a) -> str:
         return "seg"
     if epoch < a.seg_epochs + a.cls_epochs:
         return "cls"
-    return "joint"
+    if epoch < a.seg_epochs + a.cls_epochs + a.joint_epochs:
+        return "joint"
+    return "patient"
 
 
 def lr_at(epoch: int, step: int, steps: int, a) -> float:
     """Cosine decay from --lr to --lr * 0.05 within each stage."""
     bounds = [0, a.seg_epochs, a.seg_epochs + a.cls_epochs, a.seg_epochs + a.cls_epochs + a.joint_epochs]
-    for i in range(3):
+    bounds.append(bounds[-1] + a.patient_epochs)
+    for i in range(4):
         if bounds[i] <= epoch < bounds[i + 1]:
             n = (bounds[i + 1] - bounds[i]) * steps
             t = ((epoch - bounds[i]) * steps + step) / max(n, 1)
@@ -269,6 +306,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--seg-epochs", type=int, default=20)
     ap.add_argument("--cls-epochs", type=int, default=30)
     ap.add_argument("--joint-epochs", type=int, default=20)
+    ap.add_argument("--patient-epochs", type=int, default=0,
+                    help="epochs of the patient stage after joint: both stages fixed, the patient head alone on whole "
+                         "training studies (slice embeddings computed once, eval mode, predicted lung mask)")
+    ap.add_argument("--patient-batch", type=int, default=16, help="studies per step of the patient stage")
     ap.add_argument("--steps-per-epoch", type=int, default=0, help="0: one pass over the training studies")
     ap.add_argument("--studies-per-batch", type=int, default=2)
     ap.add_argument("--slices-per-study", type=int, default=8)
@@ -291,6 +332,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                          "torchvision: 0.2 at the last block of B0)")
     ap.add_argument("--init-from", help="start from this checkpoint's model weights (best.pt / last.pt / a state dict); "
                     "fresh optimizer, epoch 0 of the given schedule (unlike --resume)")
+    ap.add_argument("--init-seg-from",
+                    help="take stage 1 (the seg.* tensors) from this checkpoint or state dict, the rest as built "
+                         "(e.g. a stage 1 trained at another input size: it is fully convolutional)")
     ap.add_argument("--freeze-bn", action="store_true",
                     help="keep every BatchNorm in eval mode while training (running statistics frozen, "
                          "affine weights still trained); use with --init-from")
@@ -368,10 +412,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         sd0 = ck0.get("model", ck0.get("state_dict", ck0)) if isinstance(ck0, dict) else ck0
         model.load_state_dict(sd0)
         log(f"initialised from {a.init_from}" + (f" (epoch {int(ck0['epoch']) + 1})" if "epoch" in ck0 else ""))
+    if a.init_seg_from:
+        ck1 = torch.load(a.init_seg_from, map_location="cpu")
+        sd1 = ck1.get("model", ck1.get("state_dict", ck1)) if isinstance(ck1, dict) else ck1
+        seg_sd = {k[len("seg."):]: v for k, v in sd1.items() if k.startswith("seg.")}
+        if not seg_sd:
+            raise SystemExit(f"{a.init_seg_from}: no seg.* tensors (expected a checkpoint of this model)")
+        try:
+            model.seg.load_state_dict(seg_sd)
+        except RuntimeError as e:
+            raise SystemExit(f"{a.init_seg_from}: stage 1 does not match this config: {e}")
+        log(f"stage 1 initialised from {a.init_seg_from}" + (f" (epoch {int(ck1['epoch']) + 1})" if "epoch" in ck1 else ""))
     # Stage 1's parameters stay in the optimizer under --freeze-seg (Adam leaves parameters without a gradient
     # untouched), so a run's checkpoints resume the same way with or without it.
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
-    epochs = a.seg_epochs + a.cls_epochs + a.joint_epochs
+    epochs = a.seg_epochs + a.cls_epochs + a.joint_epochs + a.patient_epochs
     steps = a.steps_per_epoch or max(1, len(train) // a.studies_per_batch)
     start_epoch, best, history = 0, -1.0, []
     if a.resume:
@@ -384,7 +439,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         torch.set_rng_state(ck["torch_rng"])
         log(f"resumed from {a.resume} at epoch {start_epoch}")
     log(f"model: {sum(p.numel() for p in model.parameters())} parameters; {epochs} epochs "
-        f"(seg {a.seg_epochs}, cls {a.cls_epochs}, joint {a.joint_epochs}) x {steps} steps, "
+        f"(seg {a.seg_epochs}, cls {a.cls_epochs}, joint {a.joint_epochs}, patient {a.patient_epochs}) x {steps} steps, "
         f"batch {a.studies_per_batch}x{a.slices_per_study}, lr {a.lr}, seed {a.seed}, device {a.device}")
 
     slice_weights = None
@@ -395,13 +450,27 @@ def main(argv: Optional[List[str]] = None) -> int:
         log(f"slice CE class weights {[round(float(v), 3) for v in slice_weights]} (slice labels {freq.astype(int).tolist()})")
     span = cfg.preprocess.window_max - cfg.preprocess.window_min
     stopped = False
+    bank: Optional[List[tuple]] = None
     for epoch in range(start_epoch, epochs):
         stage = stage_of(epoch, a)
-        model.train()
         frozen_seg = stage == "cls" or (stage == "joint" and a.freeze_seg)
-        model.seg.requires_grad_(not frozen_seg)
-        if frozen_seg:
-            model.seg.eval()
+        if stage == "patient":
+            model.requires_grad_(False)
+            model.patient.requires_grad_(True)
+            if bank is None:
+                tb = time.time()
+                bank = embedding_bank(model, train, a.device)
+                if not bank:
+                    raise SystemExit("patient stage: stage 1 finds no lung (>= 1% of a slice) in any training study, "
+                                     "so the patient head has nothing to pool; train stage 1 first (--seg-epochs)")
+                log(f"patient stage: slice embeddings of {len(bank)} of {len(train)} training studies "
+                    f"({sum(len(e) for e, _ in bank)} slices used; {time.time() - tb:.0f} s)")
+            model.eval()  # the patient head has no dropout or BatchNorm; everything else is fixed
+        else:
+            model.train()
+            model.seg.requires_grad_(not frozen_seg)
+            if frozen_seg:
+                model.seg.eval()
         if a.freeze_bn:
             for m_ in model.modules():
                 if isinstance(m_, torch.nn.modules.batchnorm._BatchNorm):
@@ -411,13 +480,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         for step in range(steps):
             for g in opt.param_groups:
                 g["lr"] = lr_at(epoch, step, steps, a)
-            b = sample_batch(train, rng, a.studies_per_batch, a.slices_per_study, a.lung_slices)
-            if not a.no_augment:
-                b = augment(b, gen, span)
-            b = {k: v.to(a.device) for k, v in b.items()}
             opt.zero_grad(set_to_none=True)
-            losses = step_losses(model, b, stage, a.seg_bce, with_seg=not frozen_seg, inf_dice=a.inf_dice,
-                                 inf_ce=a.inf_ce, slice_weights=slice_weights)
+            if stage == "patient":
+                assert bank is not None
+                pce = patient_step_loss(model, bank, rng, a.patient_batch)
+                losses = {"patient_ce": pce, "total": pce}
+            else:
+                b = sample_batch(train, rng, a.studies_per_batch, a.slices_per_study, a.lung_slices)
+                if not a.no_augment:
+                    b = augment(b, gen, span)
+                b = {k: v.to(a.device) for k, v in b.items()}
+                losses = step_losses(model, b, stage, a.seg_bce, with_seg=not frozen_seg, inf_dice=a.inf_dice,
+                                     inf_ce=a.inf_ce, slice_weights=slice_weights)
             losses["total"].backward()
             opt.step()
             for k, v in losses.items():
@@ -437,7 +511,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     f"patient {s['patient_accuracy']:.3f} F1 {f1} AUC {auc}")
             sc = score_of(s, stage)
             # best is tracked in the last stage of the schedule only (earlier stages leave heads untrained)
-            final = "joint" if a.joint_epochs else ("cls" if a.cls_epochs else "seg")
+            final = stage_of(epochs - 1, a)
             if stage == final and sc > best:
                 best = sc
                 torch.save({"model": model.state_dict(), "config": cfg.to_dict(), "epoch": epoch, "val": s},
@@ -469,13 +543,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         intended = a.intended_use or (INTENDED_USE_SYNTHETIC if a.synthetic else "research use only, not for diagnosis")
         vs = ck.get("val", {})
         training = {"recipe": "weights/train.py", "seed": a.seed, "epochs_run": int(ck["epoch"]) + 1,
-                    "schedule": {"seg": a.seg_epochs, "cls": a.cls_epochs, "joint": a.joint_epochs},
+                    "schedule": {"seg": a.seg_epochs, "cls": a.cls_epochs, "joint": a.joint_epochs,
+                                 "patient": a.patient_epochs},
                     "steps_per_epoch": steps, "batch": [a.studies_per_batch, a.slices_per_study], "lr": a.lr,
                     "input_size": cfg.input_size, "stopped_early": stopped,
                     "losses": {"infection_dice": a.inf_dice, "infection_ce": a.inf_ce, "seg_bce": a.seg_bce,
                                "slice_class_weights": a.slice_class_weights},
                     "augment": not a.no_augment, "freeze_seg": a.freeze_seg,
                     "init_from": export.short_path(a.init_from) if a.init_from else None,
+                    "init_seg_from": export.short_path(a.init_seg_from) if a.init_seg_from else None,
                     "validation": {k: vs.get(k) for k in ("studies", "lung_dice", "infection_dice",
                                                           "slice_accuracy", "patient_accuracy")}}
         extra = {"covidct.trained_on": trained_on, "covidct.intended_use": intended,
