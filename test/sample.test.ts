@@ -6,7 +6,7 @@
 // Stated tolerances:
 // - class probabilities (patient and per slice): relative L2 <= TOL (1e-4), the parity bound of every model test;
 //   the label and the slices used must be equal.
-// - lung area per slice: PyTorch counts lung pixels on the 64 x 64 model grid; the report counts voxels of the mask
+// - lung area per slice: PyTorch counts lung pixels on the model grid (the weights' input size); the report counts voxels of the mask
 //   brought back to the 128 x 128 source grid (bilinear resize of the probability, then the threshold), which can
 //   only move pixels at the mask's edge. So on every slice the two areas (in source voxels) must differ by at most
 //   the number of edge voxels of our mask (lung voxels with a 4-neighbour outside the lung), and both be zero on

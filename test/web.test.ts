@@ -66,7 +66,7 @@ interface PageState {
 
 /**
  * Stand-ins for a checkout without the bundled weights or sample (web/build.mjs's defaults: the trained
- * weights/trained/synthetic-small.safetensors, tiny config at 64 x 64, and samples/synthetic-covid.nii.gz, 10
+ * weights/trained/synthetic-small.safetensors, tiny config at 128 x 128, and samples/synthetic-covid.nii.gz, 10
  * slices of 128 x 128): the tiny config's seeded random weights at 32 x 32, and a 4-slice phantom written by our
  * NIfTI writer. With the stand-ins the lung mask comparison can be vacuous, and the test says so by failing.
  */

@@ -44,13 +44,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--class", dest="cls", default="covid", help="covid | cap | none")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--index", type=int, default=0)
-    ap.add_argument("--slices", type=int, default=10)
+    ap.add_argument("--slices", type=int, default=0,
+                    help="number of slices spread over the chest (0: the whole chest at a spacing drawn from --dz, as "
+                         "the training and test sets are made)")
+    ap.add_argument("--dz", default="7,12", help="slice spacing range in mm when --slices is 0 (as the data sets)")
     ap.add_argument("--matrix", type=int, default=128)
     ap.add_argument("--out", required=True, help="path prefix, e.g. samples/synthetic-covid")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     label = synth.parse_classes(a.cls)[0]
-    st = synth.generate_study(synth.study_rng(a.seed, a.index), label, (a.matrix, a.matrix), (5.0, 10.0), a.slices)
+    st = synth.generate_study(synth.study_rng(a.seed, a.index), label, (a.matrix, a.matrix),
+                              tuple(float(v) for v in a.dz.split(",")), a.slices or None)
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     tmp = a.out + ".tmpdir"
     synth.write_study(st, tmp)
