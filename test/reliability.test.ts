@@ -334,7 +334,7 @@ describe("beyond the adapter's limits", () => {
     const arena = [1, 2, 3, 4].map((b) => programAt(gpu, b, 64).plan.arenaBytes);
     expect(arena[3]!).toBeGreaterThan(arena[2]!);
     const limited = withLimits(gpu, { maxBufferSize: arena[2]! }); // batch 3's arena just fits, batch 4's does not
-    const engine = await TwoStageEngine.load(limited, weights(), { batch: 'auto', maxBatch: 8, cache });
+    const engine = await TwoStageEngine.load(limited, weights(), { batch: 'auto', maxBatch: 8, cache, height: 64, width: 64 });
     try {
       expect(engine.batch).toBe(3);
       const r = await analyzeVolume(engine, chestPhantomVolume({ slices: 4, height: 48, width: 48 }));
@@ -343,7 +343,7 @@ describe("beyond the adapter's limits", () => {
       engine.destroy();
     }
     // A fixed batch over it names the limit and batch 3.
-    await expect(TwoStageEngine.load(limited, weights(), { batch: 5, cache })).rejects.toThrowError(/needs \d+ bytes .* maxBufferSize .*use a batch of 3 or less \(--batch 3\)/);
+    await expect(TwoStageEngine.load(limited, weights(), { batch: 5, cache, height: 64, width: 64 })).rejects.toThrowError(/needs \d+ bytes .* maxBufferSize .*use a batch of 3 or less \(--batch 3\)/);
   });
 
   it('out of memory at buffer creation: GpuLimitError, nothing left allocated; batch auto halves the batch and runs', async () => {
