@@ -72,7 +72,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     inf, _ = ds._nifti_zyx(a.out + ".infection.nii.gz", as_float=False)
     study = ds.Study(os.path.basename(a.out), ds.label_index(label), hu, sp, lung.astype(np.uint8),
                      inf.astype(np.uint8), None)
-    p = ds.prepare(study, cfg)
+    p = ds.prepare(study, cfg, half=False)  # float32, as the engine reads the file (float16 moved probabilities by 4e-3)
     o = ds.infer_study(model, p)
     names = cfg.cls.class_names
     mask = o["lung_mask"][:, 0].bool()
