@@ -2,7 +2,7 @@
 """Make the committed sample study and PyTorch's expected outputs for it.
 
     /usr/bin/python3 weights/make_sample.py --weights weights/trained/synthetic-small.safetensors \\
-        --class covid --seed 11 --slices 10 --matrix 128 --out samples/synthetic-covid
+        --class covid --seed 11 --matrix 128 --out samples/synthetic-covid
 
 writes
     <out>.nii.gz            the scan (int16 HU, affine axcodes L,P,S; see weights/synth.py)

@@ -260,6 +260,15 @@ def load_pretrained(model, paths: List[str], log=print) -> None:
 # Main loop
 # ----------------------------------------------------------------------------------------------
 
+def checkpoint_weights(path: str):
+    """The model state dict in ``path`` (a train.py checkpoint: best.pt / last.pt, ``{'state_dict': sd}``, or a plain
+    state dict) and how to name it in the log: the path, with the checkpoint's epoch when it records one."""
+    ck = torch.load(path, map_location="cpu")
+    sd = ck.get("model", ck.get("state_dict", ck)) if isinstance(ck, dict) else ck
+    epoch = f" (epoch {int(ck['epoch']) + 1})" if isinstance(ck, dict) and "epoch" in ck else ""
+    return sd, path + epoch
+
+
 def stage_of(epoch: int, a) -> str:
     if epoch < a.seg_epochs:
         return "seg"
@@ -408,13 +417,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     if a.pretrained:
         load_pretrained(model, a.pretrained, log)
     if a.init_from:
-        ck0 = torch.load(a.init_from, map_location="cpu")
-        sd0 = ck0.get("model", ck0.get("state_dict", ck0)) if isinstance(ck0, dict) else ck0
+        sd0, from0 = checkpoint_weights(a.init_from)
         model.load_state_dict(sd0)
-        log(f"initialised from {a.init_from}" + (f" (epoch {int(ck0['epoch']) + 1})" if "epoch" in ck0 else ""))
+        log(f"initialised from {from0}")
     if a.init_seg_from:
-        ck1 = torch.load(a.init_seg_from, map_location="cpu")
-        sd1 = ck1.get("model", ck1.get("state_dict", ck1)) if isinstance(ck1, dict) else ck1
+        sd1, from1 = checkpoint_weights(a.init_seg_from)
         seg_sd = {k[len("seg."):]: v for k, v in sd1.items() if k.startswith("seg.")}
         if not seg_sd:
             raise SystemExit(f"{a.init_seg_from}: no seg.* tensors (expected a checkpoint of this model)")
@@ -422,7 +429,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             model.seg.load_state_dict(seg_sd)
         except RuntimeError as e:
             raise SystemExit(f"{a.init_seg_from}: stage 1 does not match this config: {e}")
-        log(f"stage 1 initialised from {a.init_seg_from}" + (f" (epoch {int(ck1['epoch']) + 1})" if "epoch" in ck1 else ""))
+        log(f"stage 1 initialised from {from1}")
     # Stage 1's parameters stay in the optimizer under --freeze-seg (Adam leaves parameters without a gradient
     # untouched), so a run's checkpoints resume the same way with or without it.
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
