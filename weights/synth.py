@@ -493,6 +493,9 @@ def generate_study(rng: np.random.Generator, label: str, matrix: Sequence[int] =
     infection = (infection_w > 0.5) & lung
     lung_u8 = lung.astype(np.uint8)
     inf_u8 = infection.astype(np.uint8)
+    if label != "no infection" and not inf_u8.any():
+        # never write a study whose label its masks contradict
+        raise RuntimeError(f"synth: a {label} study came out without any lesion voxel inside the lung")
     return {"hu": hu, "lung": lung_u8, "infection": inf_u8, "geometry": g, "label": label, "stage": stage,
             "kernel": str(kernel), "noise_sigma": float(sigma),
             "slice_labels": slice_labels_from_masks(label, lung_u8, inf_u8)}
@@ -566,7 +569,19 @@ def sample_lesions(rng, label, g: Geometry, lung: np.ndarray, trees, hilum, zs, 
     kk = np.clip(np.round((cand[:, 2] - g.z0) / g.dz).astype(int), 0, nz - 1)
     dist = np.linalg.norm(cand - hilum[side][None].astype(np.float32), axis=1)
     inl = lung[kk, jj, ii] & (dist > 15)
-    cand = cand[inl] if inl.sum() >= 3 else cand
+    if inl.sum() >= 3:
+        cand = cand[inl]
+    else:
+        # the chosen subtree runs medially out of the lung (it happens): then any point of this side's tree inside
+        # this side's lung; painting keeps only this side's half, so candidates elsewhere would leave a CAP-labelled
+        # study without a lesion (seed 3, study 19 did, before this)
+        allp = tr["p"]
+        ia = np.clip(((allp[:, 0] + g.fov / 2) / g.ps).astype(int), 0, n - 1)
+        ja = np.clip(((allp[:, 1] + g.fov / 2) / g.ps).astype(int), 0, n - 1)
+        ka = np.clip(np.round((allp[:, 2] - g.z0) / g.dz).astype(int), 0, nz - 1)
+        da = np.linalg.norm(allp - hilum[side][None].astype(np.float32), axis=1)
+        ok = lung[ka, ja, ia] & (da > 15) & (np.sign(allp[:, 0]) == np.sign(side))
+        cand = allp[ok]
     k = int(rng.integers(4, 9))
     hu_c = rng.uniform(-100, 60)
     for idx in rng.choice(len(cand), size=min(k, len(cand)), replace=False):

@@ -85,6 +85,15 @@ def test_cap_unilateral_and_inside_lung():
         assert "CAP" in st["slice_labels"]
 
 
+def test_cap_lesions_when_the_subtree_leaves_the_lung():
+    """Seed 3, study 19 (the test set's, 96-128 matrix, 7-12 mm): the chosen airway subtree runs medially out of the
+    lung; the generator once wrote it as a CAP study with an empty infection mask."""
+    st = synth.generate_study(synth.study_rng(3, 19), "CAP", (96, 128), (7.0, 12.0), None)
+    r, l = _sides(st)
+    assert (r > 0) != (l > 0), f"unilateral lesions expected (right {r}, left {l})"
+    assert "CAP" in st["slice_labels"]
+
+
 def test_lesion_density():
     """COVID-like lesions are ground glass (mean well below soft tissue), CAP-like ones consolidation."""
     cov = study("COVID-19", 0)
