@@ -197,6 +197,22 @@ def test_training_steps_lower_the_loss():
         assert losses[-1] < losses[0] - 0.02, f"{stage}: loss {losses[0]:.4f} -> {losses[-1]:.4f} after 6 Adam steps"
 
 
+def test_patient_weight_scales_the_joint_patient_loss():
+    """--patient-weight multiplies the joint stage's patient cross-entropy and nothing else."""
+    cfg, b = _batch()
+    model = build_model(cfg, seed=0)
+    model.eval()  # deterministic: the same forward twice
+    with torch.no_grad():
+        one = train.step_losses(model, b, "joint", seg_bce=0.0, inf_dice="batch", inf_ce=1.0)
+        two = train.step_losses(model, b, "joint", seg_bce=0.0, inf_dice="batch", inf_ce=1.0, patient_weight=2.5)
+    assert float(one["patient_ce"]) > 0.01
+    assert abs(float(two["patient_ce"]) - 2.5 * float(one["patient_ce"])) < 1e-5
+    for k in one:
+        if k not in ("patient_ce", "total"):
+            assert float(two[k]) == float(one[k]), k
+    assert abs(float(two["total"]) - float(one["total"]) - 1.5 * float(one["patient_ce"])) < 1e-5
+
+
 def test_infection_losses_do_not_reward_empty_maps():
     """The per-slice dice scores an all-empty map at the fraction of slices holding lesion (so training can settle
     there); the batch dice scores it near 1, and the cell-wise CE prefers the true map to an empty one."""

@@ -169,10 +169,10 @@ def infection_cell_ce(logits_s8: torch.Tensor, mask: torch.Tensor, lesion_weight
 
 def step_losses(model, b: Dict[str, torch.Tensor], stage: str, seg_bce: float,
                 with_seg: bool = True, inf_dice: str = "slice", inf_ce: float = 0.0,
-                slice_weights: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+                slice_weights: Optional[torch.Tensor] = None, patient_weight: float = 1.0) -> Dict[str, torch.Tensor]:
     """The losses of one step.  ``inf_dice``: 'slice' (per-slice soft dice, the reference's dice_loss) or 'batch'
     (batch_dice_loss); ``inf_ce`` > 0 adds that weight x infection_cell_ce; ``slice_weights`` (3,) weights the slice
-    cross-entropy per class."""
+    cross-entropy per class; ``patient_weight`` scales the joint stage's patient cross-entropy."""
     losses: Dict[str, torch.Tensor] = {}
     pre = model.config.preprocess
     if stage in ("seg", "joint") and with_seg:
@@ -190,7 +190,7 @@ def step_losses(model, b: Dict[str, torch.Tensor], stage: str, seg_bce: float,
         losses["slice_ce"] = F.cross_entropy(o["slice_logits"], b["slice_label"], weight=slice_weights)
         if stage == "joint" and bool(o["patient_ok"].any()):
             ok = o["patient_ok"]
-            losses["patient_ce"] = F.cross_entropy(o["patient_logits"][ok], b["patient_label"][ok])
+            losses["patient_ce"] = patient_weight * F.cross_entropy(o["patient_logits"][ok], b["patient_label"][ok])
     losses["total"] = sum(losses.values())
     return losses
 
@@ -334,6 +334,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--slice-class-weights", choices=["none", "sqrt"], default="sqrt",
                     help="weight the slice cross-entropy per class by 1/sqrt(frequency) of the training slices' "
                          "labels (normalised to mean 1), or not")
+    ap.add_argument("--patient-weight", type=float, default=1.0,
+                    help="weight of the patient cross-entropy in the joint stage (the paper: 1)")
     ap.add_argument("--no-augment", action="store_true")
     ap.add_argument("--dropout", type=float, help="slice-head dropout (config cls.dropout; training only, default 0.5)")
     ap.add_argument("--stochastic-depth", type=float,
@@ -498,7 +500,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     b = augment(b, gen, span)
                 b = {k: v.to(a.device) for k, v in b.items()}
                 losses = step_losses(model, b, stage, a.seg_bce, with_seg=not frozen_seg, inf_dice=a.inf_dice,
-                                     inf_ce=a.inf_ce, slice_weights=slice_weights)
+                                     inf_ce=a.inf_ce, slice_weights=slice_weights, patient_weight=a.patient_weight)
             losses["total"].backward()
             opt.step()
             for k, v in losses.items():
@@ -555,7 +557,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     "steps_per_epoch": steps, "batch": [a.studies_per_batch, a.slices_per_study], "lr": a.lr,
                     "input_size": cfg.input_size, "stopped_early": stopped,
                     "losses": {"infection_dice": a.inf_dice, "infection_ce": a.inf_ce, "seg_bce": a.seg_bce,
-                               "slice_class_weights": a.slice_class_weights},
+                               "slice_class_weights": a.slice_class_weights, "patient_weight": a.patient_weight},
                     "augment": not a.no_augment, "freeze_seg": a.freeze_seg,
                     "init_from": export.short_path(a.init_from) if a.init_from else None,
                     "init_seg_from": export.short_path(a.init_seg_from) if a.init_seg_from else None,
