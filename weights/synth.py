@@ -563,12 +563,16 @@ def sample_lesions(rng, label, g: Geometry, lung: np.ndarray, trees, hilum, zs, 
         sub |= np.isin(br, list(frontier))
         frontier = {2 * b + 1 for b in frontier} | {2 * b + 2 for b in frontier}
     cand = tr["p"][sub]
-    # keep points inside the lung
-    ii = np.clip(((cand[:, 0] + g.fov / 2) / g.ps).astype(int), 0, n - 1)
-    jj = np.clip(((cand[:, 1] + g.fov / 2) / g.ps).astype(int), 0, n - 1)
-    kk = np.clip(np.round((cand[:, 2] - g.z0) / g.dz).astype(int), 0, nz - 1)
-    dist = np.linalg.norm(cand - hilum[side][None].astype(np.float32), axis=1)
-    inl = lung[kk, jj, ii] & (dist > 15)
+
+    def in_lung(pts: np.ndarray) -> np.ndarray:
+        """Which points lie inside the lung mask and more than 15 mm from this side's hilum."""
+        ii = np.clip(((pts[:, 0] + g.fov / 2) / g.ps).astype(int), 0, n - 1)
+        jj = np.clip(((pts[:, 1] + g.fov / 2) / g.ps).astype(int), 0, n - 1)
+        kk = np.clip(np.round((pts[:, 2] - g.z0) / g.dz).astype(int), 0, nz - 1)
+        dist = np.linalg.norm(pts - hilum[side][None].astype(np.float32), axis=1)
+        return lung[kk, jj, ii] & (dist > 15)
+
+    inl = in_lung(cand)
     if inl.sum() >= 3:
         cand = cand[inl]
     else:
@@ -576,12 +580,7 @@ def sample_lesions(rng, label, g: Geometry, lung: np.ndarray, trees, hilum, zs, 
         # this side's lung; painting keeps only this side's half, so candidates elsewhere would leave a CAP-labelled
         # study without a lesion (seed 3, study 19 did, before this)
         allp = tr["p"]
-        ia = np.clip(((allp[:, 0] + g.fov / 2) / g.ps).astype(int), 0, n - 1)
-        ja = np.clip(((allp[:, 1] + g.fov / 2) / g.ps).astype(int), 0, n - 1)
-        ka = np.clip(np.round((allp[:, 2] - g.z0) / g.dz).astype(int), 0, nz - 1)
-        da = np.linalg.norm(allp - hilum[side][None].astype(np.float32), axis=1)
-        ok = lung[ka, ja, ia] & (da > 15) & (np.sign(allp[:, 0]) == np.sign(side))
-        cand = allp[ok]
+        cand = allp[in_lung(allp) & (np.sign(allp[:, 0]) == np.sign(side))]
     k = int(rng.integers(4, 9))
     hu_c = rng.uniform(-100, 60)
     for idx in rng.choice(len(cand), size=min(k, len(cand)), replace=False):
