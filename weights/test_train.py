@@ -243,6 +243,29 @@ def test_augment_keeps_masks_binary_and_aligned():
     assert torch.equal(same["lung_mask"], b["lung_mask"])
 
 
+def test_augment_flips_a_study_as_a_whole():
+    """The left-right flip is drawn per study: every slice of a study is flipped or none is (a per-slice flip would make
+    a one-sided study look two-sided across the slices the patient head pools), and the HU offset is per study."""
+    g = torch.Generator().manual_seed(0)
+    groups, per = 8, 3
+    img = torch.rand(groups * per, 1, 16, 16, generator=g) * 0.8 + 0.1
+    img[..., :5] = 0.95  # bright on one side: a flip moves it
+    zeros = torch.zeros_like(img)
+    b = {"image": img, "lung_mask": zeros, "infection_mask": zeros, "slice_label": torch.zeros(groups * per).long(),
+         "patient_ids": torch.arange(groups).repeat_interleave(per), "patient_label": torch.zeros(groups).long()}
+    out = train.augment(b, g, 1500.0, rot_deg=0, scale=0, shift=0, noise_hu=0, offset_hu=0)
+    flipped = [bool(torch.allclose(out["image"][i], img[i].flip(-1), atol=1e-5)) for i in range(groups * per)]
+    kept = [bool(torch.allclose(out["image"][i], img[i], atol=1e-5)) for i in range(groups * per)]
+    assert all(f != k for f, k in zip(flipped, kept)), "every slice is either flipped or kept"
+    per_study = [flipped[i * per:(i + 1) * per] for i in range(groups)]
+    assert all(len(set(f)) == 1 for f in per_study), per_study
+    assert {f[0] for f in per_study} == {True, False}, per_study
+    out = train.augment(b, g, 1500.0, rot_deg=0, scale=0, shift=0, flip_p=0, noise_hu=0, offset_hu=30)
+    off = (out["image"] - img).mean(dim=(1, 2, 3)).view(groups, per)
+    assert torch.allclose(off, off[:, :1].expand_as(off), atol=1e-6), off
+    assert float(off.std()) > 1e-4, off
+
+
 def test_train_cli_exports_metadata():
     with tempfile.TemporaryDirectory() as d:
         data = os.path.join(d, "data")

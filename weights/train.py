@@ -87,15 +87,19 @@ def sample_batch(studies: List[ds.Prepared], rng: np.random.Generator, n_studies
 def augment(b: Dict[str, torch.Tensor], gen: torch.Generator, window_span: float,
             rot_deg: float = 10.0, scale: float = 0.1, shift: float = 0.05, flip_p: float = 0.5,
             noise_hu: float = 20.0, offset_hu: float = 15.0) -> Dict[str, torch.Tensor]:
-    """Per-slice random affine (rotation, isotropic scale, shift, left-right flip) applied to the
-    image (bilinear, outside = window 0 = air) and masks (bilinear then > 0.5), then HU noise and
-    offset in window units (clamped to [0, 1])."""
+    """Random affine (rotation, isotropic scale, shift, left-right flip) applied to the image (bilinear, outside =
+    window 0 = air) and masks (bilinear then > 0.5), then HU noise and offset in window units (clamped to [0, 1]).
+    Rotation, scale, shift and noise are drawn per slice; the flip and the HU offset per study (``b["patient_ids"]``):
+    all slices of a study are flipped together, so a one-sided (CAP-like) study stays one-sided across the slices the
+    patient head pools, and a study keeps one calibration."""
     x = b["image"]
     n = x.shape[0]
     u = lambda: torch.rand(n, generator=gen) * 2 - 1  # noqa: E731
     ang = u() * math.radians(rot_deg)
     sc = 1 + u() * scale
-    flip = torch.where(torch.rand(n, generator=gen) < flip_p, -1.0, 1.0)
+    _, group = torch.unique(b["patient_ids"], sorted=True, return_inverse=True)
+    n_groups = int(group.max()) + 1 if n else 0
+    flip = torch.where(torch.rand(n_groups, generator=gen) < flip_p, -1.0, 1.0)[group]
     cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
     theta = torch.zeros(n, 2, 3)
     theta[:, 0, 0] = cos * flip
@@ -110,7 +114,7 @@ def augment(b: Dict[str, torch.Tensor], gen: torch.Generator, window_span: float
     for k in ("lung_mask", "infection_mask"):
         out[k] = (F.grid_sample(b[k], grid, mode="bilinear", padding_mode="zeros", align_corners=False) > 0.5).float()
     sig = torch.rand(n, 1, 1, 1, generator=gen) * noise_hu / window_span
-    off = (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1) * offset_hu / window_span
+    off = ((torch.rand(n_groups, generator=gen) * 2 - 1) * offset_hu / window_span)[group].view(n, 1, 1, 1)
     body = out["image"] > 0
     noisy = out["image"] + off + sig * torch.randn(out["image"].shape, generator=gen)
     out["image"] = torch.where(body, noisy, out["image"]).clamp(0, 1)
