@@ -97,8 +97,8 @@ def augment(b: Dict[str, torch.Tensor], gen: torch.Generator, window_span: float
     u = lambda: torch.rand(n, generator=gen) * 2 - 1  # noqa: E731
     ang = u() * math.radians(rot_deg)
     sc = 1 + u() * scale
-    _, group = torch.unique(b["patient_ids"], sorted=True, return_inverse=True)
-    n_groups = int(group.max()) + 1 if n else 0
+    ids, group = torch.unique(b["patient_ids"], sorted=True, return_inverse=True)
+    n_groups = len(ids)
     flip = torch.where(torch.rand(n_groups, generator=gen) < flip_p, -1.0, 1.0)[group]
     cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
     theta = torch.zeros(n, 2, 3)
