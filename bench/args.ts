@@ -19,8 +19,9 @@ export const HELP = `covidct bench: time the engine's stages on the WebGPU adapt
                             subgroups and chromium-experimental-subgroup-matrix; reported as not available elsewhere)
   --storage f32|f16         activation storage (default: the precision); f16 keeps the activations between layers
                             as packed f16 where the kernels can, with f32 arithmetic, on any adapter
-  --tiles auto|legacy       kernel tiles the engine may pick (default auto; legacy: not conv2d's 32x128
-                            nor depthwise's 32x32)
+  --tiles auto|legacy|software  kernel tiles the engine may pick (default software on a software adapter,
+                            else auto; legacy: not conv2d's 32x128 nor depthwise's 32x32; software: conv2d
+                            without workgroup memory, for CPU-run adapters)
   --profile                 per-kernel GPU times (timestamp queries), by op and by node, with roofline shares
   --peak-gflops X           roofline compute ceiling (default: H100 figure on an H100, else measured)
   --peak-gbs X              roofline bandwidth ceiling (same)
@@ -114,7 +115,7 @@ export function parseBenchArgs(argv: string[]): { opts: Partial<BenchOptions>; j
   if (flags.has('profile')) opts.profile = true;
   if (flags.has('tiles')) {
     const t = flags.get('tiles');
-    if (t !== 'auto' && t !== 'legacy') throw new Error(`--tiles must be auto or legacy, got '${t}'`);
+    if (t !== 'auto' && t !== 'legacy' && t !== 'software') throw new Error(`--tiles must be auto, legacy or software, got '${t}'`);
     opts.tiles = t;
   }
   if (flags.has('peak-gflops')) opts.peakGflops = pos('peak-gflops');

@@ -21,7 +21,7 @@ import { cpus, loadavg } from 'node:os';
 import { createGpu, type GpuContext, type SoftwareDriver } from '../src/gpu/device.js';
 import { PipelineCache } from '../src/gpu/pipelines.js';
 import { UNIFORM_SLOT_BYTES } from '../src/gpu/uniforms.js';
-import { capsFor, f16MatmulSupport, type GpuCaps } from '../src/ops/op.js';
+import { capsFor, defaultTilePolicy, f16MatmulSupport, type GpuCaps, type TilePolicy } from '../src/ops/op.js';
 import { compileGraph, type CompiledGraph, type KernelTiming, type RunResult } from '../src/graph/executor.js';
 import type { ModelGraph } from '../src/models/builder.js';
 import { defaultModelConfig, defaultPreprocessConfig, tinyModelConfig, type ModelConfig } from '../src/models/config.js';
@@ -59,8 +59,8 @@ export interface BenchOptions {
   precision: 'f32' | 'f16';
   /** Activation storage (executor CompileOptions.storage; default: the precision). */
   storage?: 'f32' | 'f16';
-  /** Tiles the conv2d and depthwise kernels may pick (the compile option CompileOptions.tiles; default 'auto'). */
-  tiles?: 'auto' | 'legacy';
+  /** Tiles the conv2d and depthwise kernels may pick (the compile option CompileOptions.tiles; default: 'software' on a software adapter, else 'auto'). */
+  tiles?: TilePolicy;
   /** Per-kernel table from timestamp queries. */
   profile: boolean;
   /** Peers to run: 'torch' (PyTorch CPU), 'torch-cuda' (PyTorch on CUDA, f32), 'ort' (ONNX Runtime Web, WebGPU provider, on dawn.node). */
@@ -404,7 +404,7 @@ function stageResult(
   },
 ): StageResult {
   const { timing, compiled, outputs, cpuCompileMs, ...rest } = m;
-  const work = graphWork(compiled.graph, compiled.plan, capsFor(c.gpu, c.opts.precision, undefined, c.opts.tiles ?? 'auto'));
+  const work = graphWork(compiled.graph, compiled.plan, capsFor(c.gpu, c.opts.precision, undefined, c.opts.tiles ?? defaultTilePolicy(c.gpu)));
   return {
     ...rest,
     precision: c.opts.precision,
@@ -471,7 +471,7 @@ async function benchGraph(c: Ctx, target: Exclude<BenchTarget, 'pipeline'>, h: n
   bindWeights(file, model, { allowUnexpected: true });
   const cache = opts.cache ?? new PipelineCache(gpu.device);
   const [ms0, n0] = [cache.compileMs, cache.compiled];
-  const compiled = await compileGraph(gpu, model.graph, { cache, precision: opts.precision, storage: opts.storage ?? opts.precision, tiles: opts.tiles ?? 'auto' });
+  const compiled = await compileGraph(gpu, model.graph, { cache, precision: opts.precision, storage: opts.storage ?? opts.precision, tiles: opts.tiles ?? defaultTilePolicy(gpu) });
   const compileMs = buildMs + performance.now() - t0;
   const cpuCompileMs = cpuBuildMs + cpuNowMs() - c0;
   try {
@@ -519,7 +519,7 @@ async function benchPipeline(c: Ctx, h: number, w: number, batch: number): Promi
   const c0 = cpuNowMs();
   const cache = opts.cache ?? new PipelineCache(gpu.device);
   const [ms0, n0] = [cache.compileMs, cache.compiled];
-  const engine = await TwoStageEngine.load(gpu, file, { batch, height: h, width: w, cache, precision: opts.precision, storage: opts.storage ?? opts.precision, tiles: opts.tiles ?? 'auto' });
+  const engine = await TwoStageEngine.load(gpu, file, { batch, height: h, width: w, cache, precision: opts.precision, storage: opts.storage ?? opts.precision, tiles: opts.tiles ?? defaultTilePolicy(gpu) });
   const compileMs = performance.now() - t0;
   const cpuCompileMs = cpuNowMs() - c0;
   try {
@@ -562,6 +562,8 @@ export async function runBench(options: Partial<BenchOptions> = {}): Promise<Ben
   if (!(opts.repeats >= 1) || !(opts.warmup >= 0)) throw new Error('repeats must be >= 1 and warmup >= 0');
   const gpu = opts.gpu ?? (await createGpu({ forceSoftware: opts.software, ...(opts.dawnFlags ? { dawnFlags: opts.dawnFlags } : {}) }));
   log(`adapter: ${gpu.adapterName}${gpu.isSoftware ? ' [software: it runs on the CPU, these are CPU timings]' : ''}`);
+  // The policy the compiles get when none was asked for ('software' on a software adapter), so the report names it.
+  opts.tiles ??= defaultTilePolicy(gpu);
   const report: BenchReport = {
     tool: 'covidct bench',
     date: new Date().toISOString(),

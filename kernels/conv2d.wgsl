@@ -28,6 +28,13 @@
 //                       strided by 2 TX, so that it owns both halves of every word it writes
 // Epilogue order: acc + bias -> act -> + residual (MBConv adds the skip after the activation-free projection).
 //
+// Direct (DIRECT = 1, the software adapters' tiles): no workgroup memory and no barrier. Every thread walks K
+// itself, reading its RM weights and gathering its RN im2col values straight from the buffers; the im2col
+// decomposition of k is kept as counters (ci, ky, kx) stepped with k, so the K loop has no division. On a CPU
+// (SwiftShader, lavapipe) workgroup memory is ordinary memory and a barrier makes the compiler run the
+// workgroup's invocations as coroutines switching at every barrier, so the staged kernel pays for what only helps
+// a GPU. Threads of a workgroup share their columns only when TY > 1 (then each of them gathers them again).
+//
 // Split K (SPLITK = 1, for GEMMs with few tiles and a long K): workgroup y = split * row_tiles + row tile; the
 // workgroup sums only k in [split * k_chunk, min(K, (split + 1) * k_chunk)) and writes its raw sums to
 // y = partial[split, m, col]; then ENTRY_REDUCE (one thread per output) adds the slices in order (deterministic)
@@ -102,10 +109,12 @@ const A_STEP: u32 = WG / TK;      // A rows between a thread's loads
 const B_LOADS: u32 = TK * TN / WG; // B words staged per thread per chunk
 const B_STEP: u32 = WG / TN;      // B rows (k) between a thread's loads
 
+#if !DIRECT
 const AS: u32 = TM + 1u;          // As row stride, padded: the A staging writes (TK threads on one m, at
                                   // consecutive k) then fall in different banks
 var<workgroup> As: array<f32, TK * AS>; // As[k * AS + m]
 var<workgroup> Bs: array<f32, TK * TN>; // Bs[k * TN + col]
+#endif
 
 // Tile column of a thread's j-th accumulator column (see Y_F16 above).
 fn tile_col(tx: u32, j: u32) -> u32 {
@@ -136,6 +145,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let tx = t % TX;
   let ty = t / TX;
 
+#if !DIRECT
   // B staging role: one column, rows bk0, bk0 + B_STEP, ...
   let bcol = t % TN;
   let bk0 = t / TN;
@@ -216,6 +226,95 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     workgroupBarrier();
   }
 
+#else
+  // DIRECT (RM = RN = 4): the thread's 4 columns and 4 rows in vec4 lanes and 4 vec4 accumulators, no arrays
+  // (a software adapter keeps an indexed array in memory and indexes it per invocation).
+  var col_ok: vec4<bool>;
+  var xbase: vec4<u32>;
+#if !POINTWISE
+  var iy0: vec4<i32>;
+  var ix0: vec4<i32>;
+#endif
+#if HAS_SCALE
+  var sbase: vec4<u32>;
+#endif
+  for (var j = 0u; j < 4u; j++) {
+    let col = n0 + tile_col(tx, j);
+    let ok = col < P.NC;
+    let img = select(0u, col / P.HoWo, ok);
+    let pix = select(0u, col - img * P.HoWo, ok);
+    col_ok[j] = ok;
+#if POINTWISE
+    xbase[j] = (img * P.x_tot + P.x_off) * P.HW + pix;
+#else
+    let oy = pix / P.Wo;
+    let ox = pix - oy * P.Wo;
+    iy0[j] = i32(oy * P.sh) - i32(P.ph);
+    ix0[j] = i32(ox * P.sw) - i32(P.pw);
+    xbase[j] = (img * P.x_tot + P.x_off) * P.HW;
+#endif
+#if HAS_SCALE
+    sbase[j] = img * P.cin;
+#endif
+  }
+  // The thread's rows' weight offsets; rows past M read row 0 and are never written.
+  let mrow = vec4<u32>(m0 + ty) + vec4<u32>(0u, TY, 2u * TY, 3u * TY);
+  let wrow = select(vec4<u32>(0u), mrow * P.K, mrow < vec4<u32>(P.M));
+  // k's im2col decomposition (ci, ky, kx), stepped with k.
+  var ci = k_begin;
+#if !POINTWISE
+  ci = k_begin / P.khkw;
+  let r0 = k_begin - ci * P.khkw;
+  var ky = r0 / P.kw;
+  var kx = r0 - ky * P.kw;
+#endif
+  var acc0 = vec4<f32>(0.0);
+  var acc1 = vec4<f32>(0.0);
+  var acc2 = vec4<f32>(0.0);
+  var acc3 = vec4<f32>(0.0);
+  for (var k = k_begin; k < k_end; k++) {
+    let a = vec4<f32>(w[wrow.x + k], w[wrow.y + k], w[wrow.z + k], w[wrow.w + k]);
+#if POINTWISE
+    let xi = xbase + vec4<u32>(ci * P.HW);
+    let ok = col_ok;
+#else
+    let iy = vec4<u32>(iy0 + vec4<i32>(i32(ky * P.dh)));
+    let ix = vec4<u32>(ix0 + vec4<i32>(i32(kx * P.dw)));
+    let ok = col_ok & (iy < vec4<u32>(P.H)) & (ix < vec4<u32>(P.W));
+    let xi = select(vec4<u32>(0u), xbase + vec4<u32>(ci * P.HW) + iy * P.W + ix, ok);
+#endif
+    var b = vec4<f32>(load_x(xi.x), load_x(xi.y), load_x(xi.z), load_x(xi.w));
+#if HAS_SCALE
+    let si = select(vec4<u32>(0u), sbase + vec4<u32>(ci), col_ok);
+    b *= vec4<f32>(in_scale[si.x], in_scale[si.y], in_scale[si.z], in_scale[si.w]);
+#endif
+    b = select(vec4<f32>(0.0), b, ok);
+    acc0 = fma(vec4<f32>(a.x), b, acc0);
+    acc1 = fma(vec4<f32>(a.y), b, acc1);
+    acc2 = fma(vec4<f32>(a.z), b, acc2);
+    acc3 = fma(vec4<f32>(a.w), b, acc3);
+#if POINTWISE
+    ci++;
+#else
+    kx++;
+    if (kx == P.kw) {
+      kx = 0u;
+      ky++;
+      if (ky * P.kw == P.khkw) {
+        ky = 0u;
+        ci++;
+      }
+    }
+#endif
+  }
+  var acc: array<f32, RMN>;
+  for (var j = 0u; j < 4u; j++) {
+    acc[j] = acc0[j];
+    acc[4u + j] = acc1[j];
+    acc[8u + j] = acc2[j];
+    acc[12u + j] = acc3[j];
+  }
+#endif
   // Epilogue (or, split K, this slice's partial sums).
 #if Y_F16
   for (var j = 0u; j < RN; j += 2u) {

@@ -19,7 +19,8 @@
 //
 // Defines: K (odd kernel size), STRIDE, TW, WGY, RPT (tile shape; TW * WGY a power of two), ACT (epilogue,
 // see common.wgsl), HAS_BIAS, POOL (0 none, 1 partial sums to scratch, 2 mean written directly), X_F16, Y_F16;
-// ENTRY_FINISH selects the second-pass entry instead (with WG threads per workgroup).
+// ENTRY_FINISH selects the second-pass entry instead (with WG threads per workgroup); DIRECT (with WG, no tile
+// shape) the software adapters' entry at the end of the file, one invocation per plane.
 #include "common.wgsl"
 
 #if ENTRY_FINISH
@@ -64,10 +65,12 @@ struct Params {
   inv_area: f32,          // 1 / (Ho * Wo)
 };
 
+#if !DIRECT
 const TH: u32 = WGY * RPT;
 const THREADS: u32 = TW * WGY;
 const IN_W: u32 = (TW - 1u) * STRIDE + K;
 const IN_H: u32 = (TH - 1u) * STRIDE + K;
+#endif
 
 @group(0) @binding(0) var<uniform> P: Params;
 #include "load_x.wgsl"
@@ -80,6 +83,7 @@ const IN_H: u32 = (TH - 1u) * STRIDE + K;
 @group(0) @binding(BIND_POOL) var<storage, read_write> pooled: array<f32>; // the mean (POOL 2) or partial sums (POOL 1)
 #endif
 
+#if !DIRECT
 var<workgroup> tile_in: array<f32, IN_W * IN_H>;
 #if POOL
 var<workgroup> red: array<f32, THREADS>;
@@ -180,4 +184,64 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 #endif
 }
 
+#else
+// DIRECT (tile policy 'software', for CPU-run adapters): one invocation per (image, channel) plane walks the
+// whole plane, reading x and the weights straight from the buffers (no workgroup memory, no barrier), and, with
+// POOL (always 2 here), writes the plane's mean itself. P.tiles is then the number of planes N * C.
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let plane = linear_id(gid, nwg, WG);
+  if (plane >= P.tiles) {
+    return;
+  }
+  let c = plane % P.channels;
+  let n = plane / P.channels;
+  let x_base = tensor_index(n, c, 0u, P.x_off, P.x_tot, P.h * P.w);
+  let y_base = tensor_index(n, c, 0u, P.y_off, P.y_tot, P.ho * P.wo);
+  let w_base = c * K * K;
+#if HAS_BIAS
+  let b0 = bias[c];
+#else
+  let b0 = 0.0;
+#endif
+  var sum = 0.0;
+  for (var oy = 0u; oy < P.ho; oy++) {
+    let iy0 = i32(oy * STRIDE) - i32(P.pad);
+#if Y_F16
+    for (var ox = 0u; ox < P.wo; ox += 2u) {
+      let v0 = apply_act(b0 + dw_tap_sum(x_base, w_base, iy0, i32(ox * STRIDE) - i32(P.pad)));
+      let v1 = apply_act(b0 + dw_tap_sum(x_base, w_base, iy0, i32((ox + 1u) * STRIDE) - i32(P.pad)));
+      y[(y_base + oy * P.wo + ox) >> 1u] = pack_half2(v0, v1);
+      sum += v0 + v1;
+    }
+#else
+    for (var ox = 0u; ox < P.wo; ox++) {
+      let v = apply_act(b0 + dw_tap_sum(x_base, w_base, iy0, i32(ox * STRIDE) - i32(P.pad)));
+      y[y_base + oy * P.wo + ox] = v;
+      sum += v;
+    }
+#endif
+  }
+#if POOL
+  pooled[n * P.p_tot + P.p_off + c] = sum * P.inv_area;
+#endif
+}
+
+// The K x K taps of one output whose window starts at (iy0, ix0), zero outside the plane.
+fn dw_tap_sum(x_base: u32, w_base: u32, iy0: i32, ix0: i32) -> f32 {
+  var acc = 0.0;
+  for (var ky = 0u; ky < K; ky++) {
+    let iy = u32(iy0 + i32(ky));
+    if (iy < P.h) {
+      for (var kx = 0u; kx < K; kx++) {
+        let ix = u32(ix0 + i32(kx));
+        if (ix < P.w) {
+          acc += wt[w_base + ky * K + kx] * load_x(x_base + iy * P.w + ix);
+        }
+      }
+    }
+  }
+  return acc;
+}
+#endif
 #endif

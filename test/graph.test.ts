@@ -134,28 +134,34 @@ describe('tile policy: a compile option, per graph', () => {
   const specsOf = (caps: Parameters<typeof compileProgram>[0], opts: CompileOptions) =>
     compileProgram(caps, net(), opts).nodes.map((n) => n.specs.map((d) => ({ kernel: d.kernel, defines: d.defines, grid: d.grid })));
 
-  it("graphs compiled with 'auto', 'legacy' and no option in one process, interleaved, each keep their tiles and match the CPU reference", async () => {
+  it("graphs compiled with 'auto', 'legacy', 'software' and no option in one process, interleaved, each keep their tiles and match the CPU reference", async () => {
     const { gpu, cache } = await testGpu();
     const auto = specsOf(gpu, { tiles: 'auto' });
     const legacy = specsOf(gpu, { tiles: 'legacy' });
+    const software = specsOf(gpu, { tiles: 'software' });
     const dflt = specsOf(gpu, {});
-    expect(dflt).toEqual(auto);
+    // no option: 'software' on a software adapter (the tests' lavapipe and SwiftShader), 'auto' on a GPU
+    expect(dflt).toEqual(gpu.isSoftware ? software : auto);
+    expect(specsOf({ ...gpu, isSoftware: false } as Parameters<typeof compileProgram>[0], {})).toEqual(auto);
+    expect(specsOf({ ...gpu, isSoftware: true } as Parameters<typeof compileProgram>[0], {})).toEqual(software);
     expect(legacy).not.toEqual(auto);
-    // conv: a K split (GEMM + reduce) under 'auto', one GEMM with the 64-row tile under 'legacy'
+    // conv: a K split (GEMM + reduce) under 'auto', one GEMM with the 64-row tile under 'legacy', one DIRECT
+    // GEMM (8-row tile, no workgroup memory) under 'software'
     expect(auto[0]!.length).toBe(2);
     expect(legacy[0]!.length).toBe(1);
+    expect(software[0]!.length).toBe(1);
     expect(auto[0]![0]!.defines?.TM).toBe(32);
     expect(legacy[0]![0]!.defines?.TM).toBe(64);
+    expect(software[0]![0]!.defines).toMatchObject({ TM: 8, DIRECT: 1 });
+    expect(auto[0]![0]!.defines?.DIRECT).toBe(0);
     // depthwise: a different tile (its grid differs for the same 24 x 24 planes)
     expect(legacy[1]).not.toEqual(auto[1]);
     const want = runGraphOnCpu(net(), { x }).y!;
     const compiled = [];
     try {
-      // Compiled interleaved (auto, legacy, default), then run interleaved twice.
-      for (const tiles of ['auto', 'legacy', undefined] as const) compiled.push(await compileGraph(gpu, net(), { cache, ...(tiles ? { tiles } : {}) }));
-      expect(compiled[0]!.stats.dispatches).toBe(3);
-      expect(compiled[1]!.stats.dispatches).toBe(2);
-      expect(compiled[2]!.stats.dispatches).toBe(3);
+      // Compiled interleaved (auto, legacy, software, default), then run interleaved twice.
+      for (const tiles of ['auto', 'legacy', 'software', undefined] as const) compiled.push(await compileGraph(gpu, net(), { cache, ...(tiles ? { tiles } : {}) }));
+      expect(compiled.map((c) => c.stats.dispatches)).toEqual([3, 2, 2, gpu.isSoftware ? 2 : 3]);
       for (let round = 0; round < 2; round++)
         for (const cg of compiled) {
           const e = nmse((await cg.run({ x })).outputs.y!, want);
@@ -167,7 +173,7 @@ describe('tile policy: a compile option, per graph', () => {
   });
 
   it('an unknown policy is refused by name', () => {
-    expect(() => specsOf({ limits: {} as GPUSupportedLimits, features: new Set(), subgroupMinSize: 4, adapterName: 't' }, { tiles: 'fast' as 'auto' })).toThrowError(/tile policy must be 'auto' or 'legacy', got 'fast'/);
+    expect(() => specsOf({ limits: {} as GPUSupportedLimits, features: new Set(), subgroupMinSize: 4, adapterName: 't' }, { tiles: 'fast' as 'auto' })).toThrowError(/tile policy must be 'auto', 'legacy' or 'software', got 'fast'/);
   });
 
   it("the CPU's f16 emulation follows the policy it is given", () => {

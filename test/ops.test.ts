@@ -139,6 +139,65 @@ describe('half storage: ops reading and writing packed f16', () => {
   });
 });
 
+// Tile policy 'software' (the default on SwiftShader and lavapipe): conv2d's and depthwise's DIRECT kernels (no
+// workgroup memory), every case of both again, f32 and, where halfIO allows, half storage, against the same references.
+describe("conv2d and depthwise under tile policy 'software' (DIRECT kernels)", () => {
+  const softCaps = (gpu: Parameters<typeof capsFor>[0]) => capsFor(gpu, 'f32', undefined, 'software');
+  const runs = ([conv2d, depthwise] as OpDef<unknown>[]).flatMap((op) =>
+    op.cases.flatMap((tc, index) => {
+      const half = op.halfIO!({ attrs: tc.attrs, inputs: tc.inputs, outputs: op.infer(tc.inputs, tc.attrs), tiles: 'software' });
+      const f16 = half.inputs.some(Boolean) || half.outputs.some(Boolean);
+      return [{ op, tc, index, half: undefined, label: `${op.name}: ${tc.name}` }, ...(f16 ? [{ op, tc, index, half, label: `${op.name}: ${tc.name} (half storage)` }] : [])];
+    }),
+  );
+  it('depthwise plans one DIRECT dispatch per case, the pooled mean written by it (no scratch, no second pass)', () => {
+    const caps = { limits: { maxComputeWorkgroupsPerDimension: 65535, maxComputeWorkgroupStorageSize: 16384 } as GPUSupportedLimits, features: new Set<string>(), subgroupMinSize: 4, tiles: 'software' as const };
+    for (const tc of depthwise.cases) {
+      const outputs = depthwise.infer(tc.inputs, tc.attrs);
+      const ctx = { attrs: tc.attrs, inputs: tc.inputs, outputs, inViews: tc.inputs.map((s, i) => tc.inViews?.[i] ?? denseView(s)), outViews: outputs.map((s, i) => tc.outViews?.[i] ?? denseView(s)), caps };
+      const specs = depthwise.dispatch(ctx);
+      expect(specs.map((d) => d.defines!.DIRECT), tc.name).toEqual([1]);
+      expect(specs[0]!.defines!.POOL, tc.name).toBe(tc.attrs.pool ? 2 : 0);
+      expect(depthwise.scratch!(ctx), tc.name).toEqual([]);
+    }
+  });
+  it('every case plans one DIRECT dispatch (no K split), and s4, s8 and s32 are all taken', () => {
+    const caps = { limits: { maxComputeWorkgroupsPerDimension: 65535 } as GPUSupportedLimits, features: new Set<string>(), subgroupMinSize: 4, tiles: 'software' as const };
+    const seen = new Set<number>();
+    for (const tc of conv2d.cases) {
+      const outputs = conv2d.infer(tc.inputs, tc.attrs);
+      const specs = conv2d.dispatch({ attrs: tc.attrs, inputs: tc.inputs, outputs, inViews: tc.inputs.map((s, i) => tc.inViews?.[i] ?? denseView(s)), outViews: outputs.map((s, i) => tc.outViews?.[i] ?? denseView(s)), caps });
+      expect(specs.map((d) => d.defines!.DIRECT), tc.name).toEqual([1]);
+      seen.add(Number(specs[0]!.defines!.TM));
+    }
+    expect([...seen].sort((a, b) => a - b)).toEqual([4, 8, 32]);
+  });
+  it.each(runs)('$label', async ({ op, tc, index, half }) => {
+    const { gpu, cache } = await testGpu();
+    const tol = op.tolerance ?? DEFAULT_TOLERANCE[op.kind];
+    const rand = mulberry32(2468 + index * 7919);
+    const inputs = tc.inputs.map((s, i) => {
+      const [lo, hi] = tc.ranges?.[i] ?? [-1, 1];
+      const v = uniform(rand, numel(s), lo, hi);
+      return half?.inputs[i] ? v.map(roundToF16) : v;
+    });
+    const outShapes = op.infer(tc.inputs, tc.attrs);
+    const ref = op.reference(inputs, { attrs: tc.attrs, inputs: tc.inputs, outputs: outShapes }).map((r, i) => (half?.outputs[i] ? r.map(roundToF16) : r));
+    const got = await runOp(gpu, cache, op, inputs, tc.inputs, tc.attrs, {
+      ...(tc.inViews ? { inViews: tc.inViews } : {}),
+      ...(tc.outViews ? { outViews: tc.outViews } : {}),
+      ...(half ? { half } : {}),
+      caps: softCaps(gpu),
+    });
+    expect(got.violations).toEqual([]);
+    got.outputs.forEach((o, i) => {
+      expect(ref[i]!.some((v) => v !== 0)).toBe(true);
+      const err = nmse(o, ref[i]!);
+      expect(err, `output ${i} nmse ${err.toExponential(2)} > ${tol}`).toBeLessThanOrEqual(tol);
+    });
+  });
+});
+
 /** The dispatch context of conv2d's first case whose name starts with `name`, its views as the case gives them. */
 function conv2dContext(name: string, caps: GpuCaps, half?: HalfIO, constant?: boolean[]) {
   const tc = conv2d.cases.find((c) => c.name.startsWith(name))!;

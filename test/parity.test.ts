@@ -30,7 +30,7 @@ import { runPatientHead } from '../src/models/pipeline.js';
 import { lungArea, maskedInput, sliceUsed } from '../src/analysis/preprocess.js';
 import type { SafetensorsFile } from '../src/io/safetensors.js';
 import { argmax, codeHash, compareOutputs, efficientnetHeadOnly, expectAllBelow, F16_TOL, f16Cases, loadFixture, outputError, relL2, RERUN, TOL, weightsOf, type Fixture, type TwoStageCase } from './fixtures.js';
-import { f16MatmulSupport } from '../src/ops/op.js';
+import { defaultTilePolicy, f16MatmulSupport } from '../src/ops/op.js';
 import { testGpu } from './gpu.js';
 
 /** Per-test limit: one B7 forward pass takes 1-2 minutes on SwiftShader on a busy 2-core machine. */
@@ -339,7 +339,9 @@ async function checkF16Cases(
       expect(half.half, `${c.name}: tensors stored as f16`).toBeGreaterThan(0);
       expect(used.some((u) => Object.entries(u.defines).some(([k, v]) => /_F16$/.test(k) && v === 1)), `${c.name}: a kernel reads or writes packed f16`).toBe(true);
     }
-    const emulated = runGraphOnCpu(c.graph.graph, c.inputs, opts);
+    // The same tile policy as the compile's default on this adapter (it decides which convolutions split K, hence
+    // which take the matrix units and which outputs are f16).
+    const emulated = runGraphOnCpu(c.graph.graph, c.inputs, { ...opts, tiles: defaultTilePolicy(on.gpu) });
     let showsRounding = 0;
     for (const [name, ref] of Object.entries(c.refs)) {
       const e = outputError(name, out[name]!, ref);

@@ -9,7 +9,7 @@
  * Reported per slice and per patient as MODEL.md "Outputs the engine reports" lists them. With random weights
  * the numbers demonstrate the engine, not a diagnosis: the result carries the weights' source.
  */
-import type { TilePolicy } from '../gpu/caps.js';
+import { defaultTilePolicy, type TilePolicy } from '../gpu/caps.js';
 import type { GpuContext } from '../gpu/device.js';
 import { PipelineCache } from '../gpu/pipelines.js';
 import { CompiledGraph, compileGraph } from '../graph/executor.js';
@@ -42,7 +42,7 @@ export interface EngineOptions {
   precision?: 'f32' | 'f16';
   /** Activation storage (executor CompileOptions.storage): 'f16' keeps activations as packed f16 where the ops can, on any adapter. Default: the precision. */
   storage?: 'f32' | 'f16';
-  /** Tile policy of the conv2d and depthwise kernels (executor CompileOptions.tiles; default 'auto'). */
+  /** Tile policy of the conv2d and depthwise kernels (executor CompileOptions.tiles; default: 'software' on a software adapter, else 'auto'). */
   tiles?: TilePolicy;
   /** The bound on each wait for the GPU in a batch run, ms (executor CompileOptions.gpuTimeoutMs; default 10 minutes). */
   gpuTimeoutMs?: number;
@@ -136,7 +136,7 @@ export class TwoStageEngine {
       throw new RangeError(`slice size must be integers >= 8, got ${height} x ${width}`);
     const cache = opts.cache ?? new PipelineCache(gpu.device);
     const precision = opts.precision ?? 'f32';
-    const compileOpts = { cache, precision, storage: opts.storage ?? precision, tiles: opts.tiles ?? 'auto', ...(opts.gpuTimeoutMs !== undefined ? { gpuTimeoutMs: opts.gpuTimeoutMs } : {}) } as const;
+    const compileOpts = { cache, precision, storage: opts.storage ?? precision, tiles: opts.tiles ?? defaultTilePolicy(gpu), ...(opts.gpuTimeoutMs !== undefined ? { gpuTimeoutMs: opts.gpuTimeoutMs } : {}) } as const;
     const build = (b: number) => loadPipeline(file, { batch: b, height, width, intermediates: !!opts.intermediates });
     // Whether batch b's buffers fit the device's limits: the compile step alone, on the CPU (nothing is made).
     const limitError = (b: number): GpuLimitError | null => {

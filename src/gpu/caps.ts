@@ -14,17 +14,23 @@ export interface GpuCaps {
   precision?: 'f32' | 'f16';
   /**
    * Which tile shapes the conv2d and depthwise kernels may pick (a compile option, CompileOptions.tiles):
-   * 'auto' (all; the default) or 'legacy' (neither conv2d's 32 x 128 `mid` tile and K split nor depthwise's
-   * 32 x 32 tile). A tuning switch for the bench (`--tiles`); results agree either way within the ops' tolerances
-   * (every tile is tested against the CPU references).
+   * 'auto' (all GPU tiles; the default on a GPU), 'legacy' (neither conv2d's 32 x 128 `mid` tile and K split nor
+   * depthwise's 32 x 32 tile) or 'software' (conv2d's DIRECT tiles without workgroup memory, made for the CPU-run
+   * adapters; the default on SwiftShader and lavapipe, {@link defaultTilePolicy}). Results agree within the ops'
+   * tolerances whichever is picked (every tile is tested against the CPU references).
    */
   tiles?: TilePolicy;
 }
 
 /** The tile policies ({@link GpuCaps.tiles}). */
-export const TILE_POLICIES = ['auto', 'legacy'] as const;
+export const TILE_POLICIES = ['auto', 'legacy', 'software'] as const;
 /** A tile policy ({@link GpuCaps.tiles}). */
 export type TilePolicy = (typeof TILE_POLICIES)[number];
+
+/** The tile policy a compile gets when none is given: 'software' on a software adapter (SwiftShader, lavapipe), else 'auto'. */
+export function defaultTilePolicy(gpu: { isSoftware?: boolean }): TilePolicy {
+  return gpu.isSoftware ? 'software' : 'auto';
+}
 
 /**
  * Whether the adapter can run the f16 matrix-unit conv kernel (kernels/conv2d_mma.wgsl): shader-f16, subgroups,
@@ -43,7 +49,7 @@ export function f16MatmulSupport(caps: Pick<GpuCaps, 'features' | 'subgroupMinSi
 /**
  * The GpuCaps that ops see for a device and a precision. Asking for 'f16' where {@link f16MatmulSupport} says the
  * adapter cannot throws `makeError(message)`, the message naming the adapter and what is missing; so does a tile
- * policy other than 'auto' or 'legacy'.
+ * policy other than 'auto', 'legacy' or 'software'.
  */
 export function capsFor(
   gpu: Pick<GpuCaps, 'limits' | 'features' | 'subgroupMinSize' | 'subgroupMaxSize'> & { adapterName: string },
@@ -51,7 +57,7 @@ export function capsFor(
   makeError: (message: string) => Error = (m) => new Error(m),
   tiles: TilePolicy = 'auto',
 ): GpuCaps {
-  if (!(TILE_POLICIES as readonly string[]).includes(tiles)) throw makeError(`tile policy must be 'auto' or 'legacy', got '${String(tiles)}'`);
+  if (!(TILE_POLICIES as readonly string[]).includes(tiles)) throw makeError(`tile policy must be 'auto', 'legacy' or 'software', got '${String(tiles)}'`);
   if (precision === 'f16') {
     const missing = f16MatmulSupport(gpu);
     if (missing) throw makeError(`precision 'f16' is not available on ${gpu.adapterName}: ${missing} (on NVIDIA through Dawn, pass the toggles enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia)`);

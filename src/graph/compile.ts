@@ -5,7 +5,7 @@
  * constant operands, and the list of constants to upload. src/graph/executor.ts turns a {@link GraphProgram}
  * into buffers, pipelines and bind groups, and runs it.
  */
-import { capsFor, type GpuCaps, type TilePolicy } from '../gpu/caps.js';
+import { capsFor, defaultTilePolicy, type GpuCaps, type TilePolicy } from '../gpu/caps.js';
 import type { DispatchSpec } from '../gpu/spec.js';
 import { checkHalfIO, makePrepared, numel, type OpDef } from '../ops/op.js';
 import { getOp } from '../ops/registry.js';
@@ -17,7 +17,7 @@ import { UNIFORM_SLOT_BYTES } from '../gpu/uniforms.js';
 import { halfTensors, type Storage } from './storage.js';
 
 /** What compiling needs to know about the device: its name (for messages), limits, features, subgroup sizes. */
-export type DeviceCaps = Pick<GpuCaps, 'limits' | 'features' | 'subgroupMinSize' | 'subgroupMaxSize'> & { adapterName: string };
+export type DeviceCaps = Pick<GpuCaps, 'limits' | 'features' | 'subgroupMinSize' | 'subgroupMaxSize'> & { adapterName: string; /** A CPU-run adapter: the default tile policy is then 'software'. */ isSoftware?: boolean };
 
 /** What the compile step takes from {@link CompileOptions} (src/graph/executor.ts). */
 export interface ProgramOptions {
@@ -77,7 +77,7 @@ export interface GraphProgram {
  * device's maxBufferSize / maxStorageBufferBindingSize.
  */
 export function compileProgram(device: DeviceCaps, graph: Graph, opts: ProgramOptions = {}): GraphProgram {
-  const caps = capsFor(device, opts.precision ?? 'f32', (m) => new GraphError(m), opts.tiles ?? 'auto');
+  const caps = capsFor(device, opts.precision ?? 'f32', (m) => new GraphError(m), opts.tiles ?? defaultTilePolicy(device));
   for (const t of graph.tensors)
     if (t.kind === 'weight' && !graph.weightData.has(t.id) && graph.liveNodes().some((n) => n.inputs.includes(t.id)))
       throw new GraphError(`weight '${t.name}' has no data`);

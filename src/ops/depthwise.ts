@@ -45,6 +45,8 @@ const TILES: Tile[] = [
 
 /** Threads per workgroup of the pool-finishing pass. */
 const FINISH_WG = 64;
+/** Threads per workgroup of the DIRECT entry (tile policy 'software'): one SIMD group of a CPU-run adapter, so that a few planes still spread over the cores. */
+const DIRECT_WG = 4;
 
 function scalar(op: string, what: string, v: number | readonly number[] | undefined, dflt: number): number {
   if (v === undefined) return dflt;
@@ -128,7 +130,7 @@ export const depthwise = defineOp<DepthwiseAttrs>({
     return { inputs: inputs.map((_, i) => i === 0), outputs: outputs.map((s, i) => i === 0 && s[3]! % 2 === 0) };
   },
   scratch(ctx) {
-    if (!ctx.attrs.pool) return [];
+    if (!ctx.attrs.pool || ctx.caps.tiles === 'software') return [];
     const p = plan(ctx);
     return p.tiles > 1 ? [p.N * p.C * p.tiles] : [];
   },
@@ -150,6 +152,26 @@ export const depthwise = defineOp<DepthwiseAttrs>({
     if (mode === 2) bindings.push({ output: 1 });
     const xh = halfIn(ctx, 0);
     const yh = halfOut(ctx, 0);
+    const flops = 2 * outs * g.k * g.k + (pool ? outs : 0);
+    const bytes = N * C * H * W * (xh ? 2 : 4) + (C * g.k * g.k + (hasBias ? C : 0) + (pool ? N * C : 0)) * 4 + outs * (yh ? 2 : 4);
+    if (ctx.caps.tiles === 'software') {
+      // Tile policy 'software': the DIRECT entry, one invocation per plane, the mean written by it (no second pass).
+      if (mode === 1) bindings[bindings.length - 1] = { output: 1 };
+      return [
+        {
+          kernel: 'depthwise',
+          defines: {
+            ENTRY_CONV: 1, DIRECT: 1, WG: DIRECT_WG, K: g.k, STRIDE: g.stride, ACT: ACT_CODE[ctx.attrs.act ?? 'none'], HAS_BIAS: hasBias ? 1 : 0, POOL: pool ? 2 : 0,
+            X_F16: xh ? 1 : 0, Y_F16: yh ? 1 : 0, BIND_Y, BIND_POOL: BIND_Y + 1,
+          },
+          grid: grid1d(N * C, DIRECT_WG, maxDim),
+          params: [C, H, W, Ho, Wo, g.pad, 0, N * C, xv.cOff, xv.cTot, yv.cOff, yv.cTot, pv.cOff, pv.cTot, { f32: invArea }],
+          bindings,
+          flops,
+          bytes,
+        },
+      ];
+    }
     const specs: DispatchSpec[] = [
       {
         kernel: 'depthwise',
@@ -160,8 +182,8 @@ export const depthwise = defineOp<DepthwiseAttrs>({
         grid: [tiles, C, N],
         params: [C, H, W, Ho, Wo, g.pad, tilesX, tiles, xv.cOff, xv.cTot, yv.cOff, yv.cTot, pv.cOff, pv.cTot, { f32: invArea }],
         bindings,
-        flops: 2 * outs * g.k * g.k + (pool ? outs : 0),
-        bytes: N * C * H * W * (xh ? 2 : 4) + (C * g.k * g.k + (hasBias ? C : 0) + (pool ? N * C : 0)) * 4 + outs * (yh ? 2 : 4),
+        flops,
+        bytes,
       },
     ];
     if (mode === 1) {

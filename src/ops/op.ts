@@ -97,7 +97,8 @@ export function makePrepared<A>(op: OpDef<A>, ctx: OpContext<A>, dataOf: (input:
 /** Throws a ShapeError when `ctx.half` asks an op for an f16 input or output its {@link OpDef.halfIO} does not allow. */
 export function checkHalfIO<A>(op: OpDef<A>, ctx: OpContext<A>): void {
   if (!ctx.half) return;
-  const allowed = op.halfIO?.(ctx) ?? { inputs: [], outputs: [] };
+  // halfIO takes the tile policy as `tiles` (a conv2d output is f16 only where its K is not split, which depends on it)
+  const allowed = op.halfIO?.({ ...ctx, tiles: ctx.caps.tiles ?? 'auto' }) ?? { inputs: [], outputs: [] };
   const bad = [
     ...ctx.half.inputs.flatMap((h, i) => (h && !allowed.inputs[i] ? [`input ${i}`] : [])),
     ...ctx.half.outputs.flatMap((h, i) => (h && !allowed.outputs[i] ? [`output ${i}`] : [])),
@@ -158,7 +159,7 @@ export interface OpDef<A = unknown> {
   cases: TestCase<A>[];
 }
 
-export { TILE_POLICIES, type TilePolicy } from '../gpu/caps.js';
+export { defaultTilePolicy, TILE_POLICIES, type TilePolicy } from '../gpu/caps.js';
 
 /** Default NMSE bound per op kind, as the engine issue states them. */
 export const DEFAULT_TOLERANCE: Record<OpKind, number> = { elementwise: 1e-10, reduction: 1e-7, conv: 1e-7 };

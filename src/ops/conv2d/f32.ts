@@ -12,7 +12,7 @@ import type { ConvTile } from './tiles.js';
 const REDUCE_WG = 256;
 
 function tileDefines(t: ConvTile) {
-  return { TM: t.TM, TN: t.TN, TK: t.TK, RM: t.RM, RN: t.RN };
+  return { TM: t.TM, TN: t.TN, TK: t.TK, RM: t.RM, RN: t.RN, DIRECT: t.direct ? 1 : 0 };
 }
 
 /** The f32 kernel's dispatches for a plan without a matrix-unit tile. */

@@ -13,6 +13,8 @@ export interface ConvTile {
   TK: number;
   RM: number;
   RN: number;
+  /** kernels/conv2d.wgsl's DIRECT variant: no workgroup memory, no barrier (TK unused). */
+  direct?: boolean;
 }
 
 /**
@@ -34,8 +36,24 @@ export const CONV_TILES = {
   tall: { name: 'tall', TM: 64, TN: 16, TK: 16, RM: 4, RN: 2 },
 } as const satisfies Record<string, ConvTile>;
 
+/**
+ * The tiles of tile policy 'software' (kernels/conv2d.wgsl's DIRECT variant, 4 x 4 outputs per thread in vec4
+ * registers, no workgroup memory, no barrier), for the CPU-run adapters (SwiftShader, lavapipe): there the staged
+ * kernel's barriers turn a workgroup into coroutines and its indexed register arrays into memory. Measured on
+ * SwiftShader and lavapipe on 2 cores (docs/performance.md): 2 to 13 times the staged kernel's rate.
+ * - s8:  8 x 64 tile, 32 threads: the default.
+ * - s4:  4 x 128 tile, 32 threads: Cout <= 4 (a head's 1-channel output).
+ * - s32: 32 x 16 tile, 32 threads: few output columns (N*Ho*Wo <= 32: deep layers at batch 1).
+ */
+export const SOFTWARE_TILES = {
+  s8: { name: 's8', TM: 8, TN: 64, TK: 1, RM: 4, RN: 4, direct: true },
+  s4: { name: 's4', TM: 4, TN: 128, TK: 1, RM: 4, RN: 4, direct: true },
+  s32: { name: 's32', TM: 32, TN: 16, TK: 1, RM: 4, RN: 4, direct: true },
+} as const satisfies Record<string, ConvTile>;
+
 /** Picks the tile configuration for a GEMM of M = Cout rows and `cols` = N*Ho*Wo columns, under a tile policy (GpuCaps.tiles). */
 export function chooseConvTile(M: number, cols: number, tiles: TilePolicy = 'auto'): ConvTile {
+  if (tiles === 'software') return M <= 4 ? SOFTWARE_TILES.s4 : cols <= 32 ? SOFTWARE_TILES.s32 : SOFTWARE_TILES.s8;
   if (M <= 16) return CONV_TILES.wide;
   if (cols <= 64) return CONV_TILES.tall;
   if (M <= 32 && tiles === 'auto') return CONV_TILES.mid;
@@ -72,12 +90,12 @@ export function takesMmaPath(g: Pick<Geometry, 'N' | 'Cout' | 'Ho' | 'Wo' | 'kh'
   return pointwise && (g.Ho * g.Wo) % 16 === 0 && splits === 1 && g.Cout > 16 && g.N * g.Ho * g.Wo > 64;
 }
 
-/** The f32 kernel's tile, tile counts and K split for a GEMM of M rows, `cols` columns and depth K, under a tile policy ('legacy': no K split). */
+/** The f32 kernel's tile, tile counts and K split for a GEMM of M rows, `cols` columns and depth K, under a tile policy ('legacy' and 'software': no K split). */
 export function f32Plan(M: number, cols: number, K: number, tiles: TilePolicy = 'auto') {
   const tile = chooseConvTile(M, cols, tiles);
   const colTiles = Math.ceil(cols / tile.TN);
   const rowTiles = Math.ceil(M / tile.TM);
-  const { splits, kChunk } = tiles === 'legacy' ? { splits: 1, kChunk: Math.ceil(K / tile.TK) * tile.TK } : chooseSplitK(colTiles * rowTiles, K, tile.TK);
+  const { splits, kChunk } = tiles !== 'auto' ? { splits: 1, kChunk: Math.ceil(K / tile.TK) * tile.TK } : chooseSplitK(colTiles * rowTiles, K, tile.TK);
   return { tile, colTiles, rowTiles, splits, kChunk };
 }
 
