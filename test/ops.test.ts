@@ -1,7 +1,7 @@
 // Every op in the registry against its CPU reference on seeded random inputs, with guard words after every
 // output buffer and sentinels around channel views. Error is the normalised MSE against the op's tolerance.
 import { describe, expect, it } from 'vitest';
-import { capsFor, DEFAULT_TOLERANCE, denseView, F16_CONV_TOLERANCE, f16MatmulSupport, type GpuCaps, type HalfIO, type OpDef } from '../src/ops/op.js';
+import { capsFor, DEFAULT_TOLERANCE, denseView, F16_CONV_TOLERANCE, f16MatmulSupport, type GpuCaps, type HalfIO, type OpDef, type TestCase } from '../src/ops/op.js';
 import { OPS } from '../src/ops/registry.js';
 import { mulberry32, nmse, uniform } from '../src/ops/random.js';
 import { GUARD_WORDS, runOp } from '../src/ops/run.js';
@@ -93,6 +93,36 @@ describe('runOp catches stray writes (its guard words and input checks can fail)
   });
 });
 
+/**
+ * Runs one test case of `op` on seeded inputs (rounded to f16 where `half` stores an input so) and compares every
+ * output with the CPU reference (rounded where `half` stores it as f16) under the op's tolerance; `caps` plans the
+ * dispatches (a tile policy) instead of the adapter's defaults.
+ */
+async function checkCase<A>(gpu: Awaited<ReturnType<typeof testGpu>>['gpu'], cache: PipelineCache, op: OpDef<A>, tc: TestCase<A>, seed: number, opts: { half?: HalfIO; caps?: GpuCaps } = {}) {
+  const { half } = opts;
+  const tol = op.tolerance ?? DEFAULT_TOLERANCE[op.kind];
+  const rand = mulberry32(seed);
+  const inputs = tc.inputs.map((s, i) => {
+    const [lo, hi] = tc.ranges?.[i] ?? [-1, 1];
+    const v = uniform(rand, numel(s), lo, hi);
+    return half?.inputs[i] ? v.map(roundToF16) : v;
+  });
+  const outShapes = op.infer(tc.inputs, tc.attrs);
+  const ref = op.reference(inputs, { attrs: tc.attrs, inputs: tc.inputs, outputs: outShapes }).map((r, i) => (half?.outputs[i] ? r.map(roundToF16) : r));
+  const got = await runOp(gpu, cache, op, inputs, tc.inputs, tc.attrs, {
+    ...(tc.inViews ? { inViews: tc.inViews } : {}),
+    ...(tc.outViews ? { outViews: tc.outViews } : {}),
+    ...(half ? { half } : {}),
+    ...(opts.caps ? { caps: opts.caps } : {}),
+  });
+  expect(got.violations).toEqual([]);
+  got.outputs.forEach((o, i) => {
+    expect(ref[i]!.some((v) => v !== 0)).toBe(true);
+    const err = nmse(o, ref[i]!);
+    expect(err, `output ${i}${half?.outputs[i] ? ' (f16)' : ''} nmse ${err.toExponential(2)} > ${tol}`).toBeLessThanOrEqual(tol);
+  });
+}
+
 // Half storage (src/graph/storage.ts): every case where the op's halfIO allows a packed-f16 input or output, run
 // with all of those in f16. The reference sees the f16 inputs rounded and its f16 outputs are rounded (what the
 // GPU stores); the op's own tolerance applies. The list is built from halfIO, so an op that gains f16 support
@@ -120,29 +150,13 @@ describe('half storage: ops reading and writing packed f16', () => {
   });
   it.each(halfCases)('$label', async ({ op, tc, index, half }) => {
     const { gpu, cache } = await testGpu();
-    const tol = op.tolerance ?? DEFAULT_TOLERANCE[op.kind];
-    const rand = mulberry32(4321 + index * 7919);
-    const inputs = tc.inputs.map((s, i) => {
-      const [lo, hi] = tc.ranges?.[i] ?? [-1, 1];
-      const v = uniform(rand, numel(s), lo, hi);
-      return half.inputs[i] ? v.map(roundToF16) : v;
-    });
-    const outShapes = op.infer(tc.inputs, tc.attrs);
-    const ref = op.reference(inputs, { attrs: tc.attrs, inputs: tc.inputs, outputs: outShapes }).map((r, i) => (half.outputs[i] ? r.map(roundToF16) : r));
-    const got = await runOp(gpu, cache, op, inputs, tc.inputs, tc.attrs, { ...(tc.inViews ? { inViews: tc.inViews } : {}), ...(tc.outViews ? { outViews: tc.outViews } : {}), half });
-    expect(got.violations).toEqual([]);
-    got.outputs.forEach((o, i) => {
-      expect(ref[i]!.some((v) => v !== 0)).toBe(true);
-      const err = nmse(o, ref[i]!);
-      expect(err, `output ${i}${half.outputs[i] ? ' (f16)' : ''} nmse ${err.toExponential(2)} > ${tol}`).toBeLessThanOrEqual(tol);
-    });
+    await checkCase(gpu, cache, op, tc, 4321 + index * 7919, { half });
   });
 });
 
 // Tile policy 'software' (the default on SwiftShader and lavapipe): conv2d's and depthwise's DIRECT kernels (no
 // workgroup memory), every case of both again, f32 and, where halfIO allows, half storage, against the same references.
 describe("conv2d and depthwise under tile policy 'software' (DIRECT kernels)", () => {
-  const softCaps = (gpu: Parameters<typeof capsFor>[0]) => capsFor(gpu, 'f32', undefined, 'software');
   const runs = ([conv2d, depthwise] as OpDef<unknown>[]).flatMap((op) =>
     op.cases.flatMap((tc, index) => {
       const half = op.halfIO!({ attrs: tc.attrs, inputs: tc.inputs, outputs: op.infer(tc.inputs, tc.attrs), tiles: 'software' });
@@ -174,27 +188,7 @@ describe("conv2d and depthwise under tile policy 'software' (DIRECT kernels)", (
   });
   it.each(runs)('$label', async ({ op, tc, index, half }) => {
     const { gpu, cache } = await testGpu();
-    const tol = op.tolerance ?? DEFAULT_TOLERANCE[op.kind];
-    const rand = mulberry32(2468 + index * 7919);
-    const inputs = tc.inputs.map((s, i) => {
-      const [lo, hi] = tc.ranges?.[i] ?? [-1, 1];
-      const v = uniform(rand, numel(s), lo, hi);
-      return half?.inputs[i] ? v.map(roundToF16) : v;
-    });
-    const outShapes = op.infer(tc.inputs, tc.attrs);
-    const ref = op.reference(inputs, { attrs: tc.attrs, inputs: tc.inputs, outputs: outShapes }).map((r, i) => (half?.outputs[i] ? r.map(roundToF16) : r));
-    const got = await runOp(gpu, cache, op, inputs, tc.inputs, tc.attrs, {
-      ...(tc.inViews ? { inViews: tc.inViews } : {}),
-      ...(tc.outViews ? { outViews: tc.outViews } : {}),
-      ...(half ? { half } : {}),
-      caps: softCaps(gpu),
-    });
-    expect(got.violations).toEqual([]);
-    got.outputs.forEach((o, i) => {
-      expect(ref[i]!.some((v) => v !== 0)).toBe(true);
-      const err = nmse(o, ref[i]!);
-      expect(err, `output ${i} nmse ${err.toExponential(2)} > ${tol}`).toBeLessThanOrEqual(tol);
-    });
+    await checkCase(gpu, cache, op, tc, 2468 + index * 7919, { caps: capsFor(gpu, 'f32', undefined, 'software'), ...(half ? { half } : {}) });
   });
 });
 

@@ -13,7 +13,7 @@ export interface ConvTile {
   TK: number;
   RM: number;
   RN: number;
-  /** kernels/conv2d.wgsl's DIRECT variant: no workgroup memory, no barrier (TK unused). */
+  /** kernels/conv2d.wgsl's DIRECT variant: no workgroup memory, no barrier (TK unused; RM = RN = 4, in vec4s). */
   direct?: boolean;
 }
 
