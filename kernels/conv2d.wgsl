@@ -227,8 +227,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
 
 #else
-  // DIRECT (RM = RN = 4): the thread's 4 columns and 4 rows in vec4 lanes and 4 vec4 accumulators, no arrays
-  // (a software adapter keeps an indexed array in memory and indexes it per invocation).
+  // DIRECT (RM 4 or 8, RN 4): the thread's 4 columns and its rows in vec4 lanes, one vec4 accumulator per row, no
+  // arrays (a software adapter keeps an indexed array in memory and indexes it per invocation).
   var col_ok: vec4<bool>;
   var xbase: vec4<u32>;
 #if !POINTWISE
@@ -260,6 +260,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   // The thread's rows' weight offsets; rows past M read row 0 and are never written.
   let mrow = vec4<u32>(m0 + ty) + vec4<u32>(0u, TY, 2u * TY, 3u * TY);
   let wrow = select(vec4<u32>(0u), mrow * P.K, mrow < vec4<u32>(P.M));
+#if RM == 8
+  let mrow2 = mrow + vec4<u32>(4u * TY);
+  let wrow2 = select(vec4<u32>(0u), mrow2 * P.K, mrow2 < vec4<u32>(P.M));
+  var acc4 = vec4<f32>(0.0);
+  var acc5 = vec4<f32>(0.0);
+  var acc6 = vec4<f32>(0.0);
+  var acc7 = vec4<f32>(0.0);
+#endif
   // k's im2col decomposition (ci, ky, kx), stepped with k.
   var ci = k_begin;
 #if !POINTWISE
@@ -293,6 +301,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     acc1 = fma(vec4<f32>(a.y), b, acc1);
     acc2 = fma(vec4<f32>(a.z), b, acc2);
     acc3 = fma(vec4<f32>(a.w), b, acc3);
+#if RM == 8
+    let a2 = vec4<f32>(w[wrow2.x + k], w[wrow2.y + k], w[wrow2.z + k], w[wrow2.w + k]);
+    acc4 = fma(vec4<f32>(a2.x), b, acc4);
+    acc5 = fma(vec4<f32>(a2.y), b, acc5);
+    acc6 = fma(vec4<f32>(a2.z), b, acc6);
+    acc7 = fma(vec4<f32>(a2.w), b, acc7);
+#endif
 #if POINTWISE
     ci++;
 #else
@@ -313,6 +328,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     acc[4u + j] = acc1[j];
     acc[8u + j] = acc2[j];
     acc[12u + j] = acc3[j];
+#if RM == 8
+    acc[16u + j] = acc4[j];
+    acc[20u + j] = acc5[j];
+    acc[24u + j] = acc6[j];
+    acc[28u + j] = acc7[j];
+#endif
   }
 #endif
   // Epilogue (or, split K, this slice's partial sums).

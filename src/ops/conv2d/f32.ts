@@ -12,7 +12,7 @@ import type { ConvTile } from './tiles.js';
 const REDUCE_WG = 256;
 
 function tileDefines(t: ConvTile) {
-  if (t.direct && (t.RM !== 4 || t.RN !== 4)) throw new Error(`conv2d: DIRECT tile '${t.name}' must have RM = RN = 4 (the kernel keeps them in vec4s)`);
+  if (t.direct && ((t.RM !== 4 && t.RM !== 8) || t.RN !== 4)) throw new Error(`conv2d: DIRECT tile '${t.name}' must have RM 4 or 8 and RN 4 (the kernel keeps them in vec4s)`);
   return { TM: t.TM, TN: t.TN, TK: t.TK, RM: t.RM, RN: t.RN, DIRECT: t.direct ? 1 : 0 };
 }
 

@@ -13,7 +13,7 @@ export interface ConvTile {
   TK: number;
   RM: number;
   RN: number;
-  /** kernels/conv2d.wgsl's DIRECT variant: no workgroup memory, no barrier (TK unused; RM = RN = 4, in vec4s). */
+  /** kernels/conv2d.wgsl's DIRECT variant: no workgroup memory, no barrier (TK unused; RM 4 or 8, RN 4, in vec4s). */
   direct?: boolean;
 }
 
@@ -37,18 +37,20 @@ export const CONV_TILES = {
 } as const satisfies Record<string, ConvTile>;
 
 /**
- * The tiles of tile policy 'software' (kernels/conv2d.wgsl's DIRECT variant, 4 x 4 outputs per thread in vec4
- * registers, no workgroup memory, no barrier), for the CPU-run adapters (SwiftShader, lavapipe): there the staged
- * kernel's barriers turn a workgroup into coroutines and its indexed register arrays into memory. Measured on
- * SwiftShader and lavapipe on 2 cores (docs/performance.md): 2 to 13 times the staged kernel's rate.
- * - s8:  8 x 64 tile, 32 threads: the default.
- * - s4:  4 x 128 tile, 32 threads: Cout <= 4 (a head's 1-channel output).
- * - s32: 32 x 16 tile, 32 threads: few output columns (N*Ho*Wo <= 32: deep layers at batch 1).
+ * The tiles of tile policy 'software' (kernels/conv2d.wgsl's DIRECT variant: 8 x 4 or 4 x 4 outputs per thread in
+ * vec4 registers, no workgroup memory, no barrier), for the CPU-run adapters (SwiftShader, lavapipe): there the
+ * staged kernel's barriers turn a workgroup into coroutines and its indexed register arrays into memory. Measured on
+ * SwiftShader and lavapipe on 2 cores (docs/performance.md): 3 to 12 times the staged kernel's rate (a 1-channel
+ * head 20 to 100 times).
+ * - s8:  8 x 64 tile, 8 x 4 per thread, 16 threads: the default (8 rows a thread beat 4 by 1.3 to 1.5 times on 3x3
+ *   convolutions on both adapters).
+ * - s4:  4 x 128 tile, 4 x 4 per thread, 32 threads: Cout <= 4 (a head's 1-channel output).
+ * - s32: 32 x 16 tile, 8 x 4 per thread, 16 threads: few output columns (N*Ho*Wo <= 32: deep layers at batch 1).
  */
 export const SOFTWARE_TILES = {
-  s8: { name: 's8', TM: 8, TN: 64, TK: 1, RM: 4, RN: 4, direct: true },
+  s8: { name: 's8', TM: 8, TN: 64, TK: 1, RM: 8, RN: 4, direct: true },
   s4: { name: 's4', TM: 4, TN: 128, TK: 1, RM: 4, RN: 4, direct: true },
-  s32: { name: 's32', TM: 32, TN: 16, TK: 1, RM: 4, RN: 4, direct: true },
+  s32: { name: 's32', TM: 32, TN: 16, TK: 1, RM: 8, RN: 4, direct: true },
 } as const satisfies Record<string, ConvTile>;
 
 /** Picks the tile configuration for a GEMM of M = Cout rows and `cols` = N*Ho*Wo columns, under a tile policy (GpuCaps.tiles). */
