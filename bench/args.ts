@@ -21,7 +21,7 @@ export const HELP = `covidct bench: time the engine's stages on the WebGPU adapt
                             as packed f16 where the kernels can, with f32 arithmetic, on any adapter
   --tiles auto|legacy|software  kernel tiles the engine may pick (default software on a software adapter,
                             else auto; legacy: not conv2d's 32x128 nor depthwise's 32x32; software: conv2d
-                            without workgroup memory, for CPU-run adapters)
+                            and depthwise without workgroup memory, for CPU-run adapters)
   --profile                 per-kernel GPU times (timestamp queries), by op and by node, with roofline shares
   --peak-gflops X           roofline compute ceiling (default: H100 figure on an H100, else measured)
   --peak-gbs X              roofline bandwidth ceiling (same)

@@ -48,8 +48,8 @@ export interface CompileOptions extends ProgramOptions {
   storage?: Storage;
   /**
    * Which tile shapes the conv2d and depthwise kernels may pick: 'auto' (all GPU tiles; the default on a GPU),
-   * 'legacy' (not conv2d's `mid` tile or K split, not depthwise's 32 x 32 tile) or 'software' (conv2d's tiles
-   * without workgroup memory; the default on SwiftShader and lavapipe); a tuning switch for the bench (`--tiles`). Per compile:
+   * 'legacy' (not conv2d's `mid` tile or K split, not depthwise's 32 x 32 tile) or 'software' (conv2d's and
+   * depthwise's kernels without workgroup memory; the default on SwiftShader and lavapipe); a tuning switch for the bench (`--tiles`). Per compile:
    * graphs compiled with different policies in one process each keep theirs. To emulate such a graph on the CPU,
    * pass the same policy to runGraphOnCpu.
    */
