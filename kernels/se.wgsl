@@ -83,8 +83,6 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> b1: array<f32>; // [S]
 @group(0) @binding(4) var<storage, read_write> hid: array<f32>; // [N, S]
 
-var<workgroup> red: array<f32, WG>;
-
 fn pooled_at(n: u32, c: u32) -> f32 {
   let base = (n * P.p_tot + P.p_off + c) * P.chunks;
   var acc = 0.0;
@@ -93,6 +91,25 @@ fn pooled_at(n: u32, c: u32) -> f32 {
   }
   return acc * P.inv;
 }
+
+#if DIRECT
+// DIRECT (tile policy 'software'): one invocation per hidden unit s of image n = (global x, global y), the whole
+// dot product in one thread (no workgroup memory, no barrier).
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let n = gid.y;
+  let s = gid.x;
+  if (s >= P.hidden) {
+    return;
+  }
+  var acc = 0.0;
+  for (var c = 0u; c < P.channels; c++) {
+    acc += w1[s * P.channels + c] * pooled_at(n, c);
+  }
+  hid[n * P.hidden + s] = apply_act(acc + b1[s]);
+}
+#else
+var<workgroup> red: array<f32, WG>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -117,6 +134,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
 }
 #endif
+#endif
 
 #if ENTRY_FC2
 struct Params {
@@ -131,6 +149,22 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> b2: array<f32>; // [C]
 @group(0) @binding(4) var<storage, read_write> scale: array<f32>;
 
+#if DIRECT
+// DIRECT (tile policy 'software'): one invocation per output channel c of image n, reading hid directly.
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let n = gid.y;
+  let c = gid.x;
+  if (c >= P.channels) {
+    return;
+  }
+  var z = b2[c];
+  for (var s = 0u; s < P.hidden; s++) {
+    z += w2[c * P.hidden + s] * hid[n * P.hidden + s];
+  }
+  scale[n * P.s_tot + P.s_off + c] = sigmoid_f(z);
+}
+#else
 var<workgroup> h: array<f32, SMAX>;
 
 @compute @workgroup_size(WG)
@@ -149,6 +183,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     scale[n * P.s_tot + P.s_off + c] = sigmoid_f(z);
   }
 }
+#endif
 #endif
 
 #if ENTRY_APPLY

@@ -154,16 +154,27 @@ describe('half storage: ops reading and writing packed f16', () => {
   });
 });
 
-// Tile policy 'software' (the default on SwiftShader and lavapipe): conv2d's and depthwise's DIRECT kernels (no
-// workgroup memory), every case of both again, f32 and, where halfIO allows, half storage, against the same references.
-describe("conv2d and depthwise under tile policy 'software' (DIRECT kernels)", () => {
-  const runs = ([conv2d, depthwise] as OpDef<unknown>[]).flatMap((op) =>
+// Tile policy 'software' (the default on SwiftShader and lavapipe): the DIRECT kernels (no workgroup memory) of
+// conv2d, depthwise and the squeeze-excite FCs, every case of those ops again, f32 and, where halfIO allows, half
+// storage, against the same references.
+describe("conv2d, depthwise and squeeze-excite under tile policy 'software' (DIRECT kernels)", () => {
+  const runs = ([conv2d, depthwise, OPS.se_scale, OPS.squeeze_excite] as OpDef<unknown>[]).flatMap((op) =>
     op.cases.flatMap((tc, index) => {
-      const half = op.halfIO!({ attrs: tc.attrs, inputs: tc.inputs, outputs: op.infer(tc.inputs, tc.attrs), tiles: 'software' });
+      const half = op.halfIO?.({ attrs: tc.attrs, inputs: tc.inputs, outputs: op.infer(tc.inputs, tc.attrs), tiles: 'software' }) ?? { inputs: [], outputs: [] };
       const f16 = half.inputs.some(Boolean) || half.outputs.some(Boolean);
       return [{ op, tc, index, half: undefined, label: `${op.name}: ${tc.name}` }, ...(f16 ? [{ op, tc, index, half, label: `${op.name}: ${tc.name} (half storage)` }] : [])];
     }),
   );
+  it("squeeze-excite's FC dispatches are the DIRECT entries (the plane pool keeps its own)", () => {
+    const caps = { limits: { maxComputeWorkgroupsPerDimension: 65535 } as GPUSupportedLimits, features: new Set<string>(), subgroupMinSize: 4, tiles: 'software' as const };
+    for (const op of [OPS.se_scale, OPS.squeeze_excite] as OpDef<unknown>[])
+      for (const tc of op.cases) {
+        const outputs = op.infer(tc.inputs, tc.attrs);
+        const specs = op.dispatch({ attrs: tc.attrs, inputs: tc.inputs, outputs, inViews: tc.inputs.map((s, i) => tc.inViews?.[i] ?? denseView(s)), outViews: outputs.map((s, i) => tc.outViews?.[i] ?? denseView(s)), caps });
+        const fc = specs.filter((d) => d.defines!.ENTRY_FC1 || d.defines!.ENTRY_FC2);
+        expect(fc.map((d) => d.defines!.DIRECT), `${op.name}: ${tc.name}`).toEqual([1, 1]);
+      }
+  });
   it('depthwise plans one DIRECT dispatch per case, the pooled mean written by it (no scratch, no second pass)', () => {
     const caps = { limits: { maxComputeWorkgroupsPerDimension: 65535, maxComputeWorkgroupStorageSize: 16384 } as GPUSupportedLimits, features: new Set<string>(), subgroupMinSize: 4, tiles: 'software' as const };
     for (const tc of depthwise.cases) {

@@ -15,8 +15,8 @@ export interface GpuCaps {
   /**
    * Which tile shapes the conv2d and depthwise kernels may pick (a compile option, CompileOptions.tiles):
    * 'auto' (all GPU tiles; the default on a GPU), 'legacy' (neither conv2d's 32 x 128 `mid` tile and K split nor
-   * depthwise's 32 x 32 tile) or 'software' (conv2d's and depthwise's DIRECT kernels without workgroup memory, made
-   * for the CPU-run adapters; the default on SwiftShader and lavapipe, {@link defaultTilePolicy}). Results agree within the ops'
+   * depthwise's 32 x 32 tile) or 'software' (conv2d's, depthwise's and the squeeze-excite FCs' DIRECT kernels without
+   * workgroup memory, made for the CPU-run adapters; the default on SwiftShader and lavapipe, {@link defaultTilePolicy}). Results agree within the ops'
    * tolerances whichever is picked (every tile is tested against the CPU references).
    */
   tiles?: TilePolicy;

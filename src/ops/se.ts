@@ -19,6 +19,8 @@ export interface SeAttrs {
 
 /** Threads per workgroup of every se.wgsl entry. */
 const SE_WG = 256;
+/** Threads per workgroup of the FC entries' DIRECT variant (tile policy 'software': one thread per unit, no barrier). */
+const SE_DIRECT_WG = 16;
 /** Largest hidden size S (workgroup memory of the FC entry). */
 const SMAX = 1024;
 /** Longest chunk of a plane one pool item sums; larger planes are cut so more workgroups share them. */
@@ -65,15 +67,18 @@ function fcDispatches(
   hid: { scratch: number },
   scale: { binding: { output: number } | { scratch: number }; cOff: number; cTot: number },
 ): DispatchSpec[] {
-  const lanes = fc1Lanes(C);
+  // Tile policy 'software' (CPU-run adapters): the DIRECT entries, one thread per hidden unit / channel, small workgroups.
+  const direct = ctx.caps.tiles === 'software';
+  const WG = direct ? SE_DIRECT_WG : SE_WG;
+  const lanes = direct ? 1 : fc1Lanes(C);
   const maxDim = ctx.caps.limits.maxComputeWorkgroupsPerDimension;
-  const hBlocks = Math.ceil(S / (SE_WG / lanes));
-  const cBlocks = Math.ceil(C / SE_WG);
+  const hBlocks = Math.ceil(S / (WG / lanes));
+  const cBlocks = Math.ceil(C / WG);
   check(Math.max(hBlocks, cBlocks) <= maxDim && N <= maxDim, 'se', `grid [${Math.max(hBlocks, cBlocks)}, ${N}] exceeds ${maxDim} workgroups per dimension`);
   return [
     {
       kernel: 'se',
-      defines: { ENTRY_FC1: 1, WG: SE_WG, ACT: ACT_CODE[ctx.attrs.act1] },
+      defines: { ENTRY_FC1: 1, WG, ACT: ACT_CODE[ctx.attrs.act1], DIRECT: direct ? 1 : 0 },
       grid: [hBlocks, N],
       params: [C, S, lanes, pooled.chunks, pooled.cOff, pooled.cTot, { f32: pooled.inv }],
       bindings: [pooled.binding, { input: 1 }, { input: 2 }, hid],
@@ -82,7 +87,7 @@ function fcDispatches(
     },
     {
       kernel: 'se',
-      defines: { ENTRY_FC2: 1, WG: SE_WG, SMAX },
+      defines: { ENTRY_FC2: 1, WG, SMAX, DIRECT: direct ? 1 : 0 },
       grid: [cBlocks, N],
       params: [C, S, scale.cOff, scale.cTot],
       bindings: [hid, { input: 3 }, { input: 4 }, scale.binding],
