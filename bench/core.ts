@@ -386,6 +386,8 @@ function memoryOf(graphs: CompiledGraph[]): StageResult['memory'] {
 interface Ctx {
   gpu: GpuContext;
   opts: BenchOptions;
+  /** The tile policy every compile of the run gets: opts.tiles, else the adapter's default. */
+  tiles: TilePolicy;
   ceilings: Ceilings | null;
   log: (line: string) => void;
 }
@@ -404,7 +406,7 @@ function stageResult(
   },
 ): StageResult {
   const { timing, compiled, outputs, cpuCompileMs, ...rest } = m;
-  const work = graphWork(compiled.graph, compiled.plan, capsFor(c.gpu, c.opts.precision, undefined, c.opts.tiles ?? defaultTilePolicy(c.gpu)));
+  const work = graphWork(compiled.graph, compiled.plan, capsFor(c.gpu, c.opts.precision, undefined, c.tiles));
   return {
     ...rest,
     precision: c.opts.precision,
@@ -471,7 +473,7 @@ async function benchGraph(c: Ctx, target: Exclude<BenchTarget, 'pipeline'>, h: n
   bindWeights(file, model, { allowUnexpected: true });
   const cache = opts.cache ?? new PipelineCache(gpu.device);
   const [ms0, n0] = [cache.compileMs, cache.compiled];
-  const compiled = await compileGraph(gpu, model.graph, { cache, precision: opts.precision, storage: opts.storage ?? opts.precision, tiles: opts.tiles ?? defaultTilePolicy(gpu) });
+  const compiled = await compileGraph(gpu, model.graph, { cache, precision: opts.precision, storage: opts.storage ?? opts.precision, tiles: c.tiles });
   const compileMs = buildMs + performance.now() - t0;
   const cpuCompileMs = cpuBuildMs + cpuNowMs() - c0;
   try {
@@ -519,7 +521,7 @@ async function benchPipeline(c: Ctx, h: number, w: number, batch: number): Promi
   const c0 = cpuNowMs();
   const cache = opts.cache ?? new PipelineCache(gpu.device);
   const [ms0, n0] = [cache.compileMs, cache.compiled];
-  const engine = await TwoStageEngine.load(gpu, file, { batch, height: h, width: w, cache, precision: opts.precision, storage: opts.storage ?? opts.precision, tiles: opts.tiles ?? defaultTilePolicy(gpu) });
+  const engine = await TwoStageEngine.load(gpu, file, { batch, height: h, width: w, cache, precision: opts.precision, storage: opts.storage ?? opts.precision, tiles: c.tiles });
   const compileMs = performance.now() - t0;
   const cpuCompileMs = cpuNowMs() - c0;
   try {
@@ -563,7 +565,7 @@ export async function runBench(options: Partial<BenchOptions> = {}): Promise<Ben
   const gpu = opts.gpu ?? (await createGpu({ forceSoftware: opts.software, ...(opts.dawnFlags ? { dawnFlags: opts.dawnFlags } : {}) }));
   log(`adapter: ${gpu.adapterName}${gpu.isSoftware ? ' [software: it runs on the CPU, these are CPU timings]' : ''}`);
   // The policy the compiles get when none was asked for ('software' on a software adapter), so the report names it.
-  opts.tiles ??= defaultTilePolicy(gpu);
+  const tiles = (opts.tiles ??= defaultTilePolicy(gpu));
   const report: BenchReport = {
     tool: 'covidct bench',
     date: new Date().toISOString(),
@@ -591,7 +593,7 @@ export async function runBench(options: Partial<BenchOptions> = {}): Promise<Ben
     report.ceilings = await measureCeilings(gpu, { ...(opts.peakGflops !== undefined ? { gflops: opts.peakGflops } : {}), ...(opts.peakGbs !== undefined ? { gbs: opts.peakGbs } : {}) }, opts.precision);
     log(`roofline ceilings: ${report.ceilings.gflops.toFixed(2)} GFLOP/s (${report.ceilings.gflopsSource}), ${report.ceilings.gbs.toFixed(2)} GB/s (${report.ceilings.gbsSource})`);
   }
-  const c: Ctx = { gpu, opts, ceilings: report.ceilings, log };
+  const c: Ctx = { gpu, opts, tiles, ceilings: report.ceilings, log };
   if (gpu.isSoftware && opts.sizes.some(([h, w]) => h * w > 128 * 128))
     log(`warning: ${gpu.adapterName} is a software adapter; sizes above 128 x 128 take hours there (try --size 64 --batch 1,2)`);
   for (const [h, w] of opts.sizes)

@@ -165,21 +165,19 @@ describe("conv2d, depthwise and squeeze-excite under tile policy 'software' (DIR
       return [{ op, tc, index, half: undefined, label: `${op.name}: ${tc.name}` }, ...(f16 ? [{ op, tc, index, half, label: `${op.name}: ${tc.name} (half storage)` }] : [])];
     }),
   );
+  /** Caps of a software adapter planning under tile policy 'software' (no device needed to plan). */
+  const softPlanCaps: GpuCaps = { limits: { maxComputeWorkgroupsPerDimension: 65535, maxComputeWorkgroupStorageSize: 16384 } as GPUSupportedLimits, features: new Set<string>(), subgroupMinSize: 4, tiles: 'software' };
   it("squeeze-excite's FC dispatches are the DIRECT entries (the plane pool keeps its own)", () => {
-    const caps = { limits: { maxComputeWorkgroupsPerDimension: 65535 } as GPUSupportedLimits, features: new Set<string>(), subgroupMinSize: 4, tiles: 'software' as const };
     for (const op of [OPS.se_scale, OPS.squeeze_excite] as OpDef<unknown>[])
       for (const tc of op.cases) {
-        const outputs = op.infer(tc.inputs, tc.attrs);
-        const specs = op.dispatch({ attrs: tc.attrs, inputs: tc.inputs, outputs, inViews: tc.inputs.map((s, i) => tc.inViews?.[i] ?? denseView(s)), outViews: outputs.map((s, i) => tc.outViews?.[i] ?? denseView(s)), caps });
+        const specs = op.dispatch(caseContext(op, tc, softPlanCaps));
         const fc = specs.filter((d) => d.defines!.ENTRY_FC1 || d.defines!.ENTRY_FC2);
         expect(fc.map((d) => d.defines!.DIRECT), `${op.name}: ${tc.name}`).toEqual([1, 1]);
       }
   });
   it('depthwise plans one DIRECT dispatch per case, the pooled mean written by it (no scratch, no second pass)', () => {
-    const caps = { limits: { maxComputeWorkgroupsPerDimension: 65535, maxComputeWorkgroupStorageSize: 16384 } as GPUSupportedLimits, features: new Set<string>(), subgroupMinSize: 4, tiles: 'software' as const };
     for (const tc of depthwise.cases) {
-      const outputs = depthwise.infer(tc.inputs, tc.attrs);
-      const ctx = { attrs: tc.attrs, inputs: tc.inputs, outputs, inViews: tc.inputs.map((s, i) => tc.inViews?.[i] ?? denseView(s)), outViews: outputs.map((s, i) => tc.outViews?.[i] ?? denseView(s)), caps };
+      const ctx = caseContext(depthwise, tc, softPlanCaps);
       const specs = depthwise.dispatch(ctx);
       expect(specs.map((d) => d.defines!.DIRECT), tc.name).toEqual([1]);
       expect(specs[0]!.defines!.POOL, tc.name).toBe(tc.attrs.pool ? 2 : 0);
@@ -187,11 +185,9 @@ describe("conv2d, depthwise and squeeze-excite under tile policy 'software' (DIR
     }
   });
   it('every case plans one DIRECT dispatch (no K split), and s4, s8 and s32 are all taken', () => {
-    const caps = { limits: { maxComputeWorkgroupsPerDimension: 65535 } as GPUSupportedLimits, features: new Set<string>(), subgroupMinSize: 4, tiles: 'software' as const };
     const seen = new Set<number>();
     for (const tc of conv2d.cases) {
-      const outputs = conv2d.infer(tc.inputs, tc.attrs);
-      const specs = conv2d.dispatch({ attrs: tc.attrs, inputs: tc.inputs, outputs, inViews: tc.inputs.map((s, i) => tc.inViews?.[i] ?? denseView(s)), outViews: outputs.map((s, i) => tc.outViews?.[i] ?? denseView(s)), caps });
+      const specs = conv2d.dispatch(caseContext(conv2d, tc, softPlanCaps));
       expect(specs.map((d) => d.defines!.DIRECT), tc.name).toEqual([1]);
       seen.add(Number(specs[0]!.defines!.TM));
     }
@@ -207,7 +203,12 @@ describe("conv2d, depthwise and squeeze-excite under tile policy 'software' (DIR
 function conv2dContext(name: string, caps: GpuCaps, half?: HalfIO, constant?: boolean[]) {
   const tc = conv2d.cases.find((c) => c.name.startsWith(name))!;
   expect(tc, name).toBeDefined();
-  const outputs = conv2d.infer(tc.inputs, tc.attrs);
+  return caseContext(conv2d, tc, caps, half, constant);
+}
+
+/** The dispatch context of a test case of `op`, its views as the case gives them. */
+function caseContext<A>(op: OpDef<A>, tc: TestCase<A>, caps: GpuCaps, half?: HalfIO, constant?: boolean[]) {
+  const outputs = op.infer(tc.inputs, tc.attrs);
   return { attrs: tc.attrs, inputs: tc.inputs, outputs, inViews: tc.inputs.map((s, i) => tc.inViews?.[i] ?? denseView(s)), outViews: outputs.map((s, i) => tc.outViews?.[i] ?? denseView(s)), caps, ...(half ? { half } : {}), ...(constant ? { constant } : {}) };
 }
 

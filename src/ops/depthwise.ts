@@ -92,7 +92,11 @@ function pickTile(ho: number, wo: number, g: Geometry, maxBytes: number, tiles: 
   return t;
 }
 
-/** Tile choice and counts for a dispatch context. */
+/**
+ * Tile choice and counts for a dispatch context, and the pool mode: 0 no pool, 1 partial sums per tile to scratch
+ * and a second pass, 2 the mean written by the conv entry (one tile per plane, or the DIRECT entry of tile policy
+ * 'software', which walks a whole plane per invocation).
+ */
 function plan(ctx: OpContext<DepthwiseAttrs>) {
   const g = geometry(ctx.attrs);
   const [N, C, H, W] = ctx.inputs[0]! as [number, number, number, number];
@@ -100,7 +104,9 @@ function plan(ctx: OpContext<DepthwiseAttrs>) {
   const t = pickTile(Ho, Wo, g, ctx.caps.limits.maxComputeWorkgroupStorageSize, ctx.caps.tiles);
   const tilesX = Math.ceil(Wo / t.tw);
   const tiles = tilesX * Math.ceil(Ho / (t.wgy * t.rpt));
-  return { g, N, C, H, W, Ho, Wo, t, tilesX, tiles };
+  const direct = ctx.caps.tiles === 'software';
+  const mode = !ctx.attrs.pool ? 0 : tiles > 1 && !direct ? 1 : 2;
+  return { g, N, C, H, W, Ho, Wo, t, tilesX, tiles, direct, mode };
 }
 
 /** The depthwise op: inputs x, weight, and bias when hasBias. */
@@ -130,17 +136,14 @@ export const depthwise = defineOp<DepthwiseAttrs>({
     return { inputs: inputs.map((_, i) => i === 0), outputs: outputs.map((s, i) => i === 0 && s[3]! % 2 === 0) };
   },
   scratch(ctx) {
-    if (!ctx.attrs.pool || ctx.caps.tiles === 'software') return [];
     const p = plan(ctx);
-    return p.tiles > 1 ? [p.N * p.C * p.tiles] : [];
+    return p.mode === 1 ? [p.N * p.C * p.tiles] : [];
   },
   dispatch(ctx) {
-    const { g, N, C, H, W, Ho, Wo, t, tilesX, tiles } = plan(ctx);
+    const { g, N, C, H, W, Ho, Wo, t, tilesX, tiles, direct, mode } = plan(ctx);
     const maxDim = ctx.caps.limits.maxComputeWorkgroupsPerDimension;
-    check(tiles <= maxDim && C <= maxDim && N <= maxDim, 'depthwise', `grid [${tiles}, ${C}, ${N}] exceeds ${maxDim} workgroups per dimension`);
     const hasBias = ctx.attrs.hasBias ?? true;
     const pool = !!ctx.attrs.pool;
-    const mode = !pool ? 0 : tiles > 1 ? 1 : 2;
     const xv = ctx.inViews[0]!;
     const yv = ctx.outViews[0]!;
     const pv = pool ? ctx.outViews[1]! : { cOff: 0, cTot: C };
@@ -154,14 +157,13 @@ export const depthwise = defineOp<DepthwiseAttrs>({
     const yh = halfOut(ctx, 0);
     const flops = 2 * outs * g.k * g.k + (pool ? outs : 0);
     const bytes = N * C * H * W * (xh ? 2 : 4) + (C * g.k * g.k + (hasBias ? C : 0) + (pool ? N * C : 0)) * 4 + outs * (yh ? 2 : 4);
-    if (ctx.caps.tiles === 'software') {
-      // Tile policy 'software': the DIRECT entry, one invocation per plane, the mean written by it (no second pass).
-      if (mode === 1) bindings[bindings.length - 1] = { output: 1 };
+    if (direct) {
+      // Tile policy 'software': the DIRECT entry, one invocation per plane, the mean written by it (mode 2).
       return [
         {
           kernel: 'depthwise',
           defines: {
-            ENTRY_CONV: 1, DIRECT: 1, WG: DIRECT_WG, K: g.k, STRIDE: g.stride, ACT: ACT_CODE[ctx.attrs.act ?? 'none'], HAS_BIAS: hasBias ? 1 : 0, POOL: pool ? 2 : 0,
+            ENTRY_CONV: 1, DIRECT: 1, WG: DIRECT_WG, K: g.k, STRIDE: g.stride, ACT: ACT_CODE[ctx.attrs.act ?? 'none'], HAS_BIAS: hasBias ? 1 : 0, POOL: mode,
             X_F16: xh ? 1 : 0, Y_F16: yh ? 1 : 0, BIND_Y, BIND_POOL: BIND_Y + 1,
           },
           grid: grid1d(N * C, DIRECT_WG, maxDim),
@@ -172,6 +174,7 @@ export const depthwise = defineOp<DepthwiseAttrs>({
         },
       ];
     }
+    check(tiles <= maxDim && C <= maxDim && N <= maxDim, 'depthwise', `grid [${tiles}, ${C}, ${N}] exceeds ${maxDim} workgroups per dimension`);
     const specs: DispatchSpec[] = [
       {
         kernel: 'depthwise',
