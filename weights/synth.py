@@ -523,8 +523,6 @@ def sample_lesions(rng, label, g: Geometry, lung: np.ndarray, trees, hilum, zs, 
         wy = 1 + 1.5 * (Yi / n)
         wts = (wz * wy).astype(np.float64)
         n_les = int(rng.integers(3, 11 if stage != "early" else 6))
-        for side_sign in (-1, 1):
-            pass
         right = Xi < n / 2  # patient right = low i
         picks = []
         # guarantee both lungs

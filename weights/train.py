@@ -48,6 +48,7 @@ from reference import ModelConfig, build_model, get_config, normalise  # noqa: E
 from reference.losses import dice_loss  # noqa: E402
 
 INTENDED_USE_SYNTHETIC = "trained on synthetic data, not for diagnosis"
+NO_INFECTION = ds.CLASS_NAMES.index("no infection")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -55,18 +56,23 @@ INTENDED_USE_SYNTHETIC = "trained on synthetic data, not for diagnosis"
 # ----------------------------------------------------------------------------------------------
 
 def sample_batch(studies: List[ds.Prepared], rng: np.random.Generator, n_studies: int, n_slices: int,
-                 lung_only: float) -> Dict[str, torch.Tensor]:
-    """``n_studies`` random studies, ``n_slices`` slices each; a fraction ``lung_only`` of the slices
-    is drawn among slices whose ground-truth lung covers >= 1% of the slice."""
+                 lung_only: float, infected: float = 0.0) -> Dict[str, torch.Tensor]:
+    """``n_studies`` random studies, ``n_slices`` slices each.  In a study with infected slices (slice label not
+    ``no infection``) a fraction ``infected`` of its slices is drawn among those; of the rest, a fraction
+    ``lung_only`` among slices whose ground-truth lung covers >= 1% of the slice, the others among all slices."""
     pick = rng.choice(len(studies), size=n_studies, replace=len(studies) < n_studies)
     img, lung, inf, sl, pid, plab = [], [], [], [], [], []
     for j, si in enumerate(pick):
         st = studies[int(si)]
         z = st.image.shape[0]
+        with_inf = np.flatnonzero(st.slice_labels.numpy() != NO_INFECTION)
+        n_i = int(round(n_slices * infected)) if len(with_inf) else 0
+        ks = list(rng.choice(with_inf, size=n_i, replace=len(with_inf) < n_i)) if n_i else []
         with_lung = np.flatnonzero(st.lung_area.numpy() >= 0.01)
-        n_l = int(round(n_slices * lung_only)) if len(with_lung) else 0
-        ks = list(rng.choice(with_lung, size=n_l, replace=len(with_lung) < n_l)) if n_l else []
-        ks += list(rng.choice(z, size=n_slices - n_l, replace=z < n_slices - n_l))
+        n_l = int(round((n_slices - n_i) * lung_only)) if len(with_lung) else 0
+        ks += list(rng.choice(with_lung, size=n_l, replace=len(with_lung) < n_l)) if n_l else []
+        n_r = n_slices - n_i - n_l
+        ks += list(rng.choice(z, size=n_r, replace=z < n_r))
         ks = torch.as_tensor(np.array(ks, dtype=np.int64))
         img.append(st.image[ks].float())
         lung.append(st.lung[ks].float() if st.lung is not None else torch.zeros_like(st.image[ks]).float())
@@ -327,6 +333,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--studies-per-batch", type=int, default=2)
     ap.add_argument("--slices-per-study", type=int, default=8)
     ap.add_argument("--lung-slices", type=float, default=0.75, help="fraction of sampled slices drawn among lung slices")
+    ap.add_argument("--infected-slices", type=float, default=0.0,
+                    help="fraction of an infected study's sampled slices drawn among its infected slices (0: no "
+                         "oversampling; the lung-slice fraction applies to the rest)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seg-bce", type=float, default=0.0, help="extra BCE weight on the lung logits (paper: 0)")
     ap.add_argument("--inf-dice", choices=["batch", "slice"], default="batch",
@@ -359,6 +368,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--val-every", type=int, default=1)
+    ap.add_argument("--val-final-stage-only", action="store_true",
+                    help="validate only in the schedule's last stage (the only one that can give best.pt)")
     ap.add_argument("--val-max-studies", type=int, default=0,
                     help="validate each epoch on at most this many studies (every k-th; 0: all)")
     ap.add_argument("--time-limit", type=float, default=0, help="stop after this many minutes (then export)")
@@ -499,7 +510,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 pce = patient_step_loss(model, bank, rng, a.patient_batch)
                 losses = {"patient_ce": pce, "total": pce}
             else:
-                b = sample_batch(train, rng, a.studies_per_batch, a.slices_per_study, a.lung_slices)
+                b = sample_batch(train, rng, a.studies_per_batch, a.slices_per_study, a.lung_slices, a.infected_slices)
                 if not a.no_augment:
                     b = augment(b, gen, span)
                 b = {k: v.to(a.device) for k, v in b.items()}
@@ -512,7 +523,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         msg = " ".join(f"{k} {v / steps:.4f}" for k, v in sums.items())
         rec: Dict[str, object] = {"epoch": epoch, "stage": stage, "train": {k: v / steps for k, v in sums.items()},
                                   "seconds": time.time() - te}
-        if (epoch + 1) % a.val_every == 0 or epoch == epochs - 1:
+        final = stage_of(epochs - 1, a)
+        due = (epoch + 1) % a.val_every == 0 or epoch == epochs - 1
+        if due and (stage == final or not a.val_final_stage_only):
             model.eval()
             res = ds.evaluate_studies(model.cpu() if a.device != "cpu" else model, val)
             model.to(a.device)
@@ -524,7 +537,6 @@ def main(argv: Optional[List[str]] = None) -> int:
                     f"patient {s['patient_accuracy']:.3f} F1 {f1} AUC {auc}")
             sc = score_of(s, stage)
             # best is tracked in the last stage of the schedule only (earlier stages leave heads untrained)
-            final = stage_of(epochs - 1, a)
             if stage == final and sc > best:
                 best = sc
                 torch.save({"model": model.state_dict(), "config": cfg.to_dict(), "epoch": epoch, "val": s},
@@ -562,6 +574,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     "input_size": cfg.input_size, "stopped_early": stopped,
                     "losses": {"infection_dice": a.inf_dice, "infection_ce": a.inf_ce, "seg_bce": a.seg_bce,
                                "slice_class_weights": a.slice_class_weights, "patient_weight": a.patient_weight},
+                    "sampling": {"lung_slices": a.lung_slices, "infected_slices": a.infected_slices},
                     "augment": not a.no_augment, "freeze_seg": a.freeze_seg,
                     "init_from": export.short_path(a.init_from) if a.init_from else None,
                     "init_seg_from": export.short_path(a.init_seg_from) if a.init_seg_from else None,
