@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 CLASS_NAMES = ["COVID-19", "CAP", "no infection"]
+NO_INFECTION = CLASS_NAMES.index("no infection")
 _ALIASES = {"covid-19": 0, "covid": 0, "cap": 1, "no infection": 2, "none": 2, "normal": 2}
 
 
@@ -210,7 +211,7 @@ def prepare(st: Study, cfg, size: Optional[int] = None, half: bool = True) -> Pr
         la = st.lung.reshape(st.lung.shape[0], -1).sum(1)
         ia = st.infection.reshape(st.infection.shape[0], -1).sum(1)
         inf_sl = (ia >= MIN_INFECTED_VOXELS) & (ia >= SLICE_INFECTED_FRACTION * np.maximum(la, 1))
-        sl = torch.from_numpy(np.where(inf_sl & (st.label != 2), st.label, 2).astype(np.int64))
+        sl = torch.from_numpy(np.where(inf_sl & (st.label != NO_INFECTION), st.label, NO_INFECTION).astype(np.int64))
     else:
         sl = torch.full((st.hu.shape[0],), st.label, dtype=torch.long)
     area = lung.float().mean(dim=(1, 2)) if lung is not None else torch.zeros(st.hu.shape[0])

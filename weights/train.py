@@ -48,7 +48,6 @@ from reference import ModelConfig, build_model, get_config, normalise  # noqa: E
 from reference.losses import dice_loss  # noqa: E402
 
 INTENDED_USE_SYNTHETIC = "trained on synthetic data, not for diagnosis"
-NO_INFECTION = ds.CLASS_NAMES.index("no infection")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -65,7 +64,7 @@ def sample_batch(studies: List[ds.Prepared], rng: np.random.Generator, n_studies
     for j, si in enumerate(pick):
         st = studies[int(si)]
         z = st.image.shape[0]
-        with_inf = np.flatnonzero(st.slice_labels.numpy() != NO_INFECTION)
+        with_inf = np.flatnonzero(st.slice_labels.numpy() != ds.NO_INFECTION)
         n_i = int(round(n_slices * infected)) if len(with_inf) else 0
         ks = list(rng.choice(with_inf, size=n_i, replace=len(with_inf) < n_i)) if n_i else []
         with_lung = np.flatnonzero(st.lung_area.numpy() >= 0.01)
@@ -475,6 +474,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     span = cfg.preprocess.window_max - cfg.preprocess.window_min
     stopped = False
     bank: Optional[List[tuple]] = None
+    final = stage_of(epochs - 1, a)
     for epoch in range(start_epoch, epochs):
         stage = stage_of(epoch, a)
         frozen_seg = stage == "cls" or (stage == "joint" and a.freeze_seg)
@@ -523,7 +523,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         msg = " ".join(f"{k} {v / steps:.4f}" for k, v in sums.items())
         rec: Dict[str, object] = {"epoch": epoch, "stage": stage, "train": {k: v / steps for k, v in sums.items()},
                                   "seconds": time.time() - te}
-        final = stage_of(epochs - 1, a)
         due = (epoch + 1) % a.val_every == 0 or epoch == epochs - 1
         if due and (stage == final or not a.val_final_stage_only):
             model.eval()
