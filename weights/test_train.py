@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -31,6 +32,7 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 import dataset as ds  # noqa: E402
+import export  # noqa: E402
 import safetensors_io  # noqa: E402
 import synth  # noqa: E402
 import train  # noqa: E402
@@ -350,6 +352,48 @@ def test_train_cli_exports_metadata():
         after3 = ck3["model"]
         changed = {k for k in before if not torch.equal(before[k], after3[k])}
         assert changed and all(k.startswith("patient.") for k in changed), sorted(changed)[:5]
+
+
+def _cfg32():
+    cfg = tiny_config()
+    cfg.input_size = 32
+    return cfg
+
+
+def test_init_matching_keeps_matching_tensors():
+    """--init-from an exported file with --init-matching: tensors that match the new config in name and shape come
+    from the file, the wider heads stay as built; without --init-matching the mismatch is an error."""
+    with tempfile.TemporaryDirectory() as d:
+        data = os.path.join(d, "data")
+        synth.generate_dataset(data, 3, 5, matrix=(64, 64), n_slices=8, verbose=False)
+        src = build_model(_cfg32(), seed=3)
+        w = os.path.join(d, "src.safetensors")
+        export.export_model(src, w, "f32")
+        wide = _cfg32()
+        wide.cls.fused_channels, wide.cls.slice_head_widths, wide.cls.patient_hidden = 24, [40, 20], 12
+        cj = os.path.join(d, "wide.json")
+        with open(cj, "w") as f:
+            json.dump(wide.to_dict(), f)
+        out = os.path.join(d, "run")
+        args = ["--train", data, "--val", data, "--config-json", cj, "--out", out, "--seg-epochs", "0",
+                "--cls-epochs", "1", "--joint-epochs", "0", "--steps-per-epoch", "1", "--slices-per-study", "2",
+                "--threads", "1", "--freeze-seg", "--init-from", w]
+        try:
+            train.main(args)
+            raise AssertionError("a strict --init-from accepted tensors of another shape")
+        except RuntimeError as e:
+            assert "size mismatch" in str(e), e
+        train.main(args + ["--init-matching"])
+        got = torch.load(os.path.join(out, "last.pt"))["model"]
+        ref = src.state_dict()
+        seg = [k for k in ref if k.startswith("seg.") and not k.endswith("num_batches_tracked")]
+        assert seg and all(torch.equal(ref[k], got[k]) for k in seg), "stage 1 not taken from the file"
+        assert tuple(got["cls.msff.conv.weight"].shape)[0] == 24 and tuple(got["patient.fc1.weight"].shape) == (12, 40)
+        # the backbone came from the file (a step of training moves it only a little; a fresh init is far away)
+        k = "cls.backbone.features.0.0.weight"
+        rel = float((got[k] - ref[k]).norm() / ref[k].norm())
+        fresh = build_model(wide, seed=0).state_dict()[k]
+        assert rel < 0.2 < float((fresh - ref[k]).norm() / ref[k].norm()), rel
 
 
 def main() -> int:

@@ -270,8 +270,10 @@ def load_pretrained(model, paths: List[str], log=print) -> None:
 # ----------------------------------------------------------------------------------------------
 
 def checkpoint_weights(path: str):
-    """The model state dict in ``path`` (a train.py checkpoint: best.pt / last.pt, ``{'state_dict': sd}``, or a plain
-    state dict) and how to name it in the log: the path, with the checkpoint's epoch when it records one."""
+    """The model state dict in ``path`` (a train.py checkpoint: best.pt / last.pt, ``{'state_dict': sd}``, a plain
+    state dict, or an exported .safetensors file) and how to name it in the log: the path, with the checkpoint's epoch when it records one."""
+    if path.endswith(".safetensors"):
+        return export.load_model(path).state_dict(), path
     ck = torch.load(path, map_location="cpu")
     sd = ck.get("model", ck.get("state_dict", ck)) if isinstance(ck, dict) else ck
     epoch = f" (epoch {int(ck['epoch']) + 1})" if isinstance(ck, dict) and "epoch" in ck else ""
@@ -355,6 +357,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                          "torchvision: 0.2 at the last block of B0)")
     ap.add_argument("--init-from", help="start from this checkpoint's model weights (best.pt / last.pt / a state dict); "
                     "fresh optimizer, epoch 0 of the given schedule (unlike --resume)")
+    ap.add_argument("--init-matching", action="store_true",
+                    help="with --init-from: take only the tensors whose name and shape match this config, keep the "
+                         "rest as built (e.g. wider classifier heads on a trained backbone); the log lists the rest")
     ap.add_argument("--init-seg-from",
                     help="take stage 1 (the seg.* tensors) from this checkpoint or state dict, the rest as built "
                          "(e.g. a stage 1 trained at another input size: it is fully convolutional)")
@@ -434,8 +439,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         load_pretrained(model, a.pretrained, log)
     if a.init_from:
         sd0, from0 = checkpoint_weights(a.init_from)
-        model.load_state_dict(sd0)
-        log(f"initialised from {from0}")
+        if a.init_matching:
+            own = model.state_dict()
+            take = {k: v for k, v in sd0.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
+            fresh = [k for k in own if k not in take and not k.endswith("num_batches_tracked")]
+            if not take:
+                raise SystemExit(f"{a.init_from}: no tensor matches this config in name and shape")
+            model.load_state_dict(take, strict=False)
+            log(f"initialised from {from0}: {len(take)} tensors; as built (no match in name and shape): "
+                f"{len(fresh)} tensors under {sorted({'.'.join(k.split('.')[:2]) for k in fresh})}")
+        else:
+            model.load_state_dict(sd0)
+            log(f"initialised from {from0}")
     if a.init_seg_from:
         sd1, from1 = checkpoint_weights(a.init_seg_from)
         seg_sd = {k[len("seg."):]: v for k, v in sd1.items() if k.startswith("seg.")}
