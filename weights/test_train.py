@@ -244,6 +244,34 @@ def test_patient_weight_scales_the_joint_patient_loss():
     assert abs(float(two["total"]) - float(one["total"]) - 1.5 * float(one["patient_ce"])) < 1e-5
 
 
+def test_stage2_mask_predicted_feeds_stage_one_mask():
+    """--stage2-mask predicted: stage 2 gets stage 1's thresholded mask of the batch (here forced to cover every pixel,
+    then none), not the ground truth; 'truth' keeps the ground truth; stage 1 gets no gradient from it in the cls stage."""
+    cfg, b = _batch()
+    model = build_model(cfg, seed=0).eval()
+    seen = []
+    real = train.stage2_forward
+    train.stage2_forward = lambda m, x, mask, pid, with_patient: (seen.append(mask.clone()), real(m, x, mask, pid, with_patient))[1]
+    try:
+        with torch.no_grad():
+            train.step_losses(model, b, "cls", seg_bce=0.0, stage2_mask="truth")
+            model.seg.head.out.bias.fill_(20.0)
+            train.step_losses(model, b, "cls", seg_bce=0.0, stage2_mask="predicted")
+            model.seg.head.out.bias.fill_(-20.0)
+            train.step_losses(model, b, "cls", seg_bce=0.0, stage2_mask="predicted")
+        model.seg.head.out.bias.data.fill_(0.0)
+        model.zero_grad()
+        train.step_losses(model, b, "cls", seg_bce=0.0, stage2_mask="predicted")["total"].backward()
+    finally:
+        train.stage2_forward = real
+    gt = b["lung_mask"]
+    assert 0 < float(gt.mean()) < 1
+    assert torch.equal(seen[0], gt)
+    assert bool((seen[1] == 1).all()) and bool((seen[2] == 0).all())
+    assert all(p.grad is None for p in model.seg.parameters())
+    assert any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in model.cls.parameters())
+
+
 def test_infection_losses_do_not_reward_empty_maps():
     """The per-slice dice scores an all-empty map at the fraction of slices holding lesion (so training can settle
     there); the batch dice scores it near 1, and the cell-wise CE prefers the true map to an empty one."""

@@ -178,12 +178,16 @@ def infection_cell_ce(logits_s8: torch.Tensor, mask: torch.Tensor, lesion_weight
 
 def step_losses(model, b: Dict[str, torch.Tensor], stage: str, seg_bce: float,
                 with_seg: bool = True, inf_dice: str = "slice", inf_ce: float = 0.0,
-                slice_weights: Optional[torch.Tensor] = None, patient_weight: float = 1.0) -> Dict[str, torch.Tensor]:
+                slice_weights: Optional[torch.Tensor] = None, patient_weight: float = 1.0,
+                stage2_mask: str = "truth") -> Dict[str, torch.Tensor]:
     """The losses of one step.  ``inf_dice``: 'slice' (per-slice soft dice, the reference's dice_loss) or 'batch'
     (batch_dice_loss); ``inf_ce`` > 0 adds that weight x infection_cell_ce; ``slice_weights`` (3,) weights the slice
-    cross-entropy per class; ``patient_weight`` scales the joint stage's patient cross-entropy."""
+    cross-entropy per class; ``patient_weight`` scales the joint stage's patient cross-entropy; ``stage2_mask``: the lung
+    mask stage 2 gets, 'truth' (teacher forcing) or 'predicted' (stage 1's mask of the same augmented slices, computed
+    without gradient, as at inference)."""
     losses: Dict[str, torch.Tensor] = {}
     pre = model.config.preprocess
+    logits = None
     if stage in ("seg", "joint") and with_seg:
         logits = model.seg(normalise(b["image"], pre))
         prob = torch.sigmoid(logits)
@@ -191,7 +195,13 @@ def step_losses(model, b: Dict[str, torch.Tensor], stage: str, seg_bce: float,
         if seg_bce > 0:
             losses["lung_bce"] = seg_bce * F.binary_cross_entropy_with_logits(logits, b["lung_mask"])
     if stage in ("cls", "joint"):
-        o = stage2_forward(model, b["image"], b["lung_mask"], b["patient_ids"], with_patient=(stage == "joint"))
+        mask = b["lung_mask"]
+        if stage2_mask == "predicted":
+            if logits is None:
+                with torch.no_grad():
+                    logits = model.seg(normalise(b["image"], pre))
+            mask = (torch.sigmoid(logits.detach()) > pre.lung_threshold).to(b["image"].dtype)
+        o = stage2_forward(model, b["image"], mask, b["patient_ids"], with_patient=(stage == "joint"))
         dl = batch_dice_loss if inf_dice == "batch" else dice_loss
         losses["infection_dice"] = dl(o["infection_prob"], b["infection_mask"])
         if inf_ce > 0:
@@ -350,6 +360,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                          "labels (normalised to mean 1), or not")
     ap.add_argument("--patient-weight", type=float, default=1.0,
                     help="weight of the patient cross-entropy in the joint stage (the paper: 1)")
+    ap.add_argument("--stage2-mask", choices=["truth", "predicted"], default="truth",
+                    help="lung mask fed to stage 2 in the cls and joint stages: the ground truth (teacher forcing, the "
+                         "paper's) or stage 1's own prediction, as at inference")
     ap.add_argument("--no-augment", action="store_true")
     ap.add_argument("--dropout", type=float, help="slice-head dropout (config cls.dropout; training only, default 0.5)")
     ap.add_argument("--stochastic-depth", type=float,
@@ -530,7 +543,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                     b = augment(b, gen, span)
                 b = {k: v.to(a.device) for k, v in b.items()}
                 losses = step_losses(model, b, stage, a.seg_bce, with_seg=not frozen_seg, inf_dice=a.inf_dice,
-                                     inf_ce=a.inf_ce, slice_weights=slice_weights, patient_weight=a.patient_weight)
+                                     inf_ce=a.inf_ce, slice_weights=slice_weights, patient_weight=a.patient_weight,
+                                     stage2_mask=a.stage2_mask)
             losses["total"].backward()
             opt.step()
             for k, v in losses.items():
@@ -589,6 +603,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     "losses": {"infection_dice": a.inf_dice, "infection_ce": a.inf_ce, "seg_bce": a.seg_bce,
                                "slice_class_weights": a.slice_class_weights, "patient_weight": a.patient_weight},
                     "sampling": {"lung_slices": a.lung_slices, "infected_slices": a.infected_slices},
+                    "stage2_mask": a.stage2_mask,
                     "augment": not a.no_augment, "freeze_seg": a.freeze_seg,
                     "init_from": export.short_path(a.init_from) if a.init_from else None,
                     "init_seg_from": export.short_path(a.init_seg_from) if a.init_seg_from else None,
