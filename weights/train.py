@@ -182,9 +182,9 @@ def step_losses(model, b: Dict[str, torch.Tensor], stage: str, seg_bce: float,
                 stage2_mask: str = "truth") -> Dict[str, torch.Tensor]:
     """The losses of one step.  ``inf_dice``: 'slice' (per-slice soft dice, the reference's dice_loss) or 'batch'
     (batch_dice_loss); ``inf_ce`` > 0 adds that weight x infection_cell_ce; ``slice_weights`` (3,) weights the slice
-    cross-entropy per class; ``patient_weight`` scales the joint stage's patient cross-entropy; ``stage2_mask``: the lung
-    mask stage 2 gets, 'truth' (teacher forcing) or 'predicted' (stage 1's mask of the same augmented slices, computed
-    without gradient, as at inference)."""
+    cross-entropy per class; ``patient_weight`` scales the joint stage's patient cross-entropy; ``stage2_mask``: the
+    lung mask stage 2 gets, 'truth' (teacher forcing) or 'predicted' (stage 1's mask of the same augmented slices,
+    computed without gradient, as at inference)."""
     losses: Dict[str, torch.Tensor] = {}
     pre = model.config.preprocess
     logits = None
@@ -281,7 +281,8 @@ def load_pretrained(model, paths: List[str], log=print) -> None:
 
 def checkpoint_weights(path: str):
     """The model state dict in ``path`` (a train.py checkpoint: best.pt / last.pt, ``{'state_dict': sd}``, a plain
-    state dict, or an exported .safetensors file) and how to name it in the log: the path, with the checkpoint's epoch when it records one."""
+    state dict, or an exported .safetensors file) and how to name it in the log: the path, with the checkpoint's epoch
+    when it records one."""
     if path.endswith(".safetensors"):
         return export.load_model(path).state_dict(), path
     ck = torch.load(path, map_location="cpu")
@@ -368,7 +369,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--stochastic-depth", type=float,
                     help="override torchvision's stochastic-depth probability in both backbones (training only; "
                          "torchvision: 0.2 at the last block of B0)")
-    ap.add_argument("--init-from", help="start from this checkpoint's model weights (best.pt / last.pt / a state dict); "
+    ap.add_argument("--init-from", help="start from this checkpoint's model weights (best.pt / last.pt / a state dict / "
+                    "an exported .safetensors); "
                     "fresh optimizer, epoch 0 of the given schedule (unlike --resume)")
     ap.add_argument("--init-matching", action="store_true",
                     help="with --init-from: take only the tensors whose name and shape match this config, keep the "
@@ -397,6 +399,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--synthetic", action="store_true",
                     help=f"the data are synthetic: covidct.intended_use = '{INTENDED_USE_SYNTHETIC}'")
     a = ap.parse_args(argv)
+    if a.init_matching and not a.init_from:
+        raise SystemExit("--init-matching needs --init-from")
 
     if a.threads:
         torch.set_num_threads(a.threads)
