@@ -166,10 +166,16 @@ def test_nifti_orientation_and_roundtrip():
     assert right_area > left_area, f"the heart takes room from the left lung (right {right_area}, left {left_area})"
 
 
-def _prepared(labels):
-    """Generated studies of these labels on a 32 x 32 tiny-config grid: (cfg, prepared studies)."""
+def _cfg32():
+    """The tiny config at 32 x 32 (the tests' grid)."""
     cfg = tiny_config()
     cfg.input_size = 32
+    return cfg
+
+
+def _prepared(labels):
+    """Generated studies of these labels on a 32 x 32 tiny-config grid: (cfg, prepared studies)."""
+    cfg = _cfg32()
     studies = [ds.prepare(ds.Study(f"s{i}", ds.label_index(st["label"]), st["hu"].astype(np.float32),
                                    (st["geometry"].dz, st["geometry"].ps, st["geometry"].ps), st["lung"],
                                    st["infection"], None), cfg)
@@ -380,12 +386,6 @@ def test_train_cli_exports_metadata():
         after3 = ck3["model"]
         changed = {k for k in before if not torch.equal(before[k], after3[k])}
         assert changed and all(k.startswith("patient.") for k in changed), sorted(changed)[:5]
-
-
-def _cfg32():
-    cfg = tiny_config()
-    cfg.input_size = 32
-    return cfg
 
 
 def test_init_matching_keeps_matching_tensors():
