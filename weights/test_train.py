@@ -10,7 +10,8 @@
   spine posterior and the heart on the patient's left) and read back unchanged through dataset.py;
 * a few training steps of each stage lower the loss on generated data;
 * train.py end to end (one step per stage; the patient stage changes the patient head only) exports a
-  file whose metadata says what it was trained on.
+  file whose metadata says what it was trained on;
+* average.py averages checkpoints tensor by tensor and refuses checkpoints of different shapes.
 """
 
 from __future__ import annotations
@@ -422,6 +423,54 @@ def test_init_matching_keeps_matching_tensors():
         rel = float((got[k] - ref[k]).norm() / ref[k].norm())
         fresh = build_model(wide, seed=0).state_dict()[k]
         assert rel < 0.2 < float((fresh - ref[k]).norm() / ref[k].norm()), rel
+
+
+def test_average_checkpoints():
+    """average.py: the element-wise mean of floating-point tensors, integer tensors from the first checkpoint, an
+    output that --init-from reads; checkpoints of different shapes are an error naming the file and the tensor."""
+    import average
+    with tempfile.TemporaryDirectory() as d:
+        sds = [build_model(_cfg32(), seed=s).state_dict() for s in (1, 2, 3)]
+        for i in (1, 2):  # the other checkpoints' counters differ: the output must carry the first's
+            for k, v in sds[i].items():
+                if not v.dtype.is_floating_point:
+                    sds[i][k] = v + 7 * i
+        paths = []
+        for i, sd in enumerate(sds):
+            paths.append(os.path.join(d, f"c{i}.pt"))
+            torch.save({"model": sd, "epoch": i, "config": _cfg32().to_dict()}, paths[i])
+        out = os.path.join(d, "soup.pt")
+        average.main(["--out", out] + paths)
+        got, _ = train.checkpoint_weights(out)
+        assert torch.load(out)["config"] == _cfg32().to_dict()  # export.py reads the input size from it
+        floats = [k for k, v in sds[0].items() if v.dtype.is_floating_point]
+        ints = [k for k, v in sds[0].items() if not v.dtype.is_floating_point]
+        assert floats and ints and set(got) == set(sds[0])
+        for k in floats:
+            want = (sds[0][k].double() + sds[1][k].double() + sds[2][k].double()) / 3
+            assert got[k].dtype == sds[0][k].dtype and torch.allclose(got[k].double(), want, atol=1e-6), k
+        assert all(torch.equal(got[k], sds[0][k]) for k in ints)
+        k = "cls.backbone.features.0.0.weight"
+        assert not torch.allclose(got[k], sds[0][k]) and not torch.allclose(got[k], sds[1][k])
+        m = build_model(_cfg32(), seed=0)
+        m.load_state_dict(got)  # strict: the output is a complete state dict of the config
+        other = tiny_config().to_dict()  # another input size
+        assert other != _cfg32().to_dict()
+        torch.save({"model": sds[1], "config": other}, paths[1])
+        try:
+            average.main(["--out", out] + paths)
+            raise AssertionError("checkpoints of different configs were averaged")
+        except SystemExit as e:
+            assert "c1.pt" in str(e) and "config" in str(e), e
+        torch.save({"model": sds[1]}, paths[1])  # no config recorded: fine
+        bad = dict(sds[2])
+        bad["patient.fc1.weight"] = bad["patient.fc1.weight"][:, :-1].clone()
+        torch.save(bad, paths[2])
+        try:
+            average.main(["--out", out] + paths)
+            raise AssertionError("checkpoints of different shapes were averaged")
+        except SystemExit as e:
+            assert "c2.pt" in str(e) and "patient.fc1.weight" in str(e), e
 
 
 def main() -> int:
