@@ -46,6 +46,9 @@ def average_state_dicts(sds: List[Dict[str, torch.Tensor]], names: List[str]) ->
     ``names`` name the state dicts in errors."""
     if len(sds) < 2:
         raise ValueError("averaging needs at least two checkpoints")
+    for sd, name in zip(sds, names):
+        if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+            raise ValueError(f"{name}: not a model state dict (a mapping of tensor names to tensors)")
     ref, ref_name = sds[0], names[0]
     for sd, name in zip(sds[1:], names[1:]):
         missing = [k for k in ref if k not in sd]
@@ -78,10 +81,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     for p in a.checkpoints:
         if not os.path.isfile(p):
             raise SystemExit(f"{p}: no such file")
-        sd, name = checkpoint_weights(p)
+        try:
+            sd, name = checkpoint_weights(p)
+            c = _config_of(p)
+        except Exception as e:  # a truncated or foreign file: name it instead of a traceback
+            raise SystemExit(f"{p}: cannot read it as a checkpoint ({type(e).__name__}: {e})")
         sds.append(sd)
         names.append(name)
-        c = _config_of(p)
         if c is not None and cfg is not None and c != cfg:
             raise SystemExit(f"{name}: its model config differs from the checkpoints before it")
         cfg = cfg if c is None else c

@@ -463,6 +463,18 @@ def test_average_checkpoints():
         except SystemExit as e:
             assert "c1.pt" in str(e) and "config" in str(e), e
         torch.save({"model": sds[1]}, paths[1])  # no config recorded: fine
+        with open(paths[0], "rb") as f:
+            head = f.read(1000)
+        trunc = os.path.join(d, "truncated.pt")
+        with open(trunc, "wb") as f:
+            f.write(head)
+        torch.save({"epoch": 3, "note": "no tensors"}, os.path.join(d, "foreign.pt"))
+        for bad_file in ("truncated.pt", "foreign.pt"):
+            try:
+                average.main(["--out", out, os.path.join(d, bad_file), paths[1]])
+                raise AssertionError(f"{bad_file} was averaged")
+            except SystemExit as e:
+                assert bad_file in str(e) and ("cannot read" in str(e) or "not a model state dict" in str(e)), e
         bad = dict(sds[2])
         bad["patient.fc1.weight"] = bad["patient.fc1.weight"][:, :-1].clone()
         torch.save(bad, paths[2])
