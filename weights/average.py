@@ -29,16 +29,7 @@ if _HERE not in sys.path:
 
 import torch  # noqa: E402
 
-import export  # noqa: E402
-from train import checkpoint_weights  # noqa: E402
-
-
-def _config_of(path: str) -> Optional[dict]:
-    """The ModelConfig dict a checkpoint records (train.py's checkpoints and exported files do), else None."""
-    if path.endswith(".safetensors"):
-        return export.load_model(path).config.to_dict()
-    ck = torch.load(path, map_location="cpu")
-    return ck.get("config") if isinstance(ck, dict) else None
+from train import checkpoint_state  # noqa: E402
 
 
 def average_state_dicts(sds: List[Dict[str, torch.Tensor]], names: List[str]) -> Dict[str, torch.Tensor]:
@@ -82,8 +73,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not os.path.isfile(p):
             raise SystemExit(f"{p}: no such file")
         try:
-            sd, name = checkpoint_weights(p)
-            c = _config_of(p)
+            sd, name, c = checkpoint_state(p)
         except Exception as e:  # a truncated or foreign file: name it instead of a traceback
             raise SystemExit(f"{p}: cannot read it as a checkpoint ({type(e).__name__}: {e})")
         sds.append(sd)
