@@ -4,7 +4,7 @@
     /usr/bin/python3 weights/average.py --out runs/soup.pt runs/a/best.pt runs/b/best.pt runs/c/best.pt
 
 Meant for runs fine-tuned from one parent checkpoint (same config, same starting weights, other seeds or data):
-their average usually generalises better than any one of them. Every floating-point tensor, batch-norm running
+their average often generalises better than each of them. Every floating-point tensor, batch-norm running
 statistics included, becomes the element-wise mean (computed in float64, stored in the first checkpoint's dtype);
 integer tensors (batch-norm ``num_batches_tracked``) are taken from the first checkpoint. The checkpoints must hold
 the same tensor names and shapes; anything else is an error that names the file and the tensor.
@@ -29,7 +29,7 @@ if _HERE not in sys.path:
 
 import torch  # noqa: E402
 
-from train import checkpoint_state  # noqa: E402
+from export import checkpoint_state  # noqa: E402
 
 
 def average_state_dicts(sds: List[Dict[str, torch.Tensor]], names: List[str]) -> Dict[str, torch.Tensor]:
