@@ -29,7 +29,7 @@ if _HERE not in sys.path:
 
 import torch  # noqa: E402
 
-from export import checkpoint_state  # noqa: E402
+from train import checkpoint_state  # noqa: E402
 
 
 def average_state_dicts(sds: List[Dict[str, torch.Tensor]], names: List[str]) -> Dict[str, torch.Tensor]:

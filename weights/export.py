@@ -100,28 +100,19 @@ def load_model(path: str) -> TwoStageModel:
     return model.eval()
 
 
-def checkpoint_state(path: str):
-    """The model state dict in ``path`` (a train.py checkpoint: best.pt / last.pt, ``{'state_dict' | 'model': sd,
-    'config': ...}``, a plain state dict or module, or an exported .safetensors file), how to name it in a log (the
-    path, with the checkpoint's epoch when it records one) and the ModelConfig dict it records (None when it records
-    none); the file is read once."""
-    if path.endswith(".safetensors"):
-        model = load_model(path)
-        return model.state_dict(), path, model.config.to_dict()
+def _checkpoint_state(path: str):
     ckpt = torch.load(path, map_location="cpu")
-    cfg_dict, epoch = None, ""
+    cfg_dict = None
     if isinstance(ckpt, dict) and ("state_dict" in ckpt or "model" in ckpt):
         cfg_dict = ckpt.get("config")
         sd = ckpt.get("state_dict", ckpt.get("model"))
-        if "epoch" in ckpt:
-            epoch = f" (epoch {int(ckpt['epoch']) + 1})"
     else:
         sd = ckpt
     if hasattr(sd, "state_dict"):
         sd = sd.state_dict()
     if sd and all(k.startswith("module.") for k in sd):  # DataParallel
         sd = {k[len("module."):]: v for k, v in sd.items()}
-    return sd, path + epoch, cfg_dict
+    return sd, cfg_dict
 
 
 def short_path(path: str) -> str:
@@ -162,7 +153,7 @@ def main(argv: Optional[list] = None) -> int:
     if args.stage1_from and not args.from_checkpoint:
         raise SystemExit("--stage1-from needs --from-checkpoint")
     if args.from_checkpoint:
-        sd, _, cfg_dict = checkpoint_state(args.from_checkpoint)
+        sd, cfg_dict = _checkpoint_state(args.from_checkpoint)
         if cfg_dict is not None:
             cfg = ModelConfig.from_dict(cfg_dict)
         model = build_model(cfg, seed=args.seed)
@@ -172,7 +163,7 @@ def main(argv: Optional[list] = None) -> int:
             raise SystemExit(f"checkpoint does not match config: missing={missing[:8]} unexpected={unexpected[:8]}")
         source = f"trained checkpoint {short_path(args.from_checkpoint)}"
         if args.stage1_from:
-            sd1, _, _ = checkpoint_state(args.stage1_from)
+            sd1, _ = _checkpoint_state(args.stage1_from)
             seg = {k: v for k, v in sd1.items() if k.startswith("seg.")}
             own = {k: v for k, v in model.state_dict().items() if k.startswith("seg.")}
             if set(seg) != set(own) or any(seg[k].shape != own[k].shape for k in seg):

@@ -279,9 +279,23 @@ def load_pretrained(model, paths: List[str], log=print) -> None:
 # Main loop
 # ----------------------------------------------------------------------------------------------
 
+def checkpoint_state(path: str):
+    """The model state dict in ``path`` (a train.py checkpoint: best.pt / last.pt, ``{'state_dict': sd}``, a plain
+    state dict, or an exported .safetensors file), how to name it in the log (the path, with the checkpoint's epoch
+    when it records one) and the ModelConfig dict it records (None for a plain state dict), the file read once."""
+    if path.endswith(".safetensors"):
+        model = export.load_model(path)
+        return model.state_dict(), path, model.config.to_dict()
+    ck = torch.load(path, map_location="cpu")
+    sd = ck.get("model", ck.get("state_dict", ck)) if isinstance(ck, dict) else ck
+    epoch = f" (epoch {int(ck['epoch']) + 1})" if isinstance(ck, dict) and "epoch" in ck else ""
+    cfg = ck.get("config") if isinstance(ck, dict) else None
+    return sd, path + epoch, cfg
+
+
 def checkpoint_weights(path: str):
-    """``export.checkpoint_state`` without the config: the state dict in ``path`` and its name for the log."""
-    sd, name, _ = export.checkpoint_state(path)
+    """``checkpoint_state`` without the config: the state dict and its name for the log."""
+    sd, name, _ = checkpoint_state(path)
     return sd, name
 
 
