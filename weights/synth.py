@@ -420,6 +420,16 @@ def generate_study(rng: np.random.Generator, label: str, matrix: Sequence[int] =
         for les in lesions:
             paint_lesion(rng, les, g, X, Y, Z, infection_w, lesion_hu)
         infection_w *= lung_f
+        if label == "CAP" and not (infection_w > 0.5).any():
+            # every candidate lay in the other lung (a subtree crossing the midline: seed 30, study 97), where the
+            # side mask erased them: draw again among this side's points only. Only studies that used to fail
+            # come here, so every study that generated before is unchanged.
+            infection_w[:] = 0.0
+            lesion_hu[:] = 0.0
+            lesions, stage = sample_lesions(rng, label, g, lung, trees, hilum, zs, coords, same_side=True)
+            for les in lesions:
+                paint_lesion(rng, les, g, X, Y, Z, infection_w, lesion_hu)
+            infection_w *= lung_f
 
     # compose lung interior
     inside = lung
@@ -510,7 +520,9 @@ def _pick_voxels(rng, mask: np.ndarray, weights: np.ndarray, k: int) -> np.ndarr
     return rng.choice(idx, size=k, replace=True, p=w)
 
 
-def sample_lesions(rng, label, g: Geometry, lung: np.ndarray, trees, hilum, zs, coords):
+def sample_lesions(rng, label, g: Geometry, lung: np.ndarray, trees, hilum, zs, coords, same_side: bool = False):
+    """Lesions of one study and its stage. CAP: ``same_side`` keeps only airway points on the chosen side of the
+    midline (the retry when the first draw put every lesion in the other lung)."""
     nz, n = lung.shape[0], lung.shape[1]
     lesions: List[Lesion] = []
     Zi, Yi, Xi = np.meshgrid(np.arange(nz), np.arange(n), np.arange(n), indexing="ij")
@@ -571,6 +583,8 @@ def sample_lesions(rng, label, g: Geometry, lung: np.ndarray, trees, hilum, zs, 
         return lung[kk, jj, ii] & (dist > 15)
 
     inl = in_lung(cand)
+    if same_side:
+        inl &= np.sign(cand[:, 0]) == np.sign(side)
     if inl.sum() >= 3:
         cand = cand[inl]
     else:

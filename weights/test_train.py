@@ -97,6 +97,17 @@ def test_cap_lesions_when_the_subtree_leaves_the_lung():
     assert "CAP" in st["slice_labels"]
 
 
+def test_cap_lesions_when_every_candidate_lies_in_the_other_lung():
+    """Seed 30, study 97 (96-128 matrix, 7-12 mm): the chosen subtree crosses the midline and every candidate point lies
+    in the other lung, where the side mask erased the lesions; the generator raised instead of writing the study, which
+    stopped `synth.py --seed 30` at that study. The retry draws among this side's points."""
+    st = synth.generate_study(synth.study_rng(30, 97), "CAP", (96, 128), (7.0, 12.0), None)
+    r, l = _sides(st)
+    assert (r > 0) != (l > 0), f"unilateral lesions expected (right {r}, left {l})"
+    assert not (st["infection"].astype(bool) & ~st["lung"].astype(bool)).any(), "infection outside the lung"
+    assert "CAP" in st["slice_labels"]
+
+
 def test_lesion_density():
     """COVID-like lesions are ground glass (mean well below soft tissue), CAP-like ones consolidation."""
     cov = study("COVID-19", 0)
