@@ -416,20 +416,18 @@ def generate_study(rng: np.random.Generator, label: str, matrix: Sequence[int] =
     stage = "none"
     lung_f = lung.astype(np.float32)
     if label != "no infection":
-        lesions, stage = sample_lesions(rng, label, g, lung, trees, hilum, zs, coords)
-        for les in lesions:
-            paint_lesion(rng, les, g, X, Y, Z, infection_w, lesion_hu)
-        infection_w *= lung_f
-        if label == "CAP" and not (infection_w > 0.5).any():
-            # every candidate lay in the other lung (a subtree crossing the midline: seed 30, study 97), where the
-            # side mask erased them: draw again among this side's points only. Only studies that used to fail
-            # come here, so every study that generated before is unchanged.
+        # a CAP draw whose every candidate lay in the other lung (a subtree crossing the midline: seed 30, study 97)
+        # leaves no lesion once the side mask erases them: draw again among this side's points only. Only studies
+        # that used to fail take the second pass, so every study that generated before is unchanged.
+        for same_side in (False, True):
             infection_w[:] = 0.0
             lesion_hu[:] = 0.0
-            lesions, stage = sample_lesions(rng, label, g, lung, trees, hilum, zs, coords, same_side=True)
+            lesions, stage = sample_lesions(rng, label, g, lung, trees, hilum, zs, coords, same_side=same_side)
             for les in lesions:
                 paint_lesion(rng, les, g, X, Y, Z, infection_w, lesion_hu)
             infection_w *= lung_f
+            if label != "CAP" or (infection_w > 0.5).any():
+                break
 
     # compose lung interior
     inside = lung
