@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
@@ -101,7 +102,29 @@ def test_cap_lesions_when_every_candidate_lies_in_the_other_lung():
     """Seed 30, study 97 (96-128 matrix, 7-12 mm): the chosen subtree crosses the midline and every candidate point lies
     in the other lung, where the side mask erased the lesions; the generator raised instead of writing the study, which
     stopped `synth.py --seed 30` at that study. The retry draws among this side's points."""
-    st = synth.generate_study(synth.study_rng(30, 97), "CAP", (96, 128), (7.0, 12.0), None)
+    draws = []
+    sample = synth.sample_lesions
+
+    def recording(rng, *args, **kw):
+        state = copy.deepcopy(rng.bit_generator.state)
+        out = sample(rng, *args, **kw)
+        draws.append((kw.get("same_side", False), out[0], state, args))
+        return out
+
+    synth.sample_lesions = recording
+    try:
+        st = synth.generate_study(synth.study_rng(30, 97), "CAP", (96, 128), (7.0, 12.0), None)
+    finally:
+        synth.sample_lesions = sample
+    assert [d[0] for d in draws] == [False, True], "the first draw fails, the retry draws on one side"
+    assert all(np.sign(les.center[0]) == np.sign(les.side) for les in draws[1][1]), "retry lesions in the other lung"
+    # the failing draw itself, repeated with same_side: the same side and subtree, its lesions now on that side
+    _, first, state, args = draws[0]
+    assert all(np.sign(les.center[0]) != np.sign(les.side) for les in first), "the first draw crossed the midline"
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state
+    again, _ = sample(rng, *args, same_side=True)
+    assert again and all(np.sign(les.center[0]) == np.sign(les.side) for les in again), "same_side keeps one side"
     r, l = _sides(st)
     assert (r > 0) != (l > 0), f"unilateral lesions expected (right {r}, left {l})"
     assert not (st["infection"].astype(bool) & ~st["lung"].astype(bool)).any(), "infection outside the lung"
