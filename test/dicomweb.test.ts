@@ -157,6 +157,7 @@ describe('retrieve failures through the CLI: one line, the documented exit code,
     expect(r.out).toBe('');
     expect(errLines(r.err)).toEqual([expect.stringMatching(message)]);
     expect(r.err).not.toContain(orthanc.password);
+    expect(r.err).not.toContain(orthanc.auth.slice('Basic '.length));
     expect(existsSync(out)).toBe(false);
   });
 });
