@@ -14,7 +14,7 @@ import { chestPhantomVolume } from '../analysis/phantom.js';
 import type { PipelineCache } from '../gpu/pipelines.js';
 import { checkOutputDir, writeOutputDir } from '../node/output-dir.js';
 import { loadScan, type LoadedScan } from '../node/scan-path.js';
-import { dicomOutputsFor, isDicomWeb, loadDicomWeb, parseStoreUrl, storeOutputs } from '../node/dicom-outputs.js';
+import { authorization, dicomOutputsFor, isDicomWeb, loadDicomWeb, parseStoreUrl, storeOutputs } from '../node/dicom-outputs.js';
 import type { Volume } from '../volume/volume.js';
 import { DEFAULT_GPU_TIMEOUT_MS } from '../gpu/watchdog.js';
 import { EXIT, fmt, getGpu, loadWeights, positiveInt, progressLine, UsageError, type CliIO, type LoadedWeights } from './common.js';
@@ -148,6 +148,8 @@ export async function analyzeCommand(argv: string[], io: CliIO): Promise<number>
   if (wantDicom && scanPath === undefined) throw new UsageError(`--${values.dicom ? 'dicom' : 'store'} needs a DICOM scan (a folder, a file or dicomweb:URL)`);
   if (values.dicom && values.out === undefined && values.store === undefined) throw new UsageError('--dicom writes seg.dcm, sr.dcm and contact_sheet.dcm to the --out folder: give --out DIR (or --store URL)');
   const store = values.store !== undefined ? parseStoreUrl(values.store) : undefined;
+  // A malformed COVIDCT_DICOMWEB_AUTH is refused now, not after the analysis when the store would read it.
+  if (store || (scanPath !== undefined && isDicomWeb(scanPath))) authorization();
   const started = performance.now();
   if (values.out !== undefined) await checkOutputDir(values.out);
   let scan: LoadedScan | undefined;

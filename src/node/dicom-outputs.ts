@@ -13,7 +13,7 @@ import { ScanError } from '../io/errors.js';
 import { storeDicomWeb } from './dicomweb.js';
 import type { LoadedScan } from './scan-path.js';
 
-export { isDicomWeb, loadDicomWeb, parseStoreUrl } from './dicomweb.js';
+export { authorization, isDicomWeb, loadDicomWeb, parseStoreUrl } from './dicomweb.js';
 
 const KIND_WORDS: Record<string, string> = { nifti: 'a NIfTI file', safetensors: "a safetensors 'hu' tensor", unknown: 'not DICOM' };
 
