@@ -196,6 +196,24 @@ describe('other source geometries (in-process, CPU stand-in engine)', () => {
   });
 });
 
+describe('no patient-level result', () => {
+  it('the SR says "no class" with the reason and gives no probabilities; the SEG still holds the masks', async () => {
+    const scan = await loadScan(REAL);
+    const r = await analyzeVolume(fakeEngine({ batch: 3, size: 16, pre: { lung_area_threshold: 1.1 } }), scan.volume);
+    expect(r.report.patient.label).toBeNull();
+    const dir = join(tmp, 'no-class');
+    mkdirSync(dir, { recursive: true });
+    const d = await makeDicomOutputFiles(r, scan.dicom!.scan, scan.dicom!.chosen, (p) => Promise.resolve(readFileSync(p)));
+    for (const f of d.files) writeFileSync(join(dir, f.name), f.bytes);
+    expect(dciodvfy(join(dir, SR_FILE)).errors).toEqual([]);
+    const sr = readSr(join(dir, SR_FILE));
+    const cls = sr.items.filter((i) => i.name?.[2] === 'Patient-level class');
+    expect(cls).toEqual([expect.objectContaining({ type: 'TEXT', value: `no class: ${r.report.patient.reasons.label}` })]);
+    expect(sr.items.filter((i) => /^Probability of /.test(i.name?.[2] ?? ''))).toEqual([]);
+    expect(sr.items.filter((i) => i.name?.[2] === 'Volume').map((i) => i.value)).toEqual([r.report.patient.lungVolumeMl, r.report.patient.infectedVolumeMl]);
+  });
+});
+
 describe('DICOM outputs need DICOM input: through the built CLI', () => {
   it('a NIfTI file with --dicom: one line, exit 3, no output folder', () => {
     const out = join(tmp, 'nifti-dicom');

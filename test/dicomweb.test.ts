@@ -15,7 +15,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SC_FILE, SEG_FILE, SR_FILE } from '../src/analysis/dicom-outputs.js';
 import { parseDicom, str } from '../src/io/dicom/parse.js';
-import { AUTH_ENV, authorization, loadDicomWeb, parseDicomWebUrl, parseMultipart, parseStoreUrl, DicomWebError } from '../src/node/dicomweb.js';
+import { AUTH_ENV, authorization, loadDicomWeb, parseDicomWebUrl, parseMultipart, parseStoreUrl, storeDicomWeb, DicomWebError } from '../src/node/dicomweb.js';
+import { writePart10 } from '../src/io/dicom/dcmjs.js';
+import { newUid } from '../src/io/dicom/derived.js';
 import { loadScan } from '../src/node/scan-path.js';
 import { ROOT } from './fixtures.js';
 import { freePort, multipartDicom, startOrthanc, type Orthanc } from './orthanc.js';
@@ -214,10 +216,6 @@ describe('store failures through the CLI: one line, exit 7, the results written,
       /^covidct: http:\/\/127\.0\.0\.1:\d+\/partial\/dicom-web: store partly failed \(HTTP 202\): sr\.dcm refused \(FailureReason 0xC000 cannot understand\); contact_sheet\.dcm refused \(FailureReason 0xC000 cannot understand\); stored: seg\.dcm$/],
     ['a refused store (409: every instance failed)', 'refuse', () => ({ [AUTH_ENV]: `bearer ${TOKEN}` }),
       /^covidct: http:\/\/127\.0\.0\.1:\d+\/refuse\/dicom-web: store failed \(HTTP 409\): seg\.dcm refused \(FailureReason 0xC000 cannot understand\); sr\.dcm refused .*; nothing stored$/],
-    ['an answer that confirms nothing (200, empty), and QIDO-RS does not find them', 'silent', () => ({ [AUTH_ENV]: `bearer ${TOKEN}` }),
-      /^covidct: .*\/silent\/dicom-web: store failed \(HTTP 200\): seg\.dcm not confirmed: absent from the STOW-RS answer and not found by QIDO-RS; .*; nothing stored$/],
-    ['a server error (500)', 'broken', () => ({ [AUTH_ENV]: `bearer ${TOKEN}` }),
-      /^covidct: .*\/broken\/dicom-web: the server refused the store of seg\.dcm, sr\.dcm, contact_sheet\.dcm: HTTP 500 Internal Server Error \(disk full\); nothing stored$/],
     ['refused credentials (no token)', 'partial', () => ({ [AUTH_ENV]: undefined }),
       /^covidct: .*\/partial\/dicom-web: the server refused access \(HTTP 401 Unauthorized \(token required\)\): set COVIDCT_DICOMWEB_AUTH/],
     ['an unreachable store server', 'unreachable', () => ({ [AUTH_ENV]: `bearer ${TOKEN}` }), /^covidct: http:\/\/127\.0\.0\.1:\d+\/dicom-web: cannot reach the DICOMweb server \(connection refused\)$/],
@@ -232,6 +230,31 @@ describe('store failures through the CLI: one line, exit 7, the results written,
     expect(r.out).toMatch(/^patient: /m); // the analysis itself is done and shown
     expect(readdirSync(out).sort()).toEqual(['contact_sheet.dcm', 'infection.nii.gz', 'lung_mask.nii.gz', 'overlays', 'report.json', 'seg.dcm', 'sr.dcm']);
     expect(r.err).not.toContain(TOKEN);
+  });
+
+  it('an answer that confirms nothing (200, empty; QIDO-RS does not find them) and a server error (500): stage store, nothing reported stored', async () => {
+    const saved = process.env[AUTH_ENV];
+    process.env[AUTH_ENV] = `bearer ${TOKEN}`;
+    try {
+      const objects = await Promise.all(['a.dcm', 'b.dcm'].map(async (name) => {
+        const uid = newUid();
+        const series = newUid();
+        return { name, sopClassUID: '1.2.840.10008.5.1.4.1.1.7', sopInstanceUID: uid, seriesInstanceUID: series, bytes: await writePart10({ SOPClassUID: '1.2.840.10008.5.1.4.1.1.7', SOPInstanceUID: uid, SeriesInstanceUID: series, StudyInstanceUID: STUDY }) };
+      }));
+      for (const [mode, message] of [
+        ['silent', /^http:\/\/127\.0\.0\.1:\d+\/silent\/dicom-web: store failed \(HTTP 200\): a\.dcm not confirmed: absent from the STOW-RS answer and not found by QIDO-RS; b\.dcm not confirmed: .*; nothing stored$/],
+        ['broken', /^http:\/\/127\.0\.0\.1:\d+\/broken\/dicom-web: the server refused the store of a\.dcm, b\.dcm: HTTP 500 Internal Server Error \(disk full\); nothing stored$/],
+      ] as const) {
+        const e = await storeDicomWeb(parseStoreUrl(`${fake.url}/${mode}/dicom-web`), STUDY, objects).then(() => undefined, (x: unknown) => x);
+        expect(e).toBeInstanceOf(DicomWebError);
+        expect((e as DicomWebError).stage).toBe('store');
+        expect((e as Error).message).toMatch(message);
+      }
+      expect(fake.requests.some((q) => q.startsWith('GET /silent/dicom-web/studies/') && q.includes('/instances?SOPInstanceUID='))).toBe(true);
+    } finally {
+      if (saved === undefined) delete process.env[AUTH_ENV];
+      else process.env[AUTH_ENV] = saved;
+    }
   });
 
   it('the bearer token reaches the server as the Authorization header', () => {
