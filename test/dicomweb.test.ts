@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -259,6 +260,28 @@ describe('store failures through the CLI: one line, exit 7, the results written,
 
   it('the bearer token reaches the server as the Authorization header', () => {
     expect(fake.requests.some((q) => q.startsWith('POST /partial/dicom-web/studies ') && q.endsWith(`Bearer ${TOKEN}`))).toBe(true);
+  });
+});
+
+describe('https, as Node\'s fetch does it', () => {
+  it('a server whose certificate is trusted (NODE_EXTRA_CA_CERTS) answers; an untrusted one is one line, exit 6', async () => {
+    const tls = join(ROOT, 'test/fixtures/tls');
+    const server = createHttpsServer({ key: readFileSync(join(tls, 'localhost.key')), cert: readFileSync(join(tls, 'localhost.crt')) }, (req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/dicom+json' }).end('[]');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const url = `dicomweb:https://127.0.0.1:${(server.address() as { port: number }).port}/dicom-web/studies/1.2.3`;
+      const trusted = await cli(['analyze', url], { NODE_EXTRA_CA_CERTS: join(tls, 'localhost.crt'), [AUTH_ENV]: undefined });
+      expect(trusted.code).toBe(3);
+      expect(errLines(trusted.err)).toEqual([expect.stringMatching(/^covidct: https:\/\/127\.0\.0\.1:\d+\/dicom-web: study 1\.2\.3 not found \(QIDO-RS lists no series for it\)$/)]);
+      const untrusted = await cli(['analyze', url], { NODE_EXTRA_CA_CERTS: undefined, [AUTH_ENV]: undefined });
+      console.log(`https, untrusted certificate: exit ${untrusted.code}: ${errLines(untrusted.err).join(' | ')}`);
+      expect(untrusted.code).toBe(6);
+      expect(errLines(untrusted.err)).toEqual([expect.stringMatching(/^covidct: https:\/\/127\.0\.0\.1:\d+\/dicom-web: cannot reach the DICOMweb server \(the server's certificate is self-signed and not trusted/)]);
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 });
 

@@ -1,6 +1,7 @@
 /**
  * DICOMweb (PS3.18) in and out, with Node's fetch (http and https as it does them):
- * - in: `dicomweb:http://host:port/dicom-web/studies/<StudyUID>[/series/<SeriesUID>]`. QIDO-RS lists the study's
+ * - in: `dicomweb:http://host:port/dicom-web/studies/<StudyUID>[/series/<SeriesUID>]` (or https: Node's own CA
+ *   certificates, plus those NODE_EXTRA_CA_CERTS names). QIDO-RS lists the study's
  *   series (`GET {base}/studies/{study}/series`); WADO-RS retrieves the series that can be chosen (the one in the
  *   URL; or the one `--series` names; or every CT series) as multipart/related application/dicom, in the
  *   transfer syntax the server holds (`transfer-syntax=*`; a server that refuses it is asked again for its
@@ -140,6 +141,12 @@ function networkProblem(e: unknown, timeoutMs: number): string {
     ENETUNREACH: 'network unreachable',
     UND_ERR_CONNECT_TIMEOUT: 'connection timed out',
     UND_ERR_SOCKET: 'connection closed by the server',
+    DEPTH_ZERO_SELF_SIGNED_CERT: "the server's certificate is self-signed and not trusted (NODE_EXTRA_CA_CERTS=ca.pem adds a CA to trust)",
+    SELF_SIGNED_CERT_IN_CHAIN: "the server's certificate chain ends in an untrusted CA (NODE_EXTRA_CA_CERTS=ca.pem adds a CA to trust)",
+    UNABLE_TO_VERIFY_LEAF_SIGNATURE: "the server's certificate cannot be verified (NODE_EXTRA_CA_CERTS=ca.pem adds a CA to trust)",
+    UNABLE_TO_GET_ISSUER_CERT_LOCALLY: "the server's certificate is issued by an unknown CA (NODE_EXTRA_CA_CERTS=ca.pem adds a CA to trust)",
+    CERT_HAS_EXPIRED: "the server's certificate has expired",
+    ERR_TLS_CERT_ALTNAME_INVALID: "the server's certificate is not for this host name",
   };
   if (code && words[code]) return words[code]!;
   return (err?.cause?.message ?? err?.message ?? String(e)).replace(/\s+/g, ' ');
