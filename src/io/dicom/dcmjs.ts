@@ -7,15 +7,26 @@
  * attributes) would land on the CLI's stderr; what fails throws.
  * @module
  */
-import type dcmjsDefault from 'dcmjs';
 
-type Dcmjs = typeof dcmjsDefault;
-let loading: Promise<Dcmjs> | undefined;
+/**
+ * The part of dcmjs's API this package uses (declared here, not imported from dcmjs's types, so that the published
+ * type declarations do not name a package that is bundled rather than installed).
+ */
+export interface DcmjsApi {
+  data: {
+    DicomDict: new (meta: Record<string, unknown>) => { dict: Record<string, unknown>; write(): ArrayBuffer };
+    DicomMessage: { readFile(buffer: ArrayBuffer, options?: { untilTag?: string; includeUntilTagValue?: boolean }): { dict: Record<string, unknown> } };
+    DicomMetaDictionary: { naturalizeDataset(dict: Record<string, unknown>): NaturalDataset; denaturalizeDataset(ds: NaturalDataset): Record<string, unknown> };
+  };
+  log: { setLevel(level: string): void; getLogger(name: string): { setLevel(level: string): void } };
+}
+
+let loading: Promise<DcmjsApi> | undefined;
 
 /** dcmjs, loaded once. */
-export function loadDcmjs(): Promise<Dcmjs> {
+export function loadDcmjs(): Promise<DcmjsApi> {
   loading ??= import('dcmjs').then((m) => {
-    const lib = ((m as unknown as { default?: Dcmjs }).default ?? (m as unknown as Dcmjs));
+    const lib = ((m as unknown as { default?: DcmjsApi }).default ?? (m as unknown as DcmjsApi));
     lib.log.setLevel('silent');
     lib.log.getLogger('validation.dcmjs').setLevel('silent');
     return lib;
