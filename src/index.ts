@@ -28,6 +28,9 @@ export { ModelBuilder, type ModelGraph } from './models/builder.js';
 // A scan's analysis (browser-safe: a Volume in, the report, masks, maps and output files out).
 export { analyzeVolume, AnalysisAbortedError, MIN_SLICES, type AnalysisEngine, type AnalysisProgress, type AnalysisResult, type AnalyzeOptions } from './analysis/analyze.js';
 export { makeOutputFiles, reportBytes, type OutputFile, type OutputOptions } from './analysis/outputs.js';
+// DICOM outputs (seg.dcm, sr.dcm, contact_sheet.dcm) for a DICOM input; dcmjs loads on the first call.
+export { makeDicomOutputs, makeDicomOutputFiles, type DicomOutputs, type DicomOutputObject } from './analysis/dicom-outputs.js';
+export { dicomSource, type DicomSource } from './io/dicom/derived.js';
 export { REPORT_SCHEMA, REPORT_SCHEMA_VERSION, SOFTWARE_VERSION, type AnalysisReport, type SliceReport, type PatientReport } from './analysis/report.js';
 export { weightsInfo, sha256Hex, type WeightsInfo } from './analysis/weights-info.js';
 export { axialGrid, type AxialGrid } from './analysis/grid.js';

@@ -19,12 +19,15 @@ import { parseArgs } from 'node:util';
 import { GpuDeviceError, GpuUnavailableError, type GpuContext } from '../gpu/device.js';
 import type { PipelineCache } from '../gpu/pipelines.js';
 import { loadScan } from '../node/scan-path.js';
+import { dicomOutputsFor } from '../node/dicom-outputs.js';
+import { SEG_FILE } from '../analysis/dicom-outputs.js';
 import { analyzeAndWrite, ENGINE_OPTIONS, engineOptions, loadEngine, type LoadedEngine } from './analyze.js';
 import { errorLine, EXIT, exitCodeOf, getGpu, loadWeights, progressLine, UsageError, type CliIO } from './common.js';
 
-export const BATCH_HELP = `usage: covidct batch <folder of studies | list.csv> --out DIR --weights W.safetensors [--shard K/N]
+export const BATCH_HELP = `usage: covidct batch <folder of studies | list.csv> --out DIR --weights W.safetensors [--shard K/N] [--dicom]
                      [--batch N|auto] [--size S] [--gpu-timeout SECONDS] [--json] [--quiet] [--debug] [--software[=lavapipe|swiftshader]] [--dawn-flags a,b]
   one folder per study in DIR, DIR/summary.csv and summary.json; failed studies recorded, the run goes on;
+  --dicom: also seg.dcm, sr.dcm and contact_sheet.dcm per study (DICOM studies only: another input fails that study);
   studies whose DIR/<id>/report.json names the same weights (SHA-256) are skipped (resume);
   --shard K/N: only the studies of shard K (0 <= K < N), e.g. K=$SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX`;
 
@@ -154,7 +157,7 @@ function rowFromReport(s: Study, status: BatchRow['status'], report: any, second
 
 /** The batch command. */
 export async function batchCommand(argv: string[], io: CliIO): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { ...ENGINE_OPTIONS, out: { type: 'string' }, shard: { type: 'string' } } });
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { ...ENGINE_OPTIONS, out: { type: 'string' }, shard: { type: 'string' }, dicom: { type: 'boolean' } } });
   if (values.help) {
     io.stdout(BATCH_HELP + '\n');
     return EXIT.ok;
@@ -180,7 +183,8 @@ export async function batchCommand(argv: string[], io: CliIO): Promise<number> {
       if (existsSync(reportPath)) {
         try {
           const report = JSON.parse(readFileSync(reportPath, 'utf8'));
-          if (report?.weights?.sha256 === weights.sha256) {
+          // --dicom: a study done without its DICOM outputs is analysed again.
+          if (report?.weights?.sha256 === weights.sha256 && (!values.dicom || existsSync(join(dir, SEG_FILE)))) {
             rows.push(rowFromReport(s, 'done', report, null));
             continue;
           }
@@ -191,11 +195,12 @@ export async function batchCommand(argv: string[], io: CliIO): Promise<number> {
       const t0 = performance.now();
       try {
         const scan = await loadScan(s.path, s.series ? { series: s.series } : {});
+        const dicom = values.dicom ? await dicomOutputsFor(scan) : undefined;
         gpu ??= await getGpu(io, values.software, values['dawn-flags']);
         le ??= await loadEngine(gpu.gpu, gpu.cache, weights, opts);
         const progress = progressLine(io, !!values.quiet, `study ${n + 1}/${studies.length} ${s.id}: `);
         try {
-          const { result } = await analyzeAndWrite(le, scan.volume, dir, { inputPath: s.path, onProgress: (p) => progress.update(p), startedMs: t0 });
+          const { result } = await analyzeAndWrite(le, scan.volume, dir, { inputPath: s.path, onProgress: (p) => progress.update(p), startedMs: t0, ...(dicom ? { dicom } : {}) });
           rows.push(rowFromReport(s, 'ok', result.report, Math.round(performance.now() - t0) / 1000));
         } finally {
           progress.done();

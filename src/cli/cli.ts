@@ -17,7 +17,8 @@ import { parseArgs } from 'node:util';
 import { CONFORMANCE_MODELS } from '../analysis/conformance.js';
 
 export const HELP = `usage: covidct <command> [options]   (covidct <command> --help for its options)
-  analyze [<scan>] [--weights W] [--out DIR]   two-stage analysis of a DICOM folder/file, NIfTI or safetensors scan
+  analyze [<scan>] [--weights W] [--out DIR]   two-stage analysis of a DICOM folder/file, dicomweb: study, NIfTI or safetensors scan
+          [--dicom] [--store URL]               (--dicom: also DICOM SEG, SR and a Secondary Capture; --store: send them with STOW-RS)
                                                 (default: the embedded phantom with seeded random weights)
   inspect <path>                                series, geometry, HU range of a scan; config and tensors of weights
   batch <folder | list.csv> --out DIR --weights W [--shard K/N]   many studies, one folder each, summary.csv
@@ -25,7 +26,8 @@ export const HELP = `usage: covidct <command> [options]   (covidct <command> --h
   demo [--batch N]                              a small network on the GPU against the CPU references
   run --model M --weights W --input IN --output OUT [--dump]   conformance (models: ${CONFORMANCE_MODELS.join(', ')})
 common: --software[=lavapipe|swiftshader] (software adapter), --dawn-flags a,b, --debug (stack traces)
-exit codes: 0 ok, 1 unexpected error, 2 bad usage, 3 bad input, 4 no GPU, 5 GPU failure, 130 interrupted`;
+exit codes: 0 ok, 1 unexpected error, 2 bad usage, 3 bad input, 4 no GPU, 5 GPU failure, 6 DICOMweb retrieve failed,
+            7 DICOMweb store failed, 130 interrupted`;
 
 /** Runs the CLI on `argv` (without the node and script paths); returns the exit code, never throws. */
 export async function runCli(argv: string[], io: CliIO): Promise<number> {

@@ -7,7 +7,10 @@
  * cannot be read or used: ScanError, VolumeError, WeightsError, ...); 4 no GPU (GpuUnavailableError); 5 the GPU
  * failed during the run (GpuDeviceError; also its subclasses GpuLimitError, a batch or input size beyond the GPU's
  * limits or memory, whose message names the batch that fits, and GpuTimeoutError, the GPU not finishing within
- * --gpu-timeout); 130 interrupted (SIGINT).
+ * --gpu-timeout); 6 a DICOMweb server could not be used to retrieve the scan (unreachable, refused, an HTTP error);
+ * 7 the DICOM outputs could not all be stored with --store (the server was unreachable, refused them or stored
+ * only some; the output folder, if any, is written); 130 interrupted (SIGINT). A study or series that the
+ * DICOMweb server does not have is bad input (3); a malformed DICOMweb URL or credentials variable, bad usage (2).
  * @module
  */
 import { createHash } from 'node:crypto';
@@ -20,11 +23,12 @@ import { SafetensorsError, type SafetensorsFile } from '../io/safetensors.js';
 import { ConfigError, defaultPreprocessConfig, tinyModelConfig } from '../models/config.js';
 import { openWeights, WeightsError } from '../models/load.js';
 import { randomPipelineWeights } from '../models/random-weights.js';
+import { DicomWebError } from '../node/dicomweb.js';
 import { OutputDirError } from '../node/output-dir.js';
 import { VolumeError } from '../volume/volume.js';
 
 /** The exit codes; see the module comment. */
-export const EXIT = { ok: 0, other: 1, usage: 2, input: 3, noGpu: 4, gpuFailure: 5, interrupted: 130 } as const;
+export const EXIT = { ok: 0, other: 1, usage: 2, input: 3, noGpu: 4, gpuFailure: 5, dicomweb: 6, store: 7, interrupted: 130 } as const;
 
 /** Bad usage: exit code 2. */
 export class UsageError extends Error {
@@ -55,6 +59,7 @@ export function exitCodeOf(e: unknown): number {
   if (e instanceof UsageError || e instanceof OutputDirError) return EXIT.usage;
   if ((e as { code?: string })?.code?.startsWith?.('ERR_PARSE_ARGS')) return EXIT.usage;
   if (e instanceof ScanError || e instanceof VolumeError || e instanceof WeightsError || e instanceof ConfigError || e instanceof SafetensorsError) return EXIT.input;
+  if (e instanceof DicomWebError) return e.stage === 'config' ? EXIT.usage : e.notFound ? EXIT.input : e.stage === 'store' ? EXIT.store : EXIT.dicomweb;
   if (e instanceof GpuUnavailableError) return EXIT.noGpu;
   if (e instanceof GpuDeviceError) return EXIT.gpuFailure;
   if (e instanceof AnalysisAbortedError) return EXIT.interrupted;

@@ -25,6 +25,10 @@ export interface DicomHeader {
   path: string;
   transferSyntax: string;
   sopClassUID: string;
+  /** SOPInstanceUID ('' when absent): derived objects (DICOM SEG, SR) reference the source slices by it. */
+  sopInstanceUID: string;
+  /** FrameOfReferenceUID ('' when absent). */
+  frameOfReferenceUID: string;
   modality: string;
   seriesUID: string;
   studyUID: string;
@@ -120,6 +124,8 @@ function readHeaderUnguarded(ds: DataSet, path: string, transferSyntax: string, 
     path,
     transferSyntax,
     sopClassUID: str(ds, 'x00080016') || str(ds, 'x00020002'),
+    sopInstanceUID: str(ds, 'x00080018') || str(ds, 'x00020003'),
+    frameOfReferenceUID: str(ds, 'x00200052'),
     modality: str(ds, 'x00080060').toUpperCase(),
     seriesUID: str(ds, 'x0020000e'),
     studyUID: str(ds, 'x0020000d'),
