@@ -30,6 +30,7 @@
  * - header/image pairs (`.hdr` + `.img`, magic ni1 / ni2) are not read (`ScanError('unsupported')`).
  * @module
  */
+import { copyBytes } from './bytes.js';
 import { ScanError } from './errors.js';
 import { inflateBounded, isGzip } from './gzip.js';
 import { PADDING_HU, VolumeError, type Volume } from '../volume/volume.js';
@@ -472,7 +473,9 @@ function rawValues(file: Uint8Array, offset: number, n: number, datatype: number
   const size = Ctor.BYTES_PER_ELEMENT;
   const start = file.byteOffset + offset;
   if (littleEndian === HOST_LITTLE_ENDIAN && start % size === 0) return { values: new Ctor(file.buffer as ArrayBuffer, start, n), copied: false };
-  const copy = file.slice(offset, offset + n * size);
+  // Our own bytes (copyBytes, never `file.slice()`: a Node Buffer's slice is a view of the caller's memory),
+  // swapped in place and read from byte 0 of their own buffer.
+  const copy = copyBytes(file, offset, offset + n * size);
   if (littleEndian !== HOST_LITTLE_ENDIAN && size > 1) {
     for (let i = 0; i < copy.length; i += size)
       for (let a = i, b = i + size - 1; a < b; a++, b--) {

@@ -1,0 +1,220 @@
+// What users run, not the sources: the defects of issue 34 ("found by running the built CLI and the packed
+// package", items 1 and 3-10), each checked through the built artefacts, `node dist/cli.js ...` and the library as
+// an installed package loads it (dist/index.js imported by a separate node process), after `node build.mjs`.
+// Fixtures: test/fixtures/scans (weights/make_scan_fixtures.py, read back by nibabel) and files made here with
+// nibabel (/usr/bin/python3) or by hand.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { serializeSafetensors } from '../src/io/safetensors.js';
+import { defaultPreprocessConfig, tinyModelConfig } from '../src/models/config.js';
+import { randomPipelineWeights } from '../src/models/random-weights.js';
+import { ROOT } from './fixtures.js';
+
+const SCANS = join(ROOT, 'test/fixtures/scans');
+const NIFTI = join(SCANS, 'nifti');
+const DICOM = join(SCANS, 'dicom');
+const CLI = join(ROOT, 'dist/cli.js');
+const LIB = pathToFileURL(join(ROOT, 'dist/index.js')).href;
+/** The committed trained model (finds lungs in the synthetic sample, so masks and classes are not trivial). */
+const TRAINED = join(ROOT, 'weights/trained/synthetic-small.safetensors');
+const GPU_MS = 300_000;
+
+let tmp: string;
+/** Seeded random weights of the tiny config (fast to compile). */
+let tinyWeights: string;
+
+/** Runs the built CLI: exit code, stdout, stderr. */
+function cli(args: string[], timeout = 240_000): { code: number; out: string; err: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: ROOT, timeout });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+}
+
+/**
+ * Runs an ES module in a new node process with `lib` bound to the built library (dist/index.js, what `import
+ * 'covidct'` loads); returns what it printed on stdout, parsed as JSON.
+ */
+function lib(body: string, ...args: string[]): any {
+  const src = `import * as lib from ${JSON.stringify(LIB)};\nimport { readFileSync } from 'node:fs';\nimport { createHash } from 'node:crypto';\nconst args = ${JSON.stringify(args)};\n${body}`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', src], { encoding: 'utf8', cwd: ROOT, timeout: 120_000 });
+  if (r.status !== 0) throw new Error(`node (dist/index.js) exited ${r.status}: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+/** Runs Debian's python3 (nibabel) on a script; returns stdout parsed as JSON. */
+function py(script: string, ...args: string[]): any {
+  const r = spawnSync('/usr/bin/python3', ['-c', script, ...args], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`python3 exited ${r.status}: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+beforeAll(() => {
+  execFileSync(process.execPath, ['build.mjs'], { cwd: ROOT, stdio: 'ignore' });
+  tmp = mkdtempSync(join(tmpdir(), 'covidct-defects-'));
+  tinyWeights = join(tmp, 'tiny-random.safetensors');
+  const f = randomPipelineWeights(tinyModelConfig(), defaultPreprocessConfig(), 2);
+  writeFileSync(tinyWeights, serializeSafetensors(f.tensors.map((t) => ({ name: t.name, dtype: 'F32' as const, shape: [...t.shape], data: f.getF32(t.name) })), { ...f.metadata }));
+}, 120_000);
+
+afterAll(() => {
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('1. NIfTI of either byte order and any vox_offset, from a Node Buffer (dist)', () => {
+  const expected = JSON.parse(readFileSync(join(NIFTI, 'expected.json'), 'utf8')).good as Record<string, { values: (number | null)[] }>;
+
+  it('dist/index.js readNifti(readFileSync(f)) equals nibabel, at any byteOffset, and leaves the caller\'s bytes alone', () => {
+    const names = ['int16_be.nii', 'uint16_be.nii', 'float64_be.nii', 'nifti2_be_qform.nii', 'odd_offset.nii', 'odd_offset_float32_be.nii', 'int16.nii', 'int16.nii.gz'];
+    // Each file three ways: readFileSync's Buffer (a small file: a slice of Node's shared pool), a Buffer at an odd
+    // byteOffset of a larger allocation, and a plain Uint8Array copy; the bytes' hash after each read.
+    const got = lib(
+      `const out = {};
+       for (const path of args) {
+         const b = readFileSync(path);
+         const odd = Buffer.concat([Buffer.alloc(5), b]).subarray(5);
+         const plain = new Uint8Array(b);
+         const hash = (x) => createHash('sha256').update(x).digest('hex');
+         const before = hash(b);
+         const r = [];
+         for (const bytes of [b, odd, plain]) r.push(Array.from((await lib.readNifti(bytes, path)).data));
+         out[path] = { values: r, poolSlice: b.byteOffset !== 0 || b.buffer.byteLength !== b.length, oddOffset: odd.byteOffset % 2, unchanged: [hash(b), hash(odd), hash(plain)].every((h) => h === before) };
+       }
+       console.log(JSON.stringify(out));`,
+      ...names.map((n) => join(NIFTI, n)),
+    );
+    let pooled = 0;
+    for (const name of names) {
+      const g = got[join(NIFTI, name)];
+      const want = expected[name]!.values;
+      expect(g.unchanged, `${name}: the caller's bytes are unchanged`).toBe(true);
+      expect(g.oddOffset).toBe(1);
+      pooled += g.poolSlice ? 1 : 0;
+      for (const [k, values] of (g.values as number[][]).entries()) {
+        expect(values.length, name).toBe(want.length);
+        for (let i = 0; i < want.length; i++) {
+          const w = want[i]!;
+          const v = values[i]!;
+          if (w === null) expect(v, `${name} #${k} voxel ${i}`).toBe(-3024);
+          else expect(Math.abs(v - w), `${name} (${['readFileSync', 'odd byteOffset', 'copy'][k]}) voxel ${i}: ${v}, nibabel ${w}`).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(w)));
+        }
+      }
+    }
+    // The small fixtures really came as views into a shared buffer (the case that was misread).
+    expect(pooled).toBeGreaterThan(0);
+  });
+
+  it('node dist/cli.js analyze: big-endian and odd-offset copies of a CT give nibabel\'s voxels and the same result as little-endian', () => {
+    // Five slices of the synthetic sample, written three ways by nibabel's header writer (voxels raw after it).
+    const dir = join(tmp, 'byte-order');
+    mkdirSync(dir);
+    const nib = py(
+      `import io, sys, json, hashlib, numpy as np, nibabel as nib
+src, out = sys.argv[1], sys.argv[2]
+img = nib.load(src)
+data = np.asarray(img.dataobj)[:, :, 13:18].astype('<i2')
+aff = img.affine.copy(); aff[:3, 3] += aff[:3, 2] * 13
+res = {}
+for name, endian, offset in [('le.nii', '<', None), ('be.nii', '>', None), ('odd.nii', '<', 353)]:
+    hdr = nib.Nifti1Header(endianness=endian)
+    hdr.set_data_shape(data.shape); hdr.set_data_dtype(np.int16)
+    hdr.set_qform(aff, code=1); hdr.set_sform(aff, code=1)
+    if offset: hdr.set_data_offset(offset)
+    buf = io.BytesIO(); hdr.write_to(buf); buf.write(b'\\0' * (hdr.get_data_offset() - buf.tell()))
+    buf.write(data.astype(endian + 'i2').tobytes(order='F'))
+    open(out + '/' + name, 'wb').write(buf.getvalue())
+    v = nib.load(out + '/' + name).get_fdata()
+    res[name] = {'min': v.min(), 'max': v.max(), 'sha256': hashlib.sha256(v.astype('<i2').tobytes(order='F')).hexdigest(), 'endian': nib.load(out + '/' + name).header.endianness}
+print(json.dumps(res))`,
+      join(ROOT, 'samples/synthetic-covid.nii.gz'),
+      dir,
+    );
+    expect(nib['be.nii'].endian).toBe('>');
+    const results: Record<string, { report: any; masks: string[] }> = {};
+    for (const name of ['le.nii', 'be.nii', 'odd.nii']) {
+      const path = join(dir, name);
+      // inspect: the HU range nibabel reads.
+      const ins = cli(['inspect', path]);
+      expect(ins.code, ins.err).toBe(0);
+      expect(ins.out).toContain(`HU range: ${nib[name].min} .. ${nib[name].max}`);
+      // the library as installed: every voxel (int16, x fastest) against nibabel's get_fdata().
+      const voxels = lib(`const v = await lib.readNifti(readFileSync(args[0]), args[0]); console.log(JSON.stringify(createHash('sha256').update(new Uint8Array(Int16Array.from(v.data).buffer)).digest('hex')));`, path);
+      expect(voxels, `${name}: voxels as nibabel reads them`).toBe(nib[name].sha256);
+      const out = join(dir, `${name}.out`);
+      const r = cli(['analyze', path, '--weights', TRAINED, '--size', '64', '--out', out, '--json', '--quiet']);
+      expect(r.code, r.err).toBe(0);
+      const report = JSON.parse(r.out);
+      results[name] = {
+        report,
+        masks: ['lung_mask.nii.gz', 'infection.nii.gz'].map((m) => py(`import sys, json, hashlib, numpy as np, nibabel as nib\nprint(json.dumps(hashlib.sha256(np.asarray(nib.load(sys.argv[1]).dataobj).tobytes()).hexdigest()))`, join(out, m))),
+      };
+    }
+    const le = results['le.nii']!;
+    expect(le.report.patient.lungFound, 'the trained model finds the lung in these slices').toBe(true);
+    for (const name of ['be.nii', 'odd.nii']) {
+      const o = results[name]!;
+      expect(o.report.slices, `${name}: per-slice results`).toEqual(le.report.slices);
+      expect(o.report.patient, `${name}: patient result`).toEqual(le.report.patient);
+      expect(o.masks, `${name}: lung mask and infection map voxels`).toEqual(le.masks);
+    }
+  }, GPU_MS);
+
+  it('DICOM from Node Buffers (pool slices, odd byteOffsets) reads as from copies (dist)', () => {
+    const dirs = ['ordered', 'big_endian', 'rle', 'deflate', 'enhanced', 'bits12_signed'].map((d) => join(DICOM, d));
+    const got = lib(
+      `const { readdirSync } = await import('node:fs');
+       const { join } = await import('node:path');
+       const out = {};
+       for (const dir of args) {
+         const files = readdirSync(dir).map((f) => join(dir, f));
+         const sums = [];
+         for (const mode of ['copy', 'buffer', 'odd']) {
+           const m = new Map(files.map((p) => {
+             const b = readFileSync(p);
+             return [p, mode === 'copy' ? new Uint8Array(b) : mode === 'buffer' ? b : Buffer.concat([Buffer.alloc(1), b]).subarray(1)];
+           }));
+           try {
+             const scan = await lib.scanDicomFiles([...m].map(([path, bytes]) => ({ path, bytes })), dir);
+             const v = await lib.readDicomSeries(scan, lib.chooseSeries(scan), m);
+             sums.push(createHash('sha256').update(new Uint8Array(v.data.buffer, v.data.byteOffset, v.data.byteLength)).digest('hex'));
+           } catch (e) { sums.push('error: ' + e.message); }
+         }
+         out[dir] = sums;
+       }
+       console.log(JSON.stringify(out));`,
+      ...dirs,
+    );
+    for (const d of dirs) {
+      const [copy, buffer, odd] = got[d];
+      expect(copy, d).not.toMatch(/^error/);
+      expect(buffer, `${d}: readFileSync's Buffer`).toBe(copy);
+      expect(odd, `${d}: a Buffer at an odd byteOffset`).toBe(copy);
+    }
+  });
+
+  it('the JPEG codecs from Node Buffers as from copies (sources: the Node bundle loads these codecs only with the bundle fixes of issue 34)', async () => {
+    // JPEG Lossless handed its decoder `data.slice().buffer` from byte 0: a Buffer's slice is a view, so the decoder
+    // read the file from its start ("Not a JPEG file"); every JPEG Lossless series failed from the CLI.
+    const { chooseSeries, readDicomSeries, scanDicomFiles } = await import('../src/io/dicom/index.js');
+    for (const d of ['jpeg_lossless', 'jpeg_lossless_p14', 'jpegls', 'j2k']) {
+      const dir = join(DICOM, d);
+      const files = readdirSync(dir).map((f) => join(dir, f));
+      const sums: string[] = [];
+      for (const mode of ['copy', 'buffer', 'odd']) {
+        const m = new Map(files.map((p) => {
+          const b = readFileSync(p);
+          return [p, mode === 'copy' ? new Uint8Array(b) : mode === 'buffer' ? b : Buffer.concat([Buffer.alloc(1), b]).subarray(1)] as const;
+        }));
+        const scan = await scanDicomFiles([...m].map(([path, bytes]) => ({ path, bytes })), dir);
+        const v = await readDicomSeries(scan, chooseSeries(scan), m);
+        sums.push(sha256(new Uint8Array(v.data.buffer, v.data.byteOffset, v.data.byteLength)));
+      }
+      expect(sums, d).toEqual([sums[0], sums[0], sums[0]]);
+    }
+  });
+});
