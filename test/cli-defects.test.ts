@@ -5,7 +5,7 @@
 // nibabel (/usr/bin/python3) or by hand.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -216,5 +216,116 @@ print(json.dumps(res))`,
       }
       expect(sums, d).toEqual([sums[0], sums[0], sums[0]]);
     }
+  });
+});
+
+/** Every file under `dir` (relative path -> SHA-256), folders as 'name/'. */
+function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (rel: string) => {
+    for (const e of readdirSync(join(dir, rel), { withFileTypes: true })) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) {
+        out[`${r}/`] = '';
+        walk(r);
+      } else out[r] = sha256(readFileSync(join(dir, r)));
+    }
+  };
+  walk('');
+  return out;
+}
+
+describe('3. an output folder is replaced only when it holds exactly a covidct output; batch ids are plain names (dist)', () => {
+  const scan = join(NIFTI, 'int16.nii');
+  const analyze = (out: string) => cli(['analyze', scan, '--weights', tinyWeights, '--size', '32', '--out', out, '--quiet']);
+  let previous: string;
+
+  beforeAll(() => {
+    previous = join(tmp, 'previous-output');
+    const r = analyze(previous);
+    expect(r.code, r.err).toBe(0);
+  }, GPU_MS);
+
+  it('a folder with a real report.json and foreign files (thesis.tex, src/) is refused and left as it was', () => {
+    const cases: Array<[string, (d: string) => void, RegExp]> = [
+      ['thesis', (d) => {
+        cpSync(previous, d, { recursive: true });
+        writeFileSync(join(d, 'thesis.tex'), '\\documentclass{article}');
+        mkdirSync(join(d, 'src'));
+        writeFileSync(join(d, 'src', 'main.c'), 'int main(void) { return 0; }');
+      }, /thesis: exists and is not a covidct output folder \(it holds (src\/, thesis\.tex|thesis\.tex, src\/)\): not replaced$/],
+      ['extra-in-overlays', (d) => {
+        cpSync(previous, d, { recursive: true });
+        writeFileSync(join(d, 'overlays', 'my-notes.txt'), 'keep');
+      }, /it holds overlays\/my-notes\.txt\): not replaced$/],
+      ['report-not-ours', (d) => {
+        mkdirSync(d);
+        writeFileSync(join(d, 'report.json'), JSON.stringify({ patient: 'Jane Doe', findings: [] }));
+        writeFileSync(join(d, 'lung_mask.nii.gz'), 'not ours either');
+      }, /\(its report\.json is not a covidct report\): not replaced$/],
+      ['our-names-no-report', (d) => {
+        mkdirSync(join(d, 'overlays'), { recursive: true });
+        writeFileSync(join(d, 'infection.nii.gz'), 'someone else\'s map');
+      }, /\(no report\.json\): not replaced$/],
+      ['hidden-file', (d) => {
+        cpSync(previous, d, { recursive: true });
+        writeFileSync(join(d, '.notes'), 'keep');
+      }, /it holds \.notes\): not replaced$/],
+    ];
+    for (const [name, make, message] of cases) {
+      const d = join(tmp, name);
+      make(d);
+      const before = snapshot(d);
+      const r = analyze(d);
+      expect(r.code, `${name}: ${r.err}`).toBe(2);
+      expect(r.out).toBe('');
+      expect(r.err.trim().split('\n')).toEqual([expect.stringMatching(message)]);
+      expect(snapshot(d), `${name}: left as it was`).toEqual(before);
+      expect(readdirSync(tmp).filter((n) => n.includes('.partial') || n.includes('.old-'))).toEqual([]);
+    }
+  });
+
+  it('a folder holding exactly an earlier covidct output (or nothing) is replaced', () => {
+    const d = join(tmp, 'replace-me');
+    cpSync(previous, d, { recursive: true });
+    writeFileSync(join(d, 'overlays', 'slice_999.png'), 'an old overlay of ours'); // our name: replaced with the rest
+    const r = analyze(d);
+    expect(r.code, r.err).toBe(0);
+    expect(Object.keys(snapshot(d)).sort()).toEqual(Object.keys(snapshot(previous)).sort());
+    const empty = join(tmp, 'empty-out');
+    mkdirSync(empty);
+    expect(analyze(empty).code).toBe(0);
+    expect(readdirSync(empty)).toContain('report.json');
+  }, GPU_MS);
+
+  it('batch refuses a CSV id that is not a plain name, and a summary file it did not write', () => {
+    const studies = join(tmp, 'ids');
+    mkdirSync(studies);
+    cpSync(scan, join(studies, 'a.nii'));
+    for (const [id, message] of [
+      ['.', /line 2: study id '\.' would be DIR itself or its parent$/],
+      ['..', /line 2: study id '\.\.' would be DIR itself or its parent$/],
+      [join(tmp, 'elsewhere'), /line 2: study id '.*elsewhere' has a path separator/],
+      ['a/b', /line 2: study id 'a\/b' has a path separator/],
+      ['.hidden', /line 2: study id '\.hidden' starts with '\.'/],
+      ['summary.csv', /line 2: study id 'summary\.csv' is the name of a summary file/],
+    ] as const) {
+      const csv = join(studies, 'list.csv');
+      writeFileSync(csv, `id,path\n${id},a.nii\n`);
+      const out = join(tmp, 'ids-out');
+      const r = cli(['batch', csv, '--out', out, '--weights', tinyWeights, '--size', '32', '--quiet']);
+      expect(r.code, `${id}: ${r.err}`).toBe(2);
+      expect(r.err.trim().split('\n')).toEqual([expect.stringMatching(message)]);
+      expect(existsSync(out), `${id}: nothing written`).toBe(false);
+    }
+    // A summary.csv that is not ours in the output folder: refused before anything runs, left as it was.
+    const out = join(tmp, 'ids-summary');
+    mkdirSync(out);
+    writeFileSync(join(out, 'summary.csv'), 'my own table\n');
+    const r = cli(['batch', studies, '--out', out, '--weights', tinyWeights, '--size', '32', '--quiet']);
+    expect(r.code, r.err).toBe(2);
+    expect(r.err).toMatch(/summary\.csv: exists and is not a covidct batch summary: not overwritten/);
+    expect(readdirSync(out)).toEqual(['summary.csv']);
+    expect(readFileSync(join(out, 'summary.csv'), 'utf8')).toBe('my own table\n');
   });
 });

@@ -132,7 +132,7 @@ describe('bad input through the real binary: one line naming the file, exit code
     writeFileSync(join(mine, 'notes.txt'), 'keep');
     const o = cli(['analyze', join(SCANS, 'dicom/ordered'), '--out', mine]);
     expect(o.code).toBe(2);
-    expect(o.err.trim()).toMatch(/^covidct: .*my-notes: exists and is not a covidct output folder \(no report\.json\): not replaced$/);
+    expect(o.err.trim()).toMatch(/^covidct: .*my-notes: exists and is not a covidct output folder \(it holds notes\.txt\): not replaced$/);
     expect(readdirSync(mine)).toEqual(['notes.txt']);
     expect(cli(['batch', join(SCANS, 'dicom')]).code).toBe(2);
     const w = cli(['analyze', join(SCANS, 'dicom/ordered'), '--weights', join(SCANS, 'nifti/int16.nii.gz')]);
@@ -266,8 +266,8 @@ describe('the output folder: temporary sibling, renamed at the end', () => {
   it('an error mid-way leaves no folder and no partial one; a finished one replaces an older output', async () => {
     const dir = join(tmp, 'atomic', 'study');
     const files = [
-      { name: 'report.json', bytes: new TextEncoder().encode('{}') },
-      { name: 'overlays/a.png', bytes: new Uint8Array([1, 2, 3]) },
+      { name: 'report.json', bytes: new TextEncoder().encode('{"schema":"covidct-report","schemaVersion":"1.0.0","software":{"name":"covidct"}}') },
+      { name: 'overlays/slice_000.png', bytes: new Uint8Array([1, 2, 3]) },
       { name: 'lung_mask.nii.gz', bytes: new Uint8Array([4]) },
     ];
     await expect(

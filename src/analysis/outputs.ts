@@ -42,6 +42,21 @@ export const REPORT_FILE = 'report.json';
 export const LUNG_MASK_FILE = 'lung_mask.nii.gz';
 export const INFECTION_FILE = 'infection.nii.gz';
 export const CONTACT_SHEET_FILE = 'overlays/contact_sheet.png';
+/** The folder of the pictures. */
+export const OVERLAYS_FOLDER = 'overlays';
+
+/** The name of the single-slice overlay of axial slice `k`. */
+export function overlayFileName(k: number): string {
+  return `${OVERLAYS_FOLDER}/slice_${String(k).padStart(3, '0')}.png`;
+}
+
+/**
+ * Whether `name` (relative to an output folder, '/'-separated) is one of the files {@link makeOutputFiles} makes:
+ * what an output folder may hold for it to be replaced by a new result (src/node/output-dir.ts).
+ */
+export function isOutputFileName(name: string): boolean {
+  return name === REPORT_FILE || name === LUNG_MASK_FILE || name === INFECTION_FILE || name === CONTACT_SHEET_FILE || /^overlays\/slice_\d{3,}\.png$/.test(name);
+}
 
 /**
  * scl_slope of infection.nii.gz: 1/255 as a float32, rounded down (0.0039215684) rather than to nearest
@@ -152,7 +167,7 @@ export async function makeOutputFiles(result: AnalysisResult, opts: OutputOption
   const files: OutputFile[] = [{ name: REPORT_FILE, bytes: reportBytes(result.report) }];
   files.push({ name: LUNG_MASK_FILE, bytes: await writeNifti({ data: result.lungMask, dims: v.dims, affine, intent: 'label', description: 'covidct lung mask (1 lung)' }) });
   files.push({ name: INFECTION_FILE, bytes: await writeNifti({ data: result.infection, dims: v.dims, affine, scale: { slope: INFECTION_SCL_SLOPE, inter: 0 }, description: 'covidct infection probability (x 1/255)' }) });
-  for (const k of chooseOverlaySlices(result, opts.overlays ?? 5)) files.push({ name: `overlays/slice_${String(k).padStart(3, '0')}.png`, bytes: sliceImage(result, k, 256).png() });
+  for (const k of chooseOverlaySlices(result, opts.overlays ?? 5)) files.push({ name: overlayFileName(k), bytes: sliceImage(result, k, 256).png() });
   files.push({ name: CONTACT_SHEET_FILE, bytes: contactSheet(result, opts.sheetSlices ?? 12, opts.tile ?? 160).png() });
   return files;
 }

@@ -71,6 +71,24 @@ export function parseShard(raw: string | undefined): { k: number; n: number } | 
 
 const ID_SAFE = /[^A-Za-z0-9._-]+/g;
 
+/** Summary file names a study id must not take (a study's folder would be written over them, or they over it). */
+const RESERVED_ID = /^summary(\.shard-\d+-of-\d+)?\.(csv|json)$/i;
+
+/**
+ * Why `id` cannot name a study's folder in DIR, or null when it can: it must be a plain name, so that DIR/<id>
+ * is a folder of its own inside DIR (not '.', '..', empty, absolute, with a '/' or '\\', hidden, or a summary
+ * file's name).
+ */
+export function badStudyId(id: string): string | null {
+  if (!id) return 'is empty';
+  if (id === '.' || id === '..') return `'${id}' would be DIR itself or its parent`;
+  if (/[/\\]/.test(id)) return `'${id}' has a path separator: ids are plain names`;
+  if (/^[A-Za-z]:/.test(id)) return `'${id}' is a path: ids are plain names`;
+  if (id.startsWith('.')) return `'${id}' starts with '.': hidden names are covidct's temporary folders`;
+  if (RESERVED_ID.test(id)) return `'${id}' is the name of a summary file`;
+  return null;
+}
+
 function studyId(name: string): string {
   const id = name.replace(/\.(nii\.gz|nii|dcm|safetensors)$/i, '').replace(ID_SAFE, '_');
   return id.startsWith('.') ? `_${id.slice(1)}` : id || '_';
@@ -115,13 +133,25 @@ export async function listStudies(source: string): Promise<Study[]> {
       const f = csvFields(l);
       const p = f[pi];
       if (!p) throw new UsageError(`${source}: line ${n + 2} has no path`);
-      const s: Study = { id: ii >= 0 && f[ii] ? f[ii]!.replace(ID_SAFE, '_') : studyId(basename(p)), path: resolve(dirname(source), p) };
+      let id = studyId(basename(p));
+      if (ii >= 0 && f[ii]) {
+        // A given id is used as it is, other characters than letters, digits, '.', '_' and '-' made '_', but
+        // one that is not a plain name (a path, '.', '..') is refused rather than rewritten.
+        const bad = badStudyId(f[ii]!);
+        if (bad) throw new UsageError(`${source}: line ${n + 2}: study id ${bad}`);
+        id = f[ii]!.replace(ID_SAFE, '_');
+      }
+      const s: Study = { id, path: resolve(dirname(source), p) };
       if (si >= 0 && f[si]) s.series = f[si]!;
       return s;
     });
   } else {
     const entries = (await readdir(source, { withFileTypes: true })).filter((e) => !e.name.startsWith('.') && (e.isDirectory() || e.isFile()));
     studies = entries.map((e) => ({ id: studyId(e.name), path: join(source, e.name) }));
+  }
+  for (const s of studies) {
+    const bad = badStudyId(s.id);
+    if (bad) throw new UsageError(`${source}: study ${s.path}: id ${bad}`);
   }
   studies.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   for (let i = 1; i < studies.length; i++) if (studies[i]!.id === studies[i - 1]!.id) throw new UsageError(`${source}: two studies named '${studies[i]!.id}' (${studies[i - 1]!.path}, ${studies[i]!.path})`);
@@ -140,6 +170,24 @@ function csvCell(v: unknown): string {
 export function summaryCsv(rows: BatchRow[]): string {
   return [CSV_COLUMNS.join(','), ...rows.map((r) => CSV_COLUMNS.map((c) => csvCell(r[c])).join(','))].join('\n') + '\n';
 }
+
+/**
+ * Refuses (UsageError) a summary file that exists but is not one batch wrote (summary.json: schema
+ * 'covidct-batch-summary'; summary.csv: our header line), so that batch never writes over a file it did not write.
+ */
+function checkSummaryFile(path: string): void {
+  if (!existsSync(path)) return;
+  let ours = false;
+  try {
+    const text = readFileSync(path, 'utf8');
+    ours = path.endsWith('.json') ? JSON.parse(text)?.schema === SUMMARY_SCHEMA : text.split(/\r?\n/, 1)[0] === CSV_COLUMNS.join(',');
+  } catch {
+    ours = false;
+  }
+  if (!ours) throw new UsageError(`${path}: exists and is not a covidct batch summary: not overwritten (choose another --out)`);
+}
+
+const SUMMARY_SCHEMA = 'covidct-batch-summary';
 
 async function writeAtomic(path: string, text: string): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.partial-${process.pid}`);
@@ -168,6 +216,8 @@ export async function batchCommand(argv: string[], io: CliIO): Promise<number> {
   const studies = shard ? all.filter((s) => fnv1a(s.id) % shard.n === shard.k) : all;
   const weights = await loadWeights(values.weights);
   const opts = engineOptions(values);
+  const suffix = shard ? `.shard-${shard.k}-of-${shard.n}` : '';
+  for (const ext of ['json', 'csv']) checkSummaryFile(join(out, `summary${suffix}.${ext}`));
   await (await import('node:fs/promises')).mkdir(out, { recursive: true });
   const rows: BatchRow[] = [];
   let gpu: { gpu: GpuContext; cache?: PipelineCache; owned: boolean } | undefined;
@@ -216,8 +266,7 @@ export async function batchCommand(argv: string[], io: CliIO): Promise<number> {
     le?.engine.destroy();
     if (gpu?.owned) gpu.gpu.destroy();
   }
-  const suffix = shard ? `.shard-${shard.k}-of-${shard.n}` : '';
-  const summary = { schema: 'covidct-batch-summary', schemaVersion: '1.0.0', weights: { name: values.weights, sha256: weights.sha256 }, shard: shard ? { k: shard.k, n: shard.n } : null, studies: all.length, rows };
+  const summary = { schema: SUMMARY_SCHEMA, schemaVersion: '1.0.0', weights: { name: values.weights, sha256: weights.sha256 }, shard: shard ? { k: shard.k, n: shard.n } : null, studies: all.length, rows };
   await writeAtomic(join(out, `summary${suffix}.json`), JSON.stringify(summary, null, 2) + '\n');
   await writeAtomic(join(out, `summary${suffix}.csv`), summaryCsv(rows));
   if (values.json) io.stdout(JSON.stringify(summary, null, 2) + '\n');
