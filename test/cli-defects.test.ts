@@ -329,3 +329,60 @@ describe('3. an output folder is replaced only when it holds exactly a covidct o
     expect(readFileSync(join(out, 'summary.csv'), 'utf8')).toBe('my own table\n');
   });
 });
+
+describe('4. weights that are not ours, a bad --size, a folder as --weights: typed one-line errors, documented exit codes (dist)', () => {
+  const scan = join(NIFTI, 'int16.nii');
+  let foreign: string;
+  let missingTensor: string;
+
+  beforeAll(() => {
+    // Valid safetensors, not covidct weights (an EfficientNet fixture: no covidct.config).
+    foreign = join(ROOT, 'test/fixtures/efficientnet_b0.fixture.safetensors');
+    // covidct metadata, but one tensor short.
+    const f = randomPipelineWeights(tinyModelConfig(), defaultPreprocessConfig(), 2);
+    const tensors = f.tensors.filter((t) => t.name !== f.tensors[3]!.name);
+    missingTensor = join(tmp, 'one-short.safetensors');
+    writeFileSync(missingTensor, serializeSafetensors(tensors.map((t) => ({ name: t.name, dtype: 'F32' as const, shape: [...t.shape], data: f.getF32(t.name) })), { ...f.metadata }));
+  });
+
+  const oneLine = (r: { err: string }, re: RegExp) => {
+    expect(r.err.trim().split('\n'), r.err).toEqual([expect.stringMatching(re)]);
+    expect(r.err).not.toMatch(/unexpected error|RangeError|EISDIR/);
+  };
+
+  it('analyze: exit 3 naming the weights file and the problem', () => {
+    const out = join(tmp, 'w-out');
+    let r = cli(['analyze', scan, '--weights', foreign, '--out', out]);
+    expect(r.code).toBe(3);
+    oneLine(r, /^covidct: .*efficientnet_b0\.fixture\.safetensors: cannot load weights .*not a covidct weights file/);
+    r = cli(['analyze', scan, '--weights', missingTensor, '--out', out]);
+    expect(r.code).toBe(3);
+    oneLine(r, /^covidct: .*one-short\.safetensors: cannot load weights \(1 missing\)/);
+    r = cli(['analyze', scan, '--weights', join(ROOT, 'weights')]);
+    expect(r.code).toBe(3);
+    oneLine(r, /^covidct: .*\/weights: cannot load weights \(1 file\): is a folder, not a weights file$/);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('--size below 8 or not a number: bad usage, exit 2', () => {
+    for (const size of ['7', '0', '-3', 'big', '8.5']) {
+      const r = cli(['analyze', scan, '--weights', tinyWeights, `--size=${size}`]);
+      expect(r.code, `--size ${size}: ${r.err}`).toBe(2);
+      oneLine(r, /^covidct: --size must be /);
+    }
+  });
+
+  it('batch stops before the first study on a weights problem: one line, exit 3, nothing written', () => {
+    const studies = join(tmp, 'w-cohort');
+    mkdirSync(studies);
+    for (const n of ['a', 'b', 'c']) cpSync(scan, join(studies, `${n}.nii`));
+    for (const w of [foreign, missingTensor]) {
+      const out = join(tmp, `w-batch-${w.length}`);
+      const r = cli(['batch', studies, '--out', out, '--weights', w, '--size', '32']);
+      expect(r.code, r.err).toBe(3);
+      oneLine(r, /cannot load weights/);
+      expect(r.out).toBe('');
+      expect(existsSync(out)).toBe(false);
+    }
+  });
+});

@@ -17,9 +17,12 @@ import { compileProgram } from '../graph/compile.js';
 import { GpuLimitError } from '../gpu/limits.js';
 import type { SafetensorsFile } from '../io/safetensors.js';
 import type { ModelConfig, PreprocessConfig } from '../models/config.js';
-import { loadPipeline } from '../models/load.js';
+import { loadPipeline, readConfig } from '../models/load.js';
 import { runPatientHead, type Pipeline } from '../models/pipeline.js';
 import { maskedInput, preprocessHU, sliceUsed } from './preprocess.js';
+
+/** The smallest model input size (height and width) the engine takes. */
+export const MIN_INPUT_SIZE = 8;
 
 /** Options of {@link TwoStageEngine.load}. */
 export interface EngineOptions {
@@ -129,11 +132,12 @@ export class TwoStageEngine {
     if (want === 'auto') {
       if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new RangeError(`maxBatch must be a positive integer, got ${maxBatch}`);
     } else if (!Number.isInteger(want) || want < 1) throw new RangeError(`batch must be a positive integer, got ${want}`);
-    const cfgSize = JSON.parse(file.metadata['covidct.config'] ?? '{}').input_size;
+    // Not covidct weights (no or a bad covidct.config): a WeightsError naming the file, before anything else.
+    const cfgSize = readConfig(file).config.input_size;
     const height = opts.height ?? cfgSize;
     const width = opts.width ?? cfgSize;
-    if (!Number.isInteger(height) || !Number.isInteger(width) || height < 8 || width < 8)
-      throw new RangeError(`slice size must be integers >= 8, got ${height} x ${width}`);
+    if (!Number.isInteger(height) || !Number.isInteger(width) || height < MIN_INPUT_SIZE || width < MIN_INPUT_SIZE)
+      throw new RangeError(`slice size must be integers >= ${MIN_INPUT_SIZE}, got ${height} x ${width}`);
     const cache = opts.cache ?? new PipelineCache(gpu.device);
     const precision = opts.precision ?? 'f32';
     const compileOpts = { cache, precision, storage: opts.storage ?? precision, tiles: opts.tiles ?? defaultTilePolicy(gpu), ...(opts.gpuTimeoutMs !== undefined ? { gpuTimeoutMs: opts.gpuTimeoutMs } : {}) } as const;

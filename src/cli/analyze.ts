@@ -7,7 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import { analyzeVolume, type AnalysisProgress, type AnalysisResult } from '../analysis/analyze.js';
-import { TwoStageEngine } from '../analysis/engine.js';
+import { MIN_INPUT_SIZE, TwoStageEngine } from '../analysis/engine.js';
 import { makeOutputFiles } from '../analysis/outputs.js';
 import { chestPhantomVolume } from '../analysis/phantom.js';
 import type { PipelineCache } from '../gpu/pipelines.js';
@@ -53,6 +53,7 @@ export function engineOptions(v: { batch?: string | undefined; size?: string | u
   const storage = v.storage ?? precision;
   if (storage !== 'f32' && storage !== 'f16') throw new UsageError(`--storage must be f32 or f16, got '${storage}'`);
   const size = v.size !== undefined ? positiveInt(v.size, 'size', 64) : undefined;
+  if (size !== undefined && size < MIN_INPUT_SIZE) throw new UsageError(`--size must be an integer of at least ${MIN_INPUT_SIZE}, got '${v.size}'`);
   // 'auto': the largest batch (up to 16, or the slices) whose buffers fit the GPU's limits.
   const batch = v.batch === 'auto' ? ('auto' as const) : positiveInt(v.batch, 'batch', Math.max(1, Math.min(4, slices ?? 4)));
   // --gpu-timeout SECONDS: the bound on each wait for the GPU in a batch run (default 600).

@@ -18,6 +18,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GpuDeviceError, GpuUnavailableError, type GpuContext } from '../gpu/device.js';
 import type { PipelineCache } from '../gpu/pipelines.js';
+import { WeightsError } from '../models/load.js';
 import { loadScan } from '../node/scan-path.js';
 import { analyzeAndWrite, ENGINE_OPTIONS, engineOptions, loadEngine, type LoadedEngine } from './analyze.js';
 import { errorLine, EXIT, exitCodeOf, getGpu, loadWeights, progressLine, UsageError, type CliIO } from './common.js';
@@ -223,6 +224,7 @@ export async function batchCommand(argv: string[], io: CliIO): Promise<number> {
   let gpu: { gpu: GpuContext; cache?: PipelineCache; owned: boolean } | undefined;
   let le: LoadedEngine | undefined;
   let fatal: unknown;
+  let loadingEngine = false;
   try {
     for (const [n, s] of studies.entries()) {
       const dir = join(out, s.id);
@@ -242,7 +244,12 @@ export async function batchCommand(argv: string[], io: CliIO): Promise<number> {
       try {
         const scan = await loadScan(s.path, s.series ? { series: s.series } : {});
         gpu ??= await getGpu(io, values.software, values['dawn-flags']);
-        le ??= await loadEngine(gpu.gpu, gpu.cache, weights, opts);
+        if (!le) {
+          // A failure here is the engine's (weights, size, GPU), not the study's: it stops the run.
+          loadingEngine = true;
+          le = await loadEngine(gpu.gpu, gpu.cache, weights, opts);
+          loadingEngine = false;
+        }
         const progress = progressLine(io, !!values.quiet, `study ${n + 1}/${studies.length} ${s.id}: `);
         try {
           const { result } = await analyzeAndWrite(le, scan.volume, dir, { inputPath: s.path, onProgress: (p) => progress.update(p), startedMs: t0 });
@@ -251,7 +258,7 @@ export async function batchCommand(argv: string[], io: CliIO): Promise<number> {
           progress.done();
         }
       } catch (e) {
-        if (e instanceof GpuDeviceError || e instanceof GpuUnavailableError || exitCodeOf(e) === EXIT.usage) {
+        if (loadingEngine || e instanceof GpuDeviceError || e instanceof GpuUnavailableError || e instanceof WeightsError || exitCodeOf(e) === EXIT.usage) {
           fatal = e;
           rows.push({ id: s.id, path: s.path, status: 'failed', label: null, lungVolumeMl: null, infectedVolumeMl: null, lungInvolvementPct: null, slices: null, seconds: null, error: errorLine(e).replace(/^covidct: /, '') });
           break;
