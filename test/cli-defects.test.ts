@@ -5,7 +5,7 @@
 // nibabel (/usr/bin/python3) or by hand.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -384,5 +384,108 @@ describe('4. weights that are not ours, a bad --size, a folder as --weights: typ
       expect(r.out).toBe('');
       expect(existsSync(out)).toBe(false);
     }
+  });
+});
+
+/** Runs the built CLI under /usr/bin/time: exit code, stderr, and the peak resident memory (MiB). */
+function cliMemory(args: string[]): { code: number; err: string; out: string; maxRssMiB: number } {
+  const r = spawnSync('/usr/bin/time', ['-f', 'maxrss-kb %M', process.execPath, CLI, ...args], { encoding: 'utf8', cwd: ROOT, timeout: 240_000 });
+  const m = /maxrss-kb (\d+)\s*$/.exec(r.stderr);
+  if (!m) throw new Error(`no maxrss from /usr/bin/time: ${r.stderr}`);
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr.slice(0, m.index), maxRssMiB: Number(m[1]) / 1024 };
+}
+
+/** A sparse file of `size` bytes (no disk used) starting with `head`. */
+function sparseFile(path: string, size: number, head: Uint8Array = new Uint8Array(0)): void {
+  writeFileSync(path, head);
+  truncateSync(path, size);
+}
+
+describe('5. a DICOM folder scan reads headers, not whole files (dist)', () => {
+  it('a 1.2 GB and a 3.3 GB file that are not DICOM cost their first bytes, and are listed as skipped', () => {
+    for (const [name, size] of [['scanner-dump.raw', 1.2e9], ['video.mp4', 3.3e9]] as const) {
+      const dir = join(tmp, `big-${name}`);
+      cpSync(join(DICOM, 'ordered'), dir, { recursive: true });
+      sparseFile(join(dir, name), size);
+      const r = cliMemory(['inspect', dir]);
+      expect(r.code, r.err).toBe(0);
+      expect(r.out).toContain(`skipped ${name}: not a DICOM file (no DICM prefix at byte 128)`);
+      expect(r.out).toMatch(/dimensions: 16 x 12 x 7/);
+      console.log(`inspect of a DICOM folder with a ${size / 1e9} GB file that is not DICOM: peak RSS ${r.maxRssMiB.toFixed(0)} MiB`);
+      expect(r.maxRssMiB).toBeLessThan(400);
+    }
+  });
+
+  it('a DICOM file too large to read whole: one line naming it, exit 3, before any GPU work', () => {
+    const dir = join(tmp, 'huge-dicom');
+    cpSync(join(DICOM, 'ordered'), dir, { recursive: true });
+    // One slice's file made 4.5 GB (its header intact, zeros after its pixel data): larger than any array here.
+    const victim = join(dir, readdirSync(dir).sort()[3]!);
+    sparseFile(victim, 4.5e9, readFileSync(victim));
+    const r = cli(['analyze', dir, '--weights', tinyWeights, '--size', '32']);
+    expect(r.code, r.err).toBe(3);
+    expect(r.err.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^covidct: ${victim.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: is 4\\.5 GB \\(4500000000 bytes\\), more than the 4\\.3 GB a file may have here$`))]);
+  });
+});
+
+describe('6. symbolic links are followed, with a loop guard; broken ones are named (dist)', () => {
+  it('a folder of linked .dcm files, a linked sub-folder, a link loop and a broken link', () => {
+    const dir = join(tmp, 'linked');
+    mkdirSync(dir);
+    const src = join(DICOM, 'ordered');
+    for (const f of readdirSync(src)) symlinkSync(join(src, f), join(dir, `${f}.dcm`));
+    const r = cli(['inspect', dir]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/chosen: series .*\n[\s\S]*dimensions: 16 x 12 x 7/);
+    // A linked folder (DataLad / git-annex style), a loop back to the top, and a link to nothing.
+    const top = join(tmp, 'linked-tree');
+    mkdirSync(join(top, 'study'), { recursive: true });
+    symlinkSync(join(DICOM, 'ordered'), join(top, 'study', 'series1'));
+    symlinkSync(top, join(top, 'study', 'loop'));
+    symlinkSync(join(tmp, 'gone.dcm'), join(top, 'study', 'missing.dcm'));
+    const t = cli(['inspect', top]);
+    expect(t.code, t.err).toBe(0);
+    expect(t.out).toMatch(/dimensions: 16 x 12 x 7/);
+    expect(t.out).toMatch(/skipped study\/loop: symbolic link to .*linked-tree, a folder already scanned \(a link loop or a second way to it\): not entered again/);
+    expect(t.out).toMatch(/skipped study\/missing\.dcm: broken symbolic link \(its target .*gone\.dcm does not exist\)/);
+    // Given directly, a broken link is named as one.
+    const b = cli(['analyze', join(top, 'study', 'missing.dcm'), '--weights', tinyWeights]);
+    expect(b.code).toBe(3);
+    expect(b.err.trim()).toMatch(/missing\.dcm: broken symbolic link \(its target .*gone\.dcm does not exist\)$/);
+  });
+
+  it('batch: linked studies are analysed, a broken one is recorded as failed by name, the summary adds up', () => {
+    const cohort = join(tmp, 'linked-cohort');
+    mkdirSync(cohort);
+    symlinkSync(join(DICOM, 'ordered'), join(cohort, 'a_dicom'));
+    symlinkSync(join(NIFTI, 'int16.nii'), join(cohort, 'b_nifti.nii'));
+    symlinkSync(join(tmp, 'no-such-study'), join(cohort, 'c_gone'));
+    const out = join(tmp, 'linked-cohort-out');
+    const r = cli(['batch', cohort, '--out', out, '--weights', tinyWeights, '--size', '32', '--json', '--quiet']);
+    expect(r.code, r.err).toBe(3);
+    const s = JSON.parse(r.out);
+    expect(s.studies).toBe(3);
+    expect(s.rows.map((x: { id: string; status: string }) => `${x.id}:${x.status}`)).toEqual(['a_dicom:ok', 'b_nifti:ok', 'c_gone:failed']);
+    expect(s.rows[2].error).toMatch(/c_gone: broken symbolic link \(its target .*no-such-study does not exist\)/);
+  }, GPU_MS);
+});
+
+describe('7. inspect exits as analyze would, from the same checks (dist)', () => {
+  it('a 2-D NIfTI, a single slice (folder and file), an MR folder and file, foreign weights: inspect 3 like analyze; usable scans 0', () => {
+    const cases = [join(NIFTI, 'two_d.nii'), join(DICOM, 'single'), join(DICOM, 'single', readdirSync(join(DICOM, 'single'))[0]!), join(DICOM, 'mr_only'), join(DICOM, 'mr_only', readdirSync(join(DICOM, 'mr_only'))[0]!)];
+    for (const p of cases) {
+      const a = cli(['analyze', p, '--weights', tinyWeights, '--size', '32']);
+      const i = cli(['inspect', p]);
+      expect(a.code, `analyze ${p}: ${a.err}`).toBe(3);
+      expect(i.code, `inspect ${p}: ${i.out}${i.err}`).toBe(a.code);
+      expect(i.out).toMatch(/analyze cannot use it: |chosen: none \(|cannot be read: /);
+      // The problem inspect shows is the one analyze stops with.
+      const problem = a.err.trim().replace(/^covidct: [^:]*: /, '');
+      expect(i.out, p).toContain(problem);
+    }
+    const w = cli(['inspect', join(ROOT, 'test/fixtures/efficientnet_b0.fixture.safetensors')]);
+    expect(w.code).toBe(3);
+    expect(w.out).toMatch(/analyze cannot use these weights: .*not a covidct weights file/);
+    for (const p of [join(DICOM, 'ordered'), join(NIFTI, 'int16.nii'), tinyWeights]) expect(cli(['inspect', p]).code, p).toBe(0);
   });
 });

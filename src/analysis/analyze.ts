@@ -100,18 +100,32 @@ export function quantiseProbability(p: number): number {
 export const MIN_SLICES = 2;
 
 /**
+ * The checks a volume must pass to be analysed, made before any GPU work: its data length matches its dims, its
+ * axial slices are at least 2 x 2 voxels, and it has at least {@link MIN_SLICES} axial slices (one slice is a 2-D
+ * image, not a volume). {@link analyzeVolume} makes them; the CLI's `analyze` and `inspect` call this same
+ * function, so inspect's exit code says what analyze would do. Returns the axial view.
+ * @throws {VolumeError} saying which check failed.
+ */
+export function checkAnalyzable(volume: Volume): AxialGrid {
+  const n = voxelCount(volume.dims);
+  if (volume.data.length !== n) throw new VolumeError(`volume data has ${volume.data.length} values for dims ${volume.dims.join(' x ')}`);
+  const grid = axialGrid(volume);
+  const [nx, ny, nz] = grid.dims;
+  if (nx < 2 || ny < 2) throw new VolumeError(`axial slices of ${nx} x ${ny} voxels are too small to analyse`);
+  if (nz < MIN_SLICES) throw new VolumeError(`a 2-D image (${nz} axial slice of ${nx} x ${ny}), not a volume: the analysis needs at least ${MIN_SLICES} slices`);
+  return grid;
+}
+
+/**
  * Analyses one volume (one patient) with a loaded engine: see the module comment.
  * @throws {VolumeError} for a volume the model cannot take (dims, affine, data length).
  * @throws {AnalysisAbortedError} when `signal` aborts.
  * @throws {GpuDeviceError} from the engine on a GPU failure.
  */
 export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts: AnalyzeOptions = {}): Promise<AnalysisResult> {
-  const n = voxelCount(volume.dims);
-  if (volume.data.length !== n) throw new VolumeError(`volume data has ${volume.data.length} values for dims ${volume.dims.join(' x ')}`);
-  const grid = axialGrid(volume);
+  const grid = checkAnalyzable(volume);
+  const n = volume.data.length;
   const [nx, ny, nz] = grid.dims;
-  if (nx < 2 || ny < 2) throw new VolumeError(`axial slices of ${nx} x ${ny} voxels are too small to analyse`);
-  if (nz < MIN_SLICES) throw new VolumeError(`a 2-D image (${nz} axial slice of ${nx} x ${ny}): the analysis needs a volume of at least ${MIN_SLICES} slices`);
   const { signal, onProgress } = opts;
   const pre = engine.preprocess;
   const cfg = engine.config;

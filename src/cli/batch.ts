@@ -147,7 +147,8 @@ export async function listStudies(source: string): Promise<Study[]> {
       return s;
     });
   } else {
-    const entries = (await readdir(source, { withFileTypes: true })).filter((e) => !e.name.startsWith('.') && (e.isDirectory() || e.isFile()));
+    // Symbolic links too (DataLad and git-annex data sets are links): a broken one is a study that fails by name.
+    const entries = (await readdir(source, { withFileTypes: true })).filter((e) => !e.name.startsWith('.') && (e.isDirectory() || e.isFile() || e.isSymbolicLink()));
     studies = entries.map((e) => ({ id: studyId(e.name), path: join(source, e.name) }));
   }
   for (const s of studies) {

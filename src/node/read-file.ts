@@ -15,15 +15,18 @@ export const MAX_WHOLE_FILE_BYTES: number = bufferConstants.MAX_LENGTH;
 
 const PIECE = 1 << 30;
 
+/** Why a file could not be read: missing (or a broken link), too large, not a file, or an I/O failure. */
+export type FileProblemKind = 'not-found' | 'too-large' | 'not-a-file' | 'io';
+
 /** Makes the error to throw for `problem` (one line, without the path). */
-export type FileProblem = (problem: string) => Error;
+export type FileProblem = (problem: string, kind: FileProblemKind) => Error;
 
 /** `fail`, with the errors it made remembered, so a catch passes them on and turns only system errors into one. */
 function tracked(fail: FileProblem): { fail: FileProblem; mine: (e: unknown) => boolean } {
   const made = new WeakSet<object>();
   return {
-    fail: (problem) => {
-      const e = fail(problem);
+    fail: (problem, kind) => {
+      const e = fail(problem, kind);
       made.add(e);
       return e;
     },
@@ -37,6 +40,11 @@ export function formatBytes(n: number): string {
   if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
   if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB`;
   return `${n} bytes`;
+}
+
+function fsKind(e: unknown): FileProblemKind {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR' ? 'not-found' : code === 'EISDIR' ? 'not-a-file' : 'io';
 }
 
 /** One line for a failed stat/open/read of `path` (ENOENT on a link: the link is broken, named with its target). */
@@ -68,34 +76,34 @@ export async function readWholeFile(path: string, failWith: FileProblem, opts: {
   let size: number;
   try {
     const st = await stat(path);
-    if (st.isDirectory()) throw fail(`is a folder, not ${opts.what ?? 'a file'}`);
-    if (!st.isFile()) throw fail('is not a regular file');
+    if (st.isDirectory()) throw fail(`is a folder, not ${opts.what ?? 'a file'}`, 'not-a-file');
+    if (!st.isFile()) throw fail('is not a regular file', 'not-a-file');
     size = st.size;
   } catch (e) {
     if (mine(e)) throw e;
-    throw fail(await describeFsError(path, e));
+    throw fail(await describeFsError(path, e), fsKind(e));
   }
-  if (size > max) throw fail(`is ${formatBytes(size)} (${size} bytes), more than the ${formatBytes(max)} a file may have here`);
+  if (size > max) throw fail(`is ${formatBytes(size)} (${size} bytes), more than the ${formatBytes(max)} a file may have here`, 'too-large');
   let fh;
   try {
     fh = await open(path, 'r');
   } catch (e) {
-    throw fail(await describeFsError(path, e));
+    throw fail(await describeFsError(path, e), fsKind(e));
   }
   try {
     const out = new Uint8Array(size);
     let at = 0;
     while (at < size) {
       const { bytesRead } = await fh.read(out, at, Math.min(PIECE, size - at), at);
-      if (bytesRead === 0) throw fail(`changed while being read (${at} of ${size} bytes there)`);
+      if (bytesRead === 0) throw fail(`changed while being read (${at} of ${size} bytes there)`, 'io');
       at += bytesRead;
     }
     const extra = await fh.read(new Uint8Array(1), 0, 1, size);
-    if (extra.bytesRead !== 0) throw fail(`changed while being read (grew beyond ${size} bytes)`);
+    if (extra.bytesRead !== 0) throw fail(`changed while being read (grew beyond ${size} bytes)`, 'io');
     return out;
   } catch (e) {
     if (mine(e)) throw e;
-    throw fail(await describeFsError(path, e));
+    throw fail(await describeFsError(path, e), fsKind(e));
   } finally {
     await fh.close();
   }
@@ -111,7 +119,7 @@ export async function readHead(path: string, n: number, failWith: FileProblem): 
   try {
     fh = await open(path, 'r');
   } catch (e) {
-    throw fail(await describeFsError(path, e));
+    throw fail(await describeFsError(path, e), fsKind(e));
   }
   try {
     const size = (await fh.stat()).size;
@@ -125,7 +133,7 @@ export async function readHead(path: string, n: number, failWith: FileProblem): 
     return { bytes: at === out.length ? out : out.slice(0, at), size };
   } catch (e) {
     if (mine(e)) throw e;
-    throw fail(await describeFsError(path, e));
+    throw fail(await describeFsError(path, e), fsKind(e));
   } finally {
     await fh.close();
   }
