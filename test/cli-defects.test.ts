@@ -489,3 +489,47 @@ describe('7. inspect exits as analyze would, from the same checks (dist)', () =>
     for (const p of [join(DICOM, 'ordered'), join(NIFTI, 'int16.nii'), tinyWeights]) expect(cli(['inspect', p]).code, p).toBe(0);
   });
 });
+
+describe("8. output NIfTI keep the input's qform_code and sform_code (dist)", () => {
+  it('codes 0/0, 0/2, 1/0, 1/1 (transforms differing), 2/3 and a DICOM series (1/1): nibabel reads the masks as the inputs', () => {
+    const cohort = join(tmp, 'xform-cohort');
+    mkdirSync(cohort);
+    for (const [name, to] of [['pixdim_only.nii', 'c00'], ['sform_only.nii', 'c02'], ['qform_only_qfac.nii', 'c10'], ['qform_and_sform_differ.nii', 'c11']]) cpSync(join(NIFTI, name!), join(cohort, `${to}.nii`));
+    py(
+      `import sys, json, numpy as np, nibabel as nib
+src = nib.load(sys.argv[1])
+q = src.header.get_qform(); s = src.header.get_sform()
+s[:3, 3] += [5.0, -7.0, 11.0]
+img = nib.Nifti1Image(np.asarray(src.dataobj), None)
+img.header.set_qform(q, code=2); img.header.set_sform(s, code=3)
+nib.save(img, sys.argv[2])
+print(json.dumps(True))`,
+      join(NIFTI, 'qform_and_sform_differ.nii'),
+      join(cohort, 'c23.nii'),
+    );
+    cpSync(join(DICOM, 'ordered'), join(cohort, 'dicom'), { recursive: true });
+    const out = join(tmp, 'xform-out');
+    const r = cli(['batch', cohort, '--out', out, '--weights', tinyWeights, '--size', '32', '--json', '--quiet']);
+    expect(r.code, r.err).toBe(0);
+    const read = `import sys, json, nibabel as nib
+def info(p):
+    h = nib.load(p).header
+    q, qc = h.get_qform(coded=True); s, sc = h.get_sform(coded=True)
+    return {'codes': [int(qc), int(sc)], 'qform': None if q is None else q.tolist(), 'sform': None if s is None else s.tolist(), 'affine': nib.load(p).affine.tolist()}
+print(json.dumps([info(p) for p in sys.argv[1:]]))`;
+    const close = (a: number[][] | null, b: number[][] | null, what: string) => {
+      expect(a === null, `${what}: present in both or neither`).toBe(b === null);
+      if (a && b) for (let i = 0; i < 4; i++) for (let j = 0; j < 4; j++) expect(Math.abs(a[i]![j]! - b[i]![j]!), `${what}[${i}][${j}]`).toBeLessThanOrEqual(1e-4);
+    };
+    for (const id of ['c00', 'c02', 'c10', 'c11', 'c23']) {
+      const [src, lung, inf] = py(read, join(cohort, `${id}.nii`), join(out, id, 'lung_mask.nii.gz'), join(out, id, 'infection.nii.gz'));
+      for (const [o, name] of [[lung, 'lung_mask'], [inf, 'infection']] as const) {
+        expect(o.codes, `${id} ${name}: qform_code, sform_code`).toEqual(src.codes);
+        close(o.qform, src.qform, `${id} ${name} qform`);
+        close(o.sform, src.sform, `${id} ${name} sform`);
+        close(o.affine, src.affine, `${id} ${name} affine`);
+      }
+    }
+    expect(py(read, join(out, 'dicom', 'lung_mask.nii.gz'))[0].codes).toEqual([1, 1]);
+  }, GPU_MS);
+});
