@@ -533,3 +533,37 @@ print(json.dumps([info(p) for p in sys.argv[1:]]))`;
     expect(py(read, join(out, 'dicom', 'lung_mask.nii.gz'))[0].codes).toEqual([1, 1]);
   }, GPU_MS);
 });
+
+describe('9. one windowing; no exported half-made engine API (dist)', () => {
+  it('analyzeHU and summarise are gone; analyzeVolume windows exactly as windowHU does, NaN included', () => {
+    const got = lib(
+      `const pre = lib.defaultPreprocessConfig();
+       const cfg = lib.tinyModelConfig();
+       // A 6 x 5 x 2 float volume with NaN, values beyond both ends of the window and ordinary HU.
+       const data = Float32Array.from({ length: 60 }, (_, i) => (i % 7 === 0 ? NaN : i % 11 === 0 ? 5000 : i % 13 === 0 ? -5000 : -1100 + 37.3 * i));
+       const volume = { data, dims: [6, 5, 2], spacing: [1, 1, 1], affine: new Float64Array([-1,0,0,0, 0,-1,0,0, 0,0,1,0, 0,0,0,1]), space: 'RAS', source: { format: 'array', path: '', description: 'test', notes: [] } };
+       const seen = [];
+       const k = cfg.cls.num_classes;
+       const engine = {
+         preprocess: pre, config: cfg, height: 5, width: 6, batch: 2,
+         gpu: { adapterName: 'stub', isSoftware: true },
+         weights: { name: 'stub', metadata: {} },
+         patientHead: () => null,
+         async runWindowed(w) {
+           seen.push(...w);
+           const b = w.length / 30;
+           return { lung_prob: new Float32Array(w.length), infection_prob: new Float32Array(w.length), slice_probs: new Float32Array(b * k).fill(1 / k), slice_embedding: new Float32Array(b * 4), slice_used: new Array(b).fill(false) };
+         },
+       };
+       await lib.analyzeVolume(engine, volume);
+       // Stored as the axial view is laid out (i to the patient's left, j posterior, k superior): the view is the volume.
+       const want = Array.from(lib.windowHU(data, pre));
+       console.log(JSON.stringify({ seen, want, summarise: 'summarise' in lib, analyzeHU: typeof lib.TwoStageEngine.prototype.analyzeHU, nan: lib.windowHU([NaN], pre)[0] }));`,
+    );
+    expect(got.summarise).toBe(false);
+    expect(got.analyzeHU).toBe('undefined');
+    expect(got.nan).toBe(0);
+    expect(got.seen).toEqual(got.want);
+    expect(got.want.every((v: number) => v >= 0 && v <= 1)).toBe(true);
+  });
+});

@@ -18,6 +18,7 @@ import type { Volume } from '../volume/volume.js';
 import { VolumeError, voxelCount } from '../volume/volume.js';
 import type { TwoStageEngine, TwoStageResult } from './engine.js';
 import { axialGrid, axisCodes, readAxialSlice, slicePositionMm, writeAxialSlice, type AxialGrid } from './grid.js';
+import { windowInto } from './preprocess.js';
 import { resizeSlice } from './resize.js';
 import { argmax, byClass, normalisedEntropy, REPORT_SCHEMA, REPORT_SCHEMA_VERSION, round, SOFTWARE_COMMIT, SOFTWARE_VERSION, type AnalysisReport, type PatientReport, type SliceReport } from './report.js';
 import { weightsInfo } from './weights-info.js';
@@ -80,8 +81,6 @@ export class AnalysisAbortedError extends Error {
     super(`analysis aborted after ${slicesDone} of ${slicesTotal} slices`);
   }
 }
-
-const f = Math.fround;
 
 /** The infection map's steps: {@link AnalysisResult.infection} holds probability x 255, rounded. */
 export const INFECTION_LEVELS = 255;
@@ -150,9 +149,6 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
   const maskSlice = new Uint8Array(slicePx);
   const infSlice = new Uint8Array(slicePx);
   const windowed = new Float32Array(batch * hw);
-  const lo = f(pre.window_min);
-  const hi = f(pre.window_max);
-  const range = f(pre.window_max - pre.window_min);
 
   const sliceProbs = new Float32Array(nz * k);
   let embeddings: Float32Array | null = null;
@@ -164,13 +160,10 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
   for (let start = 0; start < nz; start += batch) {
     checkAbort(start);
     const m = Math.min(batch, nz - start);
-    // Window (as preprocess.windowHU: float32 step by step; NaN as padding) then resize to the model input.
+    // Window (preprocess.windowInto, the one windowing) then resize to the model input.
     for (let b = 0; b < m; b++) {
       readAxialSlice(grid, volume.data, start + b, huSlice);
-      for (let i = 0; i < slicePx; i++) {
-        const v = huSlice[i]!;
-        huSlice[i] = v !== v ? 0 : f(f(Math.min(Math.max(f(v), lo), hi) - lo) / range);
-      }
+      windowInto(huSlice, pre, huSlice);
       resizeSlice(huSlice, ny, nx, H, W, align, windowed.subarray(b * hw, (b + 1) * hw));
     }
     const r = await engine.runWindowed(windowed.subarray(0, m * hw), { patientHead: false });
