@@ -5,7 +5,7 @@
 // nibabel (/usr/bin/python3) or by hand.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -566,4 +566,63 @@ describe('9. one windowing; no exported half-made engine API (dist)', () => {
     expect(got.seen).toEqual(got.want);
     expect(got.want.every((v: number) => v >= 0 && v <= 1)).toBe(true);
   });
+});
+
+describe('10. batch resumes only what this run would do the same way (dist)', () => {
+  it('another --size, --storage, series, covidct version or a changed input analyses the study again; the same run skips it', () => {
+    const cohort = join(tmp, 'resume-cohort');
+    mkdirSync(cohort);
+    const study = join(cohort, 'b_nifti.nii');
+    cpSync(join(NIFTI, 'int16.nii'), study);
+    const out = join(tmp, 'resume-out');
+    const run = (...extra: string[]) => {
+      const r = cli(['batch', cohort, '--out', out, '--weights', tinyWeights, '--json', ...extra]);
+      expect(r.code, r.err).toBe(0);
+      const again = r.err.split('\n').filter((l) => l.includes('analysed again'));
+      return { status: JSON.parse(r.out).rows.map((x: { status: string }) => x.status).join(','), again: again.join('\n') };
+    };
+    expect(run('--size', '32').status).toBe('ok');
+    expect(run('--size', '32')).toEqual({ status: 'done', again: '' });
+    const report = JSON.parse(readFileSync(join(out, 'b_nifti', 'report.json'), 'utf8'));
+    expect(report.model).toMatchObject({ inputSize: [32, 32], precision: 'f32', storage: 'f32' });
+    expect(report.input.seriesRequested).toBeNull();
+    expect(report.input.fingerprint).toMatchObject({ files: 1, bytes: readFileSync(study).length, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    let r = run('--size', '40');
+    expect(r.status).toBe('ok');
+    expect(r.again).toMatch(/study b_nifti: analysed again \(size 32 x 32 -> 40 x 40\)$/);
+    r = run('--size', '40', '--storage', 'f16');
+    expect(r.status).toBe('ok');
+    expect(r.again).toMatch(/\(storage f32 -> f16\)$/);
+    expect(run('--size', '40', '--storage', 'f16').status).toBe('done');
+    // The same bytes with another modification time: a changed input as far as a resume can tell without reading.
+    utimesSync(study, new Date(), new Date(Date.now() - 3600_000));
+    r = run('--size', '40', '--storage', 'f16');
+    expect(r.status).toBe('ok');
+    expect(r.again).toMatch(/\(the input files changed \(added, removed, resized or modified\)\)$/);
+    // A result from another covidct version.
+    const p = join(out, 'b_nifti', 'report.json');
+    writeFileSync(p, readFileSync(p, 'utf8').replace(/"version": "[^"]*"/, '"version": "0.0.1-old"'));
+    r = run('--size', '40', '--storage', 'f16');
+    expect(r.status).toBe('ok');
+    expect(r.again).toMatch(/\(covidct 0\.0\.1-old -> \d+\.\d+\.\d+[^)]*\)$/);
+    expect(run('--size', '40', '--storage', 'f16')).toEqual({ status: 'done', again: '' });
+  }, GPU_MS);
+
+  it('a list whose series column changes analyses the study again', () => {
+    const csv = join(tmp, 'resume-list.csv');
+    const uid = '1.2.826.0.1.3680043.8.498.77.2.1';
+    const out = join(tmp, 'resume-list-out');
+    const run = (series: string) => {
+      writeFileSync(csv, `id,path,series\na,${join(DICOM, 'ordered')},${series}\n`);
+      const r = cli(['batch', csv, '--out', out, '--weights', tinyWeights, '--size', '32', '--json']);
+      expect(r.code, r.err).toBe(0);
+      return { status: JSON.parse(r.out).rows[0].status, err: r.err };
+    };
+    expect(run('').status).toBe('ok');
+    expect(run('').status).toBe('done');
+    const r = run(uid);
+    expect(r.status).toBe('ok');
+    expect(r.err).toMatch(new RegExp(`study a: analysed again \\(series default -> ${uid.replace(/\./g, '\\.')}\\)`));
+    expect(run(uid).status).toBe('done');
+  }, GPU_MS);
 });

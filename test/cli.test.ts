@@ -421,7 +421,7 @@ describe('batch: two good studies and one bad, summary, resume, shards', () => {
     const seen: string[] = [];
     for (const k of [0, 1]) {
       const io = recorder();
-      await runCli(['batch', studies, '--out', out, '--weights', weightsPath, '--shard', `${k}/2`, '--json'], io);
+      await runCli(['batch', studies, '--out', out, '--weights', weightsPath, '--size', '32', '--shard', `${k}/2`, '--json'], io);
       const s = JSON.parse(io.out);
       const got = s.rows.map((r: { id: string }) => r.id);
       expect(got).toEqual(ids.filter((id) => fnv1a(id) % 2 === k));

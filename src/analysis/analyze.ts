@@ -20,14 +20,14 @@ import type { TwoStageEngine, TwoStageResult } from './engine.js';
 import { axialGrid, axisCodes, readAxialSlice, slicePositionMm, writeAxialSlice, type AxialGrid } from './grid.js';
 import { windowInto } from './preprocess.js';
 import { resizeSlice } from './resize.js';
-import { argmax, byClass, normalisedEntropy, REPORT_SCHEMA, REPORT_SCHEMA_VERSION, round, SOFTWARE_COMMIT, SOFTWARE_VERSION, type AnalysisReport, type PatientReport, type SliceReport } from './report.js';
+import { argmax, byClass, normalisedEntropy, REPORT_SCHEMA, REPORT_SCHEMA_VERSION, round, SOFTWARE_COMMIT, SOFTWARE_VERSION, type AnalysisReport, type InputFingerprint, type PatientReport, type SliceReport } from './report.js';
 import { weightsInfo } from './weights-info.js';
 
 /**
  * What the analysis needs of an engine: {@link TwoStageEngine} provides it; tests and embedders may pass another
  * implementation (e.g. a CPU stand-in).
  */
-export type AnalysisEngine = Pick<TwoStageEngine, 'preprocess' | 'config' | 'height' | 'width' | 'batch' | 'patientHead'> & {
+export type AnalysisEngine = Pick<TwoStageEngine, 'preprocess' | 'config' | 'height' | 'width' | 'batch' | 'patientHead'> & Partial<Pick<TwoStageEngine, 'precision' | 'storage'>> & {
   readonly gpu: Pick<TwoStageEngine['gpu'], 'adapterName' | 'isSoftware'>;
   readonly weights: { readonly name: string; readonly metadata: Readonly<Record<string, string>> };
   runWindowed(windowed: Float32Array, opts: { patientHead: false }): Promise<Pick<TwoStageResult, 'lung_prob' | 'infection_prob' | 'slice_probs' | 'slice_embedding' | 'slice_used'>>;
@@ -54,6 +54,10 @@ export interface AnalyzeOptions {
   compileMs?: number;
   /** Path of the input as the user named it (default the volume's source.path). */
   inputPath?: string;
+  /** The series asked for (null or absent: the default choice), for the report. */
+  seriesRequested?: string | null;
+  /** What the input files were when read (src/node/scan-path.ts inputFingerprint), for the report; absent: null. */
+  inputFingerprint?: InputFingerprint | null;
 }
 
 /** What {@link analyzeVolume} returns. */
@@ -283,8 +287,13 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
         sourceAxes: grid.srcAxis,
         flipped: grid.flip,
       },
+      seriesRequested: opts.seriesRequested ?? null,
+      fingerprint: opts.inputFingerprint ?? null,
       notes: [...src.notes],
-      reasons: src.seriesUID ? {} : { seriesUID: src.format === 'dicom' ? 'the series has no SeriesInstanceUID' : `a ${src.format} input has no DICOM series` },
+      reasons: {
+        ...(src.seriesUID ? {} : { seriesUID: src.format === 'dicom' ? 'the series has no SeriesInstanceUID' : `a ${src.format} input has no DICOM series` }),
+        ...(opts.inputFingerprint ? {} : { fingerprint: 'the input files were not given to the analysis (no file system)' }),
+      },
     },
     weights: { ...weights, reasons: weights.sha256 ? {} : { sha256: 'the weights file bytes were not given to the analysis' } },
     model: {
@@ -293,6 +302,8 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
       classNames: [...names],
       thresholds: { lung: pre.lung_threshold, lungArea: pre.lung_area_threshold, infection: pre.infection_threshold },
       window: [pre.window_min, pre.window_max],
+      precision: engine.precision ?? 'f32',
+      storage: engine.storage ?? engine.precision ?? 'f32',
     },
     adapter: { name: engine.gpu.adapterName, software: engine.gpu.isSoftware },
     timings: {

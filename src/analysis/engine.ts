@@ -119,6 +119,15 @@ export class TwoStageEngine {
     private readonly compileOpts: { cache: PipelineCache; precision: 'f32' | 'f16'; storage: 'f32' | 'f16'; tiles: TilePolicy; gpuTimeoutMs?: number },
   ) {}
 
+  /** The arithmetic the graph was compiled with ({@link EngineOptions.precision}). */
+  get precision(): 'f32' | 'f16' {
+    return this.compileOpts.precision;
+  }
+  /** The activation storage the graph was compiled with ({@link EngineOptions.storage}). */
+  get storage(): 'f32' | 'f16' {
+    return this.compileOpts.storage;
+  }
+
   /** The model config and preprocessing parameters from the weights file. */
   get config(): ModelConfig {
     return this.pipeline.config;

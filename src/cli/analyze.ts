@@ -12,7 +12,8 @@ import { makeOutputFiles } from '../analysis/outputs.js';
 import { chestPhantomVolume } from '../analysis/phantom.js';
 import type { PipelineCache } from '../gpu/pipelines.js';
 import { checkOutputDir, writeOutputDir } from '../node/output-dir.js';
-import { loadScan, type LoadedScan } from '../node/scan-path.js';
+import { inputFingerprint, loadScan, type LoadedScan } from '../node/scan-path.js';
+import type { InputFingerprint } from '../analysis/report.js';
 import type { Volume } from '../volume/volume.js';
 import { DEFAULT_GPU_TIMEOUT_MS } from '../gpu/watchdog.js';
 import { EXIT, fmt, getGpu, loadWeights, positiveInt, progressLine, UsageError, type CliIO, type LoadedWeights } from './common.js';
@@ -76,9 +77,16 @@ export async function loadEngine(gpu: Parameters<typeof TwoStageEngine.load>[0],
 }
 
 /** Analyses a loaded volume and writes its folder; returns the result (report with total time). */
-export async function analyzeAndWrite(le: LoadedEngine, volume: Volume, out: string | undefined, opts: { inputPath: string; onProgress?: (p: AnalysisProgress) => void; signal?: AbortSignal; startedMs: number }): Promise<{ result: AnalysisResult; files: string[] }> {
+export async function analyzeAndWrite(
+  le: LoadedEngine,
+  volume: Volume,
+  out: string | undefined,
+  opts: { inputPath: string; seriesRequested?: string | null; inputFingerprint?: InputFingerprint | null; onProgress?: (p: AnalysisProgress) => void; signal?: AbortSignal; startedMs: number },
+): Promise<{ result: AnalysisResult; files: string[] }> {
   const result = await analyzeVolume(le.engine, volume, {
     inputPath: opts.inputPath,
+    seriesRequested: opts.seriesRequested ?? null,
+    inputFingerprint: opts.inputFingerprint ?? null,
     weightsSha256: le.weights.sha256,
     compileMs: le.compileMs,
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
@@ -139,6 +147,8 @@ export async function analyzeCommand(argv: string[], io: CliIO): Promise<number>
   if (values.out !== undefined) await checkOutputDir(values.out);
   let scan: LoadedScan | undefined;
   let volume: Volume;
+  // What the input files are before they are read (report.json input.fingerprint; batch resumes on it).
+  const fingerprint = scanPath !== undefined ? await inputFingerprint(scanPath).catch(() => null) : null;
   if (scanPath !== undefined) {
     scan = await loadScan(scanPath, values.series !== undefined ? { series: values.series } : {});
     volume = scan.volume;
@@ -154,7 +164,7 @@ export async function analyzeCommand(argv: string[], io: CliIO): Promise<number>
   try {
     progress.update({ stage: 'prepare', done: 0, total: volume.dims[2], slicesPerSecond: null });
     le = await loadEngine(gpu, cache, weights, opts);
-    const { result, files } = await analyzeAndWrite(le, volume, values.out, { inputPath: scanPath ?? '', onProgress: (p) => progress.update(p), signal: ac.signal, startedMs: started });
+    const { result, files } = await analyzeAndWrite(le, volume, values.out, { inputPath: scanPath ?? '', seriesRequested: values.series ?? null, inputFingerprint: fingerprint, onProgress: (p) => progress.update(p), signal: ac.signal, startedMs: started });
     progress.done();
     io.stdout(values.json ? JSON.stringify(result.report, null, 2) + '\n' : summary(result, values.out, files));
     return EXIT.ok;

@@ -3,7 +3,9 @@
  * (DIR/<study id>/, written atomically as analyze writes), a summary table (DIR/summary.csv and summary.json;
  * with --shard, summary.shard-K-of-N.csv/.json so shards sharing DIR never write the same file). A study that
  * fails is recorded (status 'failed', the one-line error) and the run goes on; a GPU failure stops the run.
- * Resume: a study whose DIR/<id>/report.json exists and names the same weights SHA-256 is skipped ('done').
+ * Resume: a study whose DIR/<id>/report.json records what this run would do (covidct version, weights SHA-256,
+ * input size, precision, storage, series asked for, and the input files' fingerprint: {@link resumeChanges}) is
+ * skipped ('done'); any difference is printed and the study analysed again.
  * Shards: study `id` belongs to shard K (0-based) of N when FNV-1a(id) mod N == K: deterministic, needs no
  * coordinator, and a study keeps its shard when others are added to the cohort.
  *
@@ -18,15 +20,17 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GpuDeviceError, GpuUnavailableError, type GpuContext } from '../gpu/device.js';
 import type { PipelineCache } from '../gpu/pipelines.js';
-import { WeightsError } from '../models/load.js';
-import { loadScan } from '../node/scan-path.js';
+import { readConfig, WeightsError } from '../models/load.js';
+import { inputFingerprint, loadScan } from '../node/scan-path.js';
+import { SOFTWARE_VERSION } from '../analysis/report.js';
 import { analyzeAndWrite, ENGINE_OPTIONS, engineOptions, loadEngine, type LoadedEngine } from './analyze.js';
 import { errorLine, EXIT, exitCodeOf, getGpu, loadWeights, progressLine, UsageError, type CliIO } from './common.js';
 
 export const BATCH_HELP = `usage: covidct batch <folder of studies | list.csv> --out DIR --weights W.safetensors [--shard K/N]
                      [--batch N|auto] [--size S] [--gpu-timeout SECONDS] [--json] [--quiet] [--debug] [--software[=lavapipe|swiftshader]] [--dawn-flags a,b]
   one folder per study in DIR, DIR/summary.csv and summary.json; failed studies recorded, the run goes on;
-  studies whose DIR/<id>/report.json names the same weights (SHA-256) are skipped (resume);
+  studies whose DIR/<id>/report.json records the same covidct version, weights (SHA-256), --size, --precision,
+  --storage, series and input files (paths, sizes, modification times) are skipped (resume); others analysed again;
   --shard K/N: only the studies of shard K (0 <= K < N), e.g. K=$SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX`;
 
 /** One study of a batch. */
@@ -197,6 +201,43 @@ async function writeAtomic(path: string, text: string): Promise<void> {
   await rename(tmp, path);
 }
 
+/** What a study's result depends on, as its report.json records it (see {@link resumeChanges}). */
+export interface ResumeKey {
+  /** covidct's version (report.software.version). */
+  version: string;
+  weightsSha256: string | null;
+  /** Model input [height, width] (report.model.inputSize). */
+  inputSize: [number, number];
+  precision: 'f32' | 'f16';
+  storage: 'f32' | 'f16';
+  /** The series asked for; null: the default choice (report.input.seriesRequested). */
+  seriesRequested: string | null;
+  /** SHA-256 of the input's files now (src/node/scan-path.ts inputFingerprint; report.input.fingerprint). */
+  fingerprint: string | null;
+}
+
+/**
+ * What differs between the report of an earlier run and this run (empty: the study is done and skipped): covidct's
+ * version, the weights (SHA-256), the model input size, precision and storage, the series asked for, and the input
+ * files (their fingerprint: paths, sizes, modification times, link targets). A report that does not record one of
+ * them (an older covidct) counts as different.
+ */
+export function resumeChanges(report: any, want: ResumeKey): string[] {
+  const out: string[] = [];
+  const was = (v: unknown) => (v === undefined ? 'not recorded' : v === null ? 'none' : String(v));
+  if (report?.software?.version !== want.version) out.push(`covidct ${was(report?.software?.version)} -> ${want.version}`);
+  if (!want.weightsSha256 || report?.weights?.sha256 !== want.weightsSha256) out.push(`weights sha256 ${was(report?.weights?.sha256).slice(0, 12)} -> ${String(want.weightsSha256).slice(0, 12)}`);
+  const size = report?.model?.inputSize;
+  if (!Array.isArray(size) || size[0] !== want.inputSize[0] || size[1] !== want.inputSize[1]) out.push(`size ${Array.isArray(size) ? size.join(' x ') : 'not recorded'} -> ${want.inputSize.join(' x ')}`);
+  if (report?.model?.precision !== want.precision) out.push(`precision ${was(report?.model?.precision)} -> ${want.precision}`);
+  if (report?.model?.storage !== want.storage) out.push(`storage ${was(report?.model?.storage)} -> ${want.storage}`);
+  const series = report?.input?.seriesRequested;
+  if (series === undefined || series !== want.seriesRequested) out.push(`series ${series === undefined ? 'not recorded' : (series ?? 'default')} -> ${want.seriesRequested ?? 'default'}`);
+  const fp = report?.input?.fingerprint?.sha256;
+  if (!want.fingerprint || fp !== want.fingerprint) out.push(fp === undefined ? 'input fingerprint not recorded' : want.fingerprint ? 'the input files changed (added, removed, resized or modified)' : 'the input cannot be listed now');
+  return out;
+}
+
 function rowFromReport(s: Study, status: BatchRow['status'], report: any, seconds: number | null): BatchRow {
   const p = report.patient;
   return { id: s.id, path: s.path, status, label: p.label, lungVolumeMl: p.lungVolumeMl, infectedVolumeMl: p.infectedVolumeMl, lungInvolvementPct: p.lungInvolvementPct, slices: report.slices.length, seconds, error: null };
@@ -218,6 +259,9 @@ export async function batchCommand(argv: string[], io: CliIO): Promise<number> {
   const studies = shard ? all.filter((s) => fnv1a(s.id) % shard.n === shard.k) : all;
   const weights = await loadWeights(values.weights);
   const opts = engineOptions(values);
+  // What shapes a study's result besides its input (resumeChanges): the same everywhere in this run.
+  const size = opts.height ?? readConfig(weights.file).config.input_size;
+  const resumeBase = { version: SOFTWARE_VERSION, weightsSha256: weights.sha256, inputSize: [size, opts.width ?? size] as [number, number], precision: opts.precision, storage: opts.storage };
   const suffix = shard ? `.shard-${shard.k}-of-${shard.n}` : '';
   for (const ext of ['json', 'csv']) checkSummaryFile(join(out, `summary${suffix}.${ext}`));
   await (await import('node:fs/promises')).mkdir(out, { recursive: true });
@@ -230,16 +274,21 @@ export async function batchCommand(argv: string[], io: CliIO): Promise<number> {
     for (const [n, s] of studies.entries()) {
       const dir = join(out, s.id);
       const reportPath = join(dir, 'report.json');
+      // Taken before the input is read: a change made while it is analysed shows at the next resume.
+      const fingerprint = await inputFingerprint(s.path).catch(() => null);
       if (existsSync(reportPath)) {
+        let report: unknown = null;
         try {
-          const report = JSON.parse(readFileSync(reportPath, 'utf8'));
-          if (report?.weights?.sha256 === weights.sha256) {
-            rows.push(rowFromReport(s, 'done', report, null));
-            continue;
-          }
+          report = JSON.parse(readFileSync(reportPath, 'utf8'));
         } catch {
-          /* unreadable: analyse again */
+          /* unreadable: analysed again */
         }
+        const changed = report ? resumeChanges(report, { ...resumeBase, seriesRequested: s.series ?? null, fingerprint: fingerprint?.sha256 ?? null }) : ['its report.json cannot be read'];
+        if (!changed.length) {
+          rows.push(rowFromReport(s, 'done', report, null));
+          continue;
+        }
+        if (!values.quiet) io.stderr(`covidct: study ${s.id}: analysed again (${changed.join('; ')})\n`);
       }
       const t0 = performance.now();
       try {
@@ -253,7 +302,7 @@ export async function batchCommand(argv: string[], io: CliIO): Promise<number> {
         }
         const progress = progressLine(io, !!values.quiet, `study ${n + 1}/${studies.length} ${s.id}: `);
         try {
-          const { result } = await analyzeAndWrite(le, scan.volume, dir, { inputPath: s.path, onProgress: (p) => progress.update(p), startedMs: t0 });
+          const { result } = await analyzeAndWrite(le, scan.volume, dir, { inputPath: s.path, seriesRequested: s.series ?? null, inputFingerprint: fingerprint, onProgress: (p) => progress.update(p), startedMs: t0 });
           rows.push(rowFromReport(s, 'ok', result.report, Math.round(performance.now() - t0) / 1000));
         } finally {
           progress.done();

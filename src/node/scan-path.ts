@@ -11,7 +11,8 @@
  * Errors are ScanError naming the path and the problem.
  * @module
  */
-import { open, readdir, readlink, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { lstat, open, readdir, readlink, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { ScanError } from '../io/errors.js';
 import { chooseSeries, readDicomSeries, scanDicomFiles, type DicomFileInput, type DicomScan, type DicomSeries } from '../io/dicom/index.js';
@@ -19,6 +20,7 @@ import { readNifti } from '../io/nifti.js';
 import { parseSafetensors, SafetensorsError } from '../io/safetensors.js';
 import { VolumeError, type Volume } from '../volume/volume.js';
 import { checkAnalyzable } from '../analysis/analyze.js';
+import type { InputFingerprint } from '../analysis/report.js';
 import { describeFsError, readHead, readWholeFile } from './read-file.js';
 
 /** What a path holds, from its first bytes (or that it is a folder). */
@@ -139,6 +141,35 @@ export async function listFiles(dir: string, max = MAX_DICOM_FILES): Promise<Fol
   seen.add(idOf(await stat(dir)));
   await walk(dir);
   return { files, skipped };
+}
+
+/**
+ * What the input at `path` is now, cheaply (no file is read): the files (the one file, or every file under the
+ * folder as {@link listFiles} lists them, links followed, hidden ones left out as the scan leaves them out), their
+ * total bytes, and the SHA-256 of one line per file: its path relative to the input, size, modification time in
+ * nanoseconds, and for a symbolic link its target (a git-annex link names its content's key). A file added,
+ * removed, replaced, touched or re-linked changes it; copies made with their times (cp -p, rsync -t) do not.
+ * `batch` compares it to the one in a study's report.json to decide whether to analyse the study again.
+ */
+export async function inputFingerprint(path: string): Promise<InputFingerprint> {
+  const top = await statOrThrow(path);
+  const files = top.isDirectory() ? (await listFiles(path)).files : [path];
+  const lines: string[] = [];
+  let bytes = 0;
+  for (const f of files) {
+    let line: string;
+    try {
+      const st = await stat(f, { bigint: true });
+      const link = (await lstat(f)).isSymbolicLink() ? await readlink(f) : '';
+      bytes += Number(st.size);
+      line = `${relative(path, f) || '.'}\t${st.size}\t${st.mtimeNs}\t${link}`;
+    } catch (e) {
+      line = `${relative(path, f) || '.'}\t${await describeFsError(f, e)}`;
+    }
+    lines.push(line);
+  }
+  const sha256 = createHash('sha256').update(lines.join('\n')).digest('hex');
+  return { files: files.length, bytes, sha256 };
 }
 
 /** Bytes read from the start of each file of a folder scan: a DICOM header almost always ends within them. */
