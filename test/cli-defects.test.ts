@@ -3,7 +3,7 @@
 // an installed package loads it (dist/index.js imported by a separate node process), after `node build.mjs`.
 // Fixtures: test/fixtures/scans (weights/make_scan_fixtures.py, read back by nibabel) and files made here with
 // nibabel (/usr/bin/python3) or by hand.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,28 +28,47 @@ let tmp: string;
 /** Seeded random weights of the tiny config (fast to compile). */
 let tinyWeights: string;
 
+/**
+ * Runs a program without blocking the test worker (a synchronous spawn holds vitest's RPC past its timeout on a
+ * loaded machine): exit code, stdout, stderr.
+ */
+function run(cmd: string, args: string[], timeout = 240_000): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((done, fail) => {
+    const child = spawn(cmd, args, { cwd: ROOT });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeout);
+    child.on('error', fail);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      done({ code: code ?? -1, out, err });
+    });
+  });
+}
+
 /** Runs the built CLI: exit code, stdout, stderr. */
-function cli(args: string[], timeout = 240_000): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: ROOT, timeout });
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+function cli(args: string[], timeout = 240_000): Promise<{ code: number; out: string; err: string }> {
+  return run(process.execPath, [CLI, ...args], timeout);
 }
 
 /**
  * Runs an ES module in a new node process with `lib` bound to the built library (dist/index.js, what `import
  * 'covidct'` loads); returns what it printed on stdout, parsed as JSON.
  */
-function lib(body: string, ...args: string[]): any {
+async function lib(body: string, ...args: string[]): Promise<any> {
   const src = `import * as lib from ${JSON.stringify(LIB)};\nimport { readFileSync } from 'node:fs';\nimport { createHash } from 'node:crypto';\nconst args = ${JSON.stringify(args)};\n${body}`;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', src], { encoding: 'utf8', cwd: ROOT, timeout: 120_000 });
-  if (r.status !== 0) throw new Error(`node (dist/index.js) exited ${r.status}: ${r.stderr}`);
-  return JSON.parse(r.stdout);
+  const r = await run(process.execPath, ['--input-type=module', '-e', src], 120_000);
+  if (r.code !== 0) throw new Error(`node (dist/index.js) exited ${r.code}: ${r.err}`);
+  return JSON.parse(r.out);
 }
 
 /** Runs Debian's python3 (nibabel) on a script; returns stdout parsed as JSON. */
-function py(script: string, ...args: string[]): any {
-  const r = spawnSync('/usr/bin/python3', ['-c', script, ...args], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`python3 exited ${r.status}: ${r.stderr}`);
-  return JSON.parse(r.stdout);
+async function py(script: string, ...args: string[]): Promise<any> {
+  const r = await run('/usr/bin/python3', ['-c', script, ...args], 120_000);
+  if (r.code !== 0) throw new Error(`python3 exited ${r.code}: ${r.err}`);
+  return JSON.parse(r.out);
 }
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -66,14 +85,14 @@ afterAll(() => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-describe('1. NIfTI of either byte order and any vox_offset, from a Node Buffer (dist)', () => {
+describe('1. NIfTI of either byte order and any vox_offset, from a Node Buffer (dist)', async () => {
   const expected = JSON.parse(readFileSync(join(NIFTI, 'expected.json'), 'utf8')).good as Record<string, { values: (number | null)[] }>;
 
-  it('dist/index.js readNifti(readFileSync(f)) equals nibabel, at any byteOffset, and leaves the caller\'s bytes alone', () => {
+  it('dist/index.js readNifti(readFileSync(f)) equals nibabel, at any byteOffset, and leaves the caller\'s bytes alone', async () => {
     const names = ['int16_be.nii', 'uint16_be.nii', 'float64_be.nii', 'nifti2_be_qform.nii', 'odd_offset.nii', 'odd_offset_float32_be.nii', 'int16.nii', 'int16.nii.gz'];
     // Each file three ways: readFileSync's Buffer (a small file: a slice of Node's shared pool), a Buffer at an odd
     // byteOffset of a larger allocation, and a plain Uint8Array copy; the bytes' hash after each read.
-    const got = lib(
+    const got = await lib(
       `const out = {};
        for (const path of args) {
          const b = readFileSync(path);
@@ -109,11 +128,11 @@ describe('1. NIfTI of either byte order and any vox_offset, from a Node Buffer (
     expect(pooled).toBeGreaterThan(0);
   });
 
-  it('node dist/cli.js analyze: big-endian and odd-offset copies of a CT give nibabel\'s voxels and the same result as little-endian', () => {
+  it('node dist/cli.js analyze: big-endian and odd-offset copies of a CT give nibabel\'s voxels and the same result as little-endian', async () => {
     // Five slices of the synthetic sample, written three ways by nibabel's header writer (voxels raw after it).
     const dir = join(tmp, 'byte-order');
     mkdirSync(dir);
-    const nib = py(
+    const nib = await py(
       `import io, sys, json, hashlib, numpy as np, nibabel as nib
 src, out = sys.argv[1], sys.argv[2]
 img = nib.load(src)
@@ -139,19 +158,19 @@ print(json.dumps(res))`,
     for (const name of ['le.nii', 'be.nii', 'odd.nii']) {
       const path = join(dir, name);
       // inspect: the HU range nibabel reads.
-      const ins = cli(['inspect', path]);
+      const ins = await cli(['inspect', path]);
       expect(ins.code, ins.err).toBe(0);
       expect(ins.out).toContain(`HU range: ${nib[name].min} .. ${nib[name].max}`);
       // the library as installed: every voxel (int16, x fastest) against nibabel's get_fdata().
-      const voxels = lib(`const v = await lib.readNifti(readFileSync(args[0]), args[0]); console.log(JSON.stringify(createHash('sha256').update(new Uint8Array(Int16Array.from(v.data).buffer)).digest('hex')));`, path);
+      const voxels = await lib(`const v = await lib.readNifti(readFileSync(args[0]), args[0]); console.log(JSON.stringify(createHash('sha256').update(new Uint8Array(Int16Array.from(v.data).buffer)).digest('hex')));`, path);
       expect(voxels, `${name}: voxels as nibabel reads them`).toBe(nib[name].sha256);
       const out = join(dir, `${name}.out`);
-      const r = cli(['analyze', path, '--weights', TRAINED, '--size', '64', '--out', out, '--json', '--quiet']);
+      const r = await cli(['analyze', path, '--weights', TRAINED, '--size', '64', '--out', out, '--json', '--quiet']);
       expect(r.code, r.err).toBe(0);
       const report = JSON.parse(r.out);
       results[name] = {
         report,
-        masks: ['lung_mask.nii.gz', 'infection.nii.gz'].map((m) => py(`import sys, json, hashlib, numpy as np, nibabel as nib\nprint(json.dumps(hashlib.sha256(np.asarray(nib.load(sys.argv[1]).dataobj).tobytes()).hexdigest()))`, join(out, m))),
+        masks: await Promise.all(['lung_mask.nii.gz', 'infection.nii.gz'].map((m) => py(`import sys, json, hashlib, numpy as np, nibabel as nib\nprint(json.dumps(hashlib.sha256(np.asarray(nib.load(sys.argv[1]).dataobj).tobytes()).hexdigest()))`, join(out, m)))),
       };
     }
     const le = results['le.nii']!;
@@ -164,9 +183,9 @@ print(json.dumps(res))`,
     }
   }, GPU_MS);
 
-  it('DICOM from Node Buffers (pool slices, odd byteOffsets) reads as from copies (dist)', () => {
+  it('DICOM from Node Buffers (pool slices, odd byteOffsets) reads as from copies (dist)', async () => {
     const dirs = ['ordered', 'big_endian', 'rle', 'deflate', 'enhanced', 'bits12_signed'].map((d) => join(DICOM, d));
-    const got = lib(
+    const got = await lib(
       `const { readdirSync } = await import('node:fs');
        const { join } = await import('node:path');
        const out = {};
@@ -235,18 +254,18 @@ function snapshot(dir: string): Record<string, string> {
   return out;
 }
 
-describe('3. an output folder is replaced only when it holds exactly a covidct output; batch ids are plain names (dist)', () => {
+describe('3. an output folder is replaced only when it holds exactly a covidct output; batch ids are plain names (dist)', async () => {
   const scan = join(NIFTI, 'int16.nii');
   const analyze = (out: string) => cli(['analyze', scan, '--weights', tinyWeights, '--size', '32', '--out', out, '--quiet']);
   let previous: string;
 
-  beforeAll(() => {
+  beforeAll(async () => {
     previous = join(tmp, 'previous-output');
-    const r = analyze(previous);
+    const r = await analyze(previous);
     expect(r.code, r.err).toBe(0);
   }, GPU_MS);
 
-  it('a folder with a real report.json and foreign files (thesis.tex, src/) is refused and left as it was', () => {
+  it('a folder with a real report.json and foreign files (thesis.tex, src/) is refused and left as it was', async () => {
     const cases: Array<[string, (d: string) => void, RegExp]> = [
       ['thesis', (d) => {
         cpSync(previous, d, { recursive: true });
@@ -276,7 +295,7 @@ describe('3. an output folder is replaced only when it holds exactly a covidct o
       const d = join(tmp, name);
       make(d);
       const before = snapshot(d);
-      const r = analyze(d);
+      const r = await analyze(d);
       expect(r.code, `${name}: ${r.err}`).toBe(2);
       expect(r.out).toBe('');
       expect(r.err.trim().split('\n')).toEqual([expect.stringMatching(message)]);
@@ -285,20 +304,20 @@ describe('3. an output folder is replaced only when it holds exactly a covidct o
     }
   });
 
-  it('a folder holding exactly an earlier covidct output (or nothing) is replaced', () => {
+  it('a folder holding exactly an earlier covidct output (or nothing) is replaced', async () => {
     const d = join(tmp, 'replace-me');
     cpSync(previous, d, { recursive: true });
     writeFileSync(join(d, 'overlays', 'slice_999.png'), 'an old overlay of ours'); // our name: replaced with the rest
-    const r = analyze(d);
+    const r = await analyze(d);
     expect(r.code, r.err).toBe(0);
     expect(Object.keys(snapshot(d)).sort()).toEqual(Object.keys(snapshot(previous)).sort());
     const empty = join(tmp, 'empty-out');
     mkdirSync(empty);
-    expect(analyze(empty).code).toBe(0);
+    expect((await analyze(empty)).code).toBe(0);
     expect(readdirSync(empty)).toContain('report.json');
   }, GPU_MS);
 
-  it('batch refuses a CSV id that is not a plain name, and a summary file it did not write', () => {
+  it('batch refuses a CSV id that is not a plain name, and a summary file it did not write', async () => {
     const studies = join(tmp, 'ids');
     mkdirSync(studies);
     cpSync(scan, join(studies, 'a.nii'));
@@ -313,7 +332,7 @@ describe('3. an output folder is replaced only when it holds exactly a covidct o
       const csv = join(studies, 'list.csv');
       writeFileSync(csv, `id,path\n${id},a.nii\n`);
       const out = join(tmp, 'ids-out');
-      const r = cli(['batch', csv, '--out', out, '--weights', tinyWeights, '--size', '32', '--quiet']);
+      const r = await cli(['batch', csv, '--out', out, '--weights', tinyWeights, '--size', '32', '--quiet']);
       expect(r.code, `${id}: ${r.err}`).toBe(2);
       expect(r.err.trim().split('\n')).toEqual([expect.stringMatching(message)]);
       expect(existsSync(out), `${id}: nothing written`).toBe(false);
@@ -322,7 +341,7 @@ describe('3. an output folder is replaced only when it holds exactly a covidct o
     const out = join(tmp, 'ids-summary');
     mkdirSync(out);
     writeFileSync(join(out, 'summary.csv'), 'my own table\n');
-    const r = cli(['batch', studies, '--out', out, '--weights', tinyWeights, '--size', '32', '--quiet']);
+    const r = await cli(['batch', studies, '--out', out, '--weights', tinyWeights, '--size', '32', '--quiet']);
     expect(r.code, r.err).toBe(2);
     expect(r.err).toMatch(/summary\.csv: exists and is not a covidct batch summary: not overwritten/);
     expect(readdirSync(out)).toEqual(['summary.csv']);
@@ -330,12 +349,12 @@ describe('3. an output folder is replaced only when it holds exactly a covidct o
   });
 });
 
-describe('4. weights that are not ours, a bad --size, a folder as --weights: typed one-line errors, documented exit codes (dist)', () => {
+describe('4. weights that are not ours, a bad --size, a folder as --weights: typed one-line errors, documented exit codes (dist)', async () => {
   const scan = join(NIFTI, 'int16.nii');
   let foreign: string;
   let missingTensor: string;
 
-  beforeAll(() => {
+  beforeAll(async () => {
     // Valid safetensors, not covidct weights (an EfficientNet fixture: no covidct.config).
     foreign = join(ROOT, 'test/fixtures/efficientnet_b0.fixture.safetensors');
     // covidct metadata, but one tensor short.
@@ -350,35 +369,35 @@ describe('4. weights that are not ours, a bad --size, a folder as --weights: typ
     expect(r.err).not.toMatch(/unexpected error|RangeError|EISDIR/);
   };
 
-  it('analyze: exit 3 naming the weights file and the problem', () => {
+  it('analyze: exit 3 naming the weights file and the problem', async () => {
     const out = join(tmp, 'w-out');
-    let r = cli(['analyze', scan, '--weights', foreign, '--out', out]);
+    let r = await cli(['analyze', scan, '--weights', foreign, '--out', out]);
     expect(r.code).toBe(3);
     oneLine(r, /^covidct: .*efficientnet_b0\.fixture\.safetensors: cannot load weights .*not a covidct weights file/);
-    r = cli(['analyze', scan, '--weights', missingTensor, '--out', out]);
+    r = await cli(['analyze', scan, '--weights', missingTensor, '--out', out]);
     expect(r.code).toBe(3);
     oneLine(r, /^covidct: .*one-short\.safetensors: cannot load weights \(1 missing\)/);
-    r = cli(['analyze', scan, '--weights', join(ROOT, 'weights')]);
+    r = await cli(['analyze', scan, '--weights', join(ROOT, 'weights')]);
     expect(r.code).toBe(3);
     oneLine(r, /^covidct: .*\/weights: cannot load weights \(1 file\): is a folder, not a weights file$/);
     expect(existsSync(out)).toBe(false);
   });
 
-  it('--size below 8 or not a number: bad usage, exit 2', () => {
+  it('--size below 8 or not a number: bad usage, exit 2', async () => {
     for (const size of ['7', '0', '-3', 'big', '8.5']) {
-      const r = cli(['analyze', scan, '--weights', tinyWeights, `--size=${size}`]);
+      const r = await cli(['analyze', scan, '--weights', tinyWeights, `--size=${size}`]);
       expect(r.code, `--size ${size}: ${r.err}`).toBe(2);
       oneLine(r, /^covidct: --size must be /);
     }
   });
 
-  it('batch stops before the first study on a weights problem: one line, exit 3, nothing written', () => {
+  it('batch stops before the first study on a weights problem: one line, exit 3, nothing written', async () => {
     const studies = join(tmp, 'w-cohort');
     mkdirSync(studies);
     for (const n of ['a', 'b', 'c']) cpSync(scan, join(studies, `${n}.nii`));
     for (const w of [foreign, missingTensor]) {
       const out = join(tmp, `w-batch-${w.length}`);
-      const r = cli(['batch', studies, '--out', out, '--weights', w, '--size', '32']);
+      const r = await cli(['batch', studies, '--out', out, '--weights', w, '--size', '32']);
       expect(r.code, r.err).toBe(3);
       oneLine(r, /cannot load weights/);
       expect(r.out).toBe('');
@@ -388,11 +407,11 @@ describe('4. weights that are not ours, a bad --size, a folder as --weights: typ
 });
 
 /** Runs the built CLI under /usr/bin/time: exit code, stderr, and the peak resident memory (MiB). */
-function cliMemory(args: string[]): { code: number; err: string; out: string; maxRssMiB: number } {
-  const r = spawnSync('/usr/bin/time', ['-f', 'maxrss-kb %M', process.execPath, CLI, ...args], { encoding: 'utf8', cwd: ROOT, timeout: 240_000 });
-  const m = /maxrss-kb (\d+)\s*$/.exec(r.stderr);
-  if (!m) throw new Error(`no maxrss from /usr/bin/time: ${r.stderr}`);
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr.slice(0, m.index), maxRssMiB: Number(m[1]) / 1024 };
+async function cliMemory(args: string[]): Promise<{ code: number; err: string; out: string; maxRssMiB: number }> {
+  const r = await run('/usr/bin/time', ['-f', 'maxrss-kb %M', process.execPath, CLI, ...args]);
+  const m = /maxrss-kb (\d+)\s*$/.exec(r.err);
+  if (!m) throw new Error(`no maxrss from /usr/bin/time: ${r.err}`);
+  return { code: r.code, out: r.out, err: r.err.slice(0, m.index), maxRssMiB: Number(m[1]) / 1024 };
 }
 
 /** A sparse file of `size` bytes (no disk used) starting with `head`. */
@@ -401,13 +420,13 @@ function sparseFile(path: string, size: number, head: Uint8Array = new Uint8Arra
   truncateSync(path, size);
 }
 
-describe('5. a DICOM folder scan reads headers, not whole files (dist)', () => {
-  it('a 1.2 GB and a 3.3 GB file that are not DICOM cost their first bytes, and are listed as skipped', () => {
+describe('5. a DICOM folder scan reads headers, not whole files (dist)', async () => {
+  it('a 1.2 GB and a 3.3 GB file that are not DICOM cost their first bytes, and are listed as skipped', async () => {
     for (const [name, size] of [['scanner-dump.raw', 1.2e9], ['video.mp4', 3.3e9]] as const) {
       const dir = join(tmp, `big-${name}`);
       cpSync(join(DICOM, 'ordered'), dir, { recursive: true });
       sparseFile(join(dir, name), size);
-      const r = cliMemory(['inspect', dir]);
+      const r = await cliMemory(['inspect', dir]);
       expect(r.code, r.err).toBe(0);
       expect(r.out).toContain(`skipped ${name}: not a DICOM file (no DICM prefix at byte 128)`);
       expect(r.out).toMatch(/dimensions: 16 x 12 x 7/);
@@ -416,25 +435,25 @@ describe('5. a DICOM folder scan reads headers, not whole files (dist)', () => {
     }
   });
 
-  it('a DICOM file too large to read whole: one line naming it, exit 3, before any GPU work', () => {
+  it('a DICOM file too large to read whole: one line naming it, exit 3, before any GPU work', async () => {
     const dir = join(tmp, 'huge-dicom');
     cpSync(join(DICOM, 'ordered'), dir, { recursive: true });
     // One slice's file made 4.5 GB (its header intact, zeros after its pixel data): larger than any array here.
     const victim = join(dir, readdirSync(dir).sort()[3]!);
     sparseFile(victim, 4.5e9, readFileSync(victim));
-    const r = cli(['analyze', dir, '--weights', tinyWeights, '--size', '32']);
+    const r = await cli(['analyze', dir, '--weights', tinyWeights, '--size', '32']);
     expect(r.code, r.err).toBe(3);
     expect(r.err.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^covidct: ${victim.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: is 4\\.5 GB \\(4500000000 bytes\\), more than the 4\\.3 GB a file may have here$`))]);
   });
 });
 
-describe('6. symbolic links are followed, with a loop guard; broken ones are named (dist)', () => {
-  it('a folder of linked .dcm files, a linked sub-folder, a link loop and a broken link', () => {
+describe('6. symbolic links are followed, with a loop guard; broken ones are named (dist)', async () => {
+  it('a folder of linked .dcm files, a linked sub-folder, a link loop and a broken link', async () => {
     const dir = join(tmp, 'linked');
     mkdirSync(dir);
     const src = join(DICOM, 'ordered');
     for (const f of readdirSync(src)) symlinkSync(join(src, f), join(dir, `${f}.dcm`));
-    const r = cli(['inspect', dir]);
+    const r = await cli(['inspect', dir]);
     expect(r.code, r.err).toBe(0);
     expect(r.out).toMatch(/chosen: series .*\n[\s\S]*dimensions: 16 x 12 x 7/);
     // A linked folder (DataLad / git-annex style), a loop back to the top, and a link to nothing.
@@ -443,25 +462,25 @@ describe('6. symbolic links are followed, with a loop guard; broken ones are nam
     symlinkSync(join(DICOM, 'ordered'), join(top, 'study', 'series1'));
     symlinkSync(top, join(top, 'study', 'loop'));
     symlinkSync(join(tmp, 'gone.dcm'), join(top, 'study', 'missing.dcm'));
-    const t = cli(['inspect', top]);
+    const t = await cli(['inspect', top]);
     expect(t.code, t.err).toBe(0);
     expect(t.out).toMatch(/dimensions: 16 x 12 x 7/);
     expect(t.out).toMatch(/skipped study\/loop: symbolic link to .*linked-tree, a folder already scanned \(a link loop or a second way to it\): not entered again/);
     expect(t.out).toMatch(/skipped study\/missing\.dcm: broken symbolic link \(its target .*gone\.dcm does not exist\)/);
     // Given directly, a broken link is named as one.
-    const b = cli(['analyze', join(top, 'study', 'missing.dcm'), '--weights', tinyWeights]);
+    const b = await cli(['analyze', join(top, 'study', 'missing.dcm'), '--weights', tinyWeights]);
     expect(b.code).toBe(3);
     expect(b.err.trim()).toMatch(/missing\.dcm: broken symbolic link \(its target .*gone\.dcm does not exist\)$/);
   });
 
-  it('batch: linked studies are analysed, a broken one is recorded as failed by name, the summary adds up', () => {
+  it('batch: linked studies are analysed, a broken one is recorded as failed by name, the summary adds up', async () => {
     const cohort = join(tmp, 'linked-cohort');
     mkdirSync(cohort);
     symlinkSync(join(DICOM, 'ordered'), join(cohort, 'a_dicom'));
     symlinkSync(join(NIFTI, 'int16.nii'), join(cohort, 'b_nifti.nii'));
     symlinkSync(join(tmp, 'no-such-study'), join(cohort, 'c_gone'));
     const out = join(tmp, 'linked-cohort-out');
-    const r = cli(['batch', cohort, '--out', out, '--weights', tinyWeights, '--size', '32', '--json', '--quiet']);
+    const r = await cli(['batch', cohort, '--out', out, '--weights', tinyWeights, '--size', '32', '--json', '--quiet']);
     expect(r.code, r.err).toBe(3);
     const s = JSON.parse(r.out);
     expect(s.studies).toBe(3);
@@ -470,12 +489,12 @@ describe('6. symbolic links are followed, with a loop guard; broken ones are nam
   }, GPU_MS);
 });
 
-describe('7. inspect exits as analyze would, from the same checks (dist)', () => {
-  it('a 2-D NIfTI, a single slice (folder and file), an MR folder and file, foreign weights: inspect 3 like analyze; usable scans 0', () => {
+describe('7. inspect exits as analyze would, from the same checks (dist)', async () => {
+  it('a 2-D NIfTI, a single slice (folder and file), an MR folder and file, foreign weights: inspect 3 like analyze; usable scans 0', async () => {
     const cases = [join(NIFTI, 'two_d.nii'), join(DICOM, 'single'), join(DICOM, 'single', readdirSync(join(DICOM, 'single'))[0]!), join(DICOM, 'mr_only'), join(DICOM, 'mr_only', readdirSync(join(DICOM, 'mr_only'))[0]!)];
     for (const p of cases) {
-      const a = cli(['analyze', p, '--weights', tinyWeights, '--size', '32']);
-      const i = cli(['inspect', p]);
+      const a = await cli(['analyze', p, '--weights', tinyWeights, '--size', '32']);
+      const i = await cli(['inspect', p]);
       expect(a.code, `analyze ${p}: ${a.err}`).toBe(3);
       expect(i.code, `inspect ${p}: ${i.out}${i.err}`).toBe(a.code);
       expect(i.out).toMatch(/analyze cannot use it: |chosen: none \(|cannot be read: /);
@@ -483,19 +502,19 @@ describe('7. inspect exits as analyze would, from the same checks (dist)', () =>
       const problem = a.err.trim().replace(/^covidct: [^:]*: /, '');
       expect(i.out, p).toContain(problem);
     }
-    const w = cli(['inspect', join(ROOT, 'test/fixtures/efficientnet_b0.fixture.safetensors')]);
+    const w = await cli(['inspect', join(ROOT, 'test/fixtures/efficientnet_b0.fixture.safetensors')]);
     expect(w.code).toBe(3);
     expect(w.out).toMatch(/analyze cannot use these weights: .*not a covidct weights file/);
-    for (const p of [join(DICOM, 'ordered'), join(NIFTI, 'int16.nii'), tinyWeights]) expect(cli(['inspect', p]).code, p).toBe(0);
+    for (const p of [join(DICOM, 'ordered'), join(NIFTI, 'int16.nii'), tinyWeights]) expect((await cli(['inspect', p])).code, p).toBe(0);
   });
 });
 
-describe("8. output NIfTI keep the input's qform_code and sform_code (dist)", () => {
-  it('codes 0/0, 0/2, 1/0, 1/1 (transforms differing), 2/3 and a DICOM series (1/1): nibabel reads the masks as the inputs', () => {
+describe("8. output NIfTI keep the input's qform_code and sform_code (dist)", async () => {
+  it('codes 0/0, 0/2, 1/0, 1/1 (transforms differing), 2/3 and a DICOM series (1/1): nibabel reads the masks as the inputs', async () => {
     const cohort = join(tmp, 'xform-cohort');
     mkdirSync(cohort);
     for (const [name, to] of [['pixdim_only.nii', 'c00'], ['sform_only.nii', 'c02'], ['qform_only_qfac.nii', 'c10'], ['qform_and_sform_differ.nii', 'c11']]) cpSync(join(NIFTI, name!), join(cohort, `${to}.nii`));
-    py(
+    await py(
       `import sys, json, numpy as np, nibabel as nib
 src = nib.load(sys.argv[1])
 q = src.header.get_qform(); s = src.header.get_sform()
@@ -509,7 +528,7 @@ print(json.dumps(True))`,
     );
     cpSync(join(DICOM, 'ordered'), join(cohort, 'dicom'), { recursive: true });
     const out = join(tmp, 'xform-out');
-    const r = cli(['batch', cohort, '--out', out, '--weights', tinyWeights, '--size', '32', '--json', '--quiet']);
+    const r = await cli(['batch', cohort, '--out', out, '--weights', tinyWeights, '--size', '32', '--json', '--quiet']);
     expect(r.code, r.err).toBe(0);
     const read = `import sys, json, nibabel as nib
 def info(p):
@@ -522,7 +541,7 @@ print(json.dumps([info(p) for p in sys.argv[1:]]))`;
       if (a && b) for (let i = 0; i < 4; i++) for (let j = 0; j < 4; j++) expect(Math.abs(a[i]![j]! - b[i]![j]!), `${what}[${i}][${j}]`).toBeLessThanOrEqual(1e-4);
     };
     for (const id of ['c00', 'c02', 'c10', 'c11', 'c23']) {
-      const [src, lung, inf] = py(read, join(cohort, `${id}.nii`), join(out, id, 'lung_mask.nii.gz'), join(out, id, 'infection.nii.gz'));
+      const [src, lung, inf] = await py(read, join(cohort, `${id}.nii`), join(out, id, 'lung_mask.nii.gz'), join(out, id, 'infection.nii.gz'));
       for (const [o, name] of [[lung, 'lung_mask'], [inf, 'infection']] as const) {
         expect(o.codes, `${id} ${name}: qform_code, sform_code`).toEqual(src.codes);
         close(o.qform, src.qform, `${id} ${name} qform`);
@@ -530,13 +549,13 @@ print(json.dumps([info(p) for p in sys.argv[1:]]))`;
         close(o.affine, src.affine, `${id} ${name} affine`);
       }
     }
-    expect(py(read, join(out, 'dicom', 'lung_mask.nii.gz'))[0].codes).toEqual([1, 1]);
+    expect((await py(read, join(out, 'dicom', 'lung_mask.nii.gz')))[0].codes).toEqual([1, 1]);
   }, GPU_MS);
 });
 
-describe('9. one windowing; no exported half-made engine API (dist)', () => {
-  it('analyzeHU and summarise are gone; analyzeVolume windows exactly as windowHU does, NaN included', () => {
-    const got = lib(
+describe('9. one windowing; no exported half-made engine API (dist)', async () => {
+  it('analyzeHU and summarise are gone; analyzeVolume windows exactly as windowHU does, NaN included', async () => {
+    const got = await lib(
       `const pre = lib.defaultPreprocessConfig();
        const cfg = lib.tinyModelConfig();
        // A 6 x 5 x 2 float volume with NaN, values beyond both ends of the window and ordinary HU.
@@ -568,61 +587,61 @@ describe('9. one windowing; no exported half-made engine API (dist)', () => {
   });
 });
 
-describe('10. batch resumes only what this run would do the same way (dist)', () => {
-  it('another --size, --storage, series, covidct version or a changed input analyses the study again; the same run skips it', () => {
+describe('10. batch resumes only what this run would do the same way (dist)', async () => {
+  it('another --size, --storage, series, covidct version or a changed input analyses the study again; the same run skips it', async () => {
     const cohort = join(tmp, 'resume-cohort');
     mkdirSync(cohort);
     const study = join(cohort, 'b_nifti.nii');
     cpSync(join(NIFTI, 'int16.nii'), study);
     const out = join(tmp, 'resume-out');
-    const run = (...extra: string[]) => {
-      const r = cli(['batch', cohort, '--out', out, '--weights', tinyWeights, '--json', ...extra]);
+    const batch = async (...extra: string[]) => {
+      const r = await cli(['batch', cohort, '--out', out, '--weights', tinyWeights, '--json', ...extra]);
       expect(r.code, r.err).toBe(0);
       const again = r.err.split('\n').filter((l) => l.includes('analysed again'));
       return { status: JSON.parse(r.out).rows.map((x: { status: string }) => x.status).join(','), again: again.join('\n') };
     };
-    expect(run('--size', '32').status).toBe('ok');
-    expect(run('--size', '32')).toEqual({ status: 'done', again: '' });
+    expect((await batch('--size', '32')).status).toBe('ok');
+    expect(await batch('--size', '32')).toEqual({ status: 'done', again: '' });
     const report = JSON.parse(readFileSync(join(out, 'b_nifti', 'report.json'), 'utf8'));
     expect(report.model).toMatchObject({ inputSize: [32, 32], precision: 'f32', storage: 'f32' });
     expect(report.input.seriesRequested).toBeNull();
     expect(report.input.fingerprint).toMatchObject({ files: 1, bytes: readFileSync(study).length, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
-    let r = run('--size', '40');
+    let r = await batch('--size', '40');
     expect(r.status).toBe('ok');
     expect(r.again).toMatch(/study b_nifti: analysed again \(size 32 x 32 -> 40 x 40\)$/);
-    r = run('--size', '40', '--storage', 'f16');
+    r = await batch('--size', '40', '--storage', 'f16');
     expect(r.status).toBe('ok');
     expect(r.again).toMatch(/\(storage f32 -> f16\)$/);
-    expect(run('--size', '40', '--storage', 'f16').status).toBe('done');
+    expect((await batch('--size', '40', '--storage', 'f16')).status).toBe('done');
     // The same bytes with another modification time: a changed input as far as a resume can tell without reading.
     utimesSync(study, new Date(), new Date(Date.now() - 3600_000));
-    r = run('--size', '40', '--storage', 'f16');
+    r = await batch('--size', '40', '--storage', 'f16');
     expect(r.status).toBe('ok');
     expect(r.again).toMatch(/\(the input files changed \(added, removed, resized or modified\)\)$/);
     // A result from another covidct version.
     const p = join(out, 'b_nifti', 'report.json');
     writeFileSync(p, readFileSync(p, 'utf8').replace(/"version": "[^"]*"/, '"version": "0.0.1-old"'));
-    r = run('--size', '40', '--storage', 'f16');
+    r = await batch('--size', '40', '--storage', 'f16');
     expect(r.status).toBe('ok');
     expect(r.again).toMatch(/\(covidct 0\.0\.1-old -> \d+\.\d+\.\d+[^)]*\)$/);
-    expect(run('--size', '40', '--storage', 'f16')).toEqual({ status: 'done', again: '' });
+    expect(await batch('--size', '40', '--storage', 'f16')).toEqual({ status: 'done', again: '' });
   }, GPU_MS);
 
-  it('a list whose series column changes analyses the study again', () => {
+  it('a list whose series column changes analyses the study again', async () => {
     const csv = join(tmp, 'resume-list.csv');
     const uid = '1.2.826.0.1.3680043.8.498.77.2.1';
     const out = join(tmp, 'resume-list-out');
-    const run = (series: string) => {
+    const batch = async (series: string) => {
       writeFileSync(csv, `id,path,series\na,${join(DICOM, 'ordered')},${series}\n`);
-      const r = cli(['batch', csv, '--out', out, '--weights', tinyWeights, '--size', '32', '--json']);
+      const r = await cli(['batch', csv, '--out', out, '--weights', tinyWeights, '--size', '32', '--json']);
       expect(r.code, r.err).toBe(0);
       return { status: JSON.parse(r.out).rows[0].status, err: r.err };
     };
-    expect(run('').status).toBe('ok');
-    expect(run('').status).toBe('done');
-    const r = run(uid);
+    expect((await batch('')).status).toBe('ok');
+    expect((await batch('')).status).toBe('done');
+    const r = await batch(uid);
     expect(r.status).toBe('ok');
     expect(r.err).toMatch(new RegExp(`study a: analysed again \\(series default -> ${uid.replace(/\./g, '\\.')}\\)`));
-    expect(run(uid).status).toBe('done');
+    expect((await batch(uid)).status).toBe('done');
   }, GPU_MS);
 });
