@@ -346,6 +346,14 @@ describe('3. an output folder is replaced only when it holds exactly a covidct o
     expect(r.err).toMatch(/summary\.csv: exists and is not a covidct batch summary: not overwritten/);
     expect(readdirSync(out)).toEqual(['summary.csv']);
     expect(readFileSync(join(out, 'summary.csv'), 'utf8')).toBe('my own table\n');
+    // A study's folder in DIR that is not a covidct output: the run stops before any study, and it is left.
+    const out2 = join(tmp, 'ids-foreign');
+    mkdirSync(join(out2, 'a'), { recursive: true });
+    writeFileSync(join(out2, 'a', 'notes.txt'), 'keep');
+    const f = await cli(['batch', studies, '--out', out2, '--weights', tinyWeights, '--size', '32', '--quiet']);
+    expect(f.code, f.err).toBe(2);
+    expect(f.err.trim().split('\n')).toEqual([expect.stringMatching(/ids-foreign\/a: exists and is not a covidct output folder \(it holds notes\.txt\): not replaced$/)]);
+    expect(snapshot(out2)).toEqual({ 'a/': '', 'a/notes.txt': sha256(new TextEncoder().encode('keep')) });
   });
 });
 

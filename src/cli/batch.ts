@@ -21,6 +21,7 @@ import { parseArgs } from 'node:util';
 import { GpuDeviceError, GpuUnavailableError, type GpuContext } from '../gpu/device.js';
 import type { PipelineCache } from '../gpu/pipelines.js';
 import { readConfig, WeightsError } from '../models/load.js';
+import { checkOutputDir } from '../node/output-dir.js';
 import { inputFingerprint, loadScan } from '../node/scan-path.js';
 import { SOFTWARE_VERSION } from '../analysis/report.js';
 import { analyzeAndWrite, ENGINE_OPTIONS, engineOptions, loadEngine, type LoadedEngine } from './analyze.js';
@@ -264,6 +265,9 @@ export async function batchCommand(argv: string[], io: CliIO): Promise<number> {
   const resumeBase = { version: SOFTWARE_VERSION, weightsSha256: weights.sha256, inputSize: [size, opts.width ?? size] as [number, number], precision: opts.precision, storage: opts.storage };
   const suffix = shard ? `.shard-${shard.k}-of-${shard.n}` : '';
   for (const ext of ['json', 'csv']) checkSummaryFile(join(out, `summary${suffix}.${ext}`));
+  // Every study's folder that is there already must be a covidct output (it is replaced when the study runs):
+  // one that is not stops the run here, before any work, as analyze --out does.
+  for (const s of studies) if (existsSync(join(out, s.id))) await checkOutputDir(join(out, s.id));
   await (await import('node:fs/promises')).mkdir(out, { recursive: true });
   const rows: BatchRow[] = [];
   let gpu: { gpu: GpuContext; cache?: PipelineCache; owned: boolean } | undefined;
