@@ -8,7 +8,7 @@
  * @module
  */
 import { constants as bufferConstants } from 'node:buffer';
-import { lstat, open, readlink, stat } from 'node:fs/promises';
+import { lstat, open, readlink, stat, type FileHandle } from 'node:fs/promises';
 
 /** The largest file read whole: the largest typed array this Node allocates (4 GiB on 64-bit Node 20). */
 export const MAX_WHOLE_FILE_BYTES: number = bufferConstants.MAX_LENGTH;
@@ -84,13 +84,7 @@ export async function readWholeFile(path: string, failWith: FileProblem, opts: {
     throw fail(await describeFsError(path, e), fsKind(e));
   }
   if (size > max) throw fail(`is ${formatBytes(size)} (${size} bytes), more than the ${formatBytes(max)} a file may have here`, 'too-large');
-  let fh;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw fail(await describeFsError(path, e), fsKind(e));
-  }
-  try {
+  return withFile(path, fail, mine, async (fh) => {
     const out = new Uint8Array(size);
     let at = 0;
     while (at < size) {
@@ -101,11 +95,20 @@ export async function readWholeFile(path: string, failWith: FileProblem, opts: {
     const extra = await fh.read(new Uint8Array(1), 0, 1, size);
     if (extra.bytesRead !== 0) throw fail(`changed while being read (grew beyond ${size} bytes)`, 'io');
     return out;
+  });
+}
+
+/** Opens `path`, runs `body` on it and closes it; system errors become `fail(problem)`, ours pass as they are. */
+async function withFile<T>(path: string, fail: FileProblem, mine: (e: unknown) => boolean, body: (fh: FileHandle) => Promise<T>): Promise<T> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(path, 'r');
+    return await body(fh);
   } catch (e) {
     if (mine(e)) throw e;
     throw fail(await describeFsError(path, e), fsKind(e));
   } finally {
-    await fh.close();
+    await fh?.close();
   }
 }
 
@@ -115,13 +118,7 @@ export async function readWholeFile(path: string, failWith: FileProblem, opts: {
  */
 export async function readHead(path: string, n: number, failWith: FileProblem): Promise<{ bytes: Uint8Array; size: number }> {
   const { fail, mine } = tracked(failWith);
-  let fh;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw fail(await describeFsError(path, e), fsKind(e));
-  }
-  try {
+  return withFile(path, fail, mine, async (fh) => {
     const size = (await fh.stat()).size;
     const out = new Uint8Array(Math.min(n, size));
     let at = 0;
@@ -131,10 +128,5 @@ export async function readHead(path: string, n: number, failWith: FileProblem): 
       at += bytesRead;
     }
     return { bytes: at === out.length ? out : out.slice(0, at), size };
-  } catch (e) {
-    if (mine(e)) throw e;
-    throw fail(await describeFsError(path, e), fsKind(e));
-  } finally {
-    await fh.close();
-  }
+  });
 }
