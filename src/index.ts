@@ -18,11 +18,11 @@ export { CompiledGraph, compileGraph, type CompileOptions, type RunResult, type 
 // Bytes in and out: safetensors (weights, CT volumes, results).
 export { parseSafetensors, readSafetensorsFile, serializeSafetensors, writeSafetensorsFile, SafetensorsError, SafetensorsFile, type TensorInfo as SafetensorsTensorInfo, type TensorToWrite } from './io/safetensors.js';
 // The two-stage model: building, loading weights exported from PyTorch, running, reporting.
-export { TwoStageEngine, summarise, type EngineOptions, type TwoStageResult, type TwoStageReport } from './analysis/engine.js';
+export { TwoStageEngine, type EngineOptions, type TwoStageResult } from './analysis/engine.js';
 export { openWeights, readWeightsFile, loadPipeline, bindWeights, readConfig, WeightsError, type WeightIssue } from './models/load.js';
 export { buildPipeline, buildStage1, buildStage2, buildTwoStage, buildPatientHead, runPatientHead, type Pipeline, type StageShape, type PatientResult } from './models/pipeline.js';
 export { defaultModelConfig, defaultPreprocessConfig, tinyModelConfig, parseModelConfig, parsePreprocessConfig, ConfigError, type ModelConfig, type PreprocessConfig } from './models/config.js';
-export { preprocessHU, windowHU, huFromStored, normalise, lungMask, lungArea, maskedInput } from './analysis/preprocess.js';
+export { preprocessHU, windowHU, windowInto, huFromStored, normalise, lungMask, lungArea, maskedInput } from './analysis/preprocess.js';
 export { efficientnet, EFFICIENTNET_VARIANTS, type EfficientNetVariant } from './models/efficientnet.js';
 export { ModelBuilder, type ModelGraph } from './models/builder.js';
 // A scan's analysis (browser-safe: a Volume in, the report, masks, maps and output files out).

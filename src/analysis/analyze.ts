@@ -18,15 +18,16 @@ import type { Volume } from '../volume/volume.js';
 import { VolumeError, voxelCount } from '../volume/volume.js';
 import type { TwoStageEngine, TwoStageResult } from './engine.js';
 import { axialGrid, axisCodes, readAxialSlice, slicePositionMm, writeAxialSlice, type AxialGrid } from './grid.js';
+import { windowInto } from './preprocess.js';
 import { resizeSlice } from './resize.js';
-import { argmax, byClass, normalisedEntropy, REPORT_SCHEMA, REPORT_SCHEMA_VERSION, round, SOFTWARE_COMMIT, SOFTWARE_VERSION, type AnalysisReport, type PatientReport, type SliceReport } from './report.js';
+import { argmax, byClass, normalisedEntropy, REPORT_SCHEMA, REPORT_SCHEMA_VERSION, round, SOFTWARE_COMMIT, SOFTWARE_VERSION, type AnalysisReport, type InputFingerprint, type PatientReport, type SliceReport } from './report.js';
 import { weightsInfo } from './weights-info.js';
 
 /**
  * What the analysis needs of an engine: {@link TwoStageEngine} provides it; tests and embedders may pass another
  * implementation (e.g. a CPU stand-in).
  */
-export type AnalysisEngine = Pick<TwoStageEngine, 'preprocess' | 'config' | 'height' | 'width' | 'batch' | 'patientHead'> & {
+export type AnalysisEngine = Pick<TwoStageEngine, 'preprocess' | 'config' | 'height' | 'width' | 'batch' | 'patientHead'> & Partial<Pick<TwoStageEngine, 'precision' | 'storage'>> & {
   readonly gpu: Pick<TwoStageEngine['gpu'], 'adapterName' | 'isSoftware'>;
   readonly weights: { readonly name: string; readonly metadata: Readonly<Record<string, string>> };
   runWindowed(windowed: Float32Array, opts: { patientHead: false }): Promise<Pick<TwoStageResult, 'lung_prob' | 'infection_prob' | 'slice_probs' | 'slice_embedding' | 'slice_used'>>;
@@ -53,6 +54,10 @@ export interface AnalyzeOptions {
   compileMs?: number;
   /** Path of the input as the user named it (default the volume's source.path). */
   inputPath?: string;
+  /** The series asked for (null or absent: the default choice), for the report. */
+  seriesRequested?: string | null;
+  /** What the input files were when read (src/node/scan-path.ts inputFingerprint), for the report; absent: null. */
+  inputFingerprint?: InputFingerprint | null;
 }
 
 /** What {@link analyzeVolume} returns. */
@@ -81,8 +86,6 @@ export class AnalysisAbortedError extends Error {
   }
 }
 
-const f = Math.fround;
-
 /** The infection map's steps: {@link AnalysisResult.infection} holds probability x 255, rounded. */
 export const INFECTION_LEVELS = 255;
 
@@ -100,18 +103,32 @@ export function quantiseProbability(p: number): number {
 export const MIN_SLICES = 2;
 
 /**
+ * The checks a volume must pass to be analysed, made before any GPU work: its data length matches its dims, its
+ * axial slices are at least 2 x 2 voxels, and it has at least {@link MIN_SLICES} axial slices (one slice is a 2-D
+ * image, not a volume). {@link analyzeVolume} makes them; the CLI's `analyze` and `inspect` call this same
+ * function, so inspect's exit code says what analyze would do. Returns the axial view.
+ * @throws {VolumeError} saying which check failed.
+ */
+export function checkAnalyzable(volume: Volume): AxialGrid {
+  const n = voxelCount(volume.dims);
+  if (volume.data.length !== n) throw new VolumeError(`volume data has ${volume.data.length} values for dims ${volume.dims.join(' x ')}`);
+  const grid = axialGrid(volume);
+  const [nx, ny, nz] = grid.dims;
+  if (nx < 2 || ny < 2) throw new VolumeError(`axial slices of ${nx} x ${ny} voxels are too small to analyse`);
+  if (nz < MIN_SLICES) throw new VolumeError(`a 2-D image (${nz} axial slice of ${nx} x ${ny}), not a volume: the analysis needs at least ${MIN_SLICES} slices`);
+  return grid;
+}
+
+/**
  * Analyses one volume (one patient) with a loaded engine: see the module comment.
  * @throws {VolumeError} for a volume the model cannot take (dims, affine, data length).
  * @throws {AnalysisAbortedError} when `signal` aborts.
  * @throws {GpuDeviceError} from the engine on a GPU failure.
  */
 export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts: AnalyzeOptions = {}): Promise<AnalysisResult> {
-  const n = voxelCount(volume.dims);
-  if (volume.data.length !== n) throw new VolumeError(`volume data has ${volume.data.length} values for dims ${volume.dims.join(' x ')}`);
-  const grid = axialGrid(volume);
+  const grid = checkAnalyzable(volume);
+  const n = volume.data.length;
   const [nx, ny, nz] = grid.dims;
-  if (nx < 2 || ny < 2) throw new VolumeError(`axial slices of ${nx} x ${ny} voxels are too small to analyse`);
-  if (nz < MIN_SLICES) throw new VolumeError(`a 2-D image (${nz} axial slice of ${nx} x ${ny}): the analysis needs a volume of at least ${MIN_SLICES} slices`);
   const { signal, onProgress } = opts;
   const pre = engine.preprocess;
   const cfg = engine.config;
@@ -136,9 +153,6 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
   const maskSlice = new Uint8Array(slicePx);
   const infSlice = new Uint8Array(slicePx);
   const windowed = new Float32Array(batch * hw);
-  const lo = f(pre.window_min);
-  const hi = f(pre.window_max);
-  const range = f(pre.window_max - pre.window_min);
 
   const sliceProbs = new Float32Array(nz * k);
   let embeddings: Float32Array | null = null;
@@ -150,13 +164,10 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
   for (let start = 0; start < nz; start += batch) {
     checkAbort(start);
     const m = Math.min(batch, nz - start);
-    // Window (as preprocess.windowHU: float32 step by step; NaN as padding) then resize to the model input.
+    // Window (preprocess.windowInto, the one windowing) then resize to the model input.
     for (let b = 0; b < m; b++) {
       readAxialSlice(grid, volume.data, start + b, huSlice);
-      for (let i = 0; i < slicePx; i++) {
-        const v = huSlice[i]!;
-        huSlice[i] = v !== v ? 0 : f(f(Math.min(Math.max(f(v), lo), hi) - lo) / range);
-      }
+      windowInto(huSlice, pre, huSlice);
       resizeSlice(huSlice, ny, nx, H, W, align, windowed.subarray(b * hw, (b + 1) * hw));
     }
     const r = await engine.runWindowed(windowed.subarray(0, m * hw), { patientHead: false });
@@ -276,8 +287,13 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
         sourceAxes: grid.srcAxis,
         flipped: grid.flip,
       },
+      seriesRequested: opts.seriesRequested ?? null,
+      fingerprint: opts.inputFingerprint ?? null,
       notes: [...src.notes],
-      reasons: src.seriesUID ? {} : { seriesUID: src.format === 'dicom' ? 'the series has no SeriesInstanceUID' : `a ${src.format} input has no DICOM series` },
+      reasons: {
+        ...(src.seriesUID ? {} : { seriesUID: src.format === 'dicom' ? 'the series has no SeriesInstanceUID' : `a ${src.format} input has no DICOM series` }),
+        ...(opts.inputFingerprint ? {} : { fingerprint: 'the input files were not given to the analysis (no file system)' }),
+      },
     },
     weights: { ...weights, reasons: weights.sha256 ? {} : { sha256: 'the weights file bytes were not given to the analysis' } },
     model: {
@@ -286,6 +302,8 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
       classNames: [...names],
       thresholds: { lung: pre.lung_threshold, lungArea: pre.lung_area_threshold, infection: pre.infection_threshold },
       window: [pre.window_min, pre.window_max],
+      precision: engine.precision ?? 'f32',
+      storage: engine.storage ?? engine.precision ?? 'f32',
     },
     adapter: { name: engine.gpu.adapterName, software: engine.gpu.isSoftware },
     timings: {

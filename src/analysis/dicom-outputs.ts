@@ -15,12 +15,10 @@ import { makeSecondaryCapture } from '../io/dicom/write-sc.js';
 import { makeSegmentation, type DerivedObject } from '../io/dicom/write-seg.js';
 import { makeMeasurementReport } from '../io/dicom/write-sr.js';
 import { INFECTION_LEVELS, type AnalysisResult } from './analyze.js';
-import { contactSheet, type OutputFile } from './outputs.js';
+import { contactSheet, SC_FILE, SEG_FILE, SR_FILE, type OutputFile } from './outputs.js';
 import { SOFTWARE_COMMIT, SOFTWARE_VERSION } from './report.js';
 
-export const SEG_FILE = 'seg.dcm';
-export const SR_FILE = 'sr.dcm';
-export const SC_FILE = 'contact_sheet.dcm';
+export { SC_FILE, SEG_FILE, SR_FILE };
 
 /** One DICOM output: its file name and identity. */
 export interface DicomOutputObject extends Omit<DerivedObject, 'bytes'> {

@@ -6,7 +6,8 @@
  * - `infection.nii.gz`: infection probability, 0 outside the lung mask, stored as uint8 with scl_slope 1/255
  *   ({@link INFECTION_SCL_SLOPE}) and scl_inter 0, so readers that apply the scaling (nibabel's get_fdata,
  *   ITK-SNAP, 3D Slicer, NiiVue) read a probability in [0, 1] in steps of 1/255;
- *   both on the input's exact grid with its affine (qform and sform), so viewers overlay them on the scan;
+ *   both on the input's exact grid with its affine (qform and sform; a NIfTI input's own qform_code, sform_code
+ *   and transforms, other inputs code 1, scanner), so viewers overlay them on the scan;
  * - `overlays/slice_KKK.png`: chosen axial slices (K the axial index) with the lung outline and the infection
  *   heat map over the lung-windowed slice;
  * - `overlays/contact_sheet.png`: the most involved slices side by side with captions and a legend.
@@ -42,6 +43,27 @@ export const REPORT_FILE = 'report.json';
 export const LUNG_MASK_FILE = 'lung_mask.nii.gz';
 export const INFECTION_FILE = 'infection.nii.gz';
 export const CONTACT_SHEET_FILE = 'overlays/contact_sheet.png';
+/** The folder of the pictures. */
+export const OVERLAYS_FOLDER = 'overlays';
+
+/** The name of the single-slice overlay of axial slice `k`. */
+export function overlayFileName(k: number): string {
+  return `${OVERLAYS_FOLDER}/slice_${String(k).padStart(3, '0')}.png`;
+}
+
+/** The DICOM outputs' names (`--dicom`, src/analysis/dicom-outputs.ts). */
+export const SEG_FILE = 'seg.dcm';
+export const SR_FILE = 'sr.dcm';
+export const SC_FILE = 'contact_sheet.dcm';
+
+/**
+ * Whether `name` (relative to an output folder, '/'-separated) is one of the files {@link makeOutputFiles} or the
+ * DICOM outputs make: what an output folder may hold for it to be replaced by a new result (src/node/output-dir.ts).
+ */
+export function isOutputFileName(name: string): boolean {
+  const named = [REPORT_FILE, LUNG_MASK_FILE, INFECTION_FILE, CONTACT_SHEET_FILE, SEG_FILE, SR_FILE, SC_FILE];
+  return named.includes(name) || /^overlays\/slice_\d{3,}\.png$/.test(name);
+}
 
 /**
  * scl_slope of infection.nii.gz: 1/255 as a float32, rounded down (0.0039215684) rather than to nearest
@@ -149,10 +171,12 @@ export function contactSheet(result: AnalysisResult, n = 12, tile = 160): Rgba {
 export async function makeOutputFiles(result: AnalysisResult, opts: OutputOptions = {}): Promise<OutputFile[]> {
   const v = result.volume;
   const affine = v.space === 'LPS' ? lpsToRas(v.affine) : v.affine;
+  // A NIfTI input's qform/sform codes and transforms are kept (its masks are placed as it is); others: scanner, 1.
+  const xform = v.source.niftiXform && v.space === 'RAS' ? { xform: v.source.niftiXform } : {};
   const files: OutputFile[] = [{ name: REPORT_FILE, bytes: reportBytes(result.report) }];
-  files.push({ name: LUNG_MASK_FILE, bytes: await writeNifti({ data: result.lungMask, dims: v.dims, affine, intent: 'label', description: 'covidct lung mask (1 lung)' }) });
-  files.push({ name: INFECTION_FILE, bytes: await writeNifti({ data: result.infection, dims: v.dims, affine, scale: { slope: INFECTION_SCL_SLOPE, inter: 0 }, description: 'covidct infection probability (x 1/255)' }) });
-  for (const k of chooseOverlaySlices(result, opts.overlays ?? 5)) files.push({ name: `overlays/slice_${String(k).padStart(3, '0')}.png`, bytes: sliceImage(result, k, 256).png() });
+  files.push({ name: LUNG_MASK_FILE, bytes: await writeNifti({ data: result.lungMask, dims: v.dims, affine, ...xform, intent: 'label', description: 'covidct lung mask (1 lung)' }) });
+  files.push({ name: INFECTION_FILE, bytes: await writeNifti({ data: result.infection, dims: v.dims, affine, ...xform, scale: { slope: INFECTION_SCL_SLOPE, inter: 0 }, description: 'covidct infection probability (x 1/255)' }) });
+  for (const k of chooseOverlaySlices(result, opts.overlays ?? 5)) files.push({ name: overlayFileName(k), bytes: sliceImage(result, k, 256).png() });
   files.push({ name: CONTACT_SHEET_FILE, bytes: contactSheet(result, opts.sheetSlices ?? 12, opts.tile ?? 160).png() });
   return files;
 }

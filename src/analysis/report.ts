@@ -13,7 +13,7 @@ import type { WeightsInfo } from './weights-info.js';
 
 /** The schema's identifier and version (semver: major changes break readers). */
 export const REPORT_SCHEMA = 'covidct-report';
-export const REPORT_SCHEMA_VERSION = '1.0.0';
+export const REPORT_SCHEMA_VERSION = '1.1.0';
 
 declare const __COVIDCT_VERSION__: string | undefined;
 declare const __COVIDCT_BUILD_COMMIT__: string | undefined;
@@ -89,6 +89,15 @@ export interface AnalysisReport {
     affine: number[];
     /** The axial view the model saw: dims and which source axis each of its axes reads (negative: flipped). */
     axial: { dims: [number, number, number]; spacingMm: [number, number, number]; sourceAxes: [number, number, number]; flipped: [boolean, boolean, boolean] };
+    /** The series asked for (`--series`, a batch list's `series` column); null: the default choice. Since 1.1. */
+    seriesRequested?: string | null;
+    /**
+     * What the input was when it was read, for `batch` to tell a changed input (since 1.1; null without a file
+     * system, with the reason): the files (the one file, or every file under the folder, links followed), their
+     * bytes, and the SHA-256 of one line per file (path relative to the input, size, modification time in ns,
+     * a link's target), see src/node/scan-path.ts inputFingerprint.
+     */
+    fingerprint?: InputFingerprint | null;
     notes: string[];
     reasons: Reasons;
   };
@@ -99,11 +108,21 @@ export interface AnalysisReport {
     classNames: string[];
     thresholds: { lung: number; lungArea: number; infection: number };
     window: [number, number];
+    /** The arithmetic and activation storage the graph was compiled with (since 1.1). */
+    precision?: 'f32' | 'f16';
+    storage?: 'f32' | 'f16';
   };
   adapter: { name: string; software: boolean };
   timings: { compileMs: number | null; analysisMs: number; totalMs: number | null; slicesPerSecond: number; reasons: Reasons };
   slices: SliceReport[];
   patient: PatientReport;
+}
+
+/** See AnalysisReport.input.fingerprint. */
+export interface InputFingerprint {
+  files: number;
+  bytes: number;
+  sha256: string;
 }
 
 /** Rounds for JSON (keeps reports small and diffable): `digits` significant decimals, never NaN. */

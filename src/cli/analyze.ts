@@ -7,13 +7,14 @@
  */
 import { parseArgs } from 'node:util';
 import { analyzeVolume, type AnalysisProgress, type AnalysisResult } from '../analysis/analyze.js';
-import { TwoStageEngine } from '../analysis/engine.js';
+import { MIN_INPUT_SIZE, TwoStageEngine } from '../analysis/engine.js';
 import { makeOutputFiles } from '../analysis/outputs.js';
 import type { DicomOutputs } from '../analysis/dicom-outputs.js';
 import { chestPhantomVolume } from '../analysis/phantom.js';
 import type { PipelineCache } from '../gpu/pipelines.js';
 import { checkOutputDir, writeOutputDir } from '../node/output-dir.js';
-import { loadScan, type LoadedScan } from '../node/scan-path.js';
+import { inputFingerprint, loadScan, type LoadedScan } from '../node/scan-path.js';
+import type { InputFingerprint } from '../analysis/report.js';
 import { authorization, dicomOutputsFor, isDicomWeb, loadDicomWeb, parseStoreUrl, storeOutputs } from '../node/dicom-outputs.js';
 import type { Volume } from '../volume/volume.js';
 import { DEFAULT_GPU_TIMEOUT_MS } from '../gpu/watchdog.js';
@@ -61,6 +62,7 @@ export function engineOptions(v: { batch?: string | undefined; size?: string | u
   const storage = v.storage ?? precision;
   if (storage !== 'f32' && storage !== 'f16') throw new UsageError(`--storage must be f32 or f16, got '${storage}'`);
   const size = v.size !== undefined ? positiveInt(v.size, 'size', 64) : undefined;
+  if (size !== undefined && size < MIN_INPUT_SIZE) throw new UsageError(`--size must be an integer of at least ${MIN_INPUT_SIZE}, got '${v.size}'`);
   // 'auto': the largest batch (up to 16, or the slices) whose buffers fit the GPU's limits.
   const batch = v.batch === 'auto' ? ('auto' as const) : positiveInt(v.batch, 'batch', Math.max(1, Math.min(4, slices ?? 4)));
   // --gpu-timeout SECONDS: the bound on each wait for the GPU in a batch run (default 600).
@@ -83,9 +85,16 @@ export async function loadEngine(gpu: Parameters<typeof TwoStageEngine.load>[0],
 }
 
 /** Analyses a loaded volume and writes its folder; returns the result (report with total time). */
-export async function analyzeAndWrite(le: LoadedEngine, volume: Volume, out: string | undefined, opts: { inputPath: string; onProgress?: (p: AnalysisProgress) => void; signal?: AbortSignal; startedMs: number; dicom?: (result: AnalysisResult) => Promise<DicomOutputs> }): Promise<{ result: AnalysisResult; files: string[]; dicom?: DicomOutputs }> {
+export async function analyzeAndWrite(
+  le: LoadedEngine,
+  volume: Volume,
+  out: string | undefined,
+  opts: { inputPath: string; seriesRequested?: string | null; inputFingerprint?: InputFingerprint | null; onProgress?: (p: AnalysisProgress) => void; signal?: AbortSignal; startedMs: number; dicom?: (result: AnalysisResult) => Promise<DicomOutputs> },
+): Promise<{ result: AnalysisResult; files: string[]; dicom?: DicomOutputs }> {
   const result = await analyzeVolume(le.engine, volume, {
     inputPath: opts.inputPath,
+    seriesRequested: opts.seriesRequested ?? null,
+    inputFingerprint: opts.inputFingerprint ?? null,
     weightsSha256: le.weights.sha256,
     compileMs: le.compileMs,
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
@@ -155,6 +164,8 @@ export async function analyzeCommand(argv: string[], io: CliIO): Promise<number>
   let scan: LoadedScan | undefined;
   let volume: Volume;
   const seriesOpt = values.series !== undefined ? { series: values.series } : {};
+  // What the input files are before they are read (report.json input.fingerprint; batch resumes on it).
+  const fingerprint = scanPath !== undefined && !isDicomWeb(scanPath) ? await inputFingerprint(scanPath).catch(() => null) : null;
   if (scanPath !== undefined) {
     scan = isDicomWeb(scanPath) ? await loadDicomWeb(scanPath, seriesOpt) : await loadScan(scanPath, seriesOpt);
     volume = scan.volume;
@@ -171,7 +182,7 @@ export async function analyzeCommand(argv: string[], io: CliIO): Promise<number>
   try {
     progress.update({ stage: 'prepare', done: 0, total: volume.dims[2], slicesPerSecond: null });
     le = await loadEngine(gpu, cache, weights, opts);
-    const { result, files, dicom: made } = await analyzeAndWrite(le, volume, values.out, { inputPath: scanPath ?? '', onProgress: (p) => progress.update(p), signal: ac.signal, startedMs: started, ...(dicom ? { dicom } : {}) });
+    const { result, files, dicom: made } = await analyzeAndWrite(le, volume, values.out, { inputPath: scanPath ?? '', seriesRequested: values.series ?? null, inputFingerprint: fingerprint, onProgress: (p) => progress.update(p), signal: ac.signal, startedMs: started, ...(dicom ? { dicom } : {}) });
     progress.done();
     io.stdout(values.json ? JSON.stringify(result.report, null, 2) + '\n' : summary(result, values.out, files));
     if (store && made) {

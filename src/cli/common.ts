@@ -14,17 +14,17 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { AnalysisAbortedError, type AnalysisProgress } from '../analysis/analyze.js';
 import { createGpu, GpuDeviceError, GpuUnavailableError, parseDawnFlags, parseSoftwareOption, type GpuContext, type SoftwareDriver } from '../gpu/device.js';
 import type { PipelineCache } from '../gpu/pipelines.js';
 import { ScanError } from '../io/errors.js';
 import { SafetensorsError, type SafetensorsFile } from '../io/safetensors.js';
 import { ConfigError, defaultPreprocessConfig, tinyModelConfig } from '../models/config.js';
-import { openWeights, WeightsError } from '../models/load.js';
+import { checkWeights, openWeights, WeightsError } from '../models/load.js';
 import { randomPipelineWeights } from '../models/random-weights.js';
 import { DicomWebError } from '../node/dicomweb.js';
 import { OutputDirError } from '../node/output-dir.js';
+import { readWholeFile } from '../node/read-file.js';
 import { VolumeError } from '../volume/volume.js';
 
 /** The exit codes; see the module comment. */
@@ -100,9 +100,10 @@ export interface LoadedWeights {
 /** Reads weights from `path`, or makes the embedded default (seeded random weights of the tiny config). */
 export async function loadWeights(path: string | undefined): Promise<LoadedWeights> {
   if (path === undefined) return { file: randomPipelineWeights(tinyModelConfig(), defaultPreprocessConfig(), 1), sha256: null };
-  const bytes = await readFile(path);
+  const bytes = await readWholeFile(path, (problem) => new WeightsError(path, [{ kind: 'file', message: problem }]), { what: 'a weights file' });
   const sha256 = createHash('sha256').update(bytes).digest('hex');
-  return { file: openWeights(bytes, path), sha256 };
+  // Checked whole on the CPU (config and every tensor), so a file that is not covidct weights fails here, once.
+  return { file: checkWeights(openWeights(bytes, path)), sha256 };
 }
 
 /**
