@@ -169,7 +169,10 @@ export async function decodeJpegLossless(data: Uint8Array, path: string, expect?
   }
   const { Decoder } = await import('jpeg-lossless-decoder-js');
   try {
-    const copy = data.slice();
+    // A copy that owns its whole ArrayBuffer from byte 0 (the decoder reads `buffer` from offset 0): `data.slice()`
+    // is a view, not a copy, when `data` is a Node Buffer (the CLI reads files as Buffers), and the decoder then read
+    // the file's first bytes ("Not a JPEG file").
+    const copy = new Uint8Array(data);
     const decoder = new Decoder();
     const buffer = decoder.decompress(copy.buffer, 0, copy.length);
     const bytesPerSample = decoder.numBytes;
