@@ -3,6 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
+import { browserHost } from './scripts/esbuild-host.mjs';
 
 // The commit the bundle was built from ('+dirty' with uncommitted changes): the bench reports it, so a bundle
 // copied to another machine (a GPU host without the repository's history) still says what code it is.
@@ -58,9 +59,12 @@ await build({
   platform: 'browser',
   entryPoints: { 'covidct.browser': 'src/index.ts', 'covidct-testing.browser': 'src/testing.ts' },
   outdir: 'dist',
-  // The DICOM codecs load only when a series needs them (their own chunks, as in the Node build); their Node
-  // branch requires fs and path, never taken in a browser, so those stay external.
+  // The DICOM codecs load only when a series needs them (their own chunks, as in the Node build). src/host/node.ts
+  // (the file system, dawn.node) is replaced by src/host/browser.ts: the bundle imports no Node module, so an app
+  // bundles it for the browser as it is. The codecs' Emscripten Node branch calls require('fs') and
+  // require('path') at run time only in Node (never in a browser): left as such calls, not imports.
   splitting: true,
   chunkNames: 'chunks/browser/[name]-[hash]',
-  external: ['webgpu', 'node:*', 'fs', 'path'],
+  plugins: [browserHost],
+  external: ['fs', 'path'],
 });

@@ -8,6 +8,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
+import { browserHost } from '../scripts/esbuild-host.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -60,20 +61,20 @@ export async function buildWeb(opts = {}) {
     logLevel: 'warning',
     absWorkingDir: ROOT,
     legalComments: 'linked',
-    plugins: opts.plugins ?? [],
+    // src/host/node.ts (file system, dawn.node) replaced by src/host/browser.ts: the page imports no Node module.
+    plugins: [browserHost, ...(opts.plugins ?? [])],
   };
   await build({ ...common, entryPoints: { app: 'web/main.ts' }, outdir });
-  // The worker: the engine's device code imports 'webgpu' (dawn.node) only behind a dynamic import for Node.
-  // Split: the DICOM codecs (cornerstone's Emscripten builds, WASM inlined) load as chunks only when a series
-  // needs one. Their Node branch requires fs and path, never taken in a browser: left external (a require
-  // there would throw, and is never reached).
+  // The worker. Split: the DICOM codecs (cornerstone's Emscripten builds, WASM inlined) load as chunks only when a
+  // series needs one. Their Node branch requires fs and path, never taken in a browser: left as require() calls
+  // (one there would throw, and is never reached).
   await build({
     ...common,
     entryPoints: { worker: 'web/worker.ts' },
     outdir,
     splitting: true,
     chunkNames: 'chunks/[name]-[hash]',
-    external: ['webgpu', 'node:*', 'fs', 'path'],
+    external: ['fs', 'path'],
   });
   copyFileSync(join(ROOT, 'web/index.html'), join(outdir, 'index.html'));
   copyFileSync(join(ROOT, 'web/style.css'), join(outdir, 'style.css'));

@@ -7,6 +7,7 @@
  * every result; `isSoftware` marks both software drivers. `forceSoftware` picks a software driver, by name if
  * wanted. With no adapter at all it throws a `GpuUnavailableError` that says what to install.
  */
+import { importDawn, pathExists } from '../host/node.js';
 
 /** Where Debian's chromium package installs SwiftShader's Vulkan ICD manifest. */
 export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
@@ -140,9 +141,8 @@ function isNode(): boolean {
 }
 
 async function loadDawn(): Promise<DawnModule> {
-  const name = 'webgpu';
   try {
-    return (await import(/* @vite-ignore */ name)) as DawnModule;
+    return (await importDawn()) as DawnModule;
   } catch (e) {
     throw new GpuUnavailableError(
       `The npm package 'webgpu' (dawn.node) could not be loaded (${(e as Error).message}). Install it with 'npm install webgpu'.`,
@@ -151,8 +151,8 @@ async function loadDawn(): Promise<DawnModule> {
 }
 
 async function firstExisting(paths: readonly string[]): Promise<string | null> {
-  const fs = await import('node:fs');
-  return paths.find((p) => fs.existsSync(p)) ?? null;
+  for (const p of paths) if (await pathExists(p)) return p;
+  return null;
 }
 
 /** The ICD manifest of a software driver, or null when it is not installed. */
