@@ -79,7 +79,7 @@ export interface GpuOptions {
   /** Dawn toggles passed to dawn.node's `create()`, e.g. `enable-dawn-features=allow_unsafe_apis`. Node only. */
   dawnFlags?: string[];
   /** Adapter power preference. */
-  powerPreference?: GPUPowerPreference;
+  powerPreference?: 'low-power' | 'high-performance';
   /** In Node, fall back to a software driver (lavapipe, else SwiftShader) when no hardware adapter exists (default true). */
   allowSoftware?: boolean;
   /**

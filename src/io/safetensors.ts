@@ -52,7 +52,6 @@ export class SafetensorsFile {
 
   /**
    * Not meant to be called directly: use {@link parseSafetensors} or {@link readSafetensorsFile}.
-   * @internal
    */
   constructor(name: string, header: ParsedHeader, data: Uint8Array) {
     this.name = name;
