@@ -2,6 +2,7 @@
 // kernels/*.wgsl are embedded verbatim as text, so the same code runs from npm and from a web page.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { browserHost } from './scripts/esbuild-host.mjs';
 
@@ -68,3 +69,13 @@ await build({
   plugins: [browserHost],
   external: ['fs', 'path'],
 });
+
+// `node build.mjs --types` (npm run build, and so npm pack's prepack): also the declarations, dist/types, made afresh
+// by tsc (its earlier output removed first, so a renamed or deleted module leaves no stale .d.ts behind).
+if (process.argv.includes('--types')) {
+  rmSync(new URL('./dist/types', import.meta.url), { recursive: true, force: true });
+  execFileSync(process.execPath, [fileURLToPath(new URL('./node_modules/typescript/bin/tsc', import.meta.url)), '-p', 'tsconfig.json', '--emitDeclarationOnly'], {
+    cwd: fileURLToPath(new URL('.', import.meta.url)),
+    stdio: 'inherit',
+  });
+}

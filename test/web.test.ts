@@ -11,10 +11,11 @@
 // scans are small (1-batch DICOM folders cut from the committed fixtures at test time) and the compiled model is
 // reused between runs, so the file takes a few minutes on SwiftShader. Screenshots of the viewer and the result
 // card go to COVIDCT_SCREENSHOTS=docs/img (small PNGs, for the README and docs/web.md), else to a temporary folder.
+import { defaultWeights } from '../src/node/default-weights.js';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { chromium, type BrowserContext, type Page, type Worker } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { analyzeVolume } from '../src/analysis/analyze.js';
@@ -277,7 +278,7 @@ function weightsWithInputSize(bytes: Uint8Array, size: number): Uint8Array {
 beforeAll(async () => {
   expect(existsSync(CHROMIUM), `${CHROMIUM} not found: install Debian's chromium ('apt-get install -y chromium')`).toBe(true);
   tmp = mkdtempSync(join(tmpdir(), 'covidct-web-'));
-  const defaults = { weights: join(ROOT, 'weights/trained/synthetic-small.safetensors'), sample: join(ROOT, 'samples/synthetic-covid.nii.gz') };
+  const defaults = { weights: defaultWeights().path, sample: join(ROOT, 'samples/synthetic-covid.nii.gz') };
   if (existsSync(defaults.weights)) {
     weightsPath = join(tmp, 'synthetic-small-web.safetensors');
     writeFileSync(weightsPath, weightsWithInputSize(new Uint8Array(readFileSync(defaults.weights)), WEB_INPUT_SIZE));
@@ -461,13 +462,14 @@ describe('web page (headless Chromium, WebGPU on SwiftShader)', () => {
 
     // Back to the bundled weights: the same folder runs (the bundled engine compiled for the sample is reused).
     await page.click('#weights-reset');
-    expect(await page.locator('#weights-name').textContent()).toBe('bundled');
+    // The bundled weights are named by their file (web/build.mjs copies them to weights.safetensors).
+    expect(await page.locator('#weights-name').textContent()).toBe(`${basename(weightsPath)} (bundled with the page)`);
     const t1 = performance.now();
     s = await runAndSettle(page, () => page.setInputFiles('#pick-folder', folders.jpegls2));
     timings.dicomFolder = performance.now() - t1;
     expect(s.error).toBeNull();
     const report = s.report!;
-    expect(report.weights.name).toBe('weights.safetensors');
+    expect(report.weights.name).toBe(`${basename(weightsPath)} (bundled with the page)`);
     expect(report.input.format).toBe('dicom');
     expect(report.input.path).toBe('jpegls-2');
     expect(report.input.transferSyntaxes).toEqual(['1.2.840.10008.1.2.4.80']);

@@ -3,7 +3,7 @@
 //   weights.safetensors (the bundled weights) and sample/ (the bundled synthetic study, listed in manifest.json).
 // Any static host can serve the folder; `node web/serve.mjs` serves it on localhost.
 //   node web/build.mjs [--out DIR] [--weights FILE.safetensors] [--sample FILE_OR_DIR] [--no-minify]
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -12,8 +12,11 @@ import { browserHost } from '../scripts/esbuild-host.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** The bundled weights and sample when none are named: the first that exists. */
-const DEFAULT_WEIGHTS = ['weights/trained/synthetic-small.safetensors'];
+/**
+ * The bundled weights and sample when none are named: the first that exists. The weights: the package's default,
+ * package.json covidct.defaultWeights (the one place its name is written; src/node/default-weights.ts).
+ */
+const DEFAULT_WEIGHTS = [JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).covidct.defaultWeights];
 const DEFAULT_SAMPLE = ['samples/synthetic-covid.nii.gz'];
 
 function firstExisting(list) {
@@ -50,6 +53,7 @@ export async function buildWeb(opts = {}) {
   const outdir = resolve(opts.outdir ?? join(ROOT, 'dist/web'));
   rmSync(outdir, { recursive: true, force: true });
   mkdirSync(outdir, { recursive: true });
+  const weights = opts.weights === undefined ? firstExisting(DEFAULT_WEIGHTS) : opts.weights;
   const common = {
     bundle: true,
     format: 'esm',
@@ -61,6 +65,8 @@ export async function buildWeb(opts = {}) {
     logLevel: 'warning',
     absWorkingDir: ROOT,
     legalComments: 'linked',
+    // The bundled weights' file name, for the report and the page (web/bundled.ts).
+    define: { __COVIDCT_BUNDLED_WEIGHTS__: JSON.stringify(weights ? basename(weights) : '') },
     // src/host/node.ts (file system, dawn.node) replaced by src/host/browser.ts: the page imports no Node module.
     plugins: [browserHost, ...(opts.plugins ?? [])],
   };
@@ -79,7 +85,6 @@ export async function buildWeb(opts = {}) {
   copyFileSync(join(ROOT, 'web/index.html'), join(outdir, 'index.html'));
   copyFileSync(join(ROOT, 'web/style.css'), join(outdir, 'style.css'));
 
-  const weights = opts.weights === undefined ? firstExisting(DEFAULT_WEIGHTS) : opts.weights;
   if (weights) copyFileSync(weights, join(outdir, 'weights.safetensors'));
   else if (!opts.quiet) console.warn('web build: no bundled weights (none in weights/trained/): the page will ask for a .safetensors file');
 

@@ -1,5 +1,5 @@
 /**
- * `covidct batch <folder of studies | list.csv> --out DIR [--shard K/N] --weights W`: one result folder per study
+ * `covidct batch <folder of studies | list.csv> --out DIR [--shard K/N] [--weights W]`: one result folder per study
  * (DIR/<study id>/, written atomically as analyze writes), a summary table (DIR/summary.csv and summary.json;
  * with --shard, summary.shard-K-of-N.csv/.json so shards sharing DIR never write the same file). A study that
  * fails is recorded (status 'failed', the one-line error) and the run goes on; a GPU failure stops the run.
@@ -22,9 +22,10 @@ import { loadScan } from '../node/scan-path.js';
 import { analyzeAndWrite, ENGINE_OPTIONS, engineOptions, loadEngine, type LoadedEngine } from './analyze.js';
 import { errorLine, EXIT, exitCodeOf, getGpu, loadWeights, progressLine, UsageError, type CliIO } from './common.js';
 
-export const BATCH_HELP = `usage: covidct batch <folder of studies | list.csv> --out DIR --weights W.safetensors [--shard K/N]
+export const BATCH_HELP = `usage: covidct batch <folder of studies | list.csv> --out DIR [--weights W.safetensors] [--shard K/N]
                      [--batch N|auto] [--size S] [--gpu-timeout SECONDS] [--json] [--quiet] [--debug] [--software[=lavapipe|swiftshader]] [--dawn-flags a,b]
   one folder per study in DIR, DIR/summary.csv and summary.json; failed studies recorded, the run goes on;
+  --weights W: as for analyze (none: the trained model bundled with covidct; 'random': seeded random weights);
   studies whose DIR/<id>/report.json names the same weights (SHA-256) are skipped (resume);
   --shard K/N: only the studies of shard K (0 <= K < N), e.g. K=$SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX`;
 
@@ -161,7 +162,6 @@ export async function batchCommand(argv: string[], io: CliIO): Promise<number> {
   }
   if (positionals.length !== 1) throw new UsageError(`batch takes one folder of studies or list.csv, got ${positionals.length}`);
   if (values.out === undefined) throw new UsageError('batch needs --out DIR');
-  if (values.weights === undefined) throw new UsageError('batch needs --weights W.safetensors');
   const shard = parseShard(values.shard);
   const out = values.out;
   const all = await listStudies(positionals[0]!);
@@ -217,7 +217,7 @@ export async function batchCommand(argv: string[], io: CliIO): Promise<number> {
     if (gpu?.owned) gpu.gpu.destroy();
   }
   const suffix = shard ? `.shard-${shard.k}-of-${shard.n}` : '';
-  const summary = { schema: 'covidct-batch-summary', schemaVersion: '1.0.0', weights: { name: values.weights, sha256: weights.sha256 }, shard: shard ? { k: shard.k, n: shard.n } : null, studies: all.length, rows };
+  const summary = { schema: 'covidct-batch-summary', schemaVersion: '1.0.0', weights: { name: weights.name, sha256: weights.sha256 }, shard: shard ? { k: shard.k, n: shard.n } : null, studies: all.length, rows };
   await writeAtomic(join(out, `summary${suffix}.json`), JSON.stringify(summary, null, 2) + '\n');
   await writeAtomic(join(out, `summary${suffix}.csv`), summaryCsv(rows));
   if (values.json) io.stdout(JSON.stringify(summary, null, 2) + '\n');

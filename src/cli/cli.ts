@@ -3,7 +3,7 @@
  * own terminal and GPU). Commands:
  *   analyze [<scan>] [--weights W] [--out DIR] ...   a scan through both stages (src/cli/analyze.ts)
  *   inspect <path>                                   what a scan or weights file holds, no GPU (inspect.ts)
- *   batch <folder | list.csv> --out DIR --weights W  many studies, resumable, sharded (batch.ts)
+ *   batch <folder | list.csv> --out DIR [--weights W]  many studies, resumable, sharded (batch.ts)
  *   info | demo | run                                the engine's own commands (legacy.ts)
  * Exit codes: see common.ts and docs/cli.md.
  * @module
@@ -18,9 +18,10 @@ import { CONFORMANCE_MODELS } from '../analysis/conformance.js';
 
 export const HELP = `usage: covidct <command> [options]   (covidct <command> --help for its options)
   analyze [<scan>] [--weights W] [--out DIR]   two-stage analysis of a DICOM folder/file, NIfTI or safetensors scan
-                                                (default: the embedded phantom with seeded random weights)
+                                                (no scan: the embedded phantom; weights: the bundled trained model
+                                                unless --weights names a file, or 'random' for seeded random weights)
   inspect <path>                                series, geometry, HU range of a scan; config and tensors of weights
-  batch <folder | list.csv> --out DIR --weights W [--shard K/N]   many studies, one folder each, summary.csv
+  batch <folder | list.csv> --out DIR [--weights W] [--shard K/N]   many studies, one folder each, summary.csv
   info                                          the adapter, its features and limits
   demo [--batch N]                              a small network on the GPU against the CPU references
   run --model M --weights W --input IN --output OUT [--dump]   conformance (models: ${CONFORMANCE_MODELS.join(', ')})

@@ -20,6 +20,7 @@ import { SafetensorsError, type SafetensorsFile } from '../io/safetensors.js';
 import { ConfigError, defaultPreprocessConfig, tinyModelConfig } from '../models/config.js';
 import { openWeights, WeightsError } from '../models/load.js';
 import { randomPipelineWeights } from '../models/random-weights.js';
+import { defaultWeights, RANDOM_WEIGHTS } from '../node/default-weights.js';
 import { OutputDirError } from '../node/output-dir.js';
 import { VolumeError } from '../volume/volume.js';
 
@@ -86,18 +87,27 @@ export function positiveInt(raw: string | undefined, name: string, fallback: num
   return v;
 }
 
-/** The weights: a file (its bytes, parsed, and their SHA-256) or the embedded random tiny weights. */
+/** The weights: a file (its bytes, parsed, and their SHA-256) or seeded random weights; `name` is what outputs show. */
 export interface LoadedWeights {
   file: SafetensorsFile;
   sha256: string | null;
+  name: string;
 }
 
-/** Reads weights from `path`, or makes the embedded default (seeded random weights of the tiny config). */
+/**
+ * The weights `--weights` names: none, the package's trained default (src/node/default-weights.ts, found relative to
+ * the package, not the working directory); 'random', seeded random weights of the tiny config (untrained: the
+ * engine's own tests and the bench); anything else, a weights file path as given.
+ */
 export async function loadWeights(path: string | undefined): Promise<LoadedWeights> {
-  if (path === undefined) return { file: randomPipelineWeights(tinyModelConfig(), defaultPreprocessConfig(), 1), sha256: null };
-  const bytes = await readFile(path);
+  if (path === RANDOM_WEIGHTS) {
+    const file = randomPipelineWeights(tinyModelConfig(), defaultPreprocessConfig(), 1);
+    return { file, sha256: null, name: file.name };
+  }
+  const { path: file, name } = path === undefined ? defaultWeights() : { path, name: path };
+  const bytes = await readFile(file);
   const sha256 = createHash('sha256').update(bytes).digest('hex');
-  return { file: openWeights(bytes, path), sha256 };
+  return { file: openWeights(bytes, name), sha256, name };
 }
 
 /**
