@@ -147,7 +147,7 @@ export async function analyzeCommand(argv: string[], io: CliIO): Promise<number>
   } else volume = chestPhantomVolume({ slices: 4, height: 96, width: 96 });
   const weights = await loadWeights(values.weights);
   const opts = engineOptions(values, volume.dims[2]);
-  const { gpu, cache, owned } = await getGpu(io, values.software, values['dawn-flags']);
+  const { gpu, cache, owned } = await getGpu(io, values.software, values['dawn-flags'], !!values.debug);
   const ac = new AbortController();
   const onSigint = () => ac.abort();
   process.once('SIGINT', onSigint);

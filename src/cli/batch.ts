@@ -191,7 +191,7 @@ export async function batchCommand(argv: string[], io: CliIO): Promise<number> {
       const t0 = performance.now();
       try {
         const scan = await loadScan(s.path, s.series ? { series: s.series } : {});
-        gpu ??= await getGpu(io, values.software, values['dawn-flags']);
+        gpu ??= await getGpu(io, values.software, values['dawn-flags'], !!values.debug);
         le ??= await loadEngine(gpu.gpu, gpu.cache, weights, opts);
         const progress = progressLine(io, !!values.quiet, `study ${n + 1}/${studies.length} ${s.id}: `);
         try {

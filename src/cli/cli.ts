@@ -54,7 +54,7 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
         }
         const { values } = parseArgs({ args: rest, strict: false, options: { software: { type: 'string' }, 'dawn-flags': { type: 'string' } } });
         const flags = values['dawn-flags'];
-        const { gpu, owned } = await getGpu(io, typeof values.software === 'string' ? values.software : undefined, typeof flags === 'string' ? flags : undefined);
+        const { gpu, owned } = await getGpu(io, typeof values.software === 'string' ? values.software : undefined, typeof flags === 'string' ? flags : undefined, debug);
         try {
           if (cmd === 'info') return await info(gpu, io);
           if (cmd === 'demo') return await demo(gpu, rest, io);

@@ -112,9 +112,11 @@ export async function loadWeights(path: string | undefined): Promise<LoadedWeigh
 
 /**
  * GPU options from the common flags. `software` is the `--software` value: undefined (hardware first), 'true' (any
- * software driver) or a driver's name; anything else is a usage error.
+ * software driver) or a driver's name; anything else is a usage error. What Dawn and the Vulkan drivers print while
+ * the adapter is found (on lavapipe always two lines of Dawn's about limits it lowers) is not covidct's output: shown
+ * on stderr with `--debug` (`debug`), else dropped (GpuOptions.driverMessages).
  */
-export async function getGpu(io: CliIO, software: string | undefined, dawnFlags: string | undefined) {
+export async function getGpu(io: CliIO, software: string | undefined, dawnFlags: string | undefined, debug = false) {
   let forceSoftware: boolean | SoftwareDriver;
   try {
     forceSoftware = parseSoftwareOption(software);
@@ -123,7 +125,10 @@ export async function getGpu(io: CliIO, software: string | undefined, dawnFlags:
   }
   const opts = { forceSoftware, dawnFlags: dawnFlags ? parseDawnFlags(dawnFlags) : [] };
   if (io.gpu) return io.gpu(opts);
-  return { gpu: await createGpu(opts), owned: true };
+  const driverMessages = (text: string) => {
+    if (debug) io.stderr(text.replace(/^(?=.)/gm, 'driver: '));
+  };
+  return { gpu: await createGpu({ ...opts, driverMessages }), owned: true };
 }
 
 /** A progress line on stderr, updated in place (only when stderr is a terminal and not --quiet). */

@@ -25,3 +25,8 @@ export function pathExists(_path: string): Promise<boolean> {
 export function importDawn(): Promise<unknown> {
   return Promise.reject(new Error("dawn.node (the npm package 'webgpu') is for Node; in a browser createGpu uses navigator.gpu"));
 }
+
+/** In a browser there is no process standard error: runs `fn` as it is. */
+export async function captureNativeStderr<T>(fn: () => T): Promise<{ value: T; text: string }> {
+  return { value: fn(), text: '' };
+}
