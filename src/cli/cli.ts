@@ -15,6 +15,7 @@ import { inspectCommand, INSPECT_HELP } from './inspect.js';
 import { conformance, demo, info } from './legacy.js';
 import { parseArgs } from 'node:util';
 import { CONFORMANCE_MODELS } from '../analysis/conformance.js';
+import { SOFTWARE_COMMIT, SOFTWARE_VERSION } from '../analysis/report.js';
 
 export const HELP = `usage: covidct <command> [options]   (covidct <command> --help for its options)
   analyze [<scan>] [--weights W] [--out DIR]   two-stage analysis of a DICOM folder/file, NIfTI or safetensors scan
@@ -25,12 +26,17 @@ export const HELP = `usage: covidct <command> [options]   (covidct <command> --h
   info                                          the adapter, its features and limits
   demo [--batch N]                              a small network on the GPU against the CPU references
   run --model M --weights W --input IN --output OUT [--dump]   conformance (models: ${CONFORMANCE_MODELS.join(', ')})
-common: --software[=lavapipe|swiftshader] (software adapter), --dawn-flags a,b, --debug (stack traces)
+common: --software[=lavapipe|swiftshader] (software adapter), --dawn-flags a,b, --debug (stack traces, driver messages)
+covidct --version: the version (and the commit the build was made from)
 exit codes: 0 ok, 1 unexpected error, 2 bad usage, 3 bad input, 4 no GPU, 5 GPU failure, 130 interrupted`;
 
 /** Runs the CLI on `argv` (without the node and script paths); returns the exit code, never throws. */
 export async function runCli(argv: string[], io: CliIO): Promise<number> {
   const debug = argv.includes('--debug');
+  if (argv[0] === '--version' || argv[0] === '-V') {
+    io.stdout(`covidct ${SOFTWARE_VERSION}${SOFTWARE_COMMIT ? ` (build ${SOFTWARE_COMMIT})` : ''}\n`);
+    return EXIT.ok;
+  }
   const cmd = argv[0] && !argv[0].startsWith('-') ? argv[0] : argv.length === 0 ? 'analyze' : argv.includes('--help') || argv[0] === '-h' ? 'help' : 'analyze';
   // `--software` alone means any software driver; `--software=<driver>` names one (parseSoftwareOption)
   const rest = (argv[0] === cmd ? argv.slice(1) : argv).map((a) => (a === '--software' ? '--software=true' : a));

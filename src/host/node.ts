@@ -43,8 +43,10 @@ export async function importDawn(): Promise<unknown> {
  * length of that one synchronous call, and shows it only with --debug. Nothing else is redirected, and JavaScript
  * does not run meanwhile (`fn` is synchronous), so none of our own output can be lost.
  *
- * Linux and macOS (it reopens fd 2 through /proc/self/fd or /dev/fd); elsewhere, or when standard error cannot be
- * reopened (closed, or a socket), `fn` runs as it is and `text` is ''.
+ * Linux and macOS (it reopens fd 2 through /proc/self/fd or /dev/fd; Node has no dup2): a terminal, a pipe or a
+ * file. Elsewhere, or when standard error cannot be reopened (closed, or a socket, as when a Node parent spawns the
+ * command with stdio 'pipe', or systemd's journal), `fn` runs as it is and `text` is '': the driver's lines then
+ * pass through.
  */
 export async function captureNativeStderr<T>(fn: () => T): Promise<{ value: T; text: string }> {
   const fs = await import('node:fs');
