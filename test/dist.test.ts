@@ -20,22 +20,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chooseSeries, readDicomSeries, scanDicomFiles } from '../src/io/dicom/index.js';
 import { defaultWeights } from '../src/node/default-weights.js';
 import { ROOT } from './fixtures.js';
+import { TRANSFER_SYNTAX_FIXTURES } from './transfer-syntaxes.js';
 
 const DICOM = join(ROOT, 'test/fixtures/scans/dicom');
-
-/** One fixture per transfer syntax the README lists (weights/make_dicom_fixtures.py), and the syntax's UID. */
-export const TRANSFER_SYNTAX_FIXTURES: ReadonlyArray<readonly [string, string]> = [
-  ['padding_unsigned', '1.2.840.10008.1.2'], // implicit VR little endian
-  ['ordered', '1.2.840.10008.1.2.1'], // explicit VR little endian
-  ['big_endian', '1.2.840.10008.1.2.2'],
-  ['deflate', '1.2.840.10008.1.2.1.99'],
-  ['rle', '1.2.840.10008.1.2.5'],
-  ['jpeg_lossless_p14', '1.2.840.10008.1.2.4.57'],
-  ['jpeg_lossless', '1.2.840.10008.1.2.4.70'],
-  ['jpegls', '1.2.840.10008.1.2.4.80'],
-  ['j2k', '1.2.840.10008.1.2.4.90'],
-  ['enhanced', '1.2.840.10008.1.2.1'], // one multi-frame file
-];
 
 /** What a reader made of a folder: geometry and a digest of the voxels (type, bytes). */
 interface VolumeDigest {

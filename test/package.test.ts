@@ -36,7 +36,7 @@ let tmp = '';
 /** The fresh project the tarball is installed into. */
 let app = '';
 let tarball = '';
-let packed: { size: number; unpackedSize: number; files: { path: string; size: number }[] };
+let packed: { filename: string; size: number; unpackedSize: number; files: { path: string; size: number }[] };
 let server: Server | null = null;
 
 function npm(args: string[], cwd: string): string {
