@@ -11,14 +11,14 @@
 // - The browser bundles (dist/covidct.browser.js and its chunks) import no Node module.
 // - Only our own output: a CLI run on the software adapter prints covidct's lines and nothing else (Dawn's notes
 //   about the limits it lowers on lavapipe only with --debug).
-import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, cpSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chooseSeries, readDicomSeries, scanDicomFiles } from '../src/io/dicom/index.js';
 import { defaultWeights } from '../src/node/default-weights.js';
+import { runChild, type ChildResult } from './child.js';
 import { ROOT } from './fixtures.js';
 import { TRANSFER_SYNTAX_FIXTURES } from './transfer-syntaxes.js';
 
@@ -69,7 +69,7 @@ async function sourceDigest(name: string): Promise<VolumeDigest> {
  * dist's reading of the same folders in a child Node process: dist/index.js, the files as Node Buffers straight from
  * readFile (what the CLI hands the readers), one JSON line per folder.
  */
-function distDigests(names: readonly string[]): Record<string, VolumeDigest> {
+async function distDigests(names: readonly string[]): Promise<Record<string, VolumeDigest>> {
   const script = join(tmp, 'read-with-dist.mjs');
   writeFileSync(
     script,
@@ -91,9 +91,10 @@ for (const name of names) {
 }
 `,
   );
-  const out = execFileSync(process.execPath, [script, join(ROOT, 'dist/index.js'), DICOM, ...names], { encoding: 'utf8', timeout: 120_000 });
+  const r = await runChild(process.execPath, [script, join(ROOT, 'dist/index.js'), DICOM, ...names], { timeoutMs: 120_000 });
+  expect(r.code, r.err).toBe(0);
   return Object.fromEntries(
-    out
+    r.out
       .trim()
       .split('\n')
       .map((l) => {
@@ -103,22 +104,9 @@ for (const name of names) {
   );
 }
 
-/**
- * Runs the built CLI (a child process, as a user runs it) with stdout and stderr to files, as `covidct ... > out
- * 2> err` (a Node parent's 'pipe' stdio would be a socket, which the CLI cannot take the driver's lines from:
- * src/host/node.ts captureNativeStderr); returns exit code, stdout, stderr.
- */
-function cli(args: string[], timeout = 300_000): { code: number; out: string; err: string } {
-  const id = Math.random().toString(36).slice(2);
-  const [outPath, errPath] = [join(tmp, `${id}.out`), join(tmp, `${id}.err`)];
-  const [outFd, errFd] = [openSync(outPath, 'w'), openSync(errPath, 'w')];
-  try {
-    const r = spawnSync(process.execPath, [join(ROOT, 'dist/cli.js'), ...args], { stdio: ['ignore', outFd, errFd], cwd: tmp, timeout });
-    return { code: r.status ?? -1, out: readFileSync(outPath, 'utf8'), err: readFileSync(errPath, 'utf8') };
-  } finally {
-    closeSync(outFd);
-    closeSync(errFd);
-  }
+/** Runs the built CLI (a child process, as a user runs it: stdout and stderr to files, test/child.ts). */
+function cli(args: string[], timeoutMs = 300_000): Promise<ChildResult> {
+  return runChild(process.execPath, [join(ROOT, 'dist/cli.js'), ...args], { cwd: tmp, timeoutMs });
 }
 
 /** The lines `analyze` prints (src/cli/analyze.ts summary): anything else on stdout is not ours. */
@@ -127,7 +115,7 @@ const OUR_SUMMARY_LINE = /^(covidct \S+: |input: |weights: |adapter: |slice  pos
 describe('the built Node bundle reads every transfer syntax as the sources do', () => {
   it('dist/index.js in Node, from Buffers: every fixture voxel for voxel equal to the sources\' reader', async () => {
     const names = TRANSFER_SYNTAX_FIXTURES.map(([n]) => n);
-    const dist = distDigests(names);
+    const dist = await distDigests(names);
     for (const name of names) {
       const src = await sourceDigest(name);
       console.log(`dist reads ${name}: ${src.dims.join(' x ')} ${src.type}, HU ${src.min}..${src.max}`);
@@ -136,7 +124,7 @@ describe('the built Node bundle reads every transfer syntax as the sources do', 
   });
 
   it.each(TRANSFER_SYNTAX_FIXTURES)('node dist/cli.js inspect %s: exit 0, the syntax %s, the sources\' HU range', async (name, uid) => {
-    const r = cli(['inspect', join(DICOM, name)], 60_000);
+    const r = await cli(['inspect', join(DICOM, name)], 60_000);
     expect(r.err, r.err).toBe('');
     expect(r.code).toBe(0);
     expect(r.out).toContain(uid);
@@ -144,11 +132,11 @@ describe('the built Node bundle reads every transfer syntax as the sources do', 
     expect(r.out).toContain(`HU range: ${src.min} .. ${src.max}`);
   });
 
-  it('node dist/cli.js batch analyses every one at 32 x 32 with the default weights', () => {
+  it('node dist/cli.js batch analyses every one at 32 x 32 with the default weights', async () => {
     const studies = join(tmp, 'studies');
     for (const [name] of TRANSFER_SYNTAX_FIXTURES) cpSync(join(DICOM, name), join(studies, name), { recursive: true });
     const out = join(tmp, 'batch-out');
-    const r = cli(['batch', studies, '--out', out, '--size', '32', '--software=lavapipe']);
+    const r = await cli(['batch', studies, '--out', out, '--size', '32', '--software=lavapipe']);
     console.log(`covidct batch (dist): exit ${r.code}\n${r.out}${r.err}`);
     expect(r.code, r.err).toBe(0);
     const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { weights: { name: string; sha256: string }; rows: { id: string; status: string }[] };
@@ -159,9 +147,9 @@ describe('the built Node bundle reads every transfer syntax as the sources do', 
 });
 
 describe('only our own output: the built CLI on the software adapter', () => {
-  it('analyze on the JPEG Lossless series with no --weights: the trained default, covidct\'s lines only, nothing on stderr', () => {
+  it('analyze on the JPEG Lossless series with no --weights: the trained default, covidct\'s lines only, nothing on stderr', async () => {
     const out = join(tmp, 'jpeg-lossless-out');
-    const r = cli(['analyze', join(DICOM, 'jpeg_lossless'), '--out', out, '--size', '64', '--software=lavapipe']);
+    const r = await cli(['analyze', join(DICOM, 'jpeg_lossless'), '--out', out, '--size', '64', '--software=lavapipe']);
     console.log(`covidct analyze jpeg_lossless (dist): exit ${r.code}\n${r.out}${r.err}`);
     expect(r.code, r.err).toBe(0);
     expect(r.err).toBe('');
@@ -175,8 +163,8 @@ describe('only our own output: the built CLI on the software adapter', () => {
     expect(r.out).toContain(`weights: ${defaultWeights().name}`);
   });
 
-  it('analyze on the JPEG 2000 series with --debug: the driver\'s lines shown, marked as the driver\'s', () => {
-    const r = cli(['analyze', join(DICOM, 'j2k'), '--size', '32', '--software=lavapipe', '--debug']);
+  it('analyze on the JPEG 2000 series with --debug: the driver\'s lines shown, marked as the driver\'s', async () => {
+    const r = await cli(['analyze', join(DICOM, 'j2k'), '--size', '32', '--software=lavapipe', '--debug']);
     expect(r.code, r.err).toBe(0);
     for (const line of r.out.trimEnd().split('\n')) expect(line).toMatch(OUR_SUMMARY_LINE);
     // On lavapipe Dawn always logs the two limits it lowers: shown here, each line marked, so the test above, which

@@ -13,8 +13,7 @@
 // dawn.node: the package's only dependency is optional (`webgpu`), and CI has no registry. The install omits it
 // (--omit=optional), and the test copies the project's own node_modules/webgpu into the fresh project's
 // node_modules, which is what npm would have put there. The bin finds it there as it would after a normal install.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -23,6 +22,7 @@ import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chooseSeries, readDicomSeries, scanDicomFiles } from '../src/io/dicom/index.js';
+import { runChild } from './child.js';
 import { relL2, ROOT, TOL } from './fixtures.js';
 import { CHROMIUM, CHROMIUM_ARGS } from './chromium.js';
 // @ts-expect-error plain ESM server without types
@@ -39,22 +39,24 @@ let tarball = '';
 let packed: { filename: string; size: number; unpackedSize: number; files: { path: string; size: number }[] };
 let server: Server | null = null;
 
-function npm(args: string[], cwd: string): string {
-  return execFileSync('npm', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000, env: { ...process.env, npm_config_update_notifier: 'false' } });
+async function npm(args: string[], cwd: string): Promise<string> {
+  const r = await runChild('npm', args, { cwd, timeoutMs: 400_000, env: { ...process.env, npm_config_update_notifier: 'false' } });
+  if (r.code !== 0) throw new Error(`npm ${args.join(' ')} exited ${r.code ?? r.signal}: ${r.err.slice(-2000)}`);
+  return r.out;
 }
 
-beforeAll(() => {
+beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'covidct-package-'));
   const t0 = performance.now();
   // `npm pack` runs the prepack script (npm run build: dist and dist/types made afresh) and prints the file list.
-  const out = JSON.parse(npm(['pack', '--json', '--pack-destination', tmp], ROOT)) as [{ filename: string; size: number; unpackedSize: number; files: { path: string; size: number }[] }];
+  const out = JSON.parse(await npm(['pack', '--json', '--pack-destination', tmp], ROOT)) as [{ filename: string; size: number; unpackedSize: number; files: { path: string; size: number }[] }];
   packed = out[0];
   tarball = join(tmp, packed.filename);
   const t1 = performance.now();
   app = join(tmp, 'app');
   mkdirSync(app);
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'fresh-app', version: '1.0.0', private: true, type: 'module' }));
-  npm(['install', '--offline', '--no-audit', '--no-fund', '--omit=optional', tarball], app);
+  await npm(['install', '--offline', '--no-audit', '--no-fund', '--omit=optional', tarball], app);
   const t2 = performance.now();
   const mb = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
   const largest = [...packed.files].sort((a, b) => b.size - a.size).slice(0, 5).map((f) => `${f.path} ${mb(f.size)}`);
@@ -85,7 +87,7 @@ describe('the packed package', () => {
     expect(packed.size).toBeLessThan(16 * 2 ** 20);
   });
 
-  it('type-checks with tsc --strict in a fresh project with nothing but covidct installed', () => {
+  it('type-checks with tsc --strict in a fresh project with nothing but covidct installed', async () => {
     expect(readdirSync(join(app, 'node_modules')).filter((n) => !n.startsWith('.'))).toEqual(['covidct']);
     writeFileSync(
       join(app, 'main.ts'),
@@ -115,9 +117,9 @@ export async function dicom(files: { path: string; bytes: Uint8Array }[]): Promi
       ['ESNext', 'Bundler', ['ES2022']],
     ] as const) {
       writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({ compilerOptions: { strict: true, target: 'ES2022', module, moduleResolution: resolution, lib, noEmit: true }, files: ['main.ts'] }));
-      const r = spawnSync(process.execPath, [TSC, '-p', '.'], { cwd: app, encoding: 'utf8' });
-      expect(r.stdout + r.stderr, `tsc --strict (${module}, ${resolution}, lib ${lib.join('+')})`).toBe('');
-      expect(r.status).toBe(0);
+      const r = await runChild(process.execPath, [TSC, '-p', '.'], { cwd: app });
+      expect(r.out + r.err, `tsc --strict (${module}, ${resolution}, lib ${lib.join('+')})`).toBe('');
+      expect(r.code).toBe(0);
     }
   });
 
@@ -186,30 +188,20 @@ window.result = (async () => {
     }
   });
 
-  it('its covidct bin: --version, inspect on JPEG 2000, analyze on the sample with the default weights gives PyTorch\'s result', () => {
+  it('its covidct bin: --version, inspect on JPEG 2000, analyze on the sample with the default weights gives PyTorch\'s result', async () => {
     // dawn.node from the project's own copy (see the top of this file).
     cpSync(join(ROOT, 'node_modules/webgpu'), join(app, 'node_modules/webgpu'), { recursive: true, dereference: true });
     const bin = join(app, 'node_modules/.bin/covidct');
-    const run = (args: string[]) => {
-      const [o, e] = [join(tmp, 'bin.out'), join(tmp, 'bin.err')];
-      const [fo, fe] = [openSync(o, 'w'), openSync(e, 'w')];
-      try {
-        const r = spawnSync(bin, args, { cwd: app, stdio: ['ignore', fo, fe], timeout: 600_000 });
-        return { code: r.status, out: readFileSync(o, 'utf8'), err: readFileSync(e, 'utf8') };
-      } finally {
-        closeSync(fo);
-        closeSync(fe);
-      }
-    };
-    const v = run(['--version']);
+    const run = (args: string[]) => runChild(bin, args, { cwd: app });
+    const v = await run(['--version']);
     expect(v.code).toBe(0);
     expect(v.out).toMatch(new RegExp(`^covidct ${PKG.version.replace(/\./g, '\\.')}\\b`));
-    const i = run(['inspect', join(DICOM, 'j2k')]);
+    const i = await run(['inspect', join(DICOM, 'j2k')]);
     expect(i.code, i.err).toBe(0);
     expect(i.out).toMatch(/1\.2\.840\.10008\.1\.2\.4\.90 \(JPEG 2000/);
     expect(i.out).toMatch(/HU range: -?\d+ \.\. -?\d+/);
     const t0 = performance.now();
-    const a = run(['analyze', join(ROOT, 'samples/synthetic-covid.nii.gz'), '--out', 'result', '--software=lavapipe']);
+    const a = await run(['analyze', join(ROOT, 'samples/synthetic-covid.nii.gz'), '--out', 'result', '--software=lavapipe']);
     console.log(`installed covidct analyze (${((performance.now() - t0) / 1000).toFixed(1)} s):\n${a.out}${a.err}`);
     expect(a.code, a.err).toBe(0);
     expect(a.err).toBe('');
