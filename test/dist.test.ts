@@ -147,7 +147,7 @@ describe('the built Node bundle reads every transfer syntax as the sources do', 
 });
 
 describe('only our own output: the built CLI on the software adapter', () => {
-  it('analyze on the JPEG Lossless series with no --weights: the trained default, covidct\'s lines only, nothing on stderr', async () => {
+  it('analyze on the JPEG Lossless series with no --weights, from a folder that is not the package: the trained default, covidct\'s lines only, nothing on stderr', async () => {
     const out = join(tmp, 'jpeg-lossless-out');
     const r = await cli(['analyze', join(DICOM, 'jpeg_lossless'), '--out', out, '--size', '64', '--software=lavapipe']);
     console.log(`covidct analyze jpeg_lossless (dist): exit ${r.code}\n${r.out}${r.err}`);
@@ -173,6 +173,17 @@ describe('only our own output: the built CLI on the software adapter', () => {
     expect(driver.length).toBeGreaterThan(0);
     for (const line of driver) expect(line).toMatch(/^driver: /);
     expect(r.err).toMatch(/^driver: Warning: maxDynamic(Uniform|Storage)BuffersPerPipelineLayout artificially reduced/m);
+  });
+});
+
+describe('the weights a command uses', () => {
+  it('--weights random asks for seeded random weights by name, and every output says they are untrained', async () => {
+    const r = await cli(['analyze', join(DICOM, 'rle'), '--weights', 'random', '--size', '32', '--software=lavapipe', '--json']);
+    expect(r.code, r.err).toBe(0);
+    const report = JSON.parse(r.out);
+    expect(report.weights.name).toBe('random weights (seed 1)');
+    expect(report.weights.trained).toBe(false);
+    expect(report.notice).toMatch(/^untrained \(random weights\)/);
   });
 });
 
