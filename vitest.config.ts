@@ -24,6 +24,8 @@ export const SWIFTSHADER_TESTS = ['test/device.test.ts', 'test/ops.test.ts'];
 export default defineConfig({
   plugins: [wgslText],
   test: {
+    // dist/ built once before the tests (test/global-build.ts): the tests of the built CLI and package use it.
+    globalSetup: ['test/global-build.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',

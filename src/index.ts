@@ -1,3 +1,4 @@
+/// <reference path="./webgpu-globals.ts" preserve="true" />
 /**
  * covidct: a WebGPU compute-kernel engine for two-stage chest-CT analysis, in Node (dawn.node) and browsers.
  * @module

@@ -78,7 +78,7 @@ function rows(a: Float64Array): number[][] {
 }
 
 beforeAll(() => {
-  execFileSync(process.execPath, ['build.mjs'], { cwd: ROOT, stdio: 'ignore' });
+  // dist/ is built by the global setup (test/global-build.ts).
   tmp = mkdtempSync(join(tmpdir(), 'covidct-cli-'));
   weightsPath = join(tmp, 'tiny-random.safetensors');
   const f = randomPipelineWeights(tinyModelConfig(), defaultPreprocessConfig(), 2);

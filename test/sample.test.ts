@@ -11,6 +11,7 @@
 //   only move pixels at the mask's edge. So on every slice the two areas (in source voxels) must differ by at most
 //   the number of edge voxels of our mask (lung voxels with a 4-neighbour outside the lung), and both be zero on
 //   slices without lung.
+import { defaultWeights } from '../src/node/default-weights.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -22,7 +23,7 @@ import { relL2, ROOT, TOL } from './fixtures.js';
 import { testGpu } from './gpu.js';
 
 const SAMPLE = join(ROOT, 'samples', 'synthetic-covid.nii.gz');
-const WEIGHTS = join(ROOT, 'weights', 'trained', 'synthetic-small.safetensors');
+const WEIGHTS = defaultWeights().path;
 const expected = JSON.parse(readFileSync(join(ROOT, 'samples', 'synthetic-covid.expected.json'), 'utf8')) as {
   patient: { label: string; probabilities: Record<string, number> };
   per_slice: { lung_area_fraction: number[]; used: boolean[]; slice_probabilities: number[][] };

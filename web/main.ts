@@ -5,6 +5,7 @@
  * @module
  */
 import { drawSliceChart, escapeHtml, type SliceChart } from './chart.js';
+import { BUNDLED_WEIGHTS_NAME } from './bundled.js';
 import { SOFTWARE_ADAPTER_NOTE, WEBGPU_HELP } from './problems.js';
 import type { FromWorker, InputFile, OutputFile, ToWorker } from './protocol.js';
 import { readReport, type ReportView } from './report-view.js';
@@ -364,7 +365,7 @@ function take(files: InputFile[]): void {
 
 function setWeights(w: InputFile | undefined): void {
   weights = w;
-  $('weights-name').textContent = w ? w.path : 'bundled';
+  $('weights-name').textContent = w ? w.path : BUNDLED_WEIGHTS_NAME;
   $('weights-reset').hidden = !w;
 }
 
@@ -408,6 +409,7 @@ function wire(): void {
     pw.value = '';
   });
   $('weights-reset').addEventListener('click', () => setWeights(undefined));
+  $('weights-name').textContent = BUNDLED_WEIGHTS_NAME;
   $('sample').addEventListener('click', () => start({ type: 'sample' }));
   $('cancel').addEventListener('click', () => {
     if (running !== null) send({ type: 'cancel', id: running });

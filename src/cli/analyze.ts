@@ -1,8 +1,9 @@
 /**
  * `covidct analyze [<scan>] [--weights W] [--out DIR] ...`: one scan through both stages, its files written to
  * DIR (atomically: src/node/output-dir.ts), a short summary on stdout (or the report with --json), progress on
- * stderr when it is a terminal. Without a scan: the embedded synthetic phantom; without --weights: seeded
- * random weights of the tiny config; both say so in every output.
+ * stderr when it is a terminal. Without a scan: the embedded synthetic phantom; without --weights: the package's
+ * trained default weights (src/node/default-weights.ts); `--weights random`: seeded random weights of the tiny
+ * config. Every output names the weights used.
  * @module
  */
 import { parseArgs } from 'node:util';
@@ -42,7 +43,9 @@ export const ANALYZE_HELP = `usage: covidct analyze [<scan>] [--weights W.safete
   <scan>        a DICOM folder, a DICOM file, a NIfTI file (.nii, .nii.gz), a safetensors file with 'hu' [slices, 1, H, W], or a
                 study or series on a DICOMweb server: dicomweb:http://host:port/dicom-web/studies/<StudyUID>[/series/<SeriesUID>]
                 (--input <scan> also works); none: the embedded synthetic phantom
-  --weights     weights exported by weights/export.py; none: seeded random weights of the tiny config (untrained)
+  --weights W   weights exported by weights/export.py (a path, as given); none: the trained model bundled with
+                covidct (its file inside the package, whatever the working folder); 'random': seeded random weights
+                of the tiny config (untrained, for tests of the engine)
   --out DIR     write report.json, lung_mask.nii.gz, infection.nii.gz and overlays/ to DIR (replaced atomically)
   --series UID  the DICOM series to analyse (default: the CT series with the most slices)
   --dicom       DICOM input only: also write seg.dcm (DICOM SEG: lung, infection), sr.dcm (TID 1500 measurement report) and
@@ -173,7 +176,7 @@ export async function analyzeCommand(argv: string[], io: CliIO): Promise<number>
   const dicom = wantDicom ? await dicomOutputsFor(scan!) : undefined;
   const weights = await loadWeights(values.weights);
   const opts = engineOptions(values, volume.dims[2]);
-  const { gpu, cache, owned } = await getGpu(io, values.software, values['dawn-flags']);
+  const { gpu, cache, owned } = await getGpu(io, values.software, values['dawn-flags'], !!values.debug);
   const ac = new AbortController();
   const onSigint = () => ac.abort();
   process.once('SIGINT', onSigint);

@@ -1,5 +1,5 @@
 /**
- * `covidct batch <folder of studies | list.csv> --out DIR [--shard K/N] --weights W`: one result folder per study
+ * `covidct batch <folder of studies | list.csv> --out DIR [--shard K/N] [--weights W]`: one result folder per study
  * (DIR/<study id>/, written atomically as analyze writes), a summary table (DIR/summary.csv and summary.json;
  * with --shard, summary.shard-K-of-N.csv/.json so shards sharing DIR never write the same file). A study that
  * fails is recorded (status 'failed', the one-line error) and the run goes on; a GPU failure stops the run.
@@ -29,9 +29,10 @@ import { SOFTWARE_VERSION } from '../analysis/report.js';
 import { analyzeAndWrite, ENGINE_OPTIONS, engineOptions, loadEngine, type LoadedEngine } from './analyze.js';
 import { errorLine, EXIT, exitCodeOf, getGpu, loadWeights, progressLine, UsageError, type CliIO } from './common.js';
 
-export const BATCH_HELP = `usage: covidct batch <folder of studies | list.csv> --out DIR --weights W.safetensors [--shard K/N] [--dicom]
+export const BATCH_HELP = `usage: covidct batch <folder of studies | list.csv> --out DIR [--weights W.safetensors] [--shard K/N] [--dicom]
                      [--batch N|auto] [--size S] [--gpu-timeout SECONDS] [--json] [--quiet] [--debug] [--software[=lavapipe|swiftshader]] [--dawn-flags a,b]
   one folder per study in DIR, DIR/summary.csv and summary.json; failed studies recorded, the run goes on;
+  --weights W: as for analyze (none: the trained model bundled with covidct; 'random': seeded random weights);
   --dicom: also seg.dcm, sr.dcm and contact_sheet.dcm per study (DICOM studies only: another input fails that study);
   studies whose DIR/<id>/report.json records the same covidct version, weights (SHA-256), --size, --precision,
   --storage, series and input files (paths, sizes, modification times) are skipped (resume), with --dicom only when
@@ -257,7 +258,6 @@ export async function batchCommand(argv: string[], io: CliIO): Promise<number> {
   }
   if (positionals.length !== 1) throw new UsageError(`batch takes one folder of studies or list.csv, got ${positionals.length}`);
   if (values.out === undefined) throw new UsageError('batch needs --out DIR');
-  if (values.weights === undefined) throw new UsageError('batch needs --weights W.safetensors');
   const shard = parseShard(values.shard);
   const out = values.out;
   const all = await listStudies(positionals[0]!);
@@ -304,7 +304,7 @@ export async function batchCommand(argv: string[], io: CliIO): Promise<number> {
       try {
         const scan = await loadScan(s.path, s.series ? { series: s.series } : {});
         const dicom = values.dicom ? await dicomOutputsFor(scan) : undefined;
-        gpu ??= await getGpu(io, values.software, values['dawn-flags']);
+        gpu ??= await getGpu(io, values.software, values['dawn-flags'], !!values.debug);
         if (!le) {
           // A failure here is the engine's (weights, size, GPU), not the study's: it stops the run.
           loadingEngine = true;
@@ -334,7 +334,7 @@ export async function batchCommand(argv: string[], io: CliIO): Promise<number> {
     le?.engine.destroy();
     if (gpu?.owned) gpu.gpu.destroy();
   }
-  const summary = { schema: SUMMARY_SCHEMA, schemaVersion: '1.0.0', weights: { name: values.weights, sha256: weights.sha256 }, shard: shard ? { k: shard.k, n: shard.n } : null, studies: all.length, rows };
+  const summary = { schema: SUMMARY_SCHEMA, schemaVersion: '1.0.0', weights: { name: weights.name, sha256: weights.sha256 }, shard: shard ? { k: shard.k, n: shard.n } : null, studies: all.length, rows };
   await writeAtomic(join(out, `summary${suffix}.json`), JSON.stringify(summary, null, 2) + '\n');
   await writeAtomic(join(out, `summary${suffix}.csv`), summaryCsv(rows));
   if (values.json) io.stdout(JSON.stringify(summary, null, 2) + '\n');

@@ -23,6 +23,7 @@ import { ConfigError, defaultPreprocessConfig, tinyModelConfig } from '../models
 import { checkWeights, openWeights, WeightsError } from '../models/load.js';
 import { randomPipelineWeights } from '../models/random-weights.js';
 import { DicomWebError } from '../node/dicomweb.js';
+import { defaultWeights, RANDOM_WEIGHTS } from '../node/default-weights.js';
 import { OutputDirError } from '../node/output-dir.js';
 import { readWholeFile } from '../node/read-file.js';
 import { VolumeError } from '../volume/volume.js';
@@ -91,26 +92,37 @@ export function positiveInt(raw: string | undefined, name: string, fallback: num
   return v;
 }
 
-/** The weights: a file (its bytes, parsed, and their SHA-256) or the embedded random tiny weights. */
+/** The weights: a file (its bytes, parsed, and their SHA-256) or seeded random weights; `name` is what outputs show. */
 export interface LoadedWeights {
   file: SafetensorsFile;
   sha256: string | null;
+  name: string;
 }
 
-/** Reads weights from `path`, or makes the embedded default (seeded random weights of the tiny config). */
+/**
+ * The weights `--weights` names: none, the package's trained default (src/node/default-weights.ts, found relative to
+ * the package, not the working directory); 'random', seeded random weights of the tiny config (untrained: the
+ * engine's own tests and the bench); anything else, a weights file path as given.
+ */
 export async function loadWeights(path: string | undefined): Promise<LoadedWeights> {
-  if (path === undefined) return { file: randomPipelineWeights(tinyModelConfig(), defaultPreprocessConfig(), 1), sha256: null };
-  const bytes = await readWholeFile(path, (problem) => new WeightsError(path, [{ kind: 'file', message: problem }]), { what: 'a weights file' });
+  if (path === RANDOM_WEIGHTS) {
+    const file = randomPipelineWeights(tinyModelConfig(), defaultPreprocessConfig(), 1);
+    return { file, sha256: null, name: file.name };
+  }
+  const { path: file, name } = path === undefined ? defaultWeights() : { path, name: path };
+  const bytes = await readWholeFile(file, (problem) => new WeightsError(file, [{ kind: 'file', message: problem }]), { what: 'a weights file' });
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   // Checked whole on the CPU (config and every tensor), so a file that is not covidct weights fails here, once.
-  return { file: checkWeights(openWeights(bytes, path)), sha256 };
+  return { file: checkWeights(openWeights(bytes, name)), sha256, name };
 }
 
 /**
  * GPU options from the common flags. `software` is the `--software` value: undefined (hardware first), 'true' (any
- * software driver) or a driver's name; anything else is a usage error.
+ * software driver) or a driver's name; anything else is a usage error. What Dawn and the Vulkan drivers print while
+ * the adapter is found (on lavapipe always two lines of Dawn's about limits it lowers) is not covidct's output: shown
+ * on stderr with `--debug` (`debug`), else dropped (GpuOptions.driverMessages).
  */
-export async function getGpu(io: CliIO, software: string | undefined, dawnFlags: string | undefined) {
+export async function getGpu(io: CliIO, software: string | undefined, dawnFlags: string | undefined, debug = false) {
   let forceSoftware: boolean | SoftwareDriver;
   try {
     forceSoftware = parseSoftwareOption(software);
@@ -119,7 +131,10 @@ export async function getGpu(io: CliIO, software: string | undefined, dawnFlags:
   }
   const opts = { forceSoftware, dawnFlags: dawnFlags ? parseDawnFlags(dawnFlags) : [] };
   if (io.gpu) return io.gpu(opts);
-  return { gpu: await createGpu(opts), owned: true };
+  const driverMessages = (text: string) => {
+    if (debug) io.stderr(text.replace(/^(?=.)/gm, 'driver: '));
+  };
+  return { gpu: await createGpu({ ...opts, driverMessages }), owned: true };
 }
 
 /** A progress line on stderr, updated in place (only when stderr is a terminal and not --quiet). */

@@ -105,7 +105,10 @@ function frameInfo(top: DataSet, shared: DataSet | undefined, frame: DataSet | u
   return info;
 }
 
-/** Extracts the header of a parsed file. Throws ScanError for impossible image attributes. */
+/**
+ * Extracts the header of a parsed file. Throws ScanError for impossible image attributes.
+ * @internal (takes dicom-parser's DataSet: kept out of the published declarations, which need no dicom-parser types)
+ */
 export function readHeader(ds: DataSet, path: string, transferSyntax: string, fileLength: number): DicomHeader {
   return guarded(path, 'damaged DICOM header', () => readHeaderUnguarded(ds, path, transferSyntax, fileLength));
 }
