@@ -15,6 +15,7 @@ import { makeOutputFiles } from '../src/analysis/outputs.js';
 import { readNifti } from '../src/io/nifti.js';
 import type { Volume } from '../src/volume/volume.js';
 import { fakeEngine } from './analysis-fake.js';
+import { readReport } from '../web/report-view.js';
 
 const schema = JSON.parse(readFileSync(join(__dirname, '../src/analysis/report.schema.json'), 'utf8'));
 const validate = new Ajv({ allErrors: true, strict: true, strictRequired: false }).compile(schema);
@@ -148,6 +149,18 @@ describe('post-processing and one gated map (CPU stand-in engine)', () => {
     expect(p.lungInvolvementPct).toBeNull();
     expect(p.chest!.isChest).toBe(false);
     expect(p.reasons.label).toMatch(/^not a chest CT/);
+  });
+
+  it('the page reads "not a chest CT" and the reason from such a report (web/report-view.ts: the card title and text)', async () => {
+    const r = await analyzeVolume(fakeEngine({ batch: 8, size: 64 }), phantom({ lungs: false }).vol);
+    const v = readReport(JSON.parse(JSON.stringify(r.report)));
+    expect(v.patient.found).toBe(false);
+    if (!v.patient.found) {
+      expect(v.patient.title).toBe('not a chest CT');
+      expect(v.patient.message).toMatch(/^not a chest CT: no lungs found/);
+    }
+    const chest = readReport(JSON.parse(JSON.stringify((await analyzeVolume(fakeEngine({ batch: 8, size: 64 }), phantom().vol)).report)));
+    expect(chest.patient.found).toBe(true);
   });
 
   it('lungs only at one end (an abdomen that starts at the lung bases): not a chest CT', async () => {
