@@ -82,12 +82,12 @@ def chest_coverage(lung_voxels: np.ndarray, slice_pixels: int, dz: float, lung_m
     nz = len(lv)
     scan = nz * dz
     first, last = (int(zs[0]), int(zs[-1])) if len(zs) else (None, None)
-    extent = 0.0 if first is None else (last - first + 1) * dz
+    extent = len(zs) * dz  # slices holding lung x spacing (not first..last: scattered gas must not lengthen a sliver)
     reason: Optional[str] = None
     if lung_ml < MIN_LUNG_ML or first is None:
         reason = "no lungs found"
     elif extent < MIN_LUNG_EXTENT_MM:
-        reason = "lung spans under the minimum extent"
+        reason = "lung slices under the minimum extent"
     elif (first == 0 or last == nz - 1) and extent < SLIVER_EXTENT_MM and extent < SLIVER_FRACTION * scan:
         reason = "lung only at one end of the scan"
     return {"is_chest": reason is None, "reason": reason, "lung_slices": int(len(zs)), "first": first, "last": last,

@@ -184,7 +184,7 @@ def _tile(img: np.ndarray, masks: List[Tuple[np.ndarray, Tuple[int, int, int]]],
 
 
 def contact_sheet(scan: str, lung: str, out_png: str, title: str, pred: Optional[str] = None,
-                  n_axial: int = 12, tile: int = 300) -> None:
+                  n_axial: int = 12, tile: int = 300, pred_label: str = "model") -> None:
     """Axial slices from the top of the lungs to below their base (lung window, reference outline in green, a
     model's in magenta) and a coronal reformat through the lung centre, in one PNG."""
     from PIL import Image, ImageDraw
@@ -217,7 +217,7 @@ def contact_sheet(scan: str, lung: str, out_png: str, title: str, pred: Optional
     H = max(rows * th, ctile.size[1]) + 24
     sheet = Image.new("RGB", (W, H), (0, 0, 0))
     d = ImageDraw.Draw(sheet)
-    legend = title + "   green: reference mask" + ("   magenta: model" if prd is not None else "")
+    legend = title + "   green: reference mask" + (f"   magenta: {pred_label}" if prd is not None else "")
     d.text((4, 4), legend, fill=(255, 255, 255))
     for i, t in enumerate(tiles):
         sheet.paste(t, ((i % cols) * tile, 24 + (i // cols) * th))
@@ -239,6 +239,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     s.add_argument("--out", required=True, help="folder for <study>.png")
     s.add_argument("--pred", help="folder with <study>.lung.nii.gz of a model, drawn in magenta")
     s.add_argument("--suffix", default="", help="added to the PNG names")
+    s.add_argument("--pred-label", default="model", help="the legend's name for --pred")
     a = ap.parse_args(argv)
     if a.cmd == "prepare":
         prepare(a.clones, a.out, a.only)
@@ -249,7 +250,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         for st in studies:
             pred = os.path.join(a.pred, f"{st}.lung.nii.gz") if a.pred else None
             out = os.path.join(a.out, f"{st}{a.suffix}.png")
-            contact_sheet(os.path.join(root, st, "scan.nii.gz"), os.path.join(root, st, "lung.nii.gz"), out, st, pred)
+            if pred and not os.path.exists(pred):
+                pred = None
+            contact_sheet(os.path.join(root, st, "scan.nii.gz"), os.path.join(root, st, "lung.nii.gz"), out, st, pred,
+                          pred_label=a.pred_label)
             print(f"{out} ({os.path.getsize(out)} bytes)")
     return 0
 

@@ -27,7 +27,7 @@ export const MIN_COMPONENT_FRACTION = 0.05;
 
 /** A scan is not a chest CT when its final lung volume is below this, mL. */
 export const MIN_LUNG_ML = 150;
-/** ... or when its lung spans less than this along the body axis, mm (an adult's lungs span 200 to 300 mm). */
+/** ... or when its lung slices add up to less than this along the body axis, mm (an adult's lungs span 200 to 300 mm). */
 export const MIN_LUNG_EXTENT_MM = 60;
 /** ... or when its lung is a sliver at one end: touching the first or last slice, shorter than this, mm, ... */
 export const SLIVER_EXTENT_MM = 100;
@@ -307,7 +307,7 @@ export interface ChestCoverage {
   /** Why not (null for a chest CT). */
   reason: string | null;
   lungVolumeMl: number;
-  /** Slices whose lung covers >= EXTENT_SLICE_FRACTION of the slice, and their span (first..last), mm. */
+  /** Slices whose lung covers >= EXTENT_SLICE_FRACTION of the slice, the first and last of them, and their number times the slice spacing, mm. */
   lungSlices: number;
   firstLungSlice: number | null;
   lastLungSlice: number | null;
@@ -317,7 +317,7 @@ export interface ChestCoverage {
 
 /**
  * The chest check on the final mask: per-slice lung voxels, slice size, slice spacing (mm) and the lung volume.
- * Not a chest CT: lungs under {@link MIN_LUNG_ML}, or spanning under {@link MIN_LUNG_EXTENT_MM}, or a sliver at one
+ * Not a chest CT: lungs under {@link MIN_LUNG_ML}, or lung slices adding up to under {@link MIN_LUNG_EXTENT_MM}, or a sliver at one
  * end (touching the first or last slice, under {@link SLIVER_EXTENT_MM} and under {@link SLIVER_FRACTION} of the
  * scan).
  */
@@ -333,7 +333,9 @@ export function chestCoverage(lungVoxels: ArrayLike<number>, slicePixels: number
       count++;
     }
   const scanExtentMm = nz * dzMm;
-  const lungExtentMm = first < 0 ? 0 : (last - first + 1) * dzMm;
+  // The extent is the slices that hold lung (>= 1 % of the slice) times the spacing, not the span from the first to
+  // the last: a few scattered slices with gas read as lung between them must not make a sliver look long.
+  const lungExtentMm = count * dzMm;
   const mm = (v: number) => `${Math.round(v)} mm`;
   let reason: string | null = null;
   if (lungVolumeMl < MIN_LUNG_ML || first < 0)

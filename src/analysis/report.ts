@@ -59,7 +59,7 @@ export interface ChestReport {
   /** First and last such slice (axial index, 0 most inferior); null without lung. */
   firstLungSlice: number | null;
   lastLungSlice: number | null;
-  /** Span of those slices and of the whole scan along the body axis, mm. */
+  /** Those slices times the slice spacing, and the whole scan's slices times it, mm. */
   lungExtentMm: number;
   scanExtentMm: number;
   /** Voxels of stage 1's mask removed outside the body, and as small 3-D components. */
