@@ -36,16 +36,19 @@ export const SLIVER_FRACTION = 0.35;
 /** A slice counts towards the lung's extent when its lung covers at least this fraction of it. */
 export const EXTENT_SLICE_FRACTION = 0.01;
 
+/** The root of `a` in a union-find forest (path halving). */
+function findRoot(parent: Int32Array, a: number): number {
+  while (parent[a] !== a) {
+    parent[a] = parent[parent[a]!]!;
+    a = parent[a]!;
+  }
+  return a;
+}
+
 /** Labels the 8-connected regions of `m` (nonzero) in raster order: labels 1..n in `lab`, returns n. */
 function label8(m: Uint8Array, nx: number, ny: number, lab: Int32Array, parent: Int32Array): number {
   let n = 0;
-  const find = (a: number): number => {
-    while (parent[a] !== a) {
-      parent[a] = parent[parent[a]!]!;
-      a = parent[a]!;
-    }
-    return a;
-  };
+  const find = (a: number): number => findRoot(parent, a);
   const union = (a: number, b: number) => {
     const ra = find(a);
     const rb = find(b);
@@ -184,13 +187,7 @@ export function postprocessLung(grid: AxialGrid, hu: ArrayLike<number>, mask: Ui
   let parent = new Int32Array(1024);
   let size = new Float64Array(1024);
   let total = 0;
-  const find = (a: number): number => {
-    while (parent[a] !== a) {
-      parent[a] = parent[parent[a]!]!;
-      a = parent[a]!;
-    }
-    return a;
-  };
+  const find = (a: number): number => findRoot(parent, a);
   let removedOutsideBody = 0;
   const touched = new Uint8Array(nz);
   for (let z = 0; z < nz; z++) {
