@@ -184,6 +184,8 @@ describe('post-processing and one gated map (CPU stand-in engine)', () => {
     expect(chestCoverage(lungs(80, 64, 16), px, 5, 900).reason).toMatch(/upper end/);
     // the same 80 mm are a chest CT when the scan is only 120 mm long (a limited chest CT)
     expect(chestCoverage(lungs(24, 8, 16), px, 5, 900).isChest).toBe(true);
+    // a short slab through the chest (lung in every one of its 6 slices): a chest CT
+    expect(chestCoverage(lungs(6, 0, 6), px, 8, 600).isChest).toBe(true);
     // slices under 1 % of lung do not count towards the extent
     expect(chestCoverage(Array.from({ length: 50 }, (_, z) => (z < 40 ? 50 : 0)), px, 5, 200).reason).toMatch(/no lungs/);
   });

@@ -86,7 +86,7 @@ def chest_coverage(lung_voxels: np.ndarray, slice_pixels: int, dz: float, lung_m
     reason: Optional[str] = None
     if lung_ml < MIN_LUNG_ML or first is None:
         reason = "no lungs found"
-    elif extent < MIN_LUNG_EXTENT_MM:
+    elif extent < MIN_LUNG_EXTENT_MM and extent < 0.5 * scan:
         reason = "lung slices under the minimum extent"
     elif (first == 0 or last == nz - 1) and extent < SLIVER_EXTENT_MM and extent < SLIVER_FRACTION * scan:
         reason = "lung only at one end of the scan"

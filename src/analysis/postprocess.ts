@@ -27,7 +27,10 @@ export const MIN_COMPONENT_FRACTION = 0.05;
 
 /** A scan is not a chest CT when its final lung volume is below this, mL. */
 export const MIN_LUNG_ML = 150;
-/** ... or when its lung slices add up to less than this along the body axis, mm (an adult's lungs span 200 to 300 mm). */
+/**
+ * ... or when its lung slices add up to less than this along the body axis, mm (an adult's lungs span 200 to 300 mm),
+ * while the scan is more than twice as long (a short slab through the chest, lung in every slice, is a chest CT).
+ */
 export const MIN_LUNG_EXTENT_MM = 60;
 /** ... or when its lung is a sliver at one end: touching the first or last slice, shorter than this, mm, ... */
 export const SLIVER_EXTENT_MM = 100;
@@ -314,7 +317,7 @@ export interface ChestCoverage {
 
 /**
  * The chest check on the final mask: per-slice lung voxels, slice size, slice spacing (mm) and the lung volume.
- * Not a chest CT: lungs under {@link MIN_LUNG_ML}, or lung slices adding up to under {@link MIN_LUNG_EXTENT_MM}, or a sliver at one
+ * Not a chest CT: lungs under {@link MIN_LUNG_ML}, or lung slices adding up to under {@link MIN_LUNG_EXTENT_MM} (and under half the scan), or a sliver at one
  * end (touching the first or last slice, under {@link SLIVER_EXTENT_MM} and under {@link SLIVER_FRACTION} of the
  * scan).
  */
@@ -337,7 +340,7 @@ export function chestCoverage(lungVoxels: ArrayLike<number>, slicePixels: number
   let reason: string | null = null;
   if (lungVolumeMl < MIN_LUNG_ML || first < 0)
     reason = `not a chest CT: no lungs found (${lungVolumeMl.toFixed(0)} mL of lung, under ${MIN_LUNG_ML} mL)`;
-  else if (lungExtentMm < MIN_LUNG_EXTENT_MM)
+  else if (lungExtentMm < MIN_LUNG_EXTENT_MM && lungExtentMm < 0.5 * scanExtentMm)
     reason = `not a chest CT: lung seen over ${mm(lungExtentMm)} of the body axis only (a chest CT shows the lungs from apex to base; under ${MIN_LUNG_EXTENT_MM} mm is not a chest)`;
   else if ((first === 0 || last === nz - 1) && lungExtentMm < SLIVER_EXTENT_MM && lungExtentMm < SLIVER_FRACTION * scanExtentMm)
     reason = `not a chest CT: lung only at the ${first === 0 ? 'lower' : 'upper'} end of the scan (${mm(lungExtentMm)} of ${mm(scanExtentMm)}): the scan covers another region`;
