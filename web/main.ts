@@ -271,7 +271,7 @@ function drawCard(v: ReportView, input: string, seconds: number): void {
     rows.push(['lung involvement', `${fmt(p.involvementPct)} %`]);
     if (p.slicesUsed !== null) rows.push(['slices used', String(p.slicesUsed)]);
   } else {
-    head = `<div class="label-big" id="patient-label">no result</div><p>${escapeHtml(v.patient.message)}</p>`;
+    head = `<div class="label-big" id="patient-label">${escapeHtml(v.patient.title)}</div><p id="patient-reason">${escapeHtml(v.patient.message)}</p>`;
   }
   rows.push(['input', escapeHtml(input)]);
   rows.push(['weights', escapeHtml(v.weightsName || 'bundled')]);

@@ -19,7 +19,7 @@ export interface ReportView {
   classNames: string[];
   patient:
     | { found: true; label: string; probs: number[]; uncertainty: number; lungMl: number; infectedMl: number; involvementPct: number; slicesUsed: number | null }
-    | { found: false; message: string };
+    | { found: false; title: string; message: string };
   slices: SliceView[];
   adapter: string;
   slicesPerSec: number | null;
@@ -74,7 +74,12 @@ export function readReport(report: unknown): ReportView {
             involvementPct: num(p.lungInvolvementPct) ?? NaN,
             slicesUsed: num(p.slicesUsed),
           }
-        : { found: false, message: String(reasons.label ?? reasons.probabilities ?? 'no lung found: no patient-level result') },
+        : {
+            found: false,
+            // report 1.1: patient.chest.isChest false = the scan is not a chest CT (no class, no involvement)
+            title: obj(p.chest).isChest === false ? 'not a chest CT' : 'no result',
+            message: String(reasons.label ?? reasons.probabilities ?? 'no lung found: no patient-level result'),
+          },
     slices,
     adapter: String(obj(r.adapter).name ?? ''),
     slicesPerSec: num(obj(r.timings).slicesPerSecond),

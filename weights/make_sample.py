@@ -34,6 +34,7 @@ import torch  # noqa: E402
 
 import dataset as ds  # noqa: E402
 import export  # noqa: E402
+import postprocess  # noqa: E402
 import safetensors_io  # noqa: E402
 import synth  # noqa: E402
 
@@ -83,6 +84,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     else:
         probs = torch.softmax(o["patient_logits"], 0)
         pred = names[int(probs.argmax())]
+    # what the engine reports: the masks on the source grid after the post-processing (weights/postprocess.py)
+    fin = postprocess.final_masks(hu, o["lung_prob"], o["infection_prob"], cfg.preprocess, sp)
     s = cfg.input_size
     vox = p.voxel_ml
     g = st["geometry"]
@@ -110,7 +113,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             "used": [bool(v) for v in o["slice_used"]],
             "infected_fraction": [float(infected[k].sum()) / max(float(mask[k].sum()), 1.0) for k in range(mask.shape[0])],
             "slice_probabilities": [[float(x) for x in row] for row in torch.softmax(o["slice_logits"], 1)],
+            "final_lung_voxels": [int(v) for v in fin["lung_voxels"]],
+            "final_infected_voxels": [int(v) for v in fin["infected_voxels"]],
         },
+        "final": {"grid": "source (the scan's), after the post-processing, as the engine reports",
+                  "lung_volume_ml": fin["lung_ml"], "infected_volume_ml": fin["infected_ml"],
+                  "involvement_pct": fin["involvement_pct"], "is_chest": fin["chest"]["is_chest"],
+                  "removed_outside_body": fin["removed_outside_body"],
+                  "removed_components": fin["removed_components"]},
         "truth": {
             "label": label,
             "lung_area_fraction": [float(v) for v in p.lung_area],

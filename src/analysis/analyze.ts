@@ -20,7 +20,8 @@ import type { TwoStageEngine, TwoStageResult } from './engine.js';
 import { axialGrid, axisCodes, readAxialSlice, slicePositionMm, writeAxialSlice, type AxialGrid } from './grid.js';
 import { windowInto } from './preprocess.js';
 import { resizeSlice } from './resize.js';
-import { argmax, byClass, normalisedEntropy, REPORT_SCHEMA, REPORT_SCHEMA_VERSION, round, SOFTWARE_COMMIT, SOFTWARE_VERSION, type AnalysisReport, type InputFingerprint, type PatientReport, type SliceReport } from './report.js';
+import { chestCoverage, postprocessLung } from './postprocess.js';
+import { argmax, byClass, normalisedEntropy, REPORT_SCHEMA, REPORT_SCHEMA_VERSION, round, SOFTWARE_COMMIT, SOFTWARE_VERSION, type AnalysisReport, type ChestReport, type InputFingerprint, type PatientReport, type SliceReport } from './report.js';
 import { weightsInfo } from './weights-info.js';
 
 /**
@@ -157,8 +158,6 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
   const sliceProbs = new Float32Array(nz * k);
   let embeddings: Float32Array | null = null;
   const used: boolean[] = [];
-  const lungVoxels = new Float64Array(nz);
-  const infectedVoxels = new Float64Array(nz);
 
   const t0 = performance.now();
   for (let start = 0; start < nz; start += batch) {
@@ -180,21 +179,15 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
       used.push(r.slice_used[b]!);
       // Lung: the probability resized back to the slice's size, thresholded there.
       resizeSlice(r.lung_prob.subarray(b * hw, (b + 1) * hw), H, W, ny, nx, align, back);
-      let lung = 0;
-      for (let i = 0; i < slicePx; i++) {
-        const inLung = back[i]! > pre.lung_threshold ? 1 : 0;
-        maskSlice[i] = inLung;
-        lung += inLung;
-      }
+      for (let i = 0; i < slicePx; i++) maskSlice[i] = back[i]! > pre.lung_threshold ? 1 : 0;
+      // The infection map inside stage 1's mask; state 2 marks an infected lung voxel until postprocessLung counts
+      // the voxels that stay in the final mask.
       resizeSlice(r.infection_prob.subarray(b * hw, (b + 1) * hw), H, W, ny, nx, align, back);
-      let inf = 0;
       for (let i = 0; i < slicePx; i++) {
         const p = maskSlice[i] ? back[i]! : 0;
         infSlice[i] = quantiseProbability(p);
-        if (p > pre.infection_threshold) inf++;
+        if (p > pre.infection_threshold) maskSlice[i] = 2;
       }
-      lungVoxels[kz] = lung;
-      infectedVoxels[kz] = inf;
       writeAxialSlice(grid, maskSlice, kz, lungMask);
       writeAxialSlice(grid, infSlice, kz, infection);
     }
@@ -206,6 +199,10 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
   const analysisMs = performance.now() - t0;
   onProgress?.({ stage: 'finish', done: 0, total: 1, slicesPerSecond: analysisMs > 0 ? nz / (analysisMs / 1000) : null });
 
+  // One gated map everywhere: the final lung mask (post-processed) gates the infection map, and every count,
+  // figure and output below is taken from these two arrays.
+  const post = postprocessLung(grid, volume.data, lungMask, infection);
+  const { lungVoxels, infectedVoxels } = post;
   const patientRun = engine.patientHead(embeddings!, used);
   const voxelMm3 = volumeOfVoxel(volume.affine);
   const pixelMm2 = pixelArea(grid.affine);
@@ -237,7 +234,33 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
   const lungVolumeMl = (lungTotal * voxelMm3) / 1000;
   const infectedVolumeMl = (infTotal * voxelMm3) / 1000;
   const noLungReason = `no slice has a lung mask covering ${(pre.lung_area_threshold * 100).toFixed(1)}% of the slice at model size: no patient-level result`;
-  const patient: PatientReport = patientRun
+  const cov = chestCoverage(lungVoxels, nx * ny, grid.spacing[2], lungVolumeMl);
+  const chest: ChestReport = {
+    isChest: cov.isChest,
+    lungSlices: cov.lungSlices,
+    firstLungSlice: cov.firstLungSlice,
+    lastLungSlice: cov.lastLungSlice,
+    lungExtentMm: round(cov.lungExtentMm, 3),
+    scanExtentMm: round(cov.scanExtentMm, 3),
+    removedOutsideBodyVoxels: post.removedOutsideBody,
+    removedComponentVoxels: post.removedComponents,
+    reasons: cov.firstLungSlice === null ? { firstLungSlice: 'no slice has lung', lastLungSlice: 'no slice has lung' } : {},
+  };
+  const notChest = cov.reason;
+  const patient: PatientReport = notChest
+    ? {
+        lungFound: patientRun !== null,
+        label: null,
+        probabilities: null,
+        uncertainty: null,
+        slicesUsed: patientRun?.slicesUsed ?? 0,
+        lungVolumeMl: round(lungVolumeMl, 4),
+        infectedVolumeMl: round(infectedVolumeMl, 4),
+        lungInvolvementPct: null,
+        chest,
+        reasons: { label: notChest, probabilities: notChest, uncertainty: notChest, lungInvolvementPct: notChest },
+      }
+    : patientRun
     ? {
         lungFound: true,
         label: names[argmax(patientRun.probs)]!,
@@ -247,6 +270,7 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
         lungVolumeMl: round(lungVolumeMl, 4),
         infectedVolumeMl: round(infectedVolumeMl, 4),
         lungInvolvementPct: lungTotal ? round((100 * infTotal) / lungTotal, 4) : null,
+        chest,
         reasons: lungTotal ? {} : { lungInvolvementPct: 'no lung voxel on the source grid' },
       }
     : {
@@ -258,6 +282,7 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
         lungVolumeMl: round(lungVolumeMl, 4),
         infectedVolumeMl: round(infectedVolumeMl, 4),
         lungInvolvementPct: lungTotal ? round((100 * infTotal) / lungTotal, 4) : null,
+        chest,
         reasons: { label: noLungReason, probabilities: noLungReason, uncertainty: noLungReason, ...(lungTotal ? {} : { lungInvolvementPct: 'no lung voxel on the source grid' }) },
       };
 

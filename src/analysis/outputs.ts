@@ -150,7 +150,7 @@ export function contactSheet(result: AnalysisResult, n = 12, tile = 160): Rgba {
   const img = new Rgba(width, height, [24, 24, 24]);
   const white: [number, number, number] = [255, 255, 255];
   const p = result.report.patient;
-  const title = p.lungFound ? `PATIENT: ${p.label} (${((p.probabilities![p.label!] ?? 0) * 100).toFixed(1)}%), LUNG INVOLVEMENT ${p.lungInvolvementPct === null ? '-' : p.lungInvolvementPct.toFixed(1) + '%'}` : 'PATIENT: NO LUNG FOUND';
+  const title = p.chest && !p.chest.isChest ? 'PATIENT: NO CLASS, NOT A CHEST CT' : p.lungFound && p.label !== null ? `PATIENT: ${p.label} (${((p.probabilities![p.label!] ?? 0) * 100).toFixed(1)}%), LUNG INVOLVEMENT ${p.lungInvolvementPct === null ? '-' : p.lungInvolvementPct.toFixed(1) + '%'}` : 'PATIENT: NO LUNG FOUND';
   img.text(title, pad, pad, white);
   img.text(notice.length * 6 > width - 2 * pad ? notice.slice(0, Math.floor((width - 2 * pad) / 6) - 3) + '...' : notice, pad, pad + GLYPH_HEIGHT + 4, [255, 200, 120]);
   ks.forEach((k, t) => {

@@ -47,6 +47,27 @@ export interface SliceReport {
   reasons: Reasons;
 }
 
+/**
+ * Whether the scan is a chest CT, read from the final lung mask (src/analysis/postprocess.ts): where the lungs lie
+ * along the body axis, and what the post-processing removed. Since schema 1.1.
+ */
+export interface ChestReport {
+  /** False: no patient class and no involvement (the patient's `reasons.label` says why). */
+  isChest: boolean;
+  /** Axial slices whose final lung covers at least 1 % of the slice. */
+  lungSlices: number;
+  /** First and last such slice (axial index, 0 most inferior); null without lung. */
+  firstLungSlice: number | null;
+  lastLungSlice: number | null;
+  /** Those slices times the slice spacing, and the whole scan's slices times it, mm. */
+  lungExtentMm: number;
+  scanExtentMm: number;
+  /** Voxels of stage 1's mask removed outside the body, and as small 3-D components. */
+  removedOutsideBodyVoxels: number;
+  removedComponentVoxels: number;
+  reasons: Reasons;
+}
+
 /** The patient-level result. */
 export interface PatientReport {
   /** Whether any slice was used (a lung was found). */
@@ -60,8 +81,10 @@ export interface PatientReport {
   lungVolumeMl: number;
   /** Lung voxels with infection probability above the threshold x voxel volume, mL. */
   infectedVolumeMl: number;
-  /** infectedVolumeMl / lungVolumeMl, %; null without lung. */
+  /** infectedVolumeMl / lungVolumeMl, %; null without lung and when the scan is not a chest CT. */
   lungInvolvementPct: number | null;
+  /** The chest check (since schema 1.1; always written by this version). */
+  chest?: ChestReport;
   reasons: Reasons;
 }
 

@@ -136,7 +136,8 @@ export function summary(result: AnalysisResult, out: string | undefined, files: 
           `  ${s.used ? 'yes' : 'no'}`,
       );
   }
-  if (p.lungFound)
+  if (p.chest && !p.chest.isChest) lines.push(`patient: no class: ${p.reasons.label} (lung ${p.lungVolumeMl.toFixed(1)} mL)`);
+  else if (p.lungFound && p.label !== null)
     lines.push(
       `patient: ${p.label} (${names.map((n) => `${n} ${p.probabilities![n]!.toFixed(3)}`).join(', ')}), ${p.slicesUsed} of ${r.slices.length} slices used, lung ${p.lungVolumeMl.toFixed(1)} mL, infected ${p.infectedVolumeMl.toFixed(1)} mL, lung involvement ${fmt(p.lungInvolvementPct, 1, '%')}, uncertainty ${fmt(p.uncertainty, 3)}`,
     );

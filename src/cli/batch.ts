@@ -341,7 +341,7 @@ export async function batchCommand(argv: string[], io: CliIO): Promise<number> {
   else {
     const counts = (st: BatchRow['status']) => rows.filter((r) => r.status === st).length;
     io.stdout(`${rows.length} of ${all.length} studies${shard ? ` (shard ${shard.k}/${shard.n})` : ''}: ${counts('ok')} analysed, ${counts('done')} already done, ${counts('failed')} failed; summary in ${join(out, `summary${suffix}.csv`)}\n`);
-    for (const r of rows) io.stdout(`  ${r.id}: ${r.status}${r.status === 'failed' ? ` (${r.error})` : `, ${r.label ?? 'no lung found'}, involvement ${r.lungInvolvementPct === null ? '-' : r.lungInvolvementPct.toFixed(1) + '%'}`}\n`);
+    for (const r of rows) io.stdout(`  ${r.id}: ${r.status}${r.status === 'failed' ? ` (${r.error})` : `, ${r.label ?? 'no class (report.json says why)'}, involvement ${r.lungInvolvementPct === null ? '-' : r.lungInvolvementPct.toFixed(1) + '%'}`}\n`);
   }
   if (fatal) throw fatal;
   return rows.some((r) => r.status === 'failed') ? EXIT.input : EXIT.ok;
