@@ -12,7 +12,7 @@ import { axialGrid, axisCodes, readAxialSlice, slicePositionMm, sourceIndex, wri
 import { toAxial } from '../src/volume/orient.js';
 import { decode as decodePng } from 'fast-png';
 import { readNifti, readNiftiHeader } from '../src/io/nifti.js';
-import { CONTACT_SHEET_FILE, contactSheet, INFECTION_SCL_SLOPE, makeOutputFiles, mostInvolved, reportBytes, sliceImage } from '../src/analysis/outputs.js';
+import { CONTACT_SHEET_FILE, contactSheet, INFECTION_SCL_SLOPE, makeOutputFiles, mostInvolved, reportBytes, sliceImage, wrapWords } from '../src/analysis/outputs.js';
 import { atLeast, displaySize, drawLegend, heatColour, legendHeight, OUTLINE_RGB, renderSlice, Rgba } from '../src/analysis/render.js';
 import { GLYPH_HEIGHT } from '../src/analysis/font.js';
 import { chestPhantom } from '../src/analysis/phantom.js';
@@ -593,3 +593,16 @@ print(json.dumps({"dtype": str(img.get_data_dtype()), "slope": float(img.dataobj
     expect(() => reportBytes(bad)).toThrow(/non-finite.*lungVolumeMl/);
   });
 });
+
+describe('the contact sheet header', () => {
+  it('wraps the title and the notice at words and never cuts them off', () => {
+    const notice = 'classifier trained on synthetic data, lung segmentation on synthetic data and one real chest CT; not for diagnosis';
+    const lines = wrapWords(notice, 40);
+    expect(lines.every((l) => l.length <= 40)).toBe(true);
+    expect(lines.join(' ')).toBe(notice);
+    expect(lines.at(-1)).toMatch(/not for diagnosis$/);
+    expect(wrapWords('abcdefghij klm', 4)).toEqual(['abcd', 'efgh', 'ij', 'klm']);
+    expect(wrapWords('', 10)).toEqual(['']);
+  });
+});
+

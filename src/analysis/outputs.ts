@@ -125,6 +125,27 @@ export function sliceImage(result: AnalysisResult, k: number, min = 0): Rgba {
   return renderSliceMm(hu, mask, inf, nx, ny, g.spacing[0], g.spacing[1], min);
 }
 
+/** `text` in lines of at most `width` characters, broken at spaces (a longer word is broken where it must be). */
+export function wrapWords(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (let word of text.split(/\s+/).filter(Boolean)) {
+    while (word.length > width) {
+      if (line) lines.push(line);
+      lines.push(word.slice(0, width));
+      word = word.slice(width);
+      line = '';
+    }
+    if (!word) continue;
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line || !lines.length) lines.push(line);
+  return lines;
+}
+
 /** The contact sheet: the most involved slices, captioned "K <index>  <position> MM  <infected>%", and the legend. */
 export function contactSheet(result: AnalysisResult, n = 12, tile = 160): Rgba {
   const ks = mostInvolved(result, n);
@@ -144,15 +165,19 @@ export function contactSheet(result: AnalysisResult, n = 12, tile = 160): Rgba {
   const th = Math.max(8, square ? Math.round((tile * ny) / nx) : Math.min(tile * dh, r >= 1 ? Math.round(tile * r) : Math.floor(tile * r)));
   const tw = square || r >= 1 ? tile : Math.max(1, Math.min(tile, Math.round(th / r)));
   const width = Math.max(cols * (tile + pad) + pad, 240);
-  const notice = result.report.notice.toUpperCase();
-  const headerH = 2 * (GLYPH_HEIGHT + 4) + pad;
+  const p = result.report.patient;
+  const title = p.chest && !p.chest.isChest ? 'PATIENT: NO CLASS, NOT A CHEST CT' : p.lungFound && p.label !== null ? `PATIENT: ${p.label} (${((p.probabilities![p.label!] ?? 0) * 100).toFixed(1)}%), LUNG INVOLVEMENT ${p.lungInvolvementPct === null ? '-' : p.lungInvolvementPct.toFixed(1) + '%'}` : 'PATIENT: NO LUNG FOUND';
+  // The title and the weights' notice whole ("... not for diagnosis" must never be cut off), wrapped at words.
+  const perLine = Math.floor((width - 2 * pad) / 6);
+  const header: [string, [number, number, number]][] = [
+    ...wrapWords(title, perLine).map((l): [string, [number, number, number]] => [l, [255, 255, 255]]),
+    ...wrapWords(result.report.notice.toUpperCase(), perLine).map((l): [string, [number, number, number]] => [l, [255, 200, 120]]),
+  ];
+  const headerH = header.length * (GLYPH_HEIGHT + 4) + pad;
   const height = headerH + rows * (th + caption + pad) + legendHeight() + 2 * pad;
   const img = new Rgba(width, height, [24, 24, 24]);
   const white: [number, number, number] = [255, 255, 255];
-  const p = result.report.patient;
-  const title = p.chest && !p.chest.isChest ? 'PATIENT: NO CLASS, NOT A CHEST CT' : p.lungFound && p.label !== null ? `PATIENT: ${p.label} (${((p.probabilities![p.label!] ?? 0) * 100).toFixed(1)}%), LUNG INVOLVEMENT ${p.lungInvolvementPct === null ? '-' : p.lungInvolvementPct.toFixed(1) + '%'}` : 'PATIENT: NO LUNG FOUND';
-  img.text(title, pad, pad, white);
-  img.text(notice.length * 6 > width - 2 * pad ? notice.slice(0, Math.floor((width - 2 * pad) / 6) - 3) + '...' : notice, pad, pad + GLYPH_HEIGHT + 4, [255, 200, 120]);
+  header.forEach(([line, colour], i) => img.text(line, pad, pad + i * (GLYPH_HEIGHT + 4), colour));
   ks.forEach((k, t) => {
     const x = pad + (t % cols) * (tile + pad);
     const y = headerH + Math.floor(t / cols) * (th + caption + pad);
