@@ -181,6 +181,41 @@ def test_copies_keep_grid_masks_and_world_position():
                 assert abs(st.hu[5, 4, 3] - np.clip(np.round(mean), -1024, 3071)) <= 0.5
 
 
+def test_train_mixes_the_copies_into_every_stage():
+    """train.py --mix: the lesion-inserted copies join the seg and cls steps and the patient stage's bank."""
+    import synth
+    import train
+    from reference import build_model, tiny_config
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "src")
+        os.makedirs(os.path.join(src, "chest"))
+        for f, name in ((SCAN, "scan.nii.gz"), (LUNG, "lung.nii.gz")):
+            os.symlink(f, os.path.join(src, "chest", name))
+        mix = os.path.join(tmp, "mix")
+        L.make_copies(src, "chest", mix, per_class=1, clean=1, seed=1, thick_mm=(16, 16), log=lambda *_: None)
+        data = os.path.join(tmp, "data")
+        synth.generate_dataset(data, 3, 5, matrix=(64, 64), n_slices=8, verbose=False)
+        cfg = tiny_config()
+        cfg.input_size = 32
+        m = build_model(cfg, seed=0)
+        with torch.no_grad():
+            m.seg.head.out.bias.fill_(20.0)  # every slice used by the patient stage
+        init = os.path.join(tmp, "init.pt")
+        torch.save({"model": m.state_dict()}, init)
+        out = os.path.join(tmp, "run")
+        train.main(["--train", data, "--val", data, mix, "--config", "tiny", "--input-size", "32", "--out", out,
+                    "--init-from", init, "--seg-epochs", "1", "--cls-epochs", "1", "--joint-epochs", "0",
+                    "--patient-epochs", "1", "--steps-per-epoch", "2", "--slices-per-study", "2",
+                    "--studies-per-batch", "1", "--mix", mix, "--mix-studies-per-batch", "2",
+                    "--stage2-mask", "predicted", "--threads", "1"])
+        log = open(os.path.join(out, "train_log.txt")).read()
+        assert "mixed in: 3 labelled real studies {'COVID-19': 1, 'CAP': 1, 'no infection': 1}" in log, log[-2000:]
+        assert "3 mixed-in studies in the bank" in log, log[-2000:]
+        assert "6 validation" in log, log[-2000:]  # --val takes several folders
+        ck = torch.load(os.path.join(out, "last.pt"))
+        assert [h["stage"] for h in ck["history"]] == ["seg", "cls", "patient"]
+
+
 # ----------------------------------------------------------------------------------------------
 # Calibration
 # ----------------------------------------------------------------------------------------------
