@@ -439,6 +439,35 @@ def make_copies(data: str, study: str, out: str, per_class: int, clean: int, see
     return recs
 
 
+def contact_sheet(folder: str, out_png: str, max_studies: int = 12, tile: int = 256) -> None:
+    """Per copy of a dataset folder written by ``make_copies``: the axial slice with the most inserted lesion, in the
+    lung window, the infection mask's outline in red, with its label and involvement; four tiles a row."""
+    from PIL import Image, ImageDraw
+    import dataset as ds
+    import real_data as rd
+    recs = [json.loads(line) for line in open(os.path.join(folder, "lesions.json"))][:max_studies]
+    tiles = []
+    for rec in recs:
+        st = ds.read_study(folder, rec["study"], ds.label_index(rec["label"]))
+        inf = st.infection.astype(bool)
+        area = inf.reshape(inf.shape[0], -1).sum(1)
+        k = int(area.argmax()) if area.any() else int(st.lung.reshape(st.lung.shape[0], -1).sum(1).argmax())
+        h = int(round(tile * st.hu.shape[1] * st.spacing[1] / (st.hu.shape[2] * st.spacing[2])))
+        t = rd._tile(rd._window(st.hu[k], -1350.0, 150.0), [(inf[k], (255, 40, 40))], (tile, h))
+        ImageDraw.Draw(t).text((4, 2), f"{rec['label']} {rec['involvement_pct']:.1f}% k={k}", fill=(255, 255, 0))
+        tiles.append(t)
+    cols = 4
+    th = max(t.size[1] for t in tiles)
+    rows = (len(tiles) + cols - 1) // cols
+    sheet = Image.new("RGB", (cols * tile, rows * th + 20), (0, 0, 0))
+    ImageDraw.Draw(sheet).text((4, 4), f"{os.path.basename(os.path.abspath(folder))}: inserted lesions (red outline: "
+                               f"the infection mask), lung window", fill=(255, 255, 255))
+    for i, t in enumerate(tiles):
+        sheet.paste(t, ((i % cols) * tile, 20 + (i // cols) * th))
+    os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
+    sheet.convert("P", palette=Image.ADAPTIVE, colors=96).save(out_png, optimize=True)
+
+
 def _pair(s: str) -> Tuple[float, float]:
     v = [float(x) for x in s.split(",")]
     return (v[0], v[-1])
@@ -446,9 +475,10 @@ def _pair(s: str) -> Tuple[float, float]:
 
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True, help="dataset folder of real chest CT with lung.nii.gz (real_data.py)")
-    ap.add_argument("--study", required=True)
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--data", help="dataset folder of real chest CT with lung.nii.gz (real_data.py)")
+    ap.add_argument("--study")
+    ap.add_argument("--out", required=True, help="the copies' dataset folder (with --sheet: the copies to draw)")
+    ap.add_argument("--sheet", help="draw a contact sheet of the copies in --out to this PNG instead")
     ap.add_argument("--per-class", type=int, default=4, help="COVID-19-like and CAP-like copies each")
     ap.add_argument("--clean", type=int, default=0, help="copies without lesions ('no infection')")
     ap.add_argument("--seed", type=int, default=0)
@@ -457,6 +487,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--involvement", help="involvement target range, %% (default the class's own)")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
+    if a.sheet:
+        contact_sheet(a.out, a.sheet)
+        return 0
+    if not a.data or not a.study:
+        ap.error("--data and --study are needed to make copies")
     make_copies(a.data, a.study, a.out, a.per_class, a.clean, a.seed, _pair(a.thick), _pair(a.crop),
                 _pair(a.involvement) if a.involvement else None)
     return 0
