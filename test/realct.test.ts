@@ -4,6 +4,11 @@
 //   weights/make_real_fixture.py from the reference model and weights/postprocess.py): the final masks may differ
 //   only where the lung probability sits at the threshold (float32 sums in another order), at most 0.2 % of the
 //   lung voxels; the chest check and the slices used are equal; Dice against the reviewed reference >= 0.95;
+// - the same patient answer as PyTorch (issue 36): the class, or "no class" where validation does not support the
+//   study, the calibrated probabilities within the models' parity bound (relative L2 <= 1e-4), the
+//   out-of-distribution score within 1e-3 (relative, absolute below 1); on the scan as it is and on a copy with
+//   CAP-like lesions inserted (weights/lesions.py through weights/make_real_fixture.py --make-cap), whose involvement
+//   must also be PyTorch's within 0.5 percentage points;
 // - lesion-like blobs (-450 HU) put into that scan's heart, liver and bowel gas under the left dome give no lung and
 //   no infection there;
 // - an abdomen-pelvis CT and a head CT through the built CLI (node dist/cli.js analyze): no class, "not a chest CT".
@@ -18,14 +23,22 @@ import { TwoStageEngine } from '../src/analysis/engine.js';
 import { readNifti } from '../src/io/nifti.js';
 import { parseSafetensors } from '../src/io/safetensors.js';
 import type { Volume } from '../src/volume/volume.js';
-import { ROOT } from './fixtures.js';
+import { relL2, ROOT, TOL } from './fixtures.js';
 import { testGpu } from './gpu.js';
 
 const REAL = join(ROOT, 'samples', 'real');
 const CHEST = join(REAL, 'chest-lung-pet-ct-dx.nii.gz');
 const WEIGHTS = join(ROOT, 'weights', 'trained', 'synthetic-small.safetensors');
+interface ExpectedPatient {
+  label: string;
+  probabilities: Record<string, number>;
+  calibrated: boolean;
+  ood_score: number | null;
+  supported: boolean | null;
+}
 const expected = JSON.parse(readFileSync(join(REAL, 'chest-lung-pet-ct-dx.expected.json'), 'utf8')) as {
   weights_sha256: string;
+  patient: ExpectedPatient;
   lung_voxels_per_slice: number[];
   infected_voxels_per_slice: number[];
   is_chest: boolean;
@@ -44,6 +57,21 @@ function cli(args: string[]): Promise<{ status: number; stdout: string; stderr: 
       resolve({ status: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
     );
   });
+}
+
+/** The report's patient answer equals PyTorch's (see the file's header for the bounds). */
+function expectSameAnswer(p: AnalysisResult['report']['patient'], e: ExpectedPatient): void {
+  expect(p.label ?? (p.support?.supported === false ? 'no class' : null)).toBe(e.label);
+  expect(p.support!.calibrated).toBe(e.calibrated);
+  if (e.ood_score !== null) {
+    expect(p.support!.supported).toBe(e.supported);
+    expect(Math.abs(p.support!.oodScore! - e.ood_score), `OOD score ${p.support!.oodScore} vs PyTorch's ${e.ood_score}`).toBeLessThanOrEqual(1e-3 * Math.max(1, e.ood_score));
+  }
+  if (p.probabilities) {
+    const names = Object.keys(e.probabilities);
+    const ours = new Float32Array(names.map((n) => p.probabilities![n]!));
+    expect(relL2(ours, new Float32Array(names.map((n) => e.probabilities[n]!)))).toBeLessThanOrEqual(TOL);
+  }
 }
 
 async function load(path: string): Promise<Volume> {
@@ -96,6 +124,20 @@ describe('real chest CT: the engine gives PyTorch masks', () => {
     expect(p.lungVolumeMl).toBeCloseTo(expected.lung_ml, -1);
     const reviewed = await load(join(REAL, 'chest-lung-pet-ct-dx.lung.nii.gz'));
     expect(dice(result.lungMask, reviewed.data)).toBeGreaterThanOrEqual(0.95);
+  });
+
+  it("the same patient answer as PyTorch (class or no class, calibrated probabilities, out-of-distribution score)", () => {
+    expectSameAnswer(result.report.patient, expected.patient);
+  });
+
+  it('with CAP-like lesions inserted: the same answer and involvement as PyTorch', async () => {
+    const cap = JSON.parse(readFileSync(join(REAL, 'chest-lung-pet-ct-dx-cap.expected.json'), 'utf8')) as { weights_sha256: string; patient: ExpectedPatient; involvement_pct: number; is_chest: boolean };
+    expect(cap.weights_sha256, 'samples/real/chest-lung-pet-ct-dx-cap.expected.json is stale: rerun weights/make_real_fixture.py --make-cap').toBe(expected.weights_sha256);
+    const r = await analyzeVolume(engine!, await load(join(REAL, 'chest-lung-pet-ct-dx-cap.nii.gz')));
+    const p = r.report.patient;
+    expect(p.chest!.isChest).toBe(cap.is_chest);
+    expectSameAnswer(p, cap.patient);
+    if (p.lungInvolvementPct !== null) expect(Math.abs(p.lungInvolvementPct - cap.involvement_pct)).toBeLessThanOrEqual(0.5);
   });
 
   it('no infected voxel outside the final lung mask', () => {

@@ -265,7 +265,8 @@ function drawCard(v: ReportView, input: string, seconds: number): void {
       const pr = p.probs[k] ?? NaN;
       rows.push([`P(${escapeHtml(c)})`, `<span class="probbar" style="width:${Math.round((Number.isFinite(pr) ? pr : 0) * 60)}px"></span> ${fmt(pr * 100)} %`]);
     });
-    rows.push(['uncertainty (normalised entropy)', fmt(p.uncertainty, 2)]);
+    rows.push([p.support ? 'uncertainty (normalised entropy, calibrated)' : 'uncertainty (normalised entropy, uncalibrated weights)', fmt(p.uncertainty, 2)]);
+    if (p.support) rows.push(['out-of-distribution score', `${fmt(p.support.oodScore, 2)} (supported up to ${fmt(p.support.oodThreshold, 2)}; temperature ${fmt(p.support.temperature, 2)})`]);
     rows.push(['lung volume', `${fmt(p.lungMl, 0)} mL`]);
     rows.push(['infected volume', `${fmt(p.infectedMl, 1)} mL`]);
     rows.push(['lung involvement', `${fmt(p.involvementPct)} %`]);

@@ -422,7 +422,8 @@ def score_of(summary: Dict[str, object], stage: str) -> float:
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train", required=True, help="training dataset folder (layout: docs/training.md)")
-    ap.add_argument("--val", help="validation dataset folder (default: --val-fraction of --train)")
+    ap.add_argument("--val", nargs="*", default=[],
+                    help="validation dataset folder(s), joined (default: --val-fraction of --train)")
     ap.add_argument("--val-fraction", type=float, default=0.15)
     ap.add_argument("--config", choices=["tiny", "default"], default="default")
     ap.add_argument("--config-json", help="full ModelConfig JSON (overrides --config)")
@@ -467,6 +468,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="dataset folders of real CT with reference lung masks (weights/real_data.py): mixed into the "
                          "stage-1 (seg) batches, with thick-slice, kernel and pixel-size augmentation")
     ap.add_argument("--real-exclude", nargs="*", default=[], help="real studies left out (leave-one-volume-out)")
+    ap.add_argument("--mix", nargs="*", default=[],
+                    help="dataset folders of labelled real studies with lung and infection masks (weights/lesions.py: "
+                         "real lungs with inserted lesions, and without): --mix-studies-per-batch of them join every "
+                         "seg, cls and joint step (with the kernel and pixel-size augmentation), and the patient "
+                         "stage's bank (--mix-patient-share)")
+    ap.add_argument("--mix-studies-per-batch", type=int, default=2)
+    ap.add_argument("--mix-patient-share", type=float, default=0.33,
+                    help="share of the patient stage's draws that are --mix studies (their bank entries repeated)")
     ap.add_argument("--real-studies-per-batch", type=int, default=2,
                     help="real studies per seg step (each --slices-per-study slices), besides --studies-per-batch "
                          "synthetic ones")
@@ -537,7 +546,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     t0 = time.time()
     train = ds.load_dataset(a.train, cfg, log=log)
     if a.val:
-        val = ds.load_dataset(a.val, cfg, log=log)
+        val = [st for root in a.val for st in ds.load_dataset(root, cfg, log=log)]
     else:
         order = np.random.default_rng(a.seed + 7).permutation(len(train))
         nv = max(1, int(round(len(train) * a.val_fraction)))
@@ -547,6 +556,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         step_v = len(val) / a.val_max_studies
         val = [val[int(i * step_v)] for i in range(a.val_max_studies)]
     real = load_real(a.real, cfg, a.real_exclude, log=log) if a.real else []
+    mix = [st for root in a.mix for st in ds.load_dataset(root, cfg, log=log)]
+    if mix:
+        mc = np.bincount([s_.label for s_ in mix], minlength=3)
+        log(f"mixed in: {len(mix)} labelled real studies {dict(zip(ds.CLASS_NAMES, mc.tolist()))} from {a.mix}, "
+            f"{a.mix_studies_per_batch} a step")
     if a.real:
         log(f"real CT for stage 1: {[s_.name for s_ in real]} ({sum(s_.image.shape[0] for s_ in real)} slices; "
             f"left out: {a.real_exclude or 'none'})")
@@ -631,6 +645,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                                      "so the patient head has nothing to pool; train stage 1 first (--seg-epochs)")
                 log(f"patient stage: slice embeddings of {len(bank)} of {len(train)} training studies "
                     f"({sum(len(e) for e, _ in bank)} slices used; {time.time() - tb:.0f} s)")
+                if mix:
+                    mb = embedding_bank(model, mix, a.device)
+                    # repeat the mixed studies' entries so that they make --mix-patient-share of the draws
+                    rep_ = max(1, int(round(a.mix_patient_share * len(bank) / max(1e-9, 1 - a.mix_patient_share)
+                                           / max(1, len(mb)))))
+                    log(f"patient stage: {len(mb)} mixed-in studies in the bank, each {rep_} times")
+                    bank = bank + mb * rep_
             model.eval()  # the patient head has no dropout or BatchNorm; everything else is fixed
         else:
             model.train()
@@ -656,9 +677,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                 if real and stage == "seg":
                     b = concat_batches(b, sample_real_batch(real, rng, a.real_studies_per_batch, a.slices_per_study,
                                                             a.lung_slices))
+                if mix:
+                    b = concat_batches(b, sample_batch(mix, rng, a.mix_studies_per_batch, a.slices_per_study,
+                                                       a.lung_slices, a.infected_slices))
                 if not a.no_augment:
                     b = augment(b, gen, span, scale=a.scale_aug)
-                    if real and stage == "seg":
+                    if (real and stage == "seg") or mix:
                         b["image"] = scanner_augment(b["image"], gen)
                 b = {k: v.to(a.device) for k, v in b.items()}
                 losses = step_losses(model, b, stage, a.seg_bce, with_seg=not frozen_seg, inf_dice=a.inf_dice,
@@ -711,7 +735,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         model.load_state_dict(ck["model"])
         model.eval()
         trained_on = a.trained_on or f"dataset folders {os.path.basename(os.path.abspath(a.train))}" + (
-            f" and {os.path.basename(os.path.abspath(a.val))}" if a.val else "")
+            f" and {', '.join(os.path.basename(os.path.abspath(v)) for v in a.val)}" if a.val else "")
         intended = a.intended_use or (INTENDED_USE_SYNTHETIC if a.synthetic else "research use only, not for diagnosis")
         vs = ck.get("val", {})
         training = {"recipe": "weights/train.py", "seed": a.seed, "epochs_run": int(ck["epoch"]) + 1,
@@ -723,6 +747,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                                "slice_class_weights": a.slice_class_weights, "patient_weight": a.patient_weight},
                     "sampling": {"lung_slices": a.lung_slices, "infected_slices": a.infected_slices},
                     "stage2_mask": a.stage2_mask,
+                    "mix": {"folders": [os.path.basename(os.path.abspath(m_)) for m_ in a.mix],
+                            "studies_per_batch": a.mix_studies_per_batch,
+                            "patient_share": a.mix_patient_share} if a.mix else None,
                     "augment": not a.no_augment, "freeze_seg": a.freeze_seg,
                     "init_from": export.short_path(a.init_from) if a.init_from else None,
                     "init_seg_from": export.short_path(a.init_seg_from) if a.init_seg_from else None,

@@ -21,7 +21,8 @@ import { axialGrid, axisCodes, readAxialSlice, slicePositionMm, writeAxialSlice,
 import { windowInto } from './preprocess.js';
 import { resizeSlice } from './resize.js';
 import { chestCoverage, postprocessLung } from './postprocess.js';
-import { argmax, byClass, normalisedEntropy, REPORT_SCHEMA, REPORT_SCHEMA_VERSION, round, SOFTWARE_COMMIT, SOFTWARE_VERSION, type AnalysisReport, type ChestReport, type InputFingerprint, type PatientReport, type SliceReport } from './report.js';
+import { argmax, byClass, normalisedEntropy, REPORT_SCHEMA, REPORT_SCHEMA_VERSION, round, SOFTWARE_COMMIT, SOFTWARE_VERSION, type AnalysisReport, type ChestReport, type InputFingerprint, type PatientReport, type SliceReport, type SupportReport } from './report.js';
+import { decide, readCalibration } from './calibration.js';
 import { weightsInfo } from './weights-info.js';
 
 /**
@@ -247,6 +248,28 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
     reasons: cov.firstLungSlice === null ? { firstLungSlice: 'no slice has lung', lastLungSlice: 'no slice has lung' } : {},
   };
   const notChest = cov.reason;
+  // Calibration and the out-of-distribution check (src/analysis/calibration.ts): the probabilities shown are the
+  // calibrated ones; a study whose score validation does not support gets no class.
+  const cal = readCalibration(engine.weights.metadata, patientRun?.pooled.length, k);
+  const noCal = 'the weights carry no calibration (no covidct.calibration in their metadata): plain softmax probabilities, no out-of-distribution check';
+  const dec = patientRun && !notChest ? decide(patientRun.logits, patientRun.pooled, cal) : null;
+  const notRun = notChest ? notChest : 'no patient-level result (no lung found)';
+  const support: SupportReport = {
+    calibrated: cal !== null,
+    temperature: cal ? round(cal.temperature) : null,
+    oodScore: dec?.oodScore != null ? round(dec.oodScore) : null,
+    oodThreshold: cal ? round(cal.threshold) : null,
+    supported: dec ? dec.supported : null,
+    reasons: {
+      ...(cal ? {} : { temperature: noCal, oodThreshold: noCal }),
+      ...(dec?.oodScore != null ? {} : { oodScore: cal ? notRun : noCal }),
+      ...(dec && dec.supported !== null ? {} : { supported: cal ? notRun : noCal }),
+    },
+  };
+  const unsupported =
+    dec && dec.supported === false
+      ? `no class: the scan lies outside what validation supports (out-of-distribution score ${dec.oodScore!.toFixed(3)} above ${cal!.threshold.toFixed(3)}, the ${(cal!.quantile * 100).toFixed(0)}th percentile of ${cal!.validationStudies} validation studies' scores)`
+      : null;
   const patient: PatientReport = notChest
     ? {
         lungFound: patientRun !== null,
@@ -258,19 +281,35 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
         infectedVolumeMl: round(infectedVolumeMl, 4),
         lungInvolvementPct: null,
         chest,
+        support,
         reasons: { label: notChest, probabilities: notChest, uncertainty: notChest, lungInvolvementPct: notChest },
       }
-    : patientRun
+    : patientRun && unsupported
     ? {
         lungFound: true,
-        label: names[argmax(patientRun.probs)]!,
-        probabilities: byClass(names, patientRun.probs),
-        uncertainty: round(normalisedEntropy(patientRun.probs)),
+        label: null,
+        probabilities: null,
+        uncertainty: null,
+        slicesUsed: patientRun.slicesUsed,
+        lungVolumeMl: round(lungVolumeMl, 4),
+        infectedVolumeMl: round(infectedVolumeMl, 4),
+        lungInvolvementPct: null,
+        chest,
+        support,
+        reasons: { label: unsupported, probabilities: unsupported, uncertainty: unsupported, lungInvolvementPct: unsupported },
+      }
+    : patientRun && dec
+    ? {
+        lungFound: true,
+        label: names[argmax(dec.probs)]!,
+        probabilities: byClass(names, dec.probs),
+        uncertainty: round(normalisedEntropy(dec.probs)),
         slicesUsed: patientRun.slicesUsed,
         lungVolumeMl: round(lungVolumeMl, 4),
         infectedVolumeMl: round(infectedVolumeMl, 4),
         lungInvolvementPct: lungTotal ? round((100 * infTotal) / lungTotal, 4) : null,
         chest,
+        support,
         reasons: lungTotal ? {} : { lungInvolvementPct: 'no lung voxel on the source grid' },
       }
     : {
@@ -283,6 +322,7 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
         infectedVolumeMl: round(infectedVolumeMl, 4),
         lungInvolvementPct: lungTotal ? round((100 * infTotal) / lungTotal, 4) : null,
         chest,
+        support,
         reasons: { label: noLungReason, probabilities: noLungReason, uncertainty: noLungReason, ...(lungTotal ? {} : { lungInvolvementPct: 'no lung voxel on the source grid' }) },
       };
 

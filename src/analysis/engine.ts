@@ -18,10 +18,11 @@ import { CompiledGraph, compileGraph } from '../graph/executor.js';
 import { compileProgram } from '../graph/compile.js';
 import { GpuLimitError } from '../gpu/limits.js';
 import type { SafetensorsFile } from '../io/safetensors.js';
-import type { ModelConfig, PreprocessConfig } from '../models/config.js';
+import { embeddingDim, type ModelConfig, type PreprocessConfig } from '../models/config.js';
 import { loadPipeline, readConfig } from '../models/load.js';
 import { runPatientHead, type Pipeline } from '../models/pipeline.js';
 import { maskedInput, sliceUsed } from './preprocess.js';
+import { readCalibration } from './calibration.js';
 
 /** The smallest model input size (height and width) the engine takes. */
 export const MIN_INPUT_SIZE = 8;
@@ -182,6 +183,8 @@ export class TwoStageEngine {
     }
     for (;;) {
       const pipeline = build(batch);
+      // A malformed covidct.calibration is refused here, before compiling (CalibrationError names the problem).
+      readCalibration(file.metadata, 2 * embeddingDim(pipeline.config.cls), pipeline.config.cls.num_classes);
       try {
         const twoStage = await compileGraph(gpu, pipeline.twoStage.graph, compileOpts);
         return new TwoStageEngine(gpu, pipeline, twoStage, batch, height, width, file.metadata['covidct.source'] ?? '', file, !!opts.intermediates, compileOpts);
@@ -347,15 +350,16 @@ export class TwoStageEngine {
 
   /**
    * The patient head on the CPU over all slices of one patient: slice embeddings [S, E] (from
-   * {@link runWindowed}) and which slices are used. Logits and softmax probabilities [K], or null when no slice
-   * is used (no lung found).
+   * {@link runWindowed}) and which slices are used. Logits and softmax probabilities [K] (uncalibrated: the
+   * calibration of src/analysis/calibration.ts applies on top) and the head's input, the pooled feature
+   * concat(mean, max) [2E] (the OOD score's input), or null when no slice is used (no lung found).
    */
-  patientHead(embeddings: Float32Array, used: readonly boolean[]): { logits: Float32Array; probs: Float32Array; slicesUsed: number } | null {
+  patientHead(embeddings: Float32Array, used: readonly boolean[]): { logits: Float32Array; probs: Float32Array; pooled: Float32Array; slicesUsed: number } | null {
     const r = runPatientHead(this.pipeline.patient, embeddings, [...used]);
     if (r.ids.length === 0 || r.noLung[0]) return null;
     const k = this.config.cls.num_classes;
     const logits = r.logits.slice(0, k);
-    return { logits, probs: softmaxRows(logits, k), slicesUsed: r.slicesUsed[0]! };
+    return { logits, probs: softmaxRows(logits, k), pooled: r.pooled.get(r.ids[0]!)!, slicesUsed: r.slicesUsed[0]! };
   }
 
   /** Frees the compiled graphs. */

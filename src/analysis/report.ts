@@ -13,7 +13,7 @@ import type { WeightsInfo } from './weights-info.js';
 
 /** The schema's identifier and version (semver: major changes break readers). */
 export const REPORT_SCHEMA = 'covidct-report';
-export const REPORT_SCHEMA_VERSION = '1.1.0';
+export const REPORT_SCHEMA_VERSION = '1.2.0';
 
 declare const __COVIDCT_VERSION__: string | undefined;
 declare const __COVIDCT_BUILD_COMMIT__: string | undefined;
@@ -68,23 +68,45 @@ export interface ChestReport {
   reasons: Reasons;
 }
 
+/**
+ * Whether validation supports the patient answer (since schema 1.2; src/analysis/calibration.ts): the temperature
+ * the probabilities were calibrated with and the out-of-distribution score of the patient head's input against the
+ * largest score validation supports. `supported` false: the patient has no class, no probabilities, no uncertainty
+ * and no involvement, and its `reasons.label` says why.
+ */
+export interface SupportReport {
+  /** Whether the weights carry a calibration (metadata `covidct.calibration`). */
+  calibrated: boolean;
+  /** Temperature of the patient logits (null: not calibrated). */
+  temperature: number | null;
+  /** OOD score of this study and the threshold (null: not calibrated, or no patient head run). */
+  oodScore: number | null;
+  oodThreshold: number | null;
+  /** True: the score is within what validation supports; false: "no class"; null: not decided (reasons say why). */
+  supported: boolean | null;
+  reasons: Reasons;
+}
+
 /** The patient-level result. */
 export interface PatientReport {
   /** Whether any slice was used (a lung was found). */
   lungFound: boolean;
   label: string | null;
   probabilities: Record<string, number> | null;
-  /** Normalised entropy of the probabilities, 0 (certain) .. 1 (uniform). */
+  /** Normalised entropy of the probabilities, 0 (certain) .. 1 (uniform); calibrated when `support.calibrated`. */
   uncertainty: number | null;
   slicesUsed: number;
   /** Lung voxels x voxel volume on the source grid, mL. */
   lungVolumeMl: number;
   /** Lung voxels with infection probability above the threshold x voxel volume, mL. */
   infectedVolumeMl: number;
-  /** infectedVolumeMl / lungVolumeMl, %; null without lung and when the scan is not a chest CT. */
+  /** infectedVolumeMl / lungVolumeMl, %; null without lung, when the scan is not a chest CT, and when validation does
+   * not support the study (`support.supported` false). */
   lungInvolvementPct: number | null;
   /** The chest check (since schema 1.1; always written by this version). */
   chest?: ChestReport;
+  /** Calibration and out-of-distribution check (since schema 1.2; always written by this version). */
+  support?: SupportReport;
   reasons: Reasons;
 }
 

@@ -136,10 +136,13 @@ export function summary(result: AnalysisResult, out: string | undefined, files: 
           `  ${s.used ? 'yes' : 'no'}`,
       );
   }
+  const sup = p.support;
   if (p.chest && !p.chest.isChest) lines.push(`patient: no class: ${p.reasons.label} (lung ${p.lungVolumeMl.toFixed(1)} mL)`);
+  else if (sup?.supported === false) lines.push(`patient: ${p.reasons.label} (lung ${p.lungVolumeMl.toFixed(1)} mL, ${p.slicesUsed} of ${r.slices.length} slices used)`);
   else if (p.lungFound && p.label !== null)
     lines.push(
-      `patient: ${p.label} (${names.map((n) => `${n} ${p.probabilities![n]!.toFixed(3)}`).join(', ')}), ${p.slicesUsed} of ${r.slices.length} slices used, lung ${p.lungVolumeMl.toFixed(1)} mL, infected ${p.infectedVolumeMl.toFixed(1)} mL, lung involvement ${fmt(p.lungInvolvementPct, 1, '%')}, uncertainty ${fmt(p.uncertainty, 3)}`,
+      `patient: ${p.label} (${names.map((n) => `${n} ${p.probabilities![n]!.toFixed(3)}`).join(', ')}), ${p.slicesUsed} of ${r.slices.length} slices used, lung ${p.lungVolumeMl.toFixed(1)} mL, infected ${p.infectedVolumeMl.toFixed(1)} mL, lung involvement ${fmt(p.lungInvolvementPct, 1, '%')}, uncertainty ${fmt(p.uncertainty, 3)}` +
+        (sup?.calibrated ? ` (calibrated, temperature ${fmt(sup.temperature, 2)}; out-of-distribution score ${fmt(sup.oodScore, 2)}, supported up to ${fmt(sup.oodThreshold, 2)})` : ' (uncalibrated weights: no out-of-distribution check)'),
     );
   else lines.push(`patient: no lung found (${p.reasons.label})`);
   lines.push(out !== undefined ? `outputs: ${out} (${files.length} files: ${files.filter((f) => !f.startsWith('overlays/')).join(', ')}, overlays/)` : 'outputs: none written (no --out)');
