@@ -252,6 +252,8 @@ def calibrate(weights: str, fit: Sequence[str], val: Sequence[str], out: str, di
               "ood": {k_: v for k_, v in cal["ood"].items() if k_ not in ("projection", "class_means")},
               "fit_scores": {n: round(float(s), 5) for n, s in zip(fnames, fs)},
               "validation_scores": {n: round(float(s), 5) for n, s in zip(vnames, vs)},
+              "validation_answers": {n: {"label": int(y), "argmax": int(l.argmax()), "supported": bool(s_ok)}
+                                     for n, y, l, s_ok in zip(vnames, vy, vl, sup)},
               "seconds": round(time.time() - t0, 1)}
     log(f"temperature {t:.4f} (validation NLL {cal['validation']['nll_before']} -> {cal['validation']['nll_after']}, "
         f"ECE {cal['validation']['ece_before']} -> {cal['validation']['ece_after']}); OOD: {w.shape[0]} dims, "

@@ -17,7 +17,7 @@ import { writeNifti } from '../io/nifti.js';
 import { lpsToRas } from '../volume/affine.js';
 import { INFECTION_LEVELS, type AnalysisResult } from './analyze.js';
 import { readAxialSlice } from './grid.js';
-import { nonFinitePaths } from './report.js';
+import { nonFinitePaths, type AnalysisReport } from './report.js';
 import { displaySize, drawLegend, legendHeight, renderSliceMm, Rgba } from './render.js';
 import { GLYPH_HEIGHT } from './font.js';
 
@@ -166,7 +166,7 @@ export function contactSheet(result: AnalysisResult, n = 12, tile = 160): Rgba {
   const tw = square || r >= 1 ? tile : Math.max(1, Math.min(tile, Math.round(th / r)));
   const width = Math.max(cols * (tile + pad) + pad, 240);
   const p = result.report.patient;
-  const title = p.chest && !p.chest.isChest ? 'PATIENT: NO CLASS, NOT A CHEST CT' : p.lungFound && p.label !== null ? `PATIENT: ${p.label} (${((p.probabilities![p.label!] ?? 0) * 100).toFixed(1)}%), LUNG INVOLVEMENT ${p.lungInvolvementPct === null ? '-' : p.lungInvolvementPct.toFixed(1) + '%'}` : 'PATIENT: NO LUNG FOUND';
+  const title = sheetTitle(p);
   // The title and the weights' notice whole ("... not for diagnosis" must never be cut off), wrapped at words.
   const perLine = Math.floor((width - 2 * pad) / 6);
   const header: [string, [number, number, number]][] = [
@@ -204,4 +204,14 @@ export async function makeOutputFiles(result: AnalysisResult, opts: OutputOption
   for (const k of chooseOverlaySlices(result, opts.overlays ?? 5)) files.push({ name: overlayFileName(k), bytes: sliceImage(result, k, 256).png() });
   files.push({ name: CONTACT_SHEET_FILE, bytes: contactSheet(result, opts.sheetSlices ?? 12, opts.tile ?? 160).png() });
   return files;
+}
+
+/** The contact sheet's title line: the patient answer, or why there is none (not a chest CT, outside what
+ * validation supports, no lung found). */
+export function sheetTitle(p: AnalysisReport['patient']): string {
+  if (p.chest && !p.chest.isChest) return 'PATIENT: NO CLASS, NOT A CHEST CT';
+  if (p.support?.supported === false) return 'PATIENT: NO CLASS, OUTSIDE WHAT VALIDATION SUPPORTS';
+  if (!p.lungFound || p.label === null) return 'PATIENT: NO LUNG FOUND';
+  const prob = ((p.probabilities?.[p.label] ?? 0) * 100).toFixed(1);
+  return `PATIENT: ${p.label} (${prob}%), LUNG INVOLVEMENT ${p.lungInvolvementPct === null ? '-' : p.lungInvolvementPct.toFixed(1) + '%'}`;
 }
