@@ -19,8 +19,6 @@ import json
 import os
 import sys
 import tempfile
-import time
-import traceback
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
@@ -32,6 +30,7 @@ import torch  # noqa: E402
 import calibrate as cb  # noqa: E402
 import dataset as ds  # noqa: E402
 import lesions as L  # noqa: E402
+from testing import run_tests  # noqa: E402
 
 ROOT = os.path.dirname(_HERE)
 SCAN = os.path.join(ROOT, "samples", "real", "chest-lung-pet-ct-dx.nii.gz")
@@ -286,24 +285,8 @@ def test_calibrated_file_round_trips():
 
 
 def main() -> int:
-    tests = [(k, v) for k, v in globals().items() if k.startswith("test_") and callable(v)]
-    only = sys.argv[1:]
-    passed = failed = 0
     torch.set_num_threads(1)
-    for name, fn in tests:
-        if only and not any(o in name for o in only):
-            continue
-        t = time.time()
-        try:
-            fn()
-            passed += 1
-            print(f"ok   {name} ({time.time() - t:.1f} s)", flush=True)
-        except Exception:
-            failed += 1
-            print(f"FAIL {name}", flush=True)
-            traceback.print_exc()
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return run_tests(globals(), sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -21,8 +21,6 @@ import json
 import os
 import sys
 import tempfile
-import time
-import traceback
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
@@ -39,6 +37,7 @@ import safetensors_io  # noqa: E402
 import synth  # noqa: E402
 import train  # noqa: E402
 from reference import build_model, tiny_config  # noqa: E402
+from testing import run_tests  # noqa: E402
 
 MATRIX = (64, 64)
 SLICES = 14
@@ -564,23 +563,7 @@ def test_average_checkpoints():
 
 
 def main() -> int:
-    tests = [(k, v) for k, v in globals().items() if k.startswith("test_") and callable(v)]
-    only = sys.argv[1:]
-    passed = failed = 0
-    for name, fn in tests:
-        if only and not any(o in name for o in only):
-            continue
-        t = time.time()
-        try:
-            fn()
-            passed += 1
-            print(f"ok   {name} ({time.time() - t:.1f} s)", flush=True)
-        except Exception:
-            failed += 1
-            print(f"FAIL {name}", flush=True)
-            traceback.print_exc()
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return run_tests(globals(), sys.argv[1:])
 
 
 if __name__ == "__main__":
