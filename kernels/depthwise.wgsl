@@ -187,7 +187,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 #else
 // DIRECT (tile policy 'software', for CPU-run adapters): one invocation per (image, channel) plane walks the
 // whole plane, reading x and the weights straight from the buffers (no workgroup memory, no barrier), and, with
-// POOL (always 2 here), writes the plane's mean itself. P.tiles is then the number of planes N * C.
+// POOL (always 2 here), writes the plane's mean itself. P.tiles is then the number of planes N * C. On a CPU
+// driver each invocation is one SIMD lane and every load is that lane's own (a bounds-checked scalar load), so the
+// invocation keeps the K x K weights and a K x K window of the input in registers and slides the window along the
+// output row: each output loads only the STRIDE new input columns of each of its K rows (K * STRIDE loads for
+// K * K multiply-adds, instead of K * K of each). The workgroup is one SIMD group (WG = the subgroup size).
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let plane = linear_id(gid, nwg, WG);
@@ -198,7 +202,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let n = plane / P.channels;
   let x_base = tensor_index(n, c, 0u, P.x_off, P.x_tot, P.h * P.w);
   let y_base = tensor_index(n, c, 0u, P.y_off, P.y_tot, P.ho * P.wo);
-  let w_base = c * K * K;
+  var wk: array<f32, K * K>;
+  for (var j = 0u; j < K * K; j++) {
+    wk[j] = wt[c * K * K + j];
+  }
 #if HAS_BIAS
   let b0 = bias[c];
 #else
@@ -206,42 +213,64 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 #endif
   var sum = 0.0;
   for (var oy = 0u; oy < P.ho; oy++) {
-    let iy0 = i32(oy * STRIDE) - i32(P.pad);
+    // The K input rows of this output row: their offsets, and whether each lies inside the plane.
+    var row: array<u32, K>;
+    var row_ok: array<bool, K>;
+    for (var ky = 0u; ky < K; ky++) {
+      let iy = i32(oy * STRIDE + ky) - i32(P.pad);
+      row_ok[ky] = iy >= 0 && iy < i32(P.h);
+      row[ky] = x_base + select(0u, u32(iy), row_ok[ky]) * P.w;
+    }
+    // win[ky * K + kx] = input (row ky, column ix0 + kx) for the output being computed, ix0 = ox * STRIDE - pad.
+    // Primed with the columns before the first output's window, so every step shifts by STRIDE and loads STRIDE.
+    var win = array<f32, K * K>();
+    for (var ky = 0u; ky < K; ky++) {
+      for (var kx: u32 = STRIDE; kx < K; kx++) {
+        win[ky * K + kx] = dw_load(row[ky], row_ok[ky], i32(kx) - i32(STRIDE) - i32(P.pad));
+      }
+    }
 #if Y_F16
-    for (var ox = 0u; ox < P.wo; ox += 2u) {
-      let v0 = apply_act(b0 + dw_tap_sum(x_base, w_base, iy0, i32(ox * STRIDE) - i32(P.pad)));
-      let v1 = apply_act(b0 + dw_tap_sum(x_base, w_base, iy0, i32((ox + 1u) * STRIDE) - i32(P.pad)));
-      y[(y_base + oy * P.wo + ox) >> 1u] = pack_half2(v0, v1);
-      sum += v0 + v1;
-    }
-#else
-    for (var ox = 0u; ox < P.wo; ox++) {
-      let v = apply_act(b0 + dw_tap_sum(x_base, w_base, iy0, i32(ox * STRIDE) - i32(P.pad)));
-      y[y_base + oy * P.wo + ox] = v;
-      sum += v;
-    }
+    var prev = 0.0;
 #endif
+    for (var ox = 0u; ox < P.wo; ox++) {
+      let ix0 = i32(ox * STRIDE) - i32(P.pad);
+      for (var ky = 0u; ky < K; ky++) {
+        for (var kx = 0u; kx < K - STRIDE; kx++) {
+          win[ky * K + kx] = win[ky * K + kx + STRIDE];
+        }
+        for (var kx: u32 = K - STRIDE; kx < K; kx++) {
+          win[ky * K + kx] = dw_load(row[ky], row_ok[ky], ix0 + i32(kx));
+        }
+      }
+      var acc = b0;
+      for (var j = 0u; j < K * K; j++) {
+        acc += wk[j] * win[j];
+      }
+      let v = apply_act(acc);
+      sum += v;
+#if Y_F16
+      // Pairs of columns (Wo even): the even column waits for the odd one.
+      if ((ox & 1u) == 1u) {
+        y[(y_base + oy * P.wo + ox - 1u) >> 1u] = pack_half2(prev, v);
+      }
+      prev = v;
+#else
+      y[y_base + oy * P.wo + ox] = v;
+#endif
+    }
   }
 #if POOL
   pooled[n * P.p_tot + P.p_off + c] = sum * P.inv_area;
 #endif
 }
 
-// The K x K taps of one output whose window starts at (iy0, ix0), zero outside the plane.
-fn dw_tap_sum(x_base: u32, w_base: u32, iy0: i32, ix0: i32) -> f32 {
-  var acc = 0.0;
-  for (var ky = 0u; ky < K; ky++) {
-    let iy = u32(iy0 + i32(ky));
-    if (iy < P.h) {
-      for (var kx = 0u; kx < K; kx++) {
-        let ix = u32(ix0 + i32(kx));
-        if (ix < P.w) {
-          acc += wt[w_base + ky * K + kx] * load_x(x_base + iy * P.w + ix);
-        }
-      }
-    }
+// Input (row at offset `base`, column ix), zero outside the plane.
+fn dw_load(base: u32, ok: bool, ix: i32) -> f32 {
+  var v = 0.0;
+  if (ok && ix >= 0 && ix < i32(P.w)) {
+    v = load_x(base + u32(ix));
   }
-  return acc;
+  return v;
 }
 #endif
 #endif
