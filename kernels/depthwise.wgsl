@@ -65,7 +65,9 @@ struct Params {
   inv_area: f32,          // 1 / (Ho * Wo)
 };
 
-#if !DIRECT
+#if DIRECT
+const IR: u32 = (RR - 1u) * STRIDE + K; // input rows per pass (RR output rows per pass: a define, 2 with stride 1)
+#else
 const TH: u32 = WGY * RPT;
 const THREADS: u32 = TW * WGY;
 const IN_W: u32 = (TW - 1u) * STRIDE + K;
@@ -189,9 +191,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 // whole plane, reading x and the weights straight from the buffers (no workgroup memory, no barrier), and, with
 // POOL (always 2 here), writes the plane's mean itself. P.tiles is then the number of planes N * C. On a CPU
 // driver each invocation is one SIMD lane and every load is that lane's own (a bounds-checked scalar load), so the
-// invocation keeps the K x K weights and a K x K window of the input in registers and slides the window along the
-// output row: each output loads only the STRIDE new input columns of each of its K rows (K * STRIDE loads for
-// K * K multiply-adds, instead of K * K of each). The workgroup is one SIMD group (WG = the subgroup size).
+// invocation keeps the K x K weights and a window of the input in registers and slides the window along the
+// output rows: each step loads only the STRIDE new input columns of each input row (with stride 1, two output rows
+// at a time, RR = 2: K + 1 loads for 2 K^2 multiply-adds, where a direct walk loads 2 K^2). The workgroup is one
+// SIMD group (WG = the subgroup size).
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let plane = linear_id(gid, nwg, WG);
@@ -212,50 +215,64 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let b0 = 0.0;
 #endif
   var sum = 0.0;
-  for (var oy = 0u; oy < P.ho; oy++) {
-    // The K input rows of this output row: their offsets, and whether each lies inside the plane.
-    var row: array<u32, K>;
-    var row_ok: array<bool, K>;
-    for (var ky = 0u; ky < K; ky++) {
-      let iy = i32(oy * STRIDE + ky) - i32(P.pad);
-      row_ok[ky] = iy >= 0 && iy < i32(P.h);
-      row[ky] = x_base + select(0u, u32(iy), row_ok[ky]) * P.w;
+  // RR output rows per pass (2 with stride 1: they share K - 1 input rows, so a step loads K + 1 values for two
+  // outputs), IR input rows.
+  for (var oy0 = 0u; oy0 < P.ho; oy0 += RR) {
+    // The IR input rows of these output rows: their offsets, and whether each lies inside the plane.
+    var row: array<u32, IR>;
+    var row_ok: array<bool, IR>;
+    for (var r = 0u; r < IR; r++) {
+      let iy = i32(oy0 * STRIDE + r) - i32(P.pad);
+      row_ok[r] = iy >= 0 && iy < i32(P.h);
+      row[r] = x_base + select(0u, u32(iy), row_ok[r]) * P.w;
     }
-    // win[ky * K + kx] = input (row ky, column ix0 + kx) for the output being computed, ix0 = ox * STRIDE - pad.
-    // Primed with the columns before the first output's window, so every step shifts by STRIDE and loads STRIDE.
-    var win = array<f32, K * K>();
-    for (var ky = 0u; ky < K; ky++) {
+    // win[r * K + kx] = input (row r, column ix0 + kx) for the outputs being computed, ix0 = ox * STRIDE - pad.
+    // Primed with the columns before the first outputs' window, so every step shifts by STRIDE and loads STRIDE.
+    var win = array<f32, IR * K>();
+    for (var r = 0u; r < IR; r++) {
       for (var kx: u32 = STRIDE; kx < K; kx++) {
-        win[ky * K + kx] = dw_load(row[ky], row_ok[ky], i32(kx) - i32(STRIDE) - i32(P.pad));
+        win[r * K + kx] = dw_load(row[r], row_ok[r], i32(kx) - i32(STRIDE) - i32(P.pad));
       }
     }
+    let two = RR == 2 && oy0 + 1u < P.ho;
 #if Y_F16
-    var prev = 0.0;
+    var prev = vec2<f32>(0.0);
 #endif
     for (var ox = 0u; ox < P.wo; ox++) {
       let ix0 = i32(ox * STRIDE) - i32(P.pad);
-      for (var ky = 0u; ky < K; ky++) {
+      for (var r = 0u; r < IR; r++) {
         for (var kx = 0u; kx < K - STRIDE; kx++) {
-          win[ky * K + kx] = win[ky * K + kx + STRIDE];
+          win[r * K + kx] = win[r * K + kx + STRIDE];
         }
         for (var kx: u32 = K - STRIDE; kx < K; kx++) {
-          win[ky * K + kx] = dw_load(row[ky], row_ok[ky], ix0 + i32(kx));
+          win[r * K + kx] = dw_load(row[r], row_ok[r], ix0 + i32(kx));
         }
       }
-      var acc = b0;
-      for (var j = 0u; j < K * K; j++) {
-        acc += wk[j] * win[j];
+      var acc = vec2<f32>(b0);
+      for (var ky = 0u; ky < K; ky++) {
+        for (var kx = 0u; kx < K; kx++) {
+          acc.x += wk[ky * K + kx] * win[ky * K + kx];
+#if RR == 2
+          acc.y += wk[ky * K + kx] * win[(ky + 1u) * K + kx];
+#endif
+        }
       }
-      let v = apply_act(acc);
-      sum += v;
+      let v = vec2<f32>(apply_act(acc.x), apply_act(acc.y));
+      sum += v.x + select(0.0, v.y, two);
 #if Y_F16
       // Pairs of columns (Wo even): the even column waits for the odd one.
       if ((ox & 1u) == 1u) {
-        y[(y_base + oy * P.wo + ox - 1u) >> 1u] = pack_half2(prev, v);
+        y[(y_base + oy0 * P.wo + ox - 1u) >> 1u] = pack_half2(prev.x, v.x);
+        if (two) {
+          y[(y_base + (oy0 + 1u) * P.wo + ox - 1u) >> 1u] = pack_half2(prev.y, v.y);
+        }
       }
       prev = v;
 #else
-      y[y_base + oy * P.wo + ox] = v;
+      y[y_base + oy0 * P.wo + ox] = v.x;
+      if (two) {
+        y[y_base + (oy0 + 1u) * P.wo + ox] = v.y;
+      }
 #endif
     }
   }
