@@ -82,7 +82,10 @@ const VX: u32 = VEC_X;    // 1: the VEC_X layout of the loaded block (see the st
 const NVX: u32 = 1u - VEC_X;
 
 @compute @workgroup_size(L)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) l: u32) {
+  // A workgroup is one subgroup: the lane index l is the role (row, loaded columns) and what subgroupBroadcast
+  // names. (Where the adapter's subgroups are wider than L, as when the 4-lane kernel is tested on 16-lane
+  // lavapipe, the L invocations are lanes 0 .. L - 1 of theirs.)
   let m = wid.y * MG + l % MG;
   let m_ok = m < P.M;
   let wrow = min(m, P.M - 1u) * (P.Kp / 4u);

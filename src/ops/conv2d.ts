@@ -30,7 +30,8 @@ import { conv2dInputIndex, geometry, type Conv2dAttrs } from './conv2d/shape.js'
 import { f32Plan } from './conv2d/tiles.js';
 
 export { conv2dInputIndex, type Conv2dAttrs } from './conv2d/shape.js';
-export { SG_LANES, sgLanes, takesSgPath } from './conv2d/sg.js';
+export { SG_LANES, sgDispatches, sgLanes, sgPrepared, takesSgPath } from './conv2d/sg.js';
+export { geometry as conv2dGeometry } from './conv2d/shape.js';
 export {
   chooseConvTile,
   chooseMmaTile,
@@ -85,7 +86,7 @@ export const conv2d = defineOp<Conv2dAttrs>({
       check(v.cOff === 0 && v.cTot === denseView(ctx.inputs[i]!).cTot, 'conv2d', `${what} cannot be a channel view`);
     }
     if (p.mma) return mmaDispatches(ctx, p, p.mma);
-    return p.sg ? sgDispatches(ctx, p) : f32Dispatches(ctx, p);
+    return p.sg ? sgDispatches(ctx, sgLanes(ctx.caps)) : f32Dispatches(ctx, p);
   },
   reference: conv2dReference,
   cases,

@@ -51,7 +51,7 @@ export function bindingList(first: Binding[], optional: number[], last: Binding)
 }
 
 /** The epilogue (bias, activation, residual, output) both kernels share: its defines and the bytes it moves. */
-export function epilogue(ctx: OpContext<Conv2dAttrs>, p: ConvPlan) {
+export function epilogue(ctx: OpContext<Conv2dAttrs>, p: Pick<ConvPlan, 'M' | 'K' | 'cols' | 'g' | 'idx'>) {
   const { attrs } = ctx;
   const { M, K, cols, g, idx } = p;
   const xh16 = halfIn(ctx, 0);

@@ -8,7 +8,7 @@
 import type { DispatchSpec } from '../../gpu/spec.js';
 import type { GpuCaps, OpContext, PreparedOperand } from '../op.js';
 import { bindingList, epilogue } from './plan.js';
-import type { Conv2dAttrs, Geometry } from './shape.js';
+import { conv2dInputIndex, geometry, type Conv2dAttrs, type Geometry } from './shape.js';
 
 /**
  * The subgroup sizes the kernel is chosen for: 16 (lavapipe at 512-bit SIMD). The kernel also runs, and is tested,
@@ -64,16 +64,19 @@ export function sgPrepared(g: Geometry, L: number): PreparedOperand[] {
   ];
 }
 
-/** The subgroup path's one dispatch. */
-export function sgDispatches(ctx: OpContext<Conv2dAttrs>, p: { g: Geometry; idx: { bias: number; residual: number; inScale: number }; M: number; cols: number; K: number }): DispatchSpec[] {
+/** The subgroup path's one dispatch, for subgroups of L lanes (the adapter's: {@link sgLanes}). */
+export function sgDispatches(ctx: OpContext<Conv2dAttrs>, L: number): DispatchSpec[] {
   const { attrs } = ctx;
-  const { g, idx, M, cols, K } = p;
-  const L = sgLanes(ctx.caps);
+  const g = geometry(ctx.inputs, attrs);
+  const idx = conv2dInputIndex(attrs);
+  const M = g.Cout;
+  const cols = g.N * g.Ho * g.Wo;
+  const K = g.Cin * g.kh * g.kw;
   const s = sgShape(L, g);
   const xv = ctx.inViews[0]!;
   const yv = ctx.outViews[0]!;
   const rv = attrs.hasResidual ? ctx.inViews[idx.residual]! : { cOff: 0, cTot: 0 };
-  const ep = epilogue(ctx, { g, idx, M, K, cols } as Parameters<typeof epilogue>[1]);
+  const ep = epilogue(ctx, { g, idx, M, K, cols });
   const pointwise = g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && g.ph === 0 && g.pw === 0;
   const HW = g.H * g.W;
   const HoWo = g.Ho * g.Wo;
