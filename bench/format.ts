@@ -62,6 +62,10 @@ export function formatReport(rep: BenchReport, top = 15): string {
   out.push(`adapter: ${rep.adapter.name}${soft ? ' -- SOFTWARE (a CPU driver): these are CPU timings, not GPU timings' : ''}`);
   out.push(`features: ${rep.adapter.features.join(', ') || '-'}; config ${rep.options.config}; precision ${rep.options.precision}; storage ${rep.options.storage ?? rep.options.precision}; tiles ${rep.options.tiles ?? 'auto'}; repeats ${rep.options.repeats}, warmup ${rep.options.warmup}`);
   if (rep.loadAverage) out.push(`load average (1 min) at start / end: ${rep.loadAverage.start.toFixed(2)} / ${rep.loadAverage.end.toFixed(2)} on ${rep.loadAverage.cpus} CPUs`);
+  if (/llvmpipe/i.test(rep.adapter.name)) {
+    const env = rep.lavapipeEnv ?? {};
+    out.push(`lavapipe: LP_NUM_THREADS ${env.LP_NUM_THREADS ?? 'unset (one per core)'}, LP_NATIVE_VECTOR_WIDTH ${env.LP_NATIVE_VECTOR_WIDTH ?? 'unset'}; PyTorch peer threads ${rep.options.threads ?? 2}`);
+  }
   if (rep.ceilings) {
     const c = rep.ceilings;
     out.push(`roofline ceilings: ${num(c.gflops)} GFLOP/s (${c.gflopsSource}), ${num(c.gbs)} GB/s (${c.gbsSource})`);

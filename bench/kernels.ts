@@ -4,13 +4,28 @@
  * variants on a software adapter (docs/performance.md, "lavapipe against PyTorch"):
  *
  *   npx vite-node --config vitest.config.ts bench/kernels.ts -- [--software lavapipe|swiftshader] [--tiles software,auto]
- *       [--only SUBSTRING] [--repeats R]
+ *       [--only SUBSTRING] [--repeats R] [--ab NAME=VALUE,...]
+ *
+ * --ab compiles every case a second time with those kernel defines overridden (e.g. WSTAGE=0) and runs the two
+ * alternately, R times each, reporting the median of the per-pair CPU-time ratios: on a shared machine the
+ * contention hits both sides of a pair alike, where separate runs minutes apart differ by 2x.
  */
 import { createGpu, parseSoftwareOption } from '../src/gpu/device.js';
 import { PipelineCache } from '../src/gpu/pipelines.js';
 import { compileGraph } from '../src/graph/executor.js';
 import { GraphBuilder } from '../src/graph/builder.js';
 import type { TilePolicy } from '../src/gpu/caps.js';
+import type { DefineValue } from '../src/wgsl/preprocess.js';
+
+/** A pipeline cache that compiles every kernel with some defines overridden (the --ab variant). */
+class OverrideCache extends PipelineCache {
+  constructor(device: GPUDevice, private readonly over: Record<string, DefineValue>) {
+    super(device);
+  }
+  protected override source(kernel: string, defines: Record<string, DefineValue>): string {
+    return super.source(kernel, { ...defines, ...this.over });
+  }
+}
 
 function arg(name: string, fallback: string): string {
   const argv = process.argv;
@@ -82,6 +97,9 @@ const CASES: Case[] = [
   conv('stem', 4, 3, 32, 128, 3, 2),
   conv('head1', 4, 16, 1, 128, 1, 1, 'none'),
   conv('deep', 1, 320, 1280, 4, 1),
+  conv('head8', 4, 8, 8, 128, 3),
+  conv('gru16', 4, 16, 16, 64, 3),
+  conv('up12', 4, 12, 8, 64, 3),
   dw('b0-s1', 4, 96, 64, 3),
   dw('b0-s2', 4, 144, 32, 5, 2, true),
   dw('b0-late', 4, 672, 8, 5, 1, true),
@@ -92,15 +110,57 @@ const software = parseSoftwareOption(process.argv.includes('--software') ? arg('
 const policies = arg('tiles', 'software').split(',') as TilePolicy[];
 const only = arg('only', '');
 const repeats = Number(arg('repeats', '3'));
-const gpu = await createGpu({ forceSoftware: software });
-console.log(`adapter: ${gpu.adapterName}`);
 const cpuMs = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
 };
+const ab = Object.fromEntries(
+  arg('ab', '')
+    .split(',')
+    .filter(Boolean)
+    .map((kv) => kv.split('=') as [string, string])
+    .map(([k, v]) => [k, Number.isFinite(Number(v)) ? Number(v) : v]),
+) as Record<string, DefineValue>;
+const gpu = await createGpu({ forceSoftware: software });
+console.log(`adapter: ${gpu.adapterName}`);
+async function abRun(c: Case, tiles: TilePolicy): Promise<void> {
+  const make = async (cache: PipelineCache) => {
+    const g = new GraphBuilder();
+    c.build(g);
+    return compileGraph(gpu, g.finish(), { cache, fuse: false, tiles });
+  };
+  const a = await make(new PipelineCache(gpu.device));
+  const b = await make(new OverrideCache(gpu.device, ab));
+  await a.run(c.inputs);
+  await b.run(c.inputs);
+  const ratios: number[] = [];
+  let ca = Infinity;
+  let cb = Infinity;
+  for (let i = 0; i < repeats; i++) {
+    let t = cpuMs();
+    await a.run(c.inputs);
+    const ta = cpuMs() - t;
+    t = cpuMs();
+    await b.run(c.inputs);
+    const tb = cpuMs() - t;
+    ratios.push(tb / ta);
+    ca = Math.min(ca, ta);
+    cb = Math.min(cb, tb);
+  }
+  ratios.sort((x, y) => x - y);
+  const med = ratios[ratios.length >> 1]!;
+  console.log(`${c.name.padEnd(44)} ${tiles.padEnd(9)} cpu best ${ca.toFixed(1).padStart(7)} ms vs ${cb.toFixed(1).padStart(7)} ms with ${JSON.stringify(ab)}: median ratio ${med.toFixed(3)} (quartiles ${ratios[ratios.length >> 2]!.toFixed(3)}..${ratios[(3 * ratios.length) >> 2]!.toFixed(3)})`);
+  a.destroy();
+  b.destroy();
+}
+
 for (const c of CASES) {
   if (only && !c.name.includes(only)) continue;
   for (const tiles of policies) {
+    if (Object.keys(ab).length) {
+      await abRun(c, tiles);
+      continue;
+    }
     const g = new GraphBuilder();
     c.build(g);
     const compiled = await compileGraph(gpu, g.finish(), { cache: new PipelineCache(gpu.device), fuse: false, tiles });

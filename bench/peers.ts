@@ -108,6 +108,8 @@ export interface PeerJob {
   python?: string;
   /** Modes of the PyTorch peers (default {@link DEFAULT_TORCH_MODES} per peer). */
   torchModes?: readonly TorchMode[];
+  /** PyTorch's CPU threads (torch.set_num_threads; default 2, the engine's lavapipe threads on the 2-core machine). */
+  threads?: number;
   log: (line: string) => void;
 }
 
@@ -203,7 +205,7 @@ function cells(job: PeerJob, targets: string[]): Array<{ target: string; batch: 
   return out;
 }
 
-/** PyTorch peers: CPU ('torch', 2 threads) or CUDA ('torch-cuda'), each cell in every mode of the job. */
+/** PyTorch peers: CPU ('torch', job.threads, default 2) or CUDA ('torch-cuda'), each cell in every mode of the job. */
 async function runTorch(job: PeerJob, peer: 'torch' | 'torch-cuda'): Promise<PeerResult[]> {
   const py = job.python ?? TORCH_PYTHON;
   const cuda = peer === 'torch-cuda';
@@ -213,7 +215,8 @@ async function runTorch(job: PeerJob, peer: 'torch' | 'torch-cuda'): Promise<Pee
   if (py.includes('/') && !existsSync(py)) return unavailable(`${py} not found (Debian's python3-torch is needed; --python names another interpreter)`);
   const probe = await runProcess(py, ['-c', 'import torch, torchvision; print(torch.__version__)'], { timeoutS: 120 });
   if (probe.code !== 0) return unavailable(`${py} cannot import torch/torchvision: ${tail(probe.stderr)}`);
-  job.log(`peer ${peer}: PyTorch ${probe.stdout.trim()} ${cuda ? 'on CUDA' : 'on the CPU, 2 threads'}, modes ${modes.join(', ')}`);
+  const threads = job.threads ?? 2;
+  job.log(`peer ${peer}: PyTorch ${probe.stdout.trim()} ${cuda ? 'on CUDA' : `on the CPU, ${threads} thread${threads === 1 ? '' : 's'}`}, modes ${modes.join(', ')}`);
   const got = new Map<string, PeerResult>();
   let whole: string | undefined; // an error of the whole script (no CUDA), the reason for every cell
   const key = (c: { mode: string; target: string; batch: number; height: number; width: number }) => `${c.mode}|${c.target}|${c.batch}|${c.height}x${c.width}`;
@@ -227,7 +230,7 @@ async function runTorch(job: PeerJob, peer: 'torch' | 'torch-cuda'): Promise<Pee
       '--batches', job.batches.join(','),
       '--repeats', String(job.repeats),
       '--warmup', String(job.warmup),
-      '--threads', '2',
+      '--threads', String(threads),
       '--device', cuda ? 'cuda' : 'cpu',
       '--modes', modes.join(','),
     ],
