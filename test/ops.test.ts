@@ -155,11 +155,12 @@ describe('half storage: ops reading and writing packed f16', () => {
   });
 });
 
-// Tile policy 'software' (the default on SwiftShader and lavapipe): the DIRECT kernels (no workgroup memory) of
-// conv2d, depthwise and the squeeze-excite FCs, every case of those ops again, f32 and, where halfIO allows, half
-// storage, against the same references.
-describe("conv2d, depthwise, resize, linear and squeeze-excite under tile policy 'software' (DIRECT kernels)", () => {
-  const runs = ([conv2d, depthwise, OPS.resize_bilinear, OPS.linear, OPS.se_scale, OPS.squeeze_excite] as OpDef<unknown>[]).flatMap((op) =>
+// Tile policy 'software' (the default on SwiftShader and lavapipe): the DIRECT kernels (no workgroup memory, a
+// workgroup of one SIMD group, per-plane walks instead of per-element divisions) of conv2d, depthwise, resize,
+// linear, the squeeze-excite FCs and apply, and the elementwise kernels; every case of every op again, f32 and,
+// where halfIO allows, half storage, against the same references.
+describe("every op under tile policy 'software' (DIRECT kernels)", () => {
+  const runs = (Object.values(OPS) as OpDef<unknown>[]).flatMap((op) =>
     op.cases.flatMap((tc, index) => {
       const half = op.halfIO?.({ attrs: tc.attrs, inputs: tc.inputs, outputs: op.infer(tc.inputs, tc.attrs), tiles: 'software' }) ?? { inputs: [], outputs: [] };
       const f16 = half.inputs.some(Boolean) || half.outputs.some(Boolean);
