@@ -75,7 +75,7 @@ fn load_res(i: u32) -> f32 { return half_at(res[i >> 1u], i); }
 fn load_res(i: u32) -> f32 { return res[i]; }
 #endif
 
-const MG: u32 = L / CG;   // rows per workgroup
+const MG: u32 = RM * L / CG; // rows per workgroup
 const RN: u32 = L / CG;   // columns per lane
 const NT: u32 = L;        // columns per tile
 const VX: u32 = VEC_X;    // 1: the VEC_X layout of the loaded block (see the step file)
@@ -86,10 +86,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   // A workgroup is one subgroup: the lane index l is the role (row, loaded columns) and what subgroupBroadcast
   // names. (Where the adapter's subgroups are wider than L, as when the 4-lane kernel is tested on 16-lane
   // lavapipe, the L invocations are lanes 0 .. L - 1 of theirs.)
-  let m = wid.y * MG + l % MG;
+  let m = wid.y * MG + l % (L / CG);
   let m_ok = m < P.M;
   let wrow = min(m, P.M - 1u) * (P.Kp / 4u);
-  let cg = l / MG;
+#if RM == 2
+  // the lane's second row, L rows below (RM = 2: CG is 1)
+  let m2 = m + L;
+  let m2_ok = m2 < P.M;
+  let wrow2 = min(m2, P.M - 1u) * (P.Kp / 4u);
+#endif
+  let cg = l / (L / CG);
   let hi = cg == 1u;
   let wg = wid.x + wid.z * nwg.x;
   for (var t = 0u; t < P.tiles_per_wg; t++) {
@@ -99,6 +105,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     let n0 = tile * NT;
     var acc = array<f32, RN>(); // explicitly zeroed for every tile
+#if RM == 2
+    var acc2 = array<f32, RN>();
+#endif
 #if VEC_X
     // This lane loads k row l % 4 of each block for columns xc .. xc + 3 (one image: HW % 4 == 0).
     let xr = l % 4u;
@@ -141,7 +150,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 #endif
       for (var cb = 0u; cb < P.CinP; cb += 4u) {
         let w4 = wp[wrow + kk / 4u];
+#if RM == 2
+        let w4b = wp[wrow2 + kk / 4u];
+#endif
         kk += 4u;
+        var xb = 0.0;
 #if VEC_X
         let ci = cb + xr;
         var xv = vec4<f32>(0.0);
@@ -232,6 +245,64 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       }
 #endif
     }
+#if RM == 2
+    // RM = 2: the same for the lane's second row.
+    if (m2_ok) {
+      let c0 = n0 + cg * RN;
+      var img = c0 / P.HoWo;
+      var pix = c0 - img * P.HoWo;
+#if VEC_Y
+      // HoWo % 4 == 0: four columns at a time, in one image, at a vec4-aligned index.
+      for (var q = 0u; q < RN / 4u; q++) {
+        let c = c0 + 4u * q;
+        if (c < P.NC) {
+          let yi = (img * P.y_tot + P.y_off + m2) * P.HoWo + pix;
+          var v = vec4<f32>(acc2[4u * q], acc2[4u * q + 1u], acc2[4u * q + 2u], acc2[4u * q + 3u]);
+#if HAS_BIAS
+          v += vec4<f32>(bias[m2]);
+#endif
+          v = vec4<f32>(apply_act(v.x), apply_act(v.y), apply_act(v.z), apply_act(v.w));
+#if HAS_RES
+          let ri = (img * P.r_tot + P.r_off + m2) * P.HoWo + pix;
+          v += vec4<f32>(load_res(ri), load_res(ri + 1u), load_res(ri + 2u), load_res(ri + 3u));
+#endif
+          y[yi / 4u] = v;
+        }
+        pix += 4u;
+        if (pix == P.HoWo) {
+          pix = 0u;
+          img += 1u;
+        }
+      }
+#elif Y_F16
+      // Pairs of columns (c0 even, HoWo even: a pair is one f16 word of one image).
+      for (var j = 0u; j < RN; j += 2u) {
+        let c = c0 + j;
+        if (c < P.NC) {
+          let yi = (img * P.y_tot + P.y_off + m2) * P.HoWo + pix;
+          y[yi >> 1u] = pack_half2(sg_value(m2, img, pix, acc2[j]), sg_value(m2, img, pix + 1u, acc2[j + 1u]));
+        }
+        pix += 2u;
+        if (pix == P.HoWo) {
+          pix = 0u;
+          img += 1u;
+        }
+      }
+#else
+      for (var j = 0u; j < RN; j++) {
+        let c = c0 + j;
+        if (c < P.NC) {
+          y[(img * P.y_tot + P.y_off + m2) * P.HoWo + pix] = sg_value(m2, img, pix, acc2[j]);
+        }
+        pix += 1u;
+        if (pix == P.HoWo) {
+          pix = 0u;
+          img += 1u;
+        }
+      }
+#endif
+    }
+#endif
   }
 }
 

@@ -225,7 +225,7 @@ describe("conv2d's subgroup kernel (tile policy 'software', constant weights)", 
   const lanes16: GpuCaps = { limits, features: new Set(['subgroups']), subgroupMinSize: 16, subgroupMaxSize: 16, tiles: 'software' };
   const weightsConst = (tc: TestCase<Conv2dAttrs>) => tc.inputs.map((_, i) => i === 1);
   it('is planned for every case with more than 4 output channels, only with 16-lane subgroups and constant weights', () => {
-    const seen = { cg: new Set<number>(), vecX: new Set<number>(), vecY: new Set<number>() };
+    const seen = { cg: new Set<number>(), rm: new Set<number>(), vecX: new Set<number>(), vecY: new Set<number>() };
     for (const tc of conv2d.cases) {
       const ctx = caseContext(conv2d, tc, lanes16, undefined, weightsConst(tc));
       const specs = conv2d.dispatch(ctx);
@@ -238,6 +238,7 @@ describe("conv2d's subgroup kernel (tile policy 'software', constant weights)", 
       expect(specs[0]!.defines!.L, tc.name).toBe(16);
       expect(specs[0]!.bindings[1], tc.name).toEqual({ prepared: 0 });
       seen.cg.add(Number(specs[0]!.defines!.CG));
+      seen.rm.add(Number(specs[0]!.defines!.RM));
       seen.vecX.add(Number(specs[0]!.defines!.VEC_X));
       seen.vecY.add(Number(specs[0]!.defines!.VEC_Y));
       expect(conv2d.scratch!(ctx), tc.name).toEqual([]);
@@ -251,6 +252,7 @@ describe("conv2d's subgroup kernel (tile policy 'software', constant weights)", 
       expect(conv2d.dispatch(caseContext(conv2d, tc, { ...lanes16, tiles: 'auto' }, undefined, weightsConst(tc))).every((d) => d.kernel !== 'conv2d_sg')).toBe(true);
     }
     expect([...seen.cg].sort(), 'column groups').toEqual([1, 2]);
+    expect([...seen.rm].sort(), 'rows per lane').toEqual([1, 2]);
     expect([...seen.vecX].sort(), 'vec4 input loads').toEqual([0, 1]);
     expect([...seen.vecY].sort(), 'vec4 output stores').toEqual([0, 1]);
   });

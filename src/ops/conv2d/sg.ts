@@ -38,13 +38,21 @@ export function takesSgPath(ctx: Pick<OpContext<Conv2dAttrs>, 'caps' | 'constant
   return sgLanes(ctx.caps) > 0 && (ctx.constant?.[1] ?? false) && g.Cout > 4 && ctx.caps.precision !== 'f16';
 }
 
-/** The kernel's shape: lanes, column groups, rows per workgroup, columns per tile, padded K. */
-export function sgShape(L: number, g: Geometry) {
+/**
+ * The kernel's shape: lanes, column groups (2 for Cout <= L / 2: each lane half takes half the tile's columns), rows
+ * per lane (2 for Cout > L: each broadcast input value then feeds two multiply-adds), rows per workgroup, columns per
+ * tile, padded K.
+ */
+export function sgShape(L: number, g: Geometry, rowsPerLane: 1 | 2 = SG_ROWS_PER_LANE) {
   const CG = L >= 8 && g.Cout <= L / 2 ? 2 : 1;
+  const RM = CG === 1 && g.Cout > L ? rowsPerLane : 1;
   const CinP = Math.ceil(g.Cin / 4) * 4;
   const taps = g.kh * g.kw;
-  return { L, CG, MG: L / CG, NT: L, CinP, taps, Kp: taps * CinP };
+  return { L, CG, RM, MG: (RM * L) / CG, NT: L, CinP, taps, Kp: taps * CinP };
 }
+
+/** Output rows per lane where Cout > L (see {@link sgShape}). */
+export const SG_ROWS_PER_LANE: 1 | 2 = 2;
 
 /** W [Cout, Cin, kh, kw] as W' [Cout, kh * kw * CinP]: element (m, tap, ci) = W[m, ci, ky, kx], zeros past Cin. */
 export function sgPrepared(g: Geometry, L: number): PreparedOperand[] {
@@ -101,6 +109,7 @@ export function sgDispatches(ctx: OpContext<Conv2dAttrs>, L: number): DispatchSp
       defines: {
         L,
         CG: s.CG,
+        RM: s.RM,
         VEC_X: vecX ? 1 : 0,
         VEC_Y: vecY ? 1 : 0,
         POINTWISE: pointwise ? 1 : 0,
