@@ -66,7 +66,7 @@ struct Params {
 };
 
 #if DIRECT
-const IR: u32 = (RR - 1u) * STRIDE + K; // input rows per pass (RR output rows per pass: a define, 2 with stride 1)
+const IR: u32 = (RR - 1u) * STRIDE + K; // input rows per pass (RR output rows per pass, a define: 2)
 #else
 const TH: u32 = WGY * RPT;
 const THREADS: u32 = TW * WGY;
@@ -192,9 +192,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 // POOL (always 2 here), writes the plane's mean itself. P.tiles is then the number of planes N * C. On a CPU
 // driver each invocation is one SIMD lane and every load is that lane's own (a bounds-checked scalar load), so the
 // invocation keeps the K x K weights and a window of the input in registers and slides the window along the
-// output rows: each step loads only the STRIDE new input columns of each input row (with stride 1, two output rows
-// at a time, RR = 2: K + 1 loads for 2 K^2 multiply-adds, where a direct walk loads 2 K^2). The workgroup is one
-// SIMD group (WG = the subgroup size).
+// output rows: each step loads only the STRIDE new input columns of each input row, for two output rows at a time
+// (RR = 2, sharing K - STRIDE input rows): with stride 1, K + 1 loads for 2 K^2 multiply-adds, where a direct walk
+// loads 2 K^2. The workgroup is one SIMD group (WG = the subgroup size).
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let plane = linear_id(gid, nwg, WG);
@@ -215,8 +215,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let b0 = 0.0;
 #endif
   var sum = 0.0;
-  // RR output rows per pass (2 with stride 1: they share K - 1 input rows, so a step loads K + 1 values for two
-  // outputs), IR input rows.
+  // RR output rows per pass (2: they share K - STRIDE input rows), IR input rows.
   for (var oy0 = 0u; oy0 < P.ho; oy0 += RR) {
     // The IR input rows of these output rows: their offsets, and whether each lies inside the plane.
     var row: array<u32, IR>;
@@ -253,7 +252,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         for (var kx = 0u; kx < K; kx++) {
           acc.x += wk[ky * K + kx] * win[ky * K + kx];
 #if RR == 2
-          acc.y += wk[ky * K + kx] * win[(ky + 1u) * K + kx];
+          acc.y += wk[ky * K + kx] * win[(ky + STRIDE) * K + kx];
 #endif
         }
       }

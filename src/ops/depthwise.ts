@@ -164,7 +164,7 @@ export const depthwise = defineOp<DepthwiseAttrs>({
         {
           kernel: 'depthwise',
           defines: {
-            ENTRY_CONV: 1, DIRECT: 1, WG: DIRECT_WG, K: g.k, STRIDE: g.stride, RR: g.stride === 1 ? 2 : 1, ACT: ACT_CODE[ctx.attrs.act ?? 'none'], HAS_BIAS: hasBias ? 1 : 0, POOL: mode,
+            ENTRY_CONV: 1, DIRECT: 1, WG: DIRECT_WG, K: g.k, STRIDE: g.stride, RR: 2, ACT: ACT_CODE[ctx.attrs.act ?? 'none'], HAS_BIAS: hasBias ? 1 : 0, POOL: mode,
             X_F16: xh ? 1 : 0, Y_F16: yh ? 1 : 0, BIND_Y, BIND_POOL: BIND_Y + 1,
           },
           grid: grid1d(N * C, DIRECT_WG, maxDim),
