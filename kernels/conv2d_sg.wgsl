@@ -46,6 +46,7 @@ struct Params {
   r_off: u32, r_tot: u32,
   col_tiles: u32,    // ceil(NC / NT)
   tiles_per_wg: u32, // column tiles each workgroup walks
+  Ho: u32,           // output height (SEG: tiles are (image, output row, segment))
 };
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -79,6 +80,9 @@ const MG: u32 = RM * L / CG; // rows per workgroup
 const RN: u32 = L / CG;   // columns per lane
 const NT: u32 = L;        // columns per tile
 const VX: u32 = VEC_X;    // 1: the VEC_X layout of the loaded block (see the step file)
+#if SEG
+const HALO: u32 = KW - 1u; // input columns past a segment that its last outputs need
+#endif
 const NVX: u32 = 1u - VEC_X;
 
 @compute @workgroup_size(L)
@@ -108,7 +112,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 #if RM == 2
     var acc2 = array<f32, RN>();
 #endif
-#if VEC_X
+#if SEG
+    // SEG: the tile is NT = L consecutive outputs of one output row (image simg, row soy, columns sox0 ..); for each
+    // kernel row ky and 4 channels the lanes load the input row segment under them, each element once: lane l the
+    // column six0 + l of the 4 channels (xv), lanes below 4 HALO the HALO columns past the segment (xh).
+    let segs = (P.Wo + NT - 1u) / NT;
+    let srow = tile / segs;
+    let sox0 = (tile - srow * segs) * NT;
+    let simg = srow / P.Ho;
+    let soy = srow - simg * P.Ho;
+    let six0 = i32(sox0) - i32(P.pw);
+    let xbase = (simg * P.x_tot + P.x_off) * P.HW;
+    let hc = l / HALO;                // the halo channel this lane loads (l < 4 HALO)
+    let hix = six0 + i32(NT + l % HALO); // and its column
+    let h_ok = l < 4u * HALO;
+#if HAS_SCALE
+    let sbase = simg * P.Cin;
+#endif
+#elif VEC_X
     // This lane loads k row l % 4 of each block for columns xc .. xc + 3 (one image: HW % 4 == 0).
     let xr = l % 4u;
     let xc = n0 + 4u * (l / 4u);
@@ -139,6 +160,88 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 #endif
 #endif
     var kk = 0u; // offset of the block in W' rows
+#if SEG
+    let kh = P.taps / KW;
+    for (var ky = 0u; ky < kh; ky++) {
+      let iy = i32(soy * P.sh + ky * P.dh) - i32(P.ph);
+      let row_ok = u32(iy) < P.H;
+      let rbase = xbase + u32(iy) * P.W;
+      let ix = six0 + i32(l);
+      let sp_ok = row_ok && u32(ix) < P.W;
+      let hsp_ok = row_ok && h_ok && u32(hix) < P.W;
+      for (var cb = 0u; cb < P.CinP; cb += 4u) {
+        var xv = vec4<f32>(0.0);
+        if (sp_ok) {
+          let ok = vec4<u32>(cb) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(P.Cin);
+          let xi = rbase + cb * P.HW + u32(ix);
+          let xs = select(vec4<u32>(rbase + u32(ix)), vec4<u32>(xi) + vec4<u32>(0u, P.HW, 2u * P.HW, 3u * P.HW), ok);
+          xv = select(vec4<f32>(0.0), vec4<f32>(load_x(xs.x), load_x(xs.y), load_x(xs.z), load_x(xs.w)), ok);
+#if HAS_SCALE
+          let si = select(vec4<u32>(sbase), vec4<u32>(sbase + cb) + vec4<u32>(0u, 1u, 2u, 3u), ok);
+          xv *= vec4<f32>(in_scale[si.x], in_scale[si.y], in_scale[si.z], in_scale[si.w]);
+#endif
+        }
+        var xh = 0.0;
+        if (hsp_ok && cb + hc < P.Cin) {
+#if HAS_SCALE
+          xh = load_x(rbase + (cb + hc) * P.HW + u32(hix)) * in_scale[sbase + cb + hc];
+#else
+          xh = load_x(rbase + (cb + hc) * P.HW + u32(hix));
+#endif
+        }
+        var xb = 0.0;
+        var xlo = 0.0;
+        var xhi = 0.0;
+        // The KW weight vec4s of this (ky, channel block): W' row order (ky, channel block, kx, channel).
+#define SGKX 0u
+        let w_kx = wp[wrow + kk / 4u];
+#if RM == 2
+        let w_kx2 = wp[wrow2 + kk / 4u];
+#endif
+#define SGC 0u
+#include "conv2d_sg_seg.wgsl"
+#define SGC 1u
+#include "conv2d_sg_seg.wgsl"
+#define SGC 2u
+#include "conv2d_sg_seg.wgsl"
+#define SGC 3u
+#include "conv2d_sg_seg.wgsl"
+        {
+#define SGKX 1u
+        let w_kx = wp[wrow + kk / 4u + 1u];
+#if RM == 2
+        let w_kx2 = wp[wrow2 + kk / 4u + 1u];
+#endif
+#define SGC 0u
+#include "conv2d_sg_seg.wgsl"
+#define SGC 1u
+#include "conv2d_sg_seg.wgsl"
+#define SGC 2u
+#include "conv2d_sg_seg.wgsl"
+#define SGC 3u
+#include "conv2d_sg_seg.wgsl"
+        }
+        {
+#define SGKX 2u
+        let w_kx = wp[wrow + kk / 4u + 2u];
+#if RM == 2
+        let w_kx2 = wp[wrow2 + kk / 4u + 2u];
+#endif
+#define SGC 0u
+#include "conv2d_sg_seg.wgsl"
+#define SGC 1u
+#include "conv2d_sg_seg.wgsl"
+#define SGC 2u
+#include "conv2d_sg_seg.wgsl"
+#define SGC 3u
+#include "conv2d_sg_seg.wgsl"
+        }
+#undef SGKX
+#undef SGC
+        kk += 4u * KW;
+      }
+    }
+#else
     for (var tap = 0u; tap < P.taps; tap++) {
 #if !VEC_X && !POINTWISE
       let ky = tap / P.kw;
@@ -189,16 +292,27 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 #undef SGK
       }
     }
+#endif
+    // The lane's columns: nvalid of them from (image img0, pixel pix0), consecutive within an image.
+#if SEG
+    let c_ox = sox0 + cg * RN;
+    let img0 = simg;
+    let pix0 = soy * P.Wo + c_ox;
+    let nvalid = select(0u, min(RN, P.Wo - c_ox), c_ox < P.Wo);
+#else
+    let c0 = n0 + cg * RN;
+    let img0 = c0 / P.HoWo;
+    let pix0 = c0 - img0 * P.HoWo;
+    let nvalid = select(0u, min(RN, P.NC - c0), c0 < P.NC);
+#endif
     // Epilogue: the lane's row m, columns c0 .. c0 + RN - 1.
     if (m_ok) {
-      let c0 = n0 + cg * RN;
-      var img = c0 / P.HoWo;
-      var pix = c0 - img * P.HoWo;
+      var img = img0;
+      var pix = pix0;
 #if VEC_Y
       // HoWo % 4 == 0: four columns at a time, in one image, at a vec4-aligned index.
       for (var q = 0u; q < RN / 4u; q++) {
-        let c = c0 + 4u * q;
-        if (c < P.NC) {
+        if (4u * q < nvalid) {
           let yi = (img * P.y_tot + P.y_off + m) * P.HoWo + pix;
           var v = vec4<f32>(acc[4u * q], acc[4u * q + 1u], acc[4u * q + 2u], acc[4u * q + 3u]);
 #if HAS_BIAS
@@ -220,8 +334,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 #elif Y_F16
       // Pairs of columns (c0 even, HoWo even: a pair is one f16 word of one image).
       for (var j = 0u; j < RN; j += 2u) {
-        let c = c0 + j;
-        if (c < P.NC) {
+        if (j < nvalid) {
           let yi = (img * P.y_tot + P.y_off + m) * P.HoWo + pix;
           y[yi >> 1u] = pack_half2(sg_value(m, img, pix, acc[j]), sg_value(m, img, pix + 1u, acc[j + 1u]));
         }
@@ -233,8 +346,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       }
 #else
       for (var j = 0u; j < RN; j++) {
-        let c = c0 + j;
-        if (c < P.NC) {
+        if (j < nvalid) {
           y[(img * P.y_tot + P.y_off + m) * P.HoWo + pix] = sg_value(m, img, pix, acc[j]);
         }
         pix += 1u;
@@ -248,14 +360,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 #if RM == 2
     // RM = 2: the same for the lane's second row.
     if (m2_ok) {
-      let c0 = n0 + cg * RN;
-      var img = c0 / P.HoWo;
-      var pix = c0 - img * P.HoWo;
+      var img = img0;
+      var pix = pix0;
 #if VEC_Y
       // HoWo % 4 == 0: four columns at a time, in one image, at a vec4-aligned index.
       for (var q = 0u; q < RN / 4u; q++) {
-        let c = c0 + 4u * q;
-        if (c < P.NC) {
+        if (4u * q < nvalid) {
           let yi = (img * P.y_tot + P.y_off + m2) * P.HoWo + pix;
           var v = vec4<f32>(acc2[4u * q], acc2[4u * q + 1u], acc2[4u * q + 2u], acc2[4u * q + 3u]);
 #if HAS_BIAS
@@ -277,8 +387,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 #elif Y_F16
       // Pairs of columns (c0 even, HoWo even: a pair is one f16 word of one image).
       for (var j = 0u; j < RN; j += 2u) {
-        let c = c0 + j;
-        if (c < P.NC) {
+        if (j < nvalid) {
           let yi = (img * P.y_tot + P.y_off + m2) * P.HoWo + pix;
           y[yi >> 1u] = pack_half2(sg_value(m2, img, pix, acc2[j]), sg_value(m2, img, pix + 1u, acc2[j + 1u]));
         }
@@ -290,8 +399,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       }
 #else
       for (var j = 0u; j < RN; j++) {
-        let c = c0 + j;
-        if (c < P.NC) {
+        if (j < nvalid) {
           y[(img * P.y_tot + P.y_off + m2) * P.HoWo + pix] = sg_value(m2, img, pix, acc2[j]);
         }
         pix += 1u;

@@ -225,7 +225,7 @@ describe("conv2d's subgroup kernel (tile policy 'software', constant weights)", 
   const lanes16: GpuCaps = { limits, features: new Set(['subgroups']), subgroupMinSize: 16, subgroupMaxSize: 16, tiles: 'software' };
   const weightsConst = (tc: TestCase<Conv2dAttrs>) => tc.inputs.map((_, i) => i === 1);
   it('is planned for every case with more than 4 output channels, only with 16-lane subgroups and constant weights', () => {
-    const seen = { cg: new Set<number>(), rm: new Set<number>(), vecX: new Set<number>(), vecY: new Set<number>() };
+    const seen = { cg: new Set<number>(), rm: new Set<number>(), seg: new Set<number>(), vecX: new Set<number>(), vecY: new Set<number>() };
     for (const tc of conv2d.cases) {
       const ctx = caseContext(conv2d, tc, lanes16, undefined, weightsConst(tc));
       const specs = conv2d.dispatch(ctx);
@@ -239,6 +239,7 @@ describe("conv2d's subgroup kernel (tile policy 'software', constant weights)", 
       expect(specs[0]!.bindings[1], tc.name).toEqual({ prepared: 0 });
       seen.cg.add(Number(specs[0]!.defines!.CG));
       seen.rm.add(Number(specs[0]!.defines!.RM));
+      seen.seg.add(Number(specs[0]!.defines!.SEG));
       seen.vecX.add(Number(specs[0]!.defines!.VEC_X));
       seen.vecY.add(Number(specs[0]!.defines!.VEC_Y));
       expect(conv2d.scratch!(ctx), tc.name).toEqual([]);
@@ -253,8 +254,27 @@ describe("conv2d's subgroup kernel (tile policy 'software', constant weights)", 
     }
     expect([...seen.cg].sort(), 'column groups').toEqual([1, 2]);
     expect([...seen.rm].sort(), 'rows per lane').toEqual([1, 2]);
+    expect([...seen.seg].sort(), 'row segments').toEqual([0, 1]);
     expect([...seen.vecX].sort(), 'vec4 input loads').toEqual([0, 1]);
     expect([...seen.vecY].sort(), 'vec4 output stores').toEqual([0, 1]);
+  });
+  it('W\' in row-segment order for 3-wide kernels over rows of 16 or more: (ky, 4 channels, kx, channel)', () => {
+    const tc = conv2d.cases.find((c) => c.name.startsWith('rows: 3x3 s1 p1 2x7x19x21'))!;
+    const ctx = caseContext(conv2d, tc, lanes16, undefined, weightsConst(tc));
+    expect(conv2d.dispatch(ctx)[0]!.defines!.SEG).toBe(1);
+    const w = uniform(mulberry32(6), numel(tc.inputs[1]!), -1, 1);
+    const [wp] = makePrepared(conv2d, ctx, (i) => (i === 1 ? w : new Float32Array(numel(tc.inputs[i]!))));
+    const got = new Float32Array(wp!.buffer);
+    const [cout, cin, cinP] = [12, 7, 8];
+    const kp = 9 * cinP;
+    for (let m = 0; m < cout; m++)
+      for (let ky = 0; ky < 3; ky++)
+        for (let cb = 0; cb < cinP; cb += 4)
+          for (let kx = 0; kx < 3; kx++)
+            for (let c = 0; c < 4; c++) {
+              const ci = cb + c;
+              expect(got[m * kp + ((ky * 2 + cb / 4) * 3 + kx) * 4 + c]).toBe(ci < cin ? w[((m * cin + ci) * 3 + ky) * 3 + kx]! : 0);
+            }
   });
   it('W\' is W in tap-major order, channels padded with zeros to a multiple of 4', () => {
     const tc = conv2d.cases.find((c) => c.name.startsWith('3x3 s1 p1 7x9 Cin 5 Cout 13'))!;

@@ -19,7 +19,7 @@
  * plan.ts (what both dispatch builders share), f32.ts and mma.ts (the dispatch builders), reference.ts (the CPU
  * reference), cases.ts (the test cases).
  */
-import { check, defineOp, denseView } from './op.js';
+import { check, defineOp, denseView, halfOut } from './op.js';
 import { cases } from './conv2d/cases.js';
 import { f32Dispatches } from './conv2d/f32.js';
 import { mmaDispatches, mmaPrepared, mmaScratch } from './conv2d/mma.js';
@@ -72,7 +72,7 @@ export const conv2d = defineOp<Conv2dAttrs>({
   prepare(ctx) {
     const p = convPlan(ctx);
     if (p.mma) return mmaPrepared(ctx, p);
-    return p.sg ? sgPrepared(p.g, sgLanes(ctx.caps)) : [];
+    return p.sg ? sgPrepared(p.g, sgLanes(ctx.caps), halfOut(ctx, 0)) : [];
   },
   dispatch(ctx) {
     const p = convPlan(ctx);

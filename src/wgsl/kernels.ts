@@ -14,6 +14,7 @@ import conv2dKernel from '../../kernels/conv2d.wgsl';
 import conv2dMma from '../../kernels/conv2d_mma.wgsl';
 import conv2dSg from '../../kernels/conv2d_sg.wgsl';
 import conv2dSgStep from '../../kernels/conv2d_sg_step.wgsl';
+import conv2dSgSeg from '../../kernels/conv2d_sg_seg.wgsl';
 import convEpilogue from '../../kernels/conv_epilogue.wgsl';
 import depthwise from '../../kernels/depthwise.wgsl';
 import se from '../../kernels/se.wgsl';
@@ -31,6 +32,7 @@ export const KERNELS: Record<string, string> = {
   conv2d_mma: conv2dMma,
   conv2d_sg: conv2dSg,
   conv2d_sg_step: conv2dSgStep,
+  conv2d_sg_seg: conv2dSgSeg,
   conv_epilogue: convEpilogue,
   depthwise, se,
   load_x: loadX,

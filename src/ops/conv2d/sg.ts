@@ -6,7 +6,7 @@
  * why and the measurements.
  */
 import type { DispatchSpec } from '../../gpu/spec.js';
-import type { GpuCaps, OpContext, PreparedOperand } from '../op.js';
+import { halfOut, type GpuCaps, type OpContext, type PreparedOperand } from '../op.js';
 import { bindingList, epilogue } from './plan.js';
 import { conv2dInputIndex, geometry, type Conv2dAttrs, type Geometry } from './shape.js';
 
@@ -43,20 +43,30 @@ export function takesSgPath(ctx: Pick<OpContext<Conv2dAttrs>, 'caps' | 'constant
  * per lane (2 for Cout > L: each broadcast input value then feeds two multiply-adds), rows per workgroup, columns per
  * tile, padded K.
  */
-export function sgShape(L: number, g: Geometry, rowsPerLane: 1 | 2 = SG_ROWS_PER_LANE) {
+export function sgShape(L: number, g: Geometry, yHalf = false, rowsPerLane: 1 | 2 = SG_ROWS_PER_LANE) {
   const CG = L >= 8 && g.Cout <= L / 2 ? 2 : 1;
-  const RM = CG === 1 && g.Cout > L ? rowsPerLane : 1;
   const CinP = Math.ceil(g.Cin / 4) * 4;
   const taps = g.kh * g.kw;
-  return { L, CG, RM, MG: (RM * L) / CG, NT: L, CinP, taps, Kp: taps * CinP };
+  // SEG (16 lanes: kernels/conv2d_sg_seg.wgsl is written for them): 3-wide kernels with column stride and dilation
+  // 1 over rows of at least L outputs: a tile is a segment of one output row, and each input row segment loaded
+  // serves the 3 taps of a kernel row. (A segment starts a row, so an f16 output, written in column pairs, needs Wo
+  // even.) One row per lane there: with two, its 3 x 4 x 16 multiply-adds per step spill too many accumulators.
+  const seg = L === 16 && g.kw === 3 && g.sw === 1 && g.dw === 1 && g.Wo >= L && (!yHalf || g.Wo % 2 === 0);
+  const RM = CG === 1 && g.Cout > L && !seg ? rowsPerLane : 1;
+  return { L, CG, RM, MG: (RM * L) / CG, NT: L, CinP, taps, Kp: taps * CinP, seg };
 }
 
 /** Output rows per lane where Cout > L (see {@link sgShape}). */
 export const SG_ROWS_PER_LANE: 1 | 2 = 2;
 
-/** W [Cout, Cin, kh, kw] as W' [Cout, kh * kw * CinP]: element (m, tap, ci) = W[m, ci, ky, kx], zeros past Cin. */
-export function sgPrepared(g: Geometry, L: number): PreparedOperand[] {
-  const { CinP, taps, Kp } = sgShape(L, g);
+/**
+ * W [Cout, Cin, kh, kw] as W' [Cout, Kp], zeros past Cin: element (m, tap, ci) = W[m, ci, ky, kx] at tap * CinP + ci
+ * (tap = ky * kw + kx); under SEG at ((ky * CinP / 4 + ci / 4) * kw + kx) * 4 + ci % 4 (a kernel row's taps of 4
+ * channels together).
+ */
+export function sgPrepared(g: Geometry, L: number, yHalf = false): PreparedOperand[] {
+  const { CinP, taps, Kp, seg } = sgShape(L, g, yHalf);
+  const at = (ci: number, ky: number, kx: number) => (seg ? ((ky * (CinP / 4) + (ci >> 2)) * g.kw + kx) * 4 + (ci & 3) : (ky * g.kw + kx) * CinP + ci);
   return [
     {
       from: [1],
@@ -65,7 +75,7 @@ export function sgPrepared(g: Geometry, L: number): PreparedOperand[] {
         const out = new Float32Array(g.Cout * Kp);
         for (let m = 0; m < g.Cout; m++)
           for (let ci = 0; ci < g.Cin; ci++)
-            for (let t = 0; t < taps; t++) out[m * Kp + t * CinP + ci] = w![(m * g.Cin + ci) * taps + t]!;
+            for (let ky = 0; ky < g.kh; ky++) for (let kx = 0; kx < g.kw; kx++) out[m * Kp + at(ci, ky, kx)] = w![((m * g.Cin + ci) * g.kh + ky) * g.kw + kx]!;
         return new Uint32Array(out.buffer);
       },
     },
@@ -80,7 +90,7 @@ export function sgDispatches(ctx: OpContext<Conv2dAttrs>, L: number): DispatchSp
   const M = g.Cout;
   const cols = g.N * g.Ho * g.Wo;
   const K = g.Cin * g.kh * g.kw;
-  const s = sgShape(L, g);
+  const s = sgShape(L, g, halfOut(ctx, 0));
   const xv = ctx.inViews[0]!;
   const yv = ctx.outViews[0]!;
   const rv = attrs.hasResidual ? ctx.inViews[idx.residual]! : { cOff: 0, cTot: 0 };
@@ -89,8 +99,8 @@ export function sgDispatches(ctx: OpContext<Conv2dAttrs>, L: number): DispatchSp
   const HW = g.H * g.W;
   const HoWo = g.Ho * g.Wo;
   const vecX = pointwise && HW % 4 === 0 && !ep.xh16;
-  const vecY = HoWo % 4 === 0 && !ep.defines.Y_F16;
-  const colTiles = Math.ceil(cols / s.NT);
+  const vecY = HoWo % 4 === 0 && !ep.defines.Y_F16 && (!s.seg || g.Wo % 4 === 0);
+  const colTiles = s.seg ? g.N * g.Ho * Math.ceil(g.Wo / s.NT) : Math.ceil(cols / s.NT);
   const rowTiles = Math.ceil(M / s.MG);
   const tilesPerWg = Math.max(1, Math.min(colTiles, Math.floor((colTiles * rowTiles) / SG_TARGET_WORKGROUPS)));
   const colWgs = Math.ceil(colTiles / tilesPerWg);
@@ -101,7 +111,7 @@ export function sgDispatches(ctx: OpContext<Conv2dAttrs>, L: number): DispatchSp
   const [BIND_BIAS, BIND_RES, BIND_SCALE] = b.at;
   const params = [
     M, cols, s.Kp, g.Cin, s.CinP, g.H, g.W, HW, g.Wo, HoWo, g.kw, s.taps, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
-    xv.cOff, xv.cTot, yv.cOff, yv.cTot, rv.cOff, rv.cTot, colTiles, tilesPerWg,
+    xv.cOff, xv.cTot, yv.cOff, yv.cTot, rv.cOff, rv.cTot, colTiles, tilesPerWg, g.Ho,
   ];
   return [
     {
@@ -111,6 +121,8 @@ export function sgDispatches(ctx: OpContext<Conv2dAttrs>, L: number): DispatchSp
         CG: s.CG,
         RM: s.RM,
         VEC_X: vecX ? 1 : 0,
+        SEG: s.seg ? 1 : 0,
+        ...(s.seg ? { KW: g.kw } : {}),
         VEC_Y: vecY ? 1 : 0,
         POINTWISE: pointwise ? 1 : 0,
         X_F16: ep.xh16 ? 1 : 0,
