@@ -223,6 +223,11 @@ export interface Comparison {
   engineSlicesPerS: number;
   peerSlicesPerS: number;
   ratio: number;
+  /**
+   * Slices per CPU-second (the process's user + system time over the steady median run, every thread) of the engine
+   * and of the peer, and their ratio: where both report CPU time (the engine on a software adapter, PyTorch on the CPU).
+   */
+  cpu?: { engineSlicesPerCpuS: number; peerSlicesPerCpuS: number; ratio: number };
 }
 
 /** The whole report (what --json writes). */
@@ -641,7 +646,11 @@ export async function runBench(options: Partial<BenchOptions> = {}): Promise<Ben
       const e = report.results.find((r) => r.target === p.target && r.batch === p.batch && r.height === p.height && r.width === p.width);
       if (!e) continue;
       const peerSps = (p.batch * 1000) / p.steady.medianMs;
-      report.comparisons.push({ target: p.target, batch: p.batch, height: p.height, width: p.width, peer: p.peer, ...(p.mode ? { mode: p.mode } : {}), engineSlicesPerS: e.slicesPerS, peerSlicesPerS: peerSps, ratio: e.slicesPerS / peerSps });
+      const cpu =
+        e.cpu && p.cpuSteadyMedianMs
+          ? { engineSlicesPerCpuS: (p.batch * 1000) / e.cpu.steadyMedianMs, peerSlicesPerCpuS: (p.batch * 1000) / p.cpuSteadyMedianMs, ratio: p.cpuSteadyMedianMs / e.cpu.steadyMedianMs }
+          : undefined;
+      report.comparisons.push({ target: p.target, batch: p.batch, height: p.height, width: p.width, peer: p.peer, ...(p.mode ? { mode: p.mode } : {}), engineSlicesPerS: e.slicesPerS, peerSlicesPerS: peerSps, ratio: e.slicesPerS / peerSps, ...(cpu ? { cpu } : {}) });
     }
   }
   report.loadAverage!.end = loadavg()[0]!;

@@ -136,7 +136,7 @@ export function formatReport(rep: BenchReport, top = 15): string {
     out.push('');
     out.push(
       table(
-        ['peer', 'target', 'size', 'batch', 'status', 'setup', 'first run', 'steady median', 'min..max', 'slices/s', 'engine / peer', 'device'],
+        ['peer', 'target', 'size', 'batch', 'status', 'setup', 'first run', 'steady median', 'min..max', 'slices/s', 'engine / peer', 'CPU per steady run', 'slices per CPU-second', 'engine / peer per CPU-second', 'device'],
         rep.peers.map((p) => {
           const c = rep.comparisons.find((x) => x.peer === p.peer && x.mode === p.mode && x.target === p.target && x.batch === p.batch && x.height === p.height && x.width === p.width);
           return [
@@ -151,13 +151,16 @@ export function formatReport(rep: BenchReport, top = 15): string {
             p.steady ? `${ms(p.steady.minMs)}..${ms(p.steady.maxMs)}` : '-',
             p.steady ? num((p.batch * 1000) / p.steady.medianMs) : '-',
             c ? `${num(c.ratio)}x` : '-',
+            ms(p.cpuSteadyMedianMs),
+            c?.cpu ? num(c.cpu.peerSlicesPerCpuS) : '-',
+            c?.cpu ? `${num(c.cpu.ratio)}x` : '-',
             `${p.device ?? '-'}${p.version ? `, ${p.version}` : ''}${p.computeDtype ? `, computed in ${p.computeDtype}` : ''}${p.outputsFinite === false ? ', outputs NOT FINITE' : ''}`,
           ];
         }),
       ),
     );
     out.push('');
-    out.push('engine / peer = engine slices/s divided by the peer\'s (above 1: the engine is faster), same size and batch.');
+    out.push('engine / peer = engine slices/s divided by the peer\'s (above 1: the engine is faster), same size and batch; per CPU-second: the same with slices per CPU-second of each process (user + system, every thread, over the steady median run; PyTorch on the CPU only), which the waiting for a core on a shared machine does not enter.');
     if (rep.peers.some((p) => p.mode))
       out.push(
         `PyTorch modes, one row each, engine at precision ${rep.options.precision}: f32 = f32 NCHW, TF32 off; tf32-cl = TF32 on, channels-last; ` +

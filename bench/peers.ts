@@ -89,6 +89,8 @@ export interface PeerResult {
   exportMs?: number;
   firstRunMs?: number;
   steady?: { runs: number; medianMs: number; minMs: number; maxMs: number; p25Ms: number; p75Ms: number; samplesMs: number[] };
+  /** torch on the CPU: median CPU time of the peer process per steady run (user + system, every thread). */
+  cpuSteadyMedianMs?: number;
 }
 
 /** What the peers are asked to run. */
@@ -250,6 +252,7 @@ async function runTorch(job: PeerJob, peer: 'torch' | 'torch-cuda'): Promise<Pee
         if (r.error) res = { ...base, status: 'failed', reason: String(r.error) };
         else {
           res = { ...base, status: 'ok', computeDtype: String(r.computeDtype), outputsFinite: r.outputsFinite === true, setupMs: Number(r.setupMs), firstRunMs: Number(r.firstRunMs), steady: statsOf(r.samplesMs as number[]) };
+          if (Array.isArray(r.cpuSamplesMs) && r.cpuSamplesMs.length) res.cpuSteadyMedianMs = statsOf(r.cpuSamplesMs as number[]).medianMs;
           job.log(`  ${peerLabel(res)} ${c.target} ${c.height}x${c.width} batch ${c.batch}: first ${res.firstRunMs!.toFixed(0)} ms, median ${res.steady!.medianMs.toFixed(1)} ms (${res.computeDtype})`);
         }
         got.set(key(c), res);
