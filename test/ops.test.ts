@@ -15,7 +15,7 @@ import { numel } from '../src/ops/op.js';
 import { chooseSplitK, conv2d, conv2dGeometry, conv2dInputIndex, sgDispatches, sgLanes, sgPrepared, type Conv2dAttrs } from '../src/ops/conv2d.js';
 import { depthwise } from '../src/ops/depthwise.js';
 import { testGpu } from './gpu.js';
-import { MmaEmulatingCache } from './mma-emulation.js';
+import { describeEmulated, MmaEmulatingCache } from './mma-emulation.js';
 
 describe.each(Object.values(OPS) as OpDef<unknown>[])('op $name', (op) => {
   const tol = op.tolerance ?? DEFAULT_TOLERANCE[op.kind];
@@ -486,7 +486,7 @@ describe("conv2d's f16 conversion passes (the matrix-unit path's first half, on 
   });
 });
 
-describe("conv2d's matrix-unit GEMM with emulated subgroup matrices (on any adapter)", () => {
+describeEmulated("conv2d's matrix-unit GEMM on any adapter (matrix units emulated)", () => {
   // test/mma-emulation.ts rewrites the GEMM's matrix builtins into plain WGSL, so the whole matrix-unit path
   // (conversion passes, GEMM, epilogue, views, half storage, the in-place f16 input) runs here against the
   // reference that emulates the f16 rounding, at conv2d's tolerance. The hardware tests run the real builtins.

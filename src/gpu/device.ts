@@ -87,7 +87,7 @@ export interface GpuOptions {
    */
   forceSoftware?: boolean | SoftwareDriver;
   /**
-   * Set lavapipe's SIMD width to 128 bits and give it a shader cache of its own (default true; see
+   * Set lavapipe's SIMD width to 512 bits and give it a shader cache of its own (default true; see
    * LAVAPIPE_VECTOR_WIDTH). Node only; a user's own LP_NATIVE_VECTOR_WIDTH is always left alone.
    */
   lavapipeDefaults?: boolean;
