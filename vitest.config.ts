@@ -22,17 +22,18 @@ const wgslText = {
 export const SWIFTSHADER_TESTS = ['test/device.test.ts', 'test/ops.test.ts'];
 
 /**
- * The tests that run conv2d's matrix-unit GEMM with emulated subgroup matrices (test/mma-emulation.ts) on lavapipe
- * run in a lavapipe process of their own at 128-bit SIMD (project lavapipe-128): llvmpipe takes the SIMD width once
- * per process, and the emulated GEMM (256 private f32 a lane) takes its LLVM several times longer to compile at the
- * engine's 512 bits (measured cold on the loaded 2-core machine: about 33 s of CPU per GEMM pipeline at 512
- * bits; docs/performance.md, "lavapipe against PyTorch"). What they test is the GEMM's indexing, views and half
- * storage through the rewrite, which the SIMD width does not touch; everything the engine runs at 512 bits keeps
- * its tests in project lavapipe. Their describe blocks carry MMA_EMULATION_TESTS in their names; project lavapipe
- * skips them (COVIDCT_TEST_MMA_EMULATION), SwiftShader runs them (4 lanes there anyway).
+ * Project lavapipe-128: lavapipe in a process of its own at 128-bit SIMD (llvmpipe takes the width once per process)
+ * for the describe blocks whose names end in "(GPU tiles)" or "(matrix units emulated)" (test/gpu.ts describeAt128):
+ * the GPU tiles (tile policy 'auto') and conv2d's matrix-unit GEMM with emulated subgroup matrices. The engine does
+ * not run these on lavapipe by default, their results do not depend on the SIMD width (no subgroup builtins), and
+ * LLVM compiles them several times slower at the engine's 512 bits: measured cold on the loaded 2-core machine,
+ * ops.test.ts alone took 33 minutes on lavapipe at 512 bits, 21 of them in the GPU-tile blocks, and the emulated
+ * GEMM's 6 pipelines 202 s of CPU (docs/performance.md, "lavapipe against PyTorch"). Project lavapipe skips those
+ * blocks (COVIDCT_TEST_LAVAPIPE_128) and keeps everything the engine runs at 512 bits (tile policy 'software', the
+ * subgroup kernel); SwiftShader runs them all (4 lanes there anyway).
  */
-export const MMA_EMULATION_FILES = ['test/ops.test.ts', 'test/graph.test.ts', 'test/parity.test.ts'];
-export const MMA_EMULATION_TESTS = /\(matrix units emulated\)/;
+export const LAVAPIPE_128_FILES = ['test/ops.test.ts', 'test/graph.test.ts', 'test/parity.test.ts'];
+export const LAVAPIPE_128_TESTS = /\((GPU tiles|matrix units emulated)\)/;
 const cacheHome = process.env.XDG_CACHE_HOME || (process.env.HOME ? `${process.env.HOME}/.cache` : '/tmp');
 /** Mesa's cache for the 128-bit process: never the 512-bit one's (Mesa's key does not include the width). */
 const lavapipe128Cache = process.env.MESA_SHADER_CACHE_DIR ? `${process.env.MESA_SHADER_CACHE_DIR}/lavapipe-128` : `${cacheHome}/covidct-lavapipe-128`;
@@ -45,13 +46,13 @@ export default defineConfig({
     pool: 'forks',
     poolOptions: { forks: { singleFork: true } },
     projects: [
-      { extends: true, test: { name: 'lavapipe', include: ['test/**/*.test.ts'], env: { COVIDCT_TEST_SOFTWARE: 'lavapipe', COVIDCT_TEST_MMA_EMULATION: 'lavapipe-128' }, sequence: { groupOrder: 0 } } },
+      { extends: true, test: { name: 'lavapipe', include: ['test/**/*.test.ts'], env: { COVIDCT_TEST_SOFTWARE: 'lavapipe', COVIDCT_TEST_LAVAPIPE_128: 'elsewhere' }, sequence: { groupOrder: 0 } } },
       {
         extends: true,
         test: {
           name: 'lavapipe-128',
-          include: MMA_EMULATION_FILES,
-          testNamePattern: MMA_EMULATION_TESTS,
+          include: LAVAPIPE_128_FILES,
+          testNamePattern: LAVAPIPE_128_TESTS,
           env: { COVIDCT_TEST_SOFTWARE: 'lavapipe', LP_NATIVE_VECTOR_WIDTH: '128', MESA_SHADER_CACHE_DIR: lavapipe128Cache },
           sequence: { groupOrder: 1 },
         },

@@ -13,7 +13,7 @@
 import type { GpuContext } from '../src/gpu/device.js';
 import type { DefineValue } from '../src/wgsl/preprocess.js';
 import { PipelineCache } from '../src/gpu/pipelines.js';
-import { describe } from 'vitest';
+import { describeAt128 } from './gpu.js';
 
 const HELPERS = `
 // ---- test/mma-emulation.ts: subgroup matrices emulated, 32 lanes sharing each 16 x 16 block ----
@@ -104,12 +104,7 @@ export function emulatedF16(gpu: GpuContext): { gpu: GpuContext; cache: Pipeline
   return { gpu: emulated, cache: new MmaEmulatingCache(gpu.device) };
 }
 
-/**
- * `describe` for the tests that run the emulated GEMM on the adapter. Their names must end in "(matrix units
- * emulated)": on lavapipe they run in project lavapipe-128, a lavapipe process at 128-bit SIMD
- * (vitest.config.ts, MMA_EMULATION_TESTS), and project lavapipe (512 bits) skips them.
- */
+/** `describe` for the tests that run the emulated GEMM on the adapter: see describeAt128 (test/gpu.ts). */
 export function describeEmulated(name: string, body: () => void): void {
-  if (!name.endsWith('(matrix units emulated)')) throw new Error(`describeEmulated: "${name}" must end in "(matrix units emulated)" (vitest.config.ts selects them by it)`);
-  (process.env.COVIDCT_TEST_MMA_EMULATION === 'lavapipe-128' ? describe.skip : describe)(name, body);
+  describeAt128(name, body);
 }

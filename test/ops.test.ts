@@ -14,10 +14,10 @@ import { preprocessWgsl } from '../src/wgsl/preprocess.js';
 import { numel } from '../src/ops/op.js';
 import { chooseSplitK, conv2d, conv2dGeometry, conv2dInputIndex, sgDispatches, sgLanes, sgPrepared, type Conv2dAttrs } from '../src/ops/conv2d.js';
 import { depthwise } from '../src/ops/depthwise.js';
-import { testGpu } from './gpu.js';
+import { describeAt128, testGpu } from './gpu.js';
 import { describeEmulated, MmaEmulatingCache } from './mma-emulation.js';
 
-describe.each(Object.values(OPS) as OpDef<unknown>[])('op $name', (op) => {
+describeAt128('every op against its CPU reference (GPU tiles)', () => describe.each(Object.values(OPS) as OpDef<unknown>[])('op $name', (op) => {
   const tol = op.tolerance ?? DEFAULT_TOLERANCE[op.kind];
   it('has test cases', () => expect(op.cases.length).toBeGreaterThan(0));
   it.each(op.cases.map((c, i) => ({ ...c, index: i })))('$name', async (tc) => {
@@ -43,7 +43,7 @@ describe.each(Object.values(OPS) as OpDef<unknown>[])('op $name', (op) => {
       expect(err, `output ${i} nmse ${err.toExponential(2)} > ${tol}`).toBeLessThanOrEqual(tol);
     });
   });
-});
+}));
 
 // The harness's own checks must be able to fail: a planted kernel (y = 2x, plus one stray write chosen by MODE)
 // writes past its output, into its input, or past its input; runOp must report each, and a clean run nothing.
@@ -137,7 +137,7 @@ const halfCases = (Object.values(OPS) as OpDef<unknown>[]).flatMap((op) =>
       }),
 );
 
-describe('half storage: ops reading and writing packed f16', () => {
+describeAt128('half storage: ops reading and writing packed f16 (GPU tiles)', () => {
   it('some cases of depthwise, conv2d and global_pool read f16, and some of depthwise and conv2d write it', () => {
     const by = (name: string, what: 'inputs' | 'outputs') => halfCases.filter((c) => c.op.name === name && c.half[what].some(Boolean)).length;
     for (const name of ['depthwise', 'conv2d', 'global_pool']) expect(by(name, 'inputs'), name).toBeGreaterThan(2);
