@@ -41,6 +41,8 @@ const lavapipe128Cache = process.env.MESA_SHADER_CACHE_DIR ? `${process.env.MESA
 export default defineConfig({
   plugins: [wgslText],
   test: {
+    // dist/ built once before the tests (test/global-build.ts): the tests of the built CLI and package use it.
+    globalSetup: ['test/global-build.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',

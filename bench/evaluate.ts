@@ -15,6 +15,12 @@
 // probability sits at 0.5 within float rounding can flip between the two, and stage 2 then sees a slightly different
 // input: the summary counts the studies within TOL and those with an equal label, and the script exits 1 when a
 // label differs.
+//
+// Real CT (issue 36; the PyTorch side is weights/evaluate_real.py --json, the same keys): the patient answer as the
+// report gives it ("not a chest CT", "no lung found", "no class" where validation does not support the study, else the
+// class), the involvement against the inserted lesions' (the ground-truth masks on the source grid), the OOD score
+// against PyTorch's (relative difference), and per true class the counts of weights/README.md "The classifier on
+// real CT": right class, no class, COVID-19 or CAP calls, involvement under 1 % (no lesion) or within tolerance.
 import { readFileSync, readdirSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -60,7 +66,7 @@ if (existsSync(join(values.data, 'slice_labels.csv')))
     a[Number(k)] = l!;
     sliceLabels.set(s!, a);
   }
-interface TorchStudy { study: string; patient_probs: number[]; patient_pred: string }
+interface TorchStudy { study: string; patient_probs: number[] | null; patient_pred: string; ood_score?: number | null }
 const torch = values.pytorch ? new Map((JSON.parse(readFileSync(values.pytorch, 'utf8')) as { studies: TorchStudy[] }).studies.map((s) => [s.study, s])) : null;
 
 const read = async (p: string) => readNifti(new Uint8Array(readFileSync(p)), p);
@@ -81,7 +87,7 @@ const engine = await TwoStageEngine.load(gpu, file, { batch: Number(values.batch
 const studies = readdirSync(values.data).filter((d) => labels.has(d)).sort();
 const rows: Record<string, unknown>[] = [];
 const lungD: number[] = [], infD: number[] = [];
-let sliceOk = 0, sliceN = 0, patientOk = 0, labelDiff = 0, withinTol = 0, worst = 0;
+let sliceOk = 0, sliceN = 0, patientOk = 0, labelDiff = 0, withinTol = 0, worst = 0, worstOod = 0;
 const confusion = CLASSES.map(() => CLASSES.map(() => 0));
 const t0 = performance.now();
 for (const s of studies) {
@@ -89,7 +95,9 @@ for (const s of studies) {
   const vol = await read(join(dir, 'scan.nii.gz'));
   const r = await analyzeVolume(engine, vol, { inputPath: join(dir, 'scan.nii.gz') });
   const rep = r.report;
-  const row: Record<string, unknown> = { study: s, label: labels.get(s), pred: rep.patient.label ?? 'no lung found', probabilities: rep.patient.probabilities };
+  const pt = rep.patient;
+  const pred = pt.label ?? (pt.chest && !pt.chest.isChest ? 'not a chest CT' : pt.support?.supported === false ? 'no class' : 'no lung found');
+  const row: Record<string, unknown> = { study: s, label: labels.get(s), pred, probabilities: pt.probabilities, involvement_pct: pt.lungInvolvementPct, ood_score: pt.support?.oodScore ?? null, supported: pt.support?.supported ?? null };
   const [nx, ny, nz] = vol.dims;
   let gtLung: Voxels | null = null;
   if (existsSync(join(dir, 'lung.nii.gz'))) {
@@ -108,6 +116,11 @@ for (const s of studies) {
     for (let i = 0; i < inf.length; i++) inf[i] = r.lungMask[i]! && r.infection[i]! > thr ? 1 : 0;
     row.infection_dice = dice(inf, gi);
     if (any) infD.push(row.infection_dice as number);
+    if (gtLung) {
+      let l = 0, li = 0;
+      for (let i = 0; i < gi.length; i++) if (gtLung[i]! > 0.5) { l++; if (gi[i]! > 0.5) li++; }
+      row.inserted_involvement_pct = l ? (100 * li) / l : null;
+    }
   }
   const sl = sliceLabels.get(s);
   if (sl && gtLung) {
@@ -124,22 +137,50 @@ for (const s of studies) {
       if (rep.slices[k]!.label === sl[k]) sliceOk++;
     }
   }
-  if (rep.patient.label === labels.get(s)) patientOk++;
+  if (pred === labels.get(s)) patientOk++;
   const ti = CLASSES.indexOf(labels.get(s) as (typeof CLASSES)[number]);
   const pi = CLASSES.indexOf(rep.patient.label as (typeof CLASSES)[number]);
   if (ti >= 0 && pi >= 0) confusion[ti]![pi]!++;
   const ref = torch?.get(s);
   if (ref) {
-    const ours = CLASSES.map((c) => rep.patient.probabilities?.[c] ?? 1 / 3);
-    const d = Math.sqrt(nmse(new Float32Array(ours), new Float32Array(ref.patient_probs)));
     row.pytorch_pred = ref.patient_pred;
-    row.pytorch_relL2 = d;
-    worst = Math.max(worst, d);
-    if (d <= TOL) withinTol++;
+    if (ref.patient_probs && pt.probabilities) {
+      const ours = CLASSES.map((c) => pt.probabilities![c]!);
+      const d = Math.sqrt(nmse(new Float32Array(ours), new Float32Array(ref.patient_probs)));
+      row.pytorch_relL2 = d;
+      worst = Math.max(worst, d);
+      if (d <= TOL) withinTol++;
+    } else if (!ref.patient_probs && !pt.probabilities) withinTol++;
+    if (typeof ref.ood_score === 'number' && typeof row.ood_score === 'number') {
+      const d = Math.abs((row.ood_score as number) - ref.ood_score) / Math.max(1e-9, Math.abs(ref.ood_score));
+      row.pytorch_ood_score = ref.ood_score;
+      row.ood_score_rel_diff = d;
+      worstOod = Math.max(worstOod, d);
+    }
     if (ref.patient_pred !== row.pred) labelDiff++;
   }
   rows.push(row);
-  process.stderr.write(`${s}: ${labels.get(s)} -> ${row.pred}${ref ? ` (PyTorch ${ref.patient_pred}, relL2 ${(row.pytorch_relL2 as number).toExponential(2)})` : ''}\n`);
+  process.stderr.write(`${s}: ${labels.get(s)} -> ${row.pred}, involvement ${row.involvement_pct ?? '-'}${row.inserted_involvement_pct != null ? ` (inserted ${(row.inserted_involvement_pct as number).toFixed(2)})` : ''}, OOD ${row.ood_score ?? '-'}${ref ? ` (PyTorch ${ref.patient_pred}${row.pytorch_relL2 !== undefined ? `, relL2 ${(row.pytorch_relL2 as number).toExponential(2)}` : ''})` : ''}\n`);
+}
+/** weights/README.md "The classifier on real CT": within +-50 % of the inserted involvement or 2 points. */
+const withinTolerance = (m: unknown, ins: number) => typeof m === 'number' && Math.abs(m - ins) <= Math.max(2, 0.5 * ins);
+/** Per true class, the counts of weights/evaluate_real.py's summary. */
+function realSummary(rs: Record<string, unknown>[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const c of CLASSES) {
+    const r = rs.filter((x) => x.label === c && x.pred !== 'not a chest CT');
+    if (!r.length) continue;
+    out[c] = {
+      studies: r.length,
+      right_class: r.filter((x) => x.pred === c).length,
+      no_class: r.filter((x) => x.pred === 'no class').length,
+      covid_or_cap_call: r.filter((x) => x.pred === 'COVID-19' || x.pred === 'CAP').length,
+      ...(c === 'no infection'
+        ? { involvement_under_1pct: r.filter((x) => typeof x.involvement_pct === 'number' && x.involvement_pct < 1).length }
+        : { involvement_within_tolerance: r.filter((x) => typeof x.inserted_involvement_pct === 'number' && withinTolerance(x.involvement_pct, x.inserted_involvement_pct)).length }),
+    };
+  }
+  return out;
 }
 const mean = (a: number[]) => (a.length ? a.reduce((x, y) => x + y, 0) / a.length : NaN);
 const summary = {
@@ -153,7 +194,8 @@ const summary = {
   slice_accuracy: sliceN ? sliceOk / sliceN : NaN,
   patient_accuracy: patientOk / studies.length,
   patient_confusion: { classes: CLASSES, rows_true_columns_predicted: confusion },
-  pytorch_parity: torch ? { tolerance_relL2: TOL, worst_relL2: worst, studies_within_tolerance: withinTol, studies_with_another_label: labelDiff } : null,
+  pytorch_parity: torch ? { tolerance_relL2: TOL, worst_relL2: worst, studies_within_tolerance: withinTol, studies_with_another_label: labelDiff, worst_ood_score_rel_diff: worstOod } : null,
+  real_ct: realSummary(rows),
   seconds: (performance.now() - t0) / 1000,
 };
 engine.destroy();

@@ -1,5 +1,5 @@
 /**
- * Host memory of one whole-scan analysis: `npm run bench:scan -- [--scan PATH | --synthetic 512x512x600] [--weights W]
+ * Host memory of one whole-scan analysis: `npm run bench:scan -- [--scan PATH | --synthetic 512x512x600] [--weights W (default: the package's trained model)]
  * [--batch N] [--software[=NAME]] [--no-outputs]`.
  *
  * Runs what `covidct analyze` runs (a scan from a path, or a synthetic volume, through analyzeVolume batch by batch,
@@ -9,6 +9,7 @@
  * cycled): realistic HU, built directly as Int16 so that making it costs no more than the volume itself.
  * @module
  */
+import { defaultWeights } from '../src/node/default-weights.js';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { analyzeVolume } from '../src/analysis/analyze.js';
@@ -60,7 +61,7 @@ async function main(): Promise<void> {
     options: {
       scan: { type: 'string' },
       synthetic: { type: 'string' },
-      weights: { type: 'string', default: 'weights/trained/synthetic-small.safetensors' },
+      weights: { type: 'string' },
       batch: { type: 'string', default: '16' },
       software: { type: 'string' },
       'no-outputs': { type: 'boolean' },
@@ -78,7 +79,9 @@ async function main(): Promise<void> {
   const volumeMiB = volume.data.byteLength / MiB;
   const rssVolume = rssMiB();
   const gpu = await createGpu(v.software !== undefined ? { forceSoftware: parseSoftwareOption(v.software) } : {});
-  const engine = await TwoStageEngine.load(gpu, openWeights(readFileSync(v.weights!), v.weights), { batch });
+  // The package's default weights (src/node/default-weights.ts) unless --weights names a file.
+  const weights = v.weights !== undefined ? { path: v.weights, name: v.weights } : defaultWeights();
+  const engine = await TwoStageEngine.load(gpu, openWeights(readFileSync(weights.path), weights.name), { batch });
   let peakDuring = 0;
   const t0 = performance.now();
   const result = await analyzeVolume(engine, volume, {
@@ -94,6 +97,7 @@ async function main(): Promise<void> {
   const slices = result.report.slices.length;
   const lines = [
     `scan: ${volume.source.description || volume.source.path} (${volume.dims.join(' x ')}, ${volume.data.constructor.name}, ${volumeMiB.toFixed(0)} MiB)`,
+    `weights: ${weights.name}`,
     `adapter: ${gpu.adapterName}${gpu.isSoftware ? ' (software)' : ''}; model ${engine.height} x ${engine.width}, batch ${batch}`,
     `analysis: ${slices} slices in ${(ms / 1000).toFixed(1)} s (${((slices * 1000) / ms).toFixed(2)} slices/s)${v['no-outputs'] ? '' : `; output files ${outputsMiB.toFixed(1)} MiB`}`,
     `host memory: RSS at start ${rss0.toFixed(0)} MiB, with the volume ${rssVolume.toFixed(0)} MiB, highest seen during the analysis ${peakDuring.toFixed(0)} MiB, process peak (maxrss) ${maxRssMiB().toFixed(0)} MiB`,

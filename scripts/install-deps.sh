@@ -13,13 +13,17 @@
 #  - python3-numpy, python3-nibabel, python3-pydicom, dcm2niix, dcmtk, libgdcm-tools: the independent tools the
 #    scan readers' tests compare against (dcmtk and gdcm decompress the compressed DICOM fixtures for pydicom).
 #  - python3-torch, python3-torchvision: the PyTorch reference (weights/), the bench's PyTorch peer and its test.
+#  - orthanc, orthanc-dicomweb: a real PACS with DICOMweb (QIDO-RS, WADO-RS, STOW-RS) that the DICOMweb tests start
+#    themselves on 127.0.0.1 with a random port and a temporary storage folder (the package's own service is left as
+#    the system has it: where services start on install, it listens on 8042 and is not used).
+#  - dicom3tools: dciodvfy, the independent validator the DICOM SEG and SR outputs are checked with.
 # The engine itself needs only the first two. A tool that this system's archive does not have (Ubuntu 24.04: no
 # python3-torch / python3-torchvision, and Chromium only as a snap, which the deb 'chromium-browser' installs and
 # which has no /usr/lib/chromium) is skipped with a warning saying what cannot run without it; the rest is installed.
 set -euo pipefail
 
 REQUIRED=(libvulkan1)
-PACKAGES=(libvulkan1 chromium python3-numpy python3-nibabel python3-pydicom dcm2niix dcmtk libgdcm-tools python3-torch python3-torchvision)
+PACKAGES=(libvulkan1 chromium python3-numpy python3-nibabel python3-pydicom dcm2niix dcmtk libgdcm-tools python3-torch python3-torchvision orthanc orthanc-dicomweb dicom3tools)
 MESA=mesa-vulkan-drivers
 # The Mesa that Dawn accepts: Debian 12's 22.3 fails ("shaderUniform*ArrayDynamicIndexing required"); 25.0 works.
 MESA_MIN_MAJOR=24
@@ -36,6 +40,8 @@ needed_for() {
   case "$1" in
     chromium) echo "the SwiftShader fallback and the browser tests" ;;
     python3-torch | python3-torchvision) echo "the PyTorch reference (weights/), the bench's PyTorch peer and their tests" ;;
+    orthanc | orthanc-dicomweb) echo "the DICOMweb round trip tests (a real PACS)" ;;
+    dicom3tools) echo "the DICOM SEG and SR validation (dciodvfy)" ;;
     *) echo "the scan readers' tests that compare against it" ;;
   esac
 }

@@ -1,3 +1,4 @@
+/// <reference path="./webgpu-globals.ts" preserve="true" />
 /**
  * covidct: a WebGPU compute-kernel engine for two-stage chest-CT analysis, in Node (dawn.node) and browsers.
  * @module
@@ -18,16 +19,19 @@ export { CompiledGraph, compileGraph, type CompileOptions, type RunResult, type 
 // Bytes in and out: safetensors (weights, CT volumes, results).
 export { parseSafetensors, readSafetensorsFile, serializeSafetensors, writeSafetensorsFile, SafetensorsError, SafetensorsFile, type TensorInfo as SafetensorsTensorInfo, type TensorToWrite } from './io/safetensors.js';
 // The two-stage model: building, loading weights exported from PyTorch, running, reporting.
-export { TwoStageEngine, summarise, type EngineOptions, type TwoStageResult, type TwoStageReport } from './analysis/engine.js';
+export { TwoStageEngine, type EngineOptions, type TwoStageResult } from './analysis/engine.js';
 export { openWeights, readWeightsFile, loadPipeline, bindWeights, readConfig, WeightsError, type WeightIssue } from './models/load.js';
 export { buildPipeline, buildStage1, buildStage2, buildTwoStage, buildPatientHead, runPatientHead, type Pipeline, type StageShape, type PatientResult } from './models/pipeline.js';
 export { defaultModelConfig, defaultPreprocessConfig, tinyModelConfig, parseModelConfig, parsePreprocessConfig, ConfigError, type ModelConfig, type PreprocessConfig } from './models/config.js';
-export { preprocessHU, windowHU, huFromStored, normalise, lungMask, lungArea, maskedInput } from './analysis/preprocess.js';
+export { preprocessHU, windowHU, windowInto, huFromStored, normalise, lungMask, lungArea, maskedInput } from './analysis/preprocess.js';
 export { efficientnet, EFFICIENTNET_VARIANTS, type EfficientNetVariant } from './models/efficientnet.js';
 export { ModelBuilder, type ModelGraph } from './models/builder.js';
 // A scan's analysis (browser-safe: a Volume in, the report, masks, maps and output files out).
 export { analyzeVolume, AnalysisAbortedError, MIN_SLICES, type AnalysisEngine, type AnalysisProgress, type AnalysisResult, type AnalyzeOptions } from './analysis/analyze.js';
 export { makeOutputFiles, reportBytes, type OutputFile, type OutputOptions } from './analysis/outputs.js';
+// DICOM outputs (seg.dcm, sr.dcm, contact_sheet.dcm) for a DICOM input; dcmjs loads on the first call.
+export { makeDicomOutputs, makeDicomOutputFiles, type DicomOutputs, type DicomOutputObject } from './analysis/dicom-outputs.js';
+export { dicomSource, type DicomSource } from './io/dicom/derived.js';
 export { REPORT_SCHEMA, REPORT_SCHEMA_VERSION, SOFTWARE_VERSION, type AnalysisReport, type SliceReport, type PatientReport } from './analysis/report.js';
 export { weightsInfo, sha256Hex, type WeightsInfo } from './analysis/weights-info.js';
 export { axialGrid, type AxialGrid } from './analysis/grid.js';

@@ -1,3 +1,4 @@
+/// <reference path="./webgpu-globals.ts" preserve="true" />
 /**
  * covidct/testing: what tests and benches of the engine use, kept out of the main entry (which is the product:
  * GPU context, weights, engine, readers and writers, reports). The op test harness, seeded random inputs, the

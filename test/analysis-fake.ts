@@ -52,7 +52,12 @@ export function fakeEngine(opts: { batch?: number; size?: number; pre?: Partial<
       if (!sel.length) return null;
       const a = sel.reduce((s, i) => s + emb[i * e]!, 0) / sel.length;
       const probs = Float32Array.from([a / 2, a / 4, 1 - (3 * a) / 4]);
-      return { logits: probs.map(Math.log), probs, slicesUsed: sel.length };
+      const pooled = new Float32Array(2 * e).fill(-Infinity);
+      for (let j = 0; j < e; j++) {
+        pooled[j] = sel.reduce((s, i) => s + emb[i * e + j]!, 0) / sel.length;
+        for (const i of sel) pooled[e + j] = Math.max(pooled[e + j]!, emb[i * e + j]!);
+      }
+      return { logits: probs.map(Math.log), probs, pooled, slicesUsed: sel.length };
     },
   };
   return eng;

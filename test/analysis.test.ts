@@ -12,7 +12,7 @@ import { axialGrid, axisCodes, readAxialSlice, slicePositionMm, sourceIndex, wri
 import { toAxial } from '../src/volume/orient.js';
 import { decode as decodePng } from 'fast-png';
 import { readNifti, readNiftiHeader } from '../src/io/nifti.js';
-import { CONTACT_SHEET_FILE, contactSheet, INFECTION_SCL_SLOPE, makeOutputFiles, mostInvolved, reportBytes, sliceImage } from '../src/analysis/outputs.js';
+import { CONTACT_SHEET_FILE, contactSheet, INFECTION_SCL_SLOPE, makeOutputFiles, mostInvolved, reportBytes, sheetTitle, sliceImage, wrapWords } from '../src/analysis/outputs.js';
 import { atLeast, displaySize, drawLegend, heatColour, legendHeight, OUTLINE_RGB, renderSlice, Rgba } from '../src/analysis/render.js';
 import { GLYPH_HEIGHT } from '../src/analysis/font.js';
 import { chestPhantom } from '../src/analysis/phantom.js';
@@ -592,4 +592,34 @@ print(json.dumps({"dtype": str(img.get_data_dtype()), "slope": float(img.dataobj
     (bad.patient as { lungVolumeMl: number }).lungVolumeMl = NaN;
     expect(() => reportBytes(bad)).toThrow(/non-finite.*lungVolumeMl/);
   });
+
+  it('says why there is no class: not a chest CT, outside what validation supports, no lung', () => {
+    const p = structuredClone(result.report.patient);
+    p.label = 'CAP';
+    p.lungFound = true;
+    p.probabilities = { 'COVID-19': 0.1, CAP: 0.75, 'no infection': 0.15 };
+    p.lungInvolvementPct = 4.25;
+    delete p.chest;
+    delete p.support;
+    expect(sheetTitle(p)).toBe('PATIENT: CAP (75.0%), LUNG INVOLVEMENT 4.3%');
+    const ood = { ...p, label: null, probabilities: null, support: { calibrated: true, temperature: 1.5, oodScore: 9, oodThreshold: 2, supported: false, reasons: {} } };
+    expect(sheetTitle(ood as typeof p)).toBe('PATIENT: NO CLASS, OUTSIDE WHAT VALIDATION SUPPORTS');
+    const notChest = { ...ood, chest: { ...(result.report.patient.chest ?? {}), isChest: false } };
+    expect(sheetTitle(notChest as typeof p)).toBe('PATIENT: NO CLASS, NOT A CHEST CT');
+    expect(sheetTitle({ ...p, lungFound: false, label: null, support: undefined } as typeof p)).toBe('PATIENT: NO LUNG FOUND');
+  });
 });
+
+describe('the contact sheet header', () => {
+  it('wraps the title and the notice at words and never cuts them off', () => {
+    const notice = 'classifier trained on synthetic data, lung segmentation on synthetic data and one real chest CT; not for diagnosis';
+    const lines = wrapWords(notice, 40);
+    expect(lines.every((l) => l.length <= 40)).toBe(true);
+    expect(lines.join(' ')).toBe(notice);
+    expect(lines.at(-1)).toMatch(/not for diagnosis$/);
+    expect(wrapWords('abcdefghij klm', 4)).toEqual(['abcd', 'efgh', 'ij', 'klm']);
+    expect(wrapWords('', 10)).toEqual(['']);
+  });
+
+});
+

@@ -129,7 +129,10 @@ describe('readNifti against nibabel', () => {
     expect(new DataView(bytesOf('nifti2_be_qform.nii').buffer).getInt32(0, false)).toBe(540);
     expect(new DataView(bytesOf('nifti2.nii').buffer).getInt32(0, true)).toBe(540);
     expect(isGzip(bytesOf('int16.nii.gz'))).toBe(true);
-    expect(Object.entries(g).filter(([, x]) => x.byteorder === '>').map(([k]) => k).sort()).toEqual(['float64_be.nii', 'int16_be.nii', 'nifti2_be_qform.nii', 'uint16_be.nii']);
+    expect(Object.entries(g).filter(([, x]) => x.byteorder === '>').map(([k]) => k).sort()).toEqual(['float64_be.nii', 'int16_be.nii', 'nifti2_be_qform.nii', 'odd_offset_float32_be.nii', 'uint16_be.nii']);
+    // vox_offset not a multiple of the voxel size: the voxels start unaligned in the file (and in its buffer).
+    expect(new DataView(bytesOf('odd_offset.nii').buffer).getFloat32(108, true)).toBe(353);
+    expect(new DataView(bytesOf('odd_offset_float32_be.nii').buffer).getFloat32(108, false)).toBe(354);
   });
 });
 

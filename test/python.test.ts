@@ -1,6 +1,8 @@
-// The Python side's own tests (weights/): the PyTorch reference's smoke test and the training recipe's tests (the
+// The Python side's own tests (weights/): the PyTorch reference's smoke test, the training recipe's tests (the
 // generator's masks agree with its labels, a few training steps lower each stage's loss, the infection losses do not
-// reward empty maps, train.py exports metadata and resumes). They run with Debian's interpreter and torch
+// reward empty maps, train.py exports metadata and resumes), and the lesion synthesis on real lungs and the
+// calibration (test_lesions.py: the masks are what was inserted, the patterns are the classes', the temperature and
+// the out-of-distribution score are fitted and stored as stated). They run with Debian's interpreter and torch
 // (scripts/install-deps.sh installs python3-torch); each script prints 'N passed, 0 failed' and exits 1 on a failure.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -13,7 +15,7 @@ function runPython(script: string): { status: number | null; out: string } {
 }
 
 describe('weights/ Python tests', () => {
-  for (const script of ['test_reference.py', 'test_train.py']) {
+  for (const script of ['test_reference.py', 'test_train.py', 'test_lesions.py']) {
     it(script, () => {
       const { status, out } = runPython(script);
       const m = /(\d+) passed, (\d+) failed/.exec(out);

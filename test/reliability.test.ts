@@ -1,5 +1,6 @@
 // GPU resources over long runs (issue 15, "GPU faults and long runs"): live GPU buffers are counted through a
 // wrapper of device.createBuffer / GPUBuffer.destroy (trackBuffers), so a leak shows as a count that grows.
+import { defaultWeights } from '../src/node/default-weights.js';
 import { describe, expect, it } from 'vitest';
 import { compileGraph } from '../src/graph/executor.js';
 import { GraphBuilder } from '../src/graph/builder.js';
@@ -160,7 +161,7 @@ describe('device lost', () => {
 });
 
 describe('a scan through the engine (the committed synthetic-small weights, batch 2, 6 slices of 64 x 64)', () => {
-  const weights = () => parseSafetensors(new Uint8Array(readFileSync(join(ROOT, 'weights', 'trained', 'synthetic-small.safetensors'))), 'synthetic-small.safetensors');
+  const weights = () => parseSafetensors(new Uint8Array(readFileSync(defaultWeights().path)), 'synthetic-small.safetensors');
   const volume = chestPhantomVolume({ slices: 6, height: 64, width: 64 });
   it('destroy() frees every buffer, texture and query set the engine made; 6 analyses on one engine (50 with COVIDCT_LEAK_ANALYSES=50) keep them and the JS heap flat', async () => {
     const { gpu, cache } = await testGpu();
@@ -283,7 +284,7 @@ describe('a scan through the engine (the committed synthetic-small weights, batc
 });
 
 describe("beyond the adapter's limits", () => {
-  const weights = () => parseSafetensors(new Uint8Array(readFileSync(join(ROOT, 'weights', 'trained', 'synthetic-small.safetensors'))), 'synthetic-small.safetensors');
+  const weights = () => parseSafetensors(new Uint8Array(readFileSync(defaultWeights().path)), 'synthetic-small.safetensors');
   /** The compile step's figures for the engine's graph at batch b, size x size (CPU only). */
   const programAt = (gpu: GpuContext, b: number, size = 32) => compileProgram(gpu, loadPipeline(weights(), { batch: b, height: size, width: size }).twoStage.graph, {});
   /** A context whose limits read `over` where given (the device keeps its own: every buffer made still fits it). */
@@ -465,7 +466,7 @@ describe('a time watchdog on the GPU', () => {
     }
     await expect(compileGraph(gpu, smallGraph().graph, { gpuTimeoutMs: 0 })).rejects.toThrowError(/gpuTimeoutMs must be a positive number/);
     // The engine's option reaches its graphs; the default is 10 minutes.
-    const w = parseSafetensors(new Uint8Array(readFileSync(join(ROOT, 'weights', 'trained', 'synthetic-small.safetensors'))), 'synthetic-small.safetensors');
+    const w = parseSafetensors(new Uint8Array(readFileSync(defaultWeights().path)), 'synthetic-small.safetensors');
     const engine = await TwoStageEngine.load(gpu, w, { batch: 1, height: 32, width: 32, cache, gpuTimeoutMs: 1234 });
     expect(engine.twoStage.gpuTimeoutMs).toBe(1234);
     engine.destroy();

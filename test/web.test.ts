@@ -11,10 +11,11 @@
 // scans are small (1-batch DICOM folders cut from the committed fixtures at test time) and the compiled model is
 // reused between runs, so the file takes a few minutes on SwiftShader. Screenshots of the viewer and the result
 // card go to COVIDCT_SCREENSHOTS=docs/img (small PNGs, for the README and docs/web.md), else to a temporary folder.
+import { defaultWeights } from '../src/node/default-weights.js';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { chromium, type BrowserContext, type Page, type Worker } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { analyzeVolume } from '../src/analysis/analyze.js';
@@ -34,7 +35,11 @@ import { testGpu } from './gpu.js';
 // @ts-expect-error plain ESM build script without types
 import { buildWeb } from '../web/build.mjs';
 // @ts-expect-error plain ESM server without types
-import { serveDir } from '../web/serve.mjs';
+import { CONTENT_SECURITY_POLICY, serveDir } from '../web/serve.mjs';
+import { createServer, type IncomingMessage } from 'node:http';
+import { chooseSeries as chooseSeriesSrc, readDicomSeries } from '../src/io/dicom/index.js';
+import { lpsToRas } from '../src/volume/affine.js';
+import { TRANSFER_SYNTAX_FIXTURES } from './transfer-syntaxes.js';
 
 import { CHROMIUM, CHROMIUM_ARGS } from './chromium.js';
 /** The same browser with WebGPU off: Chromium on Linux exposes no adapter without --enable-unsafe-webgpu. */
@@ -277,7 +282,7 @@ function weightsWithInputSize(bytes: Uint8Array, size: number): Uint8Array {
 beforeAll(async () => {
   expect(existsSync(CHROMIUM), `${CHROMIUM} not found: install Debian's chromium ('apt-get install -y chromium')`).toBe(true);
   tmp = mkdtempSync(join(tmpdir(), 'covidct-web-'));
-  const defaults = { weights: join(ROOT, 'weights/trained/synthetic-small.safetensors'), sample: join(ROOT, 'samples/synthetic-covid.nii.gz') };
+  const defaults = { weights: defaultWeights().path, sample: join(ROOT, 'samples/synthetic-covid.nii.gz') };
   if (existsSync(defaults.weights)) {
     weightsPath = join(tmp, 'synthetic-small-web.safetensors');
     writeFileSync(weightsPath, weightsWithInputSize(new Uint8Array(readFileSync(defaults.weights)), WEB_INPUT_SIZE));
@@ -344,13 +349,103 @@ describe('web page (headless Chromium, WebGPU on SwiftShader)', () => {
   it('loads with no console errors and names its WebGPU adapter', async () => {
     const t0 = performance.now();
     await page.goto(origin, { waitUntil: 'load' });
-    await page.waitForFunction('window.covidctReady === true && window.covidct.adapter !== null', undefined, { timeout: 30_000 });
+    // Predicates as functions, not strings: the page's policy forbids evaluating strings (no 'unsafe-eval').
+    await page.waitForFunction(() => (window as unknown as { covidct: PageState; covidctReady?: boolean }).covidctReady === true && (window as unknown as { covidct: PageState; covidctReady?: boolean }).covidct.adapter !== null, undefined, { timeout: 30_000 });
     timings.loadToAdapter = performance.now() - t0;
     const s = await state();
     expect(s.adapter).toMatch(/swiftshader/i);
     expect(s.isSoftware).toBe(true);
     expect(await page.locator('#banner-software').textContent()).toMatch(/software GPU.*slowly/);
     expect(problems).toEqual([]);
+  }, 60_000);
+
+  it('sends its Content-Security-Policy, and a request from the page or its worker to another origin is blocked', async () => {
+    // The policy: the header web/serve.mjs sends with every file (the worker's included: a worker is governed by its
+    // own response's policy) is the page's meta tag plus frame-ancestors, which only a header can carry.
+    const meta = /<meta http-equiv="Content-Security-Policy" content="([^"]+)">/.exec(readFileSync(join(outdir, 'index.html'), 'utf8'))?.[1];
+    expect(meta, 'web/index.html has the policy as a meta tag').toBeTruthy();
+    expect(CONTENT_SECURITY_POLICY).toBe(`${meta}; frame-ancestors 'none'`);
+    for (const file of ['', 'worker.js', 'app.js', 'weights.safetensors']) {
+      const res = await fetch(new URL(file, origin));
+      expect(res.headers.get('content-security-policy'), file || 'index.html').toBe(CONTENT_SECURITY_POLICY);
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      await res.arrayBuffer();
+    }
+    const directives = Object.fromEntries(meta!.split(';').map((d) => d.trim().split(/\s+/)).map(([k, ...v]) => [k!, v]));
+    expect(directives['default-src']).toEqual(["'none'"]);
+    expect(directives['script-src']).toEqual(["'self'", "'wasm-unsafe-eval'"]);
+    expect(directives['worker-src']).toEqual(["'self'"]);
+    expect(directives['connect-src']).toEqual(["'self'", 'blob:']);
+
+    // Another origin (another port of this machine) that counts what reaches it.
+    const reached: string[] = [];
+    const other = createServer((req: IncomingMessage, res) => {
+      reached.push(`${req.method} ${req.url}`);
+      res.writeHead(200, { 'access-control-allow-origin': '*', 'content-type': 'text/plain' }).end('leaked');
+    });
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', () => r()));
+    const elsewhere = `http://127.0.0.1:${(other.address() as { port: number }).port}/`;
+    const before = problems.length;
+    try {
+      // From the page: every way a script sends data out.
+      const page_ = (await page.evaluate(async (url) => {
+        const violations: string[] = [];
+        document.addEventListener('securitypolicyviolation', (e) => violations.push(e.effectiveDirective));
+        const outcome: Record<string, string> = {};
+        const attempt = async (name: string, f: () => Promise<unknown>) => {
+          try {
+            await f();
+            outcome[name] = 'sent';
+          } catch (e) {
+            outcome[name] = `blocked (${(e as Error).name})`;
+          }
+        };
+        await attempt('fetch', () => fetch(`${url}fetch`, { method: 'POST', body: 'scan bytes', mode: 'no-cors' }));
+        await attempt('xhr', () => new Promise((resolve, reject) => {
+          const x = new XMLHttpRequest();
+          x.open('POST', `${url}xhr`);
+          x.onload = resolve;
+          x.onerror = () => reject(new Error('xhr error'));
+          x.send('scan bytes');
+        }));
+        await attempt('image', () => new Promise((resolve, reject) => {
+          const img = new Image();
+          img.onload = resolve;
+          img.onerror = () => reject(new Error('image error'));
+          img.src = `${url}image`;
+        }));
+        outcome.beacon = navigator.sendBeacon(`${url}beacon`, 'scan bytes') ? 'queued' : 'refused';
+        await attempt('websocket', () => new Promise((resolve, reject) => {
+          const ws = new WebSocket(url.replace('http', 'ws') + 'ws');
+          ws.onopen = resolve;
+          ws.onerror = () => reject(new Error('websocket error'));
+        }));
+        await new Promise((r) => setTimeout(r, 500));
+        return { outcome, violations };
+      }, elsewhere)) as { outcome: Record<string, string>; violations: string[] };
+      // From the worker, which holds the scan.
+      const worker = await analysisWorker(page);
+      const fromWorker = (await worker.evaluate(async (url) => {
+        try {
+          await fetch(`${url}worker`, { method: 'POST', body: 'scan bytes', mode: 'no-cors' });
+          return 'sent';
+        } catch (e) {
+          return `blocked (${(e as Error).name})`;
+        }
+      }, elsewhere)) as string;
+      await new Promise((r) => setTimeout(r, 300));
+      console.log(`web CSP: page ${JSON.stringify(page_.outcome)}, violations ${page_.violations.join(', ')}; worker ${fromWorker}; reached the other origin: ${reached.length}`);
+      expect(reached, 'requests that reached another origin').toEqual([]);
+      for (const k of ['fetch', 'xhr', 'image', 'websocket']) expect(page_.outcome[k], k).toMatch(/^blocked/);
+      expect(fromWorker).toMatch(/^blocked/);
+      expect(page_.violations).toEqual(expect.arrayContaining(['connect-src', 'img-src']));
+    } finally {
+      other.closeAllConnections();
+      await new Promise<void>((r) => other.close(() => r()));
+      // The browser's reports of what it refused here are this test's, not problems of the page.
+      const mine = problems.splice(before);
+      for (const m of mine) expect(m).toMatch(/Content Security Policy|ERR_BLOCKED_BY_CSP|127\.0\.0\.1:\d+\/(fetch|xhr|image|beacon|ws|worker)/);
+    }
   }, 60_000);
 
   it('runs the sample to the Node result (patient probabilities within TOL, lung mask voxel for voxel)', async () => {
@@ -394,13 +489,14 @@ describe('web page (headless Chromium, WebGPU on SwiftShader)', () => {
       expect(lung, 'the Node lung mask is everything').toBeLessThan(nodeMask.length);
       expect(differ, `lung mask voxels that differ (of ${nodeMask.length}, ${lung} lung)`).toBe(0);
       expect(sliceErr, 'slice probabilities').toBeLessThanOrEqual(TOL);
-      if (node.report.patient.lungFound) {
+      if (node.report.patient.probabilities) {
         const want = Float32Array.from(names.map((n) => node.report.patient.probabilities![n]!));
         const got = Float32Array.from(names.map((n) => report.patient.probabilities[n]));
         expect(relL2(got, want), `patient probabilities page ${got} vs Node ${want}`).toBeLessThanOrEqual(TOL);
         expect(report.patient.label).toBe(node.report.patient.label);
       } else {
-        expect(report.patient.lungFound).toBe(false);
+        expect(report.patient.probabilities).toBeNull(); // no lung, not a chest CT, or no class (report 1.2)
+        expect(report.patient.reasons.label).toBe(node.report.patient.reasons.label);
       }
       // The files the CLI writes, from the same code: same names.
       expect(s.files.slice().sort()).toEqual((await makeOutputFiles(node)).map((f) => f.name).sort());
@@ -408,7 +504,7 @@ describe('web page (headless Chromium, WebGPU on SwiftShader)', () => {
       engine.destroy();
     }
     // The card and the chart show the report.
-    if (report.patient.lungFound) expect(await page.locator('#patient-label').textContent()).toBe(report.patient.label);
+    if (report.patient.lungFound) expect(await page.locator('#patient-label').textContent()).toBe(report.patient.label ?? 'no class');
     expect(await page.locator('#chart svg polyline').count()).toBe(report.model.classNames.length);
     expect(await page.locator('#card').textContent()).toContain(report.adapter.name);
     // The weights' banner: these are untrained or synthetic.
@@ -461,13 +557,14 @@ describe('web page (headless Chromium, WebGPU on SwiftShader)', () => {
 
     // Back to the bundled weights: the same folder runs (the bundled engine compiled for the sample is reused).
     await page.click('#weights-reset');
-    expect(await page.locator('#weights-name').textContent()).toBe('bundled');
+    // The bundled weights are named by their file (web/build.mjs copies them to weights.safetensors).
+    expect(await page.locator('#weights-name').textContent()).toBe(`${basename(weightsPath)} (bundled with the page)`);
     const t1 = performance.now();
     s = await runAndSettle(page, () => page.setInputFiles('#pick-folder', folders.jpegls2));
     timings.dicomFolder = performance.now() - t1;
     expect(s.error).toBeNull();
     const report = s.report!;
-    expect(report.weights.name).toBe('weights.safetensors');
+    expect(report.weights.name).toBe(`${basename(weightsPath)} (bundled with the page)`);
     expect(report.input.format).toBe('dicom');
     expect(report.input.path).toBe('jpegls-2');
     expect(report.input.transferSyntaxes).toEqual(['1.2.840.10008.1.2.4.80']);
@@ -544,7 +641,7 @@ describe('web page (headless Chromium, WebGPU on SwiftShader)', () => {
     // The same files dropped again: a fresh device; Cancel while the model compiles on it is answered at once.
     s = await runAndSettle(page, async () => {
       await dropByScript(page, files);
-      await page.waitForFunction('window.covidct.progress && window.covidct.progress.stage === "compiling the model"', undefined, { timeout: 60_000 });
+      await page.waitForFunction(() => (window as unknown as { covidct: PageState; covidctReady?: boolean }).covidct.progress?.stage === 'compiling the model', undefined, { timeout: 60_000 });
       await page.click('#cancel');
     }, 15_000);
     expect(s.error?.kind).toBe('cancelled');
@@ -568,6 +665,63 @@ describe('web page (headless Chromium, WebGPU on SwiftShader)', () => {
     expect(problems).toEqual([]);
   }, 2 * RUN_MS);
 
+  it('the page\'s worker bundle reads every transfer syntax voxel for voxel as the sources do', async () => {
+    // The built worker (worker.js and its codec chunks, under the page's policy) through its own protocol, no hooks:
+    // a second instance made by the page, each fixture folder sent as an 'analyze' request with small seeded random
+    // weights (the reading is what is tested; the GPU work is a few 32 x 32 slices), and the CT the worker sends the
+    // viewer (our NIfTI writer, RAS) compared with the sources' reading of the same files.
+    writeFileSync(join(outdir, 'tiny-random.safetensors'), readFileSync(await standInWeights(tmp)));
+    const series: Record<string, string[]> = {};
+    for (const [name] of TRANSFER_SYNTAX_FIXTURES) {
+      mkdirSync(join(outdir, 'fixtures', name), { recursive: true });
+      series[name] = readdirSync(join(DICOM, name)).sort();
+      for (const f of series[name]!) copyFileSync(join(DICOM, name, f), join(outdir, 'fixtures', name, f));
+    }
+    const t0 = performance.now();
+    const cts = (await page.evaluate(async (list) => {
+      const w = new Worker('worker.js', { type: 'module' });
+      const weights = { path: 'tiny-random.safetensors', file: await (await fetch('tiny-random.safetensors')).blob() };
+      const out: Record<string, number[] | string> = {};
+      let id = 1000;
+      try {
+        for (const [name, files] of Object.entries(list)) {
+          const inputs: { path: string; file: Blob }[] = [];
+          for (const f of files) inputs.push({ path: `${name}/${f}`, file: await (await fetch(`fixtures/${name}/${f}`)).blob() });
+          const my = ++id;
+          out[name] = await new Promise<number[] | string>((resolve) => {
+            w.onmessage = (ev) => {
+              const m = ev.data;
+              if (m.id !== my) return;
+              if (m.type === 'result') resolve(Array.from(m.ct as Uint8Array));
+              else if (m.type === 'error') resolve(`${m.kind}: ${m.message}`);
+            };
+            w.postMessage({ type: 'analyze', id: my, files: inputs, weights });
+          });
+        }
+      } finally {
+        w.terminate();
+      }
+      return out;
+    }, series)) as Record<string, number[] | string>;
+    timings.workerTransferSyntaxes = performance.now() - t0;
+    for (const [name, uid] of TRANSFER_SYNTAX_FIXTURES) {
+      const ct = cts[name];
+      expect(typeof ct === 'string' ? ct : 'ok', `${name} (${uid}) in the worker`).toBe('ok');
+      const dir = join(DICOM, name);
+      const files = series[name]!.map((n) => ({ path: n, bytes: new Uint8Array(readFileSync(join(dir, n))) }));
+      const scan = await scanDicomFiles(files, name);
+      const src = await readDicomSeries(scan, chooseSeriesSrc(scan), new Map(files.map((f) => [f.path, f.bytes])));
+      const viaWorker = await readNifti(Uint8Array.from(ct as number[]), `${name}.nii`);
+      expect(viaWorker.dims, name).toEqual(src.dims);
+      expect(viaWorker.data.constructor.name, name).toBe(src.data.constructor.name);
+      expect(Array.from(viaWorker.data), `${name}: the worker's voxels`).toEqual(Array.from(src.data));
+      const ras = src.space === 'LPS' ? lpsToRas(src.affine) : src.affine;
+      // The NIfTI header stores the affine in float32 (sform).
+      for (let i = 0; i < 16; i++) expect(Math.abs(viaWorker.affine[i]! - ras[i]!), `${name} affine[${i}]`).toBeLessThanOrEqual(1e-4 * Math.max(1, Math.abs(ras[i]!)));
+    }
+    expect(problems).toEqual([]);
+  }, RUN_MS);
+
   it('says so when the browser has no WebGPU', async () => {
     const ctx = await launch(NO_WEBGPU_ARGS);
     try {
@@ -575,7 +729,7 @@ describe('web page (headless Chromium, WebGPU on SwiftShader)', () => {
       const seen: string[] = [];
       watch(p, seen);
       await p.goto(origin, { waitUntil: 'load' });
-      await p.waitForFunction('window.covidct && window.covidct.error && window.covidct.error.kind === "no-webgpu"', undefined, { timeout: 30_000 });
+      await p.waitForFunction(() => (window as unknown as { covidct: PageState; covidctReady?: boolean }).covidct?.error?.kind === 'no-webgpu', undefined, { timeout: 30_000 });
       const text = await p.locator('#banners .banner.error').first().textContent();
       expect(text).toMatch(/WebGPU/);
       expect(text).toMatch(/Chrome/);

@@ -3,16 +3,20 @@
 //   weights.safetensors (the bundled weights) and sample/ (the bundled synthetic study, listed in manifest.json).
 // Any static host can serve the folder; `node web/serve.mjs` serves it on localhost.
 //   node web/build.mjs [--out DIR] [--weights FILE.safetensors] [--sample FILE_OR_DIR] [--no-minify]
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
+import { browserHost } from '../scripts/esbuild-host.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** The bundled weights and sample when none are named: the first that exists. */
-const DEFAULT_WEIGHTS = ['weights/trained/synthetic-small.safetensors'];
+/**
+ * The bundled weights and sample when none are named: the first that exists. The weights: the package's default,
+ * package.json covidct.defaultWeights (the one place its name is written; src/node/default-weights.ts).
+ */
+const DEFAULT_WEIGHTS = [JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).covidct.defaultWeights];
 const DEFAULT_SAMPLE = ['samples/synthetic-covid.nii.gz'];
 
 function firstExisting(list) {
@@ -49,6 +53,7 @@ export async function buildWeb(opts = {}) {
   const outdir = resolve(opts.outdir ?? join(ROOT, 'dist/web'));
   rmSync(outdir, { recursive: true, force: true });
   mkdirSync(outdir, { recursive: true });
+  const weights = opts.weights === undefined ? firstExisting(DEFAULT_WEIGHTS) : opts.weights;
   const common = {
     bundle: true,
     format: 'esm',
@@ -60,25 +65,26 @@ export async function buildWeb(opts = {}) {
     logLevel: 'warning',
     absWorkingDir: ROOT,
     legalComments: 'linked',
-    plugins: opts.plugins ?? [],
+    // The bundled weights' file name, for the report and the page (web/bundled.ts).
+    define: { __COVIDCT_BUNDLED_WEIGHTS__: JSON.stringify(weights ? basename(weights) : '') },
+    // src/host/node.ts (file system, dawn.node) replaced by src/host/browser.ts: the page imports no Node module.
+    plugins: [browserHost, ...(opts.plugins ?? [])],
   };
   await build({ ...common, entryPoints: { app: 'web/main.ts' }, outdir });
-  // The worker: the engine's device code imports 'webgpu' (dawn.node) only behind a dynamic import for Node.
-  // Split: the DICOM codecs (cornerstone's Emscripten builds, WASM inlined) load as chunks only when a series
-  // needs one. Their Node branch requires fs and path, never taken in a browser: left external (a require
-  // there would throw, and is never reached).
+  // The worker. Split: the DICOM codecs (cornerstone's Emscripten builds, WASM inlined) load as chunks only when a
+  // series needs one. Their Node branch requires fs and path, never taken in a browser: left as require() calls
+  // (one there would throw, and is never reached).
   await build({
     ...common,
     entryPoints: { worker: 'web/worker.ts' },
     outdir,
     splitting: true,
     chunkNames: 'chunks/[name]-[hash]',
-    external: ['webgpu', 'node:*', 'fs', 'path'],
+    external: ['fs', 'path'],
   });
   copyFileSync(join(ROOT, 'web/index.html'), join(outdir, 'index.html'));
   copyFileSync(join(ROOT, 'web/style.css'), join(outdir, 'style.css'));
 
-  const weights = opts.weights === undefined ? firstExisting(DEFAULT_WEIGHTS) : opts.weights;
   if (weights) copyFileSync(weights, join(outdir, 'weights.safetensors'));
   else if (!opts.quiet) console.warn('web build: no bundled weights (none in weights/trained/): the page will ask for a .safetensors file');
 

@@ -5,6 +5,7 @@
  * @module
  */
 import { drawSliceChart, escapeHtml, type SliceChart } from './chart.js';
+import { BUNDLED_WEIGHTS_NAME } from './bundled.js';
 import { SOFTWARE_ADAPTER_NOTE, WEBGPU_HELP } from './problems.js';
 import type { FromWorker, InputFile, OutputFile, ToWorker } from './protocol.js';
 import { readReport, type ReportView } from './report-view.js';
@@ -264,13 +265,14 @@ function drawCard(v: ReportView, input: string, seconds: number): void {
       const pr = p.probs[k] ?? NaN;
       rows.push([`P(${escapeHtml(c)})`, `<span class="probbar" style="width:${Math.round((Number.isFinite(pr) ? pr : 0) * 60)}px"></span> ${fmt(pr * 100)} %`]);
     });
-    rows.push(['uncertainty (normalised entropy)', fmt(p.uncertainty, 2)]);
+    rows.push([p.support ? 'uncertainty (normalised entropy, calibrated)' : 'uncertainty (normalised entropy, uncalibrated weights)', fmt(p.uncertainty, 2)]);
+    if (p.support) rows.push(['out-of-distribution score', `${fmt(p.support.oodScore, 2)} (supported up to ${fmt(p.support.oodThreshold, 2)}; temperature ${fmt(p.support.temperature, 2)})`]);
     rows.push(['lung volume', `${fmt(p.lungMl, 0)} mL`]);
     rows.push(['infected volume', `${fmt(p.infectedMl, 1)} mL`]);
     rows.push(['lung involvement', `${fmt(p.involvementPct)} %`]);
     if (p.slicesUsed !== null) rows.push(['slices used', String(p.slicesUsed)]);
   } else {
-    head = `<div class="label-big" id="patient-label">no result</div><p>${escapeHtml(v.patient.message)}</p>`;
+    head = `<div class="label-big" id="patient-label">${escapeHtml(v.patient.title)}</div><p id="patient-reason">${escapeHtml(v.patient.message)}</p>`;
   }
   rows.push(['input', escapeHtml(input)]);
   rows.push(['weights', escapeHtml(v.weightsName || 'bundled')]);
@@ -364,7 +366,7 @@ function take(files: InputFile[]): void {
 
 function setWeights(w: InputFile | undefined): void {
   weights = w;
-  $('weights-name').textContent = w ? w.path : 'bundled';
+  $('weights-name').textContent = w ? w.path : BUNDLED_WEIGHTS_NAME;
   $('weights-reset').hidden = !w;
 }
 
@@ -408,6 +410,7 @@ function wire(): void {
     pw.value = '';
   });
   $('weights-reset').addEventListener('click', () => setWeights(undefined));
+  $('weights-name').textContent = BUNDLED_WEIGHTS_NAME;
   $('sample').addEventListener('click', () => start({ type: 'sample' }));
   $('cancel').addEventListener('click', () => {
     if (running !== null) send({ type: 'cancel', id: running });

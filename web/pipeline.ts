@@ -18,6 +18,7 @@ import { makeOutputFiles } from '../src/analysis/outputs.js';
 import { sha256Hex } from '../src/analysis/weights-info.js';
 import type { InputFile, OutputFile, SeriesInfo } from './protocol.js';
 import { PageError } from './problems.js';
+import { BUNDLED_WEIGHTS, BUNDLED_WEIGHTS_NAME } from './bundled.js';
 
 /** A scan read into a Volume, with one line saying what it is. */
 export interface Loaded {
@@ -34,8 +35,8 @@ export type WeightsChoice = { kind: 'bundled' } | { kind: 'file'; name: string; 
 /** Progress sink: stage name, units done of total (slices, or files while reading), slices/s when known. */
 export type Progress = (stage: string, done: number, total: number, slicesPerSec?: number | null) => void;
 
-/** The bundled weights and sample, relative to the worker's own URL (so the page works from any folder). */
-export const BUNDLED_WEIGHTS = 'weights.safetensors';
+/** The bundled weights (web/bundled.ts) and sample, relative to the worker's own URL (so the page works from any folder). */
+export { BUNDLED_WEIGHTS, BUNDLED_WEIGHTS_NAME } from './bundled.js';
 export const SAMPLE_MANIFEST = 'sample/manifest.json';
 
 /**
@@ -189,7 +190,7 @@ async function weightsFile(choice: WeightsChoice): Promise<{ name: string; file:
   const res = await fetch(url);
   if (!res.ok) throw new PageError('weights', `this copy of the page has no bundled weights (${url.pathname}: HTTP ${res.status}): choose a covidct .safetensors file with "Other weights…"`);
   const bytes = new Uint8Array(await res.arrayBuffer());
-  return { name: BUNDLED_WEIGHTS, file: openWeights(bytes, BUNDLED_WEIGHTS), sha256: await sha256Hex(bytes) };
+  return { name: BUNDLED_WEIGHTS_NAME, file: openWeights(bytes, BUNDLED_WEIGHTS_NAME), sha256: await sha256Hex(bytes) };
 }
 
 /**

@@ -18,8 +18,19 @@ export interface SliceView {
 export interface ReportView {
   classNames: string[];
   patient:
-    | { found: true; label: string; probs: number[]; uncertainty: number; lungMl: number; infectedMl: number; involvementPct: number; slicesUsed: number | null }
-    | { found: false; message: string };
+    | {
+        found: true;
+        label: string;
+        probs: number[];
+        uncertainty: number;
+        lungMl: number;
+        infectedMl: number;
+        involvementPct: number;
+        slicesUsed: number | null;
+        /** report 1.2: the temperature the probabilities were calibrated with and the OOD score (null: not in the report or not calibrated). */
+        support: { temperature: number; oodScore: number; oodThreshold: number } | null;
+      }
+    | { found: false; title: string; message: string };
   slices: SliceView[];
   adapter: string;
   slicesPerSec: number | null;
@@ -36,6 +47,15 @@ const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFi
 function probsOf(v: unknown, names: string[]): number[] {
   const o = obj(v);
   return names.map((n) => (typeof o[n] === 'number' ? (o[n] as number) : NaN));
+}
+
+/** The calibrated answer's support (report 1.2), when the weights were calibrated. */
+function supportOf(v: unknown): { temperature: number; oodScore: number; oodThreshold: number } | null {
+  const s = obj(v);
+  const t = num(s.temperature);
+  const sc = num(s.oodScore);
+  const th = num(s.oodThreshold);
+  return s.calibrated === true && t !== null && sc !== null && th !== null ? { temperature: t, oodScore: sc, oodThreshold: th } : null;
 }
 
 /**
@@ -73,8 +93,15 @@ export function readReport(report: unknown): ReportView {
             infectedMl: num(p.infectedVolumeMl) ?? NaN,
             involvementPct: num(p.lungInvolvementPct) ?? NaN,
             slicesUsed: num(p.slicesUsed),
+            support: supportOf(p.support),
           }
-        : { found: false, message: String(reasons.label ?? reasons.probabilities ?? 'no lung found: no patient-level result') },
+        : {
+            found: false,
+            // report 1.1: patient.chest.isChest false = the scan is not a chest CT (no class, no involvement);
+            // report 1.2: patient.support.supported false = validation does not support the study (no class)
+            title: obj(p.chest).isChest === false ? 'not a chest CT' : obj(p.support).supported === false ? 'no class' : 'no result',
+            message: String(reasons.label ?? reasons.probabilities ?? 'no lung found: no patient-level result'),
+          },
     slices,
     adapter: String(obj(r.adapter).name ?? ''),
     slicesPerSec: num(obj(r.timings).slicesPerSecond),

@@ -306,8 +306,11 @@ def f1_per_class(pred: np.ndarray, labels: np.ndarray, n: int) -> List[Dict[str,
 
 
 def evaluate_studies(model, studies: Sequence[Prepared], infection_threshold: float = 0.5,
-                     keep_outputs: bool = False) -> Dict[str, object]:
-    """Lung Dice, infection Dice, slice and patient accuracy, per-class F1 and AUC (see docs/training.md)."""
+                     keep_outputs: bool = False, calibration: Optional[Dict[str, object]] = None) -> Dict[str, object]:
+    """Lung Dice, infection Dice, slice and patient accuracy, per-class F1 and AUC (see docs/training.md).  With
+    ``calibration`` (weights/calibrate.py, the weights file's ``covidct.calibration``) the patient probabilities are
+    the calibrated ones and a study whose OOD score validation does not support gets no class (counted wrong)."""
+    from calibrate import decide
     per_study = []
     p_probs, p_labels, p_pred = [], [], []
     sl_pred_all, sl_lab_all = [], []
@@ -329,14 +332,22 @@ def evaluate_studies(model, studies: Sequence[Prepared], infection_threshold: fl
         sl_pred_all.append(sl_pred[gt_used].numpy())
         sl_lab_all.append(st.slice_labels[gt_used].numpy())
         rec["slice_accuracy"] = float((sl_pred[gt_used] == st.slice_labels[gt_used]).float().mean()) if bool(gt_used.any()) else float("nan")
+        no_class = False
         if bool(o["patient_no_lung"]):
             probs = np.full(len(CLASS_NAMES), 1.0 / len(CLASS_NAMES))
             pred = -1
         else:
-            probs = torch.softmax(o["patient_logits"], 0).numpy()
+            e = o["slice_embedding"][o["slice_used"]]
+            d = decide(o["patient_logits"].numpy(), torch.cat([e.mean(0), e.max(0).values]).numpy(), calibration)
+            probs = d["probs"]
             pred = int(np.argmax(probs))
+            if calibration is not None:
+                rec["ood_score"] = d["score"]
+                rec["supported"] = d["supported"]
+                if not d["supported"]:
+                    pred, no_class = -1, True
         rec["patient_probs"] = [float(v) for v in probs]
-        rec["patient_pred"] = CLASS_NAMES[pred] if pred >= 0 else "no lung found"
+        rec["patient_pred"] = CLASS_NAMES[pred] if pred >= 0 else ("no class" if no_class else "no lung found")
         rec["slices"] = int(st.image.shape[0])
         rec["slices_used"] = int(o["slice_used"].sum())
         vox = st.voxel_ml
@@ -368,6 +379,7 @@ def evaluate_studies(model, studies: Sequence[Prepared], infection_threshold: fl
         "infection_dice": float(np.mean(inf_d)) if inf_d else float("nan"),
         "slice_accuracy": float((sp == sla).mean()) if len(sp) else float("nan"),
         "patient_accuracy": float((Pr == L).mean()) if len(L) else float("nan"),
+        "patient_no_class": int(sum(1 for r in per_study if r["patient_pred"] == "no class")),
         "patient_per_class": f1_per_class(Pr, L, n),
         "slice_per_class": f1_per_class(sp, sla, n),
         "patient_auc": [auc_ovr(P, L, k) for k in range(n)],

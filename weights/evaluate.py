@@ -65,6 +65,8 @@ def table(summary: Dict[str, object], weights: str, data: str, command: str, met
         f"| infection Dice (mean over infected studies) | {s['infection_dice']:.4f} | |",
         f"| slice accuracy (slices with lung >= 1%) | {100 * s['slice_accuracy']:.1f} % | |",
         f"| patient accuracy | {100 * s['patient_accuracy']:.1f} % | >= 90 % |",
+    ] + ([f"| studies without a class (outside what validation supports; counted wrong above) | "
+          f"{s['patient_no_class']} | |"] if s.get('patient_no_class') else []) + [
         "",
         "| class | patients | patient precision | patient recall | patient F1 | patient AUC (one-vs-rest) | slice F1 | slices |",
         "|---|---|---|---|---|---|---|---|",
@@ -110,7 +112,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     cfg = model.config
     # float32 images: the per-study results are compared with the engine's (bench/evaluate.ts)
     studies = ds.load_dataset(a.data, cfg, cache=not a.no_cache, half=False)
-    res = ds.evaluate_studies(model, studies, cfg.preprocess.infection_threshold, keep_outputs=a.per_slice)
+    import calibrate
+    cal = calibrate.read_calibration(metadata)
+    res = ds.evaluate_studies(model, studies, cfg.preprocess.infection_threshold, keep_outputs=a.per_slice,
+                              calibration=cal)
     s = res["summary"]
     command = "/usr/bin/python3 weights/evaluate.py " + " ".join(
         x if " " not in x else repr(x) for x in (argv if argv is not None else sys.argv[1:]))

@@ -34,6 +34,7 @@ import torch  # noqa: E402
 
 import dataset as ds  # noqa: E402
 import export  # noqa: E402
+import postprocess  # noqa: E402
 import safetensors_io  # noqa: E402
 import synth  # noqa: E402
 
@@ -77,12 +78,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     names = cfg.cls.class_names
     mask = o["lung_mask"][:, 0].bool()
     infected = (o["infection_prob"][:, 0] > cfg.preprocess.infection_threshold) & mask
+    import calibrate
+    cal = calibrate.read_calibration(md)
+    dec = None
     if bool(o["patient_no_lung"]):
         probs = None
         pred = "no lung found"
     else:
-        probs = torch.softmax(o["patient_logits"], 0)
-        pred = names[int(probs.argmax())]
+        # the patient answer as the engine gives it: calibrated probabilities, "no class" outside what validation
+        # supports (weights/calibrate.py, src/analysis/calibration.ts)
+        e = o["slice_embedding"][o["slice_used"]]
+        dec = calibrate.decide(o["patient_logits"].numpy(), torch.cat([e.mean(0), e.max(0).values]).numpy(), cal)
+        probs = dec["probs"]
+        pred = "no class" if dec["supported"] is False else names[int(np.argmax(probs))]
+    # what the engine reports: the masks on the source grid after the post-processing (weights/postprocess.py)
+    fin = postprocess.final_masks(hu, o["lung_prob"], o["infection_prob"], cfg.preprocess, sp)
     s = cfg.input_size
     vox = p.voxel_ml
     g = st["geometry"]
@@ -100,6 +110,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             "label": pred,
             "probabilities": {n: float(probs[i]) for i, n in enumerate(names)} if probs is not None else None,
             "logits": [float(v) for v in o["patient_logits"]],
+            "calibrated": cal is not None,
+            "temperature": dec["temperature"] if dec else None,
+            "ood_score": dec["score"] if dec else None,
+            "ood_threshold": dec["threshold"] if dec else None,
+            "supported": dec["supported"] if dec else None,
             "slices_used": int(o["slice_used"].sum()),
             "lung_volume_ml": float(mask.sum()) * vox,
             "involvement_pct": 100.0 * float(infected.sum()) / max(float(mask.sum()), 1.0),
@@ -110,7 +125,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             "used": [bool(v) for v in o["slice_used"]],
             "infected_fraction": [float(infected[k].sum()) / max(float(mask[k].sum()), 1.0) for k in range(mask.shape[0])],
             "slice_probabilities": [[float(x) for x in row] for row in torch.softmax(o["slice_logits"], 1)],
+            "final_lung_voxels": [int(v) for v in fin["lung_voxels"]],
+            "final_infected_voxels": [int(v) for v in fin["infected_voxels"]],
         },
+        "final": {"grid": "source (the scan's), after the post-processing, as the engine reports",
+                  "lung_volume_ml": fin["lung_ml"], "infected_volume_ml": fin["infected_ml"],
+                  "involvement_pct": fin["involvement_pct"], "is_chest": fin["chest"]["is_chest"],
+                  "removed_outside_body": fin["removed_outside_body"],
+                  "removed_components": fin["removed_components"]},
         "truth": {
             "label": label,
             "lung_area_fraction": [float(v) for v in p.lung_area],

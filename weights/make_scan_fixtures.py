@@ -7,7 +7,8 @@ and record what nibabel itself reads from each file, so the tests check our read
 Files (7 x 6 x 5 voxels unless said, a few KB each):
 
 * good files, one per case: every datatype we read (uint8, int8, int16, uint16, int32, uint32, float32, float64),
-  big endian, NIfTI-2 (little and big endian), ``.nii.gz`` (nibabel's own gzip writer; several gzip members:
+  big endian, vox_offset not a multiple of the voxel size (353 for int16, 354 for big-endian float32), NIfTI-2
+  (little and big endian), ``.nii.gz`` (nibabel's own gzip writer; several gzip members:
   Python's gzip of three parts concatenated, one member's header with every optional field, zero padding after
   the last member, and bgzip's BGZF blocks, made by Debian's bgzip from the tabix package), scl_slope/scl_inter
   (integer and non-integer results, slope 0 and NaN meaning none), sform only, qform only (qfac -1), both
@@ -108,11 +109,14 @@ def header(version=1, endian='<', qform=None, qcode=0, sform=None, scode=0, pixd
     return hdr
 
 
-def raw_file(hdr, data, slope=None, inter=None):
-    """Header serialised by nibabel, then the voxels as they are (Fortran order, the header's byte order)."""
+def raw_file(hdr, data, slope=None, inter=None, offset=None):
+    """Header serialised by nibabel, then the voxels as they are (Fortran order, the header's byte order), from
+    byte ``offset`` when given (zeros between the header and it)."""
     hdr = hdr.copy()
     hdr.set_data_shape(data.shape)
     hdr.set_data_dtype(data.dtype.newbyteorder('='))
+    if offset is not None:
+        hdr.set_data_offset(offset)
     if slope is not None:
         hdr['scl_slope'] = slope
         hdr['scl_inter'] = inter
@@ -181,6 +185,9 @@ def main():
     add('int16_be.nii', raw_file(header(endian='>', **typical), data_for('>i2', 21)))
     add('float64_be.nii', raw_file(header(endian='>', **typical), data_for('>f8', 22)))
     add('uint16_be.nii', raw_file(header(endian='>', **typical), data_for('>u2', 23)))
+    # vox_offset not a multiple of the voxel size (allowed; nibabel reads it): the voxels start unaligned.
+    add('odd_offset.nii', raw_file(header(**typical), data_for('<i2', 57), offset=353))
+    add('odd_offset_float32_be.nii', raw_file(header(endian='>', **typical), data_for('>f4', 58), offset=354))
     add('nifti2.nii', raw_file(header(version=2, **typical), data_for('<i2', 24)))
     add('nifti2_be_qform.nii', raw_file(header(version=2, endian='>', qform=A_OBLIQUE_QFAC, qcode=1), data_for('>f4', 25)))
 

@@ -21,8 +21,6 @@ import json
 import os
 import sys
 import tempfile
-import time
-import traceback
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
@@ -39,6 +37,7 @@ import safetensors_io  # noqa: E402
 import synth  # noqa: E402
 import train  # noqa: E402
 from reference import build_model, tiny_config  # noqa: E402
+from testing import run_tests  # noqa: E402
 
 MATRIX = (64, 64)
 SLICES = 14
@@ -267,6 +266,50 @@ def test_infected_slice_oversampling():
     plain = [train.sample_batch(studies[:1], rng, 1, 8, 1.0)["slice_label"] for _ in range(40)]
     frac0 = float((torch.cat(plain) != ds.NO_INFECTION).float().mean())
     assert frac0 < 0.75, f"share {frac0:.2f} without oversampling"
+
+
+def test_real_batch_thick_slices_and_masks():
+    """sample_real_batch (stage 1 on real CT): slices of the real studies with their own lung masks, empty infection
+    targets, 'no infection' labels; a thick slice is the mean of adjacent thin slices with the centre slice's mask,
+    never wider than thick_mm allows, and a study of thick slices (dz = thick_mm) is never averaged."""
+    _, studies = _prepared(["no infection"])
+    st = copy.copy(studies[0])
+    z = st.image.shape[0]
+    # slice k holds the value k / z everywhere: the mean of a window is the mean of its indices
+    st.image = (torch.arange(z, dtype=torch.float32)[:, None, None] / z).expand(z, *st.image.shape[1:]).to(torch.float16)
+    st.dz = 2.0
+    rng = np.random.default_rng(3)
+    widths = set()
+    for _ in range(30):
+        b = train.sample_real_batch([st], rng, 2, 4, 0.75, thick_mm=6.0)
+        assert b["image"].shape == (8, 1, *st.image.shape[1:]) and b["lung_mask"].shape == b["image"].shape
+        assert float(b["infection_mask"].abs().sum()) == 0 and bool((b["slice_label"] == ds.NO_INFECTION).all())
+        for x, m in zip(b["image"][:, 0], b["lung_mask"][:, 0]):
+            v = float(x[0, 0]) * z
+            # the mask is one of the study's slice masks
+            assert any(torch.equal(m, st.lung[k].float()) for k in range(z))
+            # a window of w adjacent indices has a mean that is a multiple of 1/2 and inside [0, z-1]
+            assert abs(v * 2 - round(v * 2)) < 0.02 and -0.01 <= v <= z - 0.99
+            widths.add(round((v % 1) * 2) % 2)
+    assert widths == {0, 1}, "both odd (or single) and even window widths should occur"
+    st.dz = 6.0
+    b = train.sample_real_batch([st], rng, 4, 4, 0.75, thick_mm=6.0)
+    vals = b["image"][:, 0, 0, 0] * z
+    assert torch.allclose(vals, vals.round(), atol=0.02), "dz = thick_mm: single slices only"
+
+
+def test_scanner_augment_keeps_air_and_range():
+    """scanner_augment: kernels and coarser pixels change the body's voxels only; outside air (0) stays 0, values stay
+    in [0, 1], shapes unchanged, and a blur or sharpening actually happens."""
+    _, studies = _prepared(["COVID-19"])
+    x = studies[0].image[4:10].float()[:, None].clone()
+    x[:, :, :4, :] = 0  # a band of outside air
+    g = torch.Generator().manual_seed(5)
+    y = train.scanner_augment(x, g, p_kernel=1.0, p_res=1.0)
+    assert y.shape == x.shape
+    assert float(y[:, :, :4, :].abs().max()) == 0.0
+    assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+    assert float((y - x).abs().mean()) > 1e-3
 
 
 def test_patient_weight_scales_the_joint_patient_loss():
@@ -520,23 +563,7 @@ def test_average_checkpoints():
 
 
 def main() -> int:
-    tests = [(k, v) for k, v in globals().items() if k.startswith("test_") and callable(v)]
-    only = sys.argv[1:]
-    passed = failed = 0
-    for name, fn in tests:
-        if only and not any(o in name for o in only):
-            continue
-        t = time.time()
-        try:
-            fn()
-            passed += 1
-            print(f"ok   {name} ({time.time() - t:.1f} s)", flush=True)
-        except Exception:
-            failed += 1
-            print(f"FAIL {name}", flush=True)
-            traceback.print_exc()
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return run_tests(globals(), sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -126,6 +126,96 @@ def augment(b: Dict[str, torch.Tensor], gen: torch.Generator, window_span: float
     return out
 
 
+def load_real(folders: List[str], cfg, exclude: List[str], log=print) -> List[ds.Prepared]:
+    """Real CT studies with reference lung masks (weights/real_data.py) for stage 1, on the model grid; each gets
+    ``dz`` (slice spacing, mm) for the thick-slice augmentation.  ``exclude``: study names left out (the held-out
+    volume of a leave-one-volume-out fold)."""
+    import nibabel as nib
+    out = []
+    for root in folders:
+        for st in ds.load_dataset(root, cfg, log=log):
+            if st.name in exclude:
+                continue
+            if st.lung is None:
+                raise SystemExit(f"{root}/{st.name}: a real study for stage 1 needs lung.nii.gz")
+            zooms = nib.load(os.path.join(root, st.name, "scan.nii.gz")).header.get_zooms()
+            st.dz = float(zooms[2])  # real_data.py writes ('L','P','S'): the third axis is the body axis
+            out.append(st)
+    missing = [e for e in exclude if e not in {s.name for s in out} and not any(
+        os.path.isdir(os.path.join(r, e)) for r in folders)]
+    if missing:
+        raise SystemExit(f"--real-exclude {missing}: no such study in {folders}")
+    return out
+
+
+def sample_real_batch(studies: List[ds.Prepared], rng: np.random.Generator, n_studies: int, n_slices: int,
+                      lung_only: float, thick_mm: float = 10.0) -> Dict[str, torch.Tensor]:
+    """Slices of real studies for stage 1 (lung masks only; the other targets are empty).  Each slice is, with
+    probability 1/2, a thicker slice: the mean of w adjacent slices (w drawn so that w x dz <= ``thick_mm``), with the
+    centre slice's mask, as a scanner reconstructing thicker slices would average them."""
+    pick = rng.choice(len(studies), size=n_studies, replace=len(studies) < n_studies)
+    img, lung = [], []
+    for si in pick:
+        st = studies[int(si)]
+        z = st.image.shape[0]
+        with_lung = np.flatnonzero(st.lung_area.numpy() >= 0.01)
+        n_l = int(round(n_slices * lung_only)) if len(with_lung) else 0
+        ks = list(rng.choice(with_lung, size=n_l, replace=len(with_lung) < n_l)) if n_l else []
+        ks += list(rng.choice(z, size=n_slices - n_l, replace=z < n_slices - n_l))
+        wmax = max(1, int(thick_mm // max(getattr(st, "dz", thick_mm), 1e-3)))
+        for k in ks:
+            w = int(rng.integers(2, wmax + 1)) if wmax > 1 and rng.random() < 0.5 else 1
+            a = max(0, int(k) - (w - 1) // 2)
+            b = min(z, a + w)
+            img.append(st.image[a:b].float().mean(0))
+            lung.append(st.lung[int(k)].float())
+    n = len(img)
+    zeros = torch.zeros(n, 1, *img[0].shape)
+    return {"image": torch.stack(img)[:, None], "lung_mask": torch.stack(lung)[:, None], "infection_mask": zeros,
+            "slice_label": torch.full((n,), ds.NO_INFECTION, dtype=torch.long),
+            "patient_ids": torch.arange(n_studies).repeat_interleave(n_slices),
+            "patient_label": torch.full((n_studies,), ds.NO_INFECTION, dtype=torch.long)}
+
+
+def concat_batches(a: Dict[str, torch.Tensor], b: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Two batches as one (the second's patient ids shifted past the first's)."""
+    out = {k: torch.cat([a[k], b[k]]) for k in ("image", "lung_mask", "infection_mask", "slice_label")}
+    out["patient_ids"] = torch.cat([a["patient_ids"], b["patient_ids"] + int(a["patient_ids"].max()) + 1])
+    out["patient_label"] = torch.cat([a["patient_label"], b["patient_label"]])
+    return out
+
+
+def scanner_augment(x: torch.Tensor, gen: torch.Generator, p_kernel: float = 0.5, p_res: float = 0.3) -> torch.Tensor:
+    """Reconstruction kernels and pixel sizes (per slice, on windowed slices (N, 1, H, W) in [0, 1]): with
+    probability ``p_kernel`` a smooth kernel (Gaussian blur, sigma 0.4-1.2 px) or a sharp one (unsharp mask,
+    amount 0.3-1.5), half each; with probability ``p_res`` a coarser pixel (bilinear down to 50-85 % of the size and
+    back up).  Outside air (0) stays 0."""
+    n, _, h, w = x.shape
+    out = x.clone()
+    r = torch.rand(n, 3, generator=gen)
+    for i in range(n):
+        xi = out[i:i + 1]
+        if r[i, 0] < p_kernel:
+            sig = 0.4 + 0.8 * float(torch.rand(1, generator=gen))
+            rad = max(1, int(math.ceil(2.5 * sig)))
+            t = torch.arange(-rad, rad + 1, dtype=torch.float32)
+            k1 = torch.exp(-0.5 * (t / sig) ** 2)
+            k1 = k1 / k1.sum()
+            pad = F.pad(xi, (rad, rad, rad, rad), mode="replicate")
+            bl = F.conv2d(F.conv2d(pad, k1.view(1, 1, 1, -1)), k1.view(1, 1, -1, 1))
+            if r[i, 1] < 0.5:
+                xi = bl
+            else:
+                amt = 0.3 + 1.2 * float(torch.rand(1, generator=gen))
+                xi = xi + amt * (xi - bl)
+        if r[i, 2] < p_res:
+            f = 0.5 + 0.35 * float(torch.rand(1, generator=gen))
+            small = F.interpolate(xi, size=(max(8, int(h * f)), max(8, int(w * f))), mode="bilinear", align_corners=False)
+            xi = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+        out[i:i + 1] = torch.where(x[i:i + 1] > 0, xi.clamp(0, 1), x[i:i + 1])
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # Losses per stage
 # ----------------------------------------------------------------------------------------------
@@ -332,7 +422,8 @@ def score_of(summary: Dict[str, object], stage: str) -> float:
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train", required=True, help="training dataset folder (layout: docs/training.md)")
-    ap.add_argument("--val", help="validation dataset folder (default: --val-fraction of --train)")
+    ap.add_argument("--val", nargs="*", default=[],
+                    help="validation dataset folder(s), joined (default: --val-fraction of --train)")
     ap.add_argument("--val-fraction", type=float, default=0.15)
     ap.add_argument("--config", choices=["tiny", "default"], default="default")
     ap.add_argument("--config-json", help="full ModelConfig JSON (overrides --config)")
@@ -373,6 +464,22 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="lung mask fed to stage 2 in the cls and joint stages: the ground truth (teacher forcing, the "
                          "paper's) or stage 1's own prediction, as at inference")
     ap.add_argument("--no-augment", action="store_true")
+    ap.add_argument("--real", nargs="*", default=[],
+                    help="dataset folders of real CT with reference lung masks (weights/real_data.py): mixed into the "
+                         "stage-1 (seg) batches, with thick-slice, kernel and pixel-size augmentation")
+    ap.add_argument("--real-exclude", nargs="*", default=[], help="real studies left out (leave-one-volume-out)")
+    ap.add_argument("--mix", nargs="*", default=[],
+                    help="dataset folders of labelled real studies with lung and infection masks (weights/lesions.py: "
+                         "real lungs with inserted lesions, and without): --mix-studies-per-batch of them join every "
+                         "seg, cls and joint step (with the kernel and pixel-size augmentation), and the patient "
+                         "stage's bank (--mix-patient-share)")
+    ap.add_argument("--mix-studies-per-batch", type=int, default=2)
+    ap.add_argument("--mix-patient-share", type=float, default=0.33,
+                    help="share of the patient stage's draws that are --mix studies (their bank entries repeated)")
+    ap.add_argument("--real-studies-per-batch", type=int, default=2,
+                    help="real studies per seg step (each --slices-per-study slices), besides --studies-per-batch "
+                         "synthetic ones")
+    ap.add_argument("--scale-aug", type=float, default=0.1, help="isotropic scale range of the affine augmentation")
     ap.add_argument("--dropout", type=float, help="slice-head dropout (config cls.dropout; training only, default 0.5)")
     ap.add_argument("--stochastic-depth", type=float,
                     help="override torchvision's stochastic-depth probability in both backbones (training only; "
@@ -439,7 +546,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     t0 = time.time()
     train = ds.load_dataset(a.train, cfg, log=log)
     if a.val:
-        val = ds.load_dataset(a.val, cfg, log=log)
+        val = [st for root in a.val for st in ds.load_dataset(root, cfg, log=log)]
     else:
         order = np.random.default_rng(a.seed + 7).permutation(len(train))
         nv = max(1, int(round(len(train) * a.val_fraction)))
@@ -448,6 +555,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     if a.val_max_studies and len(val) > a.val_max_studies:
         step_v = len(val) / a.val_max_studies
         val = [val[int(i * step_v)] for i in range(a.val_max_studies)]
+    real = load_real(a.real, cfg, a.real_exclude, log=log) if a.real else []
+    mix = [st for root in a.mix for st in ds.load_dataset(root, cfg, log=log)]
+    if mix:
+        mc = np.bincount([s_.label for s_ in mix], minlength=3)
+        log(f"mixed in: {len(mix)} labelled real studies {dict(zip(ds.CLASS_NAMES, mc.tolist()))} from {a.mix}, "
+            f"{a.mix_studies_per_batch} a step")
+    if a.real:
+        log(f"real CT for stage 1: {[s_.name for s_ in real]} ({sum(s_.image.shape[0] for s_ in real)} slices; "
+            f"left out: {a.real_exclude or 'none'})")
     counts = np.bincount([s.label for s in train], minlength=3)
     log(f"data: {len(train)} training studies {dict(zip(ds.CLASS_NAMES, counts.tolist()))}, "
         f"{len(val)} validation, {sum(s.image.shape[0] for s in train)} training slices, "
@@ -529,6 +645,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                                      "so the patient head has nothing to pool; train stage 1 first (--seg-epochs)")
                 log(f"patient stage: slice embeddings of {len(bank)} of {len(train)} training studies "
                     f"({sum(len(e) for e, _ in bank)} slices used; {time.time() - tb:.0f} s)")
+                if mix:
+                    mb = embedding_bank(model, mix, a.device)
+                    # repeat the mixed studies' entries so that they make --mix-patient-share of the draws
+                    rep_ = max(1, int(round(a.mix_patient_share * len(bank) / max(1e-9, 1 - a.mix_patient_share)
+                                           / max(1, len(mb)))))
+                    log(f"patient stage: {len(mb)} mixed-in studies in the bank, each {rep_} times")
+                    bank = bank + mb * rep_
             model.eval()  # the patient head has no dropout or BatchNorm; everything else is fixed
         else:
             model.train()
@@ -551,8 +674,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                 losses = {"patient_ce": pce, "total": pce}
             else:
                 b = sample_batch(train, rng, a.studies_per_batch, a.slices_per_study, a.lung_slices, a.infected_slices)
+                if real and stage == "seg":
+                    b = concat_batches(b, sample_real_batch(real, rng, a.real_studies_per_batch, a.slices_per_study,
+                                                            a.lung_slices))
+                if mix:
+                    b = concat_batches(b, sample_batch(mix, rng, a.mix_studies_per_batch, a.slices_per_study,
+                                                       a.lung_slices, a.infected_slices))
                 if not a.no_augment:
-                    b = augment(b, gen, span)
+                    b = augment(b, gen, span, scale=a.scale_aug)
+                    if (real and stage == "seg") or mix:
+                        b["image"] = scanner_augment(b["image"], gen)
                 b = {k: v.to(a.device) for k, v in b.items()}
                 losses = step_losses(model, b, stage, a.seg_bce, with_seg=not frozen_seg, inf_dice=a.inf_dice,
                                      inf_ce=a.inf_ce, slice_weights=slice_weights, patient_weight=a.patient_weight,
@@ -604,7 +735,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         model.load_state_dict(ck["model"])
         model.eval()
         trained_on = a.trained_on or f"dataset folders {os.path.basename(os.path.abspath(a.train))}" + (
-            f" and {os.path.basename(os.path.abspath(a.val))}" if a.val else "")
+            f" and {', '.join(os.path.basename(os.path.abspath(v)) for v in a.val)}" if a.val else "")
         intended = a.intended_use or (INTENDED_USE_SYNTHETIC if a.synthetic else "research use only, not for diagnosis")
         vs = ck.get("val", {})
         training = {"recipe": "weights/train.py", "seed": a.seed, "epochs_run": int(ck["epoch"]) + 1,
@@ -616,6 +747,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                                "slice_class_weights": a.slice_class_weights, "patient_weight": a.patient_weight},
                     "sampling": {"lung_slices": a.lung_slices, "infected_slices": a.infected_slices},
                     "stage2_mask": a.stage2_mask,
+                    "mix": {"folders": [os.path.basename(os.path.abspath(m_)) for m_ in a.mix],
+                            "studies_per_batch": a.mix_studies_per_batch,
+                            "patient_share": a.mix_patient_share} if a.mix else None,
                     "augment": not a.no_augment, "freeze_seg": a.freeze_seg,
                     "init_from": export.short_path(a.init_from) if a.init_from else None,
                     "init_seg_from": export.short_path(a.init_seg_from) if a.init_seg_from else None,

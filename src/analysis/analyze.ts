@@ -18,15 +18,18 @@ import type { Volume } from '../volume/volume.js';
 import { VolumeError, voxelCount } from '../volume/volume.js';
 import type { TwoStageEngine, TwoStageResult } from './engine.js';
 import { axialGrid, axisCodes, readAxialSlice, slicePositionMm, writeAxialSlice, type AxialGrid } from './grid.js';
+import { windowInto } from './preprocess.js';
 import { resizeSlice } from './resize.js';
-import { argmax, byClass, normalisedEntropy, REPORT_SCHEMA, REPORT_SCHEMA_VERSION, round, SOFTWARE_COMMIT, SOFTWARE_VERSION, type AnalysisReport, type PatientReport, type SliceReport } from './report.js';
+import { chestCoverage, postprocessLung } from './postprocess.js';
+import { argmax, byClass, normalisedEntropy, REPORT_SCHEMA, REPORT_SCHEMA_VERSION, round, SOFTWARE_COMMIT, SOFTWARE_VERSION, type AnalysisReport, type ChestReport, type InputFingerprint, type PatientReport, type SliceReport, type SupportReport } from './report.js';
+import { decide, readCalibration } from './calibration.js';
 import { weightsInfo } from './weights-info.js';
 
 /**
  * What the analysis needs of an engine: {@link TwoStageEngine} provides it; tests and embedders may pass another
  * implementation (e.g. a CPU stand-in).
  */
-export type AnalysisEngine = Pick<TwoStageEngine, 'preprocess' | 'config' | 'height' | 'width' | 'batch' | 'patientHead'> & {
+export type AnalysisEngine = Pick<TwoStageEngine, 'preprocess' | 'config' | 'height' | 'width' | 'batch' | 'patientHead'> & Partial<Pick<TwoStageEngine, 'precision' | 'storage'>> & {
   readonly gpu: Pick<TwoStageEngine['gpu'], 'adapterName' | 'isSoftware'>;
   readonly weights: { readonly name: string; readonly metadata: Readonly<Record<string, string>> };
   runWindowed(windowed: Float32Array, opts: { patientHead: false }): Promise<Pick<TwoStageResult, 'lung_prob' | 'infection_prob' | 'slice_probs' | 'slice_embedding' | 'slice_used'>>;
@@ -53,6 +56,10 @@ export interface AnalyzeOptions {
   compileMs?: number;
   /** Path of the input as the user named it (default the volume's source.path). */
   inputPath?: string;
+  /** The series asked for (null or absent: the default choice), for the report. */
+  seriesRequested?: string | null;
+  /** What the input files were when read (src/node/scan-path.ts inputFingerprint), for the report; absent: null. */
+  inputFingerprint?: InputFingerprint | null;
 }
 
 /** What {@link analyzeVolume} returns. */
@@ -81,8 +88,6 @@ export class AnalysisAbortedError extends Error {
   }
 }
 
-const f = Math.fround;
-
 /** The infection map's steps: {@link AnalysisResult.infection} holds probability x 255, rounded. */
 export const INFECTION_LEVELS = 255;
 
@@ -100,18 +105,32 @@ export function quantiseProbability(p: number): number {
 export const MIN_SLICES = 2;
 
 /**
+ * The checks a volume must pass to be analysed, made before any GPU work: its data length matches its dims, its
+ * axial slices are at least 2 x 2 voxels, and it has at least {@link MIN_SLICES} axial slices (one slice is a 2-D
+ * image, not a volume). {@link analyzeVolume} makes them; the CLI's `analyze` and `inspect` call this same
+ * function, so inspect's exit code says what analyze would do. Returns the axial view.
+ * @throws {VolumeError} saying which check failed.
+ */
+export function checkAnalyzable(volume: Volume): AxialGrid {
+  const n = voxelCount(volume.dims);
+  if (volume.data.length !== n) throw new VolumeError(`volume data has ${volume.data.length} values for dims ${volume.dims.join(' x ')}`);
+  const grid = axialGrid(volume);
+  const [nx, ny, nz] = grid.dims;
+  if (nx < 2 || ny < 2) throw new VolumeError(`axial slices of ${nx} x ${ny} voxels are too small to analyse`);
+  if (nz < MIN_SLICES) throw new VolumeError(`a 2-D image (${nz} axial slice of ${nx} x ${ny}), not a volume: the analysis needs at least ${MIN_SLICES} slices`);
+  return grid;
+}
+
+/**
  * Analyses one volume (one patient) with a loaded engine: see the module comment.
  * @throws {VolumeError} for a volume the model cannot take (dims, affine, data length).
  * @throws {AnalysisAbortedError} when `signal` aborts.
  * @throws {GpuDeviceError} from the engine on a GPU failure.
  */
 export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts: AnalyzeOptions = {}): Promise<AnalysisResult> {
-  const n = voxelCount(volume.dims);
-  if (volume.data.length !== n) throw new VolumeError(`volume data has ${volume.data.length} values for dims ${volume.dims.join(' x ')}`);
-  const grid = axialGrid(volume);
+  const grid = checkAnalyzable(volume);
+  const n = volume.data.length;
   const [nx, ny, nz] = grid.dims;
-  if (nx < 2 || ny < 2) throw new VolumeError(`axial slices of ${nx} x ${ny} voxels are too small to analyse`);
-  if (nz < MIN_SLICES) throw new VolumeError(`a 2-D image (${nz} axial slice of ${nx} x ${ny}): the analysis needs a volume of at least ${MIN_SLICES} slices`);
   const { signal, onProgress } = opts;
   const pre = engine.preprocess;
   const cfg = engine.config;
@@ -136,27 +155,19 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
   const maskSlice = new Uint8Array(slicePx);
   const infSlice = new Uint8Array(slicePx);
   const windowed = new Float32Array(batch * hw);
-  const lo = f(pre.window_min);
-  const hi = f(pre.window_max);
-  const range = f(pre.window_max - pre.window_min);
 
   const sliceProbs = new Float32Array(nz * k);
   let embeddings: Float32Array | null = null;
   const used: boolean[] = [];
-  const lungVoxels = new Float64Array(nz);
-  const infectedVoxels = new Float64Array(nz);
 
   const t0 = performance.now();
   for (let start = 0; start < nz; start += batch) {
     checkAbort(start);
     const m = Math.min(batch, nz - start);
-    // Window (as preprocess.windowHU: float32 step by step; NaN as padding) then resize to the model input.
+    // Window (preprocess.windowInto, the one windowing) then resize to the model input.
     for (let b = 0; b < m; b++) {
       readAxialSlice(grid, volume.data, start + b, huSlice);
-      for (let i = 0; i < slicePx; i++) {
-        const v = huSlice[i]!;
-        huSlice[i] = v !== v ? 0 : f(f(Math.min(Math.max(f(v), lo), hi) - lo) / range);
-      }
+      windowInto(huSlice, pre, huSlice);
       resizeSlice(huSlice, ny, nx, H, W, align, windowed.subarray(b * hw, (b + 1) * hw));
     }
     const r = await engine.runWindowed(windowed.subarray(0, m * hw), { patientHead: false });
@@ -169,21 +180,15 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
       used.push(r.slice_used[b]!);
       // Lung: the probability resized back to the slice's size, thresholded there.
       resizeSlice(r.lung_prob.subarray(b * hw, (b + 1) * hw), H, W, ny, nx, align, back);
-      let lung = 0;
-      for (let i = 0; i < slicePx; i++) {
-        const inLung = back[i]! > pre.lung_threshold ? 1 : 0;
-        maskSlice[i] = inLung;
-        lung += inLung;
-      }
+      for (let i = 0; i < slicePx; i++) maskSlice[i] = back[i]! > pre.lung_threshold ? 1 : 0;
+      // The infection map inside stage 1's mask; state 2 marks an infected lung voxel until postprocessLung counts
+      // the voxels that stay in the final mask.
       resizeSlice(r.infection_prob.subarray(b * hw, (b + 1) * hw), H, W, ny, nx, align, back);
-      let inf = 0;
       for (let i = 0; i < slicePx; i++) {
         const p = maskSlice[i] ? back[i]! : 0;
         infSlice[i] = quantiseProbability(p);
-        if (p > pre.infection_threshold) inf++;
+        if (p > pre.infection_threshold) maskSlice[i] = 2;
       }
-      lungVoxels[kz] = lung;
-      infectedVoxels[kz] = inf;
       writeAxialSlice(grid, maskSlice, kz, lungMask);
       writeAxialSlice(grid, infSlice, kz, infection);
     }
@@ -195,6 +200,10 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
   const analysisMs = performance.now() - t0;
   onProgress?.({ stage: 'finish', done: 0, total: 1, slicesPerSecond: analysisMs > 0 ? nz / (analysisMs / 1000) : null });
 
+  // One gated map everywhere: the final lung mask (post-processed) gates the infection map, and every count,
+  // figure and output below is taken from these two arrays.
+  const post = postprocessLung(grid, volume.data, lungMask, infection);
+  const { lungVoxels, infectedVoxels } = post;
   const patientRun = engine.patientHead(embeddings!, used);
   const voxelMm3 = volumeOfVoxel(volume.affine);
   const pixelMm2 = pixelArea(grid.affine);
@@ -226,16 +235,81 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
   const lungVolumeMl = (lungTotal * voxelMm3) / 1000;
   const infectedVolumeMl = (infTotal * voxelMm3) / 1000;
   const noLungReason = `no slice has a lung mask covering ${(pre.lung_area_threshold * 100).toFixed(1)}% of the slice at model size: no patient-level result`;
-  const patient: PatientReport = patientRun
+  const cov = chestCoverage(lungVoxels, nx * ny, grid.spacing[2], lungVolumeMl);
+  const chest: ChestReport = {
+    isChest: cov.isChest,
+    lungSlices: cov.lungSlices,
+    firstLungSlice: cov.firstLungSlice,
+    lastLungSlice: cov.lastLungSlice,
+    lungExtentMm: round(cov.lungExtentMm, 3),
+    scanExtentMm: round(cov.scanExtentMm, 3),
+    removedOutsideBodyVoxels: post.removedOutsideBody,
+    removedComponentVoxels: post.removedComponents,
+    reasons: cov.firstLungSlice === null ? { firstLungSlice: 'no slice has lung', lastLungSlice: 'no slice has lung' } : {},
+  };
+  const notChest = cov.reason;
+  // Calibration and the out-of-distribution check (src/analysis/calibration.ts): the probabilities shown are the
+  // calibrated ones; a study whose score validation does not support gets no class.
+  const cal = readCalibration(engine.weights.metadata, patientRun?.pooled.length, k);
+  const noCal = 'the weights carry no calibration (no covidct.calibration in their metadata): plain softmax probabilities, no out-of-distribution check';
+  const dec = patientRun && !notChest ? decide(patientRun.logits, patientRun.pooled, cal) : null;
+  const notRun = notChest ? notChest : 'no patient-level result (no lung found)';
+  const support: SupportReport = {
+    calibrated: cal !== null,
+    temperature: cal ? round(cal.temperature) : null,
+    oodScore: dec?.oodScore != null ? round(dec.oodScore) : null,
+    oodThreshold: cal ? round(cal.threshold) : null,
+    supported: dec ? dec.supported : null,
+    reasons: {
+      ...(cal ? {} : { temperature: noCal, oodThreshold: noCal }),
+      ...(dec?.oodScore != null ? {} : { oodScore: cal ? notRun : noCal }),
+      ...(dec && dec.supported !== null ? {} : { supported: cal ? notRun : noCal }),
+    },
+  };
+  const unsupported =
+    dec && dec.supported === false
+      ? `no class: the scan lies outside what validation supports (out-of-distribution score ${dec.oodScore!.toFixed(3)} above ${cal!.threshold.toFixed(3)}, the ${(cal!.quantile * 100).toFixed(0)}th percentile of ${cal!.validationStudies} validation studies' scores)`
+      : null;
+  const patient: PatientReport = notChest
+    ? {
+        lungFound: patientRun !== null,
+        label: null,
+        probabilities: null,
+        uncertainty: null,
+        slicesUsed: patientRun?.slicesUsed ?? 0,
+        lungVolumeMl: round(lungVolumeMl, 4),
+        infectedVolumeMl: round(infectedVolumeMl, 4),
+        lungInvolvementPct: null,
+        chest,
+        support,
+        reasons: { label: notChest, probabilities: notChest, uncertainty: notChest, lungInvolvementPct: notChest },
+      }
+    : patientRun && unsupported
     ? {
         lungFound: true,
-        label: names[argmax(patientRun.probs)]!,
-        probabilities: byClass(names, patientRun.probs),
-        uncertainty: round(normalisedEntropy(patientRun.probs)),
+        label: null,
+        probabilities: null,
+        uncertainty: null,
+        slicesUsed: patientRun.slicesUsed,
+        lungVolumeMl: round(lungVolumeMl, 4),
+        infectedVolumeMl: round(infectedVolumeMl, 4),
+        lungInvolvementPct: null,
+        chest,
+        support,
+        reasons: { label: unsupported, probabilities: unsupported, uncertainty: unsupported, lungInvolvementPct: unsupported },
+      }
+    : patientRun && dec
+    ? {
+        lungFound: true,
+        label: names[argmax(dec.probs)]!,
+        probabilities: byClass(names, dec.probs),
+        uncertainty: round(normalisedEntropy(dec.probs)),
         slicesUsed: patientRun.slicesUsed,
         lungVolumeMl: round(lungVolumeMl, 4),
         infectedVolumeMl: round(infectedVolumeMl, 4),
         lungInvolvementPct: lungTotal ? round((100 * infTotal) / lungTotal, 4) : null,
+        chest,
+        support,
         reasons: lungTotal ? {} : { lungInvolvementPct: 'no lung voxel on the source grid' },
       }
     : {
@@ -247,6 +321,8 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
         lungVolumeMl: round(lungVolumeMl, 4),
         infectedVolumeMl: round(infectedVolumeMl, 4),
         lungInvolvementPct: lungTotal ? round((100 * infTotal) / lungTotal, 4) : null,
+        chest,
+        support,
         reasons: { label: noLungReason, probabilities: noLungReason, uncertainty: noLungReason, ...(lungTotal ? {} : { lungInvolvementPct: 'no lung voxel on the source grid' }) },
       };
 
@@ -276,8 +352,13 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
         sourceAxes: grid.srcAxis,
         flipped: grid.flip,
       },
+      seriesRequested: opts.seriesRequested ?? null,
+      fingerprint: opts.inputFingerprint ?? null,
       notes: [...src.notes],
-      reasons: src.seriesUID ? {} : { seriesUID: src.format === 'dicom' ? 'the series has no SeriesInstanceUID' : `a ${src.format} input has no DICOM series` },
+      reasons: {
+        ...(src.seriesUID ? {} : { seriesUID: src.format === 'dicom' ? 'the series has no SeriesInstanceUID' : `a ${src.format} input has no DICOM series` }),
+        ...(opts.inputFingerprint ? {} : { fingerprint: 'the input files were not given to the analysis (no file system)' }),
+      },
     },
     weights: { ...weights, reasons: weights.sha256 ? {} : { sha256: 'the weights file bytes were not given to the analysis' } },
     model: {
@@ -286,6 +367,8 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
       classNames: [...names],
       thresholds: { lung: pre.lung_threshold, lungArea: pre.lung_area_threshold, infection: pre.infection_threshold },
       window: [pre.window_min, pre.window_max],
+      precision: engine.precision ?? 'f32',
+      storage: engine.storage ?? engine.precision ?? 'f32',
     },
     adapter: { name: engine.gpu.adapterName, software: engine.gpu.isSoftware },
     timings: {

@@ -6,8 +6,10 @@
  * padded with empty slices whose results are dropped). A teacher-forced lung mask (conformance runs) needs stage 2
  * alone: that graph is compiled the first time one is given.
  *
- * Reported per slice and per patient as MODEL.md "Outputs the engine reports" lists them. With random weights
- * the numbers demonstrate the engine, not a diagnosis: the result carries the weights' source.
+ * The engine gives the per-slice outputs of MODEL.md "Outputs the engine reports" ({@link TwoStageEngine.runWindowed})
+ * and the patient head ({@link TwoStageEngine.patientHead}); a scan's report (windowing, volumes on the source grid,
+ * the patient result) is made by analyzeVolume (analyze.ts), the one path from a Volume to a report. With random
+ * weights the numbers demonstrate the engine, not a diagnosis: the result carries the weights' source.
  */
 import { defaultTilePolicy, type TilePolicy } from '../gpu/caps.js';
 import type { GpuContext } from '../gpu/device.js';
@@ -16,10 +18,14 @@ import { CompiledGraph, compileGraph } from '../graph/executor.js';
 import { compileProgram } from '../graph/compile.js';
 import { GpuLimitError } from '../gpu/limits.js';
 import type { SafetensorsFile } from '../io/safetensors.js';
-import type { ModelConfig, PreprocessConfig } from '../models/config.js';
-import { loadPipeline } from '../models/load.js';
+import { embeddingDim, type ModelConfig, type PreprocessConfig } from '../models/config.js';
+import { loadPipeline, readConfig } from '../models/load.js';
 import { runPatientHead, type Pipeline } from '../models/pipeline.js';
-import { maskedInput, preprocessHU, sliceUsed } from './preprocess.js';
+import { maskedInput, sliceUsed } from './preprocess.js';
+import { readCalibration } from './calibration.js';
+
+/** The smallest model input size (height and width) the engine takes. */
+export const MIN_INPUT_SIZE = 8;
 
 /** Options of {@link TwoStageEngine.load}. */
 export interface EngineOptions {
@@ -114,6 +120,15 @@ export class TwoStageEngine {
     private readonly compileOpts: { cache: PipelineCache; precision: 'f32' | 'f16'; storage: 'f32' | 'f16'; tiles: TilePolicy; gpuTimeoutMs?: number },
   ) {}
 
+  /** The arithmetic the graph was compiled with ({@link EngineOptions.precision}). */
+  get precision(): 'f32' | 'f16' {
+    return this.compileOpts.precision;
+  }
+  /** The activation storage the graph was compiled with ({@link EngineOptions.storage}). */
+  get storage(): 'f32' | 'f16' {
+    return this.compileOpts.storage;
+  }
+
   /** The model config and preprocessing parameters from the weights file. */
   get config(): ModelConfig {
     return this.pipeline.config;
@@ -129,11 +144,12 @@ export class TwoStageEngine {
     if (want === 'auto') {
       if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new RangeError(`maxBatch must be a positive integer, got ${maxBatch}`);
     } else if (!Number.isInteger(want) || want < 1) throw new RangeError(`batch must be a positive integer, got ${want}`);
-    const cfgSize = JSON.parse(file.metadata['covidct.config'] ?? '{}').input_size;
+    // Not covidct weights (no or a bad covidct.config): a WeightsError naming the file, before anything else.
+    const cfgSize = readConfig(file).config.input_size;
     const height = opts.height ?? cfgSize;
     const width = opts.width ?? cfgSize;
-    if (!Number.isInteger(height) || !Number.isInteger(width) || height < 8 || width < 8)
-      throw new RangeError(`slice size must be integers >= 8, got ${height} x ${width}`);
+    if (!Number.isInteger(height) || !Number.isInteger(width) || height < MIN_INPUT_SIZE || width < MIN_INPUT_SIZE)
+      throw new RangeError(`slice size must be integers >= ${MIN_INPUT_SIZE}, got ${height} x ${width}`);
     const cache = opts.cache ?? new PipelineCache(gpu.device);
     const precision = opts.precision ?? 'f32';
     const compileOpts = { cache, precision, storage: opts.storage ?? precision, tiles: opts.tiles ?? defaultTilePolicy(gpu), ...(opts.gpuTimeoutMs !== undefined ? { gpuTimeoutMs: opts.gpuTimeoutMs } : {}) } as const;
@@ -167,6 +183,8 @@ export class TwoStageEngine {
     }
     for (;;) {
       const pipeline = build(batch);
+      // A malformed covidct.calibration is refused here, before compiling (CalibrationError names the problem).
+      readCalibration(file.metadata, 2 * embeddingDim(pipeline.config.cls), pipeline.config.cls.num_classes);
       try {
         const twoStage = await compileGraph(gpu, pipeline.twoStage.graph, compileOpts);
         return new TwoStageEngine(gpu, pipeline, twoStage, batch, height, width, file.metadata['covidct.source'] ?? '', file, !!opts.intermediates, compileOpts);
@@ -331,28 +349,17 @@ export class TwoStageEngine {
   }
 
   /**
-   * Runs HU slices [B, 1, H0, W0] of one patient: window, resize to the model size, then {@link runWindowed}.
-   * @param spacingMm optional per-slice voxel volume weights (e.g. slice thickness x pixel area) for the
-   *   lung-involvement figure; default equal weights.
-   */
-  async analyzeHU(hu: Float32Array, shape: readonly [number, number, number, number], spacingMm?: ArrayLike<number>): Promise<TwoStageReport> {
-    if (shape[1] !== 1) throw new RangeError(`HU slices must have one channel, got shape [${shape.join(', ')}]`);
-    const windowed = preprocessHU(hu, shape, this.preprocess, [this.height, this.width]);
-    const r = await this.runWindowed(windowed);
-    return summarise(r, this.config, this.preprocess, spacingMm, this.source);
-  }
-
-  /**
    * The patient head on the CPU over all slices of one patient: slice embeddings [S, E] (from
-   * {@link runWindowed}) and which slices are used. Logits and softmax probabilities [K], or null when no slice
-   * is used (no lung found).
+   * {@link runWindowed}) and which slices are used. Logits and softmax probabilities [K] (uncalibrated: the
+   * calibration of src/analysis/calibration.ts applies on top) and the head's input, the pooled feature
+   * concat(mean, max) [2E] (the OOD score's input), or null when no slice is used (no lung found).
    */
-  patientHead(embeddings: Float32Array, used: readonly boolean[]): { logits: Float32Array; probs: Float32Array; slicesUsed: number } | null {
+  patientHead(embeddings: Float32Array, used: readonly boolean[]): { logits: Float32Array; probs: Float32Array; pooled: Float32Array; slicesUsed: number } | null {
     const r = runPatientHead(this.pipeline.patient, embeddings, [...used]);
     if (r.ids.length === 0 || r.noLung[0]) return null;
     const k = this.config.cls.num_classes;
     const logits = r.logits.slice(0, k);
-    return { logits, probs: softmaxRows(logits, k), slicesUsed: r.slicesUsed[0]! };
+    return { logits, probs: softmaxRows(logits, k), pooled: r.pooled.get(r.ids[0]!)!, slicesUsed: r.slicesUsed[0]! };
   }
 
   /** Frees the compiled graphs. */
@@ -361,59 +368,4 @@ export class TwoStageEngine {
     this.stage2Alone?.destroy();
     this.stage2Alone = null;
   }
-}
-
-/** A patient-level report: MODEL.md "Outputs the engine reports". */
-export interface TwoStageReport {
-  adapter: string;
-  weightsSource: string;
-  classNames: string[];
-  slices: Array<{ lungArea: number; infectedFraction: number; probs: number[]; label: string; used: boolean }>;
-  patient:
-    | { lungFound: true; probs: number[]; label: string; slicesUsed: number; lungInvolvementPct: number; uncertainty: number }
-    | { lungFound: false; message: string; slicesUsed: 0 };
-  result: TwoStageResult;
-}
-
-/** Builds the report from a run (one patient). */
-export function summarise(r: TwoStageResult, cfg: ModelConfig, pre: PreprocessConfig, weights?: ArrayLike<number>, source = ''): TwoStageReport {
-  const names = cfg.cls.class_names;
-  const k = cfg.cls.num_classes;
-  const hw = r.height * r.width;
-  const slices = Array.from({ length: r.batch }, (_, b) => {
-    const probs = Array.from(r.slice_probs.subarray(b * k, (b + 1) * k));
-    return { lungArea: r.lung_area[b]!, infectedFraction: r.infected_fraction[b]!, probs, label: names[probs.indexOf(Math.max(...probs))]!, used: r.slice_used[b]! };
-  });
-  let lungVol = 0;
-  let infVol = 0;
-  for (let b = 0; b < r.batch; b++) {
-    const w = weights ? weights[b]! : 1;
-    let lung = 0;
-    let inf = 0;
-    for (let i = b * hw; i < (b + 1) * hw; i++)
-      if (r.lung_mask[i]! > 0) {
-        lung++;
-        if (r.infection_prob[i]! > pre.infection_threshold) inf++;
-      }
-    lungVol += lung * w;
-    infVol += inf * w;
-  }
-  const base = { adapter: r.adapter, weightsSource: source, classNames: names, slices, result: r };
-  if (r.patient_no_lung[0] || r.patient_ids.length === 0) {
-    return { ...base, patient: { lungFound: false, message: `no slice has a lung mask covering ${(pre.lung_area_threshold * 100).toFixed(1)}% of the slice: no patient-level result`, slicesUsed: 0 } };
-  }
-  const probs = Array.from(r.patient_probs.subarray(0, k));
-  let entropy = 0;
-  for (const p of probs) if (p > 0) entropy -= p * Math.log(p);
-  return {
-    ...base,
-    patient: {
-      lungFound: true,
-      probs,
-      label: names[probs.indexOf(Math.max(...probs))]!,
-      slicesUsed: r.patient_slices_used[0]!,
-      lungInvolvementPct: lungVol ? (100 * infVol) / lungVol : 0,
-      uncertainty: entropy / Math.log(k),
-    },
-  };
 }

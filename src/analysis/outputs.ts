@@ -6,7 +6,8 @@
  * - `infection.nii.gz`: infection probability, 0 outside the lung mask, stored as uint8 with scl_slope 1/255
  *   ({@link INFECTION_SCL_SLOPE}) and scl_inter 0, so readers that apply the scaling (nibabel's get_fdata,
  *   ITK-SNAP, 3D Slicer, NiiVue) read a probability in [0, 1] in steps of 1/255;
- *   both on the input's exact grid with its affine (qform and sform), so viewers overlay them on the scan;
+ *   both on the input's exact grid with its affine (qform and sform; a NIfTI input's own qform_code, sform_code
+ *   and transforms, other inputs code 1, scanner), so viewers overlay them on the scan;
  * - `overlays/slice_KKK.png`: chosen axial slices (K the axial index) with the lung outline and the infection
  *   heat map over the lung-windowed slice;
  * - `overlays/contact_sheet.png`: the most involved slices side by side with captions and a legend.
@@ -16,7 +17,7 @@ import { writeNifti } from '../io/nifti.js';
 import { lpsToRas } from '../volume/affine.js';
 import { INFECTION_LEVELS, type AnalysisResult } from './analyze.js';
 import { readAxialSlice } from './grid.js';
-import { nonFinitePaths } from './report.js';
+import { nonFinitePaths, type AnalysisReport } from './report.js';
 import { displaySize, drawLegend, legendHeight, renderSliceMm, Rgba } from './render.js';
 import { GLYPH_HEIGHT } from './font.js';
 
@@ -42,6 +43,27 @@ export const REPORT_FILE = 'report.json';
 export const LUNG_MASK_FILE = 'lung_mask.nii.gz';
 export const INFECTION_FILE = 'infection.nii.gz';
 export const CONTACT_SHEET_FILE = 'overlays/contact_sheet.png';
+/** The folder of the pictures. */
+export const OVERLAYS_FOLDER = 'overlays';
+
+/** The name of the single-slice overlay of axial slice `k`. */
+export function overlayFileName(k: number): string {
+  return `${OVERLAYS_FOLDER}/slice_${String(k).padStart(3, '0')}.png`;
+}
+
+/** The DICOM outputs' names (`--dicom`, src/analysis/dicom-outputs.ts). */
+export const SEG_FILE = 'seg.dcm';
+export const SR_FILE = 'sr.dcm';
+export const SC_FILE = 'contact_sheet.dcm';
+
+/**
+ * Whether `name` (relative to an output folder, '/'-separated) is one of the files {@link makeOutputFiles} or the
+ * DICOM outputs make: what an output folder may hold for it to be replaced by a new result (src/node/output-dir.ts).
+ */
+export function isOutputFileName(name: string): boolean {
+  const named = [REPORT_FILE, LUNG_MASK_FILE, INFECTION_FILE, CONTACT_SHEET_FILE, SEG_FILE, SR_FILE, SC_FILE];
+  return named.includes(name) || /^overlays\/slice_\d{3,}\.png$/.test(name);
+}
 
 /**
  * scl_slope of infection.nii.gz: 1/255 as a float32, rounded down (0.0039215684) rather than to nearest
@@ -103,6 +125,27 @@ export function sliceImage(result: AnalysisResult, k: number, min = 0): Rgba {
   return renderSliceMm(hu, mask, inf, nx, ny, g.spacing[0], g.spacing[1], min);
 }
 
+/** `text` in lines of at most `width` characters, broken at spaces (a longer word is broken where it must be). */
+export function wrapWords(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (let word of text.split(/\s+/).filter(Boolean)) {
+    while (word.length > width) {
+      if (line) lines.push(line);
+      lines.push(word.slice(0, width));
+      word = word.slice(width);
+      line = '';
+    }
+    if (!word) continue;
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line || !lines.length) lines.push(line);
+  return lines;
+}
+
 /** The contact sheet: the most involved slices, captioned "K <index>  <position> MM  <infected>%", and the legend. */
 export function contactSheet(result: AnalysisResult, n = 12, tile = 160): Rgba {
   const ks = mostInvolved(result, n);
@@ -122,15 +165,19 @@ export function contactSheet(result: AnalysisResult, n = 12, tile = 160): Rgba {
   const th = Math.max(8, square ? Math.round((tile * ny) / nx) : Math.min(tile * dh, r >= 1 ? Math.round(tile * r) : Math.floor(tile * r)));
   const tw = square || r >= 1 ? tile : Math.max(1, Math.min(tile, Math.round(th / r)));
   const width = Math.max(cols * (tile + pad) + pad, 240);
-  const notice = result.report.notice.toUpperCase();
-  const headerH = 2 * (GLYPH_HEIGHT + 4) + pad;
+  const p = result.report.patient;
+  const title = sheetTitle(p);
+  // The title and the weights' notice whole ("... not for diagnosis" must never be cut off), wrapped at words.
+  const perLine = Math.floor((width - 2 * pad) / 6);
+  const header: [string, [number, number, number]][] = [
+    ...wrapWords(title, perLine).map((l): [string, [number, number, number]] => [l, [255, 255, 255]]),
+    ...wrapWords(result.report.notice.toUpperCase(), perLine).map((l): [string, [number, number, number]] => [l, [255, 200, 120]]),
+  ];
+  const headerH = header.length * (GLYPH_HEIGHT + 4) + pad;
   const height = headerH + rows * (th + caption + pad) + legendHeight() + 2 * pad;
   const img = new Rgba(width, height, [24, 24, 24]);
   const white: [number, number, number] = [255, 255, 255];
-  const p = result.report.patient;
-  const title = p.lungFound ? `PATIENT: ${p.label} (${((p.probabilities![p.label!] ?? 0) * 100).toFixed(1)}%), LUNG INVOLVEMENT ${p.lungInvolvementPct === null ? '-' : p.lungInvolvementPct.toFixed(1) + '%'}` : 'PATIENT: NO LUNG FOUND';
-  img.text(title, pad, pad, white);
-  img.text(notice.length * 6 > width - 2 * pad ? notice.slice(0, Math.floor((width - 2 * pad) / 6) - 3) + '...' : notice, pad, pad + GLYPH_HEIGHT + 4, [255, 200, 120]);
+  header.forEach(([line, colour], i) => img.text(line, pad, pad + i * (GLYPH_HEIGHT + 4), colour));
   ks.forEach((k, t) => {
     const x = pad + (t % cols) * (tile + pad);
     const y = headerH + Math.floor(t / cols) * (th + caption + pad);
@@ -149,10 +196,22 @@ export function contactSheet(result: AnalysisResult, n = 12, tile = 160): Rgba {
 export async function makeOutputFiles(result: AnalysisResult, opts: OutputOptions = {}): Promise<OutputFile[]> {
   const v = result.volume;
   const affine = v.space === 'LPS' ? lpsToRas(v.affine) : v.affine;
+  // A NIfTI input's qform/sform codes and transforms are kept (its masks are placed as it is); others: scanner, 1.
+  const xform = v.source.niftiXform && v.space === 'RAS' ? { xform: v.source.niftiXform } : {};
   const files: OutputFile[] = [{ name: REPORT_FILE, bytes: reportBytes(result.report) }];
-  files.push({ name: LUNG_MASK_FILE, bytes: await writeNifti({ data: result.lungMask, dims: v.dims, affine, intent: 'label', description: 'covidct lung mask (1 lung)' }) });
-  files.push({ name: INFECTION_FILE, bytes: await writeNifti({ data: result.infection, dims: v.dims, affine, scale: { slope: INFECTION_SCL_SLOPE, inter: 0 }, description: 'covidct infection probability (x 1/255)' }) });
-  for (const k of chooseOverlaySlices(result, opts.overlays ?? 5)) files.push({ name: `overlays/slice_${String(k).padStart(3, '0')}.png`, bytes: sliceImage(result, k, 256).png() });
+  files.push({ name: LUNG_MASK_FILE, bytes: await writeNifti({ data: result.lungMask, dims: v.dims, affine, ...xform, intent: 'label', description: 'covidct lung mask (1 lung)' }) });
+  files.push({ name: INFECTION_FILE, bytes: await writeNifti({ data: result.infection, dims: v.dims, affine, ...xform, scale: { slope: INFECTION_SCL_SLOPE, inter: 0 }, description: 'covidct infection probability (x 1/255)' }) });
+  for (const k of chooseOverlaySlices(result, opts.overlays ?? 5)) files.push({ name: overlayFileName(k), bytes: sliceImage(result, k, 256).png() });
   files.push({ name: CONTACT_SHEET_FILE, bytes: contactSheet(result, opts.sheetSlices ?? 12, opts.tile ?? 160).png() });
   return files;
+}
+
+/** The contact sheet's title line: the patient answer, or why there is none (not a chest CT, outside what
+ * validation supports, no lung found). */
+export function sheetTitle(p: AnalysisReport['patient']): string {
+  if (p.chest && !p.chest.isChest) return 'PATIENT: NO CLASS, NOT A CHEST CT';
+  if (p.support?.supported === false) return 'PATIENT: NO CLASS, OUTSIDE WHAT VALIDATION SUPPORTS';
+  if (!p.lungFound || p.label === null) return 'PATIENT: NO LUNG FOUND';
+  const prob = ((p.probabilities?.[p.label] ?? 0) * 100).toFixed(1);
+  return `PATIENT: ${p.label} (${prob}%), LUNG INVOLVEMENT ${p.lungInvolvementPct === null ? '-' : p.lungInvolvementPct.toFixed(1) + '%'}`;
 }

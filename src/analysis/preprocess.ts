@@ -25,17 +25,25 @@ export function huFromStored(stored: ArrayLike<number>, slope: number, intercept
   return out;
 }
 
-/** Clips HU to [window_min, window_max] and scales to [0, 1]: (clamp(hu) - min) / (max - min). */
-export function windowHU(hu: ArrayLike<number>, pre: PreprocessConfig): Float32Array {
+/**
+ * The windowing, the one implementation: HU clipped to [window_min, window_max] and scaled to [0, 1],
+ * (clamp(hu) - min) / (max - min), float32 step by step as the reference computes it; a NaN (no value) counts
+ * as padding, below the window: 0. Writes `out` (which may be `hu` itself) and returns it.
+ */
+export function windowInto(hu: ArrayLike<number>, pre: PreprocessConfig, out: Float32Array): Float32Array {
   const lo = f(pre.window_min);
   const hi = f(pre.window_max);
   const range = f(pre.window_max - pre.window_min);
-  const out = new Float32Array(hu.length);
-  for (let i = 0; i < out.length; i++) {
-    const v = Math.min(Math.max(f(hu[i]!), lo), hi);
-    out[i] = f(f(v - lo) / range);
+  for (let i = 0; i < hu.length; i++) {
+    const v = f(hu[i]!);
+    out[i] = v !== v ? 0 : f(f(Math.min(Math.max(v, lo), hi) - lo) / range);
   }
   return out;
+}
+
+/** {@link windowInto} into a new array: HU to [0, 1] (NaN as padding, 0). */
+export function windowHU(hu: ArrayLike<number>, pre: PreprocessConfig): Float32Array {
+  return windowInto(hu, pre, new Float32Array(hu.length));
 }
 
 /**

@@ -13,7 +13,7 @@ import type { WeightsInfo } from './weights-info.js';
 
 /** The schema's identifier and version (semver: major changes break readers). */
 export const REPORT_SCHEMA = 'covidct-report';
-export const REPORT_SCHEMA_VERSION = '1.0.0';
+export const REPORT_SCHEMA_VERSION = '1.2.0';
 
 declare const __COVIDCT_VERSION__: string | undefined;
 declare const __COVIDCT_BUILD_COMMIT__: string | undefined;
@@ -47,21 +47,66 @@ export interface SliceReport {
   reasons: Reasons;
 }
 
+/**
+ * Whether the scan is a chest CT, read from the final lung mask (src/analysis/postprocess.ts): where the lungs lie
+ * along the body axis, and what the post-processing removed. Since schema 1.1.
+ */
+export interface ChestReport {
+  /** False: no patient class and no involvement (the patient's `reasons.label` says why). */
+  isChest: boolean;
+  /** Axial slices whose final lung covers at least 1 % of the slice. */
+  lungSlices: number;
+  /** First and last such slice (axial index, 0 most inferior); null without lung. */
+  firstLungSlice: number | null;
+  lastLungSlice: number | null;
+  /** Those slices times the slice spacing, and the whole scan's slices times it, mm. */
+  lungExtentMm: number;
+  scanExtentMm: number;
+  /** Voxels of stage 1's mask removed outside the body, and as small 3-D components. */
+  removedOutsideBodyVoxels: number;
+  removedComponentVoxels: number;
+  reasons: Reasons;
+}
+
+/**
+ * Whether validation supports the patient answer (since schema 1.2; src/analysis/calibration.ts): the temperature
+ * the probabilities were calibrated with and the out-of-distribution score of the patient head's input against the
+ * largest score validation supports. `supported` false: the patient has no class, no probabilities, no uncertainty
+ * and no involvement, and its `reasons.label` says why.
+ */
+export interface SupportReport {
+  /** Whether the weights carry a calibration (metadata `covidct.calibration`). */
+  calibrated: boolean;
+  /** Temperature of the patient logits (null: not calibrated). */
+  temperature: number | null;
+  /** OOD score of this study and the threshold (null: not calibrated, or no patient head run). */
+  oodScore: number | null;
+  oodThreshold: number | null;
+  /** True: the score is within what validation supports; false: "no class"; null: not decided (reasons say why). */
+  supported: boolean | null;
+  reasons: Reasons;
+}
+
 /** The patient-level result. */
 export interface PatientReport {
   /** Whether any slice was used (a lung was found). */
   lungFound: boolean;
   label: string | null;
   probabilities: Record<string, number> | null;
-  /** Normalised entropy of the probabilities, 0 (certain) .. 1 (uniform). */
+  /** Normalised entropy of the probabilities, 0 (certain) .. 1 (uniform); calibrated when `support.calibrated`. */
   uncertainty: number | null;
   slicesUsed: number;
   /** Lung voxels x voxel volume on the source grid, mL. */
   lungVolumeMl: number;
   /** Lung voxels with infection probability above the threshold x voxel volume, mL. */
   infectedVolumeMl: number;
-  /** infectedVolumeMl / lungVolumeMl, %; null without lung. */
+  /** infectedVolumeMl / lungVolumeMl, %; null without lung, when the scan is not a chest CT, and when validation does
+   * not support the study (`support.supported` false). */
   lungInvolvementPct: number | null;
+  /** The chest check (since schema 1.1; always written by this version). */
+  chest?: ChestReport;
+  /** Calibration and out-of-distribution check (since schema 1.2; always written by this version). */
+  support?: SupportReport;
   reasons: Reasons;
 }
 
@@ -89,6 +134,15 @@ export interface AnalysisReport {
     affine: number[];
     /** The axial view the model saw: dims and which source axis each of its axes reads (negative: flipped). */
     axial: { dims: [number, number, number]; spacingMm: [number, number, number]; sourceAxes: [number, number, number]; flipped: [boolean, boolean, boolean] };
+    /** The series asked for (`--series`, a batch list's `series` column); null: the default choice. Since 1.1. */
+    seriesRequested?: string | null;
+    /**
+     * What the input was when it was read, for `batch` to tell a changed input (since 1.1; null without a file
+     * system, with the reason): the files (the one file, or every file under the folder, links followed), their
+     * bytes, and the SHA-256 of one line per file (path relative to the input, size, modification time in ns,
+     * a link's target), see src/node/scan-path.ts inputFingerprint.
+     */
+    fingerprint?: InputFingerprint | null;
     notes: string[];
     reasons: Reasons;
   };
@@ -99,11 +153,21 @@ export interface AnalysisReport {
     classNames: string[];
     thresholds: { lung: number; lungArea: number; infection: number };
     window: [number, number];
+    /** The arithmetic and activation storage the graph was compiled with (since 1.1). */
+    precision?: 'f32' | 'f16';
+    storage?: 'f32' | 'f16';
   };
   adapter: { name: string; software: boolean };
   timings: { compileMs: number | null; analysisMs: number; totalMs: number | null; slicesPerSecond: number; reasons: Reasons };
   slices: SliceReport[];
   patient: PatientReport;
+}
+
+/** See AnalysisReport.input.fingerprint. */
+export interface InputFingerprint {
+  files: number;
+  bytes: number;
+  sha256: string;
 }
 
 /** Rounds for JSON (keeps reports small and diffable): `digits` significant decimals, never NaN. */

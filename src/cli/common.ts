@@ -7,24 +7,29 @@
  * cannot be read or used: ScanError, VolumeError, WeightsError, ...); 4 no GPU (GpuUnavailableError); 5 the GPU
  * failed during the run (GpuDeviceError; also its subclasses GpuLimitError, a batch or input size beyond the GPU's
  * limits or memory, whose message names the batch that fits, and GpuTimeoutError, the GPU not finishing within
- * --gpu-timeout); 130 interrupted (SIGINT).
+ * --gpu-timeout); 6 a DICOMweb server could not be used to retrieve the scan (unreachable, refused, an HTTP error);
+ * 7 the DICOM outputs could not all be stored with --store (the server was unreachable, refused them or stored
+ * only some; the output folder, if any, is written); 130 interrupted (SIGINT). A study or series that the
+ * DICOMweb server does not have is bad input (3); a malformed DICOMweb URL or credentials variable, bad usage (2).
  * @module
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { AnalysisAbortedError, type AnalysisProgress } from '../analysis/analyze.js';
 import { createGpu, GpuDeviceError, GpuUnavailableError, parseDawnFlags, parseSoftwareOption, type GpuContext, type SoftwareDriver } from '../gpu/device.js';
 import type { PipelineCache } from '../gpu/pipelines.js';
 import { ScanError } from '../io/errors.js';
 import { SafetensorsError, type SafetensorsFile } from '../io/safetensors.js';
 import { ConfigError, defaultPreprocessConfig, tinyModelConfig } from '../models/config.js';
-import { openWeights, WeightsError } from '../models/load.js';
+import { checkWeights, openWeights, WeightsError } from '../models/load.js';
 import { randomPipelineWeights } from '../models/random-weights.js';
+import { DicomWebError } from '../node/dicomweb.js';
+import { defaultWeights, RANDOM_WEIGHTS } from '../node/default-weights.js';
 import { OutputDirError } from '../node/output-dir.js';
+import { readWholeFile } from '../node/read-file.js';
 import { VolumeError } from '../volume/volume.js';
 
 /** The exit codes; see the module comment. */
-export const EXIT = { ok: 0, other: 1, usage: 2, input: 3, noGpu: 4, gpuFailure: 5, interrupted: 130 } as const;
+export const EXIT = { ok: 0, other: 1, usage: 2, input: 3, noGpu: 4, gpuFailure: 5, dicomweb: 6, store: 7, interrupted: 130 } as const;
 
 /** Bad usage: exit code 2. */
 export class UsageError extends Error {
@@ -55,6 +60,7 @@ export function exitCodeOf(e: unknown): number {
   if (e instanceof UsageError || e instanceof OutputDirError) return EXIT.usage;
   if ((e as { code?: string })?.code?.startsWith?.('ERR_PARSE_ARGS')) return EXIT.usage;
   if (e instanceof ScanError || e instanceof VolumeError || e instanceof WeightsError || e instanceof ConfigError || e instanceof SafetensorsError) return EXIT.input;
+  if (e instanceof DicomWebError) return e.stage === 'config' ? EXIT.usage : e.notFound ? EXIT.input : e.stage === 'store' ? EXIT.store : EXIT.dicomweb;
   if (e instanceof GpuUnavailableError) return EXIT.noGpu;
   if (e instanceof GpuDeviceError) return EXIT.gpuFailure;
   if (e instanceof AnalysisAbortedError) return EXIT.interrupted;
@@ -86,25 +92,37 @@ export function positiveInt(raw: string | undefined, name: string, fallback: num
   return v;
 }
 
-/** The weights: a file (its bytes, parsed, and their SHA-256) or the embedded random tiny weights. */
+/** The weights: a file (its bytes, parsed, and their SHA-256) or seeded random weights; `name` is what outputs show. */
 export interface LoadedWeights {
   file: SafetensorsFile;
   sha256: string | null;
+  name: string;
 }
 
-/** Reads weights from `path`, or makes the embedded default (seeded random weights of the tiny config). */
+/**
+ * The weights `--weights` names: none, the package's trained default (src/node/default-weights.ts, found relative to
+ * the package, not the working directory); 'random', seeded random weights of the tiny config (untrained: the
+ * engine's own tests and the bench); anything else, a weights file path as given.
+ */
 export async function loadWeights(path: string | undefined): Promise<LoadedWeights> {
-  if (path === undefined) return { file: randomPipelineWeights(tinyModelConfig(), defaultPreprocessConfig(), 1), sha256: null };
-  const bytes = await readFile(path);
+  if (path === RANDOM_WEIGHTS) {
+    const file = randomPipelineWeights(tinyModelConfig(), defaultPreprocessConfig(), 1);
+    return { file, sha256: null, name: file.name };
+  }
+  const { path: file, name } = path === undefined ? defaultWeights() : { path, name: path };
+  const bytes = await readWholeFile(file, (problem) => new WeightsError(file, [{ kind: 'file', message: problem }]), { what: 'a weights file' });
   const sha256 = createHash('sha256').update(bytes).digest('hex');
-  return { file: openWeights(bytes, path), sha256 };
+  // Checked whole on the CPU (config and every tensor), so a file that is not covidct weights fails here, once.
+  return { file: checkWeights(openWeights(bytes, name)), sha256, name };
 }
 
 /**
  * GPU options from the common flags. `software` is the `--software` value: undefined (hardware first), 'true' (any
- * software driver) or a driver's name; anything else is a usage error.
+ * software driver) or a driver's name; anything else is a usage error. What Dawn and the Vulkan drivers print while
+ * the adapter is found (on lavapipe always two lines of Dawn's about limits it lowers) is not covidct's output: shown
+ * on stderr with `--debug` (`debug`), else dropped (GpuOptions.driverMessages).
  */
-export async function getGpu(io: CliIO, software: string | undefined, dawnFlags: string | undefined) {
+export async function getGpu(io: CliIO, software: string | undefined, dawnFlags: string | undefined, debug = false) {
   let forceSoftware: boolean | SoftwareDriver;
   try {
     forceSoftware = parseSoftwareOption(software);
@@ -113,7 +131,10 @@ export async function getGpu(io: CliIO, software: string | undefined, dawnFlags:
   }
   const opts = { forceSoftware, dawnFlags: dawnFlags ? parseDawnFlags(dawnFlags) : [] };
   if (io.gpu) return io.gpu(opts);
-  return { gpu: await createGpu(opts), owned: true };
+  const driverMessages = (text: string) => {
+    if (debug) io.stderr(text.replace(/^(?=.)/gm, 'driver: '));
+  };
+  return { gpu: await createGpu({ ...opts, driverMessages }), owned: true };
 }
 
 /** A progress line on stderr, updated in place (only when stderr is a terminal and not --quiet). */

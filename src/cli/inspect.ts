@@ -6,7 +6,6 @@
  * header and the volume read. For a weights file: its metadata, config and tensors.
  * @module
  */
-import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { axisCodes } from '../analysis/grid.js';
 import { weightsInfo } from '../analysis/weights-info.js';
@@ -14,8 +13,9 @@ import { ScanError } from '../io/errors.js';
 import { chooseSeries, describeDicomFile, readDicomSeries, transferSyntaxName } from '../io/dicom/index.js';
 import { readNifti, readNiftiHeader } from '../io/nifti.js';
 import { parseSafetensors } from '../io/safetensors.js';
-import { detectScan, safetensorsVolume, scanDicomFolder, shortPath } from '../node/scan-path.js';
-import type { Volume } from '../volume/volume.js';
+import { checkWeights, openWeights, WeightsError } from '../models/load.js';
+import { checkScan, detectScan, readScan, readScanFile, safetensorsVolume, scanDicomFolder, shortPath } from '../node/scan-path.js';
+import { VolumeError, type Volume } from '../volume/volume.js';
 import { errorLine, EXIT, UsageError, type CliIO } from './common.js';
 
 export const INSPECT_HELP = `usage: covidct inspect <path> [--series UID] [--debug]
@@ -56,6 +56,27 @@ export async function inspectCommand(argv: string[], io: CliIO): Promise<number>
   const out: string[] = [];
   const say = (s: string) => out.push(s);
   let code: number = EXIT.ok;
+  // What analyze would refuse: the same readers and the same checks (checkScan, checkWeights), reported here with
+  // exit code 3 instead of stopping the description.
+  const refused = (e: unknown, prefix: string, suffix = '') => {
+    if (!(e instanceof ScanError || e instanceof VolumeError || e instanceof WeightsError)) throw e;
+    say(`${prefix}${e instanceof ScanError ? e.problem : e instanceof WeightsError ? errorLine(e).replace(/^covidct: (.*?: )?/, '') : e.message}${suffix}`);
+    code = EXIT.input;
+  };
+  const analysable = async (read: () => Promise<Volume>) => {
+    let v: Volume;
+    try {
+      v = await read();
+    } catch (e) {
+      return refused(e, '  cannot be read: ');
+    }
+    out.push(...volumeLines(v));
+    try {
+      checkScan(v, path);
+    } catch (e) {
+      refused(e, '  analyze cannot use it: ');
+    }
+  };
   try {
     if (kind === 'dicom-folder') {
       const scan = await scanDicomFolder(path);
@@ -71,23 +92,14 @@ export async function inspectCommand(argv: string[], io: CliIO): Promise<number>
       try {
         chosen = chooseSeries(scan, values.series);
       } catch (e) {
-        if (!(e instanceof ScanError)) throw e;
-        say(`  chosen: none (${e.problem})`);
-        code = EXIT.input;
+        refused(e, '  chosen: none (', ')');
       }
       if (chosen) {
         say(`  chosen: series ${chosen.key} (${values.series ? 'asked for' : 'the CT series with the most slices'})`);
-        try {
-          const v = await readDicomSeries(scan, chosen, (p) => readFile(p));
-          out.push(...volumeLines(v));
-        } catch (e) {
-          if (!(e instanceof ScanError)) throw e;
-          say(`  cannot be read: ${e.message}`);
-          code = EXIT.input;
-        }
+        await analysable(() => readDicomSeries(scan, chosen, readScanFile));
       }
     } else if (kind === 'dicom-file') {
-      const d = await describeDicomFile(await readFile(path), path);
+      const d = await describeDicomFile(await readScanFile(path), path);
       say(`${path}: DICOM file, ${d.modality || 'no modality'}, SOP class ${d.sopClassUID || 'none'}`);
       say(`  series ${d.seriesUID || '(none)'} "${d.seriesDescription}"${d.imageType.length ? `, image type ${d.imageType.join('\\')}` : ''}`);
       say(`  transfer syntax: ${d.transferSyntaxName}`);
@@ -97,26 +109,33 @@ export async function inspectCommand(argv: string[], io: CliIO): Promise<number>
       if (d.position) say(`  position (ImagePositionPatient): ${d.position.map((v) => +v.toFixed(3)).join('\\')}`);
       if (d.valueRange) say(`  value range: ${d.valueRange[0]} .. ${d.valueRange[1]}${d.paddingVoxels ? ` (${d.paddingVoxels} padding voxels)` : ''}`);
       for (const n of d.notes) say(`  note: ${n}`);
+      // As analyze reads it: the file as a series of one (CT only), then the same checks.
+      await analysable(async () => (await readScan(path, values.series !== undefined ? { series: values.series } : {})).volume);
     } else if (kind === 'nifti') {
-      const bytes = await readFile(path);
+      const bytes = await readScanFile(path);
       const h = await readNiftiHeader(bytes, path);
       say(`${path}: NIfTI-${h.version}${h.gzipped ? ' (gzip)' : ''}, ${h.littleEndian ? 'little' : 'big'} endian, dims ${h.dims.join(' x ')}, ${h.datatypeName}${h.datatypeSupported ? '' : ' (not supported)'}`);
       say(`  affine from ${h.affineFrom} (qform_code ${h.qformCode}, sform_code ${h.sformCode}), orientation ${h.axcodes}, spacing ${h.spacing.map((s) => +s.toFixed(4)).join(' x ')} ${h.spatialUnit}`);
       say(`  scl_slope ${h.sclSlope}, scl_inter ${h.sclInter}; intent ${h.intentCode}${h.intentName ? ` (${h.intentName})` : ''}; descrip "${h.description}"`);
-      const v = await readNifti(bytes, path);
-      out.push(...volumeLines(v));
+      await analysable(() => readNifti(bytes, path));
     } else if (kind === 'safetensors') {
-      const bytes = await readFile(path);
+      const bytes = await readScanFile(path);
       const f = parseSafetensors(bytes, path);
       if (f.has('hu')) {
         say(`${path}: safetensors scan`);
-        out.push(...volumeLines(safetensorsVolume(bytes, path)));
+        await analysable(async () => safetensorsVolume(bytes, path));
       } else {
         const w = weightsInfo(path, f.metadata, null);
         say(`${path}: safetensors, ${f.tensors.length} tensors${f.metadata['covidct.config'] ? ', covidct weights' : ''}`);
         say(`  notice: ${w.notice}`);
         for (const [k, v] of Object.entries(f.metadata)) say(`  ${k}: ${v}`);
         for (const t of f.tensors) say(`  tensor ${t.name} ${t.dtype} [${t.shape.join(', ')}]`);
+        // As --weights takes them: the config and every tensor against the graphs it builds.
+        try {
+          checkWeights(openWeights(bytes, path));
+        } catch (e) {
+          refused(e, '  analyze cannot use these weights: ');
+        }
       }
     } else throw new ScanError(path, 'not a DICOM, NIfTI or safetensors file (unrecognised content)', 'malformed');
   } catch (e) {

@@ -7,6 +7,7 @@
  * every result; `isSoftware` marks both software drivers. `forceSoftware` picks a software driver, by name if
  * wanted. With no adapter at all it throws a `GpuUnavailableError` that says what to install.
  */
+import { captureNativeStderr, importDawn, pathExists } from '../host/node.js';
 
 /** Where Debian's chromium package installs SwiftShader's Vulkan ICD manifest. */
 export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
@@ -78,7 +79,7 @@ export interface GpuOptions {
   /** Dawn toggles passed to dawn.node's `create()`, e.g. `enable-dawn-features=allow_unsafe_apis`. Node only. */
   dawnFlags?: string[];
   /** Adapter power preference. */
-  powerPreference?: GPUPowerPreference;
+  powerPreference?: 'low-power' | 'high-performance';
   /** In Node, fall back to a software driver (lavapipe, else SwiftShader) when no hardware adapter exists (default true). */
   allowSoftware?: boolean;
   /**
@@ -99,6 +100,14 @@ export interface GpuOptions {
    * limit checks).
    */
   limits?: 'adapter' | 'default';
+  /**
+   * Node only. What Dawn and the Vulkan drivers print on the process's standard error while the adapters are
+   * enumerated (Dawn's C++ log: on lavapipe always two lines, "maxDynamic...BuffersPerPipelineLayout artificially
+   * reduced ...", which no toggle or limit avoids): left on standard error (default), or taken from it for the
+   * length of that call (see captureNativeStderr in src/host/node.ts) and handed to this function, which may drop
+   * them. The CLI shows them only with --debug.
+   */
+  driverMessages?: (text: string) => void;
 }
 
 /** A device with what the engine needs to know about it. */
@@ -140,9 +149,8 @@ function isNode(): boolean {
 }
 
 async function loadDawn(): Promise<DawnModule> {
-  const name = 'webgpu';
   try {
-    return (await import(/* @vite-ignore */ name)) as DawnModule;
+    return (await importDawn()) as DawnModule;
   } catch (e) {
     throw new GpuUnavailableError(
       `The npm package 'webgpu' (dawn.node) could not be loaded (${(e as Error).message}). Install it with 'npm install webgpu'.`,
@@ -151,8 +159,8 @@ async function loadDawn(): Promise<DawnModule> {
 }
 
 async function firstExisting(paths: readonly string[]): Promise<string | null> {
-  const fs = await import('node:fs');
-  return paths.find((p) => fs.existsSync(p)) ?? null;
+  for (const p of paths) if (await pathExists(p)) return p;
+  return null;
 }
 
 /** The ICD manifest of a software driver, or null when it is not installed. */
@@ -211,9 +219,20 @@ async function requestAdapterNode(opts: GpuOptions): Promise<GPUAdapter> {
   const flags = opts.dawnFlags ?? [];
   const env = (globalThis as unknown as { process: { env: Record<string, string | undefined> } }).process.env;
   const request = async (): Promise<GPUAdapter | null> => {
-    const gpu = dawn.create(flags);
-    keepAlive.push(gpu);
-    const adapter = await gpu.requestAdapter(opts.powerPreference ? { powerPreference: opts.powerPreference } : undefined);
+    // Dawn makes its instance in create() and enumerates the adapters synchronously inside requestAdapter(): the
+    // native log of both goes to opts.driverMessages when given.
+    const ask = () => {
+      const gpu = dawn.create(flags);
+      keepAlive.push(gpu);
+      return gpu.requestAdapter(opts.powerPreference ? { powerPreference: opts.powerPreference } : undefined);
+    };
+    let pending: Promise<GPUAdapter | null>;
+    if (opts.driverMessages) {
+      const { value, text } = await captureNativeStderr(ask);
+      if (text) opts.driverMessages(text);
+      pending = value;
+    } else pending = ask();
+    const adapter = await pending;
     if (adapter) keepAlive.push(adapter);
     return adapter;
   };

@@ -50,7 +50,7 @@ export function formatBytes(n: number): string {
  * The first of `needs` that exceeds the device's limits, as a {@link GpuLimitError} (not thrown), or null when all
  * fit. The message names what needs it, the limit, the size needed, the device's value and `hint`.
  */
-export function findLimitError(needs: readonly BufferNeed[], limits: Pick<GPUSupportedLimits, 'maxBufferSize' | 'maxStorageBufferBindingSize'>, adapterName: string, hint = LIMIT_HINT): GpuLimitError | null {
+export function findLimitError(needs: readonly BufferNeed[], limits: { readonly maxBufferSize: number; readonly maxStorageBufferBindingSize: number }, adapterName: string, hint = LIMIT_HINT): GpuLimitError | null {
   for (const n of needs) {
     const checks: Array<[string, number]> = n.kind === 'binding' ? [['maxStorageBufferBindingSize', limits.maxStorageBufferBindingSize], ['maxBufferSize', limits.maxBufferSize]] : [['maxBufferSize', limits.maxBufferSize]];
     for (const [limit, value] of checks)

@@ -15,6 +15,7 @@
  * (peak about twice the output).
  * @module
  */
+import { copyBytes } from './bytes.js';
 import { ScanError } from './errors.js';
 
 /** The limit on decompressed bytes when the caller gives none: 4 GiB. */
@@ -102,7 +103,7 @@ function byteStream(bytes: Uint8Array): ReadableStream<Uint8Array> {
           return;
         }
         const end = Math.min(bytes.length, fed + INPUT_PIECE);
-        controller.enqueue(bytes.slice(fed, end));
+        controller.enqueue(copyBytes(bytes, fed, end));
         fed = end;
       },
     },
@@ -282,7 +283,7 @@ async function rawPass(bytes: Uint8Array, from: number, to: number, piece: numbe
   for (let at = from; at < to && !halted; ) {
     const end = Math.min(to, at + (at < fine ? Math.min(PIECE, fine - at) : piece));
     try {
-      await writer.write(bytes.slice(at, end));
+      await writer.write(copyBytes(bytes, at, end));
     } catch (e) {
       if (!halted) [pass.refusedAt, pass.refusedEnd, pass.error] = [at, end, e];
       break;

@@ -4,7 +4,7 @@
  * @module
  */
 import { gzipPieces } from './gzip.js';
-import { VolumeError } from '../volume/volume.js';
+import { VolumeError, type NiftiXform } from '../volume/volume.js';
 import { affineRows, det3, polarOrthogonal, spacingOf } from '../volume/affine.js';
 
 const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -32,6 +32,12 @@ export interface NiftiImage {
   scale?: { slope: number; inter: number };
   /** gzip the file (default true). */
   gzip?: boolean;
+  /**
+   * The codes and transforms to write (a NIfTI input's, {@link NiftiXform}): qform_code and sform_code as given,
+   * the qform from `xform.qform` and the sform from `xform.sform` where given (else `affine`). Default: both
+   * codes 1 (scanner) and both transforms `affine`.
+   */
+  xform?: NiftiXform;
 }
 
 /** Size of the pieces the voxels are handed to the compressor in. */
@@ -39,8 +45,9 @@ const PIECE_BYTES = 64 * 1024;
 
 /**
  * Writes a NIfTI-1 single file, little-endian: vox_offset 352 (no extensions); datatype uint8 / int16 / float32
- * from the array type; qform_code = sform_code = 1 (scanner), the sform rows the affine's rows, the qform the
- * same transform as quaternion + qfac (pixdim[0]) + voxel sizes (pixdim[1..3]) + offset (exact up to float32
+ * from the array type; qform_code and sform_code from `xform` (default 1, scanner), the sform rows the affine's
+ * rows (or `xform.sform`'s), the qform the same transform (or `xform.qform`) as quaternion + qfac (pixdim[0]) +
+ * voxel sizes (pixdim[1..3]) + offset (exact up to float32
  * rounding for an affine whose 3x3 part has orthogonal columns; for a sheared one the qform is the nearest
  * rotation, the sform exact, and readers that prefer the sform, as nibabel, ITK-SNAP and Slicer do, use it);
  * xyzt_units mm; scl_slope / scl_inter from `scale` (default 1, 0); intent_code 1002 (NIFTI_INTENT_LABEL) for
@@ -56,14 +63,21 @@ export async function writeNifti(img: NiftiImage): Promise<Uint8Array> {
   if (!dims.every((d) => Number.isInteger(d) && d >= 1 && d <= 32767)) throw new VolumeError(`writeNifti: dimensions must be integers in 1..32767, got ${dims.join(' x ')}`);
   if (data.length !== dims[0] * dims[1] * dims[2]) throw new VolumeError(`writeNifti: ${data.length} values for ${dims.join(' x ')} voxels`);
   if (affine.length !== 16 || !affine.every(Number.isFinite)) throw new VolumeError('writeNifti: the affine must be 16 finite numbers');
+  const qAffine = img.xform?.qform ?? affine;
+  const sAffine = img.xform?.sform ?? affine;
+  for (const a of [qAffine, sAffine]) if (a.length !== 16 || !a.every(Number.isFinite)) throw new VolumeError('writeNifti: the qform and sform must be 16 finite numbers');
+  const [qformCode, sformCode] = img.xform ? [img.xform.qformCode, img.xform.sformCode] : [1, 1];
+  for (const c of [qformCode, sformCode]) if (!Number.isInteger(c) || c < -32768 || c > 32767) throw new VolumeError(`writeNifti: xform codes must be int16 integers, got ${qformCode} and ${sformCode}`);
   const [datatype, bitpix] = data instanceof Uint8Array ? [2, 8] : data instanceof Int16Array ? [4, 16] : data instanceof Float32Array ? [16, 32] : [0, 0];
   if (datatype === 0) throw new VolumeError('writeNifti: data must be a Uint8Array, Int16Array or Float32Array');
   const slope = img.scale?.slope ?? 1;
   const inter = img.scale?.inter ?? 0;
   if (!Number.isFinite(slope) || slope === 0 || !Number.isFinite(inter)) throw new VolumeError(`writeNifti: scl_slope must be finite and not 0 and scl_inter finite, got ${slope} and ${inter}`);
-  const rows = affineRows(affine);
-  const r3 = rows.slice(0, 3).map((r) => r.slice(0, 3));
-  const spacing = spacingOf(affine);
+  // The qform (quaternion, qfac, pixdim, offset) from qAffine; the sform rows from sAffine.
+  const qrows = affineRows(qAffine);
+  const rows = affineRows(sAffine);
+  const r3 = qrows.slice(0, 3).map((r) => r.slice(0, 3));
+  const spacing = spacingOf(qAffine);
   if (spacing.some((s) => s === 0)) throw new VolumeError('writeNifti: the affine has a zero column');
   const { quatern, qfac } = matrixToQuatern(r3.map((r) => r.map((v, c) => v / spacing[c]!)));
 
@@ -98,10 +112,10 @@ export async function writeNifti(img: NiftiImage): Promise<Uint8Array> {
     const c = descrip.charCodeAt(i);
     header[148 + i] = c >= 32 && c < 127 ? c : 63;
   }
-  v.setInt16(252, 1, true);
-  v.setInt16(254, 1, true);
+  v.setInt16(252, qformCode, true);
+  v.setInt16(254, sformCode, true);
   quatern.forEach((q, k) => v.setFloat32(256 + 4 * k, q, true));
-  [0, 1, 2].forEach((r) => v.setFloat32(268 + 4 * r, rows[r]![3]!, true));
+  [0, 1, 2].forEach((r) => v.setFloat32(268 + 4 * r, qrows[r]![3]!, true));
   for (let r = 0; r < 3; r++) for (let c = 0; c < 4; c++) v.setFloat32(280 + 16 * r + 4 * c, rows[r]![c]!, true);
   header.set([0x6e, 0x2b, 0x31, 0], 344); // 'n+1\0'
   // 348..351: extension flag 0 (none).

@@ -30,9 +30,10 @@
  * - header/image pairs (`.hdr` + `.img`, magic ni1 / ni2) are not read (`ScanError('unsupported')`).
  * @module
  */
+import { copyBytes } from './bytes.js';
 import { ScanError } from './errors.js';
 import { inflateBounded, isGzip } from './gzip.js';
-import { PADDING_HU, VolumeError, type Volume } from '../volume/volume.js';
+import { PADDING_HU, VolumeError, type NiftiXform, type Volume } from '../volume/volume.js';
 import { axcodes, spacingOf, type Affine } from '../volume/affine.js';
 import { NIFTI_INTENT_LABEL } from './nifti-write.js';
 
@@ -257,18 +258,54 @@ function parseHeader(bytes: Uint8Array, path: string): Header {
 
 /** The affine nibabel would give (`img.affine`, i.e. `header.get_best_affine()`), and where it came from. */
 function bestAffine(h: Header, path: string): { affine: Affine; from: 'sform' | 'qform' | 'pixdim' } {
-  if (h.sformCode !== 0) {
-    const rows = [h.srow.slice(0, 4), h.srow.slice(4, 8), h.srow.slice(8, 12)];
-    if (rows.flat().some((v) => !Number.isFinite(v))) throw new ScanError(path, `impossible NIfTI header: sform has non-finite values`);
-    return { affine: fromRows3(rows), from: 'sform' };
+  if (h.sformCode !== 0) return { affine: sformAffine(h, path), from: 'sform' };
+  if (h.qformCode !== 0) return { affine: qformAffine(h, path), from: 'qform' };
+  // nibabel's shape_zoom_affine(shape, zooms, x_flip=True) on the first three dimensions (padded with 1).
+  const nd = h.dim[0]!;
+  const shape = [1, 2, 3].map((k) => (k <= nd ? h.dim[k]! : 1));
+  const zooms = [1, 2, 3].map((k) => (k <= nd ? zoomOf(h, k, path) : 1));
+  zooms[0] = -zooms[0]!;
+  const rows = [0, 1, 2].map((i) => [0, 1, 2].map((j) => (i === j ? zooms[i]! : 0)).concat(-((shape[i]! - 1) / 2) * zooms[i]!));
+  return { affine: fromRows3(rows), from: 'pixdim' };
+}
+
+/**
+ * The header's codes and transforms for outputs on this grid. A qform that cannot be read (an impossible
+ * quaternion) beside an sform that wins is passed on with qform_code 0, with a note.
+ */
+function xformOf(h: Header, path: string, notes: string[]): NiftiXform {
+  let qform: Affine | null = null;
+  let qformCode = h.qformCode;
+  if (qformCode !== 0) {
+    try {
+      qform = qformAffine(h, path);
+    } catch (e) {
+      if (!(e instanceof ScanError) || h.sformCode === 0) throw e;
+      notes.push(`qform (qform_code ${qformCode}) unreadable (${e.problem}); outputs carry qform_code 0`);
+      qformCode = 0;
+    }
   }
-  // nibabel fixes pixdim[1..3] on load: zeros become 1, negatives their absolute value.
-  const zoom = (k: number) => {
-    const v = h.pixdim[k]!;
-    if (!Number.isFinite(v)) throw new ScanError(path, `impossible NIfTI header: pixdim[${k}] is ${v}`);
-    return k <= 3 ? Math.abs(v) || 1 : v;
-  };
-  if (h.qformCode !== 0) {
+  return { qformCode, sformCode: h.sformCode, qform, sform: h.sformCode !== 0 ? sformAffine(h, path) : null };
+}
+
+/** The sform's matrix (srow_x, srow_y, srow_z), nibabel's get_sform(). */
+function sformAffine(h: Header, path: string): Affine {
+  const rows = [h.srow.slice(0, 4), h.srow.slice(4, 8), h.srow.slice(8, 12)];
+  if (rows.flat().some((v) => !Number.isFinite(v))) throw new ScanError(path, `impossible NIfTI header: sform has non-finite values`);
+  return fromRows3(rows);
+}
+
+/** pixdim[k] as nibabel fixes it on load: zeros become 1, negatives their absolute value (k 1..3). */
+function zoomOf(h: Header, k: number, path: string): number {
+  const v = h.pixdim[k]!;
+  if (!Number.isFinite(v)) throw new ScanError(path, `impossible NIfTI header: pixdim[${k}] is ${v}`);
+  return k <= 3 ? Math.abs(v) || 1 : v;
+}
+
+/** The qform's matrix (quaternion, qfac, pixdim, offset), nibabel's get_qform(). */
+function qformAffine(h: Header, path: string): Affine {
+  const zoom = (k: number) => zoomOf(h, k, path);
+  {
     const [b, c, d] = h.quatern;
     if (![b, c, d, ...h.qoffset].every(Number.isFinite)) throw new ScanError(path, `impossible NIfTI header: qform has non-finite values`);
     const w2 = 1 - (b * b + c * c + d * d);
@@ -279,15 +316,8 @@ function bestAffine(h: Header, path: string): { affine: Affine; from: 'sform' | 
     const qfac = h.pixdim[0] === -1 ? -1 : 1;
     const vox = [zoom(1), zoom(2), zoom(3) * qfac];
     const rows = [0, 1, 2].map((i) => [r[i]![0]! * vox[0]!, r[i]![1]! * vox[1]!, r[i]![2]! * vox[2]!, h.qoffset[i]!]);
-    return { affine: fromRows3(rows), from: 'qform' };
+    return fromRows3(rows);
   }
-  // nibabel's shape_zoom_affine(shape, zooms, x_flip=True) on the first three dimensions (padded with 1).
-  const nd = h.dim[0]!;
-  const shape = [1, 2, 3].map((k) => (k <= nd ? h.dim[k]! : 1));
-  const zooms = [1, 2, 3].map((k) => (k <= nd ? zoom(k) : 1));
-  zooms[0] = -zooms[0]!;
-  const rows = [0, 1, 2].map((i) => [0, 1, 2].map((j) => (i === j ? zooms[i]! : 0)).concat(-((shape[i]! - 1) / 2) * zooms[i]!));
-  return { affine: fromRows3(rows), from: 'pixdim' };
 }
 
 function fromRows3(rows: number[][]): Affine {
@@ -449,7 +479,13 @@ export async function readNifti(bytes: Uint8Array, path: string): Promise<Volume
     spacing: info.spacing,
     affine: info.affine,
     space: 'RAS',
-    source: { format: 'nifti', path, description, notes },
+    source: {
+      format: 'nifti',
+      path,
+      description,
+      notes,
+      niftiXform: xformOf(h, path, notes),
+    },
   };
 }
 
@@ -472,7 +508,9 @@ function rawValues(file: Uint8Array, offset: number, n: number, datatype: number
   const size = Ctor.BYTES_PER_ELEMENT;
   const start = file.byteOffset + offset;
   if (littleEndian === HOST_LITTLE_ENDIAN && start % size === 0) return { values: new Ctor(file.buffer as ArrayBuffer, start, n), copied: false };
-  const copy = file.slice(offset, offset + n * size);
+  // Our own bytes (copyBytes, never `file.slice()`: a Node Buffer's slice is a view of the caller's memory),
+  // swapped in place and read from byte 0 of their own buffer.
+  const copy = copyBytes(file, offset, offset + n * size);
   if (littleEndian !== HOST_LITTLE_ENDIAN && size > 1) {
     for (let i = 0; i < copy.length; i += size)
       for (let a = i, b = i + size - 1; a < b; a++, b--) {

@@ -1,4 +1,5 @@
 /** The safetensors writer: a file image in memory ({@link serializeSafetensors}) or streamed to disk (Node). */
+import { fsPromises } from '../host/node.js';
 import { f32ToBf16, f32ToF16 } from './float16.js';
 import { describe, IS_LITTLE_ENDIAN, MAX_HEADER_SIZE, SafetensorsError, show, type WritableDtype } from './safetensors-format.js';
 
@@ -135,7 +136,7 @@ export function serializeSafetensors(tensors: TensorsToWrite, metadata?: Record<
  */
 export async function writeSafetensorsFile(path: string, tensors: TensorsToWrite, metadata?: Record<string, string>): Promise<void> {
   const { header, chunks } = planFile(tensors, metadata);
-  const fs = await import('node:fs/promises');
+  const fs = await fsPromises('writeSafetensorsFile');
   const fh = await fs.open(path, 'w');
   try {
     for (const c of [header, ...chunks]) {

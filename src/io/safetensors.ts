@@ -5,9 +5,10 @@
  * float16.ts.
  *
  * The core ({@link parseSafetensors}, {@link serializeSafetensors}) works on in-memory bytes and
- * runs anywhere; {@link readSafetensorsFile} and {@link writeSafetensorsFile} are Node-only and
- * import `node:fs/promises` dynamically, so a browser bundle never pulls in `fs`.
+ * runs anywhere; {@link readSafetensorsFile} and {@link writeSafetensorsFile} are Node-only: they get the file
+ * system from src/host/node.ts, which the browser builds replace, so a browser bundle never imports `fs`.
  */
+import { fsPromises } from '../host/node.js';
 import { f16LookupTable } from './float16.js';
 import { IS_LITTLE_ENDIAN, parseHeader, readHeaderSize, SafetensorsError, type ParsedHeader, type TensorInfo } from './safetensors-format.js';
 
@@ -51,7 +52,6 @@ export class SafetensorsFile {
 
   /**
    * Not meant to be called directly: use {@link parseSafetensors} or {@link readSafetensorsFile}.
-   * @internal
    */
   constructor(name: string, header: ParsedHeader, data: Uint8Array) {
     this.name = name;
@@ -196,7 +196,7 @@ export function parseSafetensors(bytes: Uint8Array | ArrayBuffer, name = '<buffe
  * @throws {SafetensorsError} if the file breaks any rule of the format; fs errors pass through.
  */
 export async function readSafetensorsFile(path: string): Promise<SafetensorsFile> {
-  const fs = await import('node:fs/promises');
+  const fs = await fsPromises('readSafetensorsFile');
   const fh = await fs.open(path, 'r');
   try {
     const { size } = await fh.stat();

@@ -248,6 +248,18 @@ export function loadPipeline(file: SafetensorsFile, shape: StageShape): Pipeline
 }
 
 /**
+ * Checks that `file` holds covidct weights that load: its config (as {@link readConfig}) and every tensor
+ * against the graphs that config builds (as {@link loadPipeline}, at batch 1 and the config's input size), on
+ * the CPU, before any GPU work. Returns the file.
+ * @throws {WeightsError} naming the file: not covidct weights, a bad config, or tensors that do not fit it.
+ */
+export function checkWeights(file: SafetensorsFile): SafetensorsFile {
+  const { config } = readConfig(file);
+  loadPipeline(file, { batch: 1, height: config.input_size, width: config.input_size });
+  return file;
+}
+
+/**
  * Parses weights bytes, turning a malformed or truncated file into a {@link WeightsError} (kind 'file').
  * @param name used in messages.
  */

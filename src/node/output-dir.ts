@@ -1,15 +1,17 @@
 /**
  * Node only: writes an analysis's output files as one folder that appears whole or not at all. The files go
  * into a hidden temporary sibling (`.NAME.partial-PID-RANDOM`), which is renamed to NAME only once every file
- * is written and synced; an existing NAME that is a covidct output (it has report.json) is replaced, anything
- * else there is refused. A failure or SIGINT/SIGTERM while writing removes the temporary folder, so an
+ * is written and synced; an existing NAME is replaced only when it holds exactly a covidct output (our file
+ * names and a report.json of our schema: {@link foreignContent}), checked before the run and again just before
+ * the old folder is removed; anything else there is refused and left as it is. A failure or SIGINT/SIGTERM while writing removes the temporary folder, so an
  * interrupted run never leaves a folder that looks complete (a SIGKILL can leave only the hidden '.partial').
  * @module
  */
 import { existsSync, rmSync } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { OutputFile } from '../analysis/outputs.js';
+import { isOutputFileName, OVERLAYS_FOLDER, REPORT_FILE, type OutputFile } from '../analysis/outputs.js';
+import { REPORT_SCHEMA } from '../analysis/report.js';
 
 /** Raised when the output folder cannot be used (exists with other content, not writable). */
 export class OutputDirError extends Error {
@@ -22,17 +24,74 @@ export class OutputDirError extends Error {
   }
 }
 
+/** The most bytes of a report.json read to tell whether a folder is a covidct output. */
+const MAX_REPORT_BYTES = 64 * 1024 * 1024;
+
+/** What stands in the way of replacing a folder: entries that are not ours, or a problem with its report.json. */
+export interface ForeignContent {
+  /** Entries that are not covidct output files (folders end in '/'), relative to the folder. */
+  entries: string[];
+  /** Why the folder is not a covidct output although every entry is one of our names (no or a foreign report.json). */
+  problem: string | null;
+}
+
+/**
+ * What in the existing folder `abs` is not a covidct output: every entry that is not one of the files an analysis
+ * writes ({@link isOutputFileName}: report.json, lung_mask.nii.gz, infection.nii.gz, overlays/slice_KKK.png,
+ * overlays/contact_sheet.png; links, hidden files and other folders count as foreign), and a report.json that is
+ * missing (in a folder that is not empty) or not a covidct report (JSON with `schema` 'covidct-report', a
+ * `schemaVersion` and `software.name` 'covidct'). Nothing (no entries, no problem): the folder may be replaced.
+ */
+export async function foreignContent(abs: string): Promise<ForeignContent> {
+  const entries: string[] = [];
+  const ours: string[] = [];
+  let any = false;
+  const walk = async (rel: string): Promise<void> => {
+    for (const e of await readdir(join(abs, rel), { withFileTypes: true })) {
+      any = true;
+      const name = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory() && name === OVERLAYS_FOLDER) await walk(name);
+      else if (e.isFile() && isOutputFileName(name)) ours.push(name);
+      else entries.push(e.isDirectory() ? `${name}/` : name);
+    }
+  };
+  await walk('');
+  let problem: string | null = null;
+  if (!entries.length && any) problem = ours.includes(REPORT_FILE) ? await notOurReport(join(abs, REPORT_FILE)) : `no ${REPORT_FILE}`;
+  return { entries, problem };
+}
+
+/** Why the file is not a covidct report.json, or null when it is one. */
+async function notOurReport(path: string): Promise<string | null> {
+  try {
+    const st = await stat(path);
+    if (st.size > MAX_REPORT_BYTES) return `its ${REPORT_FILE} is ${st.size} bytes, not a covidct report`;
+    const r = JSON.parse(await readFile(path, 'utf8')) as { schema?: unknown; schemaVersion?: unknown; software?: { name?: unknown } };
+    if (r?.schema !== REPORT_SCHEMA || typeof r.schemaVersion !== 'string' || r.software?.name !== 'covidct') return `its ${REPORT_FILE} is not a covidct report`;
+    return null;
+  } catch (e) {
+    return e instanceof SyntaxError ? `its ${REPORT_FILE} is not JSON` : `its ${REPORT_FILE} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+  }
+}
+
+function refusal(dir: string, f: ForeignContent): OutputDirError | null {
+  if (!f.entries.length && !f.problem) return null;
+  const shown = f.entries.slice(0, 5).join(', ') + (f.entries.length > 5 ? ` and ${f.entries.length - 5} more` : '');
+  return new OutputDirError(dir, `exists and is not a covidct output folder (${f.entries.length ? `it holds ${shown}` : f.problem}): not replaced`);
+}
+
 /**
  * Checks that `dir` can be written (or replaced) before a long run starts: it is absent, an empty folder, or a
- * covidct output folder (has report.json); its parent is a folder (created when missing).
+ * folder holding exactly a covidct output ({@link foreignContent} finds nothing else); its parent is a folder
+ * (created when missing). Anything else is refused with an {@link OutputDirError} naming what is in the way.
  */
 export async function checkOutputDir(dir: string): Promise<void> {
   const abs = resolve(dir);
   try {
-    const st = await stat(abs);
-    if (!st.isDirectory()) throw new OutputDirError(dir, 'exists and is not a folder');
-    const entries = await readdir(abs);
-    if (entries.length && !entries.includes('report.json')) throw new OutputDirError(dir, 'exists and is not a covidct output folder (no report.json): not replaced');
+    const st = await lstat(abs);
+    if (!st.isDirectory()) throw new OutputDirError(dir, st.isSymbolicLink() ? 'is a symbolic link: not replaced (give the folder it points to)' : 'exists and is not a folder');
+    const refused = refusal(dir, await foreignContent(abs));
+    if (refused) throw refused;
   } catch (e) {
     if (e instanceof OutputDirError) throw e;
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new OutputDirError(dir, `cannot be used: ${(e as Error).message}`);
@@ -54,7 +113,7 @@ export interface WriteOutputOptions {
 export async function writeOutputDir(dir: string, files: OutputFile[], opts: WriteOutputOptions = {}): Promise<void> {
   const abs = resolve(dir);
   await checkOutputDir(abs);
-  for (const f of files) if (!isSafeName(f.name)) throw new OutputDirError(dir, `refusing output file name '${f.name}'`);
+  for (const f of files) if (!isSafeName(f.name) || !isOutputFileName(f.name)) throw new OutputDirError(dir, `refusing output file name '${f.name}' (not one of covidct's output files)`);
   const tmp = join(dirname(abs), `.${basename(abs)}.partial-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
   const cleanup = () => {
     try {
@@ -89,6 +148,12 @@ export async function writeOutputDir(dir: string, files: OutputFile[], opts: Wri
     if (existsSync(abs)) {
       const old = join(dirname(abs), `.${basename(abs)}.old-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
       await rename(abs, old);
+      // Checked again where it now is, before anything is removed: whatever came into it during the run stays.
+      const refused = refusal(dir, await foreignContent(old));
+      if (refused) {
+        await rename(old, abs);
+        throw refused;
+      }
       await rename(tmp, abs);
       await rm(old, { recursive: true, force: true });
     } else {

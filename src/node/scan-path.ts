@@ -11,16 +11,17 @@
  * Errors are ScanError naming the path and the problem.
  * @module
  */
-import { open, readdir, readFile, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { lstat, open, readdir, readlink, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { ScanError } from '../io/errors.js';
-import { chooseSeries, readDicomSeries, scanDicomFiles, type DicomScan, type DicomSeries } from '../io/dicom/index.js';
+import { chooseSeries, readDicomSeries, scanDicomFiles, type DicomFileInput, type DicomScan, type DicomSeries } from '../io/dicom/index.js';
 import { readNifti } from '../io/nifti.js';
 import { parseSafetensors, SafetensorsError } from '../io/safetensors.js';
-import type { Volume } from '../volume/volume.js';
-import { MIN_SLICES } from '../analysis/analyze.js';
-import { axialGrid } from '../analysis/grid.js';
-import { readFileSync } from 'node:fs';
+import { VolumeError, type Volume } from '../volume/volume.js';
+import { checkAnalyzable } from '../analysis/analyze.js';
+import type { InputFingerprint } from '../analysis/report.js';
+import { describeFsError, readHead, readWholeFile } from './read-file.js';
 
 /** What a path holds, from its first bytes (or that it is a folder). */
 export type ScanKind = 'dicom-folder' | 'dicom-file' | 'nifti' | 'safetensors' | 'unknown';
@@ -78,39 +79,126 @@ async function statOrThrow(path: string) {
   try {
     return await stat(path);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new ScanError(path, code === 'ENOENT' ? 'no such file or folder' : code === 'EACCES' ? 'permission denied' : `cannot read (${code ?? (e as Error).message})`, 'empty');
+    throw new ScanError(path, await describeFsError(path, e), 'empty');
   }
 }
 
-/** Every file under `dir` (recursively, sorted, hidden entries skipped). */
-export async function listFiles(dir: string, max = MAX_DICOM_FILES): Promise<string[]> {
-  const out: string[] = [];
+/** The whole file at `path` for a reader (a plain Uint8Array of its own); problems are ScanErrors naming it. */
+export function readScanFile(path: string): Promise<Uint8Array> {
+  return readWholeFile(path, (problem, why) => new ScanError(path, problem, why === 'too-large' ? 'unsupported' : why === 'not-found' ? 'empty' : 'malformed'), { what: 'a scan file' });
+}
+
+/** The files under a folder, and the entries passed over with the reason. */
+export interface FolderListing {
+  /** Files (symbolic links to files included, under the link's path), sorted within each folder, depth first. */
+  files: string[];
+  /** Entries that are not followed: broken links, link loops, a folder reached twice, special files. */
+  skipped: { path: string; reason: string }[];
+}
+
+/**
+ * Every file under `dir`, recursively, in name order, hidden entries (names starting with '.') skipped. Symbolic
+ * links are followed (DataLad and git-annex data sets are links), to files and to folders; a folder is entered
+ * once whatever the way to it (its device and inode are remembered), so a link loop ends; a broken link, a loop
+ * and anything that is not a file or folder are listed in `skipped` with the reason.
+ */
+export async function listFiles(dir: string, max = MAX_DICOM_FILES): Promise<FolderListing> {
+  const files: string[] = [];
+  const skipped: { path: string; reason: string }[] = [];
+  const seen = new Set<string>();
+  const idOf = (st: { dev: number; ino: number }) => `${st.dev}:${st.ino}`;
   const walk = async (d: string): Promise<void> => {
     const entries = await readdir(d, { withFileTypes: true });
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const e of entries) {
       if (e.name.startsWith('.')) continue;
       const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (e.isFile()) {
-        out.push(p);
-        if (out.length > max) throw new ScanError(dir, `more than ${max} files: not a scan folder`, 'unusable');
+      let kind: 'dir' | 'file' | 'other' = e.isDirectory() ? 'dir' : e.isFile() ? 'file' : 'other';
+      let st: import('node:fs').Stats | undefined;
+      if (e.isSymbolicLink() || kind === 'dir') {
+        try {
+          st = await stat(p);
+        } catch (err) {
+          skipped.push({ path: p, reason: await describeFsError(p, err) });
+          continue;
+        }
+        kind = st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
       }
+      if (kind === 'dir') {
+        const id = idOf(st!);
+        if (seen.has(id)) {
+          skipped.push({ path: p, reason: `${e.isSymbolicLink() ? `symbolic link to ${await readlink(p)}, ` : ''}a folder already scanned (a link loop or a second way to it): not entered again` });
+          continue;
+        }
+        seen.add(id);
+        await walk(p);
+      } else if (kind === 'file') {
+        files.push(p);
+        if (files.length > max) throw new ScanError(dir, `more than ${max} files: not a scan folder`, 'unusable');
+      } else skipped.push({ path: p, reason: 'not a regular file or folder' });
     }
   };
+  seen.add(idOf(await stat(dir)));
   await walk(dir);
-  return out;
+  return { files, skipped };
 }
 
-/** The series of a DICOM folder, headers only, reading one file at a time. */
-export async function scanDicomFolder(dir: string): Promise<DicomScan> {
-  const files = await listFiles(dir);
-  // scanDicomFiles takes an iterable: each file's bytes are read when it asks for them and dropped after.
-  function* read(): Generator<{ path: string; bytes: Uint8Array }> {
-    for (const p of files) yield { path: p, bytes: readFileSync(p) };
+/**
+ * What the input at `path` is now, cheaply (no file is read): the files (the one file, or every file under the
+ * folder as {@link listFiles} lists them, links followed, hidden ones left out as the scan leaves them out), their
+ * total bytes, and the SHA-256 of one line per file: its path relative to the input, size, modification time in
+ * nanoseconds, and for a symbolic link its target (a git-annex link names its content's key). A file added,
+ * removed, replaced, touched or re-linked changes it; copies made with their times (cp -p, rsync -t) do not.
+ * `batch` compares it to the one in a study's report.json to decide whether to analyse the study again.
+ */
+export async function inputFingerprint(path: string): Promise<InputFingerprint> {
+  const top = await statOrThrow(path);
+  const files = top.isDirectory() ? (await listFiles(path)).files : [path];
+  const lines: string[] = [];
+  let bytes = 0;
+  for (const f of files) {
+    let line: string;
+    try {
+      const st = await stat(f, { bigint: true });
+      const link = (await lstat(f)).isSymbolicLink() ? await readlink(f) : '';
+      bytes += Number(st.size);
+      line = `${relative(path, f) || '.'}\t${st.size}\t${st.mtimeNs}\t${link}`;
+    } catch (e) {
+      line = `${relative(path, f) || '.'}\t${await describeFsError(f, e)}`;
+    }
+    lines.push(line);
   }
-  return scanDicomFiles(read(), dir);
+  const sha256 = createHash('sha256').update(lines.join('\n')).digest('hex');
+  return { files: files.length, bytes, sha256 };
+}
+
+/** Bytes read from the start of each file of a folder scan: a DICOM header almost always ends within them. */
+export const DICOM_HEAD_BYTES = 64 * 1024;
+
+/**
+ * The series of a DICOM folder, headers only, one file at a time: the first {@link DICOM_HEAD_BYTES} of each file
+ * (a file that is not DICOM costs no more), the whole file only when its header goes on past them (or it is
+ * deflated). Whole files are read with {@link readScanFile}'s checks (size, links), naming the file.
+ */
+export async function scanDicomFolder(dir: string): Promise<DicomScan> {
+  const listing = await listFiles(dir);
+  // scanDicomFiles takes an iterable: each file's first bytes are read when it asks for them and dropped after.
+  async function* read(): AsyncGenerator<DicomFileInput> {
+    for (const p of listing.files) {
+      let head: { bytes: Uint8Array; size: number };
+      try {
+        head = await readHead(p, DICOM_HEAD_BYTES, (problem) => new ScanError(p, problem, 'malformed'));
+      } catch (e) {
+        if (!(e instanceof ScanError)) throw e;
+        listing.skipped.push({ path: p, reason: e.problem });
+        continue;
+      }
+      yield { path: p, bytes: head.bytes, size: head.size, readAll: () => readScanFile(p) };
+    }
+  }
+  const scan = await scanDicomFiles(read(), dir);
+  scan.skipped.push(...listing.skipped);
+  return scan;
 }
 
 /** Options of {@link loadScan}. */
@@ -120,14 +208,26 @@ export interface LoadScanOptions {
 }
 
 /**
- * Loads the scan at `path` as a Volume for the analysis; see the module comment. A 2-D image (one axial slice)
- * is refused here, naming the file, before any GPU work.
+ * Loads the scan at `path` as a Volume for the analysis; see the module comment. A volume the analysis cannot take
+ * (a 2-D image, slices under 2 x 2 voxels: {@link checkScan}) is refused here, naming the file, before any GPU work.
  */
 export async function loadScan(path: string, opts: LoadScanOptions = {}): Promise<LoadedScan> {
   const scan = await readScan(path, opts);
-  const [nx, ny, nz] = axialGrid(scan.volume).dims;
-  if (nz < MIN_SLICES) throw new ScanError(path, `a 2-D image (${nz} axial slice of ${nx} x ${ny}), not a volume: the analysis needs at least ${MIN_SLICES} slices`, 'unusable');
+  checkScan(scan.volume, path);
   return scan;
+}
+
+/**
+ * The analysis's own checks on a volume read from `path` (src/analysis/analyze.ts checkAnalyzable), as a ScanError
+ * ('unusable') naming the path: what `analyze` refuses and `inspect` reports with exit code 3.
+ */
+export function checkScan(volume: Volume, path: string): void {
+  try {
+    checkAnalyzable(volume);
+  } catch (e) {
+    if (e instanceof VolumeError) throw new ScanError(path, e.message, 'unusable');
+    throw e;
+  }
 }
 
 /** Reads the scan at `path` as a Volume, whatever its number of slices. */
@@ -137,20 +237,20 @@ export async function readScan(path: string, opts: LoadScanOptions = {}): Promis
     case 'dicom-folder': {
       const scan = await scanDicomFolder(path);
       const chosen = chooseSeries(scan, opts.series);
-      const volume = await readDicomSeries(scan, chosen, (p) => readFile(p));
+      const volume = await readDicomSeries(scan, chosen, readScanFile);
       return { kind, path, volume, dicom: { scan, chosen } };
     }
     case 'dicom-file': {
-      const bytes = await readFile(path);
+      const bytes = await readScanFile(path);
       const scan = await scanDicomFiles([{ path, bytes }], path);
       const chosen = chooseSeries(scan, opts.series);
       const volume = await readDicomSeries(scan, chosen, new Map([[path, bytes]]));
       return { kind, path, volume, dicom: { scan, chosen } };
     }
     case 'nifti':
-      return { kind, path, volume: await readNifti(await readFile(path), path) };
+      return { kind, path, volume: await readNifti(await readScanFile(path), path) };
     case 'safetensors':
-      return { kind, path, volume: safetensorsVolume(await readFile(path), path) };
+      return { kind, path, volume: safetensorsVolume(await readScanFile(path), path) };
     default:
       throw new ScanError(path, 'not a DICOM, NIfTI or safetensors file (unrecognised content)', 'malformed');
   }

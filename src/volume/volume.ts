@@ -28,6 +28,21 @@ export interface VolumeSource {
   transferSyntax?: string[];
   /** What the reader handled or noticed (split series, gantry tilt corrected, slices dropped, NaN voxels, ...). */
   notes: string[];
+  /**
+   * A NIfTI input's transforms as its header states them: qform_code and sform_code, and the qform's and the
+   * sform's voxel -> RAS matrices (wgpu-matrix layout) where their code is above 0 (else null). Files written on
+   * this grid (the masks) keep them, so viewers place them exactly as they place the input. Absent for other
+   * formats (their outputs say scanner coordinates, code 1).
+   */
+  niftiXform?: NiftiXform;
+}
+
+/** See {@link VolumeSource.niftiXform}. */
+export interface NiftiXform {
+  qformCode: number;
+  sformCode: number;
+  qform: Float64Array | null;
+  sform: Float64Array | null;
 }
 
 /** A 3-D CT volume in HU with its geometry. */

@@ -7,6 +7,7 @@
  * little-endian bytes (one or two bytes per sample) with the sample precision the codestream states.
  * @module
  */
+import { copyBytes } from '../bytes.js';
 import { ScanError } from '../errors.js';
 
 /** The image size a frame must decode to (from the DICOM header), checked against the codestream before decoding. */
@@ -169,7 +170,8 @@ export async function decodeJpegLossless(data: Uint8Array, path: string, expect?
   }
   const { Decoder } = await import('jpeg-lossless-decoder-js');
   try {
-    const copy = data.slice();
+    // Its own buffer from byte 0: the decoder reads `copy.buffer`, and a Node Buffer's slice() is a view.
+    const copy = copyBytes(data);
     const decoder = new Decoder();
     const buffer = decoder.decompress(copy.buffer, 0, copy.length);
     const bytesPerSample = decoder.numBytes;

@@ -25,6 +25,10 @@ export interface DicomHeader {
   path: string;
   transferSyntax: string;
   sopClassUID: string;
+  /** SOPInstanceUID ('' when absent): derived objects (DICOM SEG, SR) reference the source slices by it. */
+  sopInstanceUID: string;
+  /** FrameOfReferenceUID ('' when absent). */
+  frameOfReferenceUID: string;
   modality: string;
   seriesUID: string;
   studyUID: string;
@@ -101,7 +105,10 @@ function frameInfo(top: DataSet, shared: DataSet | undefined, frame: DataSet | u
   return info;
 }
 
-/** Extracts the header of a parsed file. Throws ScanError for impossible image attributes. */
+/**
+ * Extracts the header of a parsed file. Throws ScanError for impossible image attributes.
+ * @internal (takes dicom-parser's DataSet: kept out of the published declarations, which need no dicom-parser types)
+ */
 export function readHeader(ds: DataSet, path: string, transferSyntax: string, fileLength: number): DicomHeader {
   return guarded(path, 'damaged DICOM header', () => readHeaderUnguarded(ds, path, transferSyntax, fileLength));
 }
@@ -120,6 +127,8 @@ function readHeaderUnguarded(ds: DataSet, path: string, transferSyntax: string, 
     path,
     transferSyntax,
     sopClassUID: str(ds, 'x00080016') || str(ds, 'x00020002'),
+    sopInstanceUID: str(ds, 'x00080018') || str(ds, 'x00020003'),
+    frameOfReferenceUID: str(ds, 'x00200052'),
     modality: str(ds, 'x00080060').toUpperCase(),
     seriesUID: str(ds, 'x0020000e'),
     studyUID: str(ds, 'x0020000d'),

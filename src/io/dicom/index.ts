@@ -15,7 +15,7 @@
  * const volume = await readDicomSeries(scan, series, (path) => readFile(path));
  * @module
  */
-export { chooseSeries, scanDicomFiles, transferSyntaxName, type DicomInstance, type DicomScan, type DicomSeries } from './series.js';
+export { chooseSeries, scanDicomFiles, transferSyntaxName, type DicomFileInput, type DicomInstance, type DicomScan, type DicomSeries } from './series.js';
 export {
   describeDicomFile,
   readDicomSeries,

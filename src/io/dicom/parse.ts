@@ -41,6 +41,19 @@ function problemOf(e: unknown): string {
   return text.replace(/^dicomParser\.[A-Za-z]+: ?/, '').replace(/^dicomParser:[A-Za-z]+: ?/, '');
 }
 
+/**
+ * Whether the first bytes of a file can be DICOM: 'DICM' at byte 128 (a Part 10 file), or a data set without
+ * the preamble starting with a group 0002 or 0008 tag. What {@link parseDicom} refuses first; a folder scan reads
+ * no more of a file that fails it.
+ */
+export function looksLikeDicom(bytes: Uint8Array): boolean {
+  return isPart10(bytes) || looksLikeRawDataSet(bytes);
+}
+
+function isPart10(bytes: Uint8Array): boolean {
+  return bytes.length >= 132 && bytes[128] === 0x44 && bytes[129] === 0x49 && bytes[130] === 0x43 && bytes[131] === 0x4d;
+}
+
 function looksLikeRawDataSet(bytes: Uint8Array): boolean {
   if (bytes.length < 8) return false;
   const group = bytes[0]! | (bytes[1]! << 8);
@@ -57,7 +70,7 @@ export const MAX_DEFLATED_DATASET_BYTES = 1 << 30;
  * short, or whose deflate stream is corrupt or truncated.
  */
 export async function parseDicom(bytes: Uint8Array, path: string, header = false): Promise<ParsedDicom> {
-  const part10 = bytes.length >= 132 && bytes[128] === 0x44 && bytes[129] === 0x49 && bytes[130] === 0x43 && bytes[131] === 0x4d;
+  const part10 = isPart10(bytes);
   if (!part10 && !looksLikeRawDataSet(bytes)) throw new ScanError(path, 'not a DICOM file (no DICM prefix at byte 128)', 'malformed');
   const options: ParseDicomOptions = header ? { untilTag: 'x7fe00010' } : {};
   if (!part10) return parsing(path, () => ({ dataSet: dicomParser.parseDicom(bytes, { ...options, TransferSyntaxUID: IMPLICIT_LE }), transferSyntax: IMPLICIT_LE, part10 }));

@@ -7,6 +7,7 @@
  * @module
  */
 import type { DataSet, Element } from 'dicom-parser';
+import { copyBytes } from '../bytes.js';
 import { ScanError } from '../errors.js';
 import { decodeJpeg2000, decodeJpegLossless, decodeJpegLs, type DecodedFrame } from './codecs.js';
 import type { DicomHeader } from './header.js';
@@ -97,7 +98,7 @@ export function storedValues(bytes: Uint8Array, pixels: number, bytesPerSample: 
   const signed = h.pixelRepresentation === 1;
   if (bytesPerSample === 1) out.set(bytes.subarray(0, pixels));
   else if (bytesPerSample === 2 && littleEndian && LITTLE_ENDIAN_HOST) {
-    const aligned = bytes.byteOffset % 2 === 0 ? bytes : bytes.slice(0, 2 * pixels);
+    const aligned = bytes.byteOffset % 2 === 0 ? bytes : copyBytes(bytes, 0, 2 * pixels);
     out.set(new Uint16Array(aligned.buffer, aligned.byteOffset, pixels));
   } else if (bytesPerSample === 2) for (let i = 0; i < pixels; i++) out[i] = view.getUint16(2 * i, littleEndian);
   else for (let i = 0; i < pixels; i++) out[i] = view.getUint32(4 * i, littleEndian) | 0;

@@ -8,8 +8,8 @@
  */
 import { ScanError } from '../errors.js';
 import { nonImageReason, readHeader, type DicomHeader } from './header.js';
-import { parseDicom } from './parse.js';
-import { TRANSFER_SYNTAX_NAMES } from './transfer.js';
+import { looksLikeDicom, parseDicom } from './parse.js';
+import { DEFLATED_TS, TRANSFER_SYNTAX_NAMES } from './transfer.js';
 
 /** One slice of a series: a single-frame file, or one frame of a multi-frame file. */
 export interface DicomInstance {
@@ -81,20 +81,50 @@ function fmtOrientation(o?: readonly number[]): string {
 }
 
 /**
- * Groups files into series from their headers (no pixel decoding). `files` may be any iterable, sync or async,
- * so a Node layer can read the files one by one and let each file's bytes go once its header is read. Files
- * that are not DICOM, or cannot be parsed, are skipped with the reason. Asynchronous because a deflated file's
- * data set is inflated (DecompressionStream) before its header can be read.
+ * One file for {@link scanDicomFiles}: its bytes, or only its first bytes (`bytes.length < size`) with its size and
+ * a way to read it whole when its header does not end within them.
  */
-export async function scanDicomFiles(files: Iterable<{ path: string; bytes: Uint8Array }> | AsyncIterable<{ path: string; bytes: Uint8Array }>, root = ''): Promise<DicomScan> {
+export interface DicomFileInput {
+  path: string;
+  /** The whole file, or its first bytes. */
+  bytes: Uint8Array;
+  /** The file's size in bytes, when `bytes` may be only its start. */
+  size?: number;
+  /** Reads the whole file (called only when the header does not end within `bytes`); may throw ScanError. */
+  readAll?: () => Promise<Uint8Array>;
+}
+
+/** The header of a file from its bytes (or first bytes, `size` then the file's size). */
+async function headerOf(bytes: Uint8Array, path: string, size: number | undefined): Promise<DicomHeader> {
+  const parsed = await parseDicom(bytes, path, true);
+  // A deflated data set is inflated whole before it is parsed: first bytes are not enough.
+  if (size !== undefined && parsed.transferSyntax === DEFLATED_TS) throw new ScanError(path, 'deflated: needs the whole file', 'malformed');
+  return readHeader(parsed.dataSet, path, parsed.transferSyntax, size ?? parsed.dataSet.byteArray.length);
+}
+
+/**
+ * Groups files into series from their headers (no pixel decoding). `files` may be any iterable, sync or async,
+ * so a Node layer can read the files one by one and let each file's bytes go once its header is read; an item
+ * may hold only the first bytes of its file ({@link DicomFileInput}): a file that is not DICOM is then passed
+ * over without reading more, and one whose header ends within them (the data set up to the pixel data element)
+ * is never read whole here. Files that are not DICOM, or cannot be parsed, are skipped with the reason.
+ * Asynchronous because a deflated file's data set is inflated (DecompressionStream) before its header can be read.
+ */
+export async function scanDicomFiles(files: Iterable<DicomFileInput> | AsyncIterable<DicomFileInput>, root = ''): Promise<DicomScan> {
   const skipped: { path: string; reason: string }[] = [];
   const notes: string[] = [];
   const byUid = new Map<string, DicomInstance[]>();
-  for await (const { path, bytes } of files) {
+  for await (const { path, bytes, size, readAll } of files) {
     let h: DicomHeader;
     try {
-      const parsed = await parseDicom(bytes, path, true);
-      h = readHeader(parsed.dataSet, path, parsed.transferSyntax, parsed.dataSet.byteArray.length);
+      const partial = size !== undefined && size > bytes.length;
+      try {
+        h = await headerOf(bytes, path, partial ? size : undefined);
+      } catch (e) {
+        // The header goes on past the first bytes (or the data set is deflated): read the file whole.
+        if (!(e instanceof ScanError) || !partial || !readAll || !looksLikeDicom(bytes)) throw e;
+        h = await headerOf(await readAll(), path, undefined);
+      }
     } catch (e) {
       if (!(e instanceof ScanError)) throw e;
       skipped.push({ path, reason: e.problem });
