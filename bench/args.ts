@@ -34,6 +34,8 @@ export const HELP = `covidct bench: time the engine's stages on the WebGPU adapt
                             (default: torch-cuda f32,tf32-cl,fp16-cl; torch f32)
   --peer-timeout S          seconds per peer process (default 1800)
   --python PATH             Python with torch + torchvision for the peers (default /usr/bin/python3)
+  --threads N               CPU threads of both sides: lavapipe's LP_NUM_THREADS (unless set) and PyTorch CPU's
+                            (default: Mesa's one per core; PyTorch 2)
   --software[=DRIVER]       force a software driver: lavapipe, else SwiftShader; or DRIVER (lavapipe, swiftshader)
   --dawn-flags LIST         Dawn toggles, e.g. enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia
   --plan                    no device: FLOPs, minimum bytes and roofline bound per slice from the DispatchSpecs
@@ -54,7 +56,7 @@ export function parseBenchArgs(argv: string[]): { opts: Partial<BenchOptions>; j
     else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) flags.set(k, argv[++i]!);
     else flags.set(k, 'true');
   }
-  const known = ['size', 'batch', 'stages', 'model', 'config', 'repeats', 'warmup', 'precision', 'storage', 'profile', 'peak-gflops', 'peak-gbs', 'top', 'peers', 'peer-timeout', 'software', 'dawn-flags', 'json', 'out', 'help', 'plan', 'python', 'tiles', 'torch-modes'];
+  const known = ['size', 'batch', 'stages', 'model', 'config', 'repeats', 'warmup', 'precision', 'storage', 'profile', 'peak-gflops', 'peak-gbs', 'top', 'peers', 'peer-timeout', 'software', 'dawn-flags', 'json', 'out', 'help', 'plan', 'python', 'tiles', 'torch-modes', 'threads'];
   for (const k of flags.keys()) if (!known.includes(k)) throw new Error(`unknown option --${k} (see --help)`);
   const list = (k: string) => (flags.get(k) ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   const int = (k: string, min: number) => {
@@ -130,6 +132,7 @@ export function parseBenchArgs(argv: string[]): { opts: Partial<BenchOptions>; j
   if (flags.has('peer-timeout')) opts.peerTimeoutS = pos('peer-timeout');
   if (flags.has('software')) opts.software = parseSoftwareOption(flags.get('software'));
   if (flags.has('python')) opts.python = flags.get('python')!;
+  if (flags.has('threads')) opts.threads = int('threads', 1);
   if (flags.has('dawn-flags')) {
     opts.dawnFlags = parseDawnFlags(flags.get('dawn-flags')!);
   }

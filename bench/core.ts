@@ -82,6 +82,12 @@ export interface BenchOptions {
   cacheDir?: string;
   /** Python with torch + torchvision for the torch peer and the ONNX export (default /usr/bin/python3). */
   python?: string;
+  /**
+   * CPU threads of both sides, so that they compare like with like: lavapipe's (LP_NUM_THREADS, set before the
+   * adapter is requested unless already set; Mesa's default is one per core) and PyTorch CPU's
+   * (torch.set_num_threads). Default 2 for PyTorch, Mesa's default for lavapipe.
+   */
+  threads?: number;
   /** An existing device (tests); otherwise one is created. */
   gpu?: GpuContext;
   /**
@@ -217,6 +223,11 @@ export interface Comparison {
   engineSlicesPerS: number;
   peerSlicesPerS: number;
   ratio: number;
+  /**
+   * Slices per CPU-second (the process's user + system time over the steady median run, every thread) of the engine
+   * and of the peer, and their ratio: where both report CPU time (the engine on a software adapter, PyTorch on the CPU).
+   */
+  cpu?: { engineSlicesPerCpuS: number; peerSlicesPerCpuS: number; ratio: number };
 }
 
 /** The whole report (what --json writes). */
@@ -234,6 +245,8 @@ export interface BenchReport {
   comparisons: Comparison[];
   /** 1-minute load average when the bench started and ended (other work on the machine skews CPU timings). */
   loadAverage?: { start: number; end: number; cpus: number };
+  /** lavapipe's settings as this process had them (LP_NATIVE_VECTOR_WIDTH, LP_NUM_THREADS; unset: Mesa's default). */
+  lavapipeEnv?: Record<string, string>;
 }
 
 /** The model config by name. */
@@ -562,6 +575,7 @@ export async function runBench(options: Partial<BenchOptions> = {}): Promise<Ben
   const log = opts.log ?? (() => {});
   for (const m of opts.models) if (!(EFFICIENTNET_VARIANTS as readonly string[]).includes(m)) throw new Error(`unknown model '${m}' (${EFFICIENTNET_VARIANTS.join(', ')})`);
   if (!(opts.repeats >= 1) || !(opts.warmup >= 0)) throw new Error('repeats must be >= 1 and warmup >= 0');
+  if (opts.threads !== undefined && process.env.LP_NUM_THREADS === undefined) process.env.LP_NUM_THREADS = String(opts.threads);
   const gpu = opts.gpu ?? (await createGpu({ forceSoftware: opts.software, ...(opts.dawnFlags ? { dawnFlags: opts.dawnFlags } : {}) }));
   log(`adapter: ${gpu.adapterName}${gpu.isSoftware ? ' [software: it runs on the CPU, these are CPU timings]' : ''}`);
   // The policy the compiles get when none was asked for ('software' on a software adapter), so the report names it.
@@ -579,6 +593,7 @@ export async function runBench(options: Partial<BenchOptions> = {}): Promise<Ben
     peers: [],
     comparisons: [],
     loadAverage: { start: loadavg()[0]!, end: NaN, cpus: cpus().length },
+    lavapipeEnv: Object.fromEntries(['LP_NATIVE_VECTOR_WIDTH', 'LP_NUM_THREADS'].flatMap((k) => (process.env[k] !== undefined ? [[k, process.env[k]!]] : []))),
   };
   const targets: BenchTarget[] = [...opts.stages, ...opts.models];
   const f16Missing = opts.precision === 'f16' ? f16MatmulSupport(gpu) : null;
@@ -623,6 +638,7 @@ export async function runBench(options: Partial<BenchOptions> = {}): Promise<Ben
       ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
       ...(opts.python ? { python: opts.python } : {}),
       ...(opts.torchModes ? { torchModes: opts.torchModes } : {}),
+      ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
       log,
     });
     for (const p of report.peers) {
@@ -630,7 +646,11 @@ export async function runBench(options: Partial<BenchOptions> = {}): Promise<Ben
       const e = report.results.find((r) => r.target === p.target && r.batch === p.batch && r.height === p.height && r.width === p.width);
       if (!e) continue;
       const peerSps = (p.batch * 1000) / p.steady.medianMs;
-      report.comparisons.push({ target: p.target, batch: p.batch, height: p.height, width: p.width, peer: p.peer, ...(p.mode ? { mode: p.mode } : {}), engineSlicesPerS: e.slicesPerS, peerSlicesPerS: peerSps, ratio: e.slicesPerS / peerSps });
+      const cpu =
+        e.cpu && p.cpuSteadyMedianMs
+          ? { engineSlicesPerCpuS: (p.batch * 1000) / e.cpu.steadyMedianMs, peerSlicesPerCpuS: (p.batch * 1000) / p.cpuSteadyMedianMs, ratio: p.cpuSteadyMedianMs / e.cpu.steadyMedianMs }
+          : undefined;
+      report.comparisons.push({ target: p.target, batch: p.batch, height: p.height, width: p.width, peer: p.peer, ...(p.mode ? { mode: p.mode } : {}), engineSlicesPerS: e.slicesPerS, peerSlicesPerS: peerSps, ratio: e.slicesPerS / peerSps, ...(cpu ? { cpu } : {}) });
     }
   }
   report.loadAverage!.end = loadavg()[0]!;

@@ -65,6 +65,10 @@ export function formatReport(rep: BenchReport, top = 15): string {
   out.push(`weights: seeded random weights of the ${rep.options.config} config (timing only; bench:scan uses the trained default)`);
   out.push(`features: ${rep.adapter.features.join(', ') || '-'}; config ${rep.options.config}; precision ${rep.options.precision}; storage ${rep.options.storage ?? rep.options.precision}; tiles ${rep.options.tiles ?? 'auto'}; repeats ${rep.options.repeats}, warmup ${rep.options.warmup}`);
   if (rep.loadAverage) out.push(`load average (1 min) at start / end: ${rep.loadAverage.start.toFixed(2)} / ${rep.loadAverage.end.toFixed(2)} on ${rep.loadAverage.cpus} CPUs`);
+  if (/llvmpipe/i.test(rep.adapter.name)) {
+    const env = rep.lavapipeEnv ?? {};
+    out.push(`lavapipe: LP_NUM_THREADS ${env.LP_NUM_THREADS ?? 'unset (one per core)'}, LP_NATIVE_VECTOR_WIDTH ${env.LP_NATIVE_VECTOR_WIDTH ?? 'unset'}; PyTorch peer threads ${rep.options.threads ?? 2}`);
+  }
   if (rep.ceilings) {
     const c = rep.ceilings;
     out.push(`roofline ceilings: ${num(c.gflops)} GFLOP/s (${c.gflopsSource}), ${num(c.gbs)} GB/s (${c.gbsSource})`);
@@ -135,7 +139,7 @@ export function formatReport(rep: BenchReport, top = 15): string {
     out.push('');
     out.push(
       table(
-        ['peer', 'target', 'size', 'batch', 'status', 'setup', 'first run', 'steady median', 'min..max', 'slices/s', 'engine / peer', 'device'],
+        ['peer', 'target', 'size', 'batch', 'status', 'setup', 'first run', 'steady median', 'min..max', 'slices/s', 'engine / peer', 'CPU per steady run', 'slices per CPU-second', 'engine / peer per CPU-second', 'device'],
         rep.peers.map((p) => {
           const c = rep.comparisons.find((x) => x.peer === p.peer && x.mode === p.mode && x.target === p.target && x.batch === p.batch && x.height === p.height && x.width === p.width);
           return [
@@ -150,13 +154,16 @@ export function formatReport(rep: BenchReport, top = 15): string {
             p.steady ? `${ms(p.steady.minMs)}..${ms(p.steady.maxMs)}` : '-',
             p.steady ? num((p.batch * 1000) / p.steady.medianMs) : '-',
             c ? `${num(c.ratio)}x` : '-',
+            ms(p.cpuSteadyMedianMs),
+            c?.cpu ? num(c.cpu.peerSlicesPerCpuS) : '-',
+            c?.cpu ? `${num(c.cpu.ratio)}x` : '-',
             `${p.device ?? '-'}${p.version ? `, ${p.version}` : ''}${p.computeDtype ? `, computed in ${p.computeDtype}` : ''}${p.outputsFinite === false ? ', outputs NOT FINITE' : ''}`,
           ];
         }),
       ),
     );
     out.push('');
-    out.push('engine / peer = engine slices/s divided by the peer\'s (above 1: the engine is faster), same size and batch.');
+    out.push('engine / peer = engine slices/s divided by the peer\'s (above 1: the engine is faster), same size and batch; per CPU-second: the same with slices per CPU-second of each process (user + system, every thread, over the steady median run; PyTorch on the CPU only), which the waiting for a core on a shared machine does not enter.');
     if (rep.peers.some((p) => p.mode))
       out.push(
         `PyTorch modes, one row each, engine at precision ${rep.options.precision}: f32 = f32 NCHW, TF32 off; tf32-cl = TF32 on, channels-last; ` +

@@ -89,6 +89,8 @@ export interface PeerResult {
   exportMs?: number;
   firstRunMs?: number;
   steady?: { runs: number; medianMs: number; minMs: number; maxMs: number; p25Ms: number; p75Ms: number; samplesMs: number[] };
+  /** torch on the CPU: median CPU time of the peer process per steady run (user + system, every thread). */
+  cpuSteadyMedianMs?: number;
 }
 
 /** What the peers are asked to run. */
@@ -108,6 +110,8 @@ export interface PeerJob {
   python?: string;
   /** Modes of the PyTorch peers (default {@link DEFAULT_TORCH_MODES} per peer). */
   torchModes?: readonly TorchMode[];
+  /** PyTorch's CPU threads (torch.set_num_threads; default 2, the engine's lavapipe threads on the 2-core machine). */
+  threads?: number;
   log: (line: string) => void;
 }
 
@@ -203,7 +207,7 @@ function cells(job: PeerJob, targets: string[]): Array<{ target: string; batch: 
   return out;
 }
 
-/** PyTorch peers: CPU ('torch', 2 threads) or CUDA ('torch-cuda'), each cell in every mode of the job. */
+/** PyTorch peers: CPU ('torch', job.threads, default 2) or CUDA ('torch-cuda'), each cell in every mode of the job. */
 async function runTorch(job: PeerJob, peer: 'torch' | 'torch-cuda'): Promise<PeerResult[]> {
   const py = job.python ?? TORCH_PYTHON;
   const cuda = peer === 'torch-cuda';
@@ -213,7 +217,8 @@ async function runTorch(job: PeerJob, peer: 'torch' | 'torch-cuda'): Promise<Pee
   if (py.includes('/') && !existsSync(py)) return unavailable(`${py} not found (Debian's python3-torch is needed; --python names another interpreter)`);
   const probe = await runProcess(py, ['-c', 'import torch, torchvision; print(torch.__version__)'], { timeoutS: 120 });
   if (probe.code !== 0) return unavailable(`${py} cannot import torch/torchvision: ${tail(probe.stderr)}`);
-  job.log(`peer ${peer}: PyTorch ${probe.stdout.trim()} ${cuda ? 'on CUDA' : 'on the CPU, 2 threads'}, modes ${modes.join(', ')}`);
+  const threads = job.threads ?? 2;
+  job.log(`peer ${peer}: PyTorch ${probe.stdout.trim()} ${cuda ? 'on CUDA' : `on the CPU, ${threads} thread${threads === 1 ? '' : 's'}`}, modes ${modes.join(', ')}`);
   const got = new Map<string, PeerResult>();
   let whole: string | undefined; // an error of the whole script (no CUDA), the reason for every cell
   const key = (c: { mode: string; target: string; batch: number; height: number; width: number }) => `${c.mode}|${c.target}|${c.batch}|${c.height}x${c.width}`;
@@ -227,7 +232,7 @@ async function runTorch(job: PeerJob, peer: 'torch' | 'torch-cuda'): Promise<Pee
       '--batches', job.batches.join(','),
       '--repeats', String(job.repeats),
       '--warmup', String(job.warmup),
-      '--threads', '2',
+      '--threads', String(threads),
       '--device', cuda ? 'cuda' : 'cpu',
       '--modes', modes.join(','),
     ],
@@ -247,6 +252,7 @@ async function runTorch(job: PeerJob, peer: 'torch' | 'torch-cuda'): Promise<Pee
         if (r.error) res = { ...base, status: 'failed', reason: String(r.error) };
         else {
           res = { ...base, status: 'ok', computeDtype: String(r.computeDtype), outputsFinite: r.outputsFinite === true, setupMs: Number(r.setupMs), firstRunMs: Number(r.firstRunMs), steady: statsOf(r.samplesMs as number[]) };
+          if (Array.isArray(r.cpuSamplesMs) && r.cpuSamplesMs.length) res.cpuSteadyMedianMs = statsOf(r.cpuSamplesMs as number[]).medianMs;
           job.log(`  ${peerLabel(res)} ${c.target} ${c.height}x${c.width} batch ${c.batch}: first ${res.firstRunMs!.toFixed(0)} ms, median ${res.steady!.medianMs.toFixed(1)} ms (${res.computeDtype})`);
         }
         got.set(key(c), res);

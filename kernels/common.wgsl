@@ -18,6 +18,21 @@ fn nchw_of(i: u32, channels: u32, inner: u32) -> Nchw {
   return Nchw(nc / channels, nc % channels, i % inner);
 }
 
+// Tile policy 'software' (DIRECT): invocation `id` walks elements s0 .. s1 - 1 of plane (n, c) of a tensor of
+// `total` elements, `channels` channels and `inner` elements per channel, DIRECT_CHUNK at a time (s1 = s0 past the
+// last plane); src/ops/elementwise-common.ts elementwiseLaunch makes the grid.
+const DIRECT_CHUNK: u32 = 64u;
+struct Chunk { n: u32, c: u32, s0: u32, s1: u32 }
+fn chunk_of(id: u32, total: u32, channels: u32, inner: u32) -> Chunk {
+  let per = (inner + DIRECT_CHUNK - 1u) / DIRECT_CHUNK;
+  let plane = id / per;
+  if (plane >= total / inner) {
+    return Chunk(0u, 0u, 0u, 0u);
+  }
+  let s0 = (id - plane * per) * DIRECT_CHUNK;
+  return Chunk(plane / channels, plane % channels, s0, min(s0 + DIRECT_CHUNK, inner));
+}
+
 // Where element e lives in a buffer of which the tensor is the channel view (c_off, c_tot).
 fn view_index(e: Nchw, c_off: u32, c_tot: u32, inner: u32) -> u32 {
   return tensor_index(e.n, e.c, e.s, c_off, c_tot, inner);

@@ -29,11 +29,20 @@ struct Params {
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+#if DIRECT
+  let ch = chunk_of(linear_id(gid, nwg, WG), P.total, P.channels, P.inner);
+  for (var s = ch.s0; s < ch.s1; s++) {
+  let e = Nchw(ch.n, ch.c, s);
+#else
   let i = linear_id(gid, nwg, WG);
   if (i >= P.total) { return; }
   let e = nchw_of(i, P.channels, P.inner);
+#endif
   let r = sigmoid_f(zr[tensor_index(e.n, P.channels + e.c, e.s, P.zr_off, P.zr_tot, P.inner)]);
   y[view_index(e, P.y_off, P.y_tot, P.inner)] = r * h[view_index(e, P.h_off, P.h_tot, P.inner)];
+#if DIRECT
+  }
+#endif
 }
 #endif
 
@@ -49,9 +58,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+#if DIRECT
+  let ch = chunk_of(linear_id(gid, nwg, WG), P.total, P.channels, P.inner);
+  for (var s = ch.s0; s < ch.s1; s++) {
+  let e = Nchw(ch.n, ch.c, s);
+#else
   let i = linear_id(gid, nwg, WG);
   if (i >= P.total) { return; }
   let e = nchw_of(i, P.channels, P.inner);
+#endif
   let z = sigmoid_f(zr[view_index(e, P.zr_off, P.zr_tot, P.inner)]);
   let cand = tanh_f(npre[view_index(e, P.n_off, P.n_tot, P.inner)]);
 #if H0
@@ -60,5 +75,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let hn = (1.0 - z) * h[view_index(e, P.h_off, P.h_tot, P.inner)] + z * cand;
 #endif
   y[view_index(e, P.y_off, P.y_tot, P.inner)] = hn;
+#if DIRECT
+  }
+#endif
 }
 #endif

@@ -65,7 +65,9 @@ struct Params {
   inv_area: f32,          // 1 / (Ho * Wo)
 };
 
-#if !DIRECT
+#if DIRECT
+const IR: u32 = (RR - 1u) * STRIDE + K; // input rows per pass (RR output rows per pass, a define: 2)
+#else
 const TH: u32 = WGY * RPT;
 const THREADS: u32 = TW * WGY;
 const IN_W: u32 = (TW - 1u) * STRIDE + K;
@@ -187,7 +189,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 #else
 // DIRECT (tile policy 'software', for CPU-run adapters): one invocation per (image, channel) plane walks the
 // whole plane, reading x and the weights straight from the buffers (no workgroup memory, no barrier), and, with
-// POOL (always 2 here), writes the plane's mean itself. P.tiles is then the number of planes N * C.
+// POOL (always 2 here), writes the plane's mean itself. P.tiles is then the number of planes N * C. On a CPU
+// driver each invocation is one SIMD lane and every load is that lane's own (a bounds-checked scalar load), so the
+// invocation keeps the K x K weights and a window of the input in registers and slides the window along the
+// output rows: each step loads only the STRIDE new input columns of each input row, for two output rows at a time
+// (RR = 2, sharing K - STRIDE input rows): with stride 1, K + 1 loads for 2 K^2 multiply-adds, where a direct walk
+// loads 2 K^2. The workgroup is one SIMD group (WG = the subgroup size).
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let plane = linear_id(gid, nwg, WG);
@@ -198,50 +205,88 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let n = plane / P.channels;
   let x_base = tensor_index(n, c, 0u, P.x_off, P.x_tot, P.h * P.w);
   let y_base = tensor_index(n, c, 0u, P.y_off, P.y_tot, P.ho * P.wo);
-  let w_base = c * K * K;
+  var wk: array<f32, K * K>;
+  for (var j = 0u; j < K * K; j++) {
+    wk[j] = wt[c * K * K + j];
+  }
 #if HAS_BIAS
   let b0 = bias[c];
 #else
   let b0 = 0.0;
 #endif
   var sum = 0.0;
-  for (var oy = 0u; oy < P.ho; oy++) {
-    let iy0 = i32(oy * STRIDE) - i32(P.pad);
+  // RR output rows per pass (2: they share K - STRIDE input rows), IR input rows.
+  for (var oy0 = 0u; oy0 < P.ho; oy0 += RR) {
+    // The IR input rows of these output rows: their offsets, and whether each lies inside the plane.
+    var row: array<u32, IR>;
+    var row_ok: array<bool, IR>;
+    for (var r = 0u; r < IR; r++) {
+      let iy = i32(oy0 * STRIDE + r) - i32(P.pad);
+      row_ok[r] = iy >= 0 && iy < i32(P.h);
+      row[r] = x_base + select(0u, u32(iy), row_ok[r]) * P.w;
+    }
+    // win[r * K + kx] = input (row r, column ix0 + kx) for the outputs being computed, ix0 = ox * STRIDE - pad.
+    // Primed with the columns before the first outputs' window, so every step shifts by STRIDE and loads STRIDE.
+    var win = array<f32, IR * K>();
+    for (var r = 0u; r < IR; r++) {
+      for (var kx: u32 = STRIDE; kx < K; kx++) {
+        win[r * K + kx] = dw_load(row[r], row_ok[r], i32(kx) - i32(STRIDE) - i32(P.pad));
+      }
+    }
+    let two = RR == 2 && oy0 + 1u < P.ho;
 #if Y_F16
-    for (var ox = 0u; ox < P.wo; ox += 2u) {
-      let v0 = apply_act(b0 + dw_tap_sum(x_base, w_base, iy0, i32(ox * STRIDE) - i32(P.pad)));
-      let v1 = apply_act(b0 + dw_tap_sum(x_base, w_base, iy0, i32((ox + 1u) * STRIDE) - i32(P.pad)));
-      y[(y_base + oy * P.wo + ox) >> 1u] = pack_half2(v0, v1);
-      sum += v0 + v1;
-    }
-#else
-    for (var ox = 0u; ox < P.wo; ox++) {
-      let v = apply_act(b0 + dw_tap_sum(x_base, w_base, iy0, i32(ox * STRIDE) - i32(P.pad)));
-      y[y_base + oy * P.wo + ox] = v;
-      sum += v;
-    }
+    var prev = vec2<f32>(0.0);
 #endif
+    for (var ox = 0u; ox < P.wo; ox++) {
+      let ix0 = i32(ox * STRIDE) - i32(P.pad);
+      for (var r = 0u; r < IR; r++) {
+        for (var kx = 0u; kx < K - STRIDE; kx++) {
+          win[r * K + kx] = win[r * K + kx + STRIDE];
+        }
+        for (var kx: u32 = K - STRIDE; kx < K; kx++) {
+          win[r * K + kx] = dw_load(row[r], row_ok[r], ix0 + i32(kx));
+        }
+      }
+      var acc = vec2<f32>(b0);
+      for (var ky = 0u; ky < K; ky++) {
+        for (var kx = 0u; kx < K; kx++) {
+          acc.x += wk[ky * K + kx] * win[ky * K + kx];
+#if RR == 2
+          acc.y += wk[ky * K + kx] * win[(ky + STRIDE) * K + kx];
+#endif
+        }
+      }
+      let v = vec2<f32>(apply_act(acc.x), apply_act(acc.y));
+      sum += v.x + select(0.0, v.y, two);
+#if Y_F16
+      // Pairs of columns (Wo even): the even column waits for the odd one.
+      if ((ox & 1u) == 1u) {
+        y[(y_base + oy0 * P.wo + ox - 1u) >> 1u] = pack_half2(prev.x, v.x);
+        if (two) {
+          y[(y_base + (oy0 + 1u) * P.wo + ox - 1u) >> 1u] = pack_half2(prev.y, v.y);
+        }
+      }
+      prev = v;
+#else
+      y[y_base + oy0 * P.wo + ox] = v.x;
+      if (two) {
+        y[y_base + (oy0 + 1u) * P.wo + ox] = v.y;
+      }
+#endif
+    }
   }
 #if POOL
   pooled[n * P.p_tot + P.p_off + c] = sum * P.inv_area;
 #endif
 }
 
-// The K x K taps of one output whose window starts at (iy0, ix0), zero outside the plane.
-fn dw_tap_sum(x_base: u32, w_base: u32, iy0: i32, ix0: i32) -> f32 {
-  var acc = 0.0;
-  for (var ky = 0u; ky < K; ky++) {
-    let iy = u32(iy0 + i32(ky));
-    if (iy < P.h) {
-      for (var kx = 0u; kx < K; kx++) {
-        let ix = u32(ix0 + i32(kx));
-        if (ix < P.w) {
-          acc += wt[w_base + ky * K + kx] * load_x(x_base + iy * P.w + ix);
-        }
-      }
-    }
+// Input (row at offset `base`, column ix), zero outside the plane.
+fn dw_load(base: u32, ok: bool, ix: i32) -> f32 {
+  var v = 0.0;
+  if (ok && ix >= 0 && ix < i32(P.w)) {
+    v = load_x(base + u32(ix));
   }
-  return acc;
+  return v;
 }
 #endif
 #endif

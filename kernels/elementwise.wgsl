@@ -26,10 +26,19 @@ struct Params {
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+#if DIRECT
+  let ch = chunk_of(linear_id(gid, nwg, WG), P.total, P.channels, P.inner);
+  for (var s = ch.s0; s < ch.s1; s++) {
+  let e = Nchw(ch.n, ch.c, s);
+#else
   let i = linear_id(gid, nwg, WG);
   if (i >= P.total) { return; }
   let e = nchw_of(i, P.channels, P.inner);
+#endif
   y[view_index(e, P.y_off, P.y_tot, P.inner)] = apply_act(x[view_index(e, P.x_off, P.x_tot, P.inner)]);
+#if DIRECT
+  }
+#endif
 }
 #endif
 
@@ -40,9 +49,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+#if DIRECT
+  let ch = chunk_of(linear_id(gid, nwg, WG), P.total, P.channels, P.inner);
+  for (var s = ch.s0; s < ch.s1; s++) {
+  let e = Nchw(ch.n, ch.c, s);
+#else
   let i = linear_id(gid, nwg, WG);
   if (i >= P.total) { return; }
   let e = nchw_of(i, P.channels, P.inner);
+#endif
   let a = x[view_index(e, P.x_off, P.x_tot, P.inner)];
   let bv = b[P.b_base + e.n * P.b_sn + e.c * P.b_sc + e.s * P.b_ss];
 #if OP == 0
@@ -55,6 +70,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let r = a * (1.0 + bv);
 #endif
   y[view_index(e, P.y_off, P.y_tot, P.inner)] = apply_act(r);
+#if DIRECT
+  }
+#endif
 }
 #endif
 
@@ -68,11 +86,20 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+#if DIRECT
+  let ch = chunk_of(linear_id(gid, nwg, WG), P.total, P.channels, P.inner);
+  for (var s = ch.s0; s < ch.s1; s++) {
+  let e = Nchw(ch.n, ch.c, s);
+#else
   let i = linear_id(gid, nwg, WG);
   if (i >= P.total) { return; }
   let e = nchw_of(i, P.channels, P.inner);
+#endif
   let scale = gamma[e.c] / sqrt(variance[e.c] + P.eps);
   let v = (x[view_index(e, P.x_off, P.x_tot, P.inner)] - mean[e.c]) * scale + beta[e.c];
   y[view_index(e, P.y_off, P.y_tot, P.inner)] = apply_act(v);
+#if DIRECT
+  }
+#endif
 }
 #endif

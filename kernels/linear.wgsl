@@ -33,6 +33,30 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 #endif
 
+#if DIRECT
+// DIRECT (tile policy 'software', for CPU-run adapters): one invocation per output (row, o), row-major over the
+// M x O outputs, walking K itself; no workgroup memory, no barrier (on a CPU driver those turn the 256-thread
+// workgroup into coroutines, 7 of 8 of them idle at batch 1). A workgroup is one SIMD group (WG lanes).
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = linear_id(gid, nwg, WG);
+  if (i >= P.rows * P.outs) {
+    return;
+  }
+  let row = i / P.outs;
+  let o = i - row * P.outs;
+  let xb = row * P.x_tot + P.x_off;
+  let wb = o * P.k;
+  var acc = 0.0;
+  for (var k = 0u; k < P.k; k++) {
+    acc += x[xb + k] * w[wb + k];
+  }
+#if HAS_BIAS
+  acc += bias[o];
+#endif
+  y[row * P.y_tot + P.y_off + o] = apply_act(acc);
+}
+#else
 var<workgroup> xs: array<f32, 256>;  // TM x TK
 var<workgroup> ws: array<f32, 1056>; // TN x WPITCH
 
@@ -73,3 +97,4 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     y[row * P.y_tot + P.y_off + o] = apply_act(acc);
   }
 }
+#endif

@@ -202,10 +202,20 @@ struct Params {
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+#if DIRECT
+  // Tile policy 'software': a run of one plane per invocation (chunk_of, common.wgsl).
+  let ch = chunk_of(linear_id(gid, nwg, WG), P.total, P.channels, P.inner);
+  let sc = scale[select(0u, ch.n * P.channels + ch.c, ch.s1 > ch.s0)];
+  for (var s = ch.s0; s < ch.s1; s++) {
+    let e = Nchw(ch.n, ch.c, s);
+    y[view_index(e, P.y_off, P.y_tot, P.inner)] = x[view_index(e, P.x_off, P.x_tot, P.inner)] * sc;
+  }
+#else
   let i = linear_id(gid, nwg, WG);
   if (i >= P.total) { return; }
   let e = nchw_of(i, P.channels, P.inner);
   y[view_index(e, P.y_off, P.y_tot, P.inner)] = x[view_index(e, P.x_off, P.x_tot, P.inner)] * scale[i / P.inner];
+#endif
 }
 #endif
 

@@ -59,13 +59,13 @@ describe('createGpu', () => {
     }
   });
 
-  it("sets lavapipe's SIMD width to 128 bits with a shader cache of its own in the user's cache folder", async () => {
+  it("sets lavapipe's SIMD width to 512 bits with a shader cache of its own in the user's cache folder", async () => {
     const gpu = await createGpu({ forceSoftware: 'lavapipe' });
     try {
       expect(process.env.LP_NATIVE_VECTOR_WIDTH).toBeDefined();
       if (process.env.LP_NATIVE_VECTOR_WIDTH === LAVAPIPE_VECTOR_WIDTH) {
-        expect(gpu.subgroupMaxSize).toBe(4); // 128-bit lanes: llvmpipe read the setting
-        expect(process.env.MESA_SHADER_CACHE_DIR).toMatch(/covidct-lavapipe-128$/);
+        expect(gpu.subgroupMaxSize).toBe(16); // 512-bit lanes: llvmpipe read the setting
+        expect(process.env.MESA_SHADER_CACHE_DIR).toMatch(/covidct-lavapipe-512$/);
         expect(process.env.MESA_SHADER_CACHE_DIR!.startsWith(process.cwd())).toBe(false);
       }
     } finally {

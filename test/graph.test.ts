@@ -17,8 +17,9 @@ import { demoNet } from '../src/models/demo.js';
 import { ShapeError } from '../src/ops/op.js';
 import { mulberry32, nmse, uniform } from '../src/ops/random.js';
 import { OPS } from '../src/ops/registry.js';
+import { sgLanes } from '../src/ops/conv2d.js';
 import { testGpu } from './gpu.js';
-import { emulatedF16 } from './mma-emulation.js';
+import { describeEmulated, emulatedF16 } from './mma-emulation.js';
 
 function chain(layers: number, shape: number[]) {
   const g = new GraphBuilder();
@@ -80,7 +81,7 @@ describe('half storage: which tensors are f16', () => {
   });
 });
 
-describe('precision f16 in a compiled graph (matrix units emulated on this adapter)', () => {
+describeEmulated('precision f16 in a compiled graph (matrix units emulated)', () => {
   it('prepares constant weights once at compile (no f32 upload, no per-run conversion), converts runtime ones every run, and matches the CPU emulation', async () => {
     const { gpu: real } = await testGpu();
     const { gpu, cache } = emulatedF16(real);
@@ -145,14 +146,16 @@ describe('tile policy: a compile option, per graph', () => {
     expect(specsOf({ ...gpu, isSoftware: false } as Parameters<typeof compileProgram>[0], {})).toEqual(auto);
     expect(specsOf({ ...gpu, isSoftware: true } as Parameters<typeof compileProgram>[0], {})).toEqual(software);
     expect(legacy).not.toEqual(auto);
-    // conv: a K split (GEMM + reduce) under 'auto', one GEMM with the 64-row tile under 'legacy', one DIRECT
-    // GEMM (8-row tile, no workgroup memory) under 'software'
+    // conv: a K split (GEMM + reduce) under 'auto', one GEMM with the 64-row tile under 'legacy', under 'software'
+    // one DIRECT GEMM (8-row tile, no workgroup memory), or on 16-lane subgroups (lavapipe at 512 bits; the
+    // weights are constants) the subgroup kernel with row segments (3x3, stride 1, rows of 24)
     expect(auto[0]!.length).toBe(2);
     expect(legacy[0]!.length).toBe(1);
     expect(software[0]!.length).toBe(1);
     expect(auto[0]![0]!.defines?.TM).toBe(32);
     expect(legacy[0]![0]!.defines?.TM).toBe(64);
-    expect(software[0]![0]!.defines).toMatchObject({ TM: 8, DIRECT: 1 });
+    if (sgLanes({ ...gpu, tiles: 'software' }) === 16) expect(software[0]![0]!).toMatchObject({ kernel: 'conv2d_sg', defines: { L: 16, SEG: 1 } });
+    else expect(software[0]![0]!).toMatchObject({ kernel: 'conv2d', defines: { TM: 8, DIRECT: 1 } });
     expect(auto[0]![0]!.defines?.DIRECT).toBe(0);
     // depthwise: a different tile (its grid differs for the same 24 x 24 planes)
     expect(legacy[1]).not.toEqual(auto[1]);

@@ -13,6 +13,7 @@
 import type { GpuContext } from '../src/gpu/device.js';
 import type { DefineValue } from '../src/wgsl/preprocess.js';
 import { PipelineCache } from '../src/gpu/pipelines.js';
+import { describeAt128 } from './gpu.js';
 
 const HELPERS = `
 // ---- test/mma-emulation.ts: subgroup matrices emulated, 32 lanes sharing each 16 x 16 block ----
@@ -101,4 +102,9 @@ export function emulatedF16(gpu: GpuContext): { gpu: GpuContext; cache: Pipeline
   const features = new Set([...gpu.features, 'shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix']);
   const emulated: GpuContext = Object.create(gpu, { features: { value: features }, subgroupMinSize: { value: 32 }, subgroupMaxSize: { value: 32 } });
   return { gpu: emulated, cache: new MmaEmulatingCache(gpu.device) };
+}
+
+/** `describe` for the tests that run the emulated GEMM on the adapter: see describeAt128 (test/gpu.ts). */
+export function describeEmulated(name: string, body: () => void): void {
+  describeAt128(name, body);
 }

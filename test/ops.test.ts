@@ -1,7 +1,7 @@
 // Every op in the registry against its CPU reference on seeded random inputs, with guard words after every
 // output buffer and sentinels around channel views. Error is the normalised MSE against the op's tolerance.
 import { describe, expect, it } from 'vitest';
-import { capsFor, DEFAULT_TOLERANCE, denseView, F16_CONV_TOLERANCE, f16MatmulSupport, type GpuCaps, type HalfIO, type OpDef, type TestCase } from '../src/ops/op.js';
+import { capsFor, DEFAULT_TOLERANCE, denseView, makePrepared, F16_CONV_TOLERANCE, f16MatmulSupport, type GpuCaps, type HalfIO, type OpDef, type TestCase } from '../src/ops/op.js';
 import { OPS } from '../src/ops/registry.js';
 import { mulberry32, nmse, uniform } from '../src/ops/random.js';
 import { GUARD_WORDS, runOp } from '../src/ops/run.js';
@@ -12,12 +12,12 @@ import { f32ToF16 } from '../src/io/safetensors.js';
 import { kernelSource } from '../src/wgsl/kernels.js';
 import { preprocessWgsl } from '../src/wgsl/preprocess.js';
 import { numel } from '../src/ops/op.js';
-import { chooseSplitK, conv2d, conv2dInputIndex } from '../src/ops/conv2d.js';
+import { chooseSplitK, conv2d, conv2dGeometry, conv2dInputIndex, sgDispatches, sgLanes, sgPrepared, type Conv2dAttrs } from '../src/ops/conv2d.js';
 import { depthwise } from '../src/ops/depthwise.js';
-import { testGpu } from './gpu.js';
-import { MmaEmulatingCache } from './mma-emulation.js';
+import { describeAt128, testGpu } from './gpu.js';
+import { describeEmulated, MmaEmulatingCache } from './mma-emulation.js';
 
-describe.each(Object.values(OPS) as OpDef<unknown>[])('op $name', (op) => {
+describeAt128('every op against its CPU reference (GPU tiles)', () => describe.each(Object.values(OPS) as OpDef<unknown>[])('op $name', (op) => {
   const tol = op.tolerance ?? DEFAULT_TOLERANCE[op.kind];
   it('has test cases', () => expect(op.cases.length).toBeGreaterThan(0));
   it.each(op.cases.map((c, i) => ({ ...c, index: i })))('$name', async (tc) => {
@@ -43,7 +43,7 @@ describe.each(Object.values(OPS) as OpDef<unknown>[])('op $name', (op) => {
       expect(err, `output ${i} nmse ${err.toExponential(2)} > ${tol}`).toBeLessThanOrEqual(tol);
     });
   });
-});
+}));
 
 // The harness's own checks must be able to fail: a planted kernel (y = 2x, plus one stray write chosen by MODE)
 // writes past its output, into its input, or past its input; runOp must report each, and a clean run nothing.
@@ -98,7 +98,7 @@ describe('runOp catches stray writes (its guard words and input checks can fail)
  * output with the CPU reference (rounded where `half` stores it as f16) under the op's tolerance; `caps` plans the
  * dispatches (a tile policy) instead of the adapter's defaults.
  */
-async function checkCase<A>(gpu: Awaited<ReturnType<typeof testGpu>>['gpu'], cache: PipelineCache, op: OpDef<A>, tc: TestCase<A>, seed: number, opts: { half?: HalfIO; caps?: GpuCaps } = {}) {
+async function checkCase<A>(gpu: Awaited<ReturnType<typeof testGpu>>['gpu'], cache: PipelineCache, op: OpDef<A>, tc: TestCase<A>, seed: number, opts: { half?: HalfIO; caps?: GpuCaps; constant?: boolean[] } = {}) {
   const { half } = opts;
   const tol = op.tolerance ?? DEFAULT_TOLERANCE[op.kind];
   const rand = mulberry32(seed);
@@ -114,6 +114,7 @@ async function checkCase<A>(gpu: Awaited<ReturnType<typeof testGpu>>['gpu'], cac
     ...(tc.outViews ? { outViews: tc.outViews } : {}),
     ...(half ? { half } : {}),
     ...(opts.caps ? { caps: opts.caps } : {}),
+    ...(opts.constant ? { constant: opts.constant } : {}),
   });
   expect(got.violations).toEqual([]);
   got.outputs.forEach((o, i) => {
@@ -136,7 +137,7 @@ const halfCases = (Object.values(OPS) as OpDef<unknown>[]).flatMap((op) =>
       }),
 );
 
-describe('half storage: ops reading and writing packed f16', () => {
+describeAt128('half storage: ops reading and writing packed f16 (GPU tiles)', () => {
   it('some cases of depthwise, conv2d and global_pool read f16, and some of depthwise and conv2d write it', () => {
     const by = (name: string, what: 'inputs' | 'outputs') => halfCases.filter((c) => c.op.name === name && c.half[what].some(Boolean)).length;
     for (const name of ['depthwise', 'conv2d', 'global_pool']) expect(by(name, 'inputs'), name).toBeGreaterThan(2);
@@ -154,11 +155,12 @@ describe('half storage: ops reading and writing packed f16', () => {
   });
 });
 
-// Tile policy 'software' (the default on SwiftShader and lavapipe): the DIRECT kernels (no workgroup memory) of
-// conv2d, depthwise and the squeeze-excite FCs, every case of those ops again, f32 and, where halfIO allows, half
-// storage, against the same references.
-describe("conv2d, depthwise and squeeze-excite under tile policy 'software' (DIRECT kernels)", () => {
-  const runs = ([conv2d, depthwise, OPS.se_scale, OPS.squeeze_excite] as OpDef<unknown>[]).flatMap((op) =>
+// Tile policy 'software' (the default on SwiftShader and lavapipe): the DIRECT kernels (no workgroup memory, a
+// workgroup of one SIMD group, per-plane walks instead of per-element divisions) of conv2d, depthwise, resize,
+// linear, the squeeze-excite FCs and apply, and the elementwise kernels; every case of every op again, f32 and,
+// where halfIO allows, half storage, against the same references.
+describe("every op under tile policy 'software' (DIRECT kernels)", () => {
+  const runs = (Object.values(OPS) as OpDef<unknown>[]).flatMap((op) =>
     op.cases.flatMap((tc, index) => {
       const half = op.halfIO?.({ attrs: tc.attrs, inputs: tc.inputs, outputs: op.infer(tc.inputs, tc.attrs), tiles: 'software' }) ?? { inputs: [], outputs: [] };
       const f16 = half.inputs.some(Boolean) || half.outputs.some(Boolean);
@@ -211,6 +213,110 @@ function caseContext<A>(op: OpDef<A>, tc: TestCase<A>, caps: GpuCaps, half?: Hal
   const outputs = op.infer(tc.inputs, tc.attrs);
   return { attrs: tc.attrs, inputs: tc.inputs, outputs, inViews: tc.inputs.map((s, i) => tc.inViews?.[i] ?? denseView(s)), outViews: outputs.map((s, i) => tc.outViews?.[i] ?? denseView(s)), caps, ...(half ? { half } : {}), ...(constant ? { constant } : {}) };
 }
+
+// conv2d's subgroup kernel (kernels/conv2d_sg.wgsl): what tile policy 'software' picks on an adapter with 16-lane
+// subgroups (lavapipe at its default 512-bit SIMD) for constant weights, prepared once at compile. Every conv2d case,
+// f32 and half storage, with the weights marked constant as a compiled graph marks them, on this adapter: on lavapipe
+// (16 lanes) the subgroup kernel, on SwiftShader (4 lanes) the DIRECT kernel the engine picks there instead. The
+// kernel at 4 lanes (which the engine does not pick) runs here too, forced through its lanes list, so a change
+// to the lane layout that only breaks the narrow case is caught on either adapter.
+describe("conv2d's subgroup kernel (tile policy 'software', constant weights)", () => {
+  const limits = { maxComputeWorkgroupsPerDimension: 65535, maxComputeWorkgroupStorageSize: 16384 } as GPUSupportedLimits;
+  const lanes16: GpuCaps = { limits, features: new Set(['subgroups']), subgroupMinSize: 16, subgroupMaxSize: 16, tiles: 'software' };
+  const weightsConst = (tc: TestCase<Conv2dAttrs>) => tc.inputs.map((_, i) => i === 1);
+  it('is planned for every case with more than 4 output channels, only with 16-lane subgroups and constant weights', () => {
+    const seen = { cg: new Set<number>(), rm: new Set<number>(), seg: new Set<number>(), vecX: new Set<number>(), vecY: new Set<number>() };
+    for (const tc of conv2d.cases) {
+      const ctx = caseContext(conv2d, tc, lanes16, undefined, weightsConst(tc));
+      const specs = conv2d.dispatch(ctx);
+      const cout = tc.inputs[1]![0]!;
+      if (cout <= 4) {
+        expect(specs.map((d) => d.kernel), tc.name).toEqual(['conv2d']);
+        continue;
+      }
+      expect(specs.map((d) => d.kernel), tc.name).toEqual(['conv2d_sg']);
+      expect(specs[0]!.defines!.L, tc.name).toBe(16);
+      expect(specs[0]!.bindings[1], tc.name).toEqual({ prepared: 0 });
+      seen.cg.add(Number(specs[0]!.defines!.CG));
+      seen.rm.add(Number(specs[0]!.defines!.RM));
+      seen.seg.add(Number(specs[0]!.defines!.SEG));
+      seen.vecX.add(Number(specs[0]!.defines!.VEC_X));
+      seen.vecY.add(Number(specs[0]!.defines!.VEC_Y));
+      expect(conv2d.scratch!(ctx), tc.name).toEqual([]);
+      // W' [Cout, taps * CinP], CinP = Cin rounded up to 4
+      const [, cin, kh, kw] = tc.inputs[1]! as [number, number, number, number];
+      expect(conv2d.prepare!(ctx).map((p) => p.words), tc.name).toEqual([cout * kh * kw * Math.ceil(cin / 4) * 4]);
+      // not constant, 4-lane subgroups, no subgroups, another policy: the DIRECT (or GPU) kernel
+      expect(conv2d.dispatch(caseContext(conv2d, tc, lanes16)).map((d) => d.kernel), tc.name).toEqual(['conv2d']);
+      expect(conv2d.dispatch(caseContext(conv2d, tc, { ...lanes16, subgroupMinSize: 4, subgroupMaxSize: 4 }, undefined, weightsConst(tc)))[0]!.kernel).toBe('conv2d');
+      expect(conv2d.dispatch(caseContext(conv2d, tc, { ...lanes16, features: new Set() }, undefined, weightsConst(tc)))[0]!.kernel).toBe('conv2d');
+      expect(conv2d.dispatch(caseContext(conv2d, tc, { ...lanes16, tiles: 'auto' }, undefined, weightsConst(tc))).every((d) => d.kernel !== 'conv2d_sg')).toBe(true);
+    }
+    expect([...seen.cg].sort(), 'column groups').toEqual([1, 2]);
+    expect([...seen.rm].sort(), 'rows per lane').toEqual([1, 2]);
+    expect([...seen.seg].sort(), 'row segments').toEqual([0, 1]);
+    expect([...seen.vecX].sort(), 'vec4 input loads').toEqual([0, 1]);
+    expect([...seen.vecY].sort(), 'vec4 output stores').toEqual([0, 1]);
+  });
+  it('W\' in row-segment order for 3-wide kernels over rows of 16 or more: (ky, 4 channels, kx, channel)', () => {
+    const tc = conv2d.cases.find((c) => c.name.startsWith('rows: 3x3 s1 p1 2x7x19x21'))!;
+    const ctx = caseContext(conv2d, tc, lanes16, undefined, weightsConst(tc));
+    expect(conv2d.dispatch(ctx)[0]!.defines!.SEG).toBe(1);
+    const w = uniform(mulberry32(6), numel(tc.inputs[1]!), -1, 1);
+    const [wp] = makePrepared(conv2d, ctx, (i) => (i === 1 ? w : new Float32Array(numel(tc.inputs[i]!))));
+    const got = new Float32Array(wp!.buffer);
+    const [cout, cin, cinP] = [12, 7, 8];
+    const kp = 9 * cinP;
+    for (let m = 0; m < cout; m++)
+      for (let ky = 0; ky < 3; ky++)
+        for (let cb = 0; cb < cinP; cb += 4)
+          for (let kx = 0; kx < 3; kx++)
+            for (let c = 0; c < 4; c++) {
+              const ci = cb + c;
+              expect(got[m * kp + ((ky * 2 + cb / 4) * 3 + kx) * 4 + c]).toBe(ci < cin ? w[((m * cin + ci) * 3 + ky) * 3 + kx]! : 0);
+            }
+  });
+  it('W\' is W in tap-major order, channels padded with zeros to a multiple of 4', () => {
+    const tc = conv2d.cases.find((c) => c.name.startsWith('3x3 s1 p1 7x9 Cin 5 Cout 13'))!;
+    const ctx = caseContext(conv2d, tc, lanes16, undefined, weightsConst(tc));
+    const w = uniform(mulberry32(5), numel(tc.inputs[1]!), -1, 1);
+    const [wp] = makePrepared(conv2d, ctx, (i) => (i === 1 ? w : new Float32Array(numel(tc.inputs[i]!))));
+    const got = new Float32Array(wp!.buffer);
+    const [cout, cin] = [13, 5];
+    const kp = 9 * 8;
+    for (let m = 0; m < cout; m++)
+      for (let t = 0; t < 9; t++)
+        for (let ci = 0; ci < 8; ci++) expect(got[m * kp + t * 8 + ci]).toBe(ci < cin ? w[(m * cin + ci) * 9 + t]! : 0);
+  });
+  const runs = conv2d.cases.flatMap((tc, index) => {
+    const half = conv2d.halfIO!({ attrs: tc.attrs, inputs: tc.inputs, outputs: conv2d.infer(tc.inputs, tc.attrs), tiles: 'software' });
+    const f16 = half.inputs.some(Boolean) || half.outputs.some(Boolean);
+    return [{ tc, index, half: undefined, label: tc.name }, ...(f16 ? [{ tc, index, half, label: `${tc.name} (half storage)` }] : [])];
+  });
+  it.each(runs)('$label', async ({ tc, index, half }) => {
+    const { gpu, cache } = await testGpu();
+    const caps = capsFor(gpu, 'f32', undefined, 'software');
+    const ctx = caseContext(conv2d, tc, caps, half, weightsConst(tc));
+    const want = sgLanes(caps) > 0 && tc.inputs[1]![0]! > 4 ? 'conv2d_sg' : 'conv2d';
+    expect(conv2d.dispatch(ctx).map((d) => d.kernel)).toEqual([want]);
+    await checkCase(gpu, cache, conv2d, tc, 9753 + index * 7919, { caps, constant: weightsConst(tc), ...(half ? { half } : {}) });
+  });
+  // The kernel itself at 4 lanes (the subgroup size of SwiftShader and of lavapipe at 128 bits, where the engine
+  // keeps DIRECT), forced through an op that plans only it: on SwiftShader as it would run there, on 16-lane
+  // lavapipe as a workgroup of 4 in lanes 0..3 of a 16-lane group.
+  const conv2dSg4: OpDef<Conv2dAttrs> = {
+    ...conv2d,
+    scratch: () => [],
+    prepare: (ctx) => sgPrepared(conv2dGeometry(ctx.inputs, ctx.attrs), 4),
+    dispatch: (ctx) => sgDispatches(ctx, 4),
+  };
+  it.each(runs.filter((r) => r.tc.inputs[1]![0]! > 4))('at 4 lanes: $label', async ({ tc, index, half }) => {
+    const { gpu, cache } = await testGpu();
+    const caps = capsFor(gpu, 'f32', undefined, 'software');
+    expect(caps.features.has('subgroups')).toBe(true);
+    await checkCase(gpu, cache, conv2dSg4, tc, 8642 + index * 7919, { caps, constant: weightsConst(tc), ...(half ? { half } : {}) });
+  });
+});
 
 describe('conv2d tile and K-split choices', () => {
   const limits = { maxComputeWorkgroupsPerDimension: 65535, maxComputeWorkgroupStorageSize: 16384 } as GPUSupportedLimits;
@@ -380,7 +486,7 @@ describe("conv2d's f16 conversion passes (the matrix-unit path's first half, on 
   });
 });
 
-describe("conv2d's matrix-unit GEMM with emulated subgroup matrices (on any adapter)", () => {
+describeEmulated("conv2d's matrix-unit GEMM on any adapter (matrix units emulated)", () => {
   // test/mma-emulation.ts rewrites the GEMM's matrix builtins into plain WGSL, so the whole matrix-unit path
   // (conversion passes, GEMM, epilogue, views, half storage, the in-place f16 input) runs here against the
   // reference that emulates the f16 rounding, at conv2d's tolerance. The hardware tests run the real builtins.

@@ -16,7 +16,7 @@
 // after each test. SwiftShader is slow (per-workgroup overhead dominates: a B7 forward takes about a minute
 // whatever the resolution), hence the long per-test timeouts.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { emulatedF16 } from './mma-emulation.js';
+import { describeEmulated, emulatedF16 } from './mma-emulation.js';
 import { compileGraph, type CompiledGraph } from '../src/graph/executor.js';
 import type { GpuContext } from '../src/gpu/device.js';
 import type { PipelineCache } from '../src/gpu/pipelines.js';
@@ -63,7 +63,10 @@ async function withCompiled<T>(
   const compiled: CompiledGraph[] = [];
   try {
     const t0 = performance.now();
-    for (const g of graphs) compiled.push(await compileGraph(on.gpu, g.graph, { cache: on.cache, ...opts }));
+    // The first run of a graph includes lavapipe's LLVM compile of its pipelines, which at 512-bit SIMD can take
+    // many minutes for the emulated matrix-unit GEMM on a loaded 2-core machine: the run's GPU wait gets the test's
+    // own limit rather than the engine's 600 s default (a hung device still fails the test).
+    for (const g of graphs) compiled.push(await compileGraph(on.gpu, g.graph, { cache: on.cache, gpuTimeoutMs: SLOW, ...opts }));
     const t1 = performance.now();
     const r = await body(compiled);
     phase.compile += t1 - t0;
@@ -398,7 +401,7 @@ describe('half storage (activations as packed f16 on any adapter)', () => {
   }, SLOW);
 });
 
-describe('precision f16 with emulated matrix units (on any adapter)', () => {
+describeEmulated('precision f16 on any adapter (matrix units emulated)', () => {
   // The whole precision-'f16' path of the executor (matrix-unit convolutions with their conversion passes and
   // scratch, in-place f16 inputs, half storage between them, f32 kernels reading f16 where a GEMM does not qualify)
   // on this adapter: the device is presented as having shader-f16 and 32-wide subgroup matrices, and the GEMM's

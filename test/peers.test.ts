@@ -67,11 +67,23 @@ describe('the report', () => {
     } as BenchReport;
     const text = formatReport(rep);
     const row = (label: string) => text.split('\n').find((l) => l.startsWith(`| ${label} | stage2 |`));
-    expect(row('torch-cuda f32')).toMatch(/\| 200 \| 1\.50x \| cuda: test GPU, torch 2\.x, computed in float32 \|$/);
+    expect(row('torch-cuda f32')).toMatch(/\| 200 \| 1\.50x \| - \| - \| - \| cuda: test GPU, torch 2\.x, computed in float32 \|$/);
     expect(row('torch-cuda tf32-cl')).toMatch(/\| 320 \| 0\.938x \|/);
-    expect(row('torch-cuda fp16-cl')).toMatch(/\| 600 \| 0\.500x \| cuda: test GPU, torch 2\.x, computed in float16, outputs NOT FINITE \|$/);
+    expect(row('torch-cuda fp16-cl')).toMatch(/\| 600 \| 0\.500x \| - \| - \| - \| cuda: test GPU, torch 2\.x, computed in float16, outputs NOT FINITE \|$/);
     expect(text).toContain('PyTorch modes, one row each, engine at precision f16');
     expect(peerLabel({ peer: 'ort' })).toBe('ort');
+  });
+  it('shows the peer\'s CPU time per run and the engine / peer ratio per CPU-second where the comparison has them', () => {
+    const p: PeerResult = { ...peer('f32', 100, 'float32'), peer: 'torch', device: 'cpu (2 threads)', cpuSteadyMedianMs: 320 };
+    const rep = {
+      tool: 'covidct bench', date: 'd', commit: 'c', node: 'n',
+      adapter: { name: 'test adapter', software: true, features: [], subgroupMinSize: 16, subgroupMaxSize: 16 },
+      options: { sizes: [[512, 512]], batches: [16], stages: ['stage2'], models: [], config: 'default', repeats: 1, warmup: 0, precision: 'f32', profile: false, peers: ['torch'], software: true },
+      ceilings: null, results: [engineResult('stage2', 300)], notMeasured: [],
+      peers: [p],
+      comparisons: [{ target: 'stage2', batch: 16, height: 512, width: 512, peer: 'torch', mode: 'f32', engineSlicesPerS: 300, peerSlicesPerS: 100, ratio: 3, cpu: { engineSlicesPerCpuS: 80, peerSlicesPerCpuS: 50, ratio: 1.6 } }],
+    } as BenchReport;
+    expect(formatReport(rep).split('\n').find((l) => l.startsWith('| torch f32 | stage2 |'))).toMatch(/\| 100 \| 3\.00x \| 320 ms \| 50\.00 \| 1\.60x \| cpu \(2 threads\)/);
   });
 });
 
@@ -91,6 +103,7 @@ describe.skipIf(!hasTorch)('torch_bench.py on the CPU (Debian torch)', () => {
       expect(r.outputsFinite).toBe(true);
       expect(r.steady!.runs).toBe(1);
       expect(r.steady!.medianMs).toBeGreaterThan(0);
+      expect(r.cpuSteadyMedianMs, `${mode}: CPU time per steady run`).toBeGreaterThan(0);
     }
     expect(by.get('tf32-cl')!.status).toBe('failed');
     expect(by.get('tf32-cl')!.reason).toMatch(/^tf32-cl needs CUDA/);

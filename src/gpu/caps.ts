@@ -27,6 +27,17 @@ export const TILE_POLICIES = ['auto', 'legacy', 'software'] as const;
 /** A tile policy ({@link GpuCaps.tiles}). */
 export type TilePolicy = (typeof TILE_POLICIES)[number];
 
+/**
+ * The SIMD width a CPU-run adapter runs a workgroup at, in f32 lanes: its fixed subgroup size (lavapipe: its
+ * LP_NATIVE_VECTOR_WIDTH / 32, 4 to 16; SwiftShader: 4), else 4. The software kernels size their workgroups to it,
+ * so that a workgroup is one SIMD group (a smaller one leaves lanes idle, a larger one loops over groups).
+ */
+export function simdLanes(caps: Pick<GpuCaps, 'subgroupMinSize' | 'subgroupMaxSize'>): number {
+  const L = caps.subgroupMinSize;
+  const fixed = caps.subgroupMaxSize === undefined || caps.subgroupMaxSize === L;
+  return fixed && L >= 4 && L <= 64 && (L & (L - 1)) === 0 ? L : 4;
+}
+
 /** The tile policy a compile gets when none is given: 'software' on a software adapter (SwiftShader, lavapipe), else 'auto'. */
 export function defaultTilePolicy(gpu: { isSoftware?: boolean }): TilePolicy {
   return gpu.isSoftware ? 'software' : 'auto';

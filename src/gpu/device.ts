@@ -88,7 +88,7 @@ export interface GpuOptions {
    */
   forceSoftware?: boolean | SoftwareDriver;
   /**
-   * Set lavapipe's SIMD width to 128 bits and give it a shader cache of its own (default true; see
+   * Set lavapipe's SIMD width to 512 bits and give it a shader cache of its own (default true; see
    * LAVAPIPE_VECTOR_WIDTH). Node only; a user's own LP_NATIVE_VECTOR_WIDTH is always left alone.
    */
   lavapipeDefaults?: boolean;
@@ -187,13 +187,18 @@ function describeAdapter(adapter: GPUAdapter): { name: string; software: boolean
 const DRIVER_ENV = ['VK_DRIVER_FILES', 'VK_ICD_FILENAMES'] as const;
 
 /**
- * lavapipe's SIMD width. At 128 bits (4 lanes) LLVM compiles our kernels in about half the CPU time it takes at
- * the default 256 (measured 2026-11-30, two conv2d pipelines cold: 6.1 s against 12.7 s of CPU) and they run
- * as fast (a 151-MFLOP conv2d 617 against 620 ms; a 16-channel one 234 against 323 ms); subgroups are then 4
- * wide. llvmpipe reads it once per process, when the Vulkan loader first loads it, so it is set before the
- * first adapter request (every request loads every installed driver) unless the user has set it.
+ * lavapipe's SIMD width: 512 bits, 16 f32 lanes, subgroups of 16 (Mesa's own default is 256 where the CPU has
+ * AVX2, 512 only when asked for). The software kernels are shaped for it: conv2d's subgroup kernel
+ * (kernels/conv2d_sg.wgsl) shares each loaded input element among 16 lanes, and the depthwise, resize and
+ * squeeze-excite kernels run one SIMD group per workgroup. Measured on the 2-core AVX-512 machine (2026-12-06,
+ * docs/performance.md "lavapipe against PyTorch"): the tiny pipeline at 128 x 128, batch 4, about 1.8 times less
+ * CPU per forward than the previous default (128 bits, 4 lanes, the DIRECT kernels), but LLVM's first compile of
+ * its pipelines about 3 times more (50 s against 15 s of CPU, once: Mesa's cache keeps them). On a CPU without
+ * AVX-512 LLVM splits the 512-bit vectors in two. llvmpipe reads the setting once per process, when the Vulkan
+ * loader first loads it, so it is set before the first adapter request (every request loads every installed
+ * driver) unless the user has set it.
  */
-export const LAVAPIPE_VECTOR_WIDTH = '128';
+export const LAVAPIPE_VECTOR_WIDTH = '512';
 
 /**
  * Points lavapipe at its settings before a request: LP_NATIVE_VECTOR_WIDTH (above) and, with it, Mesa's shader

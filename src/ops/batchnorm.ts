@@ -4,7 +4,7 @@
  * when nothing precedes it to fold into, and it is the reference the folding is checked against.
  */
 import { ACT_CODE, applyActivation, type Activation } from './activation.js';
-import { elementwiseGrid, elementwiseParams, ELEMENTWISE_WG, forEachNCS } from './elementwise-common.js';
+import { elementwiseLaunch, elementwiseParams, forEachNCS } from './elementwise-common.js';
 import { check, defineOp, numel } from './op.js';
 
 /** Attributes of {@link batchnorm}. */
@@ -26,11 +26,12 @@ export const batchnorm = defineOp<BatchNormAttrs>({
   },
   dispatch(ctx) {
     const s = ctx.outputs[0]!;
+    const launch = elementwiseLaunch(ctx.caps, s);
     return [
       {
         kernel: 'elementwise',
-        defines: { ENTRY_BATCHNORM: 1, ACT: ACT_CODE[ctx.attrs.act ?? 'none'], WG: ELEMENTWISE_WG },
-        grid: elementwiseGrid(s, ctx.caps.limits.maxComputeWorkgroupsPerDimension),
+        defines: { ENTRY_BATCHNORM: 1, ACT: ACT_CODE[ctx.attrs.act ?? 'none'], ...launch.defines },
+        grid: launch.grid,
         params: elementwiseParams(ctx, [0, 0, 0, 0], ctx.attrs.eps),
         bindings: [{ input: 0 }, { input: 1 }, { input: 2 }, { input: 3 }, { input: 4 }, { output: 0 }],
         bytes: numel(s) * 8,

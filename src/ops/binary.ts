@@ -3,7 +3,7 @@
  * of stage 2, docs/model.md). b has a's shape or broadcasts over channels ([N, 1, H, W]) or over space ([N, C, 1, 1] or [N, C]).
  */
 import { ACT_CODE, applyActivation, type Activation } from './activation.js';
-import { elementwiseGrid, elementwiseParams, ELEMENTWISE_WG, forEachNCS } from './elementwise-common.js';
+import { elementwiseLaunch, elementwiseParams, forEachNCS } from './elementwise-common.js';
 import { check, defineOp, innerSize, numel, type Shape } from './op.js';
 
 /** Binary operators; codes match OP in kernels/elementwise.wgsl. */
@@ -54,14 +54,15 @@ export const binary = defineOp<BinaryAttrs>({
   },
   dispatch(ctx) {
     const s = ctx.outputs[0]!;
+    const launch = elementwiseLaunch(ctx.caps, s);
     const [sn, sc, ss] = bStrides(ctx.inputs[0]!, ctx.inputs[1]!);
     const bv = ctx.inViews[1]!;
     check(bv.cOff === 0 && bv.cTot === (ctx.inputs[1]![1] ?? 1), 'binary', 'the second input cannot be a channel view');
     return [
       {
         kernel: 'elementwise',
-        defines: { ENTRY_BINARY: 1, OP: OP_CODE[ctx.attrs.op], ACT: ACT_CODE[ctx.attrs.act ?? 'none'], WG: ELEMENTWISE_WG },
-        grid: elementwiseGrid(s, ctx.caps.limits.maxComputeWorkgroupsPerDimension),
+        defines: { ENTRY_BINARY: 1, OP: OP_CODE[ctx.attrs.op], ACT: ACT_CODE[ctx.attrs.act ?? 'none'], ...launch.defines },
+        grid: launch.grid,
         params: elementwiseParams(ctx, [sn, sc, ss, 0]),
         bindings: [{ input: 0 }, { input: 1 }, { output: 0 }],
         bytes: (numel(s) * 2 + numel(ctx.inputs[1]!)) * 4,

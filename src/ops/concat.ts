@@ -3,7 +3,7 @@
  * writes straight into its channel slice of the output buffer (src/graph/plan.ts). Inputs that cannot be
  * placed that way (graph inputs, a tensor already placed in another concat) are copied by this op's dispatches.
  */
-import { elementwiseGrid, ELEMENTWISE_WG } from './elementwise-common.js';
+import { elementwiseLaunch } from './elementwise-common.js';
 import { check, defineOp, innerSize, numel, type DispatchSpec } from './op.js';
 
 /** Attributes of {@link concat}. */
@@ -36,8 +36,8 @@ export const concat = defineOp<ConcatAttrs>({
         const x = ctx.inViews[i]!;
         specs.push({
           kernel: 'elementwise',
-          defines: { ENTRY_UNARY: 1, ACT: 0, WG: ELEMENTWISE_WG },
-          grid: elementwiseGrid(s, ctx.caps.limits.maxComputeWorkgroupsPerDimension),
+          defines: { ENTRY_UNARY: 1, ACT: 0, ...elementwiseLaunch(ctx.caps, s).defines },
+          grid: elementwiseLaunch(ctx.caps, s).grid,
           params: [numel(s), s[1]!, innerSize(s), x.cOff, x.cTot, out.cOff + off, out.cTot, 0, 0, 0, 0, { f32: 0 }],
           bindings: [{ input: i }, { output: 0 }],
           bytes: numel(s) * 8,

@@ -19,16 +19,19 @@
  * plan.ts (what both dispatch builders share), f32.ts and mma.ts (the dispatch builders), reference.ts (the CPU
  * reference), cases.ts (the test cases).
  */
-import { check, defineOp, denseView } from './op.js';
+import { check, defineOp, denseView, halfOut } from './op.js';
 import { cases } from './conv2d/cases.js';
 import { f32Dispatches } from './conv2d/f32.js';
 import { mmaDispatches, mmaPrepared, mmaScratch } from './conv2d/mma.js';
 import { convPlan } from './conv2d/plan.js';
+import { sgDispatches, sgPrepared, sgLanes } from './conv2d/sg.js';
 import { conv2dReference } from './conv2d/reference.js';
 import { conv2dInputIndex, geometry, type Conv2dAttrs } from './conv2d/shape.js';
 import { f32Plan } from './conv2d/tiles.js';
 
 export { conv2dInputIndex, type Conv2dAttrs } from './conv2d/shape.js';
+export { SG_LANES, sgDispatches, sgLanes, sgPrepared, takesSgPath } from './conv2d/sg.js';
+export { geometry as conv2dGeometry } from './conv2d/shape.js';
 export {
   chooseConvTile,
   chooseMmaTile,
@@ -63,11 +66,13 @@ export const conv2d = defineOp<Conv2dAttrs>({
   scratch(ctx) {
     const p = convPlan(ctx);
     if (p.mma) return mmaScratch(ctx, p);
+    if (p.sg) return [];
     return p.splits > 1 ? [p.splits * p.M * p.cols] : [];
   },
   prepare(ctx) {
     const p = convPlan(ctx);
-    return p.mma ? mmaPrepared(ctx, p) : [];
+    if (p.mma) return mmaPrepared(ctx, p);
+    return p.sg ? sgPrepared(p.g, sgLanes(ctx.caps), halfOut(ctx, 0)) : [];
   },
   dispatch(ctx) {
     const p = convPlan(ctx);
@@ -80,7 +85,8 @@ export const conv2d = defineOp<Conv2dAttrs>({
       const v = ctx.inViews[i]!;
       check(v.cOff === 0 && v.cTot === denseView(ctx.inputs[i]!).cTot, 'conv2d', `${what} cannot be a channel view`);
     }
-    return p.mma ? mmaDispatches(ctx, p, p.mma) : f32Dispatches(ctx, p);
+    if (p.mma) return mmaDispatches(ctx, p, p.mma);
+    return p.sg ? sgDispatches(ctx, sgLanes(ctx.caps)) : f32Dispatches(ctx, p);
   },
   reference: conv2dReference,
   cases,

@@ -7,6 +7,7 @@
  * Kernel: kernels/depthwise.wgsl (one workgroup per output tile, input patch with halo in workgroup memory).
  */
 import { ACT_CODE, applyActivation, type Activation } from './activation.js';
+import { simdLanes } from '../gpu/caps.js';
 import { check, checkRank, defineOp, grid1d, halfIn, halfOut, ShapeError, type Binding, type DispatchSpec, type OpContext, type Shape, type TestCase, type TilePolicy } from './op.js';
 
 /** Attributes of {@link depthwise}. A square size may also be given as [k, k]. */
@@ -45,8 +46,6 @@ const TILES: Tile[] = [
 
 /** Threads per workgroup of the pool-finishing pass. */
 const FINISH_WG = 64;
-/** Threads per workgroup of the DIRECT entry (tile policy 'software'): one SIMD group of a CPU-run adapter, so that a few planes still spread over the cores. */
-const DIRECT_WG = 4;
 
 function scalar(op: string, what: string, v: number | readonly number[] | undefined, dflt: number): number {
   if (v === undefined) return dflt;
@@ -158,12 +157,14 @@ export const depthwise = defineOp<DepthwiseAttrs>({
     const flops = 2 * outs * g.k * g.k + (pool ? outs : 0);
     const bytes = N * C * H * W * (xh ? 2 : 4) + (C * g.k * g.k + (hasBias ? C : 0) + (pool ? N * C : 0)) * 4 + outs * (yh ? 2 : 4);
     if (direct) {
-      // Tile policy 'software': the DIRECT entry, one invocation per plane, the mean written by it (mode 2).
+      // Tile policy 'software': the DIRECT entry, one invocation per plane, the mean written by it (mode 2); a
+      // workgroup is one SIMD group of the CPU-run adapter, so that a few planes still spread over the cores.
+      const DIRECT_WG = simdLanes(ctx.caps);
       return [
         {
           kernel: 'depthwise',
           defines: {
-            ENTRY_CONV: 1, DIRECT: 1, WG: DIRECT_WG, K: g.k, STRIDE: g.stride, ACT: ACT_CODE[ctx.attrs.act ?? 'none'], HAS_BIAS: hasBias ? 1 : 0, POOL: mode,
+            ENTRY_CONV: 1, DIRECT: 1, WG: DIRECT_WG, K: g.k, STRIDE: g.stride, RR: 2, ACT: ACT_CODE[ctx.attrs.act ?? 'none'], HAS_BIAS: hasBias ? 1 : 0, POOL: mode,
             X_F16: xh ? 1 : 0, Y_F16: yh ? 1 : 0, BIND_Y, BIND_POOL: BIND_Y + 1,
           },
           grid: grid1d(N * C, DIRECT_WG, maxDim),

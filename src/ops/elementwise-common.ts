@@ -1,5 +1,6 @@
 /** Helpers shared by the elementwise ops (kernels/elementwise.wgsl): the Params prefix and CPU loops. */
-import { grid1d, innerSize, numel, type OpContext, type ParamWord, type Shape } from './op.js';
+import { simdLanes } from '../gpu/caps.js';
+import { grid1d, innerSize, numel, type GpuCaps, type OpContext, type ParamWord, type Shape } from './op.js';
 
 /** Threads per workgroup of the elementwise kernels. */
 export const ELEMENTWISE_WG = 256;
@@ -17,6 +18,24 @@ export function elementwiseParams(ctx: OpContext<unknown>, b: [number, number, n
 /** Grid for one thread per output element. */
 export function elementwiseGrid(shape: Shape, maxPerDim: number): [number, number] {
   return grid1d(numel(shape), ELEMENTWISE_WG, maxPerDim);
+}
+
+/** Elements of one plane an invocation walks under tile policy 'software' (DIRECT_CHUNK in kernels/common.wgsl). */
+export const DIRECT_CHUNK = 64;
+
+/**
+ * Workgroup size, DIRECT define and grid of an elementwise dispatch over the output `shape`: one thread per element,
+ * or, under tile policy 'software' (CPU-run adapters), one invocation per run of {@link DIRECT_CHUNK} elements of a
+ * plane (`chunk_of` in kernels/common.wgsl: the element's plane and position divided out once per run, not per
+ * element; on a CPU driver an integer division is a scalar loop over the SIMD lanes), a workgroup one SIMD group.
+ */
+export function elementwiseLaunch(caps: GpuCaps, shape: Shape): { defines: { WG: number; DIRECT: number }; grid: [number, number] } {
+  const maxPerDim = caps.limits.maxComputeWorkgroupsPerDimension;
+  if (caps.tiles !== 'software') return { defines: { WG: ELEMENTWISE_WG, DIRECT: 0 }, grid: elementwiseGrid(shape, maxPerDim) };
+  const inner = innerSize(shape);
+  const planes = numel(shape) / Math.max(1, inner);
+  const wg = simdLanes(caps);
+  return { defines: { WG: wg, DIRECT: 1 }, grid: grid1d(planes * Math.ceil(inner / DIRECT_CHUNK), wg, maxPerDim) };
 }
 
 /** Calls fn(n, c, s, flatIndex) for every element of a rank >= 2 tensor. */

@@ -7,7 +7,7 @@
  * - {@link gruUpdate}: h' = (1 - z) h + z tanh(n_pre), or z tanh(n_pre) when the previous state is zero (h0).
  * Kernels: kernels/convgru.wgsl.
  */
-import { ELEMENTWISE_WG, elementwiseGrid } from './elementwise-common.js';
+import { elementwiseLaunch } from './elementwise-common.js';
 import { check, checkRank, defineOp, innerSize, numel, type OpContext, type Shape, type TestCase } from './op.js';
 
 /** Attributes of {@link gruUpdate}. */
@@ -67,8 +67,8 @@ export const gruReset = defineOp<Record<string, never>>({
     return [
       {
         kernel: 'convgru',
-        defines: { ENTRY_RESET: 1, WG: ELEMENTWISE_WG },
-        grid: elementwiseGrid(s, ctx.caps.limits.maxComputeWorkgroupsPerDimension),
+        defines: { ENTRY_RESET: 1, ...elementwiseLaunch(ctx.caps, s).defines },
+        grid: elementwiseLaunch(ctx.caps, s).grid,
         params: gruParams(ctx, -1, 1),
         bindings: [{ input: 0 }, { input: 1 }, { output: 0 }],
         flops: numel(s) * 5,
@@ -115,8 +115,8 @@ export const gruUpdate = defineOp<GruUpdateAttrs>({
     return [
       {
         kernel: 'convgru',
-        defines: { ENTRY_UPDATE: 1, H0: h0 ? 1 : 0, WG: ELEMENTWISE_WG },
-        grid: elementwiseGrid(s, ctx.caps.limits.maxComputeWorkgroupsPerDimension),
+        defines: { ENTRY_UPDATE: 1, H0: h0 ? 1 : 0, ...elementwiseLaunch(ctx.caps, s).defines },
+        grid: elementwiseLaunch(ctx.caps, s).grid,
         params: gruParams(ctx, 1, h0 ? -1 : 2),
         bindings: h0 ? [{ input: 0 }, { input: 1 }, { output: 0 }] : [{ input: 0 }, { input: 1 }, { input: 2 }, { output: 0 }],
         flops: numel(s) * (h0 ? 10 : 13),

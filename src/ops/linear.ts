@@ -1,10 +1,12 @@
 /**
  * Fully connected layer y = act(x @ W^T + b): x [N, K], W [O, K] (PyTorch Linear layout), b [O] when hasBias.
  * x may be a channel view (its columns cOff.. of a wider [N, F] buffer, e.g. one half of v = concat(a, g));
- * y may be a channel view. Kernel: kernels/linear.wgsl (tiled through workgroup memory).
+ * y may be a channel view. Kernel: kernels/linear.wgsl (tiled through workgroup memory; under tile policy 'software'
+ * its DIRECT entry, one invocation per output).
  */
 import { ACT_CODE, ACTIVATIONS, applyActivation, type Activation } from './activation.js';
-import { check, checkRank, defineOp, type TestCase } from './op.js';
+import { check, checkRank, defineOp, grid1d, type TestCase } from './op.js';
+import { simdLanes } from '../gpu/caps.js';
 
 /** Attributes of {@link linear}. */
 export interface LinearAttrs {
@@ -39,11 +41,14 @@ export const linear = defineOp<LinearAttrs>({
     const xv = ctx.inViews[0]!;
     const yv = ctx.outViews[0]!;
     const hasBias = ctx.attrs.hasBias;
+    // Tile policy 'software' (CPU-run adapters): the DIRECT entry, one invocation per output, SIMD-group workgroups.
+    const direct = ctx.caps.tiles === 'software';
+    const wg = simdLanes(ctx.caps);
     return [
       {
         kernel: 'linear',
-        defines: { ACT: ACT_CODE[ctx.attrs.act ?? 'none'], HAS_BIAS: hasBias ? 1 : 0 },
-        grid: [Math.ceil(O / TILE_O), Math.ceil(M / TILE_M)],
+        defines: { ACT: ACT_CODE[ctx.attrs.act ?? 'none'], HAS_BIAS: hasBias ? 1 : 0, DIRECT: direct ? 1 : 0, ...(direct ? { WG: wg } : {}) },
+        grid: direct ? grid1d(M * O, wg, ctx.caps.limits.maxComputeWorkgroupsPerDimension) : [Math.ceil(O / TILE_O), Math.ceil(M / TILE_M)],
         params: [M, K, O, xv.cOff, xv.cTot, yv.cOff, yv.cTot],
         bindings: hasBias ? [{ input: 0 }, { input: 1 }, { input: 2 }, { output: 0 }] : [{ input: 0 }, { input: 1 }, { output: 0 }],
         flops: 2 * M * K * O,

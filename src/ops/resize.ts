@@ -4,7 +4,8 @@
  * (MsFF writes three resized maps into channel slices of one concat buffer). Kernel: kernels/resize.wgsl.
  */
 import { ELEMENTWISE_WG, elementwiseGrid } from './elementwise-common.js';
-import { check, checkRank, defineOp, numel, type TestCase } from './op.js';
+import { check, checkRank, defineOp, grid1d, numel, type TestCase } from './op.js';
+import { simdLanes } from '../gpu/caps.js';
 
 /** Attributes of {@link resizeBilinear}. */
 export interface ResizeAttrs {
@@ -61,13 +62,18 @@ export const resizeBilinear = defineOp<ResizeAttrs>({
     const align = ctx.attrs.alignCorners;
     const xv = ctx.inViews[0]!;
     const yv = ctx.outViews[0]!;
+    // Tile policy 'software' (CPU-run adapters): the DIRECT entry, one invocation per output row, a workgroup one
+    // SIMD group; else one thread per output element.
+    const direct = ctx.caps.tiles === 'software';
+    const rows = o[0]! * C * Ho;
+    const wg = direct ? simdLanes(ctx.caps) : ELEMENTWISE_WG;
     return [
       {
         kernel: 'resize',
-        defines: { WG: ELEMENTWISE_WG },
-        grid: elementwiseGrid(o, ctx.caps.limits.maxComputeWorkgroupsPerDimension),
+        defines: { WG: wg, DIRECT: direct ? 1 : 0 },
+        grid: direct ? grid1d(rows, wg, ctx.caps.limits.maxComputeWorkgroupsPerDimension) : elementwiseGrid(o, ctx.caps.limits.maxComputeWorkgroupsPerDimension),
         params: [
-          numel(o), C, H, W, Ho, Wo, xv.cOff, xv.cTot, yv.cOff, yv.cTot,
+          direct ? rows : numel(o), C, H, W, Ho, Wo, xv.cOff, xv.cTot, yv.cOff, yv.cTot,
           { f32: resizeScale(H, Ho, align) }, { f32: resizeScale(W, Wo, align) }, { f32: align ? 0 : 0.5 },
         ],
         bindings: [{ input: 0 }, { output: 0 }],

@@ -8,6 +8,7 @@
  *    fc1, fc2 + sigmoid, channel scaling).
  * Kernel: kernels/se.wgsl.
  */
+import { elementwiseLaunch } from './elementwise-common.js';
 import { ACT_CODE, applyActivation, type Activation } from './activation.js';
 import { check, checkRank, defineOp, grid1d, type DispatchSpec, type OpContext, type Shape, type TestCase } from './op.js';
 
@@ -208,8 +209,8 @@ export const squeezeExcite = defineOp<SeAttrs>({
       ...fcDispatches(ctx, N, C, S, { binding: { scratch: 0 }, cOff: 0, cTot: C, chunks, inv: 1 / inner }, { scratch: 2 }, { binding: { scratch: 1 }, cOff: 0, cTot: C }),
       {
         kernel: 'se',
-        defines: { ENTRY_APPLY: 1, WG: SE_WG },
-        grid: grid1d(total, SE_WG, maxDim),
+        defines: { ENTRY_APPLY: 1, ...elementwiseLaunch(ctx.caps, ctx.outputs[0]!).defines },
+        grid: elementwiseLaunch(ctx.caps, ctx.outputs[0]!).grid,
         params: [total, C, inner, xv.cOff, xv.cTot, yv.cOff, yv.cTot],
         bindings: [{ input: 0 }, { scratch: 1 }, { output: 0 }],
         flops: total,

@@ -1,6 +1,6 @@
 /** Unary activation y = act(x): ReLU, SiLU, sigmoid, tanh (identity is a copy into a channel view). */
 import { ACT_CODE, applyActivation, type Activation } from './activation.js';
-import { elementwiseGrid, elementwiseParams, ELEMENTWISE_WG, forEachNCS } from './elementwise-common.js';
+import { elementwiseLaunch, elementwiseParams, forEachNCS } from './elementwise-common.js';
 import { check, defineOp, numel } from './op.js';
 
 /** Attributes of {@link unary}. */
@@ -18,11 +18,12 @@ export const unary = defineOp<UnaryAttrs>({
   },
   dispatch(ctx) {
     const s = ctx.outputs[0]!;
+    const launch = elementwiseLaunch(ctx.caps, s);
     return [
       {
         kernel: 'elementwise',
-        defines: { ENTRY_UNARY: 1, ACT: ACT_CODE[ctx.attrs.act], WG: ELEMENTWISE_WG },
-        grid: elementwiseGrid(s, ctx.caps.limits.maxComputeWorkgroupsPerDimension),
+        defines: { ENTRY_UNARY: 1, ACT: ACT_CODE[ctx.attrs.act], ...launch.defines },
+        grid: launch.grid,
         params: elementwiseParams(ctx),
         bindings: [{ input: 0 }, { output: 0 }],
         bytes: numel(s) * 8,

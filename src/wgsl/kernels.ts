@@ -12,6 +12,9 @@ import linear from '../../kernels/linear.wgsl';
 import softmax from '../../kernels/softmax.wgsl';
 import conv2dKernel from '../../kernels/conv2d.wgsl';
 import conv2dMma from '../../kernels/conv2d_mma.wgsl';
+import conv2dSg from '../../kernels/conv2d_sg.wgsl';
+import conv2dSgStep from '../../kernels/conv2d_sg_step.wgsl';
+import conv2dSgSeg from '../../kernels/conv2d_sg_seg.wgsl';
 import convEpilogue from '../../kernels/conv_epilogue.wgsl';
 import depthwise from '../../kernels/depthwise.wgsl';
 import se from '../../kernels/se.wgsl';
@@ -27,6 +30,9 @@ export const KERNELS: Record<string, string> = {
   convgru, resize, pool, linear, softmax,
   conv2d: conv2dKernel,
   conv2d_mma: conv2dMma,
+  conv2d_sg: conv2dSg,
+  conv2d_sg_step: conv2dSgStep,
+  conv2d_sg_seg: conv2dSgSeg,
   conv_epilogue: convEpilogue,
   depthwise, se,
   load_x: loadX,

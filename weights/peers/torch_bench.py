@@ -29,7 +29,8 @@ resolution), pipeline (TwoStageModel.forward on windowed slices: normalise, stag
 head), efficientnet_bN (bare torchvision network, 1000 classes).
 On the CPU every run is timed wall clock around the input conversion (a no-op in f32) and the forward.
 Prints one JSON object per line and cell (target, size, batch) and mode: {"peer": "torch" | "torch-cuda",
-"mode", "target", "batch", "height", "width", "setupMs", "firstRunMs", "samplesMs", "computeDtype", "outputsFinite",
+"mode", "target", "batch", "height", "width", "setupMs", "firstRunMs", "samplesMs", "cpuSamplesMs" (the process's CPU
+time, every thread, per timed run), "computeDtype", "outputsFinite",
 "device", "threads", "torch"} or the same keys up to "height" with "error": "...". computeDtype is the dtype of the
 module's first floating output before any conversion back to f32 (measured, not taken from the mode table);
 outputsFinite says whether the first run's outputs were all finite (the pipeline's patient_logits left out: NaN
@@ -248,11 +249,15 @@ def main() -> int:
                         for _ in range(a.warmup):
                             to_host(module(prepare_input(x, mode, device)))
                         samples = []
+                        cpu_samples = []
                         for _ in range(a.repeats):
+                            c0 = time.process_time()
                             t0 = time.perf_counter()
                             to_host(module(prepare_input(x, mode, device)))
                             samples.append((time.perf_counter() - t0) * 1e3)
+                            cpu_samples.append((time.process_time() - c0) * 1e3)
                     rec["samplesMs"] = samples
+                    rec["cpuSamplesMs"] = cpu_samples
                 except Exception as e:  # noqa: BLE001
                     rec["error"] = f"{type(e).__name__}: {e}"
                     traceback.print_exc(file=sys.stderr)

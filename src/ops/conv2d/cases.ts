@@ -91,4 +91,18 @@ export const cases: TestCase<Conv2dAttrs>[] = [
     outViews: [{ cOff: 1, cTot: 41 }],
   },
   { name: 'mma m32: pointwise Cout 24, Cin 16 on 2x16x16, no bias, relu', inputs: [[2, 16, 16, 16], [24, 16, 1, 1]], attrs: conv(1, 1, 0, 'relu') },
+  // 3x3 with column stride 1 over output rows of 16 or more (the subgroup kernel's row segments, src/ops/conv2d/sg.ts:
+  // partial last segments, halo columns, channels not a multiple of 4, row stride and dilation, views, inScale).
+  { name: 'rows: 3x3 s1 p1 2x7x19x21 Cout 12, bias silu', inputs: [[2, 7, 19, 21], [12, 7, 3, 3], [12]], attrs: conv(3, 1, 1, 'silu', { hasBias: true }) },
+  {
+    name: 'rows: 3x3 s1 p1 1x13x5x35 Cout 40, bias + residual, views',
+    inputs: [[1, 13, 5, 35], [40, 13, 3, 3], [40], [1, 40, 5, 35]],
+    attrs: conv(3, 1, 1, 'relu', { hasBias: true, hasResidual: true }),
+    inViews: [{ cOff: 2, cTot: 17 }, undefined, undefined, { cOff: 1, cTot: 43 }],
+    outViews: [{ cOff: 3, cTot: 44 }],
+  },
+  { name: 'rows: 3x3 stride (2, 1) pad (1, 1) 1x6x9x20 Cout 20, bias tanh', inputs: [[1, 6, 9, 20], [20, 6, 3, 3], [20]], attrs: { ...conv(3, 1, 1, 'tanh', { hasBias: true }), stride: [2, 1] } },
+  { name: 'rows: 3x3 dilation (2, 1) pad (2, 1) 2x5x8x18 Cout 9, inScale', inputs: [[2, 5, 8, 18], [9, 5, 3, 3], [2, 5]], attrs: { ...conv(3, 1, 1, 'sigmoid', { hasInScale: true, dilation: [2, 1] }), pad: [2, 1] } },
+  { name: 'rows: 3x3 s1 p0 3x4x6x18 Cout 33 (valid), no bias', inputs: [[3, 4, 6, 18], [33, 4, 3, 3]], attrs: conv(3, 1, 0, 'none') },
+  { name: 'rows: 3x3 s1 p1 2x10x6x24 Cout 8 (column groups), bias relu', inputs: [[2, 10, 6, 24], [8, 10, 3, 3], [8]], attrs: conv(3, 1, 1, 'relu', { hasBias: true }) },
 ];

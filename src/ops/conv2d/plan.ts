@@ -9,6 +9,7 @@ import { ACT_CODE } from '../activation.js';
 import { halfIn, halfOut, numel, ShapeError, type OpContext } from '../op.js';
 import { conv2dInputIndex, geometry, type Conv2dAttrs } from './shape.js';
 import { chooseMmaTile, f32Plan, mmaCols, mmaRows, takesMmaPath } from './tiles.js';
+import { takesSgPath } from './sg.js';
 
 /** Geometry, tile, grid and K split of a conv2d dispatch context (shared by scratch(), prepare() and dispatch()). */
 export function convPlan(ctx: OpContext<Conv2dAttrs>) {
@@ -25,12 +26,14 @@ export function convPlan(ctx: OpContext<Conv2dAttrs>) {
     const sr = Math.ceil(M / mmaRows(mt));
     if (sr > maxDim) throw new ShapeError('conv2d', `${M} output channels need ${sr} row tiles, more than the ${maxDim} workgroups a dimension allows`, ctx.inputs);
     const sgz = Math.ceil(sc / maxDim);
-    return { g, idx, M, cols, K, tile, mma: mt, colTiles: sc, rowTiles: sr, gx: Math.ceil(sc / sgz), gz: sgz, splits: 1, kChunk: K };
+    return { g, idx, M, cols, K, tile, mma: mt, sg: false, colTiles: sc, rowTiles: sr, gx: Math.ceil(sc / sgz), gz: sgz, splits: 1, kChunk: K };
   }
   if (rowTiles * splits > maxDim) throw new ShapeError('conv2d', `${M} output channels need ${rowTiles * splits} row tiles, more than the ${maxDim} workgroups a dimension allows`, ctx.inputs);
   const gz = Math.ceil(colTiles / maxDim);
   const gx = Math.ceil(colTiles / gz);
-  return { g, idx, M, cols, K, tile, mma: null, colTiles, rowTiles, gx, gz, splits, kChunk };
+  // The subgroup kernel of the CPU-run adapters (kernels/conv2d_sg.wgsl; its own grid, src/ops/conv2d/sg.ts).
+  const sg = takesSgPath(ctx, g);
+  return { g, idx, M, cols, K, tile, mma: null, sg, colTiles, rowTiles, gx, gz, splits, kChunk };
 }
 
 /** The plan of one conv2d dispatch context. */
@@ -48,7 +51,7 @@ export function bindingList(first: Binding[], optional: number[], last: Binding)
 }
 
 /** The epilogue (bias, activation, residual, output) both kernels share: its defines and the bytes it moves. */
-export function epilogue(ctx: OpContext<Conv2dAttrs>, p: ConvPlan) {
+export function epilogue(ctx: OpContext<Conv2dAttrs>, p: Pick<ConvPlan, 'M' | 'K' | 'cols' | 'g' | 'idx'>) {
   const { attrs } = ctx;
   const { M, K, cols, g, idx } = p;
   const xh16 = halfIn(ctx, 0);
