@@ -610,7 +610,7 @@ export async function runBench(options: Partial<BenchOptions> = {}): Promise<Ben
   }
   const c: Ctx = { gpu, opts, tiles, ceilings: report.ceilings, log };
   if (gpu.isSoftware && opts.sizes.some(([h, w]) => h * w > 128 * 128))
-    log(`warning: ${gpu.adapterName} is a software adapter; sizes above 128 x 128 take hours there (try --size 64 --batch 1,2)`);
+    log(`warning: ${gpu.adapterName} is a software adapter; its times are CPU times (the default config at 256 x 256: seconds per slice; try --config tiny or --size 64 for quick runs)`);
   for (const [h, w] of opts.sizes)
     for (const target of targets)
       for (const batch of opts.batches) {
