@@ -12,7 +12,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { TwoStageEngine } from '../src/analysis/engine.js';
-import { createGpu, SOFTWARE_DRIVERS, type SoftwareDriver } from '../src/gpu/device.js';
+import { createGpu, parseSoftwareOption, type SoftwareDriver } from '../src/gpu/device.js';
 import { PipelineCache } from '../src/gpu/pipelines.js';
 import { parseSafetensors } from '../src/io/safetensors.js';
 import { nmse } from '../src/ops/random.js';
@@ -33,9 +33,11 @@ if (!values.weights || !values.slices || !values.pytorch) {
   console.error('usage: npm run evaluate-slices -- --weights W.safetensors --slices S.safetensors --pytorch slices2d.json [--json out.json] [--software[=driver]] [--all]');
   process.exit(2);
 }
-const software: boolean | SoftwareDriver = values.software === undefined ? false : values.software === '' ? true : (values.software as SoftwareDriver);
-if (typeof software === 'string' && !(SOFTWARE_DRIVERS as readonly string[]).includes(software)) {
-  console.error(`--software must be one of ${SOFTWARE_DRIVERS.join(', ')}`);
+let software: boolean | SoftwareDriver;
+try {
+  software = parseSoftwareOption(values.software);
+} catch (e) {
+  console.error((e as Error).message);
   process.exit(2);
 }
 

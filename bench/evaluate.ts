@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { analyzeVolume } from '../src/analysis/analyze.js';
 import { TwoStageEngine } from '../src/analysis/engine.js';
-import { createGpu, SOFTWARE_DRIVERS, type SoftwareDriver } from '../src/gpu/device.js';
+import { createGpu, parseSoftwareOption, type SoftwareDriver } from '../src/gpu/device.js';
 import { PipelineCache } from '../src/gpu/pipelines.js';
 import { readNifti } from '../src/io/nifti.js';
 import { nmse } from '../src/ops/random.js';
@@ -49,9 +49,11 @@ if (!values.weights || !values.data) {
   console.error('usage: npm run evaluate -- --weights W.safetensors --data DATASET [--pytorch eval.json] [--json out.json] [--software[=driver]]');
   process.exit(2);
 }
-const software: boolean | SoftwareDriver = values.software === undefined ? false : values.software === '' ? true : (values.software as SoftwareDriver);
-if (typeof software === "string" && !(SOFTWARE_DRIVERS as readonly string[]).includes(software)) {
-  console.error(`--software must be one of ${SOFTWARE_DRIVERS.join(', ')}`);
+let software: boolean | SoftwareDriver;
+try {
+  software = parseSoftwareOption(values.software);
+} catch (e) {
+  console.error((e as Error).message);
   process.exit(2);
 }
 
