@@ -15,11 +15,11 @@ const wgslText = {
  * The GPU tests run on a software driver (test/gpu.ts): every test file on Mesa's lavapipe (real shader-f16,
  * up to 1024 invocations per workgroup), then a subset on SwiftShader, which differs where the kernels'
  * choices do (no shader-f16, 256 invocations, 12 storage buffers per stage, 1 GiB bindings) and is
- * what Chromium falls back to: the adapter tests and every op against its CPU reference. The browser tests run
+ * what Chromium falls back to: the adapter tests, every op against its CPU reference and the host's wait (test/wait.test.ts). The browser tests run
  * Chromium's own SwiftShader whichever project runs them, so they run once. `npx vitest run --project lavapipe`
  * (or swiftshader, lavapipe-128) runs one; COVIDCT_TEST_HARDWARE=1 runs both on the hardware adapter.
  */
-export const SWIFTSHADER_TESTS = ['test/device.test.ts', 'test/ops.test.ts'];
+export const SWIFTSHADER_TESTS = ['test/device.test.ts', 'test/ops.test.ts', 'test/wait.test.ts'];
 
 /**
  * Project lavapipe-128: lavapipe in a process of its own at 128-bit SIMD (llvmpipe takes the width once per process)

@@ -18,6 +18,7 @@ import { randomPipelineWeights } from '../src/models/random-weights.js';
 import { defaultModelConfig, defaultPreprocessConfig, tinyModelConfig } from '../src/models/config.js';
 import type { PreparedDispatch } from '../src/gpu/dispatch.js';
 import type { TilePolicy } from '../src/gpu/caps.js';
+import { settle } from '../src/gpu/wait.js';
 import { syntheticWindowed } from './inputs.js';
 
 function arg(name: string, fallback: string): string {
@@ -62,10 +63,10 @@ async function cpuOf(ds: PreparedDispatch[], r: number): Promise<number> {
     }
   pass.end();
   const cb = enc.finish();
-  await device.queue.onSubmittedWorkDone();
+  await settle(gpu, device.queue.onSubmittedWorkDone());
   const c0 = cpuMs();
   device.queue.submit([cb]);
-  await device.queue.onSubmittedWorkDone();
+  await settle(gpu, device.queue.onSubmittedWorkDone());
   return cpuMs() - c0;
 }
 

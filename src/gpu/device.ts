@@ -108,6 +108,12 @@ export interface GpuOptions {
    * them. The CLI shows them only with --debug.
    */
   driverMessages?: (text: string) => void;
+  /**
+   * Node only: let the host thread sleep between event-loop turns while it waits for the device's work (see
+   * src/gpu/wait.ts). Default: on for a software adapter (lavapipe, SwiftShader: dawn.node's busy polling took
+   * close to a core from them), off for a GPU. Ignored in browsers (always off).
+   */
+  sleepWhileWaiting?: boolean;
 }
 
 /** A device with what the engine needs to know about it. */
@@ -125,6 +131,12 @@ export interface GpuContext {
   /** Subgroup size range reported by the adapter (0 when unknown). */
   readonly subgroupMinSize: number;
   readonly subgroupMaxSize: number;
+  /**
+   * Whether waits for this device's work let the host thread sleep between event-loop turns (src/gpu/wait.ts):
+   * on for a software adapter in Node (where dawn.node's polling would otherwise take a core from the adapter's
+   * own threads), off elsewhere. Absent: off.
+   */
+  readonly sleepWhileWaiting?: boolean;
   /** Resolves with a reason once the device is lost; `lostReason` holds it synchronously after that. */
   readonly lost: Promise<string>;
   lostReason: string | null;
@@ -337,6 +349,7 @@ export async function createGpu(opts: GpuOptions = {}): Promise<GpuContext> {
     adapter,
     adapterName: name,
     isSoftware: software,
+    sleepWhileWaiting: isNode() ? (opts.sleepWhileWaiting ?? software) : false,
     features: new Set<string>([...device.features] as string[]),
     limits: device.limits,
     subgroupMinSize: (adapter.info as GPUAdapterInfo & { subgroupMinSize?: number }).subgroupMinSize ?? 0,

@@ -4,6 +4,7 @@
  */
 import { GpuDeviceError, type GpuContext } from './device.js';
 import { encodeDispatches, type PreparedDispatch } from './dispatch.js';
+import { settle } from './wait.js';
 
 /** Dispatches per query set (4096 queries). */
 const PER_SET = 2048;
@@ -38,7 +39,7 @@ export function encodeTimed(device: GPUDevice, enc: GPUCommandEncoder, dispatche
 /** Maps the timestamps of a submitted {@link encodeTimed} and returns each dispatch's ns; frees the queries. */
 export async function readTimestamps(gpu: GpuContext, q: TimestampQueries): Promise<number[]> {
   try {
-    await q.staging.mapAsync(GPUMapMode.READ);
+    await settle(gpu, q.staging.mapAsync(GPUMapMode.READ));
     const ts = new BigInt64Array(q.staging.getMappedRange().slice(0));
     return Array.from({ length: q.dispatches }, (_, i) => Number(ts[2 * i + 1]! - ts[2 * i]!));
   } catch (e) {

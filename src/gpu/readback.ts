@@ -4,6 +4,7 @@
  */
 import { GpuDeviceError, type GpuContext } from './device.js';
 import { outOfMemoryError } from './limits.js';
+import { settle } from './wait.js';
 
 /** One region to read back. */
 export interface ReadRegion {
@@ -33,7 +34,7 @@ export async function mapStaging(gpu: GpuContext, staging: GPUBuffer[], release?
       throw new GpuDeviceError(`readback failed: ${r}`);
     });
     lost.catch(() => {});
-    await Promise.race([Promise.all(staging.map((b) => b.mapAsync(GPUMapMode.READ))), lost]);
+    await settle(gpu, Promise.race([Promise.all(staging.map((b) => b.mapAsync(GPUMapMode.READ))), lost]));
     const out = staging.map((b) => new Float32Array(b.getMappedRange().slice(0)));
     if (release) {
       for (const b of staging) b.unmap();

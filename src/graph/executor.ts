@@ -17,6 +17,7 @@ import { PipelineCache } from '../gpu/pipelines.js';
 import { encodeTimed, readTimestamps, type TimestampQueries } from '../gpu/profile.js';
 import { mapStaging, withErrorScopesDeferred } from '../gpu/readback.js';
 import { UniformArena } from '../gpu/uniforms.js';
+import { settle } from '../gpu/wait.js';
 import { StagedInput } from '../gpu/upload.js';
 import { compileProgram, type GraphProgram, type ProgramOptions } from './compile.js';
 import type { FusionReport } from './fuse.js';
@@ -279,7 +280,7 @@ export class CompiledGraph {
       for (const [name, b] of this.inputBuffers) {
         const data = inputs[name]!;
         // The staging buffer is mapped again after each run's copy: wait for that.
-        await withTimeout(b.mapped(name, () => gpu.lostReason), this.gpuTimeoutMs, `waiting for the upload buffer of input '${name}' (the previous run's copy)`);
+        await withTimeout(settle(gpu, b.mapped(name, () => gpu.lostReason), this.gpuTimeoutMs), this.gpuTimeoutMs, `waiting for the upload buffer of input '${name}' (the previous run's copy)`);
         if (this.destroyed) throw new GraphError('this compiled graph was destroyed');
         b.write(data);
         copies.push({ input: b, bytes: data.byteLength });
@@ -325,7 +326,7 @@ export class CompiledGraph {
     // Bounded waits: a submission that never completes fails the run instead of hanging it (src/gpu/watchdog.ts);
     // the readback buffers are destroyed then, which ends their pending map.
     const giveUp = () => staging.forEach((b) => b.destroy());
-    await withTimeout(checked, this.gpuTimeoutMs, 'checking the forward pass for GPU errors', giveUp);
+    await withTimeout(settle(gpu, checked, this.gpuTimeoutMs), this.gpuTimeoutMs, 'checking the forward pass for GPU errors', giveUp);
     const read = await withTimeout(mapping, this.gpuTimeoutMs, 'reading back the outputs', giveUp);
     const outputs: Record<string, Float32Array> = {};
     wanted.forEach((name, i) => (outputs[name] = read[i]!.subarray(0, this.outputBuffers.get(name)!.elements)));

@@ -30,3 +30,13 @@ export function importDawn(): Promise<unknown> {
 export async function captureNativeStderr<T>(fn: () => T): Promise<{ value: T; text: string }> {
   return { value: fn(), text: '' };
 }
+
+/** Refuses: a browser's main thread may not block (and its WebGPU runs in another process, so it never needs to). */
+export function blockThread(_ms: number): void {
+  throw new Error('blocking the thread is for Node (src/gpu/wait.ts uses it only with dawn.node on a software adapter)');
+}
+
+/** Resolves after the current task (a macrotask, as setImmediate in Node). */
+export function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}

@@ -100,3 +100,19 @@ export async function captureNativeStderr<T>(fn: () => T): Promise<{ value: T; t
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
+
+let sleepCell: Int32Array | null = null;
+
+/**
+ * Blocks this thread for `ms` milliseconds (fractions allowed) without using the CPU (Atomics.wait on a cell
+ * nobody notifies; Node allows it on the main thread). Used by src/gpu/wait.ts while a software adapter works.
+ */
+export function blockThread(ms: number): void {
+  sleepCell ??= new Int32Array(new SharedArrayBuffer(4));
+  Atomics.wait(sleepCell, 0, 0, ms);
+}
+
+/** Resolves on the event loop's next turn, after the immediates queued so far (dawn.node's device ticks among them). */
+export function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
