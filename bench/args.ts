@@ -36,6 +36,8 @@ export const HELP = `covidct bench: time the engine's stages on the WebGPU adapt
   --python PATH             Python with torch + torchvision for the peers (default /usr/bin/python3)
   --threads N               CPU threads of both sides: lavapipe's LP_NUM_THREADS (unless set) and PyTorch CPU's
                             (default: Mesa's one per core; PyTorch 2)
+  --host-wait sleep|spin    how Node's thread waits for the adapter: sleep between event-loop turns (default on a
+                            software adapter) or spin through dawn.node's polling (default on a GPU); for A/B runs
   --software[=DRIVER]       force a software driver: lavapipe, else SwiftShader; or DRIVER (lavapipe, swiftshader)
   --dawn-flags LIST         Dawn toggles, e.g. enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia
   --plan                    no device: FLOPs, minimum bytes and roofline bound per slice from the DispatchSpecs
@@ -56,7 +58,7 @@ export function parseBenchArgs(argv: string[]): { opts: Partial<BenchOptions>; j
     else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) flags.set(k, argv[++i]!);
     else flags.set(k, 'true');
   }
-  const known = ['size', 'batch', 'stages', 'model', 'config', 'repeats', 'warmup', 'precision', 'storage', 'profile', 'peak-gflops', 'peak-gbs', 'top', 'peers', 'peer-timeout', 'software', 'dawn-flags', 'json', 'out', 'help', 'plan', 'python', 'tiles', 'torch-modes', 'threads'];
+  const known = ['size', 'batch', 'stages', 'model', 'config', 'repeats', 'warmup', 'precision', 'storage', 'profile', 'peak-gflops', 'peak-gbs', 'top', 'peers', 'peer-timeout', 'software', 'dawn-flags', 'json', 'out', 'help', 'plan', 'python', 'tiles', 'torch-modes', 'threads', 'host-wait'];
   for (const k of flags.keys()) if (!known.includes(k)) throw new Error(`unknown option --${k} (see --help)`);
   const list = (k: string) => (flags.get(k) ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   const int = (k: string, min: number) => {
@@ -133,6 +135,11 @@ export function parseBenchArgs(argv: string[]): { opts: Partial<BenchOptions>; j
   if (flags.has('software')) opts.software = parseSoftwareOption(flags.get('software'));
   if (flags.has('python')) opts.python = flags.get('python')!;
   if (flags.has('threads')) opts.threads = int('threads', 1);
+  if (flags.has('host-wait')) {
+    const w = flags.get('host-wait')!;
+    if (w !== 'sleep' && w !== 'spin') throw new Error(`--host-wait takes sleep or spin, got '${w}'`);
+    opts.hostWait = w;
+  }
   if (flags.has('dawn-flags')) {
     opts.dawnFlags = parseDawnFlags(flags.get('dawn-flags')!);
   }

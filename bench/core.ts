@@ -88,6 +88,12 @@ export interface BenchOptions {
    * (torch.set_num_threads). Default 2 for PyTorch, Mesa's default for lavapipe.
    */
   threads?: number;
+  /**
+   * How the host thread waits for the adapter (src/gpu/wait.ts): 'sleep' between event-loop turns, or 'spin'
+   * through dawn.node's polling as before 2026-12-07. Default: the engine's own choice (sleep on a software
+   * adapter, spin on a GPU). For A/B runs.
+   */
+  hostWait?: 'sleep' | 'spin';
   /** An existing device (tests); otherwise one is created. */
   gpu?: GpuContext;
   /**
@@ -236,7 +242,7 @@ export interface BenchReport {
   date: string;
   commit: string;
   node: string;
-  adapter: { name: string; software: boolean; features: string[]; subgroupMinSize: number; subgroupMaxSize: number };
+  adapter: { name: string; software: boolean; features: string[]; subgroupMinSize: number; subgroupMaxSize: number; /** How the host thread waited for the adapter (absent in reports before 2026-12-07: spin). */ hostWait?: 'sleep' | 'spin' };
   options: Omit<BenchOptions, 'gpu' | 'log' | 'cache'>;
   ceilings: Ceilings | null;
   results: StageResult[];
@@ -576,7 +582,7 @@ export async function runBench(options: Partial<BenchOptions> = {}): Promise<Ben
   for (const m of opts.models) if (!(EFFICIENTNET_VARIANTS as readonly string[]).includes(m)) throw new Error(`unknown model '${m}' (${EFFICIENTNET_VARIANTS.join(', ')})`);
   if (!(opts.repeats >= 1) || !(opts.warmup >= 0)) throw new Error('repeats must be >= 1 and warmup >= 0');
   if (opts.threads !== undefined && process.env.LP_NUM_THREADS === undefined) process.env.LP_NUM_THREADS = String(opts.threads);
-  const gpu = opts.gpu ?? (await createGpu({ forceSoftware: opts.software, ...(opts.dawnFlags ? { dawnFlags: opts.dawnFlags } : {}) }));
+  const gpu = opts.gpu ?? (await createGpu({ forceSoftware: opts.software, ...(opts.dawnFlags ? { dawnFlags: opts.dawnFlags } : {}), ...(opts.hostWait ? { sleepWhileWaiting: opts.hostWait === 'sleep' } : {}) }));
   log(`adapter: ${gpu.adapterName}${gpu.isSoftware ? ' [software: it runs on the CPU, these are CPU timings]' : ''}`);
   // The policy the compiles get when none was asked for ('software' on a software adapter), so the report names it.
   const tiles = (opts.tiles ??= defaultTilePolicy(gpu));
@@ -585,7 +591,7 @@ export async function runBench(options: Partial<BenchOptions> = {}): Promise<Ben
     date: new Date().toISOString(),
     commit: gitCommit(),
     node: process.version,
-    adapter: { name: gpu.adapterName, software: gpu.isSoftware, features: [...gpu.features].sort(), subgroupMinSize: gpu.subgroupMinSize, subgroupMaxSize: gpu.subgroupMaxSize },
+    adapter: { name: gpu.adapterName, software: gpu.isSoftware, features: [...gpu.features].sort(), subgroupMinSize: gpu.subgroupMinSize, subgroupMaxSize: gpu.subgroupMaxSize, hostWait: gpu.sleepWhileWaiting ? 'sleep' : 'spin' },
     options: Object.fromEntries(Object.entries(opts).filter(([k]) => k !== 'gpu' && k !== 'log' && k !== 'cache')) as BenchReport['options'],
     ceilings: null,
     results: [],

@@ -63,7 +63,7 @@ export function formatReport(rep: BenchReport, top = 15): string {
   // The engine's timings do not depend on the weights' values, and no trained weights exist for the bench's configs:
   // they run with seeded random weights, asked for by name (bench/core.ts randomWeightsFile), and say so.
   out.push(`weights: seeded random weights of the ${rep.options.config} config (timing only; bench:scan uses the trained default)`);
-  out.push(`features: ${rep.adapter.features.join(', ') || '-'}; config ${rep.options.config}; precision ${rep.options.precision}; storage ${rep.options.storage ?? rep.options.precision}; tiles ${rep.options.tiles ?? 'auto'}; repeats ${rep.options.repeats}, warmup ${rep.options.warmup}`);
+  out.push(`features: ${rep.adapter.features.join(', ') || '-'}; host wait ${rep.adapter.hostWait ?? 'spin'}; config ${rep.options.config}; precision ${rep.options.precision}; storage ${rep.options.storage ?? rep.options.precision}; tiles ${rep.options.tiles ?? 'auto'}; repeats ${rep.options.repeats}, warmup ${rep.options.warmup}`);
   if (rep.loadAverage) out.push(`load average (1 min) at start / end: ${rep.loadAverage.start.toFixed(2)} / ${rep.loadAverage.end.toFixed(2)} on ${rep.loadAverage.cpus} CPUs`);
   if (/llvmpipe/i.test(rep.adapter.name)) {
     const env = rep.lavapipeEnv ?? {};

@@ -67,6 +67,9 @@ describe('bench helpers', () => {
     ]);
     expect(() => parseBenchArgs(['--size', 'big'])).toThrow(/--size/);
     expect(() => parseBenchArgs(['--peers', 'tf'])).toThrow(/unknown tf/);
+    expect(parseBenchArgs(['--host-wait', 'spin']).opts.hostWait).toBe('spin');
+    expect(parseBenchArgs([]).opts.hostWait).toBeUndefined();
+    expect(() => parseBenchArgs(['--host-wait', 'nap'])).toThrow(/--host-wait takes sleep or spin, got 'nap'/);
     expect(() => parseBenchArgs(['--frobnicate'])).toThrow(/unknown option/);
     expect(parseBenchArgs(['--storage', 'f16']).opts.storage).toBe('f16');
     expect(() => parseBenchArgs(['--storage', 'f8'])).toThrow(/--storage must be f32 or f16/);
