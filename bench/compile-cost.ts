@@ -17,6 +17,7 @@ import { defaultModelConfig, defaultPreprocessConfig, tinyModelConfig } from '..
 import type { PreparedDispatch } from '../src/gpu/dispatch.js';
 import { syntheticWindowed } from './inputs.js';
 import { loadavg } from 'node:os';
+import { benchDriverMessages } from './driver.js';
 
 function arg(name: string, fallback: string): string {
   const argv = process.argv;
@@ -31,7 +32,7 @@ const top = Number(arg('top', '25'));
 const software = parseSoftwareOption(process.argv.includes('--software') ? arg('software', 'true') : undefined);
 
 const t0 = performance.now();
-const gpu = await createGpu({ forceSoftware: software });
+const gpu = await createGpu({ forceSoftware: software, driverMessages: benchDriverMessages });
 const cache = new PipelineCache(gpu.device);
 const cfg = config === 'default' ? defaultModelConfig() : tinyModelConfig();
 const engine = await TwoStageEngine.load(gpu, randomPipelineWeights(cfg, defaultPreprocessConfig(), 1), { batch, height: size, width: size, cache });

@@ -35,6 +35,7 @@ import { H100_CEILINGS, measureCeilings, rooflineShare, type Ceilings } from './
 import { syntheticWindowed } from './inputs.js';
 import { randomWeightsFile } from '../src/models/random-weights.js';
 import { graphWork, H100_CAPS, planWork, type GraphWork } from './work.js';
+import { benchDriverMessages } from './driver.js';
 
 export type StageName = 'stage1' | 'stage2' | 'pipeline';
 export { syntheticWindowed };
@@ -582,7 +583,7 @@ export async function runBench(options: Partial<BenchOptions> = {}): Promise<Ben
   for (const m of opts.models) if (!(EFFICIENTNET_VARIANTS as readonly string[]).includes(m)) throw new Error(`unknown model '${m}' (${EFFICIENTNET_VARIANTS.join(', ')})`);
   if (!(opts.repeats >= 1) || !(opts.warmup >= 0)) throw new Error('repeats must be >= 1 and warmup >= 0');
   if (opts.threads !== undefined && process.env.LP_NUM_THREADS === undefined) process.env.LP_NUM_THREADS = String(opts.threads);
-  const gpu = opts.gpu ?? (await createGpu({ forceSoftware: opts.software, ...(opts.dawnFlags ? { dawnFlags: opts.dawnFlags } : {}), ...(opts.hostWait ? { sleepWhileWaiting: opts.hostWait === 'sleep' } : {}) }));
+  const gpu = opts.gpu ?? (await createGpu({ forceSoftware: opts.software, ...(opts.dawnFlags ? { dawnFlags: opts.dawnFlags } : {}), ...(opts.hostWait ? { sleepWhileWaiting: opts.hostWait === 'sleep' } : {}), driverMessages: benchDriverMessages }));
   log(`adapter: ${gpu.adapterName}${gpu.isSoftware ? ' [software: it runs on the CPU, these are CPU timings]' : ''}`);
   // The policy the compiles get when none was asked for ('software' on a software adapter), so the report names it.
   const tiles = (opts.tiles ??= defaultTilePolicy(gpu));

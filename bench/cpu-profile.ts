@@ -20,6 +20,7 @@ import type { PreparedDispatch } from '../src/gpu/dispatch.js';
 import type { TilePolicy } from '../src/gpu/caps.js';
 import { settle } from '../src/gpu/wait.js';
 import { syntheticWindowed } from './inputs.js';
+import { benchDriverMessages } from './driver.js';
 
 function arg(name: string, fallback: string): string {
   const argv = process.argv;
@@ -37,7 +38,7 @@ const tiles = arg('tiles', '') as TilePolicy | '';
 const software = parseSoftwareOption(process.argv.includes('--software') ? arg('software', 'true') : 'lavapipe');
 const jsonOut = arg('json', '');
 
-const gpu = await createGpu({ forceSoftware: software });
+const gpu = await createGpu({ forceSoftware: software, driverMessages: benchDriverMessages });
 const cache = new PipelineCache(gpu.device);
 const cfg = config === 'default' ? defaultModelConfig() : tinyModelConfig();
 const engine = await TwoStageEngine.load(gpu, randomPipelineWeights(cfg, defaultPreprocessConfig(), 1), { batch, height: size, width: size, cache, ...(tiles ? { tiles } : {}) });

@@ -16,6 +16,7 @@ import { createGpu, parseSoftwareOption, type SoftwareDriver } from '../src/gpu/
 import { PipelineCache } from '../src/gpu/pipelines.js';
 import { parseSafetensors } from '../src/io/safetensors.js';
 import { nmse } from '../src/ops/random.js';
+import { benchDriverMessages } from './driver.js';
 
 const TOL = 1e-4;
 const { values } = parseArgs({
@@ -49,7 +50,7 @@ const [n, , size] = sfile.info('windowed').shape as number[];
 if (n !== torch.per_slice.length) throw new Error(`${values.slices}: ${n} slices, the PyTorch JSON has ${torch.per_slice.length}`);
 const idx = values.all ? Array.from({ length: n }, (_, i) => i) : torch.engine_subset.indices;
 
-const gpu = await createGpu({ forceSoftware: software });
+const gpu = await createGpu({ forceSoftware: software, driverMessages: benchDriverMessages });
 const cache = new PipelineCache(gpu.device);
 const engine = await TwoStageEngine.load(gpu, parseSafetensors(readFileSync(values.weights), values.weights), { batch: Number(values.batch), cache });
 if (engine.height !== size) throw new Error(`${values.slices}: slices of ${size} px, the model takes ${engine.height}`);

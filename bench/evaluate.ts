@@ -31,6 +31,7 @@ import { PipelineCache } from '../src/gpu/pipelines.js';
 import { readNifti } from '../src/io/nifti.js';
 import { nmse } from '../src/ops/random.js';
 import { parseSafetensors } from '../src/io/safetensors.js';
+import { benchDriverMessages } from './driver.js';
 
 const TOL = 1e-4;
 const CLASSES = ['COVID-19', 'CAP', 'no infection'] as const;
@@ -82,7 +83,7 @@ function dice(a: Voxels, b: Voxels): number {
   return sa + sb === 0 ? 1 : (2 * inter) / (sa + sb);
 }
 
-const gpu = await createGpu({ forceSoftware: software });
+const gpu = await createGpu({ forceSoftware: software, driverMessages: benchDriverMessages });
 const cache = new PipelineCache(gpu.device);
 const file = parseSafetensors(readFileSync(values.weights), values.weights);
 const engine = await TwoStageEngine.load(gpu, file, { batch: Number(values.batch), cache });

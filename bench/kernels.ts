@@ -16,6 +16,7 @@ import { compileGraph } from '../src/graph/executor.js';
 import { GraphBuilder } from '../src/graph/builder.js';
 import type { TilePolicy } from '../src/gpu/caps.js';
 import type { DefineValue } from '../src/wgsl/preprocess.js';
+import { benchDriverMessages } from './driver.js';
 
 /** A pipeline cache that compiles every kernel with some defines overridden (the --ab variant). */
 class OverrideCache extends PipelineCache {
@@ -121,7 +122,7 @@ const ab = Object.fromEntries(
     .map((kv) => kv.split('=') as [string, string])
     .map(([k, v]) => [k, Number.isFinite(Number(v)) ? Number(v) : v]),
 ) as Record<string, DefineValue>;
-const gpu = await createGpu({ forceSoftware: software });
+const gpu = await createGpu({ forceSoftware: software, driverMessages: benchDriverMessages });
 console.log(`adapter: ${gpu.adapterName}`);
 async function abRun(c: Case, tiles: TilePolicy): Promise<void> {
   const make = async (cache: PipelineCache) => {

@@ -20,6 +20,7 @@ import { readNifti } from '../src/io/nifti.js';
 import { openWeights } from '../src/models/load.js';
 import { loadScan } from '../src/node/scan-path.js';
 import type { Volume } from '../src/volume/volume.js';
+import { benchDriverMessages } from './driver.js';
 
 const MiB = 1024 * 1024;
 const rssMiB = () => process.memoryUsage().rss / MiB;
@@ -78,7 +79,7 @@ async function main(): Promise<void> {
   }
   const volumeMiB = volume.data.byteLength / MiB;
   const rssVolume = rssMiB();
-  const gpu = await createGpu(v.software !== undefined ? { forceSoftware: parseSoftwareOption(v.software) } : {});
+  const gpu = await createGpu({ ...(v.software !== undefined ? { forceSoftware: parseSoftwareOption(v.software) } : {}), driverMessages: benchDriverMessages });
   // The package's default weights (src/node/default-weights.ts) unless --weights names a file.
   const weights = v.weights !== undefined ? { path: v.weights, name: v.weights } : defaultWeights();
   const engine = await TwoStageEngine.load(gpu, openWeights(readFileSync(weights.path), weights.name), { batch });

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parseBenchArgs } from '../bench/args.js';
+import { unexpectedDriverLines } from '../bench/driver.js';
 import { planBench, runBench, spread, type StageResult } from '../bench/core.js';
 import { formatReport } from '../bench/format.js';
 import { rooflineShare } from '../bench/roofline.js';
@@ -70,6 +71,14 @@ describe('bench helpers', () => {
     expect(parseBenchArgs(['--host-wait', 'spin']).opts.hostWait).toBe('spin');
     expect(parseBenchArgs([]).opts.hostWait).toBeUndefined();
     expect(() => parseBenchArgs(['--host-wait', 'nap'])).toThrow(/--host-wait takes sleep or spin, got 'nap'/);
+  });
+
+  it("drops lavapipe's two limit notices from the driver's output and keeps anything else", () => {
+    const lavapipe =
+      'Warning: maxDynamicUniformBuffersPerPipelineLayout artificially reduced from 1000000 to 16 to fit dynamic offset allocation limit.\n' +
+      'Warning: maxDynamicStorageBuffersPerPipelineLayout artificially reduced from 1000000 to 16 to fit dynamic offset allocation limit.\n';
+    expect(unexpectedDriverLines(lavapipe)).toEqual([]);
+    expect(unexpectedDriverLines(`${lavapipe}MESA: error: ZINK: failed to choose pdev\n\n`)).toEqual(['MESA: error: ZINK: failed to choose pdev']);
     expect(() => parseBenchArgs(['--frobnicate'])).toThrow(/unknown option/);
     expect(parseBenchArgs(['--storage', 'f16']).opts.storage).toBe('f16');
     expect(() => parseBenchArgs(['--storage', 'f8'])).toThrow(/--storage must be f32 or f16/);
