@@ -23,6 +23,7 @@ import { chestPhantomVolume } from '../src/analysis/phantom.js';
 import { parseSafetensors } from '../src/io/safetensors.js';
 import { EXIT, exitCodeOf } from '../src/cli/common.js';
 import { ROOT } from './fixtures.js';
+import { pendingWaits } from '../src/gpu/wait.js';
 
 /** A full garbage collection (V8's gc, made reachable here without starting node with --expose-gc). */
 setFlagsFromString('--expose-gc');
@@ -429,6 +430,10 @@ describe('a time watchdog on the GPU', () => {
         expect(e.message).toMatch(/^reading back the outputs: the GPU did not finish within 300 ms .*--gpu-timeout/);
         expect(ms).toBeGreaterThanOrEqual(290);
         expect(ms).toBeLessThan(10_000);
+        // On a software adapter the host thread's sleeping wait (src/gpu/wait.ts) ends with the bound too: nothing
+        // keeps turning the event loop after the run failed.
+        await new Promise((r) => setTimeout(r, 30));
+        expect(pendingWaits()).toBe(0);
       } finally {
         cg.destroy();
       }
@@ -460,6 +465,8 @@ describe('a time watchdog on the GPU', () => {
     gpu.device.popErrorScope = () => new Promise<GPUError | null>(() => {});
     try {
       await expect(cg2.run(inputs)).rejects.toThrowError(GpuTimeoutError);
+      await new Promise((r) => setTimeout(r, 30));
+      expect(pendingWaits()).toBe(0);
     } finally {
       gpu.device.popErrorScope = pop;
       cg2.destroy();

@@ -36,10 +36,13 @@ export function encodeTimed(device: GPUDevice, enc: GPUCommandEncoder, dispatche
   return { sets, resolve, staging, dispatches: dispatches.length };
 }
 
-/** Maps the timestamps of a submitted {@link encodeTimed} and returns each dispatch's ns; frees the queries. */
-export async function readTimestamps(gpu: GpuContext, q: TimestampQueries): Promise<number[]> {
+/**
+ * Maps the timestamps of a submitted {@link encodeTimed} and returns each dispatch's ns; frees the queries.
+ * `boundMs`: how long the host thread's sleeping wait on a software adapter lasts at most (src/gpu/wait.ts).
+ */
+export async function readTimestamps(gpu: GpuContext, q: TimestampQueries, boundMs = Infinity): Promise<number[]> {
   try {
-    await settle(gpu, q.staging.mapAsync(GPUMapMode.READ));
+    await settle(gpu, q.staging.mapAsync(GPUMapMode.READ), boundMs);
     const ts = new BigInt64Array(q.staging.getMappedRange().slice(0));
     return Array.from({ length: q.dispatches }, (_, i) => Number(ts[2 * i + 1]! - ts[2 * i]!));
   } catch (e) {

@@ -25,16 +25,17 @@ export function encodeReadback(device: GPUDevice, encoder: GPUCommandEncoder, re
 
 /**
  * Maps staging buffers (already filled by submitted work) and copies them out. Then they are unmapped and handed
- * to `release` for reuse when given, else destroyed; after a failure they are always destroyed.
+ * to `release` for reuse when given, else destroyed; after a failure they are always destroyed. `boundMs`: how long
+ * the host thread's sleeping wait on a software adapter lasts at most (src/gpu/wait.ts; the caller's watchdog bound).
  */
-export async function mapStaging(gpu: GpuContext, staging: GPUBuffer[], release?: (buffers: GPUBuffer[]) => void): Promise<Float32Array[]> {
+export async function mapStaging(gpu: GpuContext, staging: GPUBuffer[], release?: (buffers: GPUBuffer[]) => void, boundMs = Infinity): Promise<Float32Array[]> {
   let ok = false;
   try {
     const lost = gpu.lost.then((r) => {
       throw new GpuDeviceError(`readback failed: ${r}`);
     });
     lost.catch(() => {});
-    await settle(gpu, Promise.race([Promise.all(staging.map((b) => b.mapAsync(GPUMapMode.READ))), lost]));
+    await settle(gpu, Promise.race([Promise.all(staging.map((b) => b.mapAsync(GPUMapMode.READ))), lost]), boundMs);
     const out = staging.map((b) => new Float32Array(b.getMappedRange().slice(0)));
     if (release) {
       for (const b of staging) b.unmap();

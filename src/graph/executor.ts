@@ -321,6 +321,7 @@ export class CompiledGraph {
           this.readPool.set(wanted[i]!, pool);
         }
       }),
+      this.gpuTimeoutMs,
     );
     mapping.catch(() => {});
     // Bounded waits: a submission that never completes fails the run instead of hanging it (src/gpu/watchdog.ts);
@@ -332,7 +333,7 @@ export class CompiledGraph {
     wanted.forEach((name, i) => (outputs[name] = read[i]!.subarray(0, this.outputBuffers.get(name)!.elements)));
     const result: RunResult = { outputs, adapter: gpu.adapterName, host: { uploadMs: t1 - t0, submitMs: t2 - t1, readbackMs: performance.now() - t2 } };
     if (query) {
-      const ns = await withTimeout(readTimestamps(gpu, query), this.gpuTimeoutMs, 'reading the timestamps');
+      const ns = await withTimeout(readTimestamps(gpu, query, this.gpuTimeoutMs), this.gpuTimeoutMs, 'reading the timestamps');
       result.timings = all.map(({ node, d }, i) => ({ node: node.name, op: node.op, label: d.label, ns: ns[i]!, flops: d.flops, bytes: d.bytes }));
     }
     return result;
