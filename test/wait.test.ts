@@ -35,25 +35,29 @@ const after = (ms: number) => new Promise<string>((resolve) => setTimeout(() => 
 afterEach(() => expect(pendingWaits()).toBe(0));
 
 describe('settle: the host thread sleeps while a software adapter works', () => {
-  it('off (a GPU, a browser): the promise itself, the event loop turning freely', async () => {
-    const p = after(40);
+  it('off (a GPU, a browser): the promise itself, and nothing driven', async () => {
+    const p = after(20);
     expect(settle({ sleepWhileWaiting: false }, p)).toBe(p);
     expect(settle({}, p)).toBe(p);
-    // Without sleeps a 40 ms wait turns the loop thousands of times (the spinning measured in docs/performance.md).
-    expect(await turnsUntil(p)).toBeGreaterThan(1000);
+    expect(pendingWaits()).toBe(0);
+    expect(await p).toBe('ok');
   });
 
-  it('on: the loop turns about once a millisecond, and the wait ends when the promise does', async () => {
+  it('on: the loop turns at most about once a millisecond, the thread mostly asleep, and the wait ends when the promise does', async () => {
+    // Without the sleeps a 60 ms wait turns the loop thousands of times on an idle core (the spinning measured in
+    // docs/performance.md). The bounds below hold however loaded the machine is: sleeps only make turns fewer.
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     const p = settle({ sleepWhileWaiting: true }, after(60));
     const turns = await turnsUntil(p);
+    const c = process.cpuUsage(c0);
     const ms = performance.now() - t0;
     expect(await p).toBe('ok');
-    // Sleeps of 0.05, 0.1, ... then MAX_SLEEP_MS: at most about 60 / MAX_SLEEP_MS + 5 turns; at least a few.
-    expect(turns).toBeGreaterThan(3);
-    expect(turns).toBeLessThan(60 / MAX_SLEEP_MS + 40);
+    expect(turns).toBeGreaterThanOrEqual(1);
+    expect(turns).toBeLessThan(60 / MAX_SLEEP_MS + 40); // sleeps of 0.05, 0.1, ... then MAX_SLEEP_MS
+    expect((c.user + c.system) / 1000).toBeLessThan(0.5 * ms);
     expect(ms).toBeGreaterThanOrEqual(59);
-    expect(ms).toBeLessThan(60 + 200); // one sleep past the end, with room for a loaded machine
+    expect(ms).toBeLessThan(5000);
     expect(pendingWaits()).toBe(0);
   });
 
