@@ -1,8 +1,10 @@
+import { parseSoftwareOption, type SoftwareDriver } from '../src/gpu/device.js';
+
 /**
- * What the bench tools do with the lines Dawn and the Vulkan drivers print while the adapter is found
- * (GpuOptions.driverMessages): on lavapipe always two of Dawn's, "maxDynamic...BuffersPerPipelineLayout
- * artificially reduced ...", which say nothing about a measurement and used to open every report. Those are dropped;
- * any other line is kept on stderr, marked as the driver's.
+ * The bench tools' adapter choice and driver chatter. `--software`: {@link softwareOrExit}. The lines Dawn and the
+ * Vulkan drivers print while the adapter is found (GpuOptions.driverMessages), on lavapipe always two of Dawn's,
+ * "maxDynamic...BuffersPerPipelineLayout artificially reduced ...", say nothing about a measurement and used to open
+ * every report: those are dropped; any other line is kept on stderr, marked as the driver's.
  */
 const KNOWN = /^Warning: maxDynamic(Uniform|Storage)BuffersPerPipelineLayout artificially reduced/;
 
@@ -14,4 +16,14 @@ export function unexpectedDriverLines(text: string): string[] {
 /** A GpuOptions.driverMessages handler for the bench tools: the unexpected lines to stderr, prefixed 'driver: '. */
 export function benchDriverMessages(text: string): void {
   for (const l of unexpectedDriverLines(text)) process.stderr.write(`driver: ${l}\n`);
+}
+
+/** A bench script's `--software` value (parseSoftwareOption); a bad one prints its message and exits 2 (bad usage). */
+export function softwareOrExit(value: string | undefined): boolean | SoftwareDriver {
+  try {
+    return parseSoftwareOption(value);
+  } catch (e) {
+    console.error((e as Error).message);
+    process.exit(2);
+  }
 }

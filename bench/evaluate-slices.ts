@@ -12,11 +12,11 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { TwoStageEngine } from '../src/analysis/engine.js';
-import { createGpu, parseSoftwareOption, type SoftwareDriver } from '../src/gpu/device.js';
+import { createGpu } from '../src/gpu/device.js';
 import { PipelineCache } from '../src/gpu/pipelines.js';
 import { parseSafetensors } from '../src/io/safetensors.js';
 import { nmse } from '../src/ops/random.js';
-import { benchDriverMessages } from './driver.js';
+import { benchDriverMessages, softwareOrExit } from './driver.js';
 
 const TOL = 1e-4;
 const { values } = parseArgs({
@@ -34,13 +34,7 @@ if (!values.weights || !values.slices || !values.pytorch) {
   console.error('usage: npm run evaluate-slices -- --weights W.safetensors --slices S.safetensors --pytorch slices2d.json [--json out.json] [--software[=driver]] [--all]');
   process.exit(2);
 }
-let software: boolean | SoftwareDriver;
-try {
-  software = parseSoftwareOption(values.software);
-} catch (e) {
-  console.error((e as Error).message);
-  process.exit(2);
-}
+const software = softwareOrExit(values.software);
 
 interface TorchSlice { set: string; name: string; label: number; probs: number[]; used: boolean }
 const torch = JSON.parse(readFileSync(values.pytorch, 'utf8')) as { per_slice: TorchSlice[]; engine_subset: { indices: number[] } };

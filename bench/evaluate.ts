@@ -26,12 +26,12 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { analyzeVolume } from '../src/analysis/analyze.js';
 import { TwoStageEngine } from '../src/analysis/engine.js';
-import { createGpu, parseSoftwareOption, type SoftwareDriver } from '../src/gpu/device.js';
+import { createGpu } from '../src/gpu/device.js';
 import { PipelineCache } from '../src/gpu/pipelines.js';
 import { readNifti } from '../src/io/nifti.js';
 import { nmse } from '../src/ops/random.js';
 import { parseSafetensors } from '../src/io/safetensors.js';
-import { benchDriverMessages } from './driver.js';
+import { benchDriverMessages, softwareOrExit } from './driver.js';
 
 const TOL = 1e-4;
 const CLASSES = ['COVID-19', 'CAP', 'no infection'] as const;
@@ -50,13 +50,7 @@ if (!values.weights || !values.data) {
   console.error('usage: npm run evaluate -- --weights W.safetensors --data DATASET [--pytorch eval.json] [--json out.json] [--software[=driver]]');
   process.exit(2);
 }
-let software: boolean | SoftwareDriver;
-try {
-  software = parseSoftwareOption(values.software);
-} catch (e) {
-  console.error((e as Error).message);
-  process.exit(2);
-}
+const software = softwareOrExit(values.software);
 
 function csv(path: string): string[][] {
   return readFileSync(path, 'utf8').trim().split(/\r?\n/).slice(1).map((l) => l.split(','));
