@@ -331,6 +331,109 @@ def _synthesize_box(hu: np.ndarray, lung: np.ndarray, spacing: Sequence[float], 
 
 
 # ----------------------------------------------------------------------------------------------
+# Look-alikes that are not infection: the "no infection" class's hard negatives
+# ----------------------------------------------------------------------------------------------
+
+MIMIC_KINDS = ("mass", "nodule", "plate", "noise")
+MASS_RADIUS_MM = (12.0, 30.0)      # a lung mass (> 3 cm across): a tumour
+NODULE_RADIUS_MM = (2.5, 8.0)      # nodules (< 3 cm; most under 1.5 cm)
+SOLID_HU = (0.0, 60.0)             # soft tissue, not ground glass
+PLATE_MM = (1.5, 4.0)              # linear (plate-like) atelectasis: a few mm thick, long
+LOW_DOSE_NOISE_HU = (15.0, 45.0)   # extra noise std of a low-dose acquisition
+
+
+def mimic(hu: np.ndarray, lung: np.ndarray, spacing: Sequence[float], rng: np.random.Generator,
+          kinds: Optional[Sequence[str]] = None) -> Dict[str, object]:
+    """A "no infection" look-alike of a real scan: what a classifier could take for infection and is not.  ``kinds``
+    (default: drawn) among ``MIMIC_KINDS``: ``mass`` a solid lobulated, spiculated mass anywhere in a lung, hilar
+    (near the mediastinum) half the time; ``nodule`` 2 to 8 solid nodules; ``plate`` 1 to 3 thin bands of linear
+    atelectasis at the bases; ``noise`` the extra noise of a low-dose acquisition over the whole scan (smoothed over
+    about 0.7 mm).  The solid ones are painted like lesions (raise only, inside the lung mask); nothing of it is
+    infection.  Returns {'hu': float32 HU, 'infection': an empty mask, 'synthesis': Synthesis with label
+    'no infection' and the stage the kinds joined by '+'}."""
+    if hu.shape != lung.shape:
+        raise ValueError(f"mimic: scan {hu.shape} and lung mask {lung.shape} differ")
+    lung = lung.astype(bool)
+    if not lung.any():
+        raise ValueError("mimic: the lung mask is empty")
+    if kinds is None:
+        solid = str(rng.choice(["mass", "nodule", "plate", "mass+nodule"], p=[0.4, 0.25, 0.15, 0.2]))
+        kinds = solid.split("+") + (["noise"] if rng.random() < 0.4 else [])
+    bad = [k for k in kinds if k not in MIMIC_KINDS]
+    if bad or not kinds:
+        raise ValueError(f"mimic: kinds must be among {MIMIC_KINDS}, got {list(kinds)}")
+    spacing = tuple(float(s) for s in spacing)
+    idx = np.nonzero(lung)
+    box = tuple(slice(max(0, int(a.min()) - 2), min(n, int(a.max()) + 3)) for a, n in zip(idx, lung.shape))
+    lb = lung[box]
+    shape = lb.shape
+    side = lung_sides(lb)
+    dist = pleural_distance(lb, spacing)
+    zz = np.arange(shape[0], dtype=np.float32)[:, None, None]
+    yy = np.arange(shape[1], dtype=np.float32)[None, :, None]
+    xx = np.arange(shape[2], dtype=np.float32)[None, None, :]
+    zs, ys, xs = np.nonzero(lb)
+    zfrac = (zz - zs.min()) / max(1.0, float(zs.max() - zs.min()))
+    yfrac = (yy - ys.min()) / max(1.0, float(ys.max() - ys.min()))
+    # medial: near the lungs' midline (the mediastinum, the hila)
+    medial = 1.0 - np.abs(xx - float(xs.mean())) / max(1.0, float(np.abs(xs - xs.mean()).max()))
+    weight = np.zeros(shape, dtype=np.float32)
+    target = np.zeros(shape, dtype=np.float32)
+    bronch = np.zeros(shape, dtype=bool)
+    syn = Synthesis(label="no infection", stage="+".join(kinds))
+    ones = np.ones(shape, dtype=np.float32)
+    for kind in kinds:
+        if kind in ("mass", "nodule"):
+            count = 1 if kind == "mass" else int(rng.integers(2, 9))
+            lo, hi = MASS_RADIUS_MM if kind == "mass" else NODULE_RADIUS_MM
+            for _ in range(count):
+                r = float(rng.uniform(lo, hi))
+                cand = lb & (dist >= min(r * 0.6, 10.0))
+                if not cand.any():
+                    cand = lb
+                hilar = kind == "mass" and rng.random() < 0.5
+                wts = np.broadcast_to((medial ** 4 if hilar else ones) * (1.0 + 0.5 * (1 - zfrac)), shape)
+                c = _pick(rng, cand, wts)
+                radii = [r * float(rng.uniform(0.8, 1.2)), r, r * float(rng.uniform(0.75, 1.0))]
+                # solid, sharp-edged and roughened (spiculation: a rougher border than the lesions above)
+                les = Lesion("consolidation", [float(v) for v in c], radii, float(rng.uniform(0, math.pi)),
+                             float(rng.uniform(*SOLID_HU)), rim_hu=float(rng.uniform(-150, 0)), side=int(side[c]),
+                             edge=0.1, core=(0.97, 0.05))
+                paint(rng, les, spacing, shape, weight, target, bronch, allowed=lb.astype(np.float32))
+                syn.lesions.append(les)
+        elif kind == "plate":
+            for _ in range(int(rng.integers(1, 4))):
+                cand = lb & (zfrac < 0.35) & (dist >= 3.0)
+                if not cand.any():
+                    cand = lb
+                c = _pick(rng, cand, np.broadcast_to(1.0 + yfrac, shape))
+                t = float(rng.uniform(*PLATE_MM))
+                # a thin disc, nearly horizontal (the craniocaudal radius is its thickness), long in-plane
+                radii = [t, float(rng.uniform(15, 35)), float(rng.uniform(4, 10))]
+                les = Lesion("consolidation", [float(v) for v in c], radii, float(rng.uniform(0, math.pi)),
+                             float(rng.uniform(-200, 20)), rim_hu=-600.0, side=int(side[c]), edge=0.15,
+                             core=(0.9, 0.2))
+                paint(rng, les, spacing, shape, weight, target, bronch, allowed=lb.astype(np.float32))
+                syn.lesions.append(les)
+    new_box, _ = compose(hu[box].astype(np.float32), lb, weight, target, np.zeros(shape, dtype=bool), spacing)
+    new = hu.astype(np.float32).copy()
+    new[box] = new_box
+    if "noise" in kinds:
+        sd = float(rng.uniform(*LOW_DOSE_NOISE_HU))
+        ndi = _ndi()
+        n = ndi.gaussian_filter(rng.standard_normal(hu.shape).astype(np.float32),
+                                sigma=[0.0] + [0.35 / s for s in spacing[1:]])
+        n *= sd / max(float(n.std()), 1e-6)
+        air = hu < -990  # the air around the patient stays air
+        new = np.where(air, new, new + n).astype(np.float32)
+        syn.target_pct = sd  # for 'noise': the noise's std (HU) is kept here
+    off = [b.start for b in box]
+    for les in syn.lesions:
+        les.center_vox = [c + o for c, o in zip(les.center_vox, off)]
+    return {"hu": new, "infection": np.zeros(lung.shape, dtype=bool), "synthesis": syn}
+
+
+# ----------------------------------------------------------------------------------------------
 # Scanner-like variants: thicker slices, smaller field of view
 # ----------------------------------------------------------------------------------------------
 
@@ -384,19 +487,24 @@ def _save(path: str, zyx: np.ndarray, affine: np.ndarray, dtype) -> None:
 
 def make_copies(data: str, study: str, out: str, per_class: int, clean: int, seed: int,
                 thick_mm: Tuple[float, float] = (0.0, 0.0), crop: Tuple[float, float] = (1.0, 1.0),
-                involvement: Optional[Tuple[float, float]] = None, log=print) -> List[Dict[str, object]]:
-    """Writes ``per_class`` COVID-19-like and CAP-like copies and ``clean`` unchanged ones (each with its own slice
-    thickness and crop) of ``data/study`` into the dataset folder ``out``."""
+                involvement: Optional[Tuple[float, float]] = None, log=print, mimics: int = 0) -> List[Dict[str, object]]:
+    """Writes ``per_class`` COVID-19-like and CAP-like copies, ``clean`` unchanged ones and ``mimics`` look-alikes
+    ("no infection" with a mass, nodules, atelectasis or low-dose noise: ``mimic``), each with its own slice thickness
+    and crop, of ``data/study`` into the dataset folder ``out``."""
     hu0, lung0, spacing, affine = _load(data, study)
     os.makedirs(out, exist_ok=True)
     rows, recs = [], []
     plan = [("COVID-19", i) for i in range(per_class)] + [("CAP", i) for i in range(per_class)] + \
-        [("no infection", i) for i in range(clean)]
+        [("no infection", i) for i in range(clean)] + [("mimic", i) for i in range(mimics)]
     for n, (label, i) in enumerate(plan):
         rng = np.random.default_rng(np.random.SeedSequence([seed, n, 0x1E5]))
-        name = f"{study}-{ {'COVID-19': 'covid', 'CAP': 'cap', 'no infection': 'none'}[label]}{i:02d}-s{seed}"
+        name = f"{study}-{ {'COVID-19': 'covid', 'CAP': 'cap', 'no infection': 'none', 'mimic': 'mimic'}[label]}{i:02d}-s{seed}"
         if label == "no infection":
             hu, inf, syn = hu0, np.zeros_like(lung0), None
+        elif label == "mimic":
+            r = mimic(hu0, lung0, spacing, rng)
+            hu, inf, syn = r["hu"], r["infection"], r["synthesis"]
+            label = syn.label
         else:
             tp = float(rng.uniform(*involvement)) if involvement else None
             r = synthesize(hu0, lung0, spacing, label, rng, target_pct=tp)
@@ -481,6 +589,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--sheet", help="draw a contact sheet of the copies in --out to this PNG instead")
     ap.add_argument("--per-class", type=int, default=4, help="COVID-19-like and CAP-like copies each")
     ap.add_argument("--clean", type=int, default=0, help="copies without lesions ('no infection')")
+    ap.add_argument("--mimics", type=int, default=0,
+                    help="'no infection' look-alikes: a mass, nodules, atelectasis or low-dose noise (mimic())")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--thick", default="0,0", help="slice thickness range, mm (0,0: the study's own)")
     ap.add_argument("--crop", default="1,1", help="in-plane crop range, fraction of the matrix (1,1: none)")
@@ -493,7 +603,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not a.data or not a.study:
         ap.error("--data and --study are needed to make copies")
     make_copies(a.data, a.study, a.out, a.per_class, a.clean, a.seed, _pair(a.thick), _pair(a.crop),
-                _pair(a.involvement) if a.involvement else None)
+                _pair(a.involvement) if a.involvement else None, mimics=a.mimics)
     return 0
 
 

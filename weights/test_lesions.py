@@ -144,6 +144,60 @@ def test_involvement_target_and_determinism():
         pass
 
 
+def test_lookalikes_are_no_infection_and_only_what_was_drawn():
+    """mimic(): solid look-alikes raise voxels inside the lung only, where a recorded mass, nodule or plate lies, to
+    soft-tissue density; the infection mask stays empty; low-dose noise has the recorded std and leaves the air."""
+    hu, lung, sp = real_chest()
+    for kinds, n_les in ((["mass"], (1, 1)), (["nodule"], (2, 8)), (["plate"], (1, 3))):
+        r = L.mimic(hu, lung, sp, np.random.default_rng(11), kinds)
+        syn, d = r["synthesis"], r["hu"] - hu
+        assert syn.label == "no infection" and syn.stage == kinds[0]
+        assert not r["infection"].any(), "a look-alike has no infection"
+        assert n_les[0] <= len(syn.lesions) <= n_les[1], (kinds, len(syn.lesions))
+        assert (d >= 0).all() and not ((d != 0) & ~lung).any(), "raise only, inside the lung"
+        assert (d > 100).sum() >= 10, f"{kinds}: only {(d > 100).sum()} voxels raised by 100 HU"
+        near = np.zeros(hu.shape, dtype=bool)  # every changed voxel within a recorded look-alike's box
+        for les in syn.lesions:
+            near[L._box(les, hu.shape, sp)] = True
+        assert not ((d != 0) & ~near).any(), f"{kinds}: a voxel changed away from every recorded look-alike"
+        if kinds != ["plate"]:
+            raised = r["hu"][d > 100]
+            assert raised.mean() > -150, f"{kinds}: mean {raised.mean():.0f} HU where raised: not solid"
+    r = L.mimic(hu, lung, sp, np.random.default_rng(12), ["noise"])
+    d = r["hu"] - hu
+    air = hu < -990
+    assert air.any() and not d[air].any(), "the air around the patient must stay as it is"
+    sd = r["synthesis"].target_pct
+    assert L.LOW_DOSE_NOISE_HU[0] <= sd <= L.LOW_DOSE_NOISE_HU[1]
+    assert abs(float(d[~air].std()) - sd) < 0.1 * sd and abs(float(d[~air].mean())) < 0.1 * sd
+    assert not r["infection"].any() and not r["synthesis"].lesions
+    a = L.mimic(hu, lung, sp, np.random.default_rng(5))
+    b = L.mimic(hu, lung, sp, np.random.default_rng(5))
+    assert a["synthesis"].stage == b["synthesis"].stage and np.array_equal(a["hu"], b["hu"])
+    for bad in (["cough"], []):
+        try:
+            L.mimic(hu, lung, sp, np.random.default_rng(0), bad)
+            raise AssertionError(f"kinds {bad} must be refused")
+        except ValueError:
+            pass
+    import nibabel as nib
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "src")
+        os.makedirs(os.path.join(src, "chest"))
+        for f, name in ((SCAN, "scan.nii.gz"), (LUNG, "lung.nii.gz")):
+            os.symlink(f, os.path.join(src, "chest", name))
+        out = os.path.join(tmp, "out")
+        recs = L.make_copies(src, "chest", out, per_class=0, clean=1, seed=5, mimics=2, log=lambda *_: None)
+        assert [r["label"] for r in recs] == ["no infection"] * 3
+        assert [r["study"].split("-")[1] for r in recs] == ["none00", "mimic00", "mimic01"]
+        for rec in recs[1:]:
+            assert rec["synthesis"]["label"] == "no infection" and rec["involvement_pct"] == 0
+            st = ds.read_study(out, rec["study"], ds.label_index(rec["label"]))
+            assert st.infection.sum() == 0
+            assert not np.array_equal(np.asarray(nib.load(os.path.join(out, rec["study"], "scan.nii.gz")).dataobj),
+                                      np.asarray(nib.load(SCAN).dataobj)), "a look-alike copy equals the scan"
+
+
 def test_copies_keep_grid_masks_and_world_position():
     import nibabel as nib
     hu, lung, sp = real_chest()
