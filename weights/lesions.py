@@ -338,7 +338,7 @@ MIMIC_KINDS = ("mass", "nodule", "plate", "noise")
 MASS_RADIUS_MM = (12.0, 30.0)      # a lung mass (> 3 cm across): a tumour
 NODULE_RADIUS_MM = (2.5, 8.0)      # nodules (< 3 cm; most under 1.5 cm)
 SOLID_HU = (0.0, 60.0)             # soft tissue, not ground glass
-PLATE_MM = (1.5, 4.0)              # linear (plate-like) atelectasis: a few mm thick, long
+PLATE_MM = (1.5, 4.0)              # linear (plate-like) atelectasis: a few mm thick, long, a line on axial slices
 LOW_DOSE_NOISE_HU = (15.0, 45.0)   # extra noise std of a low-dose acquisition
 
 
@@ -408,8 +408,8 @@ def mimic(hu: np.ndarray, lung: np.ndarray, spacing: Sequence[float], rng: np.ra
                     cand = lb
                 c = _pick(rng, cand, np.broadcast_to(1.0 + yfrac, shape))
                 t = float(rng.uniform(*PLATE_MM))
-                # a thin disc, nearly horizontal (the craniocaudal radius is its thickness), long in-plane
-                radii = [t, float(rng.uniform(15, 35)), float(rng.uniform(4, 10))]
+                # a thin plate standing across the lung (thin along the rotated in-plane axis): a line on axial slices
+                radii = [float(rng.uniform(6, 15)), float(rng.uniform(15, 35)), t]
                 les = Lesion("consolidation", [float(v) for v in c], radii, float(rng.uniform(0, math.pi)),
                              float(rng.uniform(-200, 20)), rim_hu=-600.0, side=int(side[c]), edge=0.15,
                              core=(0.9, 0.2))
