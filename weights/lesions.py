@@ -31,10 +31,13 @@ given.
 Arrays are (Z, Y, X) in the axial view of dataset.py: Z inferior -> superior, Y anterior -> posterior, X patient
 right -> left; spacing (dz, dy, dx) in mm.
 
+``mimic`` makes "no infection" look-alikes of a real scan (a solid mass, nodules, plate atelectasis, low-dose
+noise; an empty infection mask): hard negatives, ``--mimics N`` on the command line.
+
 The command line writes lesion-inserted copies of a real study in the dataset layout (docs/training.md):
 
     /usr/bin/python3 weights/lesions.py --data data/real/chest --study itkelastix-00 --out data/real-lesions/train \\
-        --per-class 24 --clean 8 --seed 1 [--thick 2,10] [--crop 0.6,1] [--involvement 2,30]
+        --per-class 24 --clean 8 --seed 1 [--mimics 8] [--thick 2,10] [--crop 0.6,1] [--involvement 2,30]
 
 Each copy: ``scan.nii.gz`` (int16 HU), ``lung.nii.gz`` (the study's reference mask, lesions lie inside it),
 ``infection.nii.gz`` (the inserted lesions), and a line in ``lesions.json`` (class, stage, lesions, involvement),
