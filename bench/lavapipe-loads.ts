@@ -1,0 +1,127 @@
+/**
+ * What a load costs a compute shader on a CPU-run adapter (issue 37; docs/performance.md, "What a load costs on
+ * lavapipe"). llvmpipe runs a workgroup's invocations as SIMD lanes; how it compiles a load depends on whether the
+ * address is the same in every lane (NIR's divergence analysis) and on the kind of buffer:
+ * - a storage-buffer load whose address differs per lane becomes a loop over the lanes, each with its bounds check;
+ * - one whose address is the same in every lane becomes one scalar load, broadcast;
+ * - a uniform-buffer load whose address differs per lane becomes a gather without branches.
+ * Each variant below runs the same loop of ITERS steps per invocation (a load and a multiply-add, four independent
+ * accumulators) in workgroups of one SIMD group; `fma` has no load (the arithmetic alone) and `broadcast` takes its
+ * value from another lane (subgroupBroadcast) instead of memory. The figure is the process's CPU time (user +
+ * system, the driver's threads included) per lane-step, the best of a few tries, so what it measures is the cost of
+ * the load kind relative to the multiply-add it feeds.
+ *
+ *   npx vite-node --config vitest.config.ts bench/lavapipe-loads.ts -- [--software lavapipe|swiftshader] [--tries 3]
+ *       [--dawn-flags enable-dawn-features=allow_unsafe_apis,disable_robustness]
+ */
+import { createGpu, parseDawnFlags, parseSoftwareOption } from '../src/gpu/device.js';
+import { settle } from '../src/gpu/wait.js';
+import { benchDriverMessages } from './driver.js';
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1]! : fallback;
+}
+
+const software = parseSoftwareOption(process.argv.includes('--software') ? arg('software', 'true') : 'lavapipe');
+const tries = Number(arg('tries', '3'));
+const dawnFlags = process.argv.includes('--dawn-flags') ? parseDawnFlags(arg('dawn-flags', '')) : [];
+const gpu = await createGpu({ forceSoftware: software, dawnFlags, driverMessages: benchDriverMessages });
+const device = gpu.device;
+const L = gpu.subgroupMaxSize;
+const ITERS = 4096;
+const WORKGROUPS = 512;
+const N = 1 << 16; // floats in the source buffers (the uniform one holds 16 KiB: 4096 floats)
+
+// The step's value v: four variants of where it comes from. `i` is the loop index (the same in every lane), `l` the
+// lane; every address stays inside its buffer without the driver's bounds check having to act.
+const VARIANTS: Record<string, string> = {
+  fma_only: 'let v = seed;',
+  fma: 'let v = f32(i & 7u) * 0.125 + f32(l);',
+  broadcast: 'let v = subgroupBroadcast(seed, 3u);',
+  storage_uniform_address: 'let v = src[(i * 16u) & (N - 1u)];',
+  storage_per_lane: 'let v = src[(i * 16u + l) & (N - 1u)];',
+  read_only_uniform_address: 'let v = srcr[(i * 16u) & (N - 1u)];',
+  read_only_per_lane: 'let v = srcr[(i * 16u + l) & (N - 1u)];',
+  storage_per_lane_vec4: 'let q = src4[((i * 16u + l) & (N - 1u)) >> 2u]; let v = q.x + q.y + q.z + q.w;',
+  uniform_buffer_per_lane: 'let q = ub[(i * 4u + l) & 1023u]; let v = q.x;',
+};
+
+function shader(body: string): string {
+  return /* wgsl */ `
+enable subgroups;
+const N: u32 = ${N}u;
+@group(0) @binding(0) var<storage, read_write> src: array<f32>;
+@group(0) @binding(1) var<storage, read_write> src4: array<vec4<f32>>;
+@group(0) @binding(2) var<uniform> ub: array<vec4<f32>, 1024>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read> srcr: array<f32>;
+@compute @workgroup_size(${L})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) l: u32) {
+  let seed = f32(l) * 0.5 + f32(wid.x);
+  var a0 = 0.0; var a1 = 0.0; var a2 = 0.0; var a3 = 0.0;
+  for (var i = 0u; i < ${ITERS}u; i += 4u) {
+    { ${body} a0 = fma(a0, 0.999, v); }
+    { let i = i + 1u; ${body} a1 = fma(a1, 0.999, v); }
+    { let i = i + 2u; ${body} a2 = fma(a2, 0.999, v); }
+    { let i = i + 3u; ${body} a3 = fma(a3, 0.999, v); }
+  }
+  out[wid.x * ${L}u + l] = a0 + a1 + a2 + a3;
+}`;
+}
+
+const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
+const src = device.createBuffer({ size: N * 4, usage });
+const src4 = device.createBuffer({ size: N * 4, usage }); // the same values, its own buffer (writable bindings may not alias)
+const values = new Float32Array(N).map((_, k) => (k % 13) * 0.25);
+device.queue.writeBuffer(src, 0, values);
+device.queue.writeBuffer(src4, 0, values);
+const srcR = device.createBuffer({ size: N * 4, usage });
+device.queue.writeBuffer(srcR, 0, values);
+const ub = device.createBuffer({ size: 1024 * 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+device.queue.writeBuffer(ub, 0, new Float32Array(4096).map((_, k) => (k % 7) * 0.5));
+const out = device.createBuffer({ size: WORKGROUPS * L * 4, usage: GPUBufferUsage.STORAGE });
+
+console.log(`adapter: ${gpu.adapterName}; ${L} lanes a workgroup, ${WORKGROUPS} workgroups x ${ITERS} steps; CPU time per lane-step`);
+// One explicit layout for every variant ('auto' would leave out the bindings a variant does not use).
+const storage = (binding: number): GPUBindGroupLayoutEntry => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } });
+const bgl = device.createBindGroupLayout({
+  entries: [storage(0), storage(1), { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } }, storage(3),
+    { binding: 4, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } }],
+});
+const layout = device.createPipelineLayout({ bindGroupLayouts: [bgl] });
+const rows: { name: string; ns: number }[] = [];
+for (const [name, body] of Object.entries(VARIANTS)) {
+  device.pushErrorScope('validation');
+  const module = device.createShaderModule({ code: shader(body) });
+  const pipeline = await device.createComputePipelineAsync({ layout, compute: { module, entryPoint: 'main' } });
+  const bind = device.createBindGroup({
+    layout: bgl,
+    entries: [src, src4, ub, out, srcR].map((buffer, binding) => ({ binding, resource: { buffer } })),
+  });
+  const run = async (): Promise<number> => {
+    const enc = device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bind);
+    pass.dispatchWorkgroups(WORKGROUPS);
+    pass.end();
+    const t0 = process.cpuUsage();
+    device.queue.submit([enc.finish()]);
+    await settle(gpu, device.queue.onSubmittedWorkDone());
+    const t = process.cpuUsage(t0);
+    return (t.user + t.system) * 1e3; // ns
+  };
+  await run(); // compile and warm
+  const error = await device.popErrorScope();
+  if (error) throw new Error(`variant ${name}: ${error.message}`);
+  let best = Infinity;
+  for (let t = 0; t < tries; t++) best = Math.min(best, await run());
+  rows.push({ name, ns: best / (WORKGROUPS * L * ITERS) });
+}
+const base = rows.find((r) => r.name === 'fma')!.ns;
+console.log('| variant | CPU ns per lane-step | against fma alone |');
+console.log('| --- | --- | --- |');
+for (const r of rows) console.log(`| ${r.name} | ${r.ns.toFixed(3)} | ${(r.ns / base).toFixed(1)}x |`);
+gpu.device.destroy();
+process.exit(0);
