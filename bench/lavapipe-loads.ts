@@ -37,6 +37,7 @@ const N = 1 << 16; // floats in the source buffers (the uniform one holds 16 KiB
 // lane; every address stays inside its buffer without the driver's bounds check having to act.
 const VARIANTS: Record<string, string> = {
   fma_only: 'let v = seed;',
+  fma_throughput: 'THROUGHPUT',
   fma: 'let v = f32(i & 7u) * 0.125 + f32(l);',
   broadcast: 'let v = subgroupBroadcast(seed, 3u);',
   storage_uniform_address: 'let v = src[(i * 16u) & (N - 1u)];',
@@ -47,7 +48,25 @@ const VARIANTS: Record<string, string> = {
   uniform_buffer_per_lane: 'let q = ub[(i * 4u + l) & 1023u]; let v = q.x;',
 };
 
+/** The multiply-add's throughput: 16 independent accumulators, no load (a step is one multiply-add). */
+const THROUGHPUT = /* wgsl */ `
+enable subgroups;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) l: u32) {
+  let v = f32(l) * 0.5 + f32(wid.x);
+  var a = array<vec4<f32>, 4>();
+  for (var i = 0u; i < ITERSu; i += 16u) {
+    a[0] = fma(a[0], vec4<f32>(0.999), vec4<f32>(v));
+    a[1] = fma(a[1], vec4<f32>(0.999), vec4<f32>(v));
+    a[2] = fma(a[2], vec4<f32>(0.999), vec4<f32>(v));
+    a[3] = fma(a[3], vec4<f32>(0.999), vec4<f32>(v));
+  }
+  out[wid.x * WGu + l] = dot(a[0] + a[1] + a[2] + a[3], vec4<f32>(1.0));
+}`;
+
 function shader(body: string): string {
+  if (body === 'THROUGHPUT') return THROUGHPUT.replaceAll('WG', String(L)).replaceAll('ITERS', String(ITERS));
   return /* wgsl */ `
 enable subgroups;
 const N: u32 = ${N}u;
