@@ -46,6 +46,15 @@ def real_chest():
     return _cache["v"]
 
 
+def chest_folder(tmp):
+    """A dataset folder in ``tmp`` with the committed real chest CT as study 'chest' (scan and lung mask linked)."""
+    src = os.path.join(tmp, "src")
+    os.makedirs(os.path.join(src, "chest"))
+    for f, name in ((SCAN, "scan.nii.gz"), (LUNG, "lung.nii.gz")):
+        os.symlink(f, os.path.join(src, "chest", name))
+    return src
+
+
 def synth(label, seed, **kw):
     hu, lung, sp = real_chest()
     return L.synthesize(hu, lung, sp, label, np.random.default_rng(seed), **kw)
@@ -182,10 +191,7 @@ def test_lookalikes_are_no_infection_and_only_what_was_drawn():
             pass
     import nibabel as nib
     with tempfile.TemporaryDirectory() as tmp:
-        src = os.path.join(tmp, "src")
-        os.makedirs(os.path.join(src, "chest"))
-        for f, name in ((SCAN, "scan.nii.gz"), (LUNG, "lung.nii.gz")):
-            os.symlink(f, os.path.join(src, "chest", name))
+        src = chest_folder(tmp)
         out = os.path.join(tmp, "out")
         recs = L.make_copies(src, "chest", out, per_class=0, clean=1, seed=5, mimics=2, log=lambda *_: None)
         assert [r["label"] for r in recs] == ["no infection"] * 3
@@ -202,13 +208,10 @@ def test_copies_keep_grid_masks_and_world_position():
     import nibabel as nib
     hu, lung, sp = real_chest()
     with tempfile.TemporaryDirectory() as tmp:
-        src = os.path.join(tmp, "src")
-        os.makedirs(os.path.join(src, "chest"))
         img = nib.load(SCAN)
         # the copies read ('L','P','S') files, as real_data.py writes them: the sample is stored so
         assert nib.aff2axcodes(img.affine) == ("L", "P", "S")
-        for f, name in ((SCAN, "scan.nii.gz"), (LUNG, "lung.nii.gz")):
-            os.symlink(f, os.path.join(src, "chest", name))
+        src = chest_folder(tmp)
         out = os.path.join(tmp, "out")
         recs = L.make_copies(src, "chest", out, per_class=1, clean=1, seed=5, thick_mm=(16, 16), crop=(0.75, 0.75),
                              log=lambda *_: None)
@@ -240,10 +243,7 @@ def test_train_mixes_the_copies_into_every_stage():
     import train
     from reference import build_model, tiny_config
     with tempfile.TemporaryDirectory() as tmp:
-        src = os.path.join(tmp, "src")
-        os.makedirs(os.path.join(src, "chest"))
-        for f, name in ((SCAN, "scan.nii.gz"), (LUNG, "lung.nii.gz")):
-            os.symlink(f, os.path.join(src, "chest", name))
+        src = chest_folder(tmp)
         mix = os.path.join(tmp, "mix")
         L.make_copies(src, "chest", mix, per_class=1, clean=1, seed=1, thick_mm=(16, 16), log=lambda *_: None)
         data = os.path.join(tmp, "data")
