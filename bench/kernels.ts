@@ -4,11 +4,13 @@
  * variants on a software adapter (docs/performance.md, "lavapipe against PyTorch"):
  *
  *   npx vite-node --config vitest.config.ts bench/kernels.ts -- [--software lavapipe|swiftshader] [--tiles software,auto]
- *       [--only SUBSTRING] [--repeats R] [--ab NAME=VALUE,...]
+ *       [--only SUBSTRING] [--repeats R] [--ab NAME=VALUE,...] [--ablate b,x,w]
  *
  * --ab compiles every case a second time with those kernel defines overridden (e.g. WSTAGE=0) and runs the two
  * alternately, R times each, reporting the median of the per-pair CPU-time ratios: on a shared machine the
- * contention hits both sides of a pair alike, where separate runs minutes apart differ by 2x.
+ * contention hits both sides of a pair alike, where separate runs minutes apart differ by 2x. --ablate (implies an
+ * A/B) takes parts out of conv2d_sg's second compile (ablateConvSg: the broadcasts, input loads, weight loads) to see
+ * what each costs; the figure is the process's CPU time per run, the run's upload and readback included.
  */
 import { createGpu, parseSoftwareOption } from '../src/gpu/device.js';
 import { PipelineCache } from '../src/gpu/pipelines.js';
@@ -17,14 +19,16 @@ import { GraphBuilder } from '../src/graph/builder.js';
 import type { TilePolicy } from '../src/gpu/caps.js';
 import type { DefineValue } from '../src/wgsl/preprocess.js';
 import { benchDriverMessages } from './driver.js';
+import { ablateConvSg } from './ablate.js';
 
-/** A pipeline cache that compiles every kernel with some defines overridden (the --ab variant). */
+/** A pipeline cache that compiles every kernel with some defines overridden, and conv2d_sg ablated (the --ab variant). */
 class OverrideCache extends PipelineCache {
-  constructor(device: GPUDevice, private readonly over: Record<string, DefineValue>) {
+  constructor(device: GPUDevice, private readonly over: Record<string, DefineValue>, private readonly ablate = '') {
     super(device);
   }
   protected override source(kernel: string, defines: Record<string, DefineValue>): string {
-    return super.source(kernel, { ...defines, ...this.over });
+    const src = super.source(kernel, { ...defines, ...this.over });
+    return kernel === 'conv2d_sg' && this.ablate ? ablateConvSg(src, this.ablate) : src;
   }
 }
 
@@ -122,6 +126,7 @@ const ab = Object.fromEntries(
     .map((kv) => kv.split('=') as [string, string])
     .map(([k, v]) => [k, Number.isFinite(Number(v)) ? Number(v) : v]),
 ) as Record<string, DefineValue>;
+const ablate = arg('ablate', '');
 const gpu = await createGpu({ forceSoftware: software, driverMessages: benchDriverMessages });
 console.log(`adapter: ${gpu.adapterName}`);
 async function abRun(c: Case, tiles: TilePolicy): Promise<void> {
@@ -131,7 +136,7 @@ async function abRun(c: Case, tiles: TilePolicy): Promise<void> {
     return compileGraph(gpu, g.finish(), { cache, fuse: false, tiles });
   };
   const a = await make(new PipelineCache(gpu.device));
-  const b = await make(new OverrideCache(gpu.device, ab));
+  const b = await make(new OverrideCache(gpu.device, ab, ablate));
   await a.run(c.inputs);
   await b.run(c.inputs);
   const ratios: number[] = [];
@@ -150,7 +155,7 @@ async function abRun(c: Case, tiles: TilePolicy): Promise<void> {
   }
   ratios.sort((x, y) => x - y);
   const med = ratios[ratios.length >> 1]!;
-  console.log(`${c.name.padEnd(44)} ${tiles.padEnd(9)} cpu best ${ca.toFixed(1).padStart(7)} ms vs ${cb.toFixed(1).padStart(7)} ms with ${JSON.stringify(ab)}: median ratio ${med.toFixed(3)} (quartiles ${ratios[ratios.length >> 2]!.toFixed(3)}..${ratios[(3 * ratios.length) >> 2]!.toFixed(3)})`);
+  console.log(`${c.name.padEnd(44)} ${tiles.padEnd(9)} cpu best ${ca.toFixed(1).padStart(7)} ms vs ${cb.toFixed(1).padStart(7)} ms with ${JSON.stringify(ab)}${ablate ? ` conv2d_sg without ${ablate}` : ''}: median ratio ${med.toFixed(3)} (quartiles ${ratios[ratios.length >> 2]!.toFixed(3)}..${ratios[(3 * ratios.length) >> 2]!.toFixed(3)})`);
   a.destroy();
   b.destroy();
 }
@@ -158,7 +163,7 @@ async function abRun(c: Case, tiles: TilePolicy): Promise<void> {
 for (const c of CASES) {
   if (only && !c.name.includes(only)) continue;
   for (const tiles of policies) {
-    if (Object.keys(ab).length) {
+    if (Object.keys(ab).length || ablate) {
       await abRun(c, tiles);
       continue;
     }

@@ -10,6 +10,9 @@ import { unexpectedDriverLines } from '../bench/driver.js';
 import { planBench, runBench, spread, type StageResult } from '../bench/core.js';
 import { formatReport } from '../bench/format.js';
 import { rooflineShare } from '../bench/roofline.js';
+import { ablateConvSg } from '../bench/ablate.js';
+import { preprocessWgsl } from '../src/wgsl/preprocess.js';
+import { kernelSource } from '../src/wgsl/kernels.js';
 import { recipes, weightValues } from '../src/models/random-weights.js';
 import { planWork } from '../bench/work.js';
 import { tinyModelConfig } from '../src/models/config.js';
@@ -176,4 +179,33 @@ describe('bench on the GPU', () => {
     }
     expect(formatReport(json)).toContain('slices per CPU-second');
   }, 120_000);
+});
+
+describe('bench/kernels.ts --ablate (bench/ablate.ts)', () => {
+  // conv2d_sg as the engine compiles it for a pointwise (VEC_X) and a 3 x 3 row-segment (SEG) convolution.
+  const base = { ACT: 2, BIND_BIAS: 3, BIND_RES: 0, BIND_SCALE: 0, BIND_Y: 4, CG: 1, HAS_BIAS: 1, HAS_RES: 0, HAS_SCALE: 0, L: 16, RES_F16: 0, RM: 2, VEC_Y: 1, X_F16: 0, Y_F16: 0 };
+  const sources = {
+    pointwise: preprocessWgsl(kernelSource('conv2d_sg')!, { ...base, POINTWISE: 1, SEG: 0, VEC_X: 1 }, kernelSource, 'conv2d_sg.wgsl'),
+    seg: preprocessWgsl(kernelSource('conv2d_sg')!, { ...base, POINTWISE: 0, SEG: 1, KW: 3, VEC_X: 0 }, kernelSource, 'conv2d_sg.wgsl'),
+  };
+  it.each(Object.entries(sources))('%s: each ablation takes out what it names and nothing else', (_, src) => {
+    expect(src).toContain('subgroupBroadcast(');
+    const b = ablateConvSg(src, 'b');
+    expect(b).not.toContain('subgroupBroadcast(');
+    expect(b).toMatch(/\bwp\[/);
+    const w = ablateConvSg(src, 'w');
+    expect(w.replace(/fn abl_w[^\n]*/, '')).not.toMatch(/\bwp\[/);
+    expect(w).toContain('subgroupBroadcast(');
+    const x = ablateConvSg(src, 'x');
+    expect(x).not.toBe(src);
+    expect(x.split('\n').filter((l) => !/fn (load_x|abl_x)/.test(l)).join('\n')).not.toMatch(/\bload_x\(|x4\[\(xbase/);
+    expect(ablateConvSg(src, 'bxw')).toBe(ablateConvSg(ablateConvSg(ablateConvSg(src, 'b'), 'x'), 'w'));
+  });
+  it('refuses what it does not know, and a kernel that no longer has what it would take out', () => {
+    expect(() => ablateConvSg(sources.seg, 'q')).toThrow(/takes b, x and w/);
+    expect(() => ablateConvSg(sources.seg.replaceAll('subgroupBroadcast(', 'subgroupShuffle('), 'b')).toThrow(/no longer has the shape/);
+    expect(() => ablateConvSg(sources.seg.replace(/\bwp\[/g, 'wq['), 'w')).toThrow(/no longer has the shape/);
+    expect(() => ablateConvSg(sources.pointwise.replaceAll('x4[(xbase', 'x4[(xbase2'), 'x')).toThrow(/no longer has the shape/);
+    expect(() => ablateConvSg(ablateConvSg(sources.seg, 'b').replace(/\bwp\[/g, 'wq['), 'w')).toThrow(/no longer has the shape/);
+  });
 });
