@@ -46,6 +46,7 @@ const VARIANTS: Record<string, string> = {
   read_only_per_lane: 'let v = srcr[(i * 16u + l) & (N - 1u)];',
   storage_per_lane_vec4: 'let q = src4[((i * 16u + l) & (N - 1u)) >> 2u]; let v = q.x + q.y + q.z + q.w;',
   uniform_buffer_per_lane: 'let q = ub[(i * 4u + l) & 1023u]; let v = q.x;',
+  uniform_buffer_per_lane_vec4: 'let q = ub[(i * 4u + l) & 1023u]; let v = q.x + q.y + q.z + q.w;',
 };
 
 /** The multiply-add's throughput: 16 independent accumulators, no load (a step is one multiply-add). */
