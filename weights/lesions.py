@@ -225,6 +225,37 @@ def _involvement(weight: np.ndarray, lung: np.ndarray, n_lung: int) -> float:
     return 100.0 * float(((weight > 0.5) & lung).sum()) / max(n_lung, 1)
 
 
+def _lung_box(hu: np.ndarray, lung: np.ndarray, who: str) -> Tuple[np.ndarray, Tuple[slice, slice, slice]]:
+    """Checks ``hu`` and ``lung`` agree and the lung is there; the lung mask as bool and its bounding box with a margin of
+    2 voxels (where the work is done; the rest of the volume is copied)."""
+    if hu.shape != lung.shape:
+        raise ValueError(f"{who}: scan {hu.shape} and lung mask {lung.shape} differ")
+    lung = lung.astype(bool)
+    if not lung.any():
+        raise ValueError(f"{who}: the lung mask is empty")
+    idx = np.nonzero(lung)
+    box = tuple(slice(max(0, int(a.min()) - 2), min(n, int(a.max()) + 3)) for a, n in zip(idx, lung.shape))
+    return lung, box  # type: ignore[return-value]
+
+
+def _axis_fractions(lung: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Per slice and per row of ``lung``'s grid: (zfrac 0 at the lung's base .. 1 at its apex, yfrac 0 anterior .. 1
+    posterior), broadcastable to the grid."""
+    zz = np.arange(lung.shape[0], dtype=np.float32)[:, None, None]
+    yy = np.arange(lung.shape[1], dtype=np.float32)[None, :, None]
+    zs, ys, _ = np.nonzero(lung)
+    zfrac = (zz - zs.min()) / max(1.0, float(zs.max() - zs.min()))
+    yfrac = (yy - ys.min()) / max(1.0, float(ys.max() - ys.min()))
+    return zfrac, yfrac
+
+
+def _lesions_to_volume(syn: "Synthesis", box: Sequence[slice]) -> None:
+    """Moves the lesions' centres from the box's voxel indices to the volume's."""
+    off = [b.start for b in box]
+    for les in syn.lesions:
+        les.center_vox = [c + o for c, o in zip(les.center_vox, off)]
+
+
 def synthesize(hu: np.ndarray, lung: np.ndarray, spacing: Sequence[float], label: str, rng: np.random.Generator,
                target_pct: Optional[float] = None, stage: Optional[str] = None) -> Dict[str, object]:
     """Inserts ``label`` ('COVID-19' or 'CAP') lesions into ``hu`` (Z, Y, X) inside ``lung`` (bool, same shape).
@@ -233,22 +264,14 @@ def synthesize(hu: np.ndarray, lung: np.ndarray, spacing: Sequence[float], label
     number of lesions is.  Works on the lung's bounding box (the rest is copied)."""
     if label not in ("COVID-19", "CAP"):
         raise ValueError(f"synthesize: label must be 'COVID-19' or 'CAP', got {label!r}")
-    if hu.shape != lung.shape:
-        raise ValueError(f"synthesize: scan {hu.shape} and lung mask {lung.shape} differ")
-    lung = lung.astype(bool)
-    if not lung.any():
-        raise ValueError("synthesize: the lung mask is empty")
-    idx = np.nonzero(lung)
-    box = tuple(slice(max(0, int(a.min()) - 2), min(n, int(a.max()) + 3)) for a, n in zip(idx, lung.shape))
+    lung, box = _lung_box(hu, lung, "synthesize")
     r = _synthesize_box(hu[box], lung[box], spacing, label, rng, target_pct, stage)
     new = hu.astype(np.float32).copy()
     new[box] = r["hu"]
     infection = np.zeros(lung.shape, dtype=bool)
     infection[box] = r["infection"]
     syn: Synthesis = r["synthesis"]  # type: ignore[assignment]
-    off = [b.start for b in box]
-    for les in syn.lesions:
-        les.center_vox = [c + o for c, o in zip(les.center_vox, off)]
+    _lesions_to_volume(syn, box)
     return {"hu": new, "infection": infection, "synthesis": syn}
 
 
@@ -259,11 +282,7 @@ def _synthesize_box(hu: np.ndarray, lung: np.ndarray, spacing: Sequence[float], 
     shape = hu.shape
     side = lung_sides(lung)
     dist = pleural_distance(lung, spacing)
-    zz = np.arange(shape[0], dtype=np.float32)[:, None, None]
-    yy = np.arange(shape[1], dtype=np.float32)[None, :, None]
-    zs, ys, _ = np.nonzero(lung)
-    zfrac = (zz - zs.min()) / max(1.0, float(zs.max() - zs.min()))        # 0 base .. 1 apex
-    yfrac = (yy - ys.min()) / max(1.0, float(ys.max() - ys.min()))        # 0 anterior .. 1 posterior
+    zfrac, yfrac = _axis_fractions(lung)
     weight = np.zeros(shape, dtype=np.float32)
     target = np.zeros(shape, dtype=np.float32)
     bronch = np.zeros(shape, dtype=bool)
@@ -354,11 +373,7 @@ def mimic(hu: np.ndarray, lung: np.ndarray, spacing: Sequence[float], rng: np.ra
     about 0.7 mm).  The solid ones are painted like lesions (raise only, inside the lung mask); nothing of it is
     infection.  Returns {'hu': float32 HU, 'infection': an empty mask, 'synthesis': Synthesis with label
     'no infection' and the stage the kinds joined by '+'}."""
-    if hu.shape != lung.shape:
-        raise ValueError(f"mimic: scan {hu.shape} and lung mask {lung.shape} differ")
-    lung = lung.astype(bool)
-    if not lung.any():
-        raise ValueError("mimic: the lung mask is empty")
+    lung, box = _lung_box(hu, lung, "mimic")
     if kinds is None:
         solid = str(rng.choice(["mass", "nodule", "plate", "mass+nodule"], p=[0.4, 0.25, 0.15, 0.2]))
         kinds = solid.split("+") + (["noise"] if rng.random() < 0.4 else [])
@@ -366,25 +381,20 @@ def mimic(hu: np.ndarray, lung: np.ndarray, spacing: Sequence[float], rng: np.ra
     if bad or not kinds:
         raise ValueError(f"mimic: kinds must be among {MIMIC_KINDS}, got {list(kinds)}")
     spacing = tuple(float(s) for s in spacing)
-    idx = np.nonzero(lung)
-    box = tuple(slice(max(0, int(a.min()) - 2), min(n, int(a.max()) + 3)) for a, n in zip(idx, lung.shape))
     lb = lung[box]
     shape = lb.shape
+    inside = lb.astype(np.float32)  # what a look-alike may cover
     side = lung_sides(lb)
     dist = pleural_distance(lb, spacing)
-    zz = np.arange(shape[0], dtype=np.float32)[:, None, None]
-    yy = np.arange(shape[1], dtype=np.float32)[None, :, None]
-    xx = np.arange(shape[2], dtype=np.float32)[None, None, :]
-    zs, ys, xs = np.nonzero(lb)
-    zfrac = (zz - zs.min()) / max(1.0, float(zs.max() - zs.min()))
-    yfrac = (yy - ys.min()) / max(1.0, float(ys.max() - ys.min()))
+    zfrac, yfrac = _axis_fractions(lb)
     # medial: near the lungs' midline (the mediastinum, the hila)
+    xx = np.arange(shape[2], dtype=np.float32)[None, None, :]
+    xs = np.nonzero(lb)[2]
     medial = 1.0 - np.abs(xx - float(xs.mean())) / max(1.0, float(np.abs(xs - xs.mean()).max()))
     weight = np.zeros(shape, dtype=np.float32)
     target = np.zeros(shape, dtype=np.float32)
     bronch = np.zeros(shape, dtype=bool)
     syn = Synthesis(label="no infection", stage="+".join(kinds))
-    ones = np.ones(shape, dtype=np.float32)
     for kind in kinds:
         if kind in ("mass", "nodule"):
             count = 1 if kind == "mass" else int(rng.integers(2, 9))
@@ -395,14 +405,14 @@ def mimic(hu: np.ndarray, lung: np.ndarray, spacing: Sequence[float], rng: np.ra
                 if not cand.any():
                     cand = lb
                 hilar = kind == "mass" and rng.random() < 0.5
-                wts = np.broadcast_to((medial ** 4 if hilar else ones) * (1.0 + 0.5 * (1 - zfrac)), shape)
+                wts = np.broadcast_to((medial ** 4 if hilar else 1.0) * (1.0 + 0.5 * (1 - zfrac)), shape)
                 c = _pick(rng, cand, wts)
                 radii = [r * float(rng.uniform(0.8, 1.2)), r, r * float(rng.uniform(0.75, 1.0))]
                 # solid, sharp-edged and roughened (spiculation: a rougher border than the lesions above)
                 les = Lesion("consolidation", [float(v) for v in c], radii, float(rng.uniform(0, math.pi)),
                              float(rng.uniform(*SOLID_HU)), rim_hu=float(rng.uniform(-150, 0)), side=int(side[c]),
                              edge=0.1, core=(0.97, 0.05))
-                paint(rng, les, spacing, shape, weight, target, bronch, allowed=lb.astype(np.float32))
+                paint(rng, les, spacing, shape, weight, target, bronch, allowed=inside)
                 syn.lesions.append(les)
         elif kind == "plate":
             for _ in range(int(rng.integers(1, 4))):
@@ -416,7 +426,7 @@ def mimic(hu: np.ndarray, lung: np.ndarray, spacing: Sequence[float], rng: np.ra
                 les = Lesion("consolidation", [float(v) for v in c], radii, float(rng.uniform(0, math.pi)),
                              float(rng.uniform(-200, 20)), rim_hu=-600.0, side=int(side[c]), edge=0.15,
                              core=(0.9, 0.2))
-                paint(rng, les, spacing, shape, weight, target, bronch, allowed=lb.astype(np.float32))
+                paint(rng, les, spacing, shape, weight, target, bronch, allowed=inside)
                 syn.lesions.append(les)
     new_box, _ = compose(hu[box].astype(np.float32), lb, weight, target, np.zeros(shape, dtype=bool), spacing)
     new = hu.astype(np.float32).copy()
@@ -430,9 +440,7 @@ def mimic(hu: np.ndarray, lung: np.ndarray, spacing: Sequence[float], rng: np.ra
         air = hu < -990  # the air around the patient stays air
         new = np.where(air, new, new + n).astype(np.float32)
         syn.target_pct = sd  # for 'noise': the noise's std (HU) is kept here
-    off = [b.start for b in box]
-    for les in syn.lesions:
-        les.center_vox = [c + o for c, o in zip(les.center_vox, off)]
+    _lesions_to_volume(syn, box)
     return {"hu": new, "infection": np.zeros(lung.shape, dtype=bool), "synthesis": syn}
 
 
