@@ -9,7 +9,7 @@
  * (or MESA_SHADER_CACHE_DISABLE=true); with the same directory again for the warm figures. Options: --config
  * tiny|default, --size S, --batch N, --software lavapipe|swiftshader, --top N.
  */
-import { createGpu, parseSoftwareOption } from '../src/gpu/device.js';
+import { createGpu } from '../src/gpu/device.js';
 import { PipelineCache } from '../src/gpu/pipelines.js';
 import { TwoStageEngine } from '../src/analysis/engine.js';
 import { randomPipelineWeights } from '../src/models/random-weights.js';
@@ -17,19 +17,13 @@ import { defaultModelConfig, defaultPreprocessConfig, tinyModelConfig } from '..
 import type { PreparedDispatch } from '../src/gpu/dispatch.js';
 import { syntheticWindowed } from './inputs.js';
 import { loadavg } from 'node:os';
-import { benchDriverMessages } from './driver.js';
+import { benchDriverMessages, argValue, softwareArg } from './driver.js';
 
-function arg(name: string, fallback: string): string {
-  const argv = process.argv;
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < argv.length ? argv[i + 1]! : fallback;
-}
-
-const config = arg('config', 'tiny');
-const size = Number(arg('size', '64'));
-const batch = Number(arg('batch', '4'));
-const top = Number(arg('top', '25'));
-const software = parseSoftwareOption(process.argv.includes('--software') ? arg('software', 'true') : undefined);
+const config = argValue('config', 'tiny');
+const size = Number(argValue('size', '64'));
+const batch = Number(argValue('batch', '4'));
+const top = Number(argValue('top', '25'));
+const software = softwareArg(undefined);
 
 const t0 = performance.now();
 const gpu = await createGpu({ forceSoftware: software, driverMessages: benchDriverMessages });

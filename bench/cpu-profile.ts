@@ -11,7 +11,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { createGpu, parseSoftwareOption } from '../src/gpu/device.js';
+import { createGpu } from '../src/gpu/device.js';
 import { PipelineCache } from '../src/gpu/pipelines.js';
 import { TwoStageEngine } from '../src/analysis/engine.js';
 import { randomPipelineWeights } from '../src/models/random-weights.js';
@@ -20,23 +20,17 @@ import type { PreparedDispatch } from '../src/gpu/dispatch.js';
 import type { TilePolicy } from '../src/gpu/caps.js';
 import { settle } from '../src/gpu/wait.js';
 import { syntheticWindowed } from './inputs.js';
-import { benchDriverMessages } from './driver.js';
+import { benchDriverMessages, argValue, softwareArg } from './driver.js';
 
-function arg(name: string, fallback: string): string {
-  const argv = process.argv;
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < argv.length ? argv[i + 1]! : fallback;
-}
-
-const config = arg('config', 'tiny');
-const size = Number(arg('size', '128'));
-const batch = Number(arg('batch', '4'));
-const reps = Number(arg('reps', '5'));
-const tries = Number(arg('tries', '3'));
-const top = Number(arg('top', '25'));
-const tiles = arg('tiles', '') as TilePolicy | '';
-const software = parseSoftwareOption(process.argv.includes('--software') ? arg('software', 'true') : 'lavapipe');
-const jsonOut = arg('json', '');
+const config = argValue('config', 'tiny');
+const size = Number(argValue('size', '128'));
+const batch = Number(argValue('batch', '4'));
+const reps = Number(argValue('reps', '5'));
+const tries = Number(argValue('tries', '3'));
+const top = Number(argValue('top', '25'));
+const tiles = argValue('tiles', '') as TilePolicy | '';
+const software = softwareArg('lavapipe');
+const jsonOut = argValue('json', '');
 
 const gpu = await createGpu({ forceSoftware: software, driverMessages: benchDriverMessages });
 const cache = new PipelineCache(gpu.device);

@@ -18,6 +18,21 @@ export function benchDriverMessages(text: string): void {
   for (const l of unexpectedDriverLines(text)) process.stderr.write(`driver: ${l}\n`);
 }
 
+/** A bench script's `--NAME VALUE`: the word after the flag, else `fallback`. */
+export function argValue(name: string, fallback: string): string {
+  const argv = process.argv;
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < argv.length ? argv[i + 1]! : fallback;
+}
+
+/**
+ * A bench script's adapter from its command line: `--software DRIVER` that driver, `--software` alone any software
+ * adapter, no flag `fallback` (parseSoftwareOption; a bad value throws).
+ */
+export function softwareArg(fallback: string | undefined): boolean | SoftwareDriver {
+  return parseSoftwareOption(process.argv.includes('--software') ? argValue('software', 'true') : fallback);
+}
+
 /** A bench script's `--software` value (parseSoftwareOption); a bad one prints its message and exits 2 (bad usage). */
 export function softwareOrExit(value: string | undefined): boolean | SoftwareDriver {
   try {

@@ -6,7 +6,8 @@
  * - one whose address is the same in every lane becomes one scalar load, broadcast;
  * - a uniform-buffer load whose address differs per lane becomes a gather without branches.
  * Each variant below runs the same loop of ITERS steps per invocation (a load and a multiply-add, four independent
- * accumulators) in workgroups of one SIMD group; `fma` has no load (the arithmetic alone) and `broadcast` takes its
+ * accumulators) in workgroups of one SIMD group; `fma` has no load (the arithmetic alone: the baseline of the
+ * last column), `fma_only` not even that arithmetic, and `broadcast` takes its
  * value from another lane (subgroupBroadcast) instead of memory. The figure is the process's CPU time (user +
  * system, the driver's threads included) per lane-step, the best of a few tries, so what it measures is the cost of
  * the load kind relative to the multiply-add it feeds.
@@ -14,18 +15,13 @@
  *   npx vite-node --config vitest.config.ts bench/lavapipe-loads.ts -- [--software lavapipe|swiftshader] [--tries 3]
  *       [--dawn-flags enable-dawn-features=allow_unsafe_apis,disable_robustness]
  */
-import { createGpu, parseDawnFlags, parseSoftwareOption } from '../src/gpu/device.js';
+import { createGpu, parseDawnFlags } from '../src/gpu/device.js';
 import { settle } from '../src/gpu/wait.js';
-import { benchDriverMessages } from './driver.js';
+import { benchDriverMessages, argValue, softwareArg } from './driver.js';
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1]! : fallback;
-}
-
-const software = parseSoftwareOption(process.argv.includes('--software') ? arg('software', 'true') : 'lavapipe');
-const tries = Number(arg('tries', '3'));
-const dawnFlags = process.argv.includes('--dawn-flags') ? parseDawnFlags(arg('dawn-flags', '')) : [];
+const software = softwareArg('lavapipe');
+const tries = Number(argValue('tries', '3'));
+const dawnFlags = process.argv.includes('--dawn-flags') ? parseDawnFlags(argValue('dawn-flags', '')) : [];
 const gpu = await createGpu({ forceSoftware: software, dawnFlags, driverMessages: benchDriverMessages });
 const device = gpu.device;
 const L = gpu.subgroupMaxSize;
@@ -33,7 +29,7 @@ const ITERS = 4096;
 const WORKGROUPS = 512;
 const N = 1 << 16; // floats in the source buffers (the uniform one holds 16 KiB: 4096 floats)
 
-// The step's value v: four variants of where it comes from. `i` is the loop index (the same in every lane), `l` the
+// The step's value v, by where it comes from (fma_throughput: its own shader, below). `i` is the loop index (the same in every lane), `l` the
 // lane; every address stays inside its buffer without the driver's bounds check having to act.
 const VARIANTS: Record<string, string> = {
   fma_only: 'let v = seed;',
