@@ -1,0 +1,46 @@
+"""The pre-registered rule of the third issue-36 experiment (weights/README.md "A third experiment")."""
+import json, os, sys
+import numpy as np
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..'))
+from slices2d import auc
+R = sys.argv[1] if len(sys.argv) > 1 else 'post'
+FILE2D = sys.argv[2] if len(sys.argv) > 2 else 'slices2d-file.json'
+REAL = ('lidc-idri-0001', 'cmbcrc-msb-01068', 'ricord1a-000082')
+cal = json.load(open(f'{R}/calibration.json'))
+va = cal['validation_answers']
+syn = {k: v for k, v in va.items() if k.startswith('syn')}
+ok1 = sum(v['label'] == v['argmax'] for v in syn.values()) >= 77
+print(f"(1) val90: {sum(v['label'] == v['argmax'] for v in syn.values())} of {len(syn)} (need 77)")
+vr = json.load(open(f'{R}/val-real.json'))['studies']
+copies = [s for s in vr if s['study'] not in REAL]
+right = [s for s in copies if s.get('patient_pred') == s['label'] and s.get('supported')]
+need = -(-2 * len(copies) // 3)
+ok2 = len(right) >= need
+print(f"(2) real validation copies right and supported: {len(right)} of {len(copies)} (need {need})")
+for s in copies:
+    print(f"    {s['study']:40s} {s['label']:13s} -> {s.get('patient_pred')} p={max(s.get('patient_probs') or [0]):.3f} ood={s.get('ood_score')} sup={s.get('supported')} inv={s.get('involvement_pct')}")
+ok3 = True
+for s in [s for s in vr if s['study'] in REAL]:
+    pred = s.get('patient_pred') if s.get('supported') else None
+    if s['label'] == 'COVID-19':
+        ok = pred in ('COVID-19', None)
+    else:
+        ok = pred in ('no infection', None) and (s.get('involvement_pct') or 0) < 1.0
+    ok3 &= ok
+    print(f"(3) {s['study']}: {s['label']} -> {s.get('patient_pred')} supported={s.get('supported')} ood={s.get('ood_score')} involvement {s.get('involvement_pct')} -> {'ok' if ok else 'NOT ok'}")
+def half(path, parity):
+    d = json.load(open(path))['per_slice']
+    count, idx = {}, []
+    for i, s in enumerate(d):
+        c = count.get(s['set'], 0)
+        if c % 2 == parity:
+            idx.append(i)
+        count[s['set']] = c + 1
+    y = np.array([d[i]['label'] for i in idx]); p = np.array([d[i]['probs'] for i in idx])
+    return float(((p.argmax(1) == 0).astype(int) == y).mean()), auc(p[:, 0], y), len(idx)
+fa, fu, n = half(FILE2D, 1); ca, cu, _ = half(f'{R}/slices2d.json', 1)
+ok4 = ca >= fa - 0.02 and cu >= fu - 0.02
+print(f"(4) 2-D validation half ({n} slices): candidate {ca:.3f}, AUC {cu:.3f}; file {fa:.3f}, AUC {fu:.3f} -> {'ok' if ok4 else 'NOT ok'}")
+ta, tu, m = half(f'{R}/slices2d.json', 0); fta, ftu, _ = half(FILE2D, 0)
+print(f"    2-D test half ({m} slices, held out): candidate {ta:.3f}, AUC {tu:.3f}; file {fta:.3f}, AUC {ftu:.3f}")
+print("RULE", "MET" if ok1 and ok2 and ok3 and ok4 else "NOT MET")
