@@ -1,10 +1,11 @@
 """The pre-registered rule of the third issue-36 experiment (weights/README.md "A third experiment")."""
 import json, os, sys
 import numpy as np
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..'))
-from slices2d import auc
-R = sys.argv[1] if len(sys.argv) > 1 else 'post'
-FILE2D = sys.argv[2] if len(sys.argv) > 2 else 'slices2d-file.json'
+HERE = os.path.dirname(os.path.abspath(__file__))
+R = sys.argv[1] if len(sys.argv) > 1 else HERE  # the run's outputs (calibration.json, val-real.json, slices2d.json)
+FILE2D = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, 'slices2d-file.json')  # the committed file's 2-D answers
+sys.path.insert(0, os.path.join(HERE, '..', '..', '..'))
+from slices2d import auc  # noqa: E402
 REAL = ('lidc-idri-0001', 'cmbcrc-msb-01068', 'ricord1a-000082')
 cal = json.load(open(f'{R}/calibration.json'))
 va = cal['validation_answers']
