@@ -10,7 +10,7 @@ import Ajv from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { analyzeVolume, INFECTION_LEVELS } from '../src/analysis/analyze.js';
 import { axialGrid, readAxialSlice } from '../src/analysis/grid.js';
-import { chestCoverage, bodyMaskSlice, SliceScratch, MIN_LUNG_EXTENT_MM } from '../src/analysis/postprocess.js';
+import { chestCoverage, bodyMaskSlice, SliceScratch, MIN_LUNG_EXTENT_MM, NEAR_LARGEST_MM } from '../src/analysis/postprocess.js';
 import { makeOutputFiles } from '../src/analysis/outputs.js';
 import { readNifti } from '../src/io/nifti.js';
 import type { Volume } from '../src/volume/volume.js';
@@ -161,6 +161,42 @@ describe('post-processing and one gated map (CPU stand-in engine)', () => {
     }
     const chest = readReport(JSON.parse(JSON.stringify((await analyzeVolume(fakeEngine({ batch: 8, size: 64 }), phantom().vol)).report)));
     expect(chest.patient.found).toBe(true);
+  });
+
+  it('a scan that runs on into the abdomen: gas read as lung far below the lungs is dropped, a pocket just under them kept', async () => {
+    // Lungs at k = 20..37; a 600-voxel box read as lung at k = 0..5 (70 mm below the lung base: a whole-body CT's
+    // colon) and a 432-voxel one at k = 14..16 (within NEAR_LARGEST_MM = 6 slices of 5 mm of the base: stomach or
+    // splenic flexure, kept as before the rule). Both hold more than MIN_COMPONENT_FRACTION of the largest lung.
+    const { vol } = phantom({ blobs: false, lungSlices: [20, 37] });
+    const far = new Uint8Array(vol.data.length);
+    const near = new Uint8Array(vol.data.length);
+    const box = (k0: number, k1: number, i0: number, i1: number, j0: number, j1: number, mark: Uint8Array) => {
+      for (let k = k0; k <= k1; k++)
+        for (let j = j0; j <= j1; j++)
+          for (let i = i0; i <= i1; i++) {
+            vol.data[i + NX * (j + NY * k)] = -700;
+            mark[i + NX * (j + NY * k)] = 1;
+          }
+    };
+    box(0, 5, 40, 49, 28, 37, far);
+    box(14, 16, 38, 49, 27, 38, near);
+    expect(NEAR_LARGEST_MM / MM).toBe(6);
+    const r = await analyzeVolume(fakeEngine({ batch: 8, size: 64 }), vol);
+    let farKept = 0;
+    let nearKept = 0;
+    let farCount = 0;
+    for (let i = 0; i < vol.data.length; i++) {
+      if (far[i]) {
+        farCount++;
+        farKept += r.lungMask[i]!;
+      }
+      if (near[i]) nearKept += r.lungMask[i]!;
+    }
+    expect(farKept, 'far gas voxels in the lung mask').toBe(0);
+    expect(nearKept, 'the pocket under the lungs').toBe(432);
+    expect(r.report.patient.chest!.removedComponentVoxels).toBeGreaterThanOrEqual(farCount);
+    for (let i = 0; i < vol.data.length; i++) if (far[i]) expect(r.infection[i]).toBe(0);
+    expect(r.report.patient.chest!.firstLungSlice).toBe(14);
   });
 
   it('lungs only at one end (an abdomen that starts at the lung bases): not a chest CT', async () => {

@@ -7,7 +7,9 @@ orientation):
 1. Nothing outside the body: per slice, the largest 8-connected region above BODY_HU, holes filled (background
    4-connected to the slice border); lung voxels outside it are dropped.
 2. 3-D components (in-plane 8 neighbours, the voxel above and below): components under MIN_COMPONENT_FRACTION of
-   the largest are dropped.
+   the largest are dropped, and so are those with less than half of their voxels in the slices within
+   NEAR_LARGEST_MM of the largest one's (bowel gas far below the lungs on a scan that runs on into the abdomen: a
+   whole-body CT's colon took in 1.6 L of "lung" and its infection map before this rule).
 3. The infection map counts only inside the final mask.
 
 ``final_masks`` also brings the model-grid probabilities back to the source grid exactly as the engine does
@@ -24,6 +26,7 @@ import torch.nn.functional as F
 
 BODY_HU = -500.0
 MIN_COMPONENT_FRACTION = 0.05
+NEAR_LARGEST_MM = 30.0
 MIN_LUNG_ML = 150.0
 MIN_LUNG_EXTENT_MM = 60.0
 SLIVER_EXTENT_MM = 100.0
@@ -46,9 +49,9 @@ def body_mask_slice(hu: np.ndarray) -> np.ndarray:
     return ndi.binary_fill_holes(lab == best)
 
 
-def postprocess(lung: np.ndarray, hu: np.ndarray) -> Dict[str, object]:
-    """``lung`` (Z, Y, X) bool (stage 1's mask on the source grid), ``hu`` the same shape: the final mask and what
-    was removed."""
+def postprocess(lung: np.ndarray, hu: np.ndarray, dz: float) -> Dict[str, object]:
+    """``lung`` (Z, Y, X) bool (stage 1's mask on the source grid), ``hu`` the same shape, ``dz`` the slice spacing
+    (mm): the final mask and what was removed."""
     ndi = _ndi()
     lung = lung.astype(bool).copy()
     removed_body = 0
@@ -66,7 +69,12 @@ def postprocess(lung: np.ndarray, hu: np.ndarray) -> Dict[str, object]:
     if n:
         sizes = np.bincount(lab.ravel(), minlength=n + 1)
         sizes[0] = 0
-        keep = sizes >= MIN_COMPONENT_FRACTION * sizes.max()
+        big = int(np.argmax(sizes))  # ties: the first in raster order, as the engine
+        zs = np.nonzero((lab == big).reshape(lab.shape[0], -1).any(1))[0]
+        m = int(np.floor(NEAR_LARGEST_MM / dz + 1e-4))  # as the engine (a float32 spacing such as 0.6 mm)
+        lo, hi = max(0, int(zs[0]) - m), min(lab.shape[0] - 1, int(zs[-1]) + m)
+        near = np.bincount(lab[lo:hi + 1].ravel(), minlength=n + 1)
+        keep = (sizes >= MIN_COMPONENT_FRACTION * sizes.max()) & (2 * near >= sizes)
         keep[0] = False
         final = keep[lab]
         removed_comp = int((lung & ~final).sum())
@@ -109,10 +117,10 @@ def final_masks(hu: np.ndarray, lung_prob: torch.Tensor, infection_prob: torch.T
     lp = resize_back(lung_prob, ny, nx).numpy()
     ip = resize_back(infection_prob, ny, nx).numpy()
     raw = lp > pre.lung_threshold
-    pp = postprocess(raw, hu)
+    dz, dy, dx = spacing
+    pp = postprocess(raw, hu, dz)
     lung = pp["lung"]
     infected = lung & (ip > pre.infection_threshold)
-    dz, dy, dx = spacing
     vox = dz * dy * dx / 1000.0
     lv = lung.reshape(z, -1).sum(1)
     lung_ml = float(lung.sum()) * vox

@@ -422,6 +422,30 @@ def default_config_builds():
     assert torch.isfinite(o["patient_logits"]).all()
 
 
+
+@test
+def postprocess_drops_gas_far_below_the_lungs():
+    """weights/postprocess.py (the engine's rule, test/postprocess.test.ts): a component read as lung that lies mostly
+    more than NEAR_LARGEST_MM from the largest one's slices is dropped; one within it is kept."""
+    import numpy as np
+    import postprocess as pp
+    z, y, x = 40, 32, 32
+    hu = np.full((z, y, x), 40.0, dtype=np.float32)
+    hu[:, 0, :] = hu[:, -1, :] = hu[:, :, 0] = hu[:, :, -1] = -1000.0  # air around the body
+    lung = np.zeros((z, y, x), dtype=bool)
+    lung[20:38, 6:26, 4:14] = True  # the largest component, slices 20..37
+    lung[14:17, 8:20, 18:28] = True  # 360 voxels, slices 14..16: within 6 slices of 5 mm
+    lung[0:6, 8:18, 18:28] = True  # 600 voxels, slices 0..5: 70 mm below
+    assert pp.NEAR_LARGEST_MM / 5.0 == 6
+    r = pp.postprocess(lung, hu, 5.0)
+    out = r["lung"]
+    assert out[20:38, 6:26, 4:14].all() and out[14:17, 8:20, 18:28].all()
+    assert not out[0:6].any()
+    assert r["removed_components"] == 600, r["removed_components"]
+    # At 10 mm slices the margin is 3 slices: the pocket 4..6 slices below is dropped as well.
+    r = pp.postprocess(lung, hu, 10.0)
+    assert not r["lung"][14:17].any() and r["removed_components"] == 960
+
 def main():
     t0 = time.time()
     passed = failed = 0

@@ -10,7 +10,9 @@
  *    and its slices lose their lung.
  * 2. **3-D components.** Voxels are connected in-plane through their 8 neighbours and across slices through the
  *    voxel above and below. Components holding less than {@link MIN_COMPONENT_FRACTION} of the largest one are
- *    dropped (bowel or stomach gas, air in the oesophagus, specks).
+ *    dropped (bowel or stomach gas, air in the oesophagus, specks), and so are those with less than half of their
+ *    voxels in the slices within {@link NEAR_LARGEST_MM} of the largest one's (bowel gas far below the lungs on a
+ *    scan that runs on into the abdomen: a whole-body CT's colon took in 1.6 L of "lung" before this rule).
  *
  * It only removes lung voxels: the infection map is then gated by the final mask (every output and figure uses
  * it). Memory: one slice of scratch and a small table per 2-D component; the volume's mask is changed in place.
@@ -24,6 +26,11 @@ import { readAxialSlice, writeAxialSlice, type AxialGrid } from './grid.js';
 export const BODY_HU = -500;
 /** A 3-D lung component is kept when it holds at least this fraction of the largest one's voxels. */
 export const MIN_COMPONENT_FRACTION = 0.05;
+/**
+ * A 3-D lung component is kept only when at least half of its voxels lie in slices at most this far (mm) from the
+ * largest component's first and last slices.
+ */
+export const NEAR_LARGEST_MM = 30;
 
 /** A scan is not a chest CT when its final lung volume is below this, mL. */
 export const MIN_LUNG_ML = 150;
@@ -251,14 +258,33 @@ export function postprocessLung(grid: AxialGrid, hu: ArrayLike<number>, mask: Ui
   // Component sizes at their roots.
   const rootSize = new Float64Array(total + 1);
   let largest = 0;
+  let largestRoot = 0;
   for (let g = 1; g <= total; g++) rootSize[find(g)]! += size[g]!;
   let components = 0;
   for (let g = 1; g <= total; g++)
     if (find(g) === g) {
       components++;
-      largest = Math.max(largest, rootSize[g]!);
+      // Ties: the first in raster order (the lowest id), as weights/postprocess.py.
+      if (rootSize[g]! > largest) {
+        largest = rootSize[g]!;
+        largestRoot = g;
+      }
     }
-  const keepRoot = (r: number) => rootSize[r]! >= MIN_COMPONENT_FRACTION * largest;
+  // The largest component's slices, widened by NEAR_LARGEST_MM, and each component's voxels within them.
+  let z0 = nz;
+  let z1 = -1;
+  for (let z = 0; z < nz; z++)
+    for (let g = base[z]! + 1; g <= base[z + 1]!; g++)
+      if (find(g) === largestRoot) {
+        z0 = Math.min(z0, z);
+        z1 = z;
+      }
+  // (1e-4: a spacing stored in float32, such as 0.6 mm, still gives the whole number of slices.)
+  const margin = Math.floor(NEAR_LARGEST_MM / grid.spacing[2] + 1e-4);
+  const near = new Float64Array(total + 1);
+  for (let z = Math.max(0, z0 - margin); z <= Math.min(nz - 1, z1 + margin); z++)
+    for (let g = base[z]! + 1; g <= base[z + 1]!; g++) near[find(g)]! += size[g]!;
+  const keepRoot = (r: number) => rootSize[r]! >= MIN_COMPONENT_FRACTION * largest && 2 * near[r]! >= rootSize[r]!;
   let kept = 0;
   for (let g = 1; g <= total; g++) if (find(g) === g && keepRoot(g)) kept++;
   const lungVoxels = new Float64Array(nz);
