@@ -10,7 +10,7 @@ import Ajv from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { analyzeVolume, INFECTION_LEVELS } from '../src/analysis/analyze.js';
 import { axialGrid, readAxialSlice } from '../src/analysis/grid.js';
-import { chestCoverage, bodyMaskSlice, SliceScratch, MIN_LUNG_EXTENT_MM, NEAR_LARGEST_MM } from '../src/analysis/postprocess.js';
+import { chestCoverage, bodyMaskSlice, SliceScratch, MIN_LUNG_EXTENT_MM, NEAR_LARGEST_MM, ANCHOR_FRACTION } from '../src/analysis/postprocess.js';
 import { makeOutputFiles } from '../src/analysis/outputs.js';
 import { readNifti } from '../src/io/nifti.js';
 import type { Volume } from '../src/volume/volume.js';
@@ -197,6 +197,30 @@ describe('post-processing and one gated map (CPU stand-in engine)', () => {
     expect(r.report.patient.chest!.removedComponentVoxels).toBeGreaterThanOrEqual(farCount);
     for (let i = 0; i < vol.data.length; i++) if (far[i]) expect(r.infection[i]).toBe(0);
     expect(r.report.patient.chest!.firstLungSlice).toBe(14);
+  });
+
+  it('gas far below the lungs but larger than each lung: the lungs stay (they set the range with it), nothing is dropped', async () => {
+    const { vol } = phantom({ blobs: false, lungSlices: [28, 37] });
+    const idx = (i: number, j: number, k: number) => i + NX * (j + NY * k);
+    let left = 0;
+    let right = 0;
+    for (let k = 0; k < NZ; k++) for (let j = 0; j < NY; j++) for (let i = 0; i < NX; i++) if (vol.data[idx(i, j, k)] === -850) (i < 32 ? left++ : right++);
+    // A box of gas read as lung at k = 0..9, 1.2 times the larger lung (rows of 20 columns, the last row partial).
+    const want = Math.round(1.2 * Math.max(left, right));
+    let gas = 0;
+    for (let k = 0; k <= 9 && gas < want; k++)
+      for (let j = 24; j <= 40 && gas < want; j++)
+        for (let i = 36; i <= 55 && gas < want; i++) {
+          vol.data[idx(i, j, k)] = -700;
+          gas++;
+        }
+    expect(gas).toBe(want);
+    expect(Math.min(left, right)).toBeGreaterThanOrEqual(ANCHOR_FRACTION * gas);
+    const r = await analyzeVolume(fakeEngine({ batch: 8, size: 64 }), vol);
+    let kept = 0;
+    for (let i = 0; i < vol.data.length; i++) kept += r.lungMask[i]!;
+    expect(kept).toBe(left + right + gas);
+    expect(r.report.patient.chest!.removedComponentVoxels).toBe(0);
   });
 
   it('lungs only at one end (an abdomen that starts at the lung bases): not a chest CT', async () => {

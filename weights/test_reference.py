@@ -445,6 +445,15 @@ def postprocess_drops_gas_far_below_the_lungs():
     # At 10 mm slices the margin is 3 slices: the pocket 4..6 slices below is dropped as well.
     r = pp.postprocess(lung, hu, 10.0)
     assert not r["lung"][14:17].any() and r["removed_components"] == 960
+    # Gas larger than either lung (4000 voxels against 3600 each, far below them): the lungs still set the range
+    # (ANCHOR_FRACTION), so nothing is dropped rather than the lungs.
+    lung = np.zeros((z, y, x), dtype=bool)
+    lung[20:38, 6:26, 2:12] = True
+    lung[20:38, 6:26, 18:28] = True
+    lung[0:10, 6:26, 6:26] = True
+    assert 3600 >= pp.ANCHOR_FRACTION * 4000
+    r = pp.postprocess(lung, hu, 5.0)
+    assert r["lung"].sum() == 3600 * 2 + 4000 and r["removed_components"] == 0
 
 def main():
     t0 = time.time()

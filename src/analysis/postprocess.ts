@@ -11,8 +11,9 @@
  * 2. **3-D components.** Voxels are connected in-plane through their 8 neighbours and across slices through the
  *    voxel above and below. Components holding less than {@link MIN_COMPONENT_FRACTION} of the largest one are
  *    dropped (bowel or stomach gas, air in the oesophagus, specks), and so are those with less than half of their
- *    voxels in the slices within {@link NEAR_LARGEST_MM} of the largest one's (bowel gas far below the lungs on a
- *    scan that runs on into the abdomen: a whole-body CT's colon took in 1.6 L of "lung" before this rule).
+ *    voxels in the slices within {@link NEAR_LARGEST_MM} of the large components' (those with at least
+ *    {@link ANCHOR_FRACTION} of the largest one's voxels: the lungs), such as bowel gas far below the lungs on a
+ *    scan that runs on into the abdomen (a whole-body CT's colon took in 1.6 L of "lung" before this rule).
  *
  * It only removes lung voxels: the infection map is then gated by the final mask (every output and figure uses
  * it). Memory: one slice of scratch and a small table per 2-D component; the volume's mask is changed in place.
@@ -28,9 +29,14 @@ export const BODY_HU = -500;
 export const MIN_COMPONENT_FRACTION = 0.05;
 /**
  * A 3-D lung component is kept only when at least half of its voxels lie in slices at most this far (mm) from the
- * largest component's first and last slices.
+ * first and last slices of the large components ({@link ANCHOR_FRACTION}).
  */
 export const NEAR_LARGEST_MM = 30;
+/**
+ * The components whose slices set that range: those holding at least this fraction of the largest one's voxels (the
+ * two lungs; a bowel full of gas larger than a lung joins them, and then nothing is dropped for lying far from them).
+ */
+export const ANCHOR_FRACTION = 0.7;
 
 /** A scan is not a chest CT when its final lung volume is below this, mL. */
 export const MIN_LUNG_ML = 150;
@@ -258,24 +264,19 @@ export function postprocessLung(grid: AxialGrid, hu: ArrayLike<number>, mask: Ui
   // Component sizes at their roots.
   const rootSize = new Float64Array(total + 1);
   let largest = 0;
-  let largestRoot = 0;
   for (let g = 1; g <= total; g++) rootSize[find(g)]! += size[g]!;
   let components = 0;
   for (let g = 1; g <= total; g++)
     if (find(g) === g) {
       components++;
-      // Ties: the first in raster order (the lowest id), as weights/postprocess.py.
-      if (rootSize[g]! > largest) {
-        largest = rootSize[g]!;
-        largestRoot = g;
-      }
+      largest = Math.max(largest, rootSize[g]!);
     }
-  // The largest component's slices, widened by NEAR_LARGEST_MM, and each component's voxels within them.
+  // The slices of the large components (the lungs), widened by NEAR_LARGEST_MM, and each component's voxels there.
   let z0 = nz;
   let z1 = -1;
   for (let z = 0; z < nz; z++)
     for (let g = base[z]! + 1; g <= base[z + 1]!; g++)
-      if (find(g) === largestRoot) {
+      if (rootSize[find(g)]! >= ANCHOR_FRACTION * largest) {
         z0 = Math.min(z0, z);
         z1 = z;
       }
