@@ -10,7 +10,7 @@ import Ajv from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { analyzeVolume, INFECTION_LEVELS } from '../src/analysis/analyze.js';
 import { axialGrid, readAxialSlice } from '../src/analysis/grid.js';
-import { chestCoverage, bodyMaskSlice, SliceScratch, MIN_LUNG_EXTENT_MM, NEAR_LARGEST_MM, ANCHOR_FRACTION } from '../src/analysis/postprocess.js';
+import { chestCoverage, bodyMaskSlice, SliceScratch, MIN_LUNG_EXTENT_MM, NEAR_ANCHORS_MM, ANCHOR_FRACTION } from '../src/analysis/postprocess.js';
 import { makeOutputFiles } from '../src/analysis/outputs.js';
 import { readNifti } from '../src/io/nifti.js';
 import type { Volume } from '../src/volume/volume.js';
@@ -24,6 +24,8 @@ const NX = 64;
 const NY = 64;
 const NZ = 40;
 const MM = 5;
+/** Index of voxel (i, j, k) in the phantom's data. */
+const idx = (i: number, j: number, k: number) => i + NX * (j + NY * k);
 
 type Region = 'heart' | 'liver' | 'bowel' | 'outside';
 
@@ -38,7 +40,6 @@ function phantom(opts: { blobs?: boolean; lungs?: boolean; lungSlices?: [number,
   const data = new Int16Array(NX * NY * NZ).fill(-1000);
   const regions: Record<Region, Uint8Array> = { heart: new Uint8Array(data.length), liver: new Uint8Array(data.length), bowel: new Uint8Array(data.length), outside: new Uint8Array(data.length) };
   const [l0, l1] = opts.lungSlices ?? [12, 37];
-  const idx = (i: number, j: number, k: number) => i + NX * (j + NY * k);
   const ball = (ci: number, cj: number, ck: number, r: number, v: number, reg?: Region) => {
     for (let k = Math.max(0, ck - r); k <= Math.min(NZ - 1, ck + r); k++)
       for (let j = cj - r; j <= cj + r; j++)
@@ -165,7 +166,7 @@ describe('post-processing and one gated map (CPU stand-in engine)', () => {
 
   it('a scan that runs on into the abdomen: gas read as lung far below the lungs is dropped, a pocket just under them kept', async () => {
     // Lungs at k = 20..37; a 600-voxel box read as lung at k = 0..5 (70 mm below the lung base: a whole-body CT's
-    // colon) and a 432-voxel one at k = 14..16 (within NEAR_LARGEST_MM = 6 slices of 5 mm of the base: stomach or
+    // colon) and a 432-voxel one at k = 14..16 (within NEAR_ANCHORS_MM = 6 slices of 5 mm of the base: stomach or
     // splenic flexure, kept as before the rule). Both hold more than MIN_COMPONENT_FRACTION of the largest lung.
     const { vol } = phantom({ blobs: false, lungSlices: [20, 37] });
     const far = new Uint8Array(vol.data.length);
@@ -174,13 +175,13 @@ describe('post-processing and one gated map (CPU stand-in engine)', () => {
       for (let k = k0; k <= k1; k++)
         for (let j = j0; j <= j1; j++)
           for (let i = i0; i <= i1; i++) {
-            vol.data[i + NX * (j + NY * k)] = -700;
-            mark[i + NX * (j + NY * k)] = 1;
+            vol.data[idx(i, j, k)] = -700;
+            mark[idx(i, j, k)] = 1;
           }
     };
     box(0, 5, 40, 49, 28, 37, far);
     box(14, 16, 38, 49, 27, 38, near);
-    expect(NEAR_LARGEST_MM / MM).toBe(6);
+    expect(NEAR_ANCHORS_MM / MM).toBe(6);
     const r = await analyzeVolume(fakeEngine({ batch: 8, size: 64 }), vol);
     let farKept = 0;
     let nearKept = 0;
@@ -201,7 +202,6 @@ describe('post-processing and one gated map (CPU stand-in engine)', () => {
 
   it('gas far below the lungs but larger than each lung: the lungs stay (they set the range with it), nothing is dropped', async () => {
     const { vol } = phantom({ blobs: false, lungSlices: [28, 37] });
-    const idx = (i: number, j: number, k: number) => i + NX * (j + NY * k);
     let left = 0;
     let right = 0;
     for (let k = 0; k < NZ; k++) for (let j = 0; j < NY; j++) for (let i = 0; i < NX; i++) if (vol.data[idx(i, j, k)] === -850) (i < 32 ? left++ : right++);

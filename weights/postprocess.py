@@ -8,7 +8,7 @@ orientation):
    4-connected to the slice border); lung voxels outside it are dropped.
 2. 3-D components (in-plane 8 neighbours, the voxel above and below): components under MIN_COMPONENT_FRACTION of
    the largest are dropped, and so are those with less than half of their voxels in the slices within
-   NEAR_LARGEST_MM of the large components' (those with at least ANCHOR_FRACTION of the largest one's voxels: the
+   NEAR_ANCHORS_MM of the large components' (those with at least ANCHOR_FRACTION of the largest one's voxels: the
    lungs), such as bowel gas far below the lungs on a scan that runs on into the abdomen (a whole-body CT's colon
    took in 1.6 L of "lung" and its infection map before this rule).
 3. The infection map counts only inside the final mask.
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 BODY_HU = -500.0
 MIN_COMPONENT_FRACTION = 0.05
-NEAR_LARGEST_MM = 30.0
+NEAR_ANCHORS_MM = 30.0
 ANCHOR_FRACTION = 0.7
 MIN_LUNG_ML = 150.0
 MIN_LUNG_EXTENT_MM = 60.0
@@ -74,7 +74,7 @@ def postprocess(lung: np.ndarray, hu: np.ndarray, dz: float) -> Dict[str, object
         anchor = sizes >= ANCHOR_FRACTION * sizes.max()
         anchor[0] = False
         zs = np.nonzero(anchor[lab].reshape(lab.shape[0], -1).any(1))[0]
-        m = int(np.floor(NEAR_LARGEST_MM / dz + 1e-4))  # as the engine (a float32 spacing such as 0.6 mm)
+        m = int(np.floor(NEAR_ANCHORS_MM / dz + 1e-4))  # as the engine (a float32 spacing such as 0.6 mm)
         lo, hi = max(0, int(zs[0]) - m), min(lab.shape[0] - 1, int(zs[-1]) + m)
         near = np.bincount(lab[lo:hi + 1].ravel(), minlength=n + 1)
         keep = (sizes >= MIN_COMPONENT_FRACTION * sizes.max()) & (2 * near >= sizes)

@@ -422,11 +422,10 @@ def default_config_builds():
     assert torch.isfinite(o["patient_logits"]).all()
 
 
-
 @test
 def postprocess_drops_gas_far_below_the_lungs():
     """weights/postprocess.py (the engine's rule, test/postprocess.test.ts): a component read as lung that lies mostly
-    more than NEAR_LARGEST_MM from the largest one's slices is dropped; one within it is kept."""
+    more than NEAR_ANCHORS_MM from the slices of the large components (the lungs) is dropped; one within it is kept."""
     import numpy as np
     import postprocess as pp
     z, y, x = 40, 32, 32
@@ -436,7 +435,7 @@ def postprocess_drops_gas_far_below_the_lungs():
     lung[20:38, 6:26, 4:14] = True  # the largest component, slices 20..37
     lung[14:17, 8:20, 18:28] = True  # 360 voxels, slices 14..16: within 6 slices of 5 mm
     lung[0:6, 8:18, 18:28] = True  # 600 voxels, slices 0..5: 70 mm below
-    assert pp.NEAR_LARGEST_MM / 5.0 == 6
+    assert pp.NEAR_ANCHORS_MM / 5.0 == 6
     r = pp.postprocess(lung, hu, 5.0)
     out = r["lung"]
     assert out[20:38, 6:26, 4:14].all() and out[14:17, 8:20, 18:28].all()
@@ -454,6 +453,7 @@ def postprocess_drops_gas_far_below_the_lungs():
     assert 3600 >= pp.ANCHOR_FRACTION * 4000
     r = pp.postprocess(lung, hu, 5.0)
     assert r["lung"].sum() == 3600 * 2 + 4000 and r["removed_components"] == 0
+
 
 def main():
     t0 = time.time()

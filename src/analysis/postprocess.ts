@@ -11,7 +11,7 @@
  * 2. **3-D components.** Voxels are connected in-plane through their 8 neighbours and across slices through the
  *    voxel above and below. Components holding less than {@link MIN_COMPONENT_FRACTION} of the largest one are
  *    dropped (bowel or stomach gas, air in the oesophagus, specks), and so are those with less than half of their
- *    voxels in the slices within {@link NEAR_LARGEST_MM} of the large components' (those with at least
+ *    voxels in the slices within {@link NEAR_ANCHORS_MM} of the large components' (those with at least
  *    {@link ANCHOR_FRACTION} of the largest one's voxels: the lungs), such as bowel gas far below the lungs on a
  *    scan that runs on into the abdomen (a whole-body CT's colon took in 1.6 L of "lung" before this rule).
  *
@@ -31,7 +31,7 @@ export const MIN_COMPONENT_FRACTION = 0.05;
  * A 3-D lung component is kept only when at least half of its voxels lie in slices at most this far (mm) from the
  * first and last slices of the large components ({@link ANCHOR_FRACTION}).
  */
-export const NEAR_LARGEST_MM = 30;
+export const NEAR_ANCHORS_MM = 30;
 /**
  * The components whose slices set that range: those holding at least this fraction of the largest one's voxels (the
  * two lungs; a bowel full of gas larger than a lung joins them, and then nothing is dropped for lying far from them).
@@ -271,7 +271,7 @@ export function postprocessLung(grid: AxialGrid, hu: ArrayLike<number>, mask: Ui
       components++;
       largest = Math.max(largest, rootSize[g]!);
     }
-  // The slices of the large components (the lungs), widened by NEAR_LARGEST_MM, and each component's voxels there.
+  // The slices of the large components (the lungs), widened by NEAR_ANCHORS_MM, and each component's voxels there.
   let z0 = nz;
   let z1 = -1;
   for (let z = 0; z < nz; z++)
@@ -281,7 +281,7 @@ export function postprocessLung(grid: AxialGrid, hu: ArrayLike<number>, mask: Ui
         z1 = z;
       }
   // (1e-4: a spacing stored in float32, such as 0.6 mm, still gives the whole number of slices.)
-  const margin = Math.floor(NEAR_LARGEST_MM / grid.spacing[2] + 1e-4);
+  const margin = Math.floor(NEAR_ANCHORS_MM / grid.spacing[2] + 1e-4);
   const near = new Float64Array(total + 1);
   for (let z = Math.max(0, z0 - margin); z <= Math.min(nz - 1, z1 + margin); z++)
     for (let g = base[z]! + 1; g <= base[z + 1]!; g++) near[find(g)]! += size[g]!;
