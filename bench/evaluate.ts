@@ -17,7 +17,7 @@
 // label differs.
 //
 // Real CT (issue 36; the PyTorch side is weights/evaluate_real.py --json, the same keys): the patient answer as the
-// report gives it ("not a chest CT", "no lung found", "no class" where validation does not support the study, else the
+// report gives it ("not a chest CT", "no lung found", "no class" where the lungs are not whole or validation does not support the study, else the
 // class), the involvement against the inserted lesions' (the ground-truth masks on the source grid), the OOD score
 // against PyTorch's (relative difference), and per true class the counts of weights/README.md "The classifier on
 // real CT": right class, no class, COVID-19 or CAP calls, involvement under 1 % (no lesion) or within tolerance.
@@ -93,7 +93,7 @@ for (const s of studies) {
   const r = await analyzeVolume(engine, vol, { inputPath: join(dir, 'scan.nii.gz') });
   const rep = r.report;
   const pt = rep.patient;
-  const pred = pt.label ?? (pt.chest && !pt.chest.isChest ? 'not a chest CT' : pt.support?.supported === false ? 'no class' : 'no lung found');
+  const pred = pt.label ?? (pt.chest && !pt.chest.isChest ? 'not a chest CT' : pt.support?.supported === false || pt.chest?.lungsWhole === false ? 'no class' : 'no lung found');
   const row: Record<string, unknown> = { study: s, label: labels.get(s), pred, probabilities: pt.probabilities, involvement_pct: pt.lungInvolvementPct, ood_score: pt.support?.oodScore ?? null, supported: pt.support?.supported ?? null };
   const [nx, ny, nz] = vol.dims;
   let gtLung: Voxels | null = null;

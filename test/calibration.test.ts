@@ -89,20 +89,26 @@ describe('calibration: reading and arithmetic', () => {
 });
 
 describe('calibration through analyzeVolume (CPU stand-in engine)', () => {
-  // The phantom with coarse voxels (6 mm pixels, 10 mm slices) so that its lungs pass the chest check.
+  // The phantom with coarse voxels (6 mm pixels, 10 mm slices) so that its lungs pass the chest check, and two
+  // slices of body without lung above the apices and below the bases so that it shows the lungs whole.
   const px = 6;
   const dz = 10;
-  const vol = { ...chestPhantomVolume({ slices: 30, height: 48, width: 48 }), spacing: [px, px, dz] as [number, number, number], affine: new Float64Array([-px, 0, 0, 0, 0, -px, 0, 0, 0, 0, dz, 0, px * 24, px * 24, 0, 1]) };
+  const coarse = (o: { aboveApex: number; belowBase: number }) => {
+    const slices = 30 + o.aboveApex + o.belowBase;
+    return { ...chestPhantomVolume({ slices, height: 48, width: 48, ...o }), spacing: [px, px, dz] as [number, number, number], affine: new Float64Array([-px, 0, 0, 0, 0, -px, 0, 0, 0, 0, dz, 0, px * 24, px * 24, 0, 1]) };
+  };
+  const vol = coarse({ aboveApex: 2, belowBase: 2 });
   // The stand-in's embeddings are 4 values: pooled feature of 8.
-  const run = (metadata?: Record<string, string>) => analyzeVolume(fakeEngine({ batch: 4, size: 48, ...(metadata ? { metadata } : {}) }), vol);
+  const run = (metadata?: Record<string, string>, v = vol) => analyzeVolume(fakeEngine({ batch: 4, size: 48, ...(metadata ? { metadata } : {}) }), v);
 
-  it('supported: calibrated probabilities, their uncertainty, the score; schema 1.2 valid; CLI and page show it', async () => {
+  it('supported: calibrated probabilities, their uncertainty, the score; schema 1.3 valid; CLI and page show it', async () => {
     const base = (await run()).report;
     const c = calibrationJson({ D: 8, d: 4, threshold: 1e9, temperature: 3 });
     const r = (await run(meta(c))).report;
     const p = r.patient;
-    expect(r.schemaVersion).toBe('1.2.0');
+    expect(r.schemaVersion).toBe('1.3.0');
     expect(validate(JSON.parse(JSON.stringify(r))), JSON.stringify(validate.errors)).toBe(true);
+    expect(p.chest).toMatchObject({ isChest: true, lungsWhole: true, lowerEndLungFraction: 0, upperEndLungFraction: 0 });
     expect(p.support).toMatchObject({ calibrated: true, temperature: 3, oodThreshold: 1e9, supported: true });
     expect(p.support!.oodScore).toBeGreaterThan(0);
     // the stand-in's head gives log-probabilities as logits: calibrated = softmax(log p / 3)
@@ -142,6 +148,44 @@ describe('calibration through analyzeVolume (CPU stand-in engine)', () => {
     const forged = JSON.parse(JSON.stringify(r));
     forged.patient.label = 'COVID-19';
     expect(validate(forged)).toBe(false);
+  });
+
+  it('lungs that continue beyond the scan: no class whatever the score, the reason names the cut end, in report.json, the CLI and the page', async () => {
+    const c = calibrationJson({ D: 8, d: 4, threshold: 1e9 }); // every score supported
+    for (const [o, end] of [
+      [{ aboveApex: 0, belowBase: 2 }, /its highest slice holds [0-9]+ % of the largest lung slice's lung: the apices are cut off; from 25 %/],
+      [{ aboveApex: 2, belowBase: 0 }, /its lowest slice holds [0-9]+ % of the largest lung slice's lung: the bases are cut off; from 25 %/],
+    ] as const) {
+      const r = (await run(meta(c), coarse(o))).report;
+      const p = r.patient;
+      expect(validate(JSON.parse(JSON.stringify(r))), JSON.stringify(validate.errors)).toBe(true);
+      expect(p.chest!.isChest).toBe(true);
+      expect(p.chest!.lungsWhole).toBe(false);
+      expect(Math.max(p.chest!.lowerEndLungFraction!, p.chest!.upperEndLungFraction!)).toBeGreaterThanOrEqual(0.25);
+      expect(Math.min(p.chest!.lowerEndLungFraction!, p.chest!.upperEndLungFraction!)).toBe(0);
+      // the out-of-distribution check ran and supports the study; the cut lungs alone withhold the class
+      expect(p.support!.supported).toBe(true);
+      expect(p.support!.oodScore).toBeGreaterThan(0);
+      expect(p.lungFound).toBe(true);
+      expect(p.label).toBeNull();
+      expect(p.probabilities).toBeNull();
+      expect(p.uncertainty).toBeNull();
+      expect(p.lungInvolvementPct).toBeNull();
+      expect(p.lungVolumeMl).toBeGreaterThan(0);
+      expect(p.reasons.label).toMatch(/^no class: the lungs continue beyond the scan \(/);
+      expect(p.reasons.label).toMatch(end);
+      expect(summary({ report: r } as never, undefined, [])).toMatch(/patient: no class: the lungs continue beyond the scan/);
+      const v = readReport(JSON.parse(JSON.stringify(r)));
+      expect(v.patient.found).toBe(false);
+      if (!v.patient.found) {
+        expect(v.patient.title).toBe('no class');
+        expect(v.patient.message).toMatch(/^no class: the lungs continue beyond the scan/);
+      }
+      // the schema refuses a report that gives a class for lungs it says are not whole
+      const forged = JSON.parse(JSON.stringify(r));
+      forged.patient.label = 'COVID-19';
+      expect(validate(forged)).toBe(false);
+    }
   });
 
   it('weights without a calibration: plain softmax, the report says why there is no OOD check', async () => {

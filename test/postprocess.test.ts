@@ -10,7 +10,7 @@ import Ajv from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { analyzeVolume, INFECTION_LEVELS } from '../src/analysis/analyze.js';
 import { axialGrid, readAxialSlice } from '../src/analysis/grid.js';
-import { chestCoverage, bodyMaskSlice, SliceScratch, MIN_LUNG_EXTENT_MM, NEAR_ANCHORS_MM, ANCHOR_FRACTION } from '../src/analysis/postprocess.js';
+import { chestCoverage, bodyMaskSlice, SliceScratch, MIN_LUNG_EXTENT_MM, NEAR_ANCHORS_MM, ANCHOR_FRACTION, CUT_END_FRACTION } from '../src/analysis/postprocess.js';
 import { makeOutputFiles } from '../src/analysis/outputs.js';
 import { readNifti } from '../src/io/nifti.js';
 import type { Volume } from '../src/volume/volume.js';
@@ -248,6 +248,35 @@ describe('post-processing and one gated map (CPU stand-in engine)', () => {
     expect(chestCoverage(lungs(6, 0, 6), px, 8, 600).isChest).toBe(true);
     // slices under 1 % of lung do not count towards the extent
     expect(chestCoverage(Array.from({ length: 50 }, (_, z) => (z < 40 ? 50 : 0)), px, 5, 200).reason).toMatch(/no lungs/);
+  });
+
+  it('whole lungs or not: the lowest and highest slice against the largest lung slice (CUT_END_FRACTION)', () => {
+    const px = 100 * 100;
+    expect(CUT_END_FRACTION).toBe(0.25);
+    // lungs that rise from the bases and fall to the apices inside a 50-slice scan (largest slice 2000 voxels)
+    const shaped = (lower: number, upper: number) => Array.from({ length: 50 }, (_, z) => (z === 0 ? lower : z === 49 ? upper : z < 5 || z > 44 ? 200 : 2000));
+    const whole = chestCoverage(shaped(0, 0), px, 5, 3000);
+    expect(whole).toMatchObject({ isChest: true, lungsWhole: true, lowerEndFraction: 0, upperEndFraction: 0, cutReason: null });
+    // just under a quarter at both ends: whole
+    expect(chestCoverage(shaped(499, 499), px, 5, 3000)).toMatchObject({ lungsWhole: true, cutReason: null });
+    // a quarter at the lowest slice: the bases are cut off
+    const bases = chestCoverage(shaped(500, 0), px, 5, 3000);
+    expect(bases).toMatchObject({ isChest: true, lungsWhole: false, lowerEndFraction: 0.25, upperEndFraction: 0 });
+    expect(bases.cutReason).toMatch(/^no class: the lungs continue beyond the scan \(its lowest slice holds 25 % of the largest lung slice's lung: the bases are cut off; from 25 % the lungs are not whole\)/);
+    // 81 % at the highest slice (a pancreas CT that starts in the middle of the chest): the apices are cut off
+    const apices = chestCoverage(shaped(0, 1620), px, 5, 3000);
+    expect(apices).toMatchObject({ lungsWhole: false, upperEndFraction: 0.81 });
+    expect(apices.cutReason).toMatch(/its highest slice holds 81 % .*: the apices are cut off; from 25 %/);
+    expect(apices.cutReason).not.toMatch(/bases/);
+    // a short slab through the chest is a chest CT, and its lungs are cut at both ends
+    const slab = chestCoverage(Array.from({ length: 6 }, () => 2000), px, 8, 600);
+    expect(slab).toMatchObject({ isChest: true, lungsWhole: false });
+    expect(slab.cutReason).toMatch(/lowest slice holds 100 %.*bases are cut off; its highest slice holds 100 %.*apices are cut off/);
+    // "not a chest CT" comes first: a sliver at one end has cut lungs but no cutReason (its reason says why)
+    const sliver = chestCoverage(Array.from({ length: 80 }, (_, z) => (z >= 64 ? 2000 : 0)), px, 5, 900);
+    expect(sliver).toMatchObject({ isChest: false, lungsWhole: false, cutReason: null });
+    // no lung voxel at all: nothing to say
+    expect(chestCoverage(new Array(50).fill(0), px, 5, 0)).toMatchObject({ lungsWhole: null, lowerEndFraction: null, upperEndFraction: null, cutReason: null });
   });
 
   it('reads the axial view: the mask is gated per axial slice whatever the storage order', async () => {

@@ -98,8 +98,9 @@ export function readReport(report: unknown): ReportView {
         : {
             found: false,
             // report 1.1: patient.chest.isChest false = the scan is not a chest CT (no class, no involvement);
-            // report 1.2: patient.support.supported false = validation does not support the study (no class)
-            title: obj(p.chest).isChest === false ? 'not a chest CT' : obj(p.support).supported === false ? 'no class' : 'no result',
+            // report 1.2: patient.support.supported false = validation does not support the study (no class);
+            // report 1.3: patient.chest.lungsWhole false = the lungs continue beyond the scan (no class)
+            title: obj(p.chest).isChest === false ? 'not a chest CT' : obj(p.support).supported === false || obj(p.chest).lungsWhole === false ? 'no class' : 'no result',
             message: String(reasons.label ?? reasons.probabilities ?? 'no lung found: no patient-level result'),
           },
     slices,

@@ -53,7 +53,8 @@ def run_study(model, root: str, name: str, masks_dir: Optional[str] = None, labe
            "chest": r["chest"], "slices_used": int(o["slice_used"].sum()),
            "lung_voxels_per_slice": [int(v) for v in r["lung_voxels"]],
            "infected_voxels_per_slice": [int(v) for v in r["infected_voxels"]], "label": ds.CLASS_NAMES[label]}
-    # the patient answer, as src/analysis/analyze.ts gives it: not a chest CT > no lung > no class > the class
+    # the patient answer, as src/analysis/analyze.ts gives it: not a chest CT > no lung > no class (lungs not whole, or
+    # outside what validation supports) > the class
     if not r["chest"]["is_chest"]:
         rec.update(patient_pred="not a chest CT", patient_probs=None, ood_score=None, supported=None)
     elif bool(o["patient_no_lung"]):
@@ -62,7 +63,8 @@ def run_study(model, root: str, name: str, masks_dir: Optional[str] = None, labe
         e = o["slice_embedding"][o["slice_used"]]
         d = calibrate.decide(o["patient_logits"].numpy(), torch.cat([e.mean(0), e.max(0).values]).numpy(), calibration)
         rec.update(patient_probs=[float(v) for v in d["probs"]], ood_score=d["score"], supported=d["supported"],
-                   patient_pred="no class" if d["supported"] is False else ds.CLASS_NAMES[int(np.argmax(d["probs"]))],
+                   patient_pred="no class" if d["supported"] is False or pp.no_class_for_cut_lungs(r["chest"])
+                   else ds.CLASS_NAMES[int(np.argmax(d["probs"]))],
                    patient_logits=[float(v) for v in o["patient_logits"]])
     if rec["patient_pred"] in ("not a chest CT", "no class"):
         rec["involvement_pct"] = None
@@ -145,7 +147,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                   f"(stage 1 alone {r['dice_raw']:.4f})" if "dice" in r else "") +
                   f"  removed {r['removed_outside_body']} outside body, {r['removed_components']} in small components;"
                   f" chest: {'yes' if c['is_chest'] else 'NO (' + str(c['reason']) + ')'}, lung over "
-                  f"{c['lung_extent_mm']:.0f} of {c['scan_extent_mm']:.0f} mm; involvement {r['involvement_pct']}"
+                  f"{c['lung_extent_mm']:.0f} of {c['scan_extent_mm']:.0f} mm"
+                  + (f", lungs {'whole' if c['lungs_whole'] else 'NOT whole'} (lowest slice {c['lower_end_fraction']:.2f},"
+                     f" highest {c['upper_end_fraction']:.2f} of the largest)" if c['lungs_whole'] is not None else "")
+                  + f"; involvement {r['involvement_pct']}"
                   + (f" (inserted {r['inserted_involvement_pct']})" if 'inserted_involvement_pct' in r else "")
                   + f"; {r['label']} -> {r['patient_pred']}"
                   + (f" {[round(v, 3) for v in r['patient_probs']]}" if r.get('patient_probs') else "")

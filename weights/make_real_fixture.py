@@ -110,7 +110,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         "is_chest": c["is_chest"], "slices_used": int(o["slice_used"].sum()),
         "dice_vs_reference": ds.dice(torch.from_numpy(r["lung"]), torch.from_numpy(ref != 0)),
         "removed_outside_body": r["removed_outside_body"], "removed_components": r["removed_components"],
-        "patient": {"label": "no class" if dec["supported"] is False else names[int(np.argmax(dec["probs"]))],
+        "patient": {"label": "no class" if dec["supported"] is False or pp.no_class_for_cut_lungs(c)
+                    else names[int(np.argmax(dec["probs"]))],
                     "probabilities": {n: float(dec["probs"][i]) for i, n in enumerate(names)},
                     "logits": [float(v) for v in o["patient_logits"]], "calibrated": cal is not None,
                     "temperature": dec["temperature"], "ood_score": dec["score"], "ood_threshold": dec["threshold"],

@@ -93,6 +93,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         pred = "no class" if dec["supported"] is False else names[int(np.argmax(probs))]
     # what the engine reports: the masks on the source grid after the post-processing (weights/postprocess.py)
     fin = postprocess.final_masks(hu, o["lung_prob"], o["infection_prob"], cfg.preprocess, sp)
+    if dec is not None and postprocess.no_class_for_cut_lungs(fin["chest"]):
+        pred = "no class"  # the lungs continue beyond the scan (postprocess.CUT_END_FRACTION)
     s = cfg.input_size
     vox = p.voxel_ml
     g = st["geometry"]

@@ -13,6 +13,9 @@ orientation):
    took in 1.6 L of "lung" and its infection map before this rule).
 3. The infection map counts only inside the final mask.
 
+The chest check (``chest_coverage``) also says whether the scan shows the lungs whole: not when its lowest or highest
+slice holds at least CUT_END_FRACTION of its largest lung slice's lung; such a chest CT gets no patient class.
+
 ``final_masks`` also brings the model-grid probabilities back to the source grid exactly as the engine does
 (bilinear, align_corners=False, each slice to its own size, then ``> threshold``).
 """
@@ -34,6 +37,7 @@ MIN_LUNG_EXTENT_MM = 60.0
 SLIVER_EXTENT_MM = 100.0
 SLIVER_FRACTION = 0.35
 EXTENT_SLICE_FRACTION = 0.01
+CUT_END_FRACTION = 0.25  # a chest CT whose lowest or highest slice holds this much of its largest lung slice's lung: no class
 
 
 def _ndi():
@@ -101,8 +105,19 @@ def chest_coverage(lung_voxels: np.ndarray, slice_pixels: int, dz: float, lung_m
         reason = "lung slices under the minimum extent"
     elif (first == 0 or last == nz - 1) and extent < SLIVER_EXTENT_MM and extent < SLIVER_FRACTION * scan:
         reason = "lung only at one end of the scan"
+    largest = float(lv.max()) if nz else 0.0
+    lower = float(lv[0]) / largest if largest > 0 else None
+    upper = float(lv[-1]) / largest if largest > 0 else None
+    whole = None if lower is None else bool(lower < CUT_END_FRACTION and upper < CUT_END_FRACTION)
     return {"is_chest": reason is None, "reason": reason, "lung_slices": int(len(zs)), "first": first, "last": last,
-            "lung_extent_mm": extent, "scan_extent_mm": scan}
+            "lung_extent_mm": extent, "scan_extent_mm": scan, "lower_end_fraction": lower, "upper_end_fraction": upper,
+            "lungs_whole": whole}
+
+
+def no_class_for_cut_lungs(chest: Dict[str, object]) -> bool:
+    """A chest CT whose lungs continue beyond the scan (``lungs_whole`` False) gets no patient class, whatever its
+    out-of-distribution score (src/analysis/analyze.ts): the classifier was trained and validated on whole lungs."""
+    return bool(chest["is_chest"]) and chest["lungs_whole"] is False
 
 
 def resize_back(prob: torch.Tensor, ny: int, nx: int) -> torch.Tensor:

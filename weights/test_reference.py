@@ -455,6 +455,35 @@ def postprocess_drops_gas_far_below_the_lungs():
     assert r["lung"].sum() == 3600 * 2 + 4000 and r["removed_components"] == 0
 
 
+
+@test
+def chest_coverage_whole_lungs_or_not():
+    """weights/postprocess.py's chest check (the engine's chestCoverage, test/postprocess.test.ts): a chest CT whose
+    lowest or highest slice holds at least CUT_END_FRACTION of its largest lung slice's lung does not show the lungs
+    whole and gets no patient class; "not a chest CT" comes first."""
+    import numpy as np
+    import postprocess as pp
+    px = 100 * 100
+    assert pp.CUT_END_FRACTION == 0.25
+
+    def shaped(lower, upper):
+        return np.array([lower if z == 0 else upper if z == 49 else 200 if z < 5 or z > 44 else 2000 for z in range(50)])
+
+    c = pp.chest_coverage(shaped(0, 0), px, 5.0, 3000.0)
+    assert c["is_chest"] and c["lungs_whole"] is True and not pp.no_class_for_cut_lungs(c)
+    assert pp.chest_coverage(shaped(499, 499), px, 5.0, 3000.0)["lungs_whole"] is True
+    c = pp.chest_coverage(shaped(500, 0), px, 5.0, 3000.0)
+    assert c["lungs_whole"] is False and c["lower_end_fraction"] == 0.25 and pp.no_class_for_cut_lungs(c)
+    c = pp.chest_coverage(shaped(0, 1620), px, 5.0, 3000.0)
+    assert c["lungs_whole"] is False and abs(c["upper_end_fraction"] - 0.81) < 1e-12 and pp.no_class_for_cut_lungs(c)
+    c = pp.chest_coverage(np.full(6, 2000), px, 8.0, 600.0)  # a short slab through the chest
+    assert c["is_chest"] and pp.no_class_for_cut_lungs(c)
+    c = pp.chest_coverage(np.array([2000 if z >= 64 else 0 for z in range(80)]), px, 5.0, 900.0)  # a sliver at one end
+    assert not c["is_chest"] and c["lungs_whole"] is False and not pp.no_class_for_cut_lungs(c)
+    c = pp.chest_coverage(np.zeros(50), px, 5.0, 0.0)
+    assert c["lungs_whole"] is None and c["lower_end_fraction"] is None and not pp.no_class_for_cut_lungs(c)
+
+
 def main():
     t0 = time.time()
     passed = failed = 0

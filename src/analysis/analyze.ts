@@ -245,7 +245,13 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
     scanExtentMm: round(cov.scanExtentMm, 3),
     removedOutsideBodyVoxels: post.removedOutsideBody,
     removedComponentVoxels: post.removedComponents,
-    reasons: cov.firstLungSlice === null ? { firstLungSlice: 'no slice has lung', lastLungSlice: 'no slice has lung' } : {},
+    lungsWhole: cov.lungsWhole,
+    lowerEndLungFraction: cov.lowerEndFraction === null ? null : round(cov.lowerEndFraction, 4),
+    upperEndLungFraction: cov.upperEndFraction === null ? null : round(cov.upperEndFraction, 4),
+    reasons: {
+      ...(cov.firstLungSlice === null ? { firstLungSlice: 'no slice has lung', lastLungSlice: 'no slice has lung' } : {}),
+      ...(cov.lungsWhole === null ? { lungsWhole: 'no lung voxel on the source grid', lowerEndLungFraction: 'no lung voxel on the source grid', upperEndLungFraction: 'no lung voxel on the source grid' } : {}),
+    },
   };
   const notChest = cov.reason;
   // Calibration and the out-of-distribution check (src/analysis/calibration.ts): the probabilities shown are the
@@ -266,8 +272,11 @@ export async function analyzeVolume(engine: AnalysisEngine, volume: Volume, opts
       ...(dec && dec.supported !== null ? {} : { supported: cal ? notRun : noCal }),
     },
   };
-  const unsupported =
-    dec && dec.supported === false
+  // A chest CT whose lungs continue beyond the scan gets no class (postprocess.ts, CUT_END_FRACTION), before the
+  // out-of-distribution check: its score is still reported.
+  const unsupported = cov.cutReason
+    ? cov.cutReason
+    : dec && dec.supported === false
       ? `no class: the scan lies outside what validation supports (out-of-distribution score ${dec.oodScore!.toFixed(3)} above ${cal!.threshold.toFixed(3)}, the ${(cal!.quantile * 100).toFixed(0)}th percentile of ${cal!.validationStudies} validation studies' scores)`
       : null;
   const patient: PatientReport = notChest

@@ -13,6 +13,12 @@ export interface PhantomOptions {
   width?: number;
   /** Add ground-glass opacities (default true). */
   opacities?: boolean;
+  /**
+   * Slices of body without lung above the apices and below the bases (default 0 and 0: the lungs fill the first and
+   * last slice, so a long phantom does not show them whole; src/analysis/postprocess.ts, CUT_END_FRACTION).
+   */
+  aboveApex?: number;
+  belowBase?: number;
 }
 
 /** HU volume [slices, 1, height, width] and the per-slice lung fraction of the phantom itself. */
@@ -23,8 +29,13 @@ export function chestPhantom(o: PhantomOptions = {}): { hu: Float32Array; shape:
   const hu = new Float32Array(S * H * W);
   const lungFraction: number[] = [];
   const inside = (x: number, y: number, cx: number, cy: number, rx: number, ry: number) => ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1;
+  const top = o.aboveApex ?? 0;
+  const bottom = o.belowBase ?? 0;
+  const L = S - top - bottom; // slices with lung
+  if (top < 0 || bottom < 0 || L < 1) throw new RangeError(`chestPhantom: ${S} slices leave none for the lungs with ${top} above the apex and ${bottom} below the base`);
   for (let s = 0; s < S; s++) {
-    const z = S > 1 ? s / (S - 1) : 0.5; // 0 = apex, 1 = base
+    const z = L > 1 ? (s - top) / (L - 1) : 0.5; // 0 = apex, 1 = base
+    const hasLung = s >= top && s < top + L;
     const lungScale = 0.6 + 0.4 * Math.sin(Math.PI * (0.2 + 0.7 * z));
     let lung = 0;
     for (let y = 0; y < H; y++)
@@ -33,7 +44,7 @@ export function chestPhantom(o: PhantomOptions = {}): { hu: Float32Array; shape:
         const v = y / H;
         let h = -1000;
         if (inside(u, v, 0.5, 0.52, 0.44, 0.36)) h = 40 + 10 * Math.sin(40 * u) * Math.cos(37 * v);
-        const inLung = inside(u, v, 0.32, 0.5, 0.13 * lungScale, 0.24 * lungScale) || inside(u, v, 0.68, 0.5, 0.13 * lungScale, 0.24 * lungScale);
+        const inLung = hasLung && (inside(u, v, 0.32, 0.5, 0.13 * lungScale, 0.24 * lungScale) || inside(u, v, 0.68, 0.5, 0.13 * lungScale, 0.24 * lungScale));
         if (inLung) {
           h = -860 + 25 * Math.sin(90 * u + 13 * s) * Math.sin(70 * v);
           if (o.opacities !== false && z > 0.4 && (inside(u, v, 0.27, 0.62, 0.05, 0.04) || inside(u, v, 0.72, 0.6, 0.04, 0.05))) h = -520;

@@ -51,6 +51,14 @@ export const SLIVER_EXTENT_MM = 100;
 export const SLIVER_FRACTION = 0.35;
 /** A slice counts towards the lung's extent when its lung covers at least this fraction of it. */
 export const EXTENT_SLICE_FRACTION = 0.01;
+/**
+ * A chest CT whose first or last slice holds at least this fraction of its largest lung slice's lung does not show the
+ * lungs whole: they continue beyond the scan's range, and the patient gets no class (the classifier was trained and
+ * validated on scans that show the lungs whole: at most 0.073 there). On four whole real chest CTs a range ending where
+ * the slice holds 25 % leaves 0.9 to 3.3 % of the lung volume outside it; at 50 % it is 3.6 to 9 % (weights/README.md
+ * "Lungs cut by the scan's range").
+ */
+export const CUT_END_FRACTION = 0.25;
 
 /** The root of `a` in a union-find forest (path halving). */
 function findRoot(parent: Int32Array, a: number): number {
@@ -340,6 +348,13 @@ export interface ChestCoverage {
   lastLungSlice: number | null;
   lungExtentMm: number;
   scanExtentMm: number;
+  /** Lung voxels on the scan's first (most inferior) and last (most superior) slice over those of its largest lung slice; null without lung. */
+  lowerEndFraction: number | null;
+  upperEndFraction: number | null;
+  /** Whether the lungs end inside the scan at both ends (both fractions under {@link CUT_END_FRACTION}); null without lung. */
+  lungsWhole: boolean | null;
+  /** Why a chest CT gets no patient class although it is one: its lungs continue beyond the scan (null otherwise). */
+  cutReason: string | null;
 }
 
 /**
@@ -347,18 +362,23 @@ export interface ChestCoverage {
  * Not a chest CT: lungs under {@link MIN_LUNG_ML}, or lung slices adding up to under {@link MIN_LUNG_EXTENT_MM} (and under half the scan), or a sliver at one
  * end (touching the first or last slice, under {@link SLIVER_EXTENT_MM} and under {@link SLIVER_FRACTION} of the
  * scan).
+ * Lungs not whole: the first or last slice holds at least {@link CUT_END_FRACTION} of the largest lung slice's lung;
+ * a chest CT then has `cutReason` set (no patient class).
  */
 export function chestCoverage(lungVoxels: ArrayLike<number>, slicePixels: number, dzMm: number, lungVolumeMl: number): ChestCoverage {
   const nz = lungVoxels.length;
   let first = -1;
   let last = -1;
   let count = 0;
-  for (let z = 0; z < nz; z++)
+  let largest = 0;
+  for (let z = 0; z < nz; z++) {
+    if (lungVoxels[z]! > largest) largest = lungVoxels[z]!;
     if (lungVoxels[z]! >= EXTENT_SLICE_FRACTION * slicePixels) {
       if (first < 0) first = z;
       last = z;
       count++;
     }
+  }
   const scanExtentMm = nz * dzMm;
   // The extent is the slices that hold lung (>= 1 % of the slice) times the spacing, not the span from the first to
   // the last: a few scattered slices with gas read as lung between them must not make a sliver look long.
@@ -371,6 +391,19 @@ export function chestCoverage(lungVoxels: ArrayLike<number>, slicePixels: number
     reason = `not a chest CT: lung seen over ${mm(lungExtentMm)} of the body axis only (a chest CT shows the lungs from apex to base; under ${MIN_LUNG_EXTENT_MM} mm is not a chest)`;
   else if ((first === 0 || last === nz - 1) && lungExtentMm < SLIVER_EXTENT_MM && lungExtentMm < SLIVER_FRACTION * scanExtentMm)
     reason = `not a chest CT: lung only at the ${first === 0 ? 'lower' : 'upper'} end of the scan (${mm(lungExtentMm)} of ${mm(scanExtentMm)}): the scan covers another region`;
+  const lowerEndFraction = largest > 0 ? lungVoxels[0]! / largest : null;
+  const upperEndFraction = largest > 0 ? lungVoxels[nz - 1]! / largest : null;
+  const lowerCut = lowerEndFraction !== null && lowerEndFraction >= CUT_END_FRACTION;
+  const upperCut = upperEndFraction !== null && upperEndFraction >= CUT_END_FRACTION;
+  const pct = (v: number) => `${Math.round(100 * v)} %`;
+  const ends = [
+    lowerCut ? `its lowest slice holds ${pct(lowerEndFraction!)} of the largest lung slice's lung: the bases are cut off` : '',
+    upperCut ? `its highest slice holds ${pct(upperEndFraction!)} of the largest lung slice's lung: the apices are cut off` : '',
+  ].filter(Boolean);
+  const cutReason =
+    reason === null && ends.length
+      ? `no class: the lungs continue beyond the scan (${ends.join('; ')}; from ${pct(CUT_END_FRACTION)} the lungs are not whole): the classifier was trained and validated on scans that show the whole lungs and gives no patient class for part of them`
+      : null;
   return {
     isChest: reason === null,
     reason,
@@ -380,5 +413,9 @@ export function chestCoverage(lungVoxels: ArrayLike<number>, slicePixels: number
     lastLungSlice: last < 0 ? null : last,
     lungExtentMm,
     scanExtentMm,
+    lowerEndFraction,
+    upperEndFraction,
+    lungsWhole: largest > 0 ? !(lowerCut || upperCut) : null,
+    cutReason,
   };
 }

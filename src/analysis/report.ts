@@ -13,7 +13,7 @@ import type { WeightsInfo } from './weights-info.js';
 
 /** The schema's identifier and version (semver: major changes break readers). */
 export const REPORT_SCHEMA = 'covidct-report';
-export const REPORT_SCHEMA_VERSION = '1.2.0';
+export const REPORT_SCHEMA_VERSION = '1.3.0';
 
 declare const __COVIDCT_VERSION__: string | undefined;
 declare const __COVIDCT_BUILD_COMMIT__: string | undefined;
@@ -65,6 +65,15 @@ export interface ChestReport {
   /** Voxels of stage 1's mask removed outside the body, and as small 3-D components. */
   removedOutsideBodyVoxels: number;
   removedComponentVoxels: number;
+  /**
+   * Whether the scan shows the lungs whole (since schema 1.3): false when its lowest or highest slice holds at least a
+   * quarter of the largest lung slice's lung (src/analysis/postprocess.ts, CUT_END_FRACTION). A chest CT whose lungs
+   * are not whole gets no class, no probabilities and no involvement, and `reasons.label` says why. Null without lung.
+   */
+  lungsWhole?: boolean | null;
+  /** Lung voxels on the lowest and on the highest slice over those of the largest lung slice (since 1.3; null without lung). */
+  lowerEndLungFraction?: number | null;
+  upperEndLungFraction?: number | null;
   reasons: Reasons;
 }
 
@@ -101,7 +110,7 @@ export interface PatientReport {
   /** Lung voxels with infection probability above the threshold x voxel volume, mL. */
   infectedVolumeMl: number;
   /** infectedVolumeMl / lungVolumeMl, %; null without lung, when the scan is not a chest CT, and when validation does
-   * not support the study (`support.supported` false). */
+   * not support the study (`support.supported` false) or the scan does not show the lungs whole (`chest.lungsWhole` false). */
   lungInvolvementPct: number | null;
   /** The chest check (since schema 1.1; always written by this version). */
   chest?: ChestReport;

@@ -138,7 +138,7 @@ export function summary(result: AnalysisResult, out: string | undefined, files: 
   }
   const sup = p.support;
   if (p.chest && !p.chest.isChest) lines.push(`patient: no class: ${p.reasons.label} (lung ${p.lungVolumeMl.toFixed(1)} mL)`);
-  else if (sup?.supported === false) lines.push(`patient: ${p.reasons.label} (lung ${p.lungVolumeMl.toFixed(1)} mL, ${p.slicesUsed} of ${r.slices.length} slices used)`);
+  else if (sup?.supported === false || p.chest?.lungsWhole === false) lines.push(`patient: ${p.reasons.label} (lung ${p.lungVolumeMl.toFixed(1)} mL, ${p.slicesUsed} of ${r.slices.length} slices used)`);
   else if (p.lungFound && p.label !== null)
     lines.push(
       `patient: ${p.label} (${names.map((n) => `${n} ${p.probabilities![n]!.toFixed(3)}`).join(', ')}), ${p.slicesUsed} of ${r.slices.length} slices used, lung ${p.lungVolumeMl.toFixed(1)} mL, infected ${p.infectedVolumeMl.toFixed(1)} mL, lung involvement ${fmt(p.lungInvolvementPct, 1, '%')}, uncertainty ${fmt(p.uncertainty, 3)}` +
