@@ -260,16 +260,22 @@ def infer_study(model, p: Prepared, batch: int = 32) -> Dict[str, torch.Tensor]:
         outs.append({k: o[k] for k in ("lung_prob", "lung_mask", "lung_area", "infection_prob",
                                          "slice_logits", "slice_embedding", "slice_used")})
     cat = {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
-    used = cat["slice_used"]
-    if bool(used.any()):
-        e = cat["slice_embedding"][used]
-        pooled = torch.cat([e.mean(0), e.max(0).values])
-        cat["patient_logits"] = model.patient(pooled[None])[0]
-        cat["patient_no_lung"] = torch.tensor(False)
-    else:
-        cat["patient_logits"] = torch.full((len(CLASS_NAMES),), float("nan"))
-        cat["patient_no_lung"] = torch.tensor(True)
+    cat.update(patient_over(model, cat["slice_embedding"], cat["slice_used"]))
     return cat
+
+
+@torch.no_grad()
+def patient_over(model, embedding: torch.Tensor, used: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """The patient head over the ``used`` slices' embeddings (mean and max pooled): ``patient_pooled``,
+    ``patient_logits`` (NaN and ``patient_no_lung`` True when no slice is used) and ``slice_used`` itself."""
+    used = torch.as_tensor(used, dtype=torch.bool)
+    if bool(used.any()):
+        e = embedding[used]
+        pooled = torch.cat([e.mean(0), e.max(0).values])
+        return {"slice_used": used, "patient_pooled": pooled, "patient_logits": model.patient(pooled[None])[0],
+                "patient_no_lung": torch.tensor(False)}
+    return {"slice_used": used, "patient_pooled": torch.full((2 * embedding.shape[1],), float("nan")),
+            "patient_logits": torch.full((len(CLASS_NAMES),), float("nan")), "patient_no_lung": torch.tensor(True)}
 
 
 def dice(pred: torch.Tensor, gt: torch.Tensor) -> float:

@@ -38,19 +38,22 @@ import postprocess as pp  # noqa: E402
 
 
 def run_study(model, root: str, name: str, masks_dir: Optional[str] = None, label: int = ds.NO_INFECTION,
-              calibration: Optional[dict] = None) -> dict:
+              calibration: Optional[dict] = None, patient_slices: str = "stage1") -> dict:
     import calibrate
     cfg = model.config
     st = ds.read_study(root, name, label)
     p = ds.prepare(st, cfg, half=False)
     o = ds.infer_study(model, p)
     r = pp.final_masks(st.hu, o["lung_prob"], o["infection_prob"], cfg.preprocess, st.spacing)
+    stage1_used = int(o["slice_used"].sum())
+    if patient_slices == "final":  # an evaluation option, not the engine's path (postprocess.final_mask_slices)
+        pp.pool_final_mask_slices(model, o, r)
     rec = {"study": name, "root": os.path.basename(os.path.abspath(root)), "shape_zyx": list(st.hu.shape),
            "spacing_zyx_mm": [round(v, 4) for v in st.spacing],
            "lung_ml": round(r["lung_ml"], 2), "raw_lung_ml": round(float(r["raw"].sum()) * np.prod(st.spacing) / 1000, 2),
            "removed_outside_body": r["removed_outside_body"], "removed_components": r["removed_components"],
            "involvement_pct": None if r["involvement_pct"] is None else round(r["involvement_pct"], 4),
-           "chest": r["chest"], "slices_used": int(o["slice_used"].sum()),
+           "chest": r["chest"], "slices_used": int(o["slice_used"].sum()), "stage1_slices_used": stage1_used,
            "lung_voxels_per_slice": [int(v) for v in r["lung_voxels"]],
            "infected_voxels_per_slice": [int(v) for v in r["infected_voxels"]], "label": ds.CLASS_NAMES[label]}
     # the patient answer, as src/analysis/analyze.ts gives it: not a chest CT > no lung > no class (lungs not whole, or
@@ -126,6 +129,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--masks", help="write <study>.lung.nii.gz (final masks) here")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--patient-slices", choices=("stage1", "final"), default="stage1",
+                    help="the slices the patient head pools: stage 1's (the engine's path, MODEL.md), or those of which "
+                         "the post-processing kept at least half of the lung (an evaluation option)")
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -140,7 +146,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         for name, lab in rows:
             if a.only and name not in a.only:
                 continue
-            r = run_study(model, root, name, a.masks, label=lab, calibration=cal)
+            r = run_study(model, root, name, a.masks, label=lab, calibration=cal, patient_slices=a.patient_slices)
             res.append(r)
             c = r["chest"]
             print(f"{name:28s} lung {r['lung_ml']:8.1f} mL" + (f" (reference {r['ref_lung_ml']:.1f})  Dice {r['dice']:.4f} "

@@ -114,6 +114,27 @@ def chest_coverage(lung_voxels: np.ndarray, slice_pixels: int, dz: float, lung_m
             "lungs_whole": whole}
 
 
+def final_mask_slices(used, final_lung_voxels, raw_lung_voxels) -> np.ndarray:
+    """An evaluation option, not the engine's path (``evaluate_real.py --patient-slices final``; weights/README.md
+    "The patient head and the slices without lung"): of stage 1's patient-head slices (``used``: lung on at least 1 %
+    of the slice at model size, MODEL.md, what the engine pools) those of which the post-processing kept at least half
+    of the lung voxels on the source grid.  A slice whose "lung" was mostly gas in the bowel or air outside the body
+    leaves the patient head."""
+    fin = np.asarray(final_lung_voxels, dtype=np.int64)
+    raw = np.asarray(raw_lung_voxels, dtype=np.int64)
+    return np.asarray(used, dtype=bool) & (fin > 0) & (2 * fin >= raw)
+
+
+def pool_final_mask_slices(model, o: Dict[str, torch.Tensor], fin: Dict[str, object]) -> Dict[str, torch.Tensor]:
+    """``o`` (dataset.infer_study's outputs) with the patient head run again over ``final_mask_slices`` of the final
+    masks ``fin`` (``final_masks``): ``slice_used``, ``patient_pooled``, ``patient_logits`` and ``patient_no_lung``.
+    Changes ``o`` in place and returns it."""
+    import dataset as ds
+    used = final_mask_slices(o["slice_used"].numpy(), fin["lung_voxels"], fin["raw_lung_voxels"])
+    o.update(ds.patient_over(model, o["slice_embedding"], torch.from_numpy(used)))
+    return o
+
+
 def no_class_for_cut_lungs(chest: Dict[str, object]) -> bool:
     """A chest CT whose lungs continue beyond the scan (``lungs_whole`` False) gets no patient class, whatever its
     out-of-distribution score (src/analysis/analyze.ts): the classifier was trained and validated on whole lungs."""
@@ -143,7 +164,7 @@ def final_masks(hu: np.ndarray, lung_prob: torch.Tensor, infection_prob: torch.T
     lv = lung.reshape(z, -1).sum(1)
     lung_ml = float(lung.sum()) * vox
     cov = chest_coverage(lv, ny * nx, dz, lung_ml)
-    return {"raw": raw, "lung": lung, "infected": infected, "lung_voxels": lv,
+    return {"raw": raw, "lung": lung, "infected": infected, "lung_voxels": lv, "raw_lung_voxels": raw.reshape(z, -1).sum(1),
             "infected_voxels": infected.reshape(z, -1).sum(1), "lung_ml": lung_ml,
             "infected_ml": float(infected.sum()) * vox,
             "involvement_pct": (100.0 * float(infected.sum()) / float(lung.sum())) if lung.any() else None,

@@ -484,6 +484,19 @@ def chest_coverage_whole_lungs_or_not():
     assert c["lungs_whole"] is None and c["lower_end_fraction"] is None and not pp.no_class_for_cut_lungs(c)
 
 
+
+@test
+def final_mask_slices_keep_what_the_postprocessing_kept():
+    """postprocess.final_mask_slices (evaluate_real.py --patient-slices final): of stage 1's patient-head slices,
+    those of which the post-processing kept at least half of the lung voxels; a slice it emptied leaves."""
+    import numpy as np
+    import postprocess as pp
+    used = np.array([True, True, True, True, False])
+    fin = np.array([100, 50, 49, 0, 100])
+    raw = np.array([100, 100, 100, 0, 100])
+    assert pp.final_mask_slices(used, fin, raw).tolist() == [True, True, False, False, False]
+
+
 def main():
     t0 = time.time()
     passed = failed = 0
