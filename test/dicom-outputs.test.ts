@@ -248,6 +248,12 @@ describe('no patient-level result', () => {
     expect(cls).toEqual([expect.objectContaining({ type: 'TEXT', value: `no class: ${r.report.patient.reasons.label}` })]);
     expect(sr.items.filter((i) => /^Probability of /.test(i.name?.[2] ?? ''))).toEqual([]);
     expect(sr.items.filter((i) => i.name?.[2] === 'Volume').map((i) => i.value)).toEqual([r.report.patient.lungVolumeMl, r.report.patient.infectedVolumeMl]);
+    // A reason that is a "no class" already (lungs not whole, outside what validation supports) is not prefixed again.
+    const why = 'no class: the lungs continue beyond the scan (its highest slice holds 81 % of the largest lung slice\'s lung: the apices are cut off)';
+    const cut = { ...r, report: { ...r.report, patient: { ...r.report.patient, reasons: { ...r.report.patient.reasons, label: why } } } };
+    const d2 = await makeDicomOutputFiles(cut, scan.dicom!.scan, scan.dicom!.chosen, (p) => Promise.resolve(readFileSync(p)));
+    writeFileSync(join(dir, SR_FILE), d2.files.find((f) => f.name === SR_FILE)!.bytes);
+    expect(readSr(join(dir, SR_FILE)).items.filter((i) => i.name?.[2] === 'Patient-level class')).toEqual([expect.objectContaining({ type: 'TEXT', value: why })]);
   });
 });
 

@@ -153,7 +153,8 @@ export async function makeMeasurementReport(inp: SrInput): Promise<DerivedObject
   }
   if (f.uncertainty !== null) classItems.push(num('CONTAINS', LOCAL('uncertainty', 'Uncertainty (normalised entropy)'), f.uncertainty, UCUM('1', 'no units')));
   if (f.label !== null) classItems.push(code('CONTAINS', patientClass, classCode(f.label, f.classNames.indexOf(f.label))));
-  else classItems.push(text('CONTAINS', patientClass, `no class${f.noLabelReason ? `: ${f.noLabelReason}` : ''}`));
+  // The reasons of "no class" proper (outside what validation supports, lungs not whole) start with "no class" already.
+  else classItems.push(text('CONTAINS', patientClass, !f.noLabelReason ? 'no class' : /^no class\b/.test(f.noLabelReason) ? f.noLabelReason : `no class: ${f.noLabelReason}`));
   const classGroup = container('CONTAINS', DCM('125007', 'Measurement Group'), classItems, '1501');
 
   const instances = new Map<string, { cls: string; frames: number[] }>();
