@@ -190,8 +190,7 @@ def study_outputs(model, studies) -> Tuple[np.ndarray, np.ndarray, np.ndarray, L
         o = ds.infer_study(model, st)
         if bool(o["patient_no_lung"]):
             continue
-        e = o["slice_embedding"][o["slice_used"]]
-        feats.append(torch.cat([e.mean(0), e.max(0).values]).numpy())
+        feats.append(o["patient_pooled"].numpy())
         logits.append(o["patient_logits"].numpy())
         labels.append(int(st.label))
         names.append(st.name)

@@ -343,8 +343,7 @@ def evaluate_studies(model, studies: Sequence[Prepared], infection_threshold: fl
             probs = np.full(len(CLASS_NAMES), 1.0 / len(CLASS_NAMES))
             pred = -1
         else:
-            e = o["slice_embedding"][o["slice_used"]]
-            d = decide(o["patient_logits"].numpy(), torch.cat([e.mean(0), e.max(0).values]).numpy(), calibration)
+            d = decide(o["patient_logits"].numpy(), o["patient_pooled"].numpy(), calibration)
             probs = d["probs"]
             pred = int(np.argmax(probs))
             if calibration is not None:

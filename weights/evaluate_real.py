@@ -63,11 +63,9 @@ def run_study(model, root: str, name: str, masks_dir: Optional[str] = None, labe
     elif bool(o["patient_no_lung"]):
         rec.update(patient_pred="no lung found", patient_probs=None, ood_score=None, supported=None)
     else:
-        e = o["slice_embedding"][o["slice_used"]]
-        d = calibrate.decide(o["patient_logits"].numpy(), torch.cat([e.mean(0), e.max(0).values]).numpy(), calibration)
+        d = calibrate.decide(o["patient_logits"].numpy(), o["patient_pooled"].numpy(), calibration)
         rec.update(patient_probs=[float(v) for v in d["probs"]], ood_score=d["score"], supported=d["supported"],
-                   patient_pred="no class" if d["supported"] is False or pp.no_class_for_cut_lungs(r["chest"])
-                   else ds.CLASS_NAMES[int(np.argmax(d["probs"]))],
+                   patient_pred=pp.patient_label(d, r["chest"], ds.CLASS_NAMES),
                    patient_logits=[float(v) for v in o["patient_logits"]])
     if rec["patient_pred"] in ("not a chest CT", "no class"):
         rec["involvement_pct"] = None

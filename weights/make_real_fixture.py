@@ -84,8 +84,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     import calibrate
     import safetensors_io
     cal = calibrate.read_calibration(safetensors_io.read_header(a.weights)[1])
-    e = o["slice_embedding"][o["slice_used"]]
-    dec = calibrate.decide(o["patient_logits"].numpy(), torch.cat([e.mean(0), e.max(0).values]).numpy(), cal)
+    dec = calibrate.decide(o["patient_logits"].numpy(), o["patient_pooled"].numpy(), cal)
     names = cfg.cls.class_names
     img = nib.load(a.scan)
     if nib.aff2axcodes(img.affine) != ("L", "P", "S"):
@@ -110,8 +109,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "is_chest": c["is_chest"], "slices_used": int(o["slice_used"].sum()),
         "dice_vs_reference": ds.dice(torch.from_numpy(r["lung"]), torch.from_numpy(ref != 0)),
         "removed_outside_body": r["removed_outside_body"], "removed_components": r["removed_components"],
-        "patient": {"label": "no class" if dec["supported"] is False or pp.no_class_for_cut_lungs(c)
-                    else names[int(np.argmax(dec["probs"]))],
+        "patient": {"label": pp.patient_label(dec, c, names),
                     "probabilities": {n: float(dec["probs"][i]) for i, n in enumerate(names)},
                     "logits": [float(v) for v in o["patient_logits"]], "calibrated": cal is not None,
                     "temperature": dec["temperature"], "ood_score": dec["score"], "ood_threshold": dec["threshold"],

@@ -85,16 +85,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         probs = None
         pred = "no lung found"
     else:
-        # the patient answer as the engine gives it: calibrated probabilities, "no class" outside what validation
-        # supports (weights/calibrate.py, src/analysis/calibration.ts)
-        e = o["slice_embedding"][o["slice_used"]]
-        dec = calibrate.decide(o["patient_logits"].numpy(), torch.cat([e.mean(0), e.max(0).values]).numpy(), cal)
+        # calibrated probabilities and the out-of-distribution check (weights/calibrate.py, src/analysis/calibration.ts)
+        dec = calibrate.decide(o["patient_logits"].numpy(), o["patient_pooled"].numpy(), cal)
         probs = dec["probs"]
-        pred = "no class" if dec["supported"] is False else names[int(np.argmax(probs))]
     # what the engine reports: the masks on the source grid after the post-processing (weights/postprocess.py)
     fin = postprocess.final_masks(hu, o["lung_prob"], o["infection_prob"], cfg.preprocess, sp)
-    if dec is not None and postprocess.no_class_for_cut_lungs(fin["chest"]):
-        pred = "no class"  # the lungs continue beyond the scan (postprocess.CUT_END_FRACTION)
+    if dec is not None:  # the patient answer as the engine gives it: "no class" unsupported or with cut lungs
+        pred = postprocess.patient_label(dec, fin["chest"], names)
     s = cfg.input_size
     vox = p.voxel_ml
     g = st["geometry"]

@@ -141,6 +141,14 @@ def no_class_for_cut_lungs(chest: Dict[str, object]) -> bool:
     return bool(chest["is_chest"]) and chest["lungs_whole"] is False
 
 
+def patient_label(dec: Dict[str, object], chest: Dict[str, object], names) -> str:
+    """The patient answer of a chest CT whose patient head ran, as src/analysis/analyze.ts gives it: "no class" when
+    validation does not support it (``dec``: calibrate.decide) or the lungs are not whole, else the most probable class."""
+    if dec["supported"] is False or no_class_for_cut_lungs(chest):
+        return "no class"
+    return names[int(np.argmax(dec["probs"]))]
+
+
 def resize_back(prob: torch.Tensor, ny: int, nx: int) -> torch.Tensor:
     """(Z, 1, H, W) model-grid probabilities -> (Z, ny, nx) on the source grid (bilinear, align_corners=False)."""
     if prob.shape[-2:] == (ny, nx):
