@@ -43,6 +43,11 @@ const VARIANTS: Record<string, string> = {
   storage_per_lane_vec4: 'let q = src4[((i * 16u + l) & (N - 1u)) >> 2u]; let v = q.x + q.y + q.z + q.w;',
   uniform_buffer_per_lane: 'let q = ub[(i * 4u + l) & 1023u]; let v = q.x;',
   uniform_buffer_per_lane_vec4: 'let q = ub[(i * 4u + l) & 1023u]; let v = q.x + q.y + q.z + q.w;',
+  texture_per_lane: 'let v = textureLoad(tex1, vec2<u32>((i * 16u + l) & 255u, (i >> 4u) & 63u), 0).x;',
+  texture_per_lane_vec4:
+    'let q = textureLoad(tex4, vec2<u32>((i * 16u + l) & 63u, (i >> 2u) & 63u), 0); let v = q.x + q.y + q.z + q.w;',
+  workgroup_per_lane: 'let v = wg[(i * 16u + l) & 1023u];',
+  workgroup_per_lane_vec4: 'let q = wg4[(i * 4u + l) & 255u]; let v = q.x + q.y + q.z + q.w;',
 };
 
 /** The multiply-add's throughput: 16 independent accumulators, no load (a step is one multiply-add). */
@@ -72,9 +77,16 @@ const N: u32 = ${N}u;
 @group(0) @binding(2) var<uniform> ub: array<vec4<f32>, 1024>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<storage, read> srcr: array<f32>;
+@group(0) @binding(5) var tex1: texture_2d<f32>;
+@group(0) @binding(6) var tex4: texture_2d<f32>;
+var<workgroup> wg: array<f32, 1024>;
+var<workgroup> wg4: array<vec4<f32>, 256>;
 @compute @workgroup_size(${L})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) l: u32) {
   let seed = f32(l) * 0.5 + f32(wid.x);
+  ${body.includes('wg') ? `for (var k = l; k < 1024u; k += ${L}u) { wg[k] = f32(k % 13u) * 0.25; }
+  for (var k = l; k < 256u; k += ${L}u) { wg4[k] = vec4<f32>(f32(k % 5u)); }
+  workgroupBarrier();` : ''}
   var a0 = 0.0; var a1 = 0.0; var a2 = 0.0; var a3 = 0.0;
   for (var i = 0u; i < ${ITERS}u; i += 4u) {
     { ${body} a0 = fma(a0, 0.999, v); }
@@ -97,13 +109,23 @@ device.queue.writeBuffer(srcR, 0, values);
 const ub = device.createBuffer({ size: 1024 * 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
 device.queue.writeBuffer(ub, 0, new Float32Array(4096).map((_, k) => (k % 7) * 0.5));
 const out = device.createBuffer({ size: WORKGROUPS * L * 4, usage: GPUBufferUsage.STORAGE });
+// r32float 256 x 64 and rgba32float 64 x 64 (the same 16 Ki floats), read with textureLoad
+const texture = (format: GPUTextureFormat, width: number, channels: number): GPUTextureView => {
+  const t = device.createTexture({ size: [width, 64], format, usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST });
+  device.queue.writeTexture({ texture: t }, values.subarray(0, width * 64 * channels), { bytesPerRow: width * channels * 4 }, [width, 64]);
+  return t.createView();
+};
+const tex1 = texture('r32float', 256, 1);
+const tex4 = texture('rgba32float', 64, 4);
 
 console.log(`adapter: ${gpu.adapterName}; ${L} lanes a workgroup, ${WORKGROUPS} workgroups x ${ITERS} steps; CPU time per lane-step`);
 // One explicit layout for every variant ('auto' would leave out the bindings a variant does not use).
 const storage = (binding: number): GPUBindGroupLayoutEntry => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } });
 const bgl = device.createBindGroupLayout({
   entries: [storage(0), storage(1), { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } }, storage(3),
-    { binding: 4, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } }],
+    { binding: 4, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
+    { binding: 5, visibility: GPUShaderStage.COMPUTE, texture: { sampleType: 'unfilterable-float' } },
+    { binding: 6, visibility: GPUShaderStage.COMPUTE, texture: { sampleType: 'unfilterable-float' } }],
 });
 const layout = device.createPipelineLayout({ bindGroupLayouts: [bgl] });
 const rows: { name: string; ns: number }[] = [];
@@ -113,7 +135,8 @@ for (const [name, body] of Object.entries(VARIANTS)) {
   const pipeline = await device.createComputePipelineAsync({ layout, compute: { module, entryPoint: 'main' } });
   const bind = device.createBindGroup({
     layout: bgl,
-    entries: [src, src4, ub, out, srcR].map((buffer, binding) => ({ binding, resource: { buffer } })),
+    entries: [...[src, src4, ub, out, srcR].map((buffer, binding) => ({ binding, resource: { buffer } })),
+      { binding: 5, resource: tex1 }, { binding: 6, resource: tex4 }],
   });
   const run = async (): Promise<number> => {
     const enc = device.createCommandEncoder();
