@@ -18,7 +18,7 @@ Then (``prepare --from-mirrors DIR`` does both steps in one)
     /usr/bin/python3 weights/real_data.py prepare --clones clones --out data/real
     /usr/bin/python3 weights/real_data.py sheets --data data/real --out docs/img/real-ct
 
-Without ``--only`` that is all 28 real volumes the project has used, most of them held out from training in
+Without ``--only`` that is all 30 real volumes the project has used, most of them held out from training in
 weights/README.md: keep those out of ``train.py --real`` folders (``--only itkelastix-00 dashvtk-ct-lung
 totalseg-abdomen-pelvis totalseg-upper-abdomen dcmqa-head`` gives the first data/real of issue 35).
 
@@ -233,6 +233,21 @@ SOURCES: List[Source] = [
     _qin("qin-lung01-0013", "QIN-LUNG-01-0013/04-01-2015-1-CT Thorax wContrast-97602/2-THORAXW 3.0 B41 Soft "
          "Tissue-04801", "f1365408142a", 113,
          "thorax, 3.0 mm; lung cancer (NSCLC), a ground-glass halo around the tumour"),
+    # --- the sixth experiment's fourth search (weights/README.md, "A sixth experiment")
+    Source("lidc-idri-0002", "chest", "no infection", "drivendataorg/concept-to-clinic",
+           "17f399f3cab2c54c416a19e2e3ce54ee58157c63",
+           "tests/assets/LIDC-IDRI-0002/1.3.6.1.4.1.14519.5.2.1.6279.6001.490157381160200744295382098329/"
+           "1.3.6.1.4.1.14519.5.2.1.6279.6001.619372068417051974713149104919", "6fde632afece", 261,
+           "thorax, 261 slices of 1.25 mm; GE LightSpeed16, no contrast, lung nodules (the folder's *.dcm; its "
+           "annotation .xml left out; moved to Git LFS three commits later)",
+           _tcia("LIDC-IDRI", "CC BY 3.0", "drivendataorg/concept-to-clinic (MIT)"), "*.dcm"),
+    Source("lidc-idri-0003", "chest", "no infection", "drivendataorg/concept-to-clinic",
+           "17f399f3cab2c54c416a19e2e3ce54ee58157c63",
+           "tests/assets/LIDC-IDRI-0003/1.3.6.1.4.1.14519.5.2.1.6279.6001.101370605276577556143013894866/"
+           "1.3.6.1.4.1.14519.5.2.1.6279.6001.170706757615202213033480003264", "65b083b7769f", 140,
+           "thorax, 140 slices of 2.5 mm; GE LightSpeed16, oral and IV contrast, 3-4 lung nodules (the folder's "
+           "*.dcm; its annotation .xml left out)",
+           _tcia("LIDC-IDRI", "CC BY 3.0", "drivendataorg/concept-to-clinic (MIT)"), "*.dcm"),
     Source("rider-1225316081", "chest", "no infection", "CSC621-TeamWind/FinalProject",
            "ba67a321e74f401703f8cacf3043a590505db8dc", "src/dcm", "493603a49a47", 233,
            "thorax, 512 x 512 x 233, 0.71 / 1.25 mm; lung cancer, a small ground-glass nodule, lungs otherwise clear",
