@@ -11,7 +11,7 @@ it (then the commit is not checked).  Two ways to fill the folder:
     /usr/bin/python3 weights/real_data.py clone-commands --clones clones > clone.sh && sh clone.sh
     # from bare mirrors (``<mirrors>/<owner>+<name>/...``): git archive <commit> -- <path> | tar -x, checking the
     # commit and the object id of the path, and that no file of it is missing from the mirror
-    /usr/bin/python3 weights/real_data.py from-mirrors --mirrors /work/.mirror --clones clones
+    /usr/bin/python3 weights/real_data.py from-mirrors --mirrors MIRRORS --clones clones
 
 Then (``prepare --from-mirrors DIR`` does both steps in one)
 
