@@ -356,6 +356,69 @@ def test_stage2_mask_predicted_feeds_stage_one_mask():
     assert any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in model.cls.parameters())
 
 
+def _slices2d_file(tmp, size=32):
+    """A slices2d.py-style file: 6 windowed slices of generated studies, sets 'a' (COVID, not, COVID, not) and 'b'."""
+    _, studies = _prepared(["COVID-19", "no infection"])
+    x = torch.cat([studies[0].image[3:6].float(), studies[1].image[3:6].float()])
+    meta = {"covidct.slices2d": json.dumps({"sets": ["a", "a", "a", "a", "b", "b"], "names": [str(i) for i in range(6)],
+                                            "labels": [1, 0, 1, 0, 1, 0], "hu_mapping": "test", "size": size})}
+    path = os.path.join(tmp, "s2d.safetensors")
+    safetensors_io.save({"windowed": x}, meta, path)
+    return path, x
+
+
+def test_slices2d_load_and_sample():
+    """--slices2d: only the chosen sets are loaded; a sampled batch holds their images, COVID-19 (0) for a COVID slice
+    and NOT_COVID (-1) for the others, empty masks, one patient per slice."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path, x = _slices2d_file(tmp)
+        xa, ya = train.load_slices2d(path, ["a"])
+        assert torch.equal(xa, x[:4]) and ya.tolist() == [1, 0, 1, 0]
+        try:
+            train.load_slices2d(path, ["c"])
+            raise AssertionError("a set the file does not hold must be refused")
+        except SystemExit as e:
+            assert "no slices of the sets" in str(e)
+    b = train.sample_slices2d(xa, ya, np.random.default_rng(1), 8)
+    assert b["image"].shape == (8, 1, 32, 32) and b["patient_ids"].tolist() == list(range(8))
+    for img, lab in zip(b["image"][:, 0], b["slice_label"].tolist()):
+        k = [i for i in range(4) if torch.equal(xa[i], img)][0]
+        assert lab == (0 if int(ya[k]) == 1 else train.NOT_COVID)
+    assert float(b["lung_mask"].abs().sum()) == 0 and float(b["infection_mask"].abs().sum()) == 0
+
+
+def test_slices2d_rows_leave_the_mask_losses_and_take_a_partial_label():
+    """The last n2d rows (real 2-D slices) change none of the other losses (infection Dice and cross-entropy, slice
+    CE), and their own term is -log P(COVID-19) for a COVID slice and -log(1 - P(COVID-19)) for a not-COVID one;
+    they are refused outside the cls stage."""
+    cfg, b = _batch()
+    with tempfile.TemporaryDirectory() as tmp:
+        path, _ = _slices2d_file(tmp)
+        xa, ya = train.load_slices2d(path, ["a", "b"])
+    s2 = train.sample_slices2d(xa, ya, np.random.default_rng(2), 4)
+    assert set(s2["slice_label"].tolist()) == {0, train.NOT_COVID}
+    both = train.concat_batches(b, s2)
+    model = build_model(cfg, seed=0).eval()  # eval: a row's outputs do not depend on the other rows
+    with torch.no_grad():
+        alone = train.step_losses(model, b, "cls", seg_bce=0.0, inf_dice="batch", inf_ce=1.0, stage2_mask="predicted")
+        mixed = train.step_losses(model, both, "cls", seg_bce=0.0, inf_dice="batch", inf_ce=1.0,
+                                  stage2_mask="predicted", n2d=4, slices2d_weight=0.5)
+        for k in ("infection_dice", "infection_ce", "slice_ce"):
+            assert abs(float(mixed[k]) - float(alone[k])) < 1e-6, (k, float(mixed[k]), float(alone[k]))
+        mask = (torch.sigmoid(model.seg(train.normalise(s2["image"], model.config.preprocess))) >
+                model.config.preprocess.lung_threshold).float()
+        p = torch.softmax(train.stage2_forward(model, s2["image"], mask, s2["patient_ids"], False)["slice_logits"], 1)
+        want = torch.where(s2["slice_label"] == 0, -torch.log(p[:, 0]), -torch.log(1 - p[:, 0])).mean()
+        assert abs(float(mixed["slices2d_ce"]) - 0.5 * float(want)) < 1e-5, (float(mixed["slices2d_ce"]), float(want))
+        assert abs(float(mixed["total"]) - float(alone["total"]) - float(mixed["slices2d_ce"])) < 1e-5
+    for stage, s2m in (("joint", "predicted"), ("cls", "truth")):
+        try:
+            train.step_losses(model, both, stage, seg_bce=0.0, stage2_mask=s2m, n2d=4)
+            raise AssertionError(f"n2d must be refused in {stage} with {s2m}")
+        except ValueError:
+            pass
+
+
 def test_infection_losses_do_not_reward_empty_maps():
     """The per-slice dice scores an all-empty map at the fraction of slices holding lesion (so training can settle
     there); the batch dice scores it near 1, and the cell-wise CE prefers the true map to an empty one."""

@@ -32,7 +32,7 @@ import math
 import os
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
@@ -185,6 +185,33 @@ def concat_batches(a: Dict[str, torch.Tensor], b: Dict[str, torch.Tensor]) -> Di
     return out
 
 
+NOT_COVID = -1  # the slice label of a real 2-D slice known only to be "not COVID-19" (a partial label)
+
+
+def load_slices2d(path: str, sets: List[str]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The real 2-D slices of ``sets`` in a file of ``slices2d.py prepare``: windowed images (N, S, S) as the model
+    takes them, and their labels (1 COVID-19, 0 not)."""
+    import safetensors_io
+    tensors, meta = safetensors_io.load(path)
+    info = json.loads(meta["covidct.slices2d"])
+    keep = [i for i, s_ in enumerate(info["sets"]) if s_ in sets]
+    if not keep:
+        raise SystemExit(f"{path}: no slices of the sets {sets} (it holds {sorted(set(info['sets']))})")
+    return tensors["windowed"][keep].float(), torch.tensor([int(info["labels"][i]) for i in keep], dtype=torch.long)
+
+
+def sample_slices2d(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator, n: int) -> Dict[str, torch.Tensor]:
+    """``n`` random real 2-D slices as a batch, each its own patient: slice label COVID-19 for a COVID slice and
+    ``NOT_COVID`` for the others (their source knows only "not COVID-19": other lung diseases, pneumonia among them,
+    or none); no masks (zeros, which ``step_losses`` leaves out for these rows: ``n2d``)."""
+    idx = torch.as_tensor(rng.choice(len(x), size=n, replace=len(x) < n))
+    img = x[idx][:, None]
+    zeros = torch.zeros_like(img)
+    lab = torch.where(y[idx] == 1, ds.CLASS_NAMES.index("COVID-19"), NOT_COVID)
+    return {"image": img, "lung_mask": zeros, "infection_mask": zeros.clone(), "slice_label": lab,
+            "patient_ids": torch.arange(n), "patient_label": torch.full((n,), ds.NO_INFECTION, dtype=torch.long)}
+
+
 def scanner_augment(x: torch.Tensor, gen: torch.Generator, p_kernel: float = 0.5, p_res: float = 0.3) -> torch.Tensor:
     """Reconstruction kernels and pixel sizes (per slice, on windowed slices (N, 1, H, W) in [0, 1]): with
     probability ``p_kernel`` a smooth kernel (Gaussian blur, sigma 0.4-1.2 px) or a sharp one (unsharp mask,
@@ -269,12 +296,18 @@ def infection_cell_ce(logits_s8: torch.Tensor, mask: torch.Tensor, lesion_weight
 def step_losses(model, b: Dict[str, torch.Tensor], stage: str, seg_bce: float,
                 with_seg: bool = True, inf_dice: str = "slice", inf_ce: float = 0.0,
                 slice_weights: Optional[torch.Tensor] = None, patient_weight: float = 1.0,
-                stage2_mask: str = "truth") -> Dict[str, torch.Tensor]:
+                stage2_mask: str = "truth", n2d: int = 0, slices2d_weight: float = 1.0) -> Dict[str, torch.Tensor]:
     """The losses of one step.  ``inf_dice``: 'slice' (per-slice soft dice, the reference's dice_loss) or 'batch'
     (batch_dice_loss); ``inf_ce`` > 0 adds that weight x infection_cell_ce; ``slice_weights`` (3,) weights the slice
     cross-entropy per class; ``patient_weight`` scales the joint stage's patient cross-entropy; ``stage2_mask``: the
     lung mask stage 2 gets, 'truth' (teacher forcing) or 'predicted' (stage 1's mask of the same augmented slices,
-    computed without gradient, as at inference)."""
+    computed without gradient, as at inference).  ``n2d``: the batch's last ``n2d`` rows are real 2-D slices
+    (``sample_slices2d``): left out of the infection losses and of ``slice_ce``; their own term
+    ``slices2d_ce`` (times ``slices2d_weight``) is -log P(COVID-19) for a COVID slice and -log (1 - P(COVID-19)) for a
+    ``NOT_COVID`` one (cls stage only)."""
+    if n2d and (stage != "cls" or stage2_mask != "predicted"):
+        raise ValueError("real 2-D slices (n2d) train only in the cls stage with stage2_mask='predicted' (they have "
+                         "no lung mask)")
     losses: Dict[str, torch.Tensor] = {}
     pre = model.config.preprocess
     logits = None
@@ -293,10 +326,17 @@ def step_losses(model, b: Dict[str, torch.Tensor], stage: str, seg_bce: float,
             mask = (torch.sigmoid(logits.detach()) > pre.lung_threshold).to(b["image"].dtype)
         o = stage2_forward(model, b["image"], mask, b["patient_ids"], with_patient=(stage == "joint"))
         dl = batch_dice_loss if inf_dice == "batch" else dice_loss
-        losses["infection_dice"] = dl(o["infection_prob"], b["infection_mask"])
+        r = slice(0, b["image"].shape[0] - n2d)  # the rows with masks and a class label
+        losses["infection_dice"] = dl(o["infection_prob"][r], b["infection_mask"][r])
         if inf_ce > 0:
-            losses["infection_ce"] = inf_ce * infection_cell_ce(o["infection_logits_s8"], b["infection_mask"])
-        losses["slice_ce"] = F.cross_entropy(o["slice_logits"], b["slice_label"], weight=slice_weights)
+            losses["infection_ce"] = inf_ce * infection_cell_ce(o["infection_logits_s8"][r], b["infection_mask"][r])
+        losses["slice_ce"] = F.cross_entropy(o["slice_logits"][r], b["slice_label"][r], weight=slice_weights)
+        if n2d:
+            logp = torch.log_softmax(o["slice_logits"][-n2d:], 1)
+            covid = ds.CLASS_NAMES.index("COVID-19")
+            rest = [c for c in range(logp.shape[1]) if c != covid]
+            per = torch.where(b["slice_label"][-n2d:] == covid, -logp[:, covid], -torch.logsumexp(logp[:, rest], 1))
+            losses["slices2d_ce"] = slices2d_weight * per.mean()
         if stage == "joint" and bool(o["patient_ok"].any()):
             ok = o["patient_ok"]
             losses["patient_ce"] = patient_weight * F.cross_entropy(o["patient_logits"][ok], b["patient_label"][ok])
@@ -474,6 +514,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                          "seg, cls and joint step (with the kernel and pixel-size augmentation), and the patient "
                          "stage's bank (--mix-patient-share)")
     ap.add_argument("--mix-studies-per-batch", type=int, default=2)
+    ap.add_argument("--slices2d", help="real 2-D slices (a file of slices2d.py prepare at --input-size): "
+                    "--slices2d-per-batch of them join every cls step, with a partial label (COVID-19, or not "
+                    "COVID-19) and no mask losses (step_losses, n2d); needs --stage2-mask predicted")
+    ap.add_argument("--slices2d-sets", nargs="*", default=["sarscov2"],
+                    help="the sets of --slices2d to train on (the others stay for evaluation)")
+    ap.add_argument("--slices2d-per-batch", type=int, default=4)
+    ap.add_argument("--slices2d-weight", type=float, default=1.0)
     ap.add_argument("--mix-patient-share", type=float, default=0.33,
                     help="share of the patient stage's draws that are --mix studies (their bank entries repeated)")
     ap.add_argument("--real-studies-per-batch", type=int, default=2,
@@ -561,6 +608,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         mc = np.bincount([s_.label for s_ in mix], minlength=3)
         log(f"mixed in: {len(mix)} labelled real studies {dict(zip(ds.CLASS_NAMES, mc.tolist()))} from {a.mix}, "
             f"{a.mix_studies_per_batch} a step")
+    s2d = load_slices2d(a.slices2d, a.slices2d_sets) if a.slices2d else None
+    if s2d is not None:
+        if a.stage2_mask != "predicted":
+            raise SystemExit("--slices2d needs --stage2-mask predicted (the 2-D slices have no lung mask)")
+        if s2d[0].shape[-1] != cfg.input_size:
+            raise SystemExit(f"{a.slices2d}: slices of {s2d[0].shape[-1]} px, --input-size is {cfg.input_size}")
+        log(f"real 2-D slices: {len(s2d[1])} of {a.slices2d_sets} ({int(s2d[1].sum())} COVID-19), "
+            f"{a.slices2d_per_batch} a cls step, weight {a.slices2d_weight}")
     if a.real:
         log(f"real CT for stage 1: {[s_.name for s_ in real]} ({sum(s_.image.shape[0] for s_ in real)} slices; "
             f"left out: {a.real_exclude or 'none'})")
@@ -680,14 +735,18 @@ def main(argv: Optional[List[str]] = None) -> int:
                 if mix:
                     b = concat_batches(b, sample_batch(mix, rng, a.mix_studies_per_batch, a.slices_per_study,
                                                        a.lung_slices, a.infected_slices))
+                n2d = 0
+                if s2d is not None and stage == "cls":  # last in the batch: step_losses takes the last n2d rows
+                    b = concat_batches(b, sample_slices2d(s2d[0], s2d[1], rng, a.slices2d_per_batch))
+                    n2d = a.slices2d_per_batch
                 if not a.no_augment:
                     b = augment(b, gen, span, scale=a.scale_aug)
-                    if (real and stage == "seg") or mix:
+                    if (real and stage == "seg") or mix or n2d:
                         b["image"] = scanner_augment(b["image"], gen)
                 b = {k: v.to(a.device) for k, v in b.items()}
                 losses = step_losses(model, b, stage, a.seg_bce, with_seg=not frozen_seg, inf_dice=a.inf_dice,
                                      inf_ce=a.inf_ce, slice_weights=slice_weights, patient_weight=a.patient_weight,
-                                     stage2_mask=a.stage2_mask)
+                                     stage2_mask=a.stage2_mask, n2d=n2d, slices2d_weight=a.slices2d_weight)
             losses["total"].backward()
             opt.step()
             for k, v in losses.items():
@@ -750,6 +809,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                     "mix": {"folders": [os.path.basename(os.path.abspath(m_)) for m_ in a.mix],
                             "studies_per_batch": a.mix_studies_per_batch,
                             "patient_share": a.mix_patient_share} if a.mix else None,
+                    "slices2d": {"file": os.path.basename(a.slices2d), "sets": a.slices2d_sets,
+                                 "per_batch": a.slices2d_per_batch, "weight": a.slices2d_weight} if a.slices2d else None,
                     "augment": not a.no_augment, "freeze_seg": a.freeze_seg,
                     "init_from": export.short_path(a.init_from) if a.init_from else None,
                     "init_seg_from": export.short_path(a.init_seg_from) if a.init_seg_from else None,
