@@ -359,7 +359,7 @@ def test_stage2_mask_predicted_feeds_stage_one_mask():
 def _slices2d_file(tmp, size=32):
     """A slices2d.py-style file: 6 windowed slices of generated studies, sets 'a' (COVID, not, COVID, not) and 'b'."""
     _, studies = _prepared(["COVID-19", "no infection"])
-    x = torch.cat([studies[0].image[3:6].float(), studies[1].image[3:6].float()])
+    x = torch.cat([studies[0].image[3:6].float(), studies[1].image[3:6].float()])[:, None]  # (N, 1, S, S) as prepare
     meta = {"covidct.slices2d": json.dumps({"sets": ["a", "a", "a", "a", "b", "b"], "names": [str(i) for i in range(6)],
                                             "labels": [1, 0, 1, 0, 1, 0], "hu_mapping": "test", "size": size})}
     path = os.path.join(tmp, "s2d.safetensors")
@@ -373,7 +373,7 @@ def test_slices2d_load_and_sample():
     with tempfile.TemporaryDirectory() as tmp:
         path, x = _slices2d_file(tmp)
         xa, ya = train.load_slices2d(path, ["a"])
-        assert torch.equal(xa, x[:4]) and ya.tolist() == [1, 0, 1, 0]
+        assert torch.equal(xa, x[:4, 0]) and ya.tolist() == [1, 0, 1, 0]
         try:
             train.load_slices2d(path, ["c"])
             raise AssertionError("a set the file does not hold must be refused")

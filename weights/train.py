@@ -189,15 +189,18 @@ NOT_COVID = -1  # the slice label of a real 2-D slice known only to be "not COVI
 
 
 def load_slices2d(path: str, sets: List[str]) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The real 2-D slices of ``sets`` in a file of ``slices2d.py prepare``: windowed images (N, S, S) as the model
-    takes them, and their labels (1 COVID-19, 0 not)."""
+    """The real 2-D slices of ``sets`` in a file of ``slices2d.py prepare`` (windowed, (N, 1, S, S)): the images as
+    (N, S, S), like a study's slices, and their labels (1 COVID-19, 0 not)."""
     import safetensors_io
     tensors, meta = safetensors_io.load(path)
     info = json.loads(meta["covidct.slices2d"])
     keep = [i for i, s_ in enumerate(info["sets"]) if s_ in sets]
     if not keep:
         raise SystemExit(f"{path}: no slices of the sets {sets} (it holds {sorted(set(info['sets']))})")
-    return tensors["windowed"][keep].float(), torch.tensor([int(info["labels"][i]) for i in keep], dtype=torch.long)
+    x = tensors["windowed"][keep].float()
+    if x.dim() == 4:  # (N, 1, S, S) as prepare writes it
+        x = x[:, 0]
+    return x, torch.tensor([int(info["labels"][i]) for i in keep], dtype=torch.long)
 
 
 def sample_slices2d(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator, n: int) -> Dict[str, torch.Tensor]:
