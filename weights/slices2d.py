@@ -172,15 +172,23 @@ def engine_subset(sets: List[str], every: int = 4) -> List[int]:
     return idx
 
 
+def load(path: str) -> Tuple[torch.Tensor, Dict[str, object]]:
+    """A file of ``prepare``: the windowed slices (N, 1, S, S) float32, as the model takes them, and its metadata
+    (``sets``, ``names``, ``labels`` (1 COVID-19, 0 not), ``hu_mapping``, ``size``)."""
+    import safetensors_io
+    tensors, meta = safetensors_io.load(path)
+    x = tensors["windowed"].float()
+    if x.dim() != 4 or x.shape[1] != 1:
+        raise SystemExit(f"{path}: windowed slices of shape {tuple(x.shape)}, expected (N, 1, S, S)")
+    return x, json.loads(meta["covidct.slices2d"])
+
+
 @torch.no_grad()
 def evaluate(weights: str, slices: str, out: Optional[str], batch: int = 64) -> Dict[str, object]:
     import export
-    import safetensors_io
     t0 = time.time()
     model = export.load_model(weights).eval()
-    tensors, meta = safetensors_io.load(slices)
-    info = json.loads(meta["covidct.slices2d"])
-    x = tensors["windowed"].float()
+    x, info = load(slices)
     if x.shape[-1] != model.config.input_size:
         raise SystemExit(f"{slices}: slices of {x.shape[-1]} px, the model takes {model.config.input_size}")
     probs, used = [], []

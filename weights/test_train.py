@@ -373,15 +373,22 @@ def test_slices2d_load_and_sample():
     with tempfile.TemporaryDirectory() as tmp:
         path, x = _slices2d_file(tmp)
         xa, ya = train.load_slices2d(path, ["a"])
-        assert torch.equal(xa, x[:4, 0]) and ya.tolist() == [1, 0, 1, 0]
+        assert torch.equal(xa, x[:4]) and ya.tolist() == [1, 0, 1, 0]
         try:
             train.load_slices2d(path, ["c"])
             raise AssertionError("a set the file does not hold must be refused")
         except SystemExit as e:
             assert "no slices of the sets" in str(e)
+        flat = os.path.join(tmp, "flat.safetensors")  # (N, S, S): not what prepare writes
+        safetensors_io.save({"windowed": x[:, 0]}, safetensors_io.load(path)[1], flat)
+        try:
+            train.load_slices2d(flat, ["a"])
+            raise AssertionError("slices not shaped (N, 1, S, S) must be refused")
+        except SystemExit as e:
+            assert "expected (N, 1, S, S)" in str(e)
     b = train.sample_slices2d(xa, ya, np.random.default_rng(1), 8)
     assert b["image"].shape == (8, 1, 32, 32) and b["patient_ids"].tolist() == list(range(8))
-    for img, lab in zip(b["image"][:, 0], b["slice_label"].tolist()):
+    for img, lab in zip(b["image"], b["slice_label"].tolist()):
         k = [i for i in range(4) if torch.equal(xa[i], img)][0]
         assert lab == (0 if int(ya[k]) == 1 else train.NOT_COVID)
     assert float(b["lung_mask"].abs().sum()) == 0 and float(b["infection_mask"].abs().sum()) == 0

@@ -189,18 +189,14 @@ NOT_COVID = -1  # the slice label of a real 2-D slice known only to be "not COVI
 
 
 def load_slices2d(path: str, sets: List[str]) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The real 2-D slices of ``sets`` in a file of ``slices2d.py prepare`` (windowed, (N, 1, S, S)): the images as
-    (N, S, S), like a study's slices, and their labels (1 COVID-19, 0 not)."""
-    import safetensors_io
-    tensors, meta = safetensors_io.load(path)
-    info = json.loads(meta["covidct.slices2d"])
+    """The real 2-D slices of ``sets`` in a file of ``slices2d.py prepare``: windowed images (N, 1, S, S) and their
+    labels (1 COVID-19, 0 not)."""
+    import slices2d
+    x, info = slices2d.load(path)
     keep = [i for i, s_ in enumerate(info["sets"]) if s_ in sets]
     if not keep:
         raise SystemExit(f"{path}: no slices of the sets {sets} (it holds {sorted(set(info['sets']))})")
-    x = tensors["windowed"][keep].float()
-    if x.dim() == 4:  # (N, 1, S, S) as prepare writes it
-        x = x[:, 0]
-    return x, torch.tensor([int(info["labels"][i]) for i in keep], dtype=torch.long)
+    return x[keep], torch.tensor([int(info["labels"][i]) for i in keep], dtype=torch.long)
 
 
 def sample_slices2d(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator, n: int) -> Dict[str, torch.Tensor]:
@@ -208,7 +204,7 @@ def sample_slices2d(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator, 
     ``NOT_COVID`` for the others (their source knows only "not COVID-19": other lung diseases, pneumonia among them,
     or none); no masks (zeros, which ``step_losses`` leaves out for these rows: ``n2d``)."""
     idx = torch.as_tensor(rng.choice(len(x), size=n, replace=len(x) < n))
-    img = x[idx][:, None]
+    img = x[idx]
     zeros = torch.zeros_like(img)
     lab = torch.where(y[idx] == 1, ds.CLASS_NAMES.index("COVID-19"), NOT_COVID)
     return {"image": img, "lung_mask": zeros, "infection_mask": zeros.clone(), "slice_label": lab,
