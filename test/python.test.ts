@@ -3,7 +3,8 @@
 // reward empty maps, train.py exports metadata and resumes), and the lesion synthesis on real lungs and the
 // calibration (test_lesions.py: the masks are what was inserted, the patterns are the classes', the temperature and
 // the out-of-distribution score are fitted and stored as stated), and the real scans' sources (test_real_data.py: the
-// file selections, the writing of a source from a bare git mirror). They run with Debian's interpreter and torch
+// file selections, the writing of a source from a bare git mirror), and the real 2-D slice sets (test_slices2d.py: the
+// RICORD DICOM slabs read in HU with their patients' labels). They run with Debian's interpreter and torch
 // (scripts/install-deps.sh installs python3-torch); each script prints 'N passed, 0 failed' and exits 1 on a failure.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -40,7 +41,7 @@ function runPython(script: string): Promise<{ status: number | null; out: string
 }
 
 describe('weights/ Python tests', () => {
-  for (const script of ['test_reference.py', 'test_train.py', 'test_lesions.py', 'test_real_data.py']) {
+  for (const script of ['test_reference.py', 'test_train.py', 'test_lesions.py', 'test_real_data.py', 'test_slices2d.py']) {
     it(script, async () => {
       const { status, out } = await runPython(script);
       const m = /(\d+) passed, (\d+) failed/.exec(out);

@@ -16,6 +16,12 @@ Sets (``SETS``; provenance read from the file names and the repositories' notes)
   medRxiv / bioRxiv preprints, 397 non-COVID slices from PubMed Central, MedPix, LUNA and Radiopaedia), cropped, as
   GKasperek/data_c19_cropped holds them (``CT_COVID``, ``CT_NonCOVID``).  CVT's master data holds the same images
   uncropped; they are not used a second time.
+* ``ricord``: short DICOM slabs of chest CT from TCIA's MIDRC-RICORD (CC BY-NC 4.0), in HU: a slice's label is its
+  patient's (RICORD-1A, COVID-19 positive: 1; RICORD-1B, COVID-19 negative, which may still show other opacities:
+  0), read from each series' PatientID.  ``--ricord-slabs DIR`` takes every DICOM series folder under DIR (one
+  series each); the slices are read as dataset.py reads a DICOM series (rescale to HU, padding to -1024) and are not
+  mapped from grey.  The only ones found (weights/README.md): Jules-be/CSC621_821-Team_Sky @ dcb93cc,
+  ``data/covid_{positive,negative}_data/patient_N``, ten 3 mm slices each of three 1A and five 1B patients.
 * Not used: the rest of CVT's master data (``img<N>.jpg``: 684 COVID and 254 non-COVID, ``nor_<a>_img_<b>``: 286
   non-COVID, ``ct<N>``, ``r<N>``: 20 COVID) carries no provenance that could be checked, so it cannot be shown not to
   hold the project's held-out acceptance data; ``mosmed_img<N>`` (126 COVID slices of MosMedData) has no non-COVID
@@ -77,10 +83,11 @@ def read_grey(path: str) -> np.ndarray:
     return np.asarray(im, dtype=np.uint8)
 
 
-def pad_square(g: np.ndarray) -> np.ndarray:
+def pad_square(g: np.ndarray, fill: float = 0) -> np.ndarray:
+    """``g`` centred in a square of ``fill`` (grey 0 for a display image, air for HU)."""
     h, w = g.shape
     n = max(h, w)
-    out = np.zeros((n, n), dtype=g.dtype)
+    out = np.full((n, n), fill, dtype=g.dtype)
     y0, x0 = (n - h) // 2, (n - w) // 2
     out[y0:y0 + h, x0:x0 + w] = g
     return out
@@ -101,21 +108,55 @@ def list_sets(cvt: str, ucsd: str) -> List[Tuple[str, str, int, str]]:
     return rows
 
 
-def prepare(cvt: str, ucsd: str, out: str, size: int) -> None:
+def list_slabs(root: str) -> List[Tuple[str, str, int, np.ndarray]]:
+    """(set 'ricord', '<PatientID>/<k>', label, HU slice (Y, X)) for every slice of every DICOM series folder under
+    ``root`` (a folder holding files directly; sorted by path), k counting inferior -> superior."""
+    import pydicom
+    from dataset import _dicom_zyx
+    rows = []
+    for d, _, files in sorted(os.walk(root)):
+        files = sorted(f for f in files if not f.startswith("."))
+        if not files:
+            continue
+        pid = str(pydicom.dcmread(os.path.join(d, files[0]), stop_before_pixels=True).get("PatientID", ""))
+        if "RICORD-1A" in pid:
+            lab = 1
+        elif "RICORD-1B" in pid:
+            lab = 0
+        else:
+            raise SystemExit(f"{d}: PatientID {pid!r} is neither MIDRC-RICORD-1A nor -1B: no label")
+        hu, _ = _dicom_zyx(d)
+        if any(r[1].startswith(pid + "/") for r in rows):
+            raise SystemExit(f"{d}: patient {pid} a second time (one series a patient)")
+        rows += [("ricord", f"{pid}/{k}", lab, hu[k]) for k in range(hu.shape[0])]
+    if not rows:
+        raise SystemExit(f"{root}: no DICOM series found")
+    return rows
+
+
+def prepare(cvt: Optional[str], ucsd: Optional[str], out: str, size: int, ricord: Optional[str] = None) -> None:
     import safetensors_io
     from reference import default_config, preprocess_hu
     cfg = default_config()
-    rows = list_sets(cvt, ucsd)
+    if not (cvt and ucsd) and not ricord:
+        raise SystemExit("prepare needs --cvt and --ucsd, or --ricord-slabs")
+    rows = list_sets(cvt, ucsd) if cvt and ucsd else []
     imgs = []
     for i, (_, _, _, path) in enumerate(rows):
         hu = grey_to_hu(pad_square(read_grey(path)))
         imgs.append(preprocess_hu(torch.from_numpy(hu)[None], cfg, (size, size))[0])
         if (i + 1) % 500 == 0:
             print(f"  {i + 1}/{len(rows)}", flush=True)
+    if ricord:
+        slabs = list_slabs(ricord)
+        for _, _, _, hu in slabs:
+            imgs.append(preprocess_hu(torch.from_numpy(pad_square(hu, -1024.0))[None], cfg, (size, size))[0])
+        rows += [(s, n, lab, "") for s, n, lab, _ in slabs]
     x = torch.stack(imgs)
     meta = {"covidct.slices2d": json.dumps({
         "sets": [r[0] for r in rows], "names": [r[1] for r in rows], "labels": [r[2] for r in rows],
-        "hu_mapping": f"HU = {WINDOW_LEVEL - WINDOW_WIDTH / 2:g} + g * {WINDOW_WIDTH:g} / 255 (8-bit grey g)",
+        "hu_mapping": f"HU = {WINDOW_LEVEL - WINDOW_WIDTH / 2:g} + g * {WINDOW_WIDTH:g} / 255 (8-bit grey g)"
+                      + ("; set ricord: HU from DICOM" if ricord else ""),
         "size": size})}
     safetensors_io.save({"windowed": x}, meta, out)
     counts: Dict[str, List[int]] = {}
@@ -172,6 +213,24 @@ def engine_subset(sets: List[str], every: int = 4) -> List[int]:
     return idx
 
 
+def patients(sets: List[str], names: List[str], y: np.ndarray, probs: np.ndarray) -> Dict[str, object]:
+    """For the sets whose slice names are '<patient>/<k>' (``ricord``): per patient the label, the slices, the mean
+    slice P(COVID-19) and how many slices the slice head calls each class (COVID-19, CAP, no infection); and per set the AUC of that mean over patients."""
+    out: Dict[str, object] = {}
+    for s in sorted(set(sets)):
+        idx = [i for i, v in enumerate(sets) if v == s and "/" in names[i]]
+        if not idx:
+            continue
+        per: Dict[str, List[int]] = {}
+        for i in idx:
+            per.setdefault(names[i].rsplit("/", 1)[0], []).append(i)
+        rows = {p: {"label": int(y[ix[0]]), "slices": len(ix), "mean_p_covid": float(probs[ix, 0].mean()),
+                    "slices_called": [int((probs[ix].argmax(1) == c).sum()) for c in range(probs.shape[1])]} for p, ix in per.items()}
+        out[s] = {"patients": rows, "patient_auc": auc(np.array([r["mean_p_covid"] for r in rows.values()]),
+                                                       np.array([r["label"] for r in rows.values()]))}
+    return out
+
+
 def load(path: str) -> Tuple[torch.Tensor, Dict[str, object]]:
     """A file of ``prepare``: the windowed slices (N, 1, S, S) float32, as the model takes them, and its metadata
     (``sets``, ``names``, ``labels`` (1 COVID-19, 0 not), ``hu_mapping``, ``size``)."""
@@ -205,6 +264,9 @@ def evaluate(weights: str, slices: str, out: Optional[str], batch: int = 64) -> 
     sub = engine_subset(sets)
     res["engine_subset"] = {"every": 4, "indices": sub,
                             "summary": summarise([sets[i] for i in sub], y[sub], P[sub], U[sub])}
+    pat = patients(sets, info["names"], y, P)
+    if pat:
+        res["per_patient"] = pat
     res["per_slice"] = [{"set": s, "name": n, "label": int(l), "probs": [round(float(v), 7) for v in p], "used": bool(u)}
                         for s, n, l, p, u in zip(sets, info["names"], info["labels"], P, U)]
     if out:
@@ -219,8 +281,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("prepare")
-    p.add_argument("--cvt", required=True)
-    p.add_argument("--ucsd", required=True)
+    p.add_argument("--cvt")
+    p.add_argument("--ucsd")
+    p.add_argument("--ricord-slabs", help="a folder of MIDRC-RICORD DICOM series (set 'ricord', HU)")
     p.add_argument("--out", required=True)
     p.add_argument("--size", type=int, default=128)
     e = sub.add_parser("evaluate")
@@ -232,7 +295,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if getattr(a, "threads", 0):
         torch.set_num_threads(a.threads)
     if a.cmd == "prepare":
-        prepare(a.cvt, a.ucsd, a.out, a.size)
+        prepare(a.cvt, a.ucsd, a.out, a.size, a.ricord_slabs)
     else:
         evaluate(a.weights, a.slices, a.json)
     return 0
