@@ -115,10 +115,16 @@ def list_slabs(root: str) -> List[Tuple[str, str, int, np.ndarray]]:
     from dataset import _dicom_zyx
     rows = []
     for d, _, files in sorted(os.walk(root)):
-        files = sorted(f for f in files if not f.startswith("."))
-        if not files:
+        first = None
+        for f in sorted(f for f in files if not f.startswith(".")):
+            try:
+                first = pydicom.dcmread(os.path.join(d, f), stop_before_pixels=True)
+                break
+            except pydicom.errors.InvalidDicomError:
+                continue   # a README or a picture beside the series
+        if first is None:
             continue
-        pid = str(pydicom.dcmread(os.path.join(d, files[0]), stop_before_pixels=True).get("PatientID", ""))
+        pid = str(first.get("PatientID", ""))
         if "RICORD-1A" in pid:
             lab = 1
         elif "RICORD-1B" in pid:
@@ -138,8 +144,8 @@ def prepare(cvt: Optional[str], ucsd: Optional[str], out: str, size: int, ricord
     import safetensors_io
     from reference import default_config, preprocess_hu
     cfg = default_config()
-    if not (cvt and ucsd) and not ricord:
-        raise SystemExit("prepare needs --cvt and --ucsd, or --ricord-slabs")
+    if bool(cvt) != bool(ucsd) or not (cvt or ricord):
+        raise SystemExit("prepare needs --cvt and --ucsd (both), --ricord-slabs, or all three")
     rows = list_sets(cvt, ucsd) if cvt and ucsd else []
     imgs = []
     for i, (_, _, _, path) in enumerate(rows):
@@ -215,7 +221,8 @@ def engine_subset(sets: List[str], every: int = 4) -> List[int]:
 
 def patients(sets: List[str], names: List[str], y: np.ndarray, probs: np.ndarray) -> Dict[str, object]:
     """For the sets whose slice names are '<patient>/<k>' (``ricord``): per patient the label, the slices, the mean
-    slice P(COVID-19) and how many slices the slice head calls each class (COVID-19, CAP, no infection); and per set the AUC of that mean over patients."""
+    slice P(COVID-19) and how many slices the slice head calls each class (COVID-19, CAP, no infection); and per
+    set the AUC of that mean over the patients."""
     out: Dict[str, object] = {}
     for s in sorted(set(sets)):
         idx = [i for i, v in enumerate(sets) if v == s and "/" in names[i]]
@@ -225,7 +232,8 @@ def patients(sets: List[str], names: List[str], y: np.ndarray, probs: np.ndarray
         for i in idx:
             per.setdefault(names[i].rsplit("/", 1)[0], []).append(i)
         rows = {p: {"label": int(y[ix[0]]), "slices": len(ix), "mean_p_covid": float(probs[ix, 0].mean()),
-                    "slices_called": [int((probs[ix].argmax(1) == c).sum()) for c in range(probs.shape[1])]} for p, ix in per.items()}
+                    "slices_called": [int((probs[ix].argmax(1) == c).sum()) for c in range(probs.shape[1])]}
+                for p, ix in per.items()}
         out[s] = {"patients": rows, "patient_auc": auc(np.array([r["mean_p_covid"] for r in rows.values()]),
                                                        np.array([r["label"] for r in rows.values()]))}
     return out

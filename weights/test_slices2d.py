@@ -5,8 +5,9 @@
 
 The RICORD slabs (``prepare --ricord-slabs``): DICOM series written here with pydicom stand for the slabs; each slice
 must come out in HU (rescale applied, not a grey mapping), labelled from its series' PatientID (RICORD-1A 1, 1B 0),
-named '<PatientID>/<k>' inferior -> superior, windowed as the model's preprocessing does; a series of another
-PatientID and a second series of one patient are refused; the per-patient summary averages each patient's slices.
+named '<PatientID>/<k>' inferior -> superior, windowed as the model's preprocessing does; files that are not DICOM
+are passed over; a series of another PatientID, a second series of one patient and only one of the two display
+sets are refused; the per-patient summary averages each patient's slices.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ def test_slabs_are_read_in_hu_with_their_patients_label() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         _series(os.path.join(tmp, "pos", "p1"), "MIDRC-RICORD-1A-440808-000001", a)
         _series(os.path.join(tmp, "neg", "p2"), "MIDRC-RICORD-1B-440808-000002", b, intercept=-1000.0, slope=2.0)
+        with open(os.path.join(tmp, "README.md"), "w") as f:   # not DICOM: its folder holds no series
+            f.write("slabs\n")
+        with open(os.path.join(tmp, "neg", "p2", "notes.txt"), "w") as f:   # beside a series: skipped
+            f.write("n\n")
         rows = slices2d.list_slabs(tmp)
         # os.walk sorted: 'neg' before 'pos'
         assert [r[1] for r in rows] == [f"MIDRC-RICORD-1B-440808-000002/{k}" for k in range(2)] + \
@@ -76,6 +81,16 @@ def test_slabs_refuse_an_unlabelled_or_repeated_patient() -> None:
                 assert "s" in str(e) and ("no label" in str(e) or "second time" in str(e)), e
             else:
                 raise AssertionError(f"{pids}: accepted")
+
+
+def test_prepare_needs_both_display_sets_or_the_slabs() -> None:
+    for args in ((None, None, None), ("cvt", None, None), (None, "ucsd", "slabs")):
+        try:
+            slices2d.prepare(args[0], args[1], "unused.safetensors", 16, ricord=args[2])
+        except SystemExit as e:
+            assert "--cvt and --ucsd" in str(e), e
+        else:
+            raise AssertionError(f"{args}: accepted")
 
 
 def test_pad_square_fills_with_the_value_given() -> None:
