@@ -23,7 +23,7 @@ import json
 import os
 import sys
 import time
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
@@ -37,14 +37,18 @@ import export  # noqa: E402
 import postprocess as pp  # noqa: E402
 
 
+def infer_source_grid(model, st: ds.Study) -> Tuple[Dict[str, torch.Tensor], Dict[str, object]]:
+    """What the engine computes for a study: the model on every slice (``dataset.infer_study``, float32 input) and
+    the final masks on the source grid (``postprocess.final_masks``)."""
+    o = ds.infer_study(model, ds.prepare(st, model.config, half=False))
+    return o, pp.final_masks(st.hu, o["lung_prob"], o["infection_prob"], model.config.preprocess, st.spacing)
+
+
 def run_study(model, root: str, name: str, masks_dir: Optional[str] = None, label: int = ds.NO_INFECTION,
               calibration: Optional[dict] = None, patient_slices: str = "stage1") -> dict:
     import calibrate
-    cfg = model.config
     st = ds.read_study(root, name, label)
-    p = ds.prepare(st, cfg, half=False)
-    o = ds.infer_study(model, p)
-    r = pp.final_masks(st.hu, o["lung_prob"], o["infection_prob"], cfg.preprocess, st.spacing)
+    o, r = infer_source_grid(model, st)
     stage1_used = int(o["slice_used"].sum())
     if patient_slices == "final":  # an evaluation option, not the engine's path (postprocess.final_mask_slices)
         pp.pool_final_mask_slices(model, o, r)

@@ -37,6 +37,7 @@ import torch  # noqa: E402
 import dataset as ds  # noqa: E402
 import export  # noqa: E402
 import postprocess as pp  # noqa: E402
+from evaluate_real import infer_source_grid  # noqa: E402
 
 SCAN = os.path.join(_HERE, "..", "samples", "real", "chest-lung-pet-ct-dx.nii.gz")
 
@@ -78,9 +79,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     hu, sp = ds._nifti_zyx(a.scan, as_float=True)
     ref, _ = ds._nifti_zyx(a.scan.replace(".nii.gz", ".lung.nii.gz"), as_float=False)
     st = ds.Study("chest", ds.NO_INFECTION, hu.astype(np.float32), sp, (ref != 0).astype(np.uint8), None, None)
-    p = ds.prepare(st, cfg, half=False)
-    o = ds.infer_study(model, p)
-    r = pp.final_masks(st.hu, o["lung_prob"], o["infection_prob"], cfg.preprocess, sp)
+    o, r = infer_source_grid(model, st)
     import calibrate
     import safetensors_io
     cal = calibrate.read_calibration(safetensors_io.read_header(a.weights)[1])

@@ -25,6 +25,7 @@ import torch  # noqa: E402
 import dataset as ds  # noqa: E402
 import export  # noqa: E402
 import postprocess as pp  # noqa: E402
+from evaluate_real import infer_source_grid  # noqa: E402
 
 BINS = [-np.inf, -750, -300, -150, -50, 100, np.inf]
 NAMES = ["<-750", "-750..-300", "-300..-150", "-150..-50", "-50..100", ">100"]
@@ -49,12 +50,10 @@ def main(argv=None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     model = export.load_model(a.weights).eval()
-    cfg = model.config
     for path in a.studies:
         root, name = os.path.dirname(os.path.abspath(path)), os.path.basename(os.path.abspath(path))
         st = ds.read_study(root, name, ds.NO_INFECTION)
-        o = ds.infer_study(model, ds.prepare(st, cfg, half=False))
-        r = pp.final_masks(st.hu, o["lung_prob"], o["infection_prob"], cfg.preprocess, st.spacing)
+        o, r = infer_source_grid(model, st)
         inf, hu = r["infected"], st.hu
         lp = pp.resize_back(o["lung_prob"], *hu.shape[1:]).numpy()
         inv = r["involvement_pct"]
